@@ -1,0 +1,3 @@
+//! Racker installer library (see the workspace README).
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used)]

@@ -1,0 +1,3 @@
+//! Racker ipmi library (see the workspace README).
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used)]
