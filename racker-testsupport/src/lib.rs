@@ -1,0 +1,70 @@
+//! Test helpers shared by the racker crates.
+//!
+//! Tests that need a real peer (ipmitool, ipmi_sim, dhclient...), root or
+//! network namespaces call [`require_tool`] / [`require_root`]. Where the
+//! requirement is missing they print why and return `false` so the test can
+//! return early — except when `RACKER_REQUIRE_PRIVILEGED_TESTS=1` (set by
+//! `.ci/run`), where a missing requirement panics: CI never skips.
+
+use std::path::{Path, PathBuf};
+
+/// True when CI demands that privileged / peer tests run.
+pub fn privileged_tests_required() -> bool {
+    std::env::var("RACKER_REQUIRE_PRIVILEGED_TESTS").is_ok_and(|v| v == "1")
+}
+
+/// Skip (print + `false`) or fail (panic under CI) with `reason`.
+pub fn skip_or_fail(test: &str, reason: &str) -> bool {
+    if privileged_tests_required() {
+        panic!("{test}: {reason} (RACKER_REQUIRE_PRIVILEGED_TESTS=1 forbids skipping)");
+    }
+    eprintln!("SKIPPED {test}: {reason}");
+    false
+}
+
+/// Find an executable on `PATH` (and in the sbin directories, which a
+/// non-root PATH often lacks).
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let extra = ["/usr/sbin", "/sbin", "/usr/local/sbin"];
+    std::env::split_paths(&path)
+        .chain(extra.iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The path of `tool`, or `None` after printing a skip reason (panics under
+/// `RACKER_REQUIRE_PRIVILEGED_TESTS=1`).
+pub fn require_tool(test: &str, tool: &str) -> Option<PathBuf> {
+    match find_tool(tool) {
+        Some(p) => Some(p),
+        None => {
+            skip_or_fail(test, &format!("`{tool}` is not installed"));
+            None
+        }
+    }
+}
+
+/// True when running as root; otherwise prints a skip reason (panics under
+/// `RACKER_REQUIRE_PRIVILEGED_TESTS=1`).
+pub fn require_root(test: &str) -> bool {
+    // SAFETY-free check: /proc/self/status carries the effective uid.
+    let euid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        });
+    if euid.as_deref() == Some("0") {
+        true
+    } else {
+        skip_or_fail(test, "needs root (network namespaces / privileged ports)")
+    }
+}
