@@ -1,3 +1,46 @@
-//! Racker sim library (see the workspace README).
+//! A rack without hardware: simulated servers whose BMCs speak real IPMI 2.0
+//! (RMCP+, cipher suites 3 and 17) over UDP, so `ipmitool -I lanplus` and
+//! FreeIPMI drive them exactly like real machines.
+//!
+//! * [`Bmc`] is the sans-IO protocol core: datagrams and the current time
+//!   go in, datagrams to send and [`Event`]s come out. It keeps sessions
+//!   (RAKP handshake, integrity, AES confidentiality, sequence window,
+//!   duplicate requests, idle timeout, limited slots), the chassis (power,
+//!   boot options with the 60-s valid-bit timer, LAN settings, users) and
+//!   the Serial-over-LAN console.
+//! * [`SimRack`] runs many BMCs in one tokio process, one UDP socket each,
+//!   with per-node fault injection and a rack-wide event stream; [`SimNode`]
+//!   is the handle a test or the simulated firmware uses to look at and
+//!   act on one node.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), racker_sim::Error> {
+//! use racker_sim::{NodeSpec, Password, SimRack};
+//! let spec = NodeSpec::new([0x02, 0, 0, 0, 0, 0x01], "127.0.0.1:0".parse().unwrap());
+//! let rack = SimRack::start(vec![spec], "USER", Password::new("PASS")).await?;
+//! let node = &rack.nodes()[0];
+//! assert!(!node.snapshot().power_on);
+//! println!("ipmitool -I lanplus -H {} -p {} -U USER -P PASS chassis status",
+//!          node.ipmi_addr().ip(), node.ipmi_addr().port());
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
+
+mod bmc;
+mod chassis;
+mod crypto;
+mod error;
+mod fault;
+mod rack;
+mod wire;
+
+pub use bmc::{Bmc, BmcConfig, Transmit};
+pub use chassis::{
+    BOOT_FLAG_TIMEOUT, BootDevice, BootFlags, BootRequest, Chassis, Event, Password,
+};
+pub use crypto::CipherSuite;
+pub use error::Error;
+pub use fault::{Fault, Faults};
+pub use rack::{NodeEvent, NodeSnapshot, NodeSpec, SimNode, SimRack, format_mac, parse_mac};

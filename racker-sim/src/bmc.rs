@@ -1,0 +1,1262 @@
+//! The sans-IO BMC: datagrams and the current time in, datagrams out.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::chassis::{BootFlags, Chassis, Event, MAX_USERS, Password, User};
+use crate::crypto::{CipherSuite, aes_decrypt, aes_encrypt};
+use crate::wire::{self, Frame, Request, V20};
+
+/// Privilege levels.
+const PRIV_USER: u8 = 2;
+const PRIV_OPERATOR: u8 = 3;
+const PRIV_ADMIN: u8 = 4;
+
+/// SOL characters per BMC → console packet.
+const SOL_CHUNK: usize = 128;
+/// SOL retransmission interval and attempts.
+const SOL_RETRY: Duration = Duration::from_millis(500);
+const SOL_ATTEMPTS: u8 = 6;
+/// How long a response is kept to answer a retransmitted request.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(10);
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination.
+    pub to: SocketAddr,
+    /// UDP payload.
+    pub payload: Vec<u8>,
+}
+
+/// Static configuration of one simulated BMC.
+#[derive(Debug, Clone)]
+pub struct BmcConfig {
+    mac: [u8; 6],
+    ip: [u8; 4],
+    user: String,
+    password: Password,
+    max_sessions: usize,
+    idle_timeout: Duration,
+    suites: Vec<CipherSuite>,
+    sol_port: u16,
+    seed: u64,
+}
+
+impl BmcConfig {
+    /// A BMC with MAC `mac` and one administrator `user`/`password`; by
+    /// default 8 session slots, 60-s idle timeout, suites 3 and 17.
+    pub fn new(mac: [u8; 6], user: &str, password: Password) -> Self {
+        BmcConfig {
+            mac,
+            ip: [0; 4],
+            user: user.to_owned(),
+            password,
+            max_sessions: 8,
+            idle_timeout: Duration::from_secs(60),
+            suites: vec![CipherSuite::Suite3, CipherSuite::Suite17],
+            sol_port: 623,
+            seed: u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0x5a, 0xa5]),
+        }
+    }
+    /// Number of concurrent sessions (pending handshakes included).
+    pub fn max_sessions(mut self, n: usize) -> Self {
+        self.max_sessions = n;
+        self
+    }
+    /// Idle session timeout.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = d;
+        self
+    }
+    /// Cipher suites offered.
+    pub fn suites(mut self, suites: &[CipherSuite]) -> Self {
+        self.suites = suites.to_vec();
+        self
+    }
+    /// The BMC's own IP address (LAN configuration parameter 3).
+    pub fn ip(mut self, ip: [u8; 4]) -> Self {
+        self.ip = ip;
+        self
+    }
+    /// UDP port reported in Activate Payload (the port clients reach us on).
+    pub fn sol_port(mut self, port: u16) -> Self {
+        self.sol_port = port;
+        self
+    }
+    /// Seed for session IDs and random numbers (fresh entropy in servers).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Keys {
+    k1: Vec<u8>,
+    aes: [u8; 16],
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Opened,
+    AwaitRakp3 {
+        rm: [u8; 16],
+        rc: [u8; 16],
+        role: u8,
+        uname: Vec<u8>,
+        user: usize,
+    },
+    Active {
+        keys: Keys,
+        rakp4: Vec<u8>,
+        rakp3: Vec<u8>,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Sol {
+    authenticated: bool,
+    encrypted: bool,
+    next_seq: u8,
+    inflight: Option<(u8, Vec<u8>, Instant, u8)>,
+    pending: VecDeque<u8>,
+    last_in_seq: u8,
+    last_in_len: u8,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    netfn: u8,
+    cmd: u8,
+    rq_seq: u8,
+    data: Vec<u8>,
+    response: Vec<u8>,
+    at: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    sid_c: u32,
+    sid_m: u32,
+    peer: SocketAddr,
+    suite: CipherSuite,
+    max_priv: u8,
+    priv_level: u8,
+    state: State,
+    last_activity: Instant,
+    in_highest: u32,
+    in_seen: u32,
+    out_seq: u32,
+    cached: Option<Cached>,
+    sol: Option<Sol>,
+}
+
+impl Session {
+    fn accept_seq(&mut self, seq: u32) -> bool {
+        if seq == 0 {
+            return false;
+        }
+        let d = seq.wrapping_sub(self.in_highest) as i32;
+        if d > 0 && d <= 16 {
+            self.in_seen = if d >= 32 { 0 } else { self.in_seen << d };
+            self.in_seen |= 1;
+            self.in_highest = seq;
+            true
+        } else if d <= 0 && d > -16 {
+            let bit = 1u32 << (-d);
+            if self.in_seen & bit != 0 {
+                false
+            } else {
+                self.in_seen |= bit;
+                true
+            }
+        } else {
+            false
+        }
+    }
+
+    fn next_out_seq(&mut self) -> u32 {
+        self.out_seq = self.out_seq.wrapping_add(1);
+        if self.out_seq == 0 {
+            self.out_seq = 1;
+        }
+        self.out_seq
+    }
+
+    fn active_keys(&self) -> Option<&Keys> {
+        match &self.state {
+            State::Active { keys, .. } => Some(keys),
+            _ => None,
+        }
+    }
+
+    /// Wrap `payload` in an RMCP+ packet for this session.
+    fn seal(
+        &mut self,
+        ptype: u8,
+        authenticated: bool,
+        encrypted: bool,
+        payload: &[u8],
+        rng: &mut StdRng,
+    ) -> Option<Vec<u8>> {
+        let keys = self.active_keys()?.clone();
+        let suite = self.suite;
+        let body = if encrypted {
+            let iv: [u8; 16] = rng.r#gen();
+            aes_encrypt(&keys.aes, iv, payload)
+        } else {
+            payload.to_vec()
+        };
+        let mut flags = ptype;
+        if authenticated {
+            flags |= 0x40;
+        }
+        if encrypted {
+            flags |= 0x80;
+        }
+        let seq = self.next_out_seq();
+        let mut p = wire::v20_frame(flags, self.sid_m, seq, &body);
+        if authenticated {
+            wire::v20_trailer(&mut p);
+            let code = suite.hmac(&keys.k1, &[&p[4..]]);
+            p.extend_from_slice(&code[..suite.icv_len()]);
+        }
+        Some(p)
+    }
+}
+
+/// Fault switches the core itself applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CoreFaults {
+    pub(crate) wrong_credentials: bool,
+}
+
+/// One simulated BMC (sans-IO).
+///
+/// ```
+/// use std::time::Instant;
+/// use racker_sim::{Bmc, BmcConfig, Password};
+/// let mut bmc = Bmc::new(BmcConfig::new([2, 0, 0, 0, 0, 1], "USER", Password::new("PASS")));
+/// // An ASF presence ping is answered with a pong.
+/// let ping = [0x06, 0x00, 0xFF, 0x06, 0x00, 0x00, 0x11, 0xBE, 0x80, 0x01, 0x00, 0x00];
+/// let out = bmc.handle_datagram(Instant::now(), "127.0.0.1:40000".parse().unwrap(), &ping);
+/// assert_eq!(out[0].payload[8], 0x40);
+/// ```
+#[derive(Debug)]
+pub struct Bmc {
+    config: BmcConfig,
+    guid: [u8; 16],
+    chassis: Chassis,
+    sessions: Vec<Session>,
+    rng: StdRng,
+    events: Vec<Event>,
+    faults: CoreFaults,
+}
+
+impl Bmc {
+    /// A powered-off BMC.
+    pub fn new(config: BmcConfig) -> Self {
+        let m = config.mac;
+        let guid = [
+            0x52, 0x41, 0x43, 0x4B, 0x45, 0x52, 0x00, 0x40, 0x80, 0x00, m[0], m[1], m[2], m[3],
+            m[4], m[5],
+        ];
+        let chassis = Chassis::new(config.mac, config.ip, &config.user, &config.password);
+        let rng = StdRng::seed_from_u64(config.seed);
+        Bmc {
+            config,
+            guid,
+            chassis,
+            sessions: Vec::new(),
+            rng,
+            events: Vec::new(),
+            faults: CoreFaults::default(),
+        }
+    }
+
+    /// The chassis state.
+    pub fn chassis(&self) -> &Chassis {
+        &self.chassis
+    }
+
+    /// Number of sessions (pending handshakes included).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Number of fully established sessions.
+    pub fn active_session_count(&self) -> usize {
+        self.sessions
+            .iter()
+            .filter(|s| matches!(s.state, State::Active { .. }))
+            .count()
+    }
+
+    /// Take the events produced so far.
+    pub fn drain_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    pub(crate) fn set_core_faults(&mut self, f: CoreFaults) {
+        self.faults = f;
+    }
+
+    /// The BMC restarts: every session (and SOL) is dropped; chassis power
+    /// and boot flags survive, as on real hardware.
+    pub fn reboot(&mut self) {
+        self.sessions.clear();
+        self.events.push(Event::BmcReboot);
+    }
+
+    /// The node itself changes power (OS shutdown, firmware reboot).
+    pub fn node_power(&mut self, now: Instant, on: bool) {
+        self.chassis.tick(now, &mut self.events);
+        let op = if on { 1 } else { 0 };
+        self.chassis.control(now, op, false, &mut self.events);
+    }
+
+    /// The node sets its own boot flags (in-band, like `ipmitool` on the host).
+    pub fn node_set_boot_flags(&mut self, now: Instant, flags: BootFlags) {
+        self.chassis.tick(now, &mut self.events);
+        self.chassis
+            .set_boot_flags(now, flags.raw, &mut self.events);
+    }
+
+    /// Disable (true) or enable the 60-s boot-flag timer, like parameter 3.
+    pub fn node_set_boot_flag_clearing(&mut self, now: Instant, param3: u8) {
+        self.chassis.set_param3(now, param3);
+    }
+
+    /// The node writes to its serial console; sent to an active SOL session.
+    pub fn console_output(&mut self, now: Instant, bytes: &[u8]) -> Vec<Transmit> {
+        self.chassis.log_console(bytes);
+        if let Some(s) = self.sessions.iter_mut().find_map(|s| s.sol.as_mut()) {
+            s.pending.extend(bytes.iter().copied());
+        }
+        self.poll(now)
+    }
+
+    /// When [`Bmc::poll`] next needs to run.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        let idle = self
+            .sessions
+            .iter()
+            .map(|s| s.last_activity + self.config.idle_timeout)
+            .min();
+        let sol = self
+            .sessions
+            .iter()
+            .filter_map(|s| {
+                s.sol
+                    .as_ref()
+                    .and_then(|sol| sol.inflight.as_ref())
+                    .map(|f| f.2 + SOL_RETRY)
+            })
+            .min();
+        [idle, sol, self.chassis.valid_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Run timers: idle sessions, the boot-flag timer, SOL output.
+    pub fn poll(&mut self, now: Instant) -> Vec<Transmit> {
+        self.chassis.tick(now, &mut self.events);
+        let idle = self.config.idle_timeout;
+        let before = self.sessions.len();
+        let had_sol = self.sessions.iter().any(|s| s.sol.is_some());
+        self.sessions
+            .retain(|s| now.saturating_duration_since(s.last_activity) < idle);
+        if had_sol
+            && before != self.sessions.len()
+            && !self.sessions.iter().any(|s| s.sol.is_some())
+        {
+            self.events.push(Event::SolDeactivated);
+        }
+        let mut out = Vec::new();
+        for i in 0..self.sessions.len() {
+            self.sol_pump(i, now, &mut out);
+        }
+        out
+    }
+
+    fn sol_pump(&mut self, i: usize, now: Instant, out: &mut Vec<Transmit>) {
+        let session = &mut self.sessions[i];
+        let Some(sol) = session.sol.as_mut() else {
+            return;
+        };
+        let mut send: Option<(u8, Vec<u8>)> = None;
+        match &mut sol.inflight {
+            Some((seq, data, sent, attempts)) => {
+                if now.saturating_duration_since(*sent) >= SOL_RETRY {
+                    if *attempts >= SOL_ATTEMPTS {
+                        sol.inflight = None;
+                    } else {
+                        *sent = now;
+                        *attempts += 1;
+                        send = Some((*seq, data.clone()));
+                    }
+                }
+            }
+            None => {}
+        }
+        if sol.inflight.is_none() && !sol.pending.is_empty() {
+            let n = sol.pending.len().min(SOL_CHUNK);
+            let data: Vec<u8> = sol.pending.drain(..n).collect();
+            let seq = sol.next_seq;
+            sol.next_seq = if sol.next_seq >= 15 {
+                1
+            } else {
+                sol.next_seq + 1
+            };
+            sol.inflight = Some((seq, data.clone(), now, 1));
+            send = Some((seq, data));
+        }
+        if let Some((seq, data)) = send {
+            let (a, e) = (sol.authenticated, sol.encrypted);
+            let mut payload = vec![seq, 0, 0, 0];
+            payload.extend_from_slice(&data);
+            let peer = session.peer;
+            if let Some(p) = session.seal(0x01, a, e, &payload, &mut self.rng) {
+                out.push(Transmit {
+                    to: peer,
+                    payload: p,
+                });
+            }
+        }
+    }
+
+    /// Handle one datagram from `peer` received at `now`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        datagram: &[u8],
+    ) -> Vec<Transmit> {
+        let mut out = self.poll(now);
+        let reply = |payload: Vec<u8>| Transmit { to: peer, payload };
+        match wire::parse(datagram) {
+            Some(Frame::AsfPing { tag }) => out.push(reply(wire::asf_pong(tag))),
+            Some(Frame::V15 {
+                auth_type: 0,
+                session_id: 0,
+                msg,
+            }) => {
+                if let Some(req) = wire::parse_request(msg)
+                    && let Some((cc, data)) = self.presession_command(&req)
+                {
+                    out.push(reply(wire::v15_frame(&wire::build_response(
+                        &req, cc, &data,
+                    ))));
+                }
+            }
+            Some(Frame::V15 { .. }) => {}
+            Some(Frame::V20(v)) => self.handle_v20(now, peer, &v, &mut out),
+            None => {}
+        }
+        out
+    }
+
+    fn handle_v20(&mut self, now: Instant, peer: SocketAddr, v: &V20<'_>, out: &mut Vec<Transmit>) {
+        if v.session_id == 0 {
+            if v.authenticated || v.encrypted {
+                return;
+            }
+            let response = match v.payload_type {
+                0x00 => wire::parse_request(v.payload).and_then(|req| {
+                    let (cc, data) = self.presession_command(&req)?;
+                    Some((0x00, wire::build_response(&req, cc, &data)))
+                }),
+                0x10 => self.open_session(now, peer, v.payload).map(|p| (0x11, p)),
+                0x12 => self.rakp1(now, v.payload).map(|p| (0x13, p)),
+                0x14 => self.rakp3(now, v.payload).map(|p| (0x15, p)),
+                _ => None,
+            };
+            if let Some((ptype, payload)) = response {
+                out.push(Transmit {
+                    to: peer,
+                    payload: wire::v20_frame(ptype, 0, 0, &payload),
+                });
+            }
+            return;
+        }
+        let Some(i) = self.sessions.iter().position(|s| s.sid_c == v.session_id) else {
+            return;
+        };
+        let session = &mut self.sessions[i];
+        let Some(keys) = session.active_keys().cloned() else {
+            return;
+        };
+        let suite = session.suite;
+        // Integrity is mandatory for our suites; confidentiality is optional
+        // per packet (the reply mirrors the request).
+        if !v.authenticated {
+            return;
+        }
+        let expect = suite.hmac(&keys.k1, &[v.signed]);
+        if v.auth_code != &expect[..suite.icv_len()] {
+            return;
+        }
+        let payload = if v.encrypted {
+            match aes_decrypt(&keys.aes, v.payload) {
+                Some(p) => p,
+                None => return,
+            }
+        } else {
+            v.payload.to_vec()
+        };
+        let fresh = session.accept_seq(v.seq);
+        match v.payload_type {
+            0x00 => {
+                let Some(req) = wire::parse_request(&payload) else {
+                    return;
+                };
+                if let Some(c) = &session.cached
+                    && c.netfn == req.netfn
+                    && c.cmd == req.cmd
+                    && c.rq_seq == req.rq_seq
+                    && c.data == req.data
+                    && now.saturating_duration_since(c.at) < DUPLICATE_WINDOW
+                {
+                    // A retransmission: answer again, do not execute twice.
+                    let response = c.response.clone();
+                    session.last_activity = now;
+                    session.peer = peer;
+                    if let Some(p) = session.seal(0x00, true, v.encrypted, &response, &mut self.rng)
+                    {
+                        out.push(Transmit {
+                            to: peer,
+                            payload: p,
+                        });
+                    }
+                    return;
+                }
+                if !fresh {
+                    return;
+                }
+                session.last_activity = now;
+                session.peer = peer;
+                let (cc, data, close) = self.session_command(now, i, &req);
+                let response = wire::build_response(&req, cc, &data);
+                let session = &mut self.sessions[i];
+                session.cached = Some(Cached {
+                    netfn: req.netfn,
+                    cmd: req.cmd,
+                    rq_seq: req.rq_seq,
+                    data: req.data.to_vec(),
+                    response: response.clone(),
+                    at: now,
+                });
+                if let Some(p) = session.seal(0x00, true, v.encrypted, &response, &mut self.rng) {
+                    out.push(Transmit {
+                        to: peer,
+                        payload: p,
+                    });
+                }
+                if let Some(target) = close {
+                    self.close(target);
+                } else {
+                    self.sol_pump(i, now, out);
+                }
+            }
+            0x01 => {
+                if !fresh {
+                    return;
+                }
+                session.last_activity = now;
+                self.sol_packet(now, i, &payload, out);
+            }
+            _ => {}
+        }
+    }
+
+    fn close(&mut self, sid_c: u32) {
+        let before = self.sessions.iter().any(|s| s.sol.is_some());
+        self.sessions.retain(|s| s.sid_c != sid_c);
+        if before && !self.sessions.iter().any(|s| s.sol.is_some()) {
+            self.events.push(Event::SolDeactivated);
+        }
+    }
+
+    fn open_session(&mut self, now: Instant, peer: SocketAddr, p: &[u8]) -> Option<Vec<u8>> {
+        if p.len() < 32 {
+            return None;
+        }
+        let tag = p[0];
+        let req_priv = p[1] & 0x0F;
+        let sid_m = u32::from_le_bytes(p[4..8].try_into().ok()?);
+        let error = |status: u8| {
+            let mut r = vec![tag, status, 0, 0];
+            r.extend_from_slice(&sid_m.to_le_bytes());
+            Some(r)
+        };
+        let rec = |off: usize, kind: u8| -> Option<u8> {
+            let r = &p[off..off + 8];
+            (r[0] == kind && r[3] == 8).then_some(r[4] & 0x3F)
+        };
+        let (Some(a), Some(ig), Some(c)) = (rec(8, 0), rec(16, 1), rec(24, 2)) else {
+            return error(0x12);
+        };
+        let Some(suite) =
+            CipherSuite::from_algorithms(a, ig, c).filter(|s| self.config.suites.contains(s))
+        else {
+            return error(0x11);
+        };
+        if req_priv > PRIV_ADMIN {
+            return error(0x09);
+        }
+        // A console retrying its handshake reuses its session ID.
+        self.sessions.retain(|s| {
+            !(s.sid_m == sid_m && s.peer == peer && !matches!(s.state, State::Active { .. }))
+        });
+        if self.sessions.len() >= self.config.max_sessions {
+            return error(0x01);
+        }
+        let sid_c = loop {
+            let id: u32 = self.rng.r#gen();
+            if id != 0 && !self.sessions.iter().any(|s| s.sid_c == id) {
+                break id;
+            }
+        };
+        let granted = if req_priv == 0 { PRIV_ADMIN } else { req_priv };
+        self.sessions.push(Session {
+            sid_c,
+            sid_m,
+            peer,
+            suite,
+            max_priv: granted,
+            priv_level: PRIV_USER,
+            state: State::Opened,
+            last_activity: now,
+            in_highest: 0,
+            in_seen: 1,
+            out_seq: 0,
+            cached: None,
+            sol: None,
+        });
+        let mut r = vec![tag, 0, granted, 0];
+        r.extend_from_slice(&sid_m.to_le_bytes());
+        r.extend_from_slice(&sid_c.to_le_bytes());
+        let (a, i, c) = suite.algorithms();
+        for (kind, alg) in [(0u8, a), (1, i), (2, c)] {
+            r.extend_from_slice(&[kind, 0, 0, 8, alg, 0, 0, 0]);
+        }
+        Some(r)
+    }
+
+    fn user_password(&self, user: usize) -> Vec<u8> {
+        let mut key = self
+            .chassis
+            .users
+            .get(user)
+            .map(|u| u.password.expose().to_vec())
+            .unwrap_or_default();
+        if self.faults.wrong_credentials {
+            key.extend_from_slice(b"-not-the-configured-password");
+        }
+        key
+    }
+
+    fn rakp1(&mut self, now: Instant, p: &[u8]) -> Option<Vec<u8>> {
+        if p.len() < 28 {
+            return None;
+        }
+        let tag = p[0];
+        let sid_c = u32::from_le_bytes(p[4..8].try_into().ok()?);
+        let rm: [u8; 16] = p[8..24].try_into().ok()?;
+        let role = p[24];
+        let ulen = usize::from(p[27]);
+        let uname = p.get(28..28 + ulen)?.to_vec();
+        let i = self
+            .sessions
+            .iter()
+            .position(|s| s.sid_c == sid_c && !matches!(s.state, State::Active { .. }))?;
+        let sid_m = self.sessions[i].sid_m;
+        let error = |status: u8| {
+            let mut r = vec![tag, status, 0, 0];
+            r.extend_from_slice(&sid_m.to_le_bytes());
+            Some(r)
+        };
+        let requested = role & 0x0F;
+        if ulen > 16 {
+            self.sessions.remove(i);
+            return error(0x0C);
+        }
+        let user = self.chassis.users.iter().position(|u: &User| {
+            u.enabled
+                && u.ipmi_messaging
+                && !u.name.is_empty()
+                && u.name == uname
+                && u.privilege <= PRIV_ADMIN
+        });
+        let Some(user) = user else {
+            self.sessions.remove(i);
+            return error(0x0D);
+        };
+        let limit = self.chassis.users[user]
+            .privilege
+            .min(self.sessions[i].max_priv);
+        if requested > PRIV_ADMIN || requested > limit || (requested == 0 && limit == 0) {
+            self.sessions.remove(i);
+            return error(0x09);
+        }
+        let rc: [u8; 16] = self.rng.r#gen();
+        let key = self.user_password(user);
+        let session = &mut self.sessions[i];
+        let hmac = session.suite.hmac(
+            &key,
+            &[
+                &sid_m.to_le_bytes(),
+                &sid_c.to_le_bytes(),
+                &rm,
+                &rc,
+                &self.guid,
+                &[role, ulen as u8],
+                &uname,
+            ],
+        );
+        session.max_priv = if requested == 0 { limit } else { requested };
+        session.state = State::AwaitRakp3 {
+            rm,
+            rc,
+            role,
+            uname,
+            user,
+        };
+        session.last_activity = now;
+        let mut r = vec![tag, 0, 0, 0];
+        r.extend_from_slice(&sid_m.to_le_bytes());
+        r.extend_from_slice(&rc);
+        r.extend_from_slice(&self.guid);
+        r.extend_from_slice(&hmac);
+        Some(r)
+    }
+
+    fn rakp3(&mut self, now: Instant, p: &[u8]) -> Option<Vec<u8>> {
+        if p.len() < 8 {
+            return None;
+        }
+        let tag = p[0];
+        let status = p[1];
+        let sid_c = u32::from_le_bytes(p[4..8].try_into().ok()?);
+        let i = self.sessions.iter().position(|s| s.sid_c == sid_c)?;
+        let sid_m = self.sessions[i].sid_m;
+        if let State::Active { rakp4, rakp3, .. } = &self.sessions[i].state {
+            // Retransmitted RAKP3: answer again.
+            return (rakp3 == p).then(|| rakp4.clone());
+        }
+        let State::AwaitRakp3 {
+            rm,
+            rc,
+            role,
+            uname,
+            user,
+        } = self.sessions[i].state.clone()
+        else {
+            return None;
+        };
+        if status != 0 {
+            self.sessions.remove(i);
+            return None;
+        }
+        let suite = self.sessions[i].suite;
+        let key = self.user_password(user);
+        let expect = suite.hmac(
+            &key,
+            &[
+                &rc,
+                &sid_m.to_le_bytes(),
+                &[role, uname.len() as u8],
+                &uname,
+            ],
+        );
+        let code = &p[8..];
+        if code != &expect[..suite.rakp_len().min(expect.len())] {
+            self.sessions.remove(i);
+            let mut r = vec![tag, 0x0F, 0, 0];
+            r.extend_from_slice(&sid_m.to_le_bytes());
+            return Some(r);
+        }
+        let sik = suite.hmac(&key, &[&rm, &rc, &[role, uname.len() as u8], &uname]);
+        let k1 = suite.hmac(&sik, &[&[0x01; 20]]);
+        let k2 = suite.hmac(&sik, &[&[0x02; 20]]);
+        let aes: [u8; 16] = k2[..16].try_into().ok()?;
+        let icv = suite.hmac(&sik, &[&rm, &sid_c.to_le_bytes(), &self.guid]);
+        let mut r = vec![tag, 0, 0, 0];
+        r.extend_from_slice(&sid_m.to_le_bytes());
+        r.extend_from_slice(&icv[..suite.icv_len()]);
+        let session = &mut self.sessions[i];
+        session.priv_level = PRIV_USER.min(session.max_priv);
+        session.state = State::Active {
+            keys: Keys { k1, aes },
+            rakp4: r.clone(),
+            rakp3: p.to_vec(),
+        };
+        session.last_activity = now;
+        Some(r)
+    }
+
+    /// Commands answered outside a session.
+    fn presession_command(&self, req: &Request<'_>) -> Option<(u8, Vec<u8>)> {
+        match (req.netfn, req.cmd) {
+            (0x06, 0x38) => Some(self.auth_caps(req.data)),
+            (0x06, 0x54) => Some(cipher_suites(req.data, &self.config.suites)),
+            (0x06, 0x37) => Some((0, self.guid.to_vec())),
+            _ => None,
+        }
+    }
+
+    fn auth_caps(&self, data: &[u8]) -> (u8, Vec<u8>) {
+        let Some(&chan) = data.first() else {
+            return (0xC7, Vec::new());
+        };
+        let ch = chan & 0x0F;
+        if ch != 0x0E && ch != 0x01 {
+            return (0xCC, Vec::new());
+        }
+        // channel 1; 2.0 extended data available (b7) + no 1.5 auth types;
+        // non-null user names enabled; 2.0 connections supported.
+        (0, vec![0x01, 0x80, 0x04, 0x02, 0, 0, 0, 0])
+    }
+
+    /// Execute a command inside session `i`; returns (cc, data, close-target).
+    fn session_command(
+        &mut self,
+        now: Instant,
+        i: usize,
+        req: &Request<'_>,
+    ) -> (u8, Vec<u8>, Option<u32>) {
+        let priv_level = self.sessions[i].priv_level;
+        let need = |level: u8| priv_level >= level;
+        let d = req.data;
+        let short = (0xC7, Vec::new(), None);
+        let denied = (0xD4, Vec::new(), None);
+        let ok = |v: Vec<u8>| (0, v, None);
+        match (req.netfn, req.cmd) {
+            (0x06, 0x38) | (0x06, 0x54) | (0x06, 0x37) => match self.presession_command(req) {
+                Some((cc, data)) => (cc, data, None),
+                None => (0xC1, Vec::new(), None),
+            },
+            (0x06, 0x01) => ok(vec![
+                0x20, 0x81, 0x01, 0x00, 0x02, 0xBF, 0x00, 0x00, 0x00, 0x52, 0x4B, 0, 0, 0, 0,
+            ]),
+            (0x06, 0x3B) => {
+                let Some(&b) = d.first() else { return short };
+                let level = b & 0x0F;
+                let session = &mut self.sessions[i];
+                if level == 0 {
+                    return ok(vec![session.priv_level]);
+                }
+                if level > session.max_priv || level > PRIV_ADMIN {
+                    return (0x81, Vec::new(), None);
+                }
+                if level < PRIV_USER {
+                    return (0x80, Vec::new(), None);
+                }
+                session.priv_level = level;
+                ok(vec![level])
+            }
+            (0x06, 0x3C) => {
+                let Some(b) = d.get(..4) else { return short };
+                let target = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                let target = if target == 0 {
+                    self.sessions[i].sid_c
+                } else {
+                    target
+                };
+                if target != self.sessions[i].sid_c && !need(PRIV_ADMIN) {
+                    return denied;
+                }
+                if !self.sessions.iter().any(|s| s.sid_c == target) {
+                    return (0x87, Vec::new(), None);
+                }
+                (0, Vec::new(), Some(target))
+            }
+            (0x06, 0x42) => {
+                let Some(&c) = d.first() else { return short };
+                if !matches!(c & 0x0F, 0x01 | 0x0E) {
+                    return (0xCC, Vec::new(), None);
+                }
+                let active = self.active_session_count().min(63) as u8;
+                ok(vec![
+                    0x01,
+                    0x04,
+                    0x01,
+                    0x80 | active,
+                    0xF2,
+                    0x1B,
+                    0x00,
+                    0x00,
+                    0x00,
+                ])
+            }
+            (0x06, 0x44) => {
+                let (Some(&c), Some(&u)) = (d.first(), d.get(1)) else {
+                    return short;
+                };
+                let uid = usize::from(u & 0x3F);
+                if !matches!(c & 0x0F, 0x01 | 0x0E) || uid == 0 || uid > MAX_USERS {
+                    return (0xCC, Vec::new(), None);
+                }
+                let enabled = self.chassis.users.iter().filter(|u| u.enabled).count() as u8;
+                let user = &self.chassis.users[uid - 1];
+                let status = if user.enabled { 0x40 } else { 0x80 };
+                let access = (u8::from(user.link_auth) << 5)
+                    | (u8::from(user.ipmi_messaging) << 4)
+                    | user.privilege;
+                ok(vec![MAX_USERS as u8, status | enabled, 0x01, access])
+            }
+            (0x06, 0x46) => {
+                let Some(&u) = d.first() else { return short };
+                let uid = usize::from(u & 0x3F);
+                if uid == 0 || uid > MAX_USERS {
+                    return (0xCC, Vec::new(), None);
+                }
+                let mut name = self.chassis.users[uid - 1].name.clone();
+                name.resize(16, 0);
+                ok(name)
+            }
+            (0x06, 0x43) => {
+                if !need(PRIV_ADMIN) {
+                    return denied;
+                }
+                let (Some(&c), Some(&u), Some(&lim)) = (d.first(), d.get(1), d.get(2)) else {
+                    return short;
+                };
+                let uid = usize::from(u & 0x3F);
+                if uid <= 1 || uid > MAX_USERS {
+                    return (0xCC, Vec::new(), None);
+                }
+                let user = &mut self.chassis.users[uid - 1];
+                if c & 0x80 != 0 {
+                    user.link_auth = c & 0x20 != 0;
+                    user.ipmi_messaging = c & 0x10 != 0;
+                }
+                user.privilege = lim & 0x0F;
+                ok(Vec::new())
+            }
+            (0x06, 0x45) => {
+                if !need(PRIV_ADMIN) {
+                    return denied;
+                }
+                let (Some(&u), Some(name)) = (d.first(), d.get(1..17)) else {
+                    return short;
+                };
+                let uid = usize::from(u & 0x3F);
+                if uid <= 1 || uid > MAX_USERS {
+                    return (0xCC, Vec::new(), None);
+                }
+                let end = name.iter().position(|&b| b == 0).unwrap_or(16);
+                self.chassis.users[uid - 1].name = name[..end].to_vec();
+                ok(Vec::new())
+            }
+            (0x06, 0x47) => {
+                if !need(PRIV_ADMIN) {
+                    return denied;
+                }
+                let (Some(&u), Some(&op)) = (d.first(), d.get(1)) else {
+                    return short;
+                };
+                let uid = usize::from(u & 0x3F);
+                let pw_len = if u & 0x80 != 0 { 20 } else { 16 };
+                if uid <= 1 || uid > MAX_USERS {
+                    return (0xCC, Vec::new(), None);
+                }
+                let user = &mut self.chassis.users[uid - 1];
+                match op & 0x03 {
+                    0 => user.enabled = false,
+                    1 => user.enabled = true,
+                    2 | 3 => {
+                        let Some(pw) = d.get(2..2 + pw_len) else {
+                            return short;
+                        };
+                        let end = pw.iter().position(|&b| b == 0).unwrap_or(pw.len());
+                        let pw = Password::new(&pw[..end]);
+                        if op & 0x03 == 2 {
+                            user.password = pw;
+                        } else if user.password != pw {
+                            return (0x80, Vec::new(), None);
+                        }
+                    }
+                    _ => {}
+                }
+                ok(Vec::new())
+            }
+            (0x06, 0x48) => self.activate_payload(i, d),
+            (0x06, 0x49) => {
+                let Some(&t) = d.first() else { return short };
+                if t & 0x3F != 0x01 {
+                    return (0xCC, Vec::new(), None);
+                }
+                match self.sessions.iter().position(|s| s.sol.is_some()) {
+                    Some(j) => {
+                        self.sessions[j].sol = None;
+                        self.events.push(Event::SolDeactivated);
+                        ok(Vec::new())
+                    }
+                    None => (0x80, Vec::new(), None),
+                }
+            }
+            (0x06, 0x4A) => {
+                let Some(&t) = d.first() else { return short };
+                if t & 0x3F != 0x01 {
+                    return ok(vec![0, 0, 0]);
+                }
+                let active = u8::from(self.sessions.iter().any(|s| s.sol.is_some()));
+                ok(vec![0x01, active, 0x00])
+            }
+            (0x00, 0x01) => {
+                let c = &self.chassis;
+                let b0 = u8::from(c.power) | (0x01 << 5);
+                let b1 = if c.last_on_by_ipmi { 0x10 } else { 0x00 };
+                ok(vec![b0, b1, 0x00, 0x00])
+            }
+            (0x00, 0x02) => {
+                if !need(PRIV_OPERATOR) {
+                    return denied;
+                }
+                let Some(&op) = d.first() else { return short };
+                let cc = self.chassis.control(now, op, true, &mut self.events);
+                (cc, Vec::new(), None)
+            }
+            (0x00, 0x08) => {
+                if !need(PRIV_OPERATOR) {
+                    return denied;
+                }
+                let Some(&sel) = d.first() else { return short };
+                let v = &d[1..];
+                let c = &mut self.chassis;
+                match sel & 0x7F {
+                    0 => {
+                        let Some(&b) = v.first() else { return short };
+                        if b & 0x03 == 1 && c.boot_set_in_progress == 1 {
+                            return (0x81, Vec::new(), None);
+                        }
+                        c.boot_set_in_progress = b & 0x03;
+                    }
+                    3 => {
+                        let Some(&b) = v.first() else { return short };
+                        c.set_param3(now, b);
+                    }
+                    4 => {
+                        let Some(b) = v.get(..2) else { return short };
+                        c.boot_param4 = [b[0], b[1]];
+                    }
+                    5 => {
+                        let Some(b) = v.get(..5) else { return short };
+                        c.set_boot_flags(now, [b[0], b[1], b[2], b[3], b[4]], &mut self.events);
+                    }
+                    _ => return (0x80, Vec::new(), None),
+                }
+                ok(Vec::new())
+            }
+            (0x00, 0x09) => {
+                let Some(&sel) = d.first() else { return short };
+                let c = &self.chassis;
+                let param = sel & 0x7F;
+                let data: Vec<u8> = match param {
+                    0 => vec![c.boot_set_in_progress],
+                    3 => vec![c.boot_param3],
+                    4 => c.boot_param4.to_vec(),
+                    5 => c.boot_param5.to_vec(),
+                    _ => return (0x80, Vec::new(), None),
+                };
+                let mut r = vec![0x01, param];
+                r.extend_from_slice(&data);
+                ok(r)
+            }
+            (0x0C, 0x02) => {
+                let (Some(&c), Some(&param)) = (d.first(), d.get(1)) else {
+                    return short;
+                };
+                if !matches!(c & 0x0F, 0x01 | 0x0E) {
+                    return (0xCC, Vec::new(), None);
+                }
+                if c & 0x80 != 0 {
+                    return ok(vec![0x11]);
+                }
+                let ch = &self.chassis;
+                let data: Vec<u8> = match param {
+                    0 => vec![ch.lan_set_in_progress],
+                    1 => vec![0x14],
+                    2 => vec![0x14, 0x14, 0x14, 0x14, 0x00],
+                    3 => ch.lan_ip.to_vec(),
+                    4 => vec![ch.lan_ip_source],
+                    5 => ch.mac.to_vec(),
+                    6 => ch.lan_mask.to_vec(),
+                    12 => ch.lan_gateway.to_vec(),
+                    _ => return (0x80, Vec::new(), None),
+                };
+                let mut r = vec![0x11];
+                r.extend_from_slice(&data);
+                ok(r)
+            }
+            (0x0C, 0x01) => {
+                if !need(PRIV_ADMIN) {
+                    return denied;
+                }
+                let (Some(&c), Some(&param)) = (d.first(), d.get(1)) else {
+                    return short;
+                };
+                if !matches!(c & 0x0F, 0x01 | 0x0E) {
+                    return (0xCC, Vec::new(), None);
+                }
+                let v = &d[2..];
+                let ch = &mut self.chassis;
+                let four = |v: &[u8]| v.get(..4).map(|b| [b[0], b[1], b[2], b[3]]);
+                match param {
+                    0 => match v.first() {
+                        Some(&b) => ch.lan_set_in_progress = b & 0x03,
+                        None => return short,
+                    },
+                    3 => match four(v) {
+                        Some(ip) => ch.lan_ip = ip,
+                        None => return short,
+                    },
+                    4 => match v.first() {
+                        Some(&b) if b & 0x0F <= 4 => ch.lan_ip_source = b & 0x0F,
+                        Some(_) => return (0xCC, Vec::new(), None),
+                        None => return short,
+                    },
+                    6 => match four(v) {
+                        Some(m) => ch.lan_mask = m,
+                        None => return short,
+                    },
+                    12 => match four(v) {
+                        Some(g) => ch.lan_gateway = g,
+                        None => return short,
+                    },
+                    5 => return (0x82, Vec::new(), None),
+                    _ => return (0x80, Vec::new(), None),
+                }
+                ok(Vec::new())
+            }
+            (0x0C, 0x22) => {
+                let Some(&param) = d.get(1) else { return short };
+                let port = self.config.sol_port.to_le_bytes();
+                let data: Vec<u8> = match param {
+                    0 => vec![0],
+                    1 => vec![1],
+                    2 => vec![0x02],
+                    3 => vec![0x05, 0x05],
+                    4 => vec![3, 7],
+                    5 | 6 => vec![0x0A],
+                    7 => vec![0x00],
+                    8 => port.to_vec(),
+                    _ => return (0x80, Vec::new(), None),
+                };
+                let mut r = vec![0x01];
+                r.extend_from_slice(&data);
+                ok(r)
+            }
+            (0x0C, 0x21) => {
+                if !need(PRIV_ADMIN) {
+                    return denied;
+                }
+                ok(Vec::new())
+            }
+            _ => (0xC1, Vec::new(), None),
+        }
+    }
+
+    fn activate_payload(&mut self, i: usize, d: &[u8]) -> (u8, Vec<u8>, Option<u32>) {
+        let (Some(&ptype), Some(&aux)) = (d.first(), d.get(2)) else {
+            return (0xC7, Vec::new(), None);
+        };
+        if ptype & 0x3F != 0x01 {
+            return (0xCC, Vec::new(), None);
+        }
+        if self.sessions.iter().any(|s| s.sol.is_some()) {
+            return (0x80, Vec::new(), None);
+        }
+        let session = &mut self.sessions[i];
+        session.sol = Some(Sol {
+            authenticated: aux & 0x40 != 0,
+            encrypted: aux & 0x80 != 0,
+            next_seq: 1,
+            inflight: None,
+            pending: VecDeque::new(),
+            last_in_seq: 0,
+            last_in_len: 0,
+        });
+        self.events.push(Event::SolActivated);
+        let size = (SOL_CHUNK as u16 + 4).to_le_bytes();
+        let port = self.config.sol_port.to_le_bytes();
+        (
+            0,
+            vec![
+                0, 0, 0, 0, size[0], size[1], size[0], size[1], port[0], port[1], 0xFF, 0xFF,
+            ],
+            None,
+        )
+    }
+
+    fn sol_packet(&mut self, now: Instant, i: usize, p: &[u8], out: &mut Vec<Transmit>) {
+        if p.len() < 4 {
+            return;
+        }
+        let (seq, ack, accepted, _status) = (p[0] & 0x0F, p[1] & 0x0F, p[2], p[3]);
+        let data = &p[4..];
+        let session = &mut self.sessions[i];
+        let peer = session.peer;
+        let Some(sol) = session.sol.as_mut() else {
+            return;
+        };
+        if ack != 0
+            && let Some((s, sent, _, _)) = &sol.inflight
+            && *s == ack
+        {
+            let taken = usize::from(accepted).min(sent.len());
+            for b in sent[taken..].iter().rev() {
+                sol.pending.push_front(*b);
+            }
+            sol.inflight = None;
+        }
+        if seq != 0 && !data.is_empty() {
+            let len = data.len().min(255) as u8;
+            let repeat = seq == sol.last_in_seq && len == sol.last_in_len;
+            sol.last_in_seq = seq;
+            sol.last_in_len = len;
+            let (a, e) = (sol.authenticated, sol.encrypted);
+            if !repeat {
+                self.events.push(Event::ConsoleInput(data.to_vec()));
+            }
+            let session = &mut self.sessions[i];
+            if let Some(pkt) = session.seal(0x01, a, e, &[0, seq, len, 0], &mut self.rng) {
+                out.push(Transmit {
+                    to: peer,
+                    payload: pkt,
+                });
+            }
+        }
+        self.sol_pump(i, now, out);
+    }
+}
+
+fn cipher_suites(data: &[u8], suites: &[CipherSuite]) -> (u8, Vec<u8>) {
+    let (Some(&chan), Some(&ptype), Some(&index)) = (data.first(), data.get(1), data.get(2)) else {
+        return (0xC7, Vec::new());
+    };
+    if !matches!(chan & 0x0F, 0x01 | 0x0E) || ptype != 0 {
+        return (0xCC, Vec::new());
+    }
+    let mut records = Vec::new();
+    for s in suites {
+        let (a, i, c) = s.algorithms();
+        records.extend_from_slice(&[0xC0, s.id(), a, 0x40 | i, 0x80 | c]);
+    }
+    let start = usize::from(index & 0x3F) * 16;
+    let mut r = vec![0x01];
+    if let Some(chunk) = records.get(start..) {
+        r.extend_from_slice(&chunk[..chunk.len().min(16)]);
+    }
+    (0, r)
+}
+
+#[cfg(test)]
+mod tests;

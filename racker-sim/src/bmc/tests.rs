@@ -1,0 +1,494 @@
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::chassis::{BootDevice, BootRequest};
+
+#[path = "../../tests/support/console.rs"]
+mod console;
+use console::Console;
+
+fn peer() -> SocketAddr {
+    "127.0.0.1:40000".parse().unwrap()
+}
+
+fn bmc() -> Bmc {
+    Bmc::new(BmcConfig::new([2, 0, 0, 0, 0, 1], "USER", Password::new("PASS")).seed(7))
+}
+
+fn exchange<'a>(bmc: &'a mut Bmc, now: Instant) -> impl FnMut(Vec<u8>) -> Vec<Vec<u8>> + 'a {
+    move |p| {
+        bmc.handle_datagram(now, peer(), &p)
+            .into_iter()
+            .map(|t| t.payload)
+            .collect()
+    }
+}
+
+fn login(bmc: &mut Bmc, suite: u8, now: Instant) -> Console {
+    let mut c = Console::new(suite, "USER", "PASS");
+    console::login(&mut c, exchange(bmc, now)).expect("login");
+    c
+}
+
+fn call(
+    bmc: &mut Bmc,
+    c: &mut Console,
+    now: Instant,
+    netfn: u8,
+    cmd: u8,
+    data: &[u8],
+) -> (u8, Vec<u8>) {
+    let p = c.request(netfn, cmd, data);
+    let out = bmc.handle_datagram(now, peer(), &p);
+    assert_eq!(out.len(), 1, "one reply expected for {netfn:#x}/{cmd:#x}");
+    c.response(&out[0].payload).expect("valid sealed response")
+}
+
+#[test]
+fn auth_caps_in_v15_framing() {
+    let mut b = bmc();
+    let out = b.handle_datagram(
+        Instant::now(),
+        peer(),
+        &console::get_channel_auth_caps_v15(),
+    );
+    let p = &out[0].payload;
+    assert_eq!(p[4], 0x00, "IPMI 1.5 framing");
+    let msg = &p[14..];
+    // rqAddr, netfn 0x07<<2, chk, rsAddr, seq, cmd 0x38, cc, data...
+    assert_eq!((msg[1] >> 2, msg[5], msg[6]), (0x07, 0x38, 0x00));
+    assert_eq!(&msg[7..11], &[0x01, 0x80, 0x04, 0x02]);
+}
+
+#[test]
+fn cipher_suite_records() {
+    let mut b = bmc();
+    let p = console::v20(
+        0x00,
+        0,
+        0,
+        &console::ipmi_msg(0x06, 0x54, 1, &[0x0E, 0x00, 0x80]),
+    );
+    let out = b.handle_datagram(Instant::now(), peer(), &p);
+    let (_, _, _, m) = console::split(&out[0].payload).unwrap();
+    assert_eq!(
+        &m[6..m.len() - 1],
+        &[
+            0x00, 0x01, 0xC0, 0x03, 0x01, 0x41, 0x81, 0xC0, 0x11, 0x03, 0x44, 0x81
+        ]
+    );
+}
+
+#[test]
+fn login_suites_3_and_17_and_chassis_status() {
+    for suite in [3, 17] {
+        let now = Instant::now();
+        let mut b = bmc();
+        let mut c = login(&mut b, suite, now);
+        assert_eq!(b.active_session_count(), 1);
+        let (cc, data) = call(&mut b, &mut c, now, 0x00, 0x01, &[]);
+        assert_eq!(cc, 0);
+        assert_eq!(data[0] & 1, 0, "powered off");
+        let (cc, _) = call(&mut b, &mut c, now, 0x00, 0x02, &[0x01]);
+        assert_eq!(cc, 0);
+        let (_, data) = call(&mut b, &mut c, now, 0x00, 0x01, &[]);
+        assert_eq!(data[0] & 1, 1, "powered on");
+        let ev = b.drain_events();
+        assert!(ev.contains(&Event::Power { on: true }));
+        assert!(ev.contains(&Event::Boot(BootRequest {
+            device: BootDevice::None,
+            efi: false
+        })));
+    }
+}
+
+#[test]
+fn unencrypted_requests_get_unencrypted_replies() {
+    let now = Instant::now();
+    let mut b = bmc();
+    let mut c = login(&mut b, 3, now);
+    c.encrypt = false;
+    let p = c.request(0x06, 0x01, &[]);
+    let out = b.handle_datagram(now, peer(), &p);
+    assert_eq!(out[0].payload[5] & 0xC0, 0x40);
+    assert_eq!(c.response(&out[0].payload).unwrap().0, 0);
+}
+
+#[test]
+fn boot_parameter_5_keeps_all_five_bytes_and_param3_stops_timer() {
+    let now = Instant::now();
+    let config = BmcConfig::new([2, 0, 0, 0, 0, 1], "USER", Password::new("PASS"));
+    let mut b = Bmc::new(config.idle_timeout(Duration::from_secs(3600)));
+    let mut c = login(&mut b, 3, now);
+    assert_eq!(
+        call(
+            &mut b,
+            &mut c,
+            now,
+            0x00,
+            0x08,
+            &[0x05, 0xE0, 0x04, 0x00, 0x00, 0x07]
+        )
+        .0,
+        0
+    );
+    let (cc, data) = call(&mut b, &mut c, now, 0x00, 0x09, &[0x05, 0, 0]);
+    assert_eq!(
+        (cc, data),
+        (0, vec![0x01, 0x05, 0xE0, 0x04, 0x00, 0x00, 0x07])
+    );
+    // 61 s later the valid bit is gone (no parameter 3).
+    let later = now + Duration::from_secs(61);
+    let (_, data) = call(&mut b, &mut c, later, 0x00, 0x09, &[0x05, 0, 0]);
+    assert_eq!(data[2], 0x60);
+    // With parameter 3 = 0x1f it survives.
+    assert_eq!(call(&mut b, &mut c, later, 0x00, 0x08, &[0x03, 0x1F]).0, 0);
+    assert_eq!(
+        call(
+            &mut b,
+            &mut c,
+            later,
+            0x00,
+            0x08,
+            &[0x05, 0xA0, 0x08, 0, 0, 0]
+        )
+        .0,
+        0
+    );
+    let much_later = later + Duration::from_secs(600);
+    let (_, data) = call(&mut b, &mut c, much_later, 0x00, 0x09, &[0x05, 0, 0]);
+    assert_eq!(&data[2..4], &[0xA0, 0x08]);
+    assert_eq!(
+        call(&mut b, &mut c, much_later, 0x00, 0x09, &[0x03, 0, 0]).1,
+        vec![0x01, 0x03, 0x1F]
+    );
+    // One-shot flag consumed by the next boot.
+    call(&mut b, &mut c, much_later, 0x00, 0x02, &[0x01]);
+    let ev = b.drain_events();
+    assert!(ev.contains(&Event::Boot(BootRequest {
+        device: BootDevice::Disk,
+        efi: true
+    })));
+    let (_, data) = call(&mut b, &mut c, much_later, 0x00, 0x09, &[0x05, 0, 0]);
+    assert_eq!(data[2] & 0x80, 0);
+    // Unsupported parameter.
+    assert_eq!(
+        call(&mut b, &mut c, much_later, 0x00, 0x09, &[0x07, 0, 0]).0,
+        0x80
+    );
+}
+
+#[test]
+fn wrong_password_unknown_user_and_suite_refused() {
+    let now = Instant::now();
+    let mut b = bmc();
+    let mut c = Console::new(3, "USER", "WRONG");
+    assert_eq!(console::login(&mut c, exchange(&mut b, now)), Err(0xFE));
+    let mut c = Console::new(3, "NOBODY", "PASS");
+    assert_eq!(console::login(&mut c, exchange(&mut b, now)), Err(0x0D));
+    assert_eq!(
+        b.session_count(),
+        0,
+        "refused handshakes release their slot"
+    );
+    let mut b = Bmc::new(
+        BmcConfig::new([2, 0, 0, 0, 0, 1], "USER", Password::new("PASS"))
+            .suites(&[CipherSuite::Suite17]),
+    );
+    let mut c = Console::new(3, "USER", "PASS");
+    assert_eq!(console::login(&mut c, exchange(&mut b, now)), Err(0x11));
+    // The wrong-credentials fault makes the right password fail.
+    let mut b = bmc();
+    b.set_core_faults(CoreFaults {
+        wrong_credentials: true,
+    });
+    let mut c = Console::new(17, "USER", "PASS");
+    assert_eq!(console::login(&mut c, exchange(&mut b, now)), Err(0xFE));
+}
+
+#[test]
+fn rakp3_with_bad_code_gets_status_0f() {
+    let now = Instant::now();
+    let mut b = bmc();
+    let mut c = Console::new(3, "USER", "PASS");
+    let r = b.handle_datagram(now, peer(), &c.open_session_request());
+    c.open_session_response(&r[0].payload).unwrap();
+    let r = b.handle_datagram(now, peer(), &c.rakp1());
+    c.rakp2(&r[0].payload).unwrap();
+    let mut p = c.rakp3();
+    let last = p.len() - 1;
+    p[last] ^= 0xFF;
+    let r = b.handle_datagram(now, peer(), &p);
+    assert_eq!(c.rakp4(&r[0].payload), Err(0x0F));
+    assert_eq!(b.session_count(), 0);
+}
+
+#[test]
+fn sequence_window_replay_and_duplicate_rqseq() {
+    let now = Instant::now();
+    let mut b = bmc();
+    let mut c = login(&mut b, 3, now);
+    // A replayed packet (same session sequence) that is not the last
+    // request is ignored.
+    let first = c.request(0x06, 0x01, &[]);
+    assert_eq!(b.handle_datagram(now, peer(), &first).len(), 1);
+    let _ = call(&mut b, &mut c, now, 0x00, 0x01, &[]);
+    assert!(b.handle_datagram(now, peer(), &first).is_empty());
+    // Far outside the window: ignored.
+    let far = c.seal_with_seq(0x00, &console::ipmi_msg(0x06, 0x01, 9, &[]), c.seq + 1000);
+    assert!(b.handle_datagram(now, peer(), &far).is_empty());
+    // A retransmitted Chassis Control (same rqSeq, new session sequence) is
+    // answered again without power-cycling twice.
+    c.rq_seq = 20;
+    let msg = console::ipmi_msg(0x00, 0x02, 21, &[0x01]);
+    let a = c.seal(0x00, &msg);
+    let b1 = b.handle_datagram(now, peer(), &a);
+    let again = c.seal(0x00, &msg);
+    let b2 = b.handle_datagram(now, peer(), &again);
+    assert_eq!(c.response(&b1[0].payload), c.response(&b2[0].payload));
+    let ons = b
+        .drain_events()
+        .iter()
+        .filter(|e| **e == Event::Power { on: true })
+        .count();
+    assert_eq!(ons, 1);
+    // Packets signed with a wrong key are ignored.
+    let mut forged = c.request(0x00, 0x02, &[0x00]);
+    let n = forged.len() - 1;
+    forged[n] ^= 1;
+    assert!(b.handle_datagram(now, peer(), &forged).is_empty());
+    assert!(b.chassis().power());
+}
+
+#[test]
+fn close_session_idle_timeout_slots_and_concurrency() {
+    let now = Instant::now();
+    let mut b =
+        Bmc::new(BmcConfig::new([2, 0, 0, 0, 0, 1], "USER", Password::new("PASS")).max_sessions(2));
+    let mut c1 = login(&mut b, 3, now);
+    let mut c2 = Console::new(17, "USER", "PASS");
+    c2.sid_m = 0x0102_0304;
+    console::login(&mut c2, exchange(&mut b, now)).unwrap();
+    assert_eq!(b.active_session_count(), 2);
+    // Interleaved requests on both sessions.
+    assert_eq!(call(&mut b, &mut c1, now, 0x00, 0x02, &[0x01]).0, 0);
+    assert_eq!(call(&mut b, &mut c2, now, 0x00, 0x01, &[]).1[0] & 1, 1);
+    // No third slot.
+    let mut c3 = Console::new(3, "USER", "PASS");
+    c3.sid_m = 7;
+    assert_eq!(console::login(&mut c3, exchange(&mut b, now)), Err(0x01));
+    // Close session 1: its packets are ignored afterwards.
+    let sid = c1.sid_c.to_le_bytes();
+    assert_eq!(call(&mut b, &mut c1, now, 0x06, 0x3C, &sid).0, 0);
+    assert_eq!(b.active_session_count(), 1);
+    let p = c1.request(0x00, 0x01, &[]);
+    assert!(b.handle_datagram(now, peer(), &p).is_empty());
+    // Session 2 idles out after 60 s.
+    assert!(b.next_timeout().unwrap() <= now + Duration::from_secs(60));
+    b.poll(now + Duration::from_secs(59));
+    assert_eq!(b.session_count(), 1);
+    b.poll(now + Duration::from_secs(61));
+    assert_eq!(b.session_count(), 0);
+}
+
+#[test]
+fn privilege_unknown_commands_users_and_lan() {
+    let now = Instant::now();
+    let mut b = bmc();
+    let mut c = Console::new(3, "USER", "PASS");
+    let mut ex = exchange(&mut b, now);
+    let r = ex(c.open_session_request());
+    c.open_session_response(&r[0]).unwrap();
+    let r = ex(c.rakp1());
+    c.rakp2(&r[0]).unwrap();
+    let p = c.rakp3();
+    let r = ex(p);
+    c.rakp4(&r[0]).unwrap();
+    drop(ex);
+    // Sessions start at User level: Chassis Control needs Operator.
+    assert_eq!(call(&mut b, &mut c, now, 0x00, 0x02, &[0x01]).0, 0xD4);
+    assert_eq!(
+        call(&mut b, &mut c, now, 0x06, 0x3B, &[0x04]),
+        (0, vec![0x04])
+    );
+    assert_eq!(call(&mut b, &mut c, now, 0x06, 0x3B, &[0x05]).0, 0x81);
+    assert_eq!(call(&mut b, &mut c, now, 0x2C, 0x3E, &[0x00]).0, 0xC1);
+    assert_eq!(call(&mut b, &mut c, now, 0x06, 0x01, &[]).0, 0);
+    // Users: name + password for ID 3, then log in with them.
+    let mut name = b"ops".to_vec();
+    name.resize(16, 0);
+    assert_eq!(
+        call(
+            &mut b,
+            &mut c,
+            now,
+            0x06,
+            0x45,
+            &[[3].as_slice(), &name].concat()
+        )
+        .0,
+        0
+    );
+    let mut pw = b"s3cret".to_vec();
+    pw.resize(16, 0);
+    assert_eq!(
+        call(
+            &mut b,
+            &mut c,
+            now,
+            0x06,
+            0x47,
+            &[[3, 0x02].as_slice(), &pw].concat()
+        )
+        .0,
+        0
+    );
+    assert_eq!(call(&mut b, &mut c, now, 0x06, 0x47, &[3, 0x01]).0, 0);
+    assert_eq!(call(&mut b, &mut c, now, 0x06, 0x43, &[0x91, 3, 0x04]).0, 0);
+    assert_eq!(call(&mut b, &mut c, now, 0x06, 0x46, &[3]).1, name);
+    let (_, access) = call(&mut b, &mut c, now, 0x06, 0x44, &[0x01, 3]);
+    assert_eq!(access, vec![10, 0x40 | 2, 0x01, 0x14]);
+    assert_eq!(
+        call(
+            &mut b,
+            &mut c,
+            now,
+            0x06,
+            0x47,
+            &[[3, 0x03].as_slice(), &pw].concat()
+        )
+        .0,
+        0
+    );
+    let mut ops = Console::new(17, "ops", "s3cret");
+    ops.sid_m = 99;
+    console::login(&mut ops, exchange(&mut b, now)).unwrap();
+    // LAN IP address source back to DHCP.
+    assert_eq!(
+        call(&mut b, &mut c, now, 0x0C, 0x01, &[0x01, 0x04, 0x01]).0,
+        0
+    );
+    assert_eq!(
+        call(&mut b, &mut c, now, 0x0C, 0x02, &[0x01, 0x04, 0, 0]).1,
+        vec![0x11, 0x01]
+    );
+    assert_eq!(
+        call(&mut b, &mut c, now, 0x0C, 0x01, &[0x01, 0x04, 0x02]).0,
+        0
+    );
+    assert_eq!(b.chassis().lan_ip_source(), 2);
+}
+
+#[test]
+fn sol_carries_console_text_both_ways() {
+    let now = Instant::now();
+    let mut b = bmc();
+    let mut c = login(&mut b, 3, now);
+    let (cc, data) = call(
+        &mut b,
+        &mut c,
+        now,
+        0x06,
+        0x48,
+        &[0x01, 0x01, 0xC6, 0, 0, 0],
+    );
+    assert_eq!(cc, 0);
+    assert_eq!(data.len(), 12);
+    assert_eq!(u16::from_le_bytes([data[8], data[9]]), 623);
+    assert!(b.drain_events().contains(&Event::SolActivated));
+    // A second activation is refused.
+    assert_eq!(
+        call(
+            &mut b,
+            &mut c,
+            now,
+            0x06,
+            0x48,
+            &[0x01, 0x01, 0xC6, 0, 0, 0]
+        )
+        .0,
+        0x80
+    );
+    // Node output reaches the console.
+    let out = b.console_output(now, b"login: ");
+    assert_eq!(out.len(), 1);
+    let (t, sol) = c.open(&out[0].payload).unwrap();
+    assert_eq!(t, 0x01);
+    assert_eq!(&sol[4..], b"login: ");
+    let seq = sol[0];
+    // Unacked: retransmitted after the retry interval.
+    let again = b.poll(now + Duration::from_secs(1));
+    assert_eq!(c.open(&again[0].payload).unwrap().1, sol);
+    // Console acks and types.
+    let mut pkt = vec![1, seq, 7, 0];
+    pkt.extend_from_slice(b"root\r");
+    let p = c.seal(0x01, &pkt);
+    let out = b.handle_datagram(now, peer(), &p);
+    let (_, ack) = c.open(&out[0].payload).unwrap();
+    assert_eq!(&ack[..3], &[0, 1, 5]);
+    assert!(
+        b.drain_events()
+            .contains(&Event::ConsoleInput(b"root\r".to_vec()))
+    );
+    assert!(
+        b.poll(now + Duration::from_secs(5)).is_empty(),
+        "acked data is not resent"
+    );
+    // Deactivate.
+    assert_eq!(
+        call(&mut b, &mut c, now, 0x06, 0x49, &[0x01, 0x01, 0, 0, 0, 0]).0,
+        0
+    );
+    assert!(b.drain_events().contains(&Event::SolDeactivated));
+    assert!(b.console_output(now, b"more").is_empty());
+    assert_eq!(b.chassis().console_log(), b"login: more");
+}
+
+#[test]
+fn reboot_drops_sessions() {
+    let now = Instant::now();
+    let mut b = bmc();
+    let mut c = login(&mut b, 3, now);
+    b.reboot();
+    assert_eq!(b.session_count(), 0);
+    let p = c.request(0x00, 0x01, &[]);
+    assert!(b.handle_datagram(now, peer(), &p).is_empty());
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_datagrams_never_panic_nor_open_sessions(
+            packets in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..120), 1..20),
+            prefix in 0usize..4,
+        ) {
+            let now = Instant::now();
+            let mut b = bmc();
+            let heads: [&[u8]; 4] = [&[], &[0x06, 0x00, 0xFF, 0x07], &[0x06, 0x00, 0xFF, 0x07, 0x06], &[0x06, 0x00, 0xFF, 0x07, 0x06, 0x00, 0, 0, 0, 0]];
+            for p in packets {
+                let mut d = heads[prefix].to_vec();
+                d.extend_from_slice(&p);
+                let _ = b.handle_datagram(now, peer(), &d);
+            }
+            prop_assert_eq!(b.active_session_count(), 0);
+        }
+
+        #[test]
+        fn arbitrary_bytes_inside_a_session_never_panic(
+            payloads in proptest::collection::vec((0u8..3, proptest::collection::vec(any::<u8>(), 0..80)), 1..20),
+        ) {
+            let now = Instant::now();
+            let mut b = bmc();
+            let mut c = login(&mut b, 3, now);
+            for (t, p) in payloads {
+                let pkt = c.seal(t, &p);
+                let _ = b.handle_datagram(now, peer(), &pkt);
+            }
+            prop_assert!(b.active_session_count() <= 1);
+        }
+    }
+}

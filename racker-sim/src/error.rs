@@ -1,0 +1,44 @@
+//! The crate's error type.
+
+use std::net::SocketAddr;
+
+/// Errors from the simulator's IO edge (the sans-IO BMC core never fails:
+/// it answers or ignores every datagram).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A BMC's UDP socket could not be bound.
+    #[error("cannot bind simulated BMC {mac} to {addr}: {source}")]
+    Bind {
+        /// BMC MAC address (lower-case colon form).
+        mac: String,
+        /// Address that was requested.
+        addr: SocketAddr,
+        /// Underlying IO error.
+        source: std::io::Error,
+    },
+    /// Two nodes share a BMC MAC address.
+    #[error("duplicate BMC MAC address {mac}")]
+    DuplicateMac {
+        /// The repeated MAC.
+        mac: String,
+    },
+    /// A fault specification could not be parsed.
+    #[error("invalid fault {spec:?}: {reason}")]
+    InvalidFault {
+        /// What was given.
+        spec: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A bind prefix / address plan could not place the requested node count.
+    #[error("cannot place {count} BMCs under bind prefix {prefix}: {reason}")]
+    AddressPlan {
+        /// Bind prefix given.
+        prefix: String,
+        /// Number of nodes.
+        count: usize,
+        /// Why.
+        reason: String,
+    },
+}

@@ -1,0 +1,453 @@
+//! Many simulated BMCs in one tokio process: the IO edge around [`Bmc`].
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::net::UdpSocket;
+use tokio::sync::{Notify, broadcast};
+use tokio::task::JoinHandle;
+
+use crate::Error;
+use crate::bmc::{Bmc, BmcConfig, CoreFaults, Transmit};
+use crate::chassis::{BootFlags, Event, Password};
+use crate::fault::Faults;
+
+/// Lower-case colon form of a MAC address.
+pub fn format_mac(mac: [u8; 6]) -> String {
+    let mut s = String::with_capacity(17);
+    for (i, b) in mac.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Parse `aa:bb:cc:dd:ee:ff` (or `-` separated, any case).
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.trim().split([':', '-']);
+    for b in &mut out {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// One node of the rack to start.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    /// BMC MAC address (identifies the node).
+    pub bmc_mac: [u8; 6],
+    /// The server's primary (PXE) MAC address, if known.
+    pub primary_mac: Option<[u8; 6]>,
+    /// Where the BMC listens (port 0 = any free port).
+    pub addr: SocketAddr,
+    /// Faults active from the start.
+    pub faults: Faults,
+}
+
+impl NodeSpec {
+    /// A node with BMC MAC `bmc_mac` listening on `addr`.
+    pub fn new(bmc_mac: [u8; 6], addr: SocketAddr) -> Self {
+        NodeSpec {
+            bmc_mac,
+            primary_mac: None,
+            addr,
+            faults: Faults::default(),
+        }
+    }
+    /// Set the primary MAC.
+    pub fn primary_mac(mut self, mac: [u8; 6]) -> Self {
+        self.primary_mac = Some(mac);
+        self
+    }
+    /// Set initial faults.
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+}
+
+/// An event of one node, tagged with its BMC MAC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEvent {
+    /// The node's BMC MAC.
+    pub bmc_mac: [u8; 6],
+    /// What happened.
+    pub event: Event,
+}
+
+/// Point-in-time view of one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeSnapshot {
+    /// BMC MAC.
+    pub bmc_mac: [u8; 6],
+    /// Primary MAC.
+    pub primary_mac: Option<[u8; 6]>,
+    /// Address the BMC listens on.
+    pub ipmi_addr: SocketAddr,
+    /// Chassis power.
+    pub power_on: bool,
+    /// Boot flags (parameter 5, all five bytes).
+    pub boot_flags: BootFlags,
+    /// Parameter 3 (boot-flag-valid clearing).
+    pub boot_flag_clearing: u8,
+    /// LAN IP address source (1 static, 2 DHCP).
+    pub lan_ip_source: u8,
+    /// Established IPMI sessions.
+    pub active_sessions: usize,
+    /// Faults in force.
+    pub faults: Faults,
+}
+
+struct Shared {
+    bmc_mac: [u8; 6],
+    primary_mac: Option<[u8; 6]>,
+    addr: SocketAddr,
+    bmc: Mutex<Bmc>,
+    faults: Mutex<Faults>,
+    socket: UdpSocket,
+    wake: Notify,
+    events: broadcast::Sender<NodeEvent>,
+    rng: Mutex<StdRng>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means another task panicked mid-update; the
+    // simulator keeps serving with whatever state is there.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn publish(&self, bmc: &mut Bmc) {
+        for event in bmc.drain_events() {
+            let _ = self.events.send(NodeEvent {
+                bmc_mac: self.bmc_mac,
+                event,
+            });
+        }
+    }
+
+    fn send_now(&self, out: Vec<Transmit>) {
+        for t in out {
+            // UDP send on a non-blocking socket: a full buffer drops the
+            // datagram exactly like a lossy network would.
+            let _ = self.socket.try_send_to(&t.payload, t.to);
+        }
+    }
+
+    async fn on_datagram(&self, peer: SocketAddr, data: &[u8]) {
+        let faults = *lock(&self.faults);
+        if faults.unreachable {
+            return;
+        }
+        if faults.loss_percent > 0 && lock(&self.rng).gen_range(0..100u8) < faults.loss_percent {
+            return;
+        }
+        let out = {
+            let mut bmc = lock(&self.bmc);
+            let out = bmc.handle_datagram(Instant::now(), peer, data);
+            self.publish(&mut bmc);
+            out
+        };
+        if !faults.latency.is_zero() {
+            tokio::time::sleep(faults.latency).await;
+        }
+        for t in out {
+            let _ = self.socket.send_to(&t.payload, t.to).await;
+        }
+    }
+}
+
+/// Handle on one simulated node (cheap to clone).
+#[derive(Clone)]
+pub struct SimNode {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SimNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimNode")
+            .field("bmc_mac", &format_mac(self.shared.bmc_mac))
+            .field("addr", &self.shared.addr)
+            .finish()
+    }
+}
+
+impl SimNode {
+    /// BMC MAC.
+    pub fn bmc_mac(&self) -> [u8; 6] {
+        self.shared.bmc_mac
+    }
+    /// Primary MAC.
+    pub fn primary_mac(&self) -> Option<[u8; 6]> {
+        self.shared.primary_mac
+    }
+    /// Where the BMC listens.
+    pub fn ipmi_addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    fn with_bmc<R>(&self, f: impl FnOnce(&mut Bmc) -> R) -> R {
+        let mut bmc = lock(&self.shared.bmc);
+        let r = f(&mut bmc);
+        self.shared.publish(&mut bmc);
+        drop(bmc);
+        self.shared.wake.notify_one();
+        r
+    }
+
+    /// Current state.
+    pub fn snapshot(&self) -> NodeSnapshot {
+        let faults = *lock(&self.shared.faults);
+        self.with_bmc(|bmc| {
+            let _ = bmc.poll(Instant::now());
+            let c = bmc.chassis();
+            NodeSnapshot {
+                bmc_mac: self.shared.bmc_mac,
+                primary_mac: self.shared.primary_mac,
+                ipmi_addr: self.shared.addr,
+                power_on: c.power(),
+                boot_flags: c.boot_flags(),
+                boot_flag_clearing: c.boot_flag_clearing(),
+                lan_ip_source: c.lan_ip_source(),
+                active_sessions: bmc.active_session_count(),
+                faults,
+            }
+        })
+    }
+
+    /// The node writes `text` to its serial console (shown to an active SOL
+    /// session and kept in [`SimNode::console_log`]).
+    pub fn console_write(&self, text: &[u8]) {
+        let out = self.with_bmc(|bmc| bmc.console_output(Instant::now(), text));
+        self.shared.send_now(out);
+    }
+
+    /// Console output kept so far.
+    pub fn console_log(&self) -> Vec<u8> {
+        self.with_bmc(|bmc| bmc.chassis().console_log())
+    }
+
+    /// The node changes its own power (OS shutdown, firmware power-on).
+    pub fn set_power(&self, on: bool) {
+        self.with_bmc(|bmc| bmc.node_power(Instant::now(), on));
+    }
+
+    /// The node sets its own boot flags (in-band IPMI from the host OS).
+    pub fn set_boot_flags(&self, flags: BootFlags) {
+        self.with_bmc(|bmc| bmc.node_set_boot_flags(Instant::now(), flags));
+    }
+
+    /// The node writes boot option parameter 3 (0x1f disables every clearing).
+    pub fn set_boot_flag_clearing(&self, param3: u8) {
+        self.with_bmc(|bmc| bmc.node_set_boot_flag_clearing(Instant::now(), param3));
+    }
+
+    /// Replace the node's faults.
+    pub fn set_faults(&self, faults: Faults) {
+        *lock(&self.shared.faults) = faults;
+        self.with_bmc(|bmc| {
+            bmc.set_core_faults(CoreFaults {
+                wrong_credentials: faults.wrong_credentials,
+            })
+        });
+    }
+
+    /// Faults in force.
+    pub fn faults(&self) -> Faults {
+        *lock(&self.shared.faults)
+    }
+
+    /// Reboot the BMC: all sessions are dropped.
+    pub fn reboot_bmc(&self) {
+        self.with_bmc(Bmc::reboot);
+    }
+
+    /// Events of this node only.
+    pub fn subscribe(&self) -> NodeEvents {
+        NodeEvents {
+            mac: self.shared.bmc_mac,
+            rx: self.shared.events.subscribe(),
+        }
+    }
+}
+
+/// Receiver of one node's events.
+#[derive(Debug)]
+pub struct NodeEvents {
+    mac: [u8; 6],
+    rx: broadcast::Receiver<NodeEvent>,
+}
+
+impl NodeEvents {
+    /// The next event of this node; `None` when the rack is gone. Events
+    /// missed because the receiver lagged are skipped.
+    pub async fn recv(&mut self) -> Option<Event> {
+        loop {
+            match self.rx.recv().await {
+                Ok(e) if e.bmc_mac == self.mac => return Some(e.event),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+/// A running rack of simulated BMCs. Dropping it stops every BMC.
+#[derive(Debug)]
+pub struct SimRack {
+    nodes: Vec<SimNode>,
+    events: broadcast::Sender<NodeEvent>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl SimRack {
+    /// Bind and start one BMC per spec, all with the same administrator
+    /// credentials.
+    pub async fn start(
+        specs: Vec<NodeSpec>,
+        user: &str,
+        password: Password,
+    ) -> Result<SimRack, Error> {
+        Self::start_with(specs, |spec| {
+            BmcConfig::new(spec.bmc_mac, user, password.clone())
+        })
+        .await
+    }
+
+    /// Like [`SimRack::start`] with a BMC configuration per node (session
+    /// slots, idle timeout, cipher suites...). The IP and SOL port are
+    /// filled in from the bound socket.
+    pub async fn start_with(
+        specs: Vec<NodeSpec>,
+        config: impl Fn(&NodeSpec) -> BmcConfig,
+    ) -> Result<SimRack, Error> {
+        let mut seen = HashSet::new();
+        for s in &specs {
+            if !seen.insert(s.bmc_mac) {
+                return Err(Error::DuplicateMac {
+                    mac: format_mac(s.bmc_mac),
+                });
+            }
+        }
+        let (events, _) = broadcast::channel(4096);
+        let mut nodes = Vec::with_capacity(specs.len());
+        let mut tasks = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let bind_err = |source| Error::Bind {
+                mac: format_mac(spec.bmc_mac),
+                addr: spec.addr,
+                source,
+            };
+            let socket = UdpSocket::bind(spec.addr).await.map_err(bind_err)?;
+            let addr = socket.local_addr().map_err(bind_err)?;
+            let ip = match addr.ip() {
+                IpAddr::V4(v4) => v4.octets(),
+                IpAddr::V6(_) => [0; 4],
+            };
+            let seed: u64 = rand::random();
+            let cfg = config(&spec).ip(ip).sol_port(addr.port()).seed(seed);
+            let mut bmc = Bmc::new(cfg);
+            bmc.set_core_faults(CoreFaults {
+                wrong_credentials: spec.faults.wrong_credentials,
+            });
+            let shared = Arc::new(Shared {
+                bmc_mac: spec.bmc_mac,
+                primary_mac: spec.primary_mac,
+                addr,
+                bmc: Mutex::new(bmc),
+                faults: Mutex::new(spec.faults),
+                socket,
+                wake: Notify::new(),
+                events: events.clone(),
+                rng: Mutex::new(StdRng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15)),
+            });
+            tasks.push(tokio::spawn(serve(Arc::clone(&shared))));
+            nodes.push(SimNode { shared });
+        }
+        Ok(SimRack {
+            nodes,
+            events,
+            tasks,
+        })
+    }
+
+    /// Every node, in the order given.
+    pub fn nodes(&self) -> &[SimNode] {
+        &self.nodes
+    }
+
+    /// The node with this BMC MAC.
+    pub fn node(&self, bmc_mac: [u8; 6]) -> Option<&SimNode> {
+        self.nodes.iter().find(|n| n.bmc_mac() == bmc_mac)
+    }
+
+    /// Every node's events.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+}
+
+impl Drop for SimRack {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn serve(shared: Arc<Shared>) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let deadline = lock(&shared.bmc).next_timeout();
+        let timer = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = shared.socket.recv_from(&mut buf) => {
+                if let Ok((n, peer)) = r {
+                    shared.on_datagram(peer, &buf[..n]).await;
+                }
+            }
+            () = timer => {
+                let out = {
+                    let mut bmc = lock(&shared.bmc);
+                    let out = bmc.poll(Instant::now());
+                    shared.publish(&mut bmc);
+                    out
+                };
+                shared.send_now(out);
+            }
+            () = shared.wake.notified() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_round_trip() {
+        let m = parse_mac("00:1A-2b:3c:4d:5e").unwrap();
+        assert_eq!(format_mac(m), "00:1a:2b:3c:4d:5e");
+        assert!(parse_mac("00:1a:2b:3c:4d").is_none());
+        assert!(parse_mac("00:1a:2b:3c:4d:5e:6f").is_none());
+        assert!(parse_mac("00:1a:2b:3c:4d:5g").is_none());
+    }
+}
