@@ -1,0 +1,268 @@
+//! Static file responses: `Range` (single range), `HEAD`, conditional
+//! requests, `ETag`/`Last-Modified`, streamed from disk.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::UNIX_EPOCH;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+/// Read size per chunk of a streamed file.
+const CHUNK: usize = 256 * 1024;
+
+/// A byte range request, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeSpec {
+    /// No (usable) Range header: send everything.
+    Full,
+    /// Bytes `start..=end`.
+    Part(u64, u64),
+    /// Cannot be satisfied (start past the end).
+    Unsatisfiable,
+}
+
+/// Parse a `Range` header against a file of `size` bytes. Multiple ranges
+/// and malformed headers yield [`RangeSpec::Full`] (a server may ignore
+/// Range, RFC 9110 §14.2).
+pub fn parse_range(value: &str, size: u64) -> RangeSpec {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeSpec::Full;
+    };
+    if spec.contains(',') {
+        return RangeSpec::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeSpec::Full;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let num = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    match (a.is_empty(), b.is_empty()) {
+        (true, true) => RangeSpec::Full,
+        (true, false) => match num(b) {
+            // Suffix range: the last n bytes.
+            Some(0) => RangeSpec::Unsatisfiable,
+            Some(_) if size == 0 => RangeSpec::Unsatisfiable,
+            Some(n) => RangeSpec::Part(size.saturating_sub(n), size - 1),
+            None => RangeSpec::Full,
+        },
+        (false, _) => {
+            let Some(start) = num(a) else {
+                return RangeSpec::Full;
+            };
+            let end = if b.is_empty() { Some(u64::MAX) } else { num(b) };
+            match end {
+                None => RangeSpec::Full,
+                Some(end) if end < start => RangeSpec::Full,
+                Some(_) if start >= size => RangeSpec::Unsatisfiable,
+                Some(end) => RangeSpec::Part(start, end.min(size - 1)),
+            }
+        }
+    }
+}
+
+fn etag_of(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "\"{:x}-{:x}-{:x}.{:x}\"",
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    )
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn etag_matches(list: &str, etag: &str) -> bool {
+    list.split(',')
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == etag)
+}
+
+fn simple(status: StatusCode, text: &str) -> Response<Body> {
+    let mut r = Response::new(Body::from(text.to_owned()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Serve the file at `path` (already jailed) for a request.
+pub async fn serve_file(
+    path: &Path,
+    method: &Method,
+    headers: &HeaderMap,
+    bytes_sent: Arc<AtomicU64>,
+) -> Response<Body> {
+    let file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(_) => return simple(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    let meta = match file.metadata().await {
+        Ok(m) if m.is_file() => m,
+        _ => return simple(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    let size = meta.len();
+    let etag = etag_of(&meta);
+    let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+    let last_modified = httpdate::fmt_http_date(modified);
+    // Whole seconds: HTTP dates have no sub-second precision.
+    let modified_secs = modified
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+
+    let not_modified = match header_str(headers, header::IF_NONE_MATCH) {
+        Some(list) => etag_matches(list, &etag),
+        None => header_str(headers, header::IF_MODIFIED_SINCE)
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+            .and_then(|since| since.duration_since(UNIX_EPOCH).ok())
+            .is_some_and(|since| modified_secs <= since.as_secs()),
+    };
+
+    let mut builder = Response::builder()
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::ETAG, &etag)
+        .header(header::LAST_MODIFIED, &last_modified)
+        .header(header::CONTENT_TYPE, "application/octet-stream");
+    if not_modified {
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .unwrap_or_else(|_| simple(StatusCode::INTERNAL_SERVER_ERROR, "response error\n"));
+    }
+
+    // If-Range: only honour Range when the validator still matches.
+    let range_ok = match header_str(headers, header::IF_RANGE) {
+        None => true,
+        Some(v) if v.starts_with('"') || v.starts_with("W/") => v == etag,
+        Some(v) => v.trim() == last_modified,
+    };
+    let range = match header_str(headers, header::RANGE) {
+        Some(v) if range_ok => parse_range(v, size),
+        _ => RangeSpec::Full,
+    };
+    let (status, start, len) = match range {
+        RangeSpec::Full => (StatusCode::OK, 0, size),
+        RangeSpec::Part(s, e) => {
+            builder = builder.header(header::CONTENT_RANGE, format!("bytes {s}-{e}/{size}"));
+            (StatusCode::PARTIAL_CONTENT, s, e - s + 1)
+        }
+        RangeSpec::Unsatisfiable => {
+            return builder
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                .header(header::CONTENT_LENGTH, 0)
+                .body(Body::empty())
+                .unwrap_or_else(|_| simple(StatusCode::INTERNAL_SERVER_ERROR, "response error\n"));
+        }
+    };
+    builder = builder
+        .status(status)
+        .header(header::CONTENT_LENGTH, len.to_string());
+    let body = if *method == Method::HEAD || len == 0 {
+        Body::empty()
+    } else {
+        Body::from_stream(file_stream(file, start, len, bytes_sent))
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|_| simple(StatusCode::INTERNAL_SERVER_ERROR, "response error\n"))
+}
+
+/// Stream `len` bytes from `start`, counting them as they go out.
+fn file_stream(
+    file: tokio::fs::File,
+    start: u64,
+    len: u64,
+    bytes_sent: Arc<AtomicU64>,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    struct St {
+        file: tokio::fs::File,
+        start: u64,
+        remaining: u64,
+        seeked: bool,
+        sent: Arc<AtomicU64>,
+    }
+    futures::stream::unfold(
+        St {
+            file,
+            start,
+            remaining: len,
+            seeked: false,
+            sent: bytes_sent,
+        },
+        |mut st| async move {
+            if st.remaining == 0 {
+                return None;
+            }
+            if !st.seeked {
+                if let Err(e) = st.file.seek(std::io::SeekFrom::Start(st.start)).await {
+                    st.remaining = 0;
+                    return Some((Err(e), st));
+                }
+                st.seeked = true;
+            }
+            let want = usize::try_from(st.remaining).unwrap_or(CHUNK).min(CHUNK);
+            let mut buf = vec![0u8; want];
+            let mut filled = 0;
+            while filled < want {
+                match st.file.read(&mut buf[filled..]).await {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) => {
+                        st.remaining = 0;
+                        return Some((Err(e), st));
+                    }
+                }
+            }
+            if filled == 0 {
+                st.remaining = 0;
+                return Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "file shrank while being sent",
+                    )),
+                    st,
+                ));
+            }
+            buf.truncate(filled);
+            st.remaining -= filled as u64;
+            st.sent.fetch_add(filled as u64, Ordering::Relaxed);
+            Some((Ok(Bytes::from(buf)), st))
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), RangeSpec::Part(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), RangeSpec::Part(90, 99));
+        assert_eq!(parse_range("bytes=90-500", 100), RangeSpec::Part(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), RangeSpec::Part(90, 99));
+        assert_eq!(parse_range("bytes=-1000", 100), RangeSpec::Part(0, 99));
+        assert_eq!(parse_range("bytes=100-", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeSpec::Full);
+        assert_eq!(parse_range("bytes=5-1", 100), RangeSpec::Full);
+        assert_eq!(parse_range("items=0-1", 100), RangeSpec::Full);
+        assert_eq!(parse_range("bytes=x-1", 100), RangeSpec::Full);
+        assert_eq!(parse_range("bytes=0-0", 0), RangeSpec::Unsatisfiable);
+    }
+}

@@ -1,0 +1,395 @@
+//! The HTTP side of netboot: iPXE scripts, Ignition, assets, installer
+//! reports and Prometheus metrics (axum).
+//!
+//! Routes:
+//! - `GET /boot.ipxe`: chains to `/ipxe?mac=${mac:hexhyp}`.
+//! - `GET /ipxe?mac=..` (plus any matchbox labels): the node's script;
+//!   an installed node gets a script that exits to its disk; unknown → 404.
+//! - `GET /ignition?mac=..[&profile=install|os]`: the node's Ignition JSON
+//!   (profile defaults to `os` once installed, else `install`).
+//! - `GET|HEAD /assets/<path>`: files under the assets directory.
+//! - `POST /report?mac=..&stage=installing|installed|failed[&reason=..]`.
+//! - `GET /metrics`: Prometheus text format.
+
+pub mod files;
+pub mod metrics;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use axum::routing::{get, post};
+use racker_inventory::MacAddr;
+use tokio::net::TcpListener;
+
+use crate::matchbox::{Catalog, ipxe_script};
+use crate::profile::{ContentError, IgnitionProfile, IgnitionSource};
+use crate::report::{ReportStore, Stage};
+use crate::tftp::jail::{Jail, JailError};
+use metrics::Metrics;
+
+/// Everything the HTTP server serves.
+#[derive(Debug, Clone)]
+pub struct HttpContent {
+    catalog: Arc<Catalog>,
+    reports: ReportStore,
+    ignition: Arc<dyn IgnitionSource>,
+    assets: Option<Jail>,
+    boot_files: Option<Jail>,
+    metrics: Arc<Metrics>,
+}
+
+impl HttpContent {
+    /// Content from a catalog, the report store and an Ignition source.
+    /// `assets_dir` (usually `<state-dir>/assets`) is served under
+    /// `/assets/` when it exists.
+    pub fn new(
+        catalog: Catalog,
+        reports: ReportStore,
+        ignition: Arc<dyn IgnitionSource>,
+        assets_dir: &Path,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            catalog: Arc::new(catalog),
+            reports,
+            ignition,
+            assets: Jail::new(assets_dir).ok(),
+            boot_files: None,
+            metrics,
+        }
+    }
+
+    /// Also serve the iPXE binaries of `dir` (the TFTP root) over HTTP, for
+    /// UEFI HTTP boot: `/ipxe.efi` and `/boot-files/<name>`.
+    pub fn with_boot_files(mut self, dir: &Path) -> Self {
+        self.boot_files = Jail::new(dir).ok();
+        self
+    }
+
+    /// The axum router (for embedding or tests).
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/boot.ipxe", get(boot_ipxe))
+            .route("/boot.ipxe.0", get(boot_ipxe))
+            .route("/ipxe", get(node_ipxe))
+            .route("/ignition", get(ignition))
+            .route("/report", post(report))
+            .route("/metrics", get(metrics_text))
+            .route("/assets/{*path}", get(asset))
+            .route("/boot-files/{*path}", get(boot_file))
+            .route("/ipxe.efi", get(ipxe_efi))
+            .fallback(not_found)
+            .with_state(Arc::new(self))
+    }
+}
+
+/// A bound HTTP server.
+#[derive(Debug)]
+pub struct HttpServer {
+    listener: TcpListener,
+    local: SocketAddr,
+    content: HttpContent,
+}
+
+impl HttpServer {
+    /// Bind `addr`.
+    pub async fn bind(addr: SocketAddr, content: HttpContent) -> Result<Self, ContentError> {
+        let err = |source| ContentError::Socket {
+            what: "binding HTTP",
+            addr,
+            source,
+        };
+        let listener = TcpListener::bind(addr).await.map_err(err)?;
+        let local = listener.local_addr().map_err(err)?;
+        Ok(Self {
+            listener,
+            local,
+            content,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Serve until the task is dropped.
+    pub async fn run(self) -> Result<(), ContentError> {
+        let local = self.local;
+        axum::serve(self.listener, self.content.router())
+            .await
+            .map_err(|source| ContentError::Socket {
+                what: "serving HTTP",
+                addr: local,
+                source,
+            })
+    }
+}
+
+type St = State<Arc<HttpContent>>;
+type Labels = Query<BTreeMap<String, String>>;
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn plain(status: StatusCode, body: String) -> Response<Body> {
+    text(status, "text/plain; charset=utf-8", body)
+}
+
+impl HttpContent {
+    fn done(&self, route: &'static str, r: Response<Body>) -> Response<Body> {
+        self.metrics.http.count(route, r.status().as_u16());
+        r
+    }
+}
+
+/// Parse the `mac` label (colon or hyphen form).
+fn mac_label(labels: &BTreeMap<String, String>) -> Result<MacAddr, Box<Response<Body>>> {
+    let Some(raw) = labels.get("mac") else {
+        return Err(Box::new(plain(
+            StatusCode::BAD_REQUEST,
+            "racker: missing ?mac= parameter\n".into(),
+        )));
+    };
+    raw.parse().map_err(|_| {
+        Box::new(plain(
+            StatusCode::BAD_REQUEST,
+            format!("racker: {raw:?} is not a MAC address\n"),
+        ))
+    })
+}
+
+async fn boot_ipxe(State(c): St) -> Response<Body> {
+    let script = "#!ipxe\nchain /ipxe?mac=${mac:hexhyp}&arch=${buildarch:uristring}\n".to_owned();
+    c.done(
+        "/boot.ipxe",
+        text(StatusCode::OK, "text/plain; charset=utf-8", script),
+    )
+}
+
+async fn node_ipxe(State(c): St, Query(mut labels): Labels) -> Response<Body> {
+    let mac = match mac_label(&labels) {
+        Ok(m) => m,
+        Err(r) => return c.done("/ipxe", *r),
+    };
+    labels.insert("mac".into(), mac.to_string());
+    let r = if c.reports.is_installed(mac) {
+        plain(
+            StatusCode::OK,
+            format!("#!ipxe\necho racker: {mac} is installed, booting from its local disk\nexit\n"),
+        )
+    } else {
+        match c.catalog.select(&labels) {
+            Some((_, profile)) => plain(StatusCode::OK, ipxe_script(profile)),
+            None => {
+                tracing::info!(%mac, "http: /ipxe for unknown MAC");
+                plain(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "racker: no boot profile for MAC {mac}: it is not in nodes.csv, \
+                         is excluded, or is not a primary MAC\n"
+                    ),
+                )
+            }
+        }
+    };
+    c.done("/ipxe", r)
+}
+
+async fn ignition(State(c): St, Query(mut labels): Labels) -> Response<Body> {
+    let mac = match mac_label(&labels) {
+        Ok(m) => m,
+        Err(r) => return c.done("/ignition", *r),
+    };
+    labels.insert("mac".into(), mac.to_string());
+    let profile = match labels.get("profile").map(|p| IgnitionProfile::parse(p)) {
+        Some(Some(p)) => p,
+        Some(None) => {
+            return c.done(
+                "/ignition",
+                plain(
+                    StatusCode::BAD_REQUEST,
+                    "racker: profile must be install or os\n".into(),
+                ),
+            );
+        }
+        None if c.reports.is_installed(mac) => IgnitionProfile::Os,
+        None => IgnitionProfile::Install,
+    };
+    let r = match c.ignition.ignition(mac, profile) {
+        Ok(Some(bytes)) => text(StatusCode::OK, "application/json", bytes_string(bytes)),
+        Ok(None) => match matchbox_ignition(&c.catalog, &labels) {
+            Some(bytes) => text(StatusCode::OK, "application/json", bytes_string(bytes)),
+            None => plain(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "racker: no {} Ignition config for MAC {mac}\n",
+                    profile.as_str()
+                ),
+            ),
+        },
+        Err(e) => {
+            tracing::error!(%mac, "http: ignition: {e}");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, format!("racker: {e}\n"))
+        }
+    };
+    c.done("/ignition", r)
+}
+
+fn bytes_string(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// matchbox compatibility: the selected profile's `ignition_id` file.
+fn matchbox_ignition(catalog: &Catalog, labels: &BTreeMap<String, String>) -> Option<Vec<u8>> {
+    let (_, profile) = catalog.select(labels)?;
+    if profile.ignition_id.is_empty() {
+        return None;
+    }
+    let jail = Jail::new(catalog.ignition_dir.as_deref()?).ok()?;
+    let path = jail.resolve(&profile.ignition_id).ok()?;
+    std::fs::read(path).ok()
+}
+
+async fn report(State(c): St, Query(labels): Labels, body: Bytes) -> Response<Body> {
+    let mac = match mac_label(&labels) {
+        Ok(m) => m,
+        Err(r) => return c.done("/report", *r),
+    };
+    let stage: Stage = match labels.get("stage").map(|s| s.parse()) {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            return c.done(
+                "/report",
+                plain(StatusCode::BAD_REQUEST, format!("racker: {e}\n")),
+            );
+        }
+        None => {
+            return c.done(
+                "/report",
+                plain(StatusCode::BAD_REQUEST, "racker: missing stage\n".into()),
+            );
+        }
+    };
+    if c.catalog.select_mac(mac).is_none() && c.reports.get(mac).is_none() {
+        return c.done(
+            "/report",
+            plain(
+                StatusCode::NOT_FOUND,
+                format!("racker: {mac} is not a node of this rack\n"),
+            ),
+        );
+    }
+    let reason = labels.get("reason").cloned().or_else(|| {
+        let b = String::from_utf8_lossy(&body[..body.len().min(4096)])
+            .trim()
+            .to_owned();
+        (!b.is_empty()).then_some(b)
+    });
+    let r = match c.reports.record(mac, stage, reason, SystemTime::now()) {
+        Ok(changed) => {
+            if changed {
+                tracing::info!(%mac, stage = stage.as_str(), "http: installer report");
+            }
+            plain(
+                StatusCode::OK,
+                format!(
+                    "{} {mac} {}\n",
+                    if changed { "recorded" } else { "unchanged" },
+                    stage.as_str()
+                ),
+            )
+        }
+        Err(e) => {
+            tracing::error!(%mac, "http: recording report: {e}");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, format!("racker: {e}\n"))
+        }
+    };
+    c.done("/report", r)
+}
+
+async fn metrics_text(State(c): St) -> Response<Body> {
+    let body = c.metrics.render(&c.reports, &c.catalog);
+    c.done(
+        "/metrics",
+        text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            body,
+        ),
+    )
+}
+
+async fn asset(
+    State(c): St,
+    axum::extract::Path(path): axum::extract::Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response<Body> {
+    let r = if c.assets.is_none() {
+        plain(
+            StatusCode::NOT_FOUND,
+            "racker: no assets directory\n".into(),
+        )
+    } else {
+        jailed_file(&c, c.assets.as_ref(), &path, &method, &headers).await
+    };
+    c.done("/assets", r)
+}
+
+async fn boot_file(
+    State(c): St,
+    axum::extract::Path(path): axum::extract::Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response<Body> {
+    let r = jailed_file(&c, c.boot_files.as_ref(), &path, &method, &headers).await;
+    c.done("/boot-files", r)
+}
+
+async fn ipxe_efi(State(c): St, method: Method, headers: HeaderMap) -> Response<Body> {
+    let r = jailed_file(&c, c.boot_files.as_ref(), "ipxe.efi", &method, &headers).await;
+    c.done("/ipxe.efi", r)
+}
+
+async fn jailed_file(
+    c: &HttpContent,
+    jail: Option<&Jail>,
+    path: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response<Body> {
+    let Some(jail) = jail else {
+        return plain(StatusCode::NOT_FOUND, "racker: not served here\n".into());
+    };
+    match jail.resolve(path) {
+        Ok(file) => {
+            files::serve_file(&file, method, headers, c.metrics.http.asset_bytes.clone()).await
+        }
+        Err(JailError::NotFound) => plain(StatusCode::NOT_FOUND, "racker: not found\n".into()),
+        Err(JailError::Refused(why)) => {
+            tracing::warn!(path = ?path, "http: request refused: {why}");
+            c.metrics.http.refused();
+            plain(StatusCode::FORBIDDEN, format!("racker: refused: {why}\n"))
+        }
+    }
+}
+
+async fn not_found(State(c): St) -> Response<Body> {
+    c.done(
+        "other",
+        plain(StatusCode::NOT_FOUND, "racker: no such endpoint\n".into()),
+    )
+}

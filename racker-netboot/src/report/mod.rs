@@ -1,0 +1,282 @@
+//! Durable record of installer progress reports (`POST /report`).
+//!
+//! On disk: one JSON file per node, `<state-dir>/netboot/reports/<mac>.json`
+//! (MAC in lower-case colon form), written atomically (temporary file,
+//! fsync, rename, fsync of the directory):
+//!
+//! ```json
+//! {"mac":"00:11:22:33:44:10","stage":"installed","reason":null,
+//!  "first_unix":1700000000,"updated_unix":1700000042}
+//! ```
+//!
+//! `stage` is `installing`, `installed` or `failed` (with `reason`).
+//! Reporting the same stage and reason again changes nothing (idempotent).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use racker_inventory::MacAddr;
+use serde::{Deserialize, Serialize};
+
+use crate::profile::ContentError;
+
+/// Installer stage reported by a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// The installer started writing the disk.
+    Installing,
+    /// Flatcar is on the disk; the node must now boot from it.
+    Installed,
+    /// The installer gave up (see the reason).
+    Failed,
+}
+
+impl Stage {
+    /// Lower-case name as used in URLs, files and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Installing => "installing",
+            Stage::Installed => "installed",
+            Stage::Failed => "failed",
+        }
+    }
+}
+
+impl FromStr for Stage {
+    type Err = ContentError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "installing" | "started" => Ok(Stage::Installing),
+            "installed" | "done" => Ok(Stage::Installed),
+            "failed" | "error" => Ok(Stage::Failed),
+            _ => Err(ContentError::UnknownStage(s.to_owned())),
+        }
+    }
+}
+
+/// The latest report of one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// The node's MAC.
+    pub mac: MacAddr,
+    /// Its stage.
+    pub stage: Stage,
+    /// Failure reason (only for `failed`).
+    pub reason: Option<String>,
+    /// When this stage was first reported (seconds since the epoch).
+    pub first_unix: u64,
+    /// When the report last changed.
+    pub updated_unix: u64,
+}
+
+/// The report store; cheap to clone, shared between the HTTP server, the
+/// DHCP core and the CLI.
+#[derive(Debug, Clone)]
+pub struct ReportStore {
+    dir: PathBuf,
+    reports: Arc<Mutex<BTreeMap<MacAddr, Report>>>,
+}
+
+/// Directory of the report files under a state directory.
+pub fn reports_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("netboot").join("reports")
+}
+
+impl ReportStore {
+    /// Open (creating) the store under `state_dir` and load every report.
+    pub fn open(state_dir: &Path) -> Result<Self, ContentError> {
+        let dir = reports_dir(state_dir);
+        std::fs::create_dir_all(&dir).map_err(|e| ContentError::io("creating", &dir, e))?;
+        let store = Self {
+            dir,
+            reports: Arc::default(),
+        };
+        store.refresh()?;
+        Ok(store)
+    }
+
+    /// Re-read the files (another process may have written them).
+    pub fn refresh(&self) -> Result<(), ContentError> {
+        let mut map = BTreeMap::new();
+        let entries =
+            std::fs::read_dir(&self.dir).map_err(|e| ContentError::io("reading", &self.dir, e))?;
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            if path.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|e| ContentError::io("reading", &path, e))?;
+            let report: Report =
+                serde_json::from_slice(&bytes).map_err(|source| ContentError::Json {
+                    path: path.clone(),
+                    source,
+                })?;
+            map.insert(report.mac, report);
+        }
+        *self.lock() = map;
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<MacAddr, Report>> {
+        self.reports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Record a report; returns whether anything changed.
+    pub fn record(
+        &self,
+        mac: MacAddr,
+        stage: Stage,
+        reason: Option<String>,
+        now: SystemTime,
+    ) -> Result<bool, ContentError> {
+        let reason = if stage == Stage::Failed {
+            reason.filter(|r| !r.is_empty())
+        } else {
+            None
+        };
+        let secs = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut map = self.lock();
+        if let Some(old) = map.get(&mac)
+            && old.stage == stage
+            && old.reason == reason
+        {
+            return Ok(false);
+        }
+        let first_unix = map
+            .get(&mac)
+            .filter(|o| o.stage == stage)
+            .map_or(secs, |o| o.first_unix);
+        let report = Report {
+            mac,
+            stage,
+            reason,
+            first_unix,
+            updated_unix: secs,
+        };
+        let path = self.path_of(mac);
+        let mut text = serde_json::to_vec(&report).map_err(|source| ContentError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        text.push(b'\n');
+        write_atomic(&path, &text)?;
+        map.insert(mac, report);
+        Ok(true)
+    }
+
+    /// Forget a node's report (before reinstalling it).
+    pub fn clear(&self, mac: MacAddr) -> Result<(), ContentError> {
+        let path = self.path_of(mac);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ContentError::io("removing", &path, e)),
+        }
+        self.lock().remove(&mac);
+        Ok(())
+    }
+
+    fn path_of(&self, mac: MacAddr) -> PathBuf {
+        self.dir.join(format!("{mac}.json"))
+    }
+
+    /// The latest report of `mac`.
+    pub fn get(&self, mac: MacAddr) -> Option<Report> {
+        self.lock().get(&mac).cloned()
+    }
+
+    /// True once `mac` reported `installed`.
+    pub fn is_installed(&self, mac: MacAddr) -> bool {
+        self.get(mac).is_some_and(|r| r.stage == Stage::Installed)
+    }
+
+    /// Every report, ordered by MAC.
+    pub fn reports(&self) -> Vec<Report> {
+        self.lock().values().cloned().collect()
+    }
+}
+
+/// Write `bytes` to `path` atomically: a temporary file in the same
+/// directory, fsync, rename over `path`, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ContentError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ContentError::io("writing", path, e));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn records_survive_reopen_and_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mac: MacAddr = "00:11:22:33:44:10".parse().unwrap();
+        let t0 = UNIX_EPOCH + Duration::from_secs(1000);
+        let store = ReportStore::open(dir.path()).unwrap();
+        assert!(!store.is_installed(mac));
+        assert!(
+            store
+                .record(mac, Stage::Installing, Some("ignored".into()), t0)
+                .unwrap()
+        );
+        assert!(
+            store
+                .record(mac, Stage::Installed, None, t0 + Duration::from_secs(5))
+                .unwrap()
+        );
+        assert!(
+            !store
+                .record(mac, Stage::Installed, None, t0 + Duration::from_secs(9))
+                .unwrap()
+        );
+        let again = ReportStore::open(dir.path()).unwrap();
+        assert!(again.is_installed(mac));
+        let r = again.get(mac).unwrap();
+        assert_eq!((r.first_unix, r.updated_unix, r.reason), (1005, 1005, None));
+        let raw = std::fs::read_to_string(reports_dir(dir.path()).join("00:11:22:33:44:10.json"))
+            .unwrap();
+        assert!(raw.contains(r#""stage":"installed""#), "{raw}");
+        again.clear(mac).unwrap();
+        assert!(ReportStore::open(dir.path()).unwrap().reports().is_empty());
+    }
+
+    #[test]
+    fn failures_keep_reason_and_stages_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let mac: MacAddr = "00:11:22:33:44:20".parse().unwrap();
+        let store = ReportStore::open(dir.path()).unwrap();
+        store
+            .record(mac, Stage::Failed, Some("no disk".into()), UNIX_EPOCH)
+            .unwrap();
+        assert_eq!(store.reports()[0].reason.as_deref(), Some("no disk"));
+        assert_eq!("Installed".parse::<Stage>().unwrap(), Stage::Installed);
+        assert!("bogus".parse::<Stage>().is_err());
+    }
+}

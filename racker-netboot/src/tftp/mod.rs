@@ -1,0 +1,10 @@
+//! Read-only TFTP server (RFC 1350 with blksize, tsize, timeout and
+//! windowsize options: RFC 2347, 2348, 2349, 7440).
+//!
+//! [`transfer`] is the sans-IO core; [`server`] the tokio edge; [`jail`]
+//! confines requested names to the root directory.
+
+pub mod jail;
+pub mod packet;
+pub mod server;
+pub mod transfer;
