@@ -1,0 +1,242 @@
+//! Running one operation against many BMCs with bounded concurrency.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures::stream::{Stream, StreamExt};
+use serde::Serialize;
+
+use crate::client::{BmcAddress, Session};
+use crate::error::Result;
+use crate::ops::{
+    AddressSource, BootDevice, BootFlags, ChassisStatus, DeviceId, PowerAction, PowerOutcome,
+    Privilege, UserInfo,
+};
+use crate::session::{Credentials, Password, RawRequest, RawResponse, SessionOptions};
+
+/// One BMC's result, yielded as soon as it is known.
+#[derive(Debug)]
+pub struct FanOutResult<K, T> {
+    /// The caller's key for this BMC (e.g. its MAC address).
+    pub key: K,
+    /// The BMC.
+    pub bmc: BmcAddress,
+    /// What happened.
+    pub result: Result<T>,
+    /// Time from start of this BMC's work to its result.
+    pub elapsed: Duration,
+}
+
+/// Run `f` for every target, at most `concurrency` at a time, yielding
+/// each result as it completes (not in input order).
+pub fn fan_out<K, T, F, Fut>(
+    targets: impl IntoIterator<Item = (K, BmcAddress)>,
+    concurrency: usize,
+    f: F,
+) -> impl Stream<Item = FanOutResult<K, T>>
+where
+    F: Fn(BmcAddress) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let jobs: Vec<(K, BmcAddress)> = targets.into_iter().collect();
+    futures::stream::iter(jobs)
+        .map(move |(key, bmc)| {
+            let fut = f(bmc.clone());
+            async move {
+                let start = Instant::now();
+                let result = fut.await;
+                FanOutResult {
+                    key,
+                    bmc,
+                    result,
+                    elapsed: start.elapsed(),
+                }
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+}
+
+/// The operations `racker ipmi` runs, as data (so one value can be fanned out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Get Chassis Status.
+    ChassisStatus,
+    /// Idempotent Chassis Control.
+    Power(PowerAction),
+    /// Set boot device (parameter 5).
+    SetBootDevice {
+        /// Device.
+        device: BootDevice,
+        /// All future boots.
+        persistent: bool,
+        /// EFI.
+        efi: bool,
+    },
+    /// Parameter 3 = 0x1f.
+    DisableBootFlagTimeout,
+    /// Read parameter 5.
+    BootFlags,
+    /// LAN channel address source to DHCP.
+    LanDhcp {
+        /// LAN channel (usually 1).
+        channel: u8,
+    },
+    /// List users on a channel.
+    ListUsers {
+        /// Channel.
+        channel: u8,
+    },
+    /// Rename a user slot.
+    SetUserName {
+        /// User id.
+        user: u8,
+        /// New name.
+        name: String,
+    },
+    /// Set a user's password.
+    SetUserPassword {
+        /// User id.
+        user: u8,
+        /// New password.
+        password: Password,
+    },
+    /// Enable or disable a user.
+    SetUserEnabled {
+        /// User id.
+        user: u8,
+        /// Enable?
+        enabled: bool,
+    },
+    /// Set a user's channel privilege limit.
+    SetUserPrivilege {
+        /// Channel.
+        channel: u8,
+        /// User id.
+        user: u8,
+        /// Privilege.
+        privilege: Privilege,
+    },
+    /// Raw request.
+    Raw(RawRequest),
+    /// Device id, chassis status and boot flags.
+    Diag,
+}
+
+/// Diagnostics gathered by [`Operation::Diag`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diag {
+    /// Negotiated cipher suite.
+    pub cipher_suite: u8,
+    /// Get Device ID.
+    pub device: DeviceId,
+    /// Chassis status.
+    pub chassis: ChassisStatus,
+    /// Boot parameter 5, or why it could not be read.
+    pub boot_flags: std::result::Result<BootFlags, String>,
+}
+
+/// The result of an [`Operation`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", content = "value", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Output {
+    /// Chassis status.
+    ChassisStatus(ChassisStatus),
+    /// Power outcome.
+    Power(PowerOutcome),
+    /// Boot flags (set or read).
+    BootFlags(BootFlags),
+    /// Address source read back.
+    AddressSource(AddressSource),
+    /// Users.
+    Users(Vec<UserInfo>),
+    /// Raw reply.
+    Raw(RawResponse),
+    /// Diagnostics.
+    Diag(Box<Diag>),
+    /// Done, nothing to report.
+    Done,
+}
+
+impl Session {
+    /// Run one [`Operation`] in this session.
+    pub async fn execute(&mut self, op: &Operation) -> Result<Output> {
+        Ok(match op {
+            Operation::ChassisStatus => Output::ChassisStatus(self.chassis_status().await?),
+            Operation::Power(a) => Output::Power(self.power(*a).await?),
+            Operation::SetBootDevice {
+                device,
+                persistent,
+                efi,
+            } => Output::BootFlags(self.set_boot_device(*device, *persistent, *efi).await?),
+            Operation::DisableBootFlagTimeout => {
+                self.disable_boot_flag_timeout().await?;
+                Output::Done
+            }
+            Operation::BootFlags => Output::BootFlags(self.boot_flags().await?),
+            Operation::LanDhcp { channel } => {
+                Output::AddressSource(self.set_lan_dhcp(*channel).await?)
+            }
+            Operation::ListUsers { channel } => Output::Users(self.list_users(*channel).await?),
+            Operation::SetUserName { user, name } => {
+                self.set_user_name(*user, name).await?;
+                Output::Done
+            }
+            Operation::SetUserPassword { user, password } => {
+                self.set_user_password(*user, password).await?;
+                Output::Done
+            }
+            Operation::SetUserEnabled { user, enabled } => {
+                self.set_user_enabled(*user, *enabled).await?;
+                Output::Done
+            }
+            Operation::SetUserPrivilege {
+                channel,
+                user,
+                privilege,
+            } => {
+                self.set_user_privilege(*channel, *user, *privilege).await?;
+                Output::Done
+            }
+            Operation::Raw(r) => Output::Raw(self.raw(r.clone()).await?),
+            Operation::Diag => {
+                let device = self.device_id().await?;
+                let chassis = self.chassis_status().await?;
+                let boot_flags = self.boot_flags().await.map_err(|e| e.to_string());
+                Output::Diag(Box::new(Diag {
+                    cipher_suite: self.cipher_suite().id(),
+                    device,
+                    chassis,
+                    boot_flags,
+                }))
+            }
+        })
+    }
+}
+
+/// Connect, run `op`, close: one BMC.
+pub async fn run_operation(
+    bmc: &BmcAddress,
+    creds: &Credentials,
+    opts: &SessionOptions,
+    op: &Operation,
+) -> Result<Output> {
+    let mut s = Session::connect(bmc, creds, opts).await?;
+    let out = s.execute(op).await;
+    let _ = s.close().await;
+    out
+}
+
+/// [`fan_out`] of [`run_operation`] over `targets`.
+pub fn fan_out_operation<'a, K: 'a>(
+    targets: Vec<(K, BmcAddress)>,
+    creds: &'a Credentials,
+    opts: &'a SessionOptions,
+    op: &'a Operation,
+    concurrency: usize,
+) -> impl Stream<Item = FanOutResult<K, Output>> + 'a {
+    fan_out(targets, concurrency, move |bmc| async move {
+        run_operation(&bmc, creds, opts, op).await
+    })
+}

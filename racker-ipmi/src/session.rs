@@ -1,0 +1,941 @@
+//! The sans-IO RMCP+ session state machine.
+//!
+//! [`SessionCore`] takes datagrams and the current time and produces
+//! datagrams to send plus [`Event`]s. It never touches a socket or a clock;
+//! [`crate::Session`] is the tokio loop around it.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::crypto::{CipherSuite, SessionKeys, ct_eq};
+use crate::error::Error;
+use crate::wire::{self, Inbound, payload};
+
+/// A BMC password. Its `Debug` output is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Wrap a password.
+    pub fn new(password: impl Into<String>) -> Self {
+        Password(password.into())
+    }
+
+    /// The password itself (only for handing it to the BMC).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// User name and password for a BMC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// IPMI user name (at most 16 bytes).
+    pub user: String,
+    /// IPMI password (at most 20 bytes).
+    pub password: Password,
+}
+
+impl Credentials {
+    /// Build credentials.
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
+        Credentials {
+            user: user.into(),
+            password: Password::new(password),
+        }
+    }
+}
+
+/// Which cipher suites to offer, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CipherPreference {
+    /// Suite 17 (SHA-256), then suite 3 if the BMC rejects 17.
+    #[default]
+    Auto,
+    /// Only this suite.
+    Only(CipherSuite),
+}
+
+impl CipherPreference {
+    fn suites(self) -> Vec<CipherSuite> {
+        match self {
+            CipherPreference::Auto => vec![CipherSuite::Suite17, CipherSuite::Suite3],
+            CipherPreference::Only(s) => vec![s],
+        }
+    }
+}
+
+/// Session tuning. `timeout` bounds each exchange (request → reply) in
+/// total; it is split evenly over `retries + 1` transmissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionOptions {
+    /// Cipher suites to offer.
+    pub cipher: CipherPreference,
+    /// Total time allowed for one exchange, retransmissions included.
+    pub timeout: Duration,
+    /// Number of retransmissions of an unanswered packet.
+    pub retries: u32,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            cipher: CipherPreference::Auto,
+            timeout: Duration::from_secs(5),
+            retries: 3,
+        }
+    }
+}
+
+impl SessionOptions {
+    /// Set the cipher preference.
+    pub fn cipher(mut self, cipher: CipherPreference) -> Self {
+        self.cipher = cipher;
+        self
+    }
+
+    /// Set the per-exchange timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Set the number of retransmissions.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    fn interval(&self) -> Duration {
+        self.timeout / (self.retries.saturating_add(1)).max(1)
+    }
+}
+
+/// Administrator privilege level.
+const PRIV_ADMIN: u8 = 0x04;
+
+/// What happened, reported by [`SessionCore::poll_event`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// The session is active at Administrator privilege.
+    Established {
+        /// The negotiated cipher suite.
+        suite: CipherSuite,
+    },
+    /// The reply to the request started with [`SessionCore::send_request`].
+    Response(RawResponse),
+    /// Serial-over-LAN payload from the BMC (packet sequence, acked
+    /// sequence, accepted count, status, characters).
+    Sol(SolPacket),
+    /// The session ended after [`SessionCore::close`].
+    Closed,
+    /// The session failed (handshake error, timeout...). No more events follow.
+    Failed(Error),
+}
+
+/// A decoded SOL payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SolPacket {
+    /// Packet sequence number (0 = ack only).
+    pub sequence: u8,
+    /// Sequence number being acknowledged.
+    pub ack_sequence: u8,
+    /// Characters accepted from the acknowledged packet.
+    pub accepted: u8,
+    /// Operation/status byte.
+    pub status: u8,
+    /// Console characters.
+    pub data: Vec<u8>,
+}
+
+impl SolPacket {
+    /// Decode a SOL payload; `None` if shorter than its 4-byte header.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() < 4 {
+            return None;
+        }
+        Some(SolPacket {
+            sequence: bytes[0] & 0x0F,
+            ack_sequence: bytes[1] & 0x0F,
+            accepted: bytes[2],
+            status: bytes[3],
+            data: bytes[4..].to_vec(),
+        })
+    }
+
+    /// Encode the payload.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = vec![
+            self.sequence & 0x0F,
+            self.ack_sequence & 0x0F,
+            self.accepted,
+            self.status,
+        ];
+        v.extend_from_slice(&self.data);
+        v
+    }
+}
+
+/// A request to send to the BMC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRequest {
+    /// Network function (even, request form).
+    pub netfn: u8,
+    /// Command.
+    pub cmd: u8,
+    /// Request data.
+    pub data: Vec<u8>,
+}
+
+impl RawRequest {
+    /// Build a request.
+    pub fn new(netfn: u8, cmd: u8, data: impl Into<Vec<u8>>) -> Self {
+        RawRequest {
+            netfn,
+            cmd,
+            data: data.into(),
+        }
+    }
+}
+
+/// A BMC reply: completion code and data.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RawResponse {
+    /// Network function of the reply (request netfn + 1).
+    pub netfn: u8,
+    /// Command.
+    pub cmd: u8,
+    /// Completion code (0 = success).
+    pub completion_code: u8,
+    /// Response data after the completion code.
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AuthCaps,
+    OpenSession(CipherSuite),
+    Rakp1(CipherSuite),
+    Rakp3(CipherSuite),
+    SetPrivilege,
+    Active,
+    Closing,
+    Closed,
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+enum Resend {
+    /// Handshake / pre-session packet: resend the same bytes.
+    Bytes(Vec<u8>),
+    /// IPMI request in the session: re-encode (same rqSeq, next session sequence).
+    Ipmi { rq_seq: u8, req: RawRequest },
+}
+
+#[derive(Debug, Clone)]
+struct Exchange {
+    stage: &'static str,
+    resend: Resend,
+    started: Instant,
+    deadline: Instant,
+    attempts: u32,
+    /// Internal request (auth caps, privilege, close) rather than the user's.
+    internal: bool,
+}
+
+/// The RMCP+ session state machine for one BMC (sans-IO).
+pub struct SessionCore {
+    bmc: String,
+    creds: Credentials,
+    opts: SessionOptions,
+    rng: ChaCha20Rng,
+    suites: VecDeque<CipherSuite>,
+    tried: Vec<u8>,
+    state: State,
+    tag: u8,
+    sid_m: u32,
+    sid_c: u32,
+    rm: [u8; 16],
+    rc: [u8; 16],
+    guid: [u8; 16],
+    keys: Option<SessionKeys>,
+    out_seq: u32,
+    in_seq_max: u32,
+    rq_seq: u8,
+    exchange: Option<Exchange>,
+    transmit: VecDeque<Vec<u8>>,
+    events: VecDeque<Event>,
+}
+
+impl std::fmt::Debug for SessionCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCore")
+            .field("bmc", &self.bmc)
+            .field("user", &self.creds.user)
+            .field("state", &self.state)
+            .field("sid_c", &self.sid_c)
+            .finish_non_exhaustive()
+    }
+}
+
+const ROLE: u8 = 0x10 | PRIV_ADMIN; // name-only lookup, Administrator
+
+impl SessionCore {
+    /// Start a session handshake. `bmc` is a label used in errors;
+    /// `seed` feeds the generator for session ids, RAKP randoms and IVs.
+    pub fn new(
+        bmc: impl Into<String>,
+        creds: Credentials,
+        opts: SessionOptions,
+        seed: [u8; 32],
+        now: Instant,
+    ) -> Self {
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let mut sid_m = rng.next_u32();
+        if sid_m == 0 {
+            sid_m = 1;
+        }
+        let mut core = SessionCore {
+            bmc: bmc.into(),
+            creds,
+            suites: opts.cipher.suites().into(),
+            opts,
+            rng,
+            tried: Vec::new(),
+            state: State::AuthCaps,
+            tag: 0,
+            sid_m,
+            sid_c: 0,
+            rm: [0; 16],
+            rc: [0; 16],
+            guid: [0; 16],
+            keys: None,
+            out_seq: 0,
+            in_seq_max: 0,
+            rq_seq: 0,
+            exchange: None,
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        let user_len = core.creds.user.len();
+        let pw_len = core.creds.password.expose().len();
+        if user_len > 16 || pw_len > 20 {
+            core.fail(Error::InvalidArgument(format!(
+                "{}: user name must be at most 16 bytes and password at most 20 bytes",
+                core.bmc
+            )));
+            return core;
+        }
+        // Get Channel Authentication Capabilities, IPMI 2.0 extended data, Administrator.
+        let rq_seq = core.next_rq_seq();
+        let msg = wire::encode_request(0x06, 0x38, rq_seq, &[0x8E, PRIV_ADMIN]);
+        let pkt = wire::encode_v15_unauthenticated(&msg);
+        core.start_exchange(
+            now,
+            "Get Channel Authentication Capabilities",
+            Resend::Bytes(pkt),
+            true,
+        );
+        core
+    }
+
+    /// The BMC label given at construction.
+    pub fn bmc(&self) -> &str {
+        &self.bmc
+    }
+
+    /// True once the session is established and not closed or failed.
+    pub fn is_active(&self) -> bool {
+        self.state == State::Active
+    }
+
+    /// True when no request is outstanding (a new one may be sent).
+    pub fn is_idle(&self) -> bool {
+        self.state == State::Active && self.exchange.is_none()
+    }
+
+    /// The negotiated cipher suite, once keys exist.
+    pub fn suite(&self) -> Option<CipherSuite> {
+        self.keys.as_ref().map(|k| k.suite)
+    }
+
+    /// Next datagram to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmit.pop_front()
+    }
+
+    /// Next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`SessionCore::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.exchange.as_ref().map(|e| e.deadline)
+    }
+
+    /// Send one IPMI request in the active session. One request may be
+    /// outstanding at a time; its reply arrives as [`Event::Response`].
+    pub fn send_request(&mut self, now: Instant, req: RawRequest) -> Result<(), Error> {
+        if self.state != State::Active || self.exchange.is_some() {
+            return Err(Error::NotActive {
+                bmc: self.bmc.clone(),
+            });
+        }
+        let rq_seq = self.next_rq_seq();
+        self.start_exchange(now, "request", Resend::Ipmi { rq_seq, req }, false);
+        Ok(())
+    }
+
+    /// Send a SOL payload (fire and forget; SOL has its own acknowledgements).
+    pub fn send_sol(&mut self, packet: &SolPacket) -> Result<(), Error> {
+        if self.state != State::Active {
+            return Err(Error::NotActive {
+                bmc: self.bmc.clone(),
+            });
+        }
+        let p = self.encode_authenticated(payload::SOL, &packet.encode());
+        self.transmit.push_back(p);
+        Ok(())
+    }
+
+    /// Close the session (Close Session command); [`Event::Closed`] follows.
+    /// Any outstanding request is abandoned.
+    pub fn close(&mut self, now: Instant) {
+        match self.state {
+            State::Active | State::SetPrivilege => {
+                self.exchange = None;
+                self.state = State::Closing;
+                let rq_seq = self.next_rq_seq();
+                let req = RawRequest::new(0x06, 0x3C, self.sid_c.to_le_bytes().to_vec());
+                self.start_exchange(now, "Close Session", Resend::Ipmi { rq_seq, req }, true);
+            }
+            State::Closing | State::Closed | State::Failed => {}
+            _ => {
+                self.exchange = None;
+                self.state = State::Closed;
+                self.events.push_back(Event::Closed);
+            }
+        }
+    }
+
+    /// A Close Session datagram to send right away without waiting for the
+    /// reply (used when a session is dropped). Marks the session closed.
+    pub fn close_now(&mut self) -> Option<Vec<u8>> {
+        match self.state {
+            State::Active | State::SetPrivilege | State::Closing => {
+                let rq_seq = self.next_rq_seq();
+                let msg = wire::encode_request(0x06, 0x3C, rq_seq, &self.sid_c.to_le_bytes());
+                let p = self.encode_authenticated(payload::IPMI, &msg);
+                self.exchange = None;
+                self.state = State::Closed;
+                Some(p)
+            }
+            _ => None,
+        }
+    }
+
+    /// Retransmit or give up when the current exchange's deadline passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(ex) = self.exchange.as_mut() else {
+            return;
+        };
+        if now < ex.deadline {
+            return;
+        }
+        if ex.attempts <= self.opts.retries {
+            ex.attempts += 1;
+            ex.deadline = now + self.opts.interval();
+            let resend = ex.resend.clone();
+            self.send_resend(&resend);
+            return;
+        }
+        let Some(ex) = self.exchange.take() else {
+            return;
+        };
+        if self.state == State::Closing {
+            self.state = State::Closed;
+            self.events.push_back(Event::Closed);
+            return;
+        }
+        let stage = match &ex.resend {
+            Resend::Ipmi { req, .. } if !ex.internal => command_name(req.netfn, req.cmd),
+            _ => ex.stage,
+        };
+        self.fail(Error::Timeout {
+            bmc: self.bmc.clone(),
+            stage,
+            after: now.saturating_duration_since(ex.started),
+            attempts: ex.attempts,
+        });
+    }
+
+    /// Feed a datagram received from the BMC.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        let Some(inbound) = wire::parse_inbound(datagram) else {
+            return;
+        };
+        match inbound {
+            Inbound::V15 { message } => {
+                if self.state == State::AuthCaps {
+                    self.on_auth_caps(now, message);
+                }
+            }
+            Inbound::V20(pkt) => {
+                if pkt.authenticated || pkt.encrypted {
+                    self.on_session_packet(now, &pkt);
+                    return;
+                }
+                match (self.state, pkt.payload_type) {
+                    (State::OpenSession(suite), payload::OPEN_SESSION_RESPONSE) => {
+                        self.on_open_session(now, suite, pkt.payload)
+                    }
+                    (State::Rakp1(suite), payload::RAKP2) => self.on_rakp2(now, suite, pkt.payload),
+                    (State::Rakp3(suite), payload::RAKP4) => self.on_rakp4(now, suite, pkt.payload),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    // ---- internals ----
+
+    fn next_rq_seq(&mut self) -> u8 {
+        self.rq_seq = (self.rq_seq + 1) & 0x3F;
+        if self.rq_seq == 0 {
+            self.rq_seq = 1;
+        }
+        self.rq_seq
+    }
+
+    fn next_tag(&mut self) -> u8 {
+        self.tag = self.tag.wrapping_add(1);
+        self.tag
+    }
+
+    fn fail(&mut self, err: Error) {
+        self.exchange = None;
+        self.state = State::Failed;
+        self.events.push_back(Event::Failed(err));
+    }
+
+    fn start_exchange(
+        &mut self,
+        now: Instant,
+        stage: &'static str,
+        resend: Resend,
+        internal: bool,
+    ) {
+        self.send_resend(&resend);
+        self.exchange = Some(Exchange {
+            stage,
+            resend,
+            started: now,
+            deadline: now + self.opts.interval(),
+            attempts: 1,
+            internal,
+        });
+    }
+
+    fn send_resend(&mut self, resend: &Resend) {
+        match resend {
+            Resend::Bytes(b) => self.transmit.push_back(b.clone()),
+            Resend::Ipmi { rq_seq, req } => {
+                let msg = wire::encode_request(req.netfn, req.cmd, *rq_seq, &req.data);
+                let p = self.encode_authenticated(payload::IPMI, &msg);
+                self.transmit.push_back(p);
+            }
+        }
+    }
+
+    fn encode_authenticated(&mut self, payload_type: u8, plain: &[u8]) -> Vec<u8> {
+        self.out_seq = self.out_seq.wrapping_add(1);
+        if self.out_seq == 0 {
+            self.out_seq = 1;
+        }
+        let Some(keys) = self.keys.as_ref() else {
+            return Vec::new();
+        };
+        let mut iv = [0u8; 16];
+        self.rng.fill_bytes(&mut iv);
+        let enc = keys.encrypt(iv, plain);
+        let mut p = wire::encode_v20_plain(payload_type | 0xC0, self.sid_c, self.out_seq, &enc);
+        let covered = p.len() - 4;
+        let pad = (4 - (covered + 2) % 4) % 4;
+        p.extend(std::iter::repeat_n(0xFF, pad));
+        p.push(u8::try_from(pad).unwrap_or(0));
+        p.push(0x07);
+        let code = keys.auth_code(&p[4..]);
+        p.extend_from_slice(&code);
+        p
+    }
+
+    fn on_auth_caps(&mut self, now: Instant, message: &[u8]) {
+        let Some(r) = wire::decode_response(message) else {
+            return;
+        };
+        if r.netfn != 0x07 || r.cmd != 0x38 {
+            return;
+        }
+        if r.completion_code != 0 {
+            self.fail(Error::CompletionCode {
+                bmc: self.bmc.clone(),
+                command: "Get Channel Authentication Capabilities".into(),
+                code: r.completion_code,
+            });
+            return;
+        }
+        // [channel][auth types, b7 = extended][status][ext caps b1 = 2.0]...
+        let ipmi20 = r.data.len() >= 4 && r.data[1] & 0x80 != 0 && r.data[3] & 0x02 != 0;
+        if !ipmi20 {
+            self.fail(Error::NotIpmi20 {
+                bmc: self.bmc.clone(),
+            });
+            return;
+        }
+        self.exchange = None;
+        self.next_suite(now);
+    }
+
+    fn next_suite(&mut self, now: Instant) {
+        let Some(suite) = self.suites.pop_front() else {
+            self.fail(Error::NoCipherSuite {
+                bmc: self.bmc.clone(),
+                tried: self.tried.clone(),
+            });
+            return;
+        };
+        self.tried.push(suite.id());
+        self.state = State::OpenSession(suite);
+        let tag = self.next_tag();
+        let (a, i, c) = suite.algorithms();
+        let mut m = vec![tag, PRIV_ADMIN, 0, 0];
+        m.extend_from_slice(&self.sid_m.to_le_bytes());
+        m.extend_from_slice(&[0x00, 0, 0, 0x08, a, 0, 0, 0]);
+        m.extend_from_slice(&[0x01, 0, 0, 0x08, i, 0, 0, 0]);
+        m.extend_from_slice(&[0x02, 0, 0, 0x08, c, 0, 0, 0]);
+        let pkt = wire::encode_v20_plain(payload::OPEN_SESSION_REQUEST, 0, 0, &m);
+        self.start_exchange(now, "Open Session", Resend::Bytes(pkt), true);
+    }
+
+    fn on_open_session(&mut self, now: Instant, suite: CipherSuite, p: &[u8]) {
+        if p.len() < 2 || p[0] != self.tag {
+            return;
+        }
+        let status = p[1];
+        if status != 0 {
+            // Algorithm / cipher suite rejections: try the next suite.
+            if matches!(status, 0x03..=0x07 | 0x10 | 0x11 | 0x12) {
+                self.exchange = None;
+                self.next_suite(now);
+            } else {
+                self.fail(Error::Handshake {
+                    bmc: self.bmc.clone(),
+                    stage: "Open Session",
+                    status,
+                });
+            }
+            return;
+        }
+        if p.len() < 36 {
+            return self.malformed("Open Session", "response shorter than 36 bytes");
+        }
+        let sid_m = u32::from_le_bytes([p[4], p[5], p[6], p[7]]);
+        if sid_m != self.sid_m {
+            return;
+        }
+        let sid_c = u32::from_le_bytes([p[8], p[9], p[10], p[11]]);
+        let (a, i, c) = suite.algorithms();
+        if sid_c == 0 || p[16] != a || p[24] != i || p[32] != c {
+            return self.malformed(
+                "Open Session",
+                "BMC changed the proposed algorithms or gave session id 0",
+            );
+        }
+        self.sid_c = sid_c;
+        self.rng.fill_bytes(&mut self.rm);
+        let tag = self.next_tag();
+        let user = self.creds.user.as_bytes();
+        let mut m = vec![tag, 0, 0, 0];
+        m.extend_from_slice(&sid_c.to_le_bytes());
+        m.extend_from_slice(&self.rm);
+        m.push(ROLE);
+        m.extend_from_slice(&[0, 0]);
+        m.push(u8::try_from(user.len()).unwrap_or(0));
+        m.extend_from_slice(user);
+        let pkt = wire::encode_v20_plain(payload::RAKP1, 0, 0, &m);
+        self.state = State::Rakp1(suite);
+        self.start_exchange(now, "RAKP Message 1", Resend::Bytes(pkt), true);
+    }
+
+    fn on_rakp2(&mut self, now: Instant, suite: CipherSuite, p: &[u8]) {
+        if p.len() < 2 || p[0] != self.tag {
+            return;
+        }
+        let status = p[1];
+        if status != 0 {
+            let err = if matches!(status, 0x0D | 0x0F | 0x0A | 0x09) {
+                Error::Authentication {
+                    bmc: self.bmc.clone(),
+                    reason: format!(
+                        "RAKP2 status {status:#04x} ({}) for user {:?}",
+                        wire::rakp_status_text(status),
+                        self.creds.user
+                    ),
+                }
+            } else {
+                Error::Handshake {
+                    bmc: self.bmc.clone(),
+                    stage: "RAKP Message 2",
+                    status,
+                }
+            };
+            return self.fail(err);
+        }
+        let hl = suite.hmac_len();
+        if p.len() < 40 + hl {
+            return self.malformed("RAKP Message 2", "too short");
+        }
+        if u32::from_le_bytes([p[4], p[5], p[6], p[7]]) != self.sid_m {
+            return;
+        }
+        self.rc.copy_from_slice(&p[8..24]);
+        self.guid.copy_from_slice(&p[24..40]);
+        let user = self.creds.user.as_bytes().to_vec();
+        let ulen = [u8::try_from(user.len()).unwrap_or(0)];
+        let kuid = self.creds.password.expose().as_bytes().to_vec();
+        let expect = suite.hmac(
+            &kuid,
+            &[
+                &self.sid_m.to_le_bytes(),
+                &self.sid_c.to_le_bytes(),
+                &self.rm,
+                &self.rc,
+                &self.guid,
+                &[ROLE],
+                &ulen,
+                &user,
+            ],
+        );
+        if !ct_eq(&expect, &p[40..40 + hl]) {
+            // Tell the BMC (so it frees the session slot), then fail.
+            let tag = self.next_tag();
+            let mut m = vec![tag, 0x0F, 0, 0];
+            m.extend_from_slice(&self.sid_c.to_le_bytes());
+            self.transmit
+                .push_back(wire::encode_v20_plain(payload::RAKP3, 0, 0, &m));
+            return self.fail(Error::Authentication {
+                bmc: self.bmc.clone(),
+                reason: format!(
+                    "wrong password for user {:?} (RAKP2 key exchange code mismatch)",
+                    self.creds.user
+                ),
+            });
+        }
+        let code3 = suite.hmac(
+            &kuid,
+            &[&self.rc, &self.sid_m.to_le_bytes(), &[ROLE], &ulen, &user],
+        );
+        self.keys = Some(SessionKeys::derive(
+            suite, &kuid, &self.rm, &self.rc, ROLE, &user,
+        ));
+        let tag = self.next_tag();
+        let mut m = vec![tag, 0, 0, 0];
+        m.extend_from_slice(&self.sid_c.to_le_bytes());
+        m.extend_from_slice(&code3);
+        let pkt = wire::encode_v20_plain(payload::RAKP3, 0, 0, &m);
+        self.state = State::Rakp3(suite);
+        self.start_exchange(now, "RAKP Message 3", Resend::Bytes(pkt), true);
+    }
+
+    fn on_rakp4(&mut self, now: Instant, suite: CipherSuite, p: &[u8]) {
+        if p.len() < 2 || p[0] != self.tag {
+            return;
+        }
+        let status = p[1];
+        if status != 0 {
+            let err = if matches!(status, 0x0D | 0x0F | 0x0A | 0x09) {
+                Error::Authentication {
+                    bmc: self.bmc.clone(),
+                    reason: format!(
+                        "RAKP4 status {status:#04x} ({})",
+                        wire::rakp_status_text(status)
+                    ),
+                }
+            } else {
+                Error::Handshake {
+                    bmc: self.bmc.clone(),
+                    stage: "RAKP Message 4",
+                    status,
+                }
+            };
+            return self.fail(err);
+        }
+        let il = suite.icv_len();
+        if p.len() < 8 + il {
+            return self.malformed("RAKP Message 4", "too short");
+        }
+        let Some(keys) = self.keys.as_ref() else {
+            return;
+        };
+        let mut icv = suite.hmac(
+            &keys.sik,
+            &[&self.rm, &self.sid_c.to_le_bytes(), &self.guid],
+        );
+        icv.truncate(il);
+        if !ct_eq(&icv, &p[8..8 + il]) {
+            return self.fail(Error::Authentication {
+                bmc: self.bmc.clone(),
+                reason: "RAKP4 integrity check value mismatch".into(),
+            });
+        }
+        self.state = State::SetPrivilege;
+        let rq_seq = self.next_rq_seq();
+        let req = RawRequest::new(0x06, 0x3B, vec![PRIV_ADMIN]);
+        self.start_exchange(
+            now,
+            "Set Session Privilege Level",
+            Resend::Ipmi { rq_seq, req },
+            true,
+        );
+    }
+
+    fn on_session_packet(&mut self, now: Instant, pkt: &wire::V20Packet<'_>) {
+        let _ = now;
+        let Some(keys) = self.keys.as_ref() else {
+            return;
+        };
+        if pkt.session_id != self.sid_m || !pkt.authenticated {
+            return;
+        }
+        // Integrity trailer: pad, pad length, next header, AuthCode.
+        let raw = pkt.raw;
+        let il = keys.suite.icv_len();
+        let body_end = 16 + pkt.payload.len();
+        if raw.len() < body_end + 2 + il {
+            return;
+        }
+        let code_start = raw.len() - il;
+        let pad = code_start - 2 - body_end;
+        if usize::from(raw[code_start - 2]) != pad || pad > 3 {
+            return;
+        }
+        if !ct_eq(&keys.auth_code(&raw[4..code_start]), &raw[code_start..]) {
+            return;
+        }
+        // Replay window: drop packets far behind the newest seen.
+        if pkt.sequence == 0 || (self.in_seq_max > 16 && pkt.sequence < self.in_seq_max - 16) {
+            return;
+        }
+        self.in_seq_max = self.in_seq_max.max(pkt.sequence);
+        let plain = if pkt.encrypted {
+            match keys.decrypt(pkt.payload) {
+                Some(p) => p,
+                None => return,
+            }
+        } else {
+            pkt.payload.to_vec()
+        };
+        match pkt.payload_type {
+            payload::IPMI => self.on_ipmi_response(now, &plain),
+            payload::SOL => {
+                if let Some(sol) = SolPacket::decode(&plain) {
+                    self.events.push_back(Event::Sol(sol));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_ipmi_response(&mut self, now: Instant, message: &[u8]) {
+        let Some(r) = wire::decode_response(message) else {
+            return;
+        };
+        let Some(ex) = self.exchange.as_ref() else {
+            return;
+        };
+        let Resend::Ipmi { rq_seq, req } = &ex.resend else {
+            return;
+        };
+        if r.rq_seq != *rq_seq || r.cmd != req.cmd || r.netfn != req.netfn + 1 {
+            return; // stale or unrelated reply
+        }
+        if r.completion_code == 0xCF {
+            return; // duplicate of a retransmitted request: the real reply follows
+        }
+        let internal = ex.internal;
+        self.exchange = None;
+        match self.state {
+            State::SetPrivilege => {
+                if r.completion_code != 0 {
+                    return self.fail(Error::CompletionCode {
+                        bmc: self.bmc.clone(),
+                        command: "Set Session Privilege Level (Administrator)".into(),
+                        code: r.completion_code,
+                    });
+                }
+                self.state = State::Active;
+                let suite = self.suite().unwrap_or(CipherSuite::Suite3);
+                self.events.push_back(Event::Established { suite });
+            }
+            State::Closing => {
+                self.state = State::Closed;
+                self.events.push_back(Event::Closed);
+            }
+            State::Active if !internal => {
+                self.events.push_back(Event::Response(RawResponse {
+                    netfn: r.netfn,
+                    cmd: r.cmd,
+                    completion_code: r.completion_code,
+                    data: r.data,
+                }));
+            }
+            _ => {}
+        }
+        let _ = now;
+    }
+
+    fn malformed(&mut self, command: &str, detail: &str) {
+        self.fail(Error::Malformed {
+            bmc: self.bmc.clone(),
+            command: command.into(),
+            detail: detail.into(),
+        });
+    }
+}
+
+/// A human name for well-known commands (for errors).
+pub(crate) fn command_name(netfn: u8, cmd: u8) -> &'static str {
+    match (netfn, cmd) {
+        (0x00, 0x01) => "Get Chassis Status",
+        (0x00, 0x02) => "Chassis Control",
+        (0x00, 0x08) => "Set System Boot Options",
+        (0x00, 0x09) => "Get System Boot Options",
+        (0x06, 0x01) => "Get Device ID",
+        (0x06, 0x38) => "Get Channel Authentication Capabilities",
+        (0x06, 0x3B) => "Set Session Privilege Level",
+        (0x06, 0x3C) => "Close Session",
+        (0x06, 0x43) => "Set User Access",
+        (0x06, 0x44) => "Get User Access",
+        (0x06, 0x45) => "Set User Name",
+        (0x06, 0x46) => "Get User Name",
+        (0x06, 0x47) => "Set User Password",
+        (0x06, 0x48) => "Activate Payload",
+        (0x06, 0x49) => "Deactivate Payload",
+        (0x0C, 0x01) => "Set LAN Configuration Parameters",
+        (0x0C, 0x02) => "Get LAN Configuration Parameters",
+        _ => "IPMI request",
+    }
+}
