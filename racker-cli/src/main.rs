@@ -1,6 +1,10 @@
 //! The `racker` command line.
 
+mod context;
+mod factory;
+mod fsutil;
 mod globals;
+mod plan;
 
 use std::process::ExitCode;
 
@@ -22,18 +26,36 @@ struct Cli {
 enum Command {
     /// Print racker's version.
     Version,
+    /// Validate or reset the rack metadata, create the management SSH key.
+    #[command(subcommand)]
+    Factory(factory::FactoryCmd),
+    /// Show the address plan and roles without touching the network.
+    Plan(plan::PlanCmd),
     // Each subcommand lives in its own module; add one variant per line below.
 }
 
+/// Die quietly on a closed pipe (`racker plan | head`) like other Unix
+/// tools, instead of panicking in `println!`.
+#[allow(unsafe_code)]
+fn restore_default_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL
+    // is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Version => {
             println!("racker {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Factory(cmd) => factory::run(&cli.globals, cmd),
+        Command::Plan(cmd) => plan::run(&cli.globals, cmd),
     };
-    let _ = &cli.globals;
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -1,0 +1,214 @@
+//! `racker factory`: validate, reset and prepare the rack metadata.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use racker_inventory::NODES_CSV_HEADER;
+
+use crate::context::{PlanArgs, load_credentials, load_rack};
+use crate::fsutil::write_atomic;
+use crate::globals::Globals;
+
+/// `racker factory` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum FactoryCmd {
+    /// Validate nodes.csv and the BMC credentials; exit 1 on the first problem.
+    #[command(after_help = "Examples:
+  racker factory check
+  racker --oem-dir ./oem --sys-class-net ./sys-class-net factory check")]
+    Check {
+        #[command(flatten)]
+        plan: PlanArgs,
+    },
+    /// Clear the recorded installed version and/or reset nodes.csv to its
+    /// header and remove the state directory. Without --racker-version or
+    /// --nodes, does both.
+    #[command(after_help = "Examples:
+  racker factory reset --nodes --yes
+  racker factory reset --racker-version")]
+    Reset {
+        /// Clear the recorded installed racker version.
+        #[arg(long)]
+        racker_version: bool,
+        /// Reset nodes.csv to the header line and remove the state directory.
+        #[arg(long)]
+        nodes: bool,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Installation prefix holding the RACKER_VERSION record.
+        #[arg(long, env = "RACKER_PREFIX", default_value = "/opt/racker")]
+        prefix: PathBuf,
+    },
+    /// Create the management SSH key pair (ed25519) if missing and print the
+    /// private key.
+    #[command(after_help = "Examples:
+  racker factory gen-ssh-key > /tmp/racker-key")]
+    GenSshKey {
+        /// Private key path [default: <state-dir>/ssh/id_ed25519].
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+}
+
+pub(crate) fn run(globals: &Globals, cmd: FactoryCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        FactoryCmd::Check { plan } => check(globals, &plan),
+        FactoryCmd::Reset {
+            racker_version,
+            nodes,
+            yes,
+            prefix,
+        } => {
+            let (version, nodes) = if racker_version || nodes {
+                (racker_version, nodes)
+            } else {
+                (true, true)
+            };
+            reset(globals, version, nodes, yes, &prefix)
+        }
+        FactoryCmd::GenSshKey { key } => gen_ssh_key(globals, key),
+    }
+}
+
+fn check(globals: &Globals, plan: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let credentials = load_credentials(globals)?;
+    println!(
+        "✓ BMC credentials found in {} (user \"{}\")",
+        globals.oem_dir.display(),
+        credentials.user
+    );
+    let rack = load_rack(globals, plan)?;
+    println!(
+        "✓ {}: header and {} node(s) valid, no duplicate MACs",
+        globals.nodes_csv().display(),
+        rack.inventory.nodes().len()
+    );
+    println!(
+        "✓ management node on line {} ({}), PXE interface {}",
+        rack.management.node.line, rack.management.node.primary_mac, rack.management.pxe_interface
+    );
+    println!(
+        "✓ address plan: {} node(s) in {} (management {})",
+        rack.plan.nodes().len(),
+        rack.plan.subnet(),
+        rack.plan.management_ip()
+    );
+    println!("Node types:");
+    for (node_type, count) in rack.inventory.node_type_counts() {
+        println!("  {count} \"{node_type}\"");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "{question} — refusing without confirmation; pass --yes to proceed non-interactively"
+        );
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
+        Ok(())
+    } else {
+        bail!("cancelled")
+    }
+}
+
+fn reset(
+    globals: &Globals,
+    version: bool,
+    nodes: bool,
+    yes: bool,
+    prefix: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let version_file = prefix.join("RACKER_VERSION");
+    let mut what = Vec::new();
+    if version {
+        what.push(format!(
+            "clear the installed version record {}",
+            version_file.display()
+        ));
+    }
+    if nodes {
+        what.push(format!(
+            "reset {} to its header and remove {}",
+            globals.nodes_csv().display(),
+            globals.state_dir.display()
+        ));
+    }
+    confirm(&format!("This will {}.", what.join(" and ")), yes)?;
+    if version {
+        match std::fs::remove_file(&version_file) {
+            Ok(()) => println!("✓ removed {}", version_file.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                println!(
+                    "✓ no installed version recorded ({} absent)",
+                    version_file.display()
+                );
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("removing {}", version_file.display()));
+            }
+        }
+    }
+    if nodes {
+        write_atomic(
+            &globals.nodes_csv(),
+            format!("{NODES_CSV_HEADER}\n").as_bytes(),
+            0o644,
+        )?;
+        println!("✓ {} reset to its header", globals.nodes_csv().display());
+        match std::fs::remove_dir_all(&globals.state_dir) {
+            Ok(()) => println!("✓ removed {}", globals.state_dir.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                println!("✓ {} was already absent", globals.state_dir.display());
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("removing {}", globals.state_dir.display()));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn gen_ssh_key(globals: &Globals, key: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    use ssh_key::{Algorithm, LineEnding, PrivateKey};
+    let path = key.unwrap_or_else(|| globals.state_dir.join("ssh").join("id_ed25519"));
+    let public_path = PathBuf::from(format!("{}.pub", path.display()));
+    let private = if path.exists() {
+        eprintln!("Using the existing key {}", path.display());
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        PrivateKey::from_openssh(&text)
+            .with_context(|| format!("{} is not an OpenSSH private key", path.display()))?
+    } else {
+        let mut rng = rand_core::OsRng;
+        let mut key =
+            PrivateKey::random(&mut rng, Algorithm::Ed25519).context("generating the key")?;
+        key.set_comment("racker-management");
+        let text = key.to_openssh(LineEnding::LF).context("encoding the key")?;
+        write_atomic(&path, text.as_bytes(), 0o600)?;
+        eprintln!("Created {}", path.display());
+        key
+    };
+    if !public_path.exists() {
+        let public = private
+            .public_key()
+            .to_openssh()
+            .context("encoding the public key")?;
+        write_atomic(&public_path, format!("{public}\n").as_bytes(), 0o644)?;
+    }
+    let text = private
+        .to_openssh(LineEnding::LF)
+        .context("encoding the key")?;
+    print!("{}", text.as_str());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,178 @@
+//! `racker plan`: the address plan and roles, without touching the network.
+
+use std::process::ExitCode;
+
+use racker_inventory::{MacAddr, Selection};
+use serde::Serialize;
+
+use crate::context::{PlanArgs, Rack, SelectionArgs, load_selection};
+use crate::globals::Globals;
+
+/// Arguments of `racker plan`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  racker plan
+  racker plan --provision lokomotive --num-controllers 3 --controller-type red
+  racker plan --exclude \"00:11:22:33:44:10 00:11:22:33:44:21\" --output json
+  racker plan --subnet-prefix 10.20.0 --prefix-length 22")]
+pub(crate) struct PlanCmd {
+    #[command(flatten)]
+    plan: PlanArgs,
+    #[command(flatten)]
+    selection: SelectionArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    output: OutputFormat,
+}
+
+/// `--output` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// A table for people.
+    Text,
+    /// JSON for programs.
+    Json,
+}
+
+#[derive(Serialize)]
+struct PlanJson {
+    management: ManagementJson,
+    pxe_interface: String,
+    subnet: String,
+    nodes: Vec<NodeJson>,
+}
+
+#[derive(Serialize)]
+struct ManagementJson {
+    primary_mac: MacAddr,
+    bmc_mac: MacAddr,
+    secondary_mac: MacAddr,
+}
+
+#[derive(Serialize)]
+struct NodeJson {
+    primary_mac: MacAddr,
+    bmc_mac: MacAddr,
+    secondary_mac: Option<MacAddr>,
+    node_type: String,
+    ip: String,
+    bmc_ip: String,
+    role: Option<String>,
+    hostname: Option<String>,
+    storage: bool,
+    excluded: bool,
+}
+
+fn to_json(rack: &Rack, selection: &Selection) -> PlanJson {
+    let m = &rack.management;
+    PlanJson {
+        management: ManagementJson {
+            primary_mac: m.node.primary_mac,
+            bmc_mac: m.node.bmc_mac,
+            secondary_mac: m.secondary_mac,
+        },
+        pxe_interface: m.pxe_interface.clone(),
+        subnet: rack.plan.subnet().to_string(),
+        nodes: selection
+            .nodes()
+            .iter()
+            .map(|n| NodeJson {
+                primary_mac: n.planned.node.primary_mac,
+                bmc_mac: n.planned.node.bmc_mac,
+                secondary_mac: n.planned.node.secondary_mac,
+                node_type: n.planned.node.node_type.clone(),
+                ip: n.planned.ip.to_string(),
+                bmc_ip: n.planned.bmc_ip.to_string(),
+                role: n.role.map(|r| r.to_string()),
+                hostname: n.hostname.clone(),
+                storage: n.storage,
+                excluded: n.excluded,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn run(globals: &Globals, args: PlanCmd) -> anyhow::Result<ExitCode> {
+    let (rack, selection) = load_selection(globals, &args.plan, &args.selection)?;
+    let json = to_json(&rack, &selection);
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&json)?),
+        OutputFormat::Text => print_text(&rack, &json),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_text(rack: &Rack, json: &PlanJson) {
+    let m = &json.management;
+    println!(
+        "Management node: primary {} BMC {} secondary {} (line {})",
+        m.primary_mac, m.bmc_mac, m.secondary_mac, rack.management.node.line
+    );
+    println!(
+        "PXE interface:   {} ({}/{}, internal subnet {})",
+        json.pxe_interface,
+        rack.plan.management_ip(),
+        rack.plan.subnet().prefix_len(),
+        json.subnet
+    );
+    let (lo, hi) = rack.plan.dynamic_range();
+    println!("Dynamic range:   {lo} - {hi}");
+    println!();
+    let header = [
+        "PRIMARY MAC",
+        "BMC MAC",
+        "SECONDARY MAC",
+        "TYPE",
+        "IP",
+        "BMC IP",
+        "ROLE",
+        "HOSTNAME",
+        "STORAGE",
+        "EXCLUDED",
+    ];
+    let rows: Vec<[String; 10]> = json
+        .nodes
+        .iter()
+        .map(|n| {
+            [
+                n.primary_mac.to_string(),
+                n.bmc_mac.to_string(),
+                n.secondary_mac
+                    .map_or_else(|| "-".to_owned(), |m| m.to_string()),
+                if n.node_type.is_empty() {
+                    "-".to_owned()
+                } else {
+                    n.node_type.clone()
+                },
+                n.ip.clone(),
+                n.bmc_ip.clone(),
+                n.role.clone().unwrap_or_else(|| "-".to_owned()),
+                n.hostname.clone().unwrap_or_else(|| "-".to_owned()),
+                yes_no(n.storage),
+                yes_no(n.excluded),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_owned()
+}
