@@ -2,6 +2,15 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 
+// DHCP/PXE server, lease table, dnsmasq rendering: issue 5.
+pub mod dhcp;
+pub mod dnsmasq;
+mod leases;
+pub use dhcp::{
+    BootConfig, DhcpConfig, DhcpError, DhcpServer, InstalledNodes, Mode, NoneInstalled, Reservation,
+};
+pub use leases::{Lease, LeaseTable};
+
 // Boot content (TFTP, HTTP, assets, reports, matchbox): issue 6.
 pub mod http;
 pub mod matchbox;

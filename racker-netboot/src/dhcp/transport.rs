@@ -1,0 +1,299 @@
+//! The tokio edge of the DHCP server: sockets and the serve loop.
+//!
+//! Two transports:
+//! - [`DhcpSocket::bind_plain`]: a UDP socket on any address and port, no
+//!   root needed; replies go back to the datagram's source. For the
+//!   simulator and tests.
+//! - [`DhcpSocket::bind_interface`]: port 67 on one interface only
+//!   (`SO_BINDTODEVICE`); replies go to the relay, to the client's address,
+//!   or are broadcast on that interface. Check the interface first with
+//!   [`check_interface`].
+//!
+//! The loop handles every datagram already queued, saves the lease table
+//! once if it changed (write temp, fsync, rename), and only then sends the
+//! replies: an acknowledged lease is always on disk.
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use racker_inventory::MacAddr;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+
+use super::{Destination, DhcpError, DhcpServer, InstalledNodes};
+use crate::leases::LeaseTable;
+
+/// DHCP server port.
+pub const SERVER_PORT: u16 = 67;
+/// DHCP client port.
+pub const CLIENT_PORT: u16 = 68;
+
+/// Most datagrams handled between two lease-table saves.
+const MAX_BATCH: usize = 256;
+
+/// A bound DHCP server socket.
+#[derive(Debug)]
+pub struct DhcpSocket {
+    socket: UdpSocket,
+    interface: Option<String>,
+    local: SocketAddr,
+}
+
+fn new_socket(what: &str) -> Result<Socket, DhcpError> {
+    let bind_err = |source| DhcpError::Bind {
+        what: what.to_owned(),
+        source,
+    };
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(bind_err)?;
+    socket.set_reuse_address(true).map_err(bind_err)?;
+    socket.set_broadcast(true).map_err(bind_err)?;
+    socket.set_nonblocking(true).map_err(bind_err)?;
+    // Room for a burst while the lease table is being fsynced; the kernel
+    // caps this at net.core.rmem_max, so a failure is not fatal.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    Ok(socket)
+}
+
+impl DhcpSocket {
+    /// A plain UDP socket on `addr` (any address and port). Must be called
+    /// inside a tokio runtime.
+    pub fn bind_plain(addr: SocketAddr) -> Result<Self, DhcpError> {
+        let what = addr.to_string();
+        let socket = new_socket(&what)?;
+        socket
+            .bind(&addr.into())
+            .map_err(|source| DhcpError::Bind {
+                what: what.clone(),
+                source,
+            })?;
+        Self::finish(socket, None, &what)
+    }
+
+    /// Port `port` (67 in production) on all addresses of `interface` only,
+    /// via `SO_BINDTODEVICE` (needs `CAP_NET_RAW`/root). Must be called
+    /// inside a tokio runtime.
+    pub fn bind_interface(interface: &str, port: u16) -> Result<Self, DhcpError> {
+        let what = format!("interface {interface} port {port}");
+        let socket = new_socket(&what)?;
+        let bind_err = |source| DhcpError::Bind {
+            what: what.clone(),
+            source,
+        };
+        socket
+            .bind_device(Some(interface.as_bytes()))
+            .map_err(bind_err)?;
+        let any = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
+        socket.bind(&any.into()).map_err(bind_err)?;
+        Self::finish(socket, Some(interface.to_owned()), &what)
+    }
+
+    fn finish(socket: Socket, interface: Option<String>, what: &str) -> Result<Self, DhcpError> {
+        let err = |source| DhcpError::Bind {
+            what: what.to_owned(),
+            source,
+        };
+        let std_socket: std::net::UdpSocket = socket.into();
+        let local = std_socket.local_addr().map_err(err)?;
+        let socket = UdpSocket::from_std(std_socket).map_err(err)?;
+        Ok(Self {
+            socket,
+            interface,
+            local,
+        })
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The interface the socket is bound to, if any.
+    pub fn interface(&self) -> Option<&str> {
+        self.interface.as_deref()
+    }
+
+    fn target(&self, destination: Destination, source: SocketAddr) -> SocketAddr {
+        if self.interface.is_none() {
+            return source;
+        }
+        let v4 = match destination {
+            Destination::Relay(giaddr) => SocketAddrV4::new(giaddr, SERVER_PORT),
+            Destination::Unicast(ciaddr) => SocketAddrV4::new(ciaddr, CLIENT_PORT),
+            Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
+        };
+        SocketAddr::V4(v4)
+    }
+}
+
+/// Refuse to serve DHCP on `interface` when it does not exist, when its MAC
+/// (read from `<sys_class_net>/<interface>/address`) is not `expected_mac`
+/// (the management node's secondary MAC), or when `proc_net_route` (normally
+/// `/proc/net/route`) shows it carries the default route.
+pub fn check_interface(
+    interface: &str,
+    sys_class_net: &Path,
+    proc_net_route: &Path,
+    expected_mac: Option<MacAddr>,
+) -> Result<(), DhcpError> {
+    let refuse = |reason: String| DhcpError::RefusedInterface {
+        interface: interface.to_owned(),
+        reason,
+    };
+    if interface.is_empty() || interface.contains('/') || interface == "." || interface == ".." {
+        return Err(refuse("not an interface name".to_owned()));
+    }
+    let address_file = sys_class_net.join(interface).join("address");
+    let text = std::fs::read_to_string(&address_file)
+        .map_err(|e| refuse(format!("cannot read {}: {e}", address_file.display())))?;
+    let mac: MacAddr = text
+        .trim()
+        .parse()
+        .map_err(|_| refuse(format!("{} holds no MAC address", address_file.display())))?;
+    if let Some(expected) = expected_mac
+        && mac != expected
+    {
+        return Err(refuse(format!(
+            "its MAC {mac} is not the management node's secondary MAC {expected}"
+        )));
+    }
+    // A missing route table (e.g. no /proc) cannot prove a default route.
+    if let Ok(routes) = std::fs::read_to_string(proc_net_route) {
+        // Columns: Iface Destination Gateway Flags RefCnt Use Metric Mask ...
+        let default = routes.lines().skip(1).any(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            cols.first() == Some(&interface)
+                && cols.get(1) == Some(&"00000000")
+                && cols.get(7) == Some(&"00000000")
+        });
+        if default {
+            return Err(refuse(
+                "it carries the default route (the public network?)".to_owned(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Logs malformed datagrams at most once per interval.
+struct RateLimitedLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimitedLog {
+    const INTERVAL: Duration = Duration::from_secs(10);
+
+    fn log(&mut self, source: SocketAddr, err: &DhcpError) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Self::INTERVAL)
+        {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(
+            "dropped a malformed packet from {source}: {err} ({} more dropped since the last report)",
+            self.suppressed
+        );
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
+}
+
+/// Serve DHCP on `socket` until `shutdown` completes, saving the lease table
+/// into `state_dir` (when given) before any reply that depends on it.
+/// Returns the server so its state can be inspected or reused.
+pub async fn serve(
+    socket: DhcpSocket,
+    mut server: DhcpServer,
+    state_dir: Option<PathBuf>,
+    installed: Arc<dyn InstalledNodes + Send + Sync>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<DhcpServer, DhcpError> {
+    let local = socket.local_addr();
+    let sock_err = |source| DhcpError::Socket { local, source };
+    tracing::info!(
+        "DHCP serving on {local}{} ({:?} mode, {} leases loaded)",
+        socket
+            .interface()
+            .map(|i| format!(" interface {i}"))
+            .unwrap_or_default(),
+        server.config().mode,
+        server.leases().len()
+    );
+    let mut saved_generation = server.leases().generation();
+    let mut malformed = RateLimitedLog {
+        last: None,
+        suppressed: 0,
+    };
+    let mut buf = vec![0u8; 4096];
+    let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(MAX_BATCH);
+    tokio::pin!(shutdown);
+    loop {
+        let first = tokio::select! {
+            () = &mut shutdown => break,
+            r = socket.socket.recv_from(&mut buf) => r,
+        };
+        let mut received = Some(first);
+        let mut handled = 0;
+        while let Some(result) = received.take() {
+            match result {
+                Ok((len, source)) => {
+                    let datagram = buf.get(..len).unwrap_or_default();
+                    match server.handle(datagram, SystemTime::now(), &*installed) {
+                        Ok(h) => {
+                            tracing::info!("{}", h.transaction);
+                            if let Some(reply) = h.reply {
+                                replies
+                                    .push((reply.bytes, socket.target(reply.destination, source)));
+                            }
+                        }
+                        Err(e) => malformed.log(source, &e),
+                    }
+                }
+                // ICMP errors from earlier sends surface here; keep serving.
+                Err(e) => tracing::debug!("receive error on {local}: {e}"),
+            }
+            handled += 1;
+            if handled < MAX_BATCH {
+                match socket.socket.try_recv_from(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    other => received = Some(other),
+                }
+            }
+        }
+        if server.leases().generation() != saved_generation {
+            if let Some(dir) = &state_dir {
+                let json = server.leases().to_json();
+                let dir = dir.clone();
+                let saved =
+                    tokio::task::spawn_blocking(move || LeaseTable::save_json(&dir, &json)).await;
+                match saved {
+                    Ok(Ok(())) => saved_generation = server.leases().generation(),
+                    Ok(Err(e)) => {
+                        tracing::error!("{e}; withholding {} replies", replies.len());
+                        replies.clear();
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!("lease save task failed: {e}");
+                        replies.clear();
+                        continue;
+                    }
+                }
+            } else {
+                saved_generation = server.leases().generation();
+            }
+        }
+        for (bytes, target) in replies.drain(..) {
+            if let Err(e) = socket.socket.send_to(&bytes, target).await {
+                tracing::warn!("cannot send reply to {target}: {}", sock_err(e));
+            }
+        }
+    }
+    Ok(server)
+}
