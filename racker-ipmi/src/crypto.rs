@@ -157,7 +157,7 @@ impl SessionKeys {
 
     /// Inverse of [`SessionKeys::encrypt`]; `None` when malformed.
     pub(crate) fn decrypt(&self, payload: &[u8]) -> Option<Vec<u8>> {
-        if payload.len() < 32 || payload.len() % 16 != 0 {
+        if payload.len() < 32 || !payload.len().is_multiple_of(16) {
             return None;
         }
         let (iv, ct) = payload.split_at(16);

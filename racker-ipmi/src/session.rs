@@ -586,7 +586,8 @@ impl SessionCore {
         let Some(r) = wire::decode_response(message) else {
             return;
         };
-        if r.netfn != 0x07 || r.cmd != 0x38 {
+        // Only the reply to our request (the only rqSeq used so far).
+        if r.netfn != 0x07 || r.cmd != 0x38 || r.rq_seq != self.rq_seq {
             return;
         }
         if r.completion_code != 0 {
@@ -937,5 +938,125 @@ pub(crate) fn command_name(netfn: u8, cmd: u8) -> &'static str {
         (0x0C, 0x01) => "Set LAN Configuration Parameters",
         (0x0C, 0x02) => "Get LAN Configuration Parameters",
         _ => "IPMI request",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn core(now: Instant) -> SessionCore {
+        let opts = SessionOptions::default()
+            .timeout(Duration::from_secs(4))
+            .retries(3);
+        SessionCore::new(
+            "bmc:623",
+            Credentials::new("admin", "pw"),
+            opts,
+            [7; 32],
+            now,
+        )
+    }
+
+    /// A Get Channel Auth Caps reply announcing IPMI 2.0.
+    fn auth_caps_reply(rq_seq: u8) -> Vec<u8> {
+        let mut m = vec![0x81, 0x07 << 2];
+        m.push(wire::checksum(&m));
+        m.extend_from_slice(&[
+            0x20,
+            rq_seq << 2,
+            0x38,
+            0x00,
+            0x01,
+            0x80 | 0x04,
+            0x14,
+            0x02,
+            0,
+            0,
+            0,
+            0,
+        ]);
+        let c = wire::checksum(&m[3..]);
+        m.push(c);
+        wire::encode_v15_unauthenticated(&m)
+    }
+
+    #[test]
+    fn retransmits_identically_then_times_out() {
+        let t0 = Instant::now();
+        let mut c = core(t0);
+        let first = c.poll_transmit().expect("auth caps");
+        assert!(c.poll_transmit().is_none());
+        for _ in 0..3 {
+            let t = c.poll_timeout().expect("deadline");
+            c.handle_timeout(t);
+            assert_eq!(
+                c.poll_transmit().as_ref(),
+                Some(&first),
+                "same packet, same rqSeq"
+            );
+        }
+        let t = c.poll_timeout().expect("deadline");
+        assert_eq!(t.duration_since(t0), Duration::from_secs(4));
+        c.handle_timeout(t);
+        assert!(c.poll_transmit().is_none());
+        match c.poll_event() {
+            Some(Event::Failed(Error::Timeout {
+                attempts: 4, after, ..
+            })) => {
+                assert_eq!(after, Duration::from_secs(4))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(c.poll_timeout().is_none());
+    }
+
+    #[test]
+    fn auth_caps_reply_leads_to_open_session_for_suite_17_first() {
+        let t0 = Instant::now();
+        let mut c = core(t0);
+        let _ = c.poll_transmit();
+        c.handle_datagram(t0, &auth_caps_reply(1));
+        let open = c.poll_transmit().expect("open session request");
+        assert_eq!(open[5], payload::OPEN_SESSION_REQUEST);
+        // Algorithms of suite 17: RAKP-HMAC-SHA256, HMAC-SHA256-128, AES.
+        assert_eq!((open[16 + 12], open[16 + 20], open[16 + 28]), (3, 4, 1));
+        // A reply with the wrong rqSeq is ignored.
+        let mut c2 = core(t0);
+        let _ = c2.poll_transmit();
+        c2.handle_datagram(t0, &auth_caps_reply(9));
+        assert!(c2.poll_transmit().is_none());
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let c = core(Instant::now());
+        let shown = format!("{c:?} {:?}", Credentials::new("admin", "hunter2"));
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("\"pw\""),
+            "{shown}"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_datagrams_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            rmcp_plus in any::<bool>(),
+            after_caps in any::<bool>(),
+        ) {
+            let t0 = Instant::now();
+            let mut c = core(t0);
+            let _ = c.poll_transmit();
+            if after_caps {
+                c.handle_datagram(t0, &auth_caps_reply(1));
+            }
+            let mut d = if rmcp_plus { vec![0x06, 0x00, 0xff, 0x07, 0x06] } else { Vec::new() };
+            d.extend_from_slice(&bytes);
+            c.handle_datagram(t0, &d);
+            while c.poll_transmit().is_some() {}
+            while c.poll_event().is_some() {}
+        }
     }
 }

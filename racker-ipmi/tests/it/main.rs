@@ -2,6 +2,10 @@
 //! on loopback, with a chassis_control script recording power and boot
 //! state in files.
 
+// Test helpers outside #[test] functions may panic on setup failures.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod rack_sim;
 mod sim;
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,168 @@
+//! racker-ipmi against racker-sim's BMC (an independent RMCP+ implementation
+//! that, unlike ipmi_sim, offers cipher suite 17, keeps all five boot-flag
+//! bytes, models SOL and injects packet loss).
+
+use std::time::Duration;
+
+use racker_ipmi::{
+    BmcAddress, BootDevice, CipherPreference, CipherSuite, Credentials, Error, PowerAction,
+    Session, SessionOptions, SolConsole,
+};
+use racker_sim::{Faults, NodeSpec, SimRack};
+
+const USER: &str = "racker";
+const PASSWORD: &str = "sim-password";
+
+async fn rack(n: u8) -> SimRack {
+    let specs = (0..n)
+        .map(|i| NodeSpec::new([0x02, 0, 0, 0, 0, i], "127.0.0.1:0".parse().unwrap()))
+        .collect();
+    SimRack::start(specs, USER, racker_sim::Password::new(PASSWORD))
+        .await
+        .expect("start racker-sim")
+}
+
+fn addr(rack: &SimRack, i: usize) -> BmcAddress {
+    let a = rack.nodes()[i].ipmi_addr();
+    BmcAddress::from_ip(a.ip(), a.port())
+}
+
+fn creds() -> Credentials {
+    Credentials::new(USER, PASSWORD)
+}
+
+fn opts() -> SessionOptions {
+    SessionOptions::default()
+        .timeout(Duration::from_secs(3))
+        .retries(3)
+}
+
+#[tokio::test]
+async fn suite_17_by_default_and_exact_boot_flags() {
+    let rack = rack(1).await;
+    let node = &rack.nodes()[0];
+    let mut s = Session::connect(&addr(&rack, 0), &creds(), &opts())
+        .await
+        .expect("connect");
+    assert_eq!(s.cipher_suite(), CipherSuite::Suite17);
+    s.disable_boot_flag_timeout().await.expect("param 3");
+    assert_eq!(node.snapshot().boot_flag_clearing, 0x1f);
+    s.set_boot_device(BootDevice::Pxe, true, true)
+        .await
+        .expect("bootdev");
+    assert_eq!(node.snapshot().boot_flags.raw, [0xe0, 0x04, 0, 0, 0]);
+    let f = s.boot_flags().await.expect("bootparam");
+    assert!(f.valid && f.persistent && f.efi, "{f:?}");
+    assert_eq!(f.device, BootDevice::Pxe);
+    s.set_boot_device(BootDevice::Disk, false, false)
+        .await
+        .expect("bootdev disk legacy once");
+    assert_eq!(node.snapshot().boot_flags.raw, [0x80, 0x08, 0, 0, 0]);
+    let f = s.boot_flags().await.expect("bootparam");
+    assert!(f.valid && !f.persistent && !f.efi);
+    assert_eq!(f.device, BootDevice::Disk);
+    s.set_lan_dhcp(1).await.expect("lan dhcp");
+    assert_eq!(node.snapshot().lan_ip_source, 2);
+    assert_eq!(node.snapshot().active_sessions, 1);
+    s.close().await.expect("close");
+    assert_eq!(node.snapshot().active_sessions, 0);
+
+    // Suite 3 on request.
+    let o3 = opts().cipher(CipherPreference::Only(CipherSuite::Suite3));
+    let mut s = Session::connect(&addr(&rack, 0), &creds(), &o3)
+        .await
+        .expect("suite 3");
+    assert_eq!(s.cipher_suite(), CipherSuite::Suite3);
+    assert_eq!(
+        s.power(PowerAction::On).await.expect("on"),
+        racker_ipmi::PowerOutcome::Done
+    );
+    assert!(node.snapshot().power_on);
+    drop(s);
+    // Drop sends Close Session without waiting; the simulator has no event
+    // for it, so poll its state (bounded).
+    let mut closed = false;
+    for _ in 0..200 {
+        if node.snapshot().active_sessions == 0 {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(closed, "drop sends Close Session");
+}
+
+#[tokio::test]
+async fn retransmission_survives_packet_loss() {
+    let rack = rack(1).await;
+    let node = &rack.nodes()[0];
+    node.set_faults(Faults {
+        loss_percent: 30,
+        ..Faults::default()
+    });
+    let o = SessionOptions::default()
+        .timeout(Duration::from_secs(4))
+        .retries(10);
+    let mut s = Session::connect(&addr(&rack, 0), &creds(), &o)
+        .await
+        .expect("connect despite loss");
+    for _ in 0..10 {
+        s.chassis_status().await.expect("status despite loss");
+    }
+    s.power(PowerAction::On)
+        .await
+        .expect("power on despite loss");
+    assert!(node.snapshot().power_on);
+    node.set_faults(Faults::default());
+    s.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn wrong_credentials_fault_is_an_authentication_error() {
+    let rack = rack(1).await;
+    rack.nodes()[0].set_faults(Faults {
+        wrong_credentials: true,
+        ..Faults::default()
+    });
+    let err = Session::connect(&addr(&rack, 0), &creds(), &opts())
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
+    assert!(err.to_string().contains(&addr(&rack, 0).to_string()));
+}
+
+#[tokio::test]
+async fn sol_streams_output_and_sends_input() {
+    let rack = rack(1).await;
+    let node = &rack.nodes()[0];
+    let mut events = node.subscribe();
+    let s = Session::connect(&addr(&rack, 0), &creds(), &opts())
+        .await
+        .expect("connect");
+    let mut sol = SolConsole::activate(s).await.expect("activate SOL");
+    node.console_write(b"Flatcar login: ");
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        seen.extend(sol.read(Duration::from_millis(200)).await.expect("read"));
+        if seen.windows(6).any(|w| w == b"login:") {
+            break;
+        }
+    }
+    assert!(
+        String::from_utf8_lossy(&seen).contains("Flatcar login: "),
+        "{seen:?}"
+    );
+    sol.write(b"core\r", Duration::from_secs(2), 3)
+        .await
+        .expect("write");
+    let mut typed = Vec::new();
+    while !typed.ends_with(b"core\r") {
+        match tokio::time::timeout(Duration::from_secs(3), events.recv()).await {
+            Ok(Some(racker_sim::Event::ConsoleInput(b))) => typed.extend(b),
+            Ok(Some(_)) => {}
+            other => panic!("no console input event: {other:?} (typed {typed:?})"),
+        }
+    }
+    let s = sol.deactivate().await.expect("deactivate");
+    s.close().await.expect("close");
+}
