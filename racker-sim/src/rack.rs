@@ -398,6 +398,19 @@ impl SimRack {
     pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.events.subscribe()
     }
+
+    /// Stop every BMC and wait until their sockets are closed (unless a
+    /// [`SimNode`] handle is still held elsewhere).
+    pub async fn shutdown(mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        self.nodes.clear();
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
 }
 
 impl Drop for SimRack {

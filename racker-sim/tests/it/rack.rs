@@ -1,0 +1,1 @@
+//! SimRack behaviour through its Rust API.
