@@ -1,0 +1,7 @@
+//! Integration tests of racker-installer (one binary, see STYLE.md).
+
+mod archive;
+mod build;
+mod http;
+mod install;
+mod support;
