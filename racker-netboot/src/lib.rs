@@ -12,6 +12,7 @@ pub use dhcp::{
 pub use leases::{Lease, LeaseTable};
 
 // Boot content (TFTP, HTTP, assets, reports, matchbox): issue 6.
+pub mod assets;
 pub mod http;
 pub mod matchbox;
 mod profile;
