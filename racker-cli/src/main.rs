@@ -5,6 +5,7 @@ mod factory;
 mod fsutil;
 mod globals;
 mod plan;
+mod release;
 
 use std::process::ExitCode;
 
@@ -24,8 +25,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print racker's version.
-    Version,
+    /// Release management: version, install, update, upgrade, get, rollback.
+    #[command(flatten)]
+    Release(release::ReleaseCommand),
     /// Validate or reset the rack metadata, create the management SSH key.
     #[command(subcommand)]
     Factory(factory::FactoryCmd),
@@ -49,10 +51,7 @@ fn main() -> ExitCode {
     restore_default_sigpipe();
     let cli = Cli::parse();
     let result: anyhow::Result<ExitCode> = match cli.command {
-        Command::Version => {
-            println!("racker {}", env!("CARGO_PKG_VERSION"));
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Release(cmd) => release::run(&cli.globals, cmd),
         Command::Factory(cmd) => factory::run(&cli.globals, cmd),
         Command::Plan(cmd) => plan::run(&cli.globals, cmd),
     };

@@ -1,0 +1,319 @@
+//! `racker version | install | update | upgrade | get | rollback`: install
+//! and update Racker itself from release archives (see docs/installer.md).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use racker_installer::{
+    Fetcher, InstallReport, Installer, Layout, ReleaseIndex, Selector, ServiceManager,
+    Sha256Digest, Systemctl, Url, Version, parse_url, resolve, systemd_booted,
+};
+
+use crate::globals::Globals;
+
+/// Where `update`, `upgrade` and `get` look for releases by default.
+pub(crate) const DEFAULT_RELEASE_INDEX: &str =
+    "https://github.com/racker-rs/racker/releases/latest/download/index.json";
+
+/// Largest release index / checksum file accepted.
+const SMALL_DOCUMENT_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// Release management subcommands (flattened into `racker`).
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ReleaseCommand {
+    /// Print racker's version and the installed release.
+    #[command(after_help = "Examples:\n  racker version\n  racker version --prefix /opt/racker")]
+    Version(LayoutArgs),
+    /// Install a release archive (file or URL), verifying its SHA-256.
+    #[command(
+        after_help = "The checksum comes from --sha256, or else from ARCHIVE.sha256 \
+        (sha256sum format) next to the archive.\n\nExamples:\n  \
+        racker install racker-0.2.0-x86_64.tar.gz\n  \
+        racker install https://example.com/racker-0.2.0-x86_64.tar.gz --sha256 3f2c...\n  \
+        racker install ./racker.tar.gz --prefix /tmp/r/opt/racker --bin-dir /tmp/r/bin \
+        --systemd-dir /tmp/r/units --systemctl none"
+    )]
+    Install(InstallArgs),
+    /// Install the newest compatible release (same major version).
+    #[command(after_help = "Examples:\n  racker update\n  \
+        racker update --release-index file:///srv/releases/index.json")]
+    Update(IndexArgs),
+    /// Install the newest release, even a new major version.
+    #[command(after_help = "Examples:\n  racker upgrade\n  \
+        racker upgrade --release-index http://mirror.local/racker/index.json")]
+    Upgrade(IndexArgs),
+    /// Install exactly VERSION from the release index (older ones too).
+    #[command(after_help = "Examples:\n  racker get 0.1.3")]
+    Get(GetArgs),
+    /// Switch back to the release that was current before the last install.
+    #[command(after_help = "Examples:\n  racker rollback")]
+    Rollback(LayoutArgs),
+}
+
+/// Where Racker is installed.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct LayoutArgs {
+    /// Install prefix: releases under versions/, `current` and `previous` links.
+    #[arg(long, env = "RACKER_PREFIX", default_value = "/opt/racker")]
+    prefix: PathBuf,
+    /// Where executables are linked.
+    #[arg(long, env = "RACKER_BIN_DIR", default_value = "/opt/bin")]
+    bin_dir: PathBuf,
+    /// Where systemd unit files are installed.
+    #[arg(
+        long,
+        env = "RACKER_SYSTEMD_DIR",
+        default_value = "/etc/systemd/system"
+    )]
+    systemd_dir: PathBuf,
+    /// `auto` (use systemctl when systemd runs), `none`, or the systemctl
+    /// program to use.
+    #[arg(long, env = "RACKER_SYSTEMCTL", default_value = "auto")]
+    systemctl: String,
+}
+
+/// Arguments of `racker install`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct InstallArgs {
+    /// Release archive: a path or an http(s):// or file:// URL.
+    archive: String,
+    /// Expected SHA-256 of the archive (default: read ARCHIVE.sha256).
+    #[arg(long)]
+    sha256: Option<Sha256Digest>,
+    #[command(flatten)]
+    layout: LayoutArgs,
+}
+
+/// Arguments of commands that read the release index.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct IndexArgs {
+    /// Release index URL (http://, https://, file://) or path.
+    #[arg(long, env = "RACKER_RELEASE_INDEX", default_value = DEFAULT_RELEASE_INDEX)]
+    release_index: String,
+    /// Architecture to pick releases for.
+    #[arg(long, default_value = std::env::consts::ARCH)]
+    arch: String,
+    #[command(flatten)]
+    layout: LayoutArgs,
+}
+
+/// Arguments of `racker get`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct GetArgs {
+    /// The version to install.
+    version: Version,
+    #[command(flatten)]
+    index: IndexArgs,
+}
+
+pub(crate) fn run(_globals: &Globals, command: ReleaseCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ReleaseCommand::Version(layout) => version(&layout),
+        ReleaseCommand::Install(args) => install(args),
+        ReleaseCommand::Update(args) => {
+            let installed = installed_version(&args.layout)?;
+            from_index(&args, Selector::Compatible(installed))
+        }
+        ReleaseCommand::Upgrade(args) => from_index(&args, Selector::Newest),
+        ReleaseCommand::Get(args) => from_index(&args.index, Selector::Exact(args.version)),
+        ReleaseCommand::Rollback(layout) => {
+            let mut systemctl = service_manager(&layout);
+            let report =
+                Installer::new(self::layout(&layout), as_manager(&mut systemctl)).rollback()?;
+            print_report("rolled back to", &report, &layout);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn layout(args: &LayoutArgs) -> Layout {
+    Layout::new(&args.prefix, &args.bin_dir, &args.systemd_dir)
+}
+
+fn version(args: &LayoutArgs) -> anyhow::Result<ExitCode> {
+    println!("racker {}", env!("CARGO_PKG_VERSION"));
+    let state = layout(args).state()?;
+    if let Some(current) = state.current {
+        println!("installed {} ({})", current.version, current.dir.display());
+    }
+    if let Some(previous) = state.previous {
+        println!("previous {} (racker rollback)", previous.version);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn installed_version(args: &LayoutArgs) -> anyhow::Result<Version> {
+    layout(args)
+        .state()?
+        .current
+        .map(|c| c.version)
+        .ok_or_else(|| {
+            racker_installer::Error::NotInstalled {
+                prefix: args.prefix.clone(),
+            }
+            .into()
+        })
+}
+
+/// `auto`: systemctl when systemd is running (`/run/systemd/system`).
+fn service_manager(args: &LayoutArgs) -> Option<Systemctl> {
+    match args.systemctl.as_str() {
+        "none" => None,
+        "auto" => systemd_booted(Path::new("/run")).then(|| Systemctl::new("systemctl")),
+        program => Some(Systemctl::new(program)),
+    }
+}
+
+fn as_manager(systemctl: &mut Option<Systemctl>) -> Option<&mut dyn ServiceManager> {
+    systemctl.as_mut().map(|s| s as &mut dyn ServiceManager)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// A URL, or a local path turned into a `file://` URL.
+fn url_or_path(text: &str) -> anyhow::Result<Url> {
+    if text.contains("://") {
+        return Ok(parse_url(text)?);
+    }
+    let path = std::path::absolute(text).with_context(|| format!("resolve {text}"))?;
+    Url::from_file_path(&path).map_err(|()| anyhow::anyhow!("cannot use {text} as a file URL"))
+}
+
+fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
+    let url = url_or_path(&args.archive)?;
+    let rt = runtime()?;
+    let fetcher = Fetcher::new();
+    let expected = match args.sha256 {
+        Some(d) => d,
+        None => {
+            let sidecar = parse_url(&format!("{url}.sha256"))?;
+            let bytes = rt
+                .block_on(fetcher.bytes(&sidecar, SMALL_DOCUMENT_LIMIT))
+                .with_context(|| {
+                    format!("no checksum for {url}: pass --sha256 or publish {sidecar}")
+                })?;
+            Sha256Digest::from_checksum_file(&String::from_utf8_lossy(&bytes)).ok_or_else(|| {
+                racker_installer::Error::BadChecksumFile {
+                    url: sidecar.to_string(),
+                }
+            })?
+        }
+    };
+    let report = fetch_and_install(&rt, &fetcher, &url, expected, None, &args.layout)?;
+    print_report("installed", &report, &args.layout);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn from_index(args: &IndexArgs, selector: Selector) -> anyhow::Result<ExitCode> {
+    let index_url = url_or_path(&args.release_index)?;
+    let rt = runtime()?;
+    let fetcher = Fetcher::new();
+    let bytes = rt
+        .block_on(fetcher.bytes(&index_url, SMALL_DOCUMENT_LIMIT))
+        .with_context(|| format!("release index {index_url} unreachable"))?;
+    let index = ReleaseIndex::parse(index_url.as_str(), &bytes)?;
+    let installed = layout(&args.layout).state()?.current.map(|c| c.version);
+    let Some(entry) = index.select(&selector, &args.arch)? else {
+        println!(
+            "no compatible release in {index_url}; racker {} stays installed",
+            installed.map(|v| v.to_string()).unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let newer_needed = !matches!(selector, Selector::Exact(_));
+    if let Some(installed) = &installed
+        && newer_needed
+        && &entry.version <= installed
+    {
+        println!(
+            "racker {installed} is up to date (newest in index: {})",
+            entry.version
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let (Selector::Newest, Some(installed)) = (&selector, &installed)
+        && &entry.min_compatible_version > installed
+    {
+        println!(
+            "note: {} is not compatible with {installed} (needs at least {}); upgrading anyway",
+            entry.version, entry.min_compatible_version
+        );
+    }
+    let archive_url = resolve(&index_url, &entry.archive)?;
+    let report = fetch_and_install(
+        &rt,
+        &fetcher,
+        &archive_url,
+        entry.sha256,
+        Some(&entry.version),
+        &args.layout,
+    )?;
+    print_report("installed", &report, &args.layout);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fetch_and_install(
+    rt: &tokio::runtime::Runtime,
+    fetcher: &Fetcher,
+    url: &Url,
+    expected: Sha256Digest,
+    expected_version: Option<&Version>,
+    args: &LayoutArgs,
+) -> anyhow::Result<InstallReport> {
+    let layout = layout(args);
+    let staging = layout.begin()?;
+    let actual = if url.scheme() == "file" {
+        let path = url
+            .to_file_path()
+            .map_err(|()| anyhow::anyhow!("{url} is not a local path"))?;
+        staging.receive_file(&path)?
+    } else {
+        rt.block_on(fetcher.to_file(url, &staging.archive_path()))?
+    };
+    let mut systemctl = service_manager(args);
+    let report = Installer::new(layout, as_manager(&mut systemctl)).install(
+        staging,
+        actual,
+        expected,
+        expected_version,
+        url.as_str(),
+    )?;
+    Ok(report)
+}
+
+fn print_report(verb: &str, report: &InstallReport, args: &LayoutArgs) {
+    if report.already_current {
+        println!(
+            "racker {} is already installed ({})",
+            report.version,
+            report.dir.display()
+        );
+    } else {
+        println!(
+            "{verb} racker {} ({})",
+            report.version,
+            report.dir.display()
+        );
+    }
+    if let Some(previous) = &report.previous {
+        println!("previous {previous} kept for `racker rollback`");
+    }
+    for link in &report.linked {
+        println!("linked {}", link.display());
+    }
+    for unit in &report.units_written {
+        println!("unit {}", args.systemd_dir.join(unit).display());
+    }
+    if report.systemd_used {
+        for unit in &report.units_restarted {
+            println!("restarted {unit}");
+        }
+    } else if !report.units_written.is_empty() {
+        println!("systemd is not running here: unit files written, no service restarted");
+    }
+}
