@@ -1,0 +1,117 @@
+//! Faults of a simulated node's firmware and installer.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::FirmwareError;
+
+/// One firmware fault, as given on the command line (`--fault MAC=KIND`):
+/// `no-lease`, `download-fail`, `install-fail`, `hang`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FirmwareFault {
+    /// The node never gets a DHCP lease: its DHCP packets never reach the
+    /// server (like an unplugged cable). The PXE ROM gives up with
+    /// `PXE-E51` after its bounded retries and tries the disk.
+    NoLease,
+    /// The connection breaks during the kernel download (every attempt);
+    /// iPXE gives up and the firmware tries the disk. No report is sent,
+    /// like real hardware.
+    DownloadFail,
+    /// The installer fails after its delay and POSTs
+    /// `/report?...&stage=failed&reason=...`.
+    InstallFail,
+    /// The installer stops responding after it started writing the disk:
+    /// no more console output, no report, no reboot (until the BMC power
+    /// cycles the node, which then hangs again).
+    Hang,
+}
+
+impl FirmwareFault {
+    /// Every kind, for help texts.
+    pub const ALL: [FirmwareFault; 4] = [
+        FirmwareFault::NoLease,
+        FirmwareFault::DownloadFail,
+        FirmwareFault::InstallFail,
+        FirmwareFault::Hang,
+    ];
+}
+
+impl fmt::Display for FirmwareFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FirmwareFault::NoLease => "no-lease",
+            FirmwareFault::DownloadFail => "download-fail",
+            FirmwareFault::InstallFail => "install-fail",
+            FirmwareFault::Hang => "hang",
+        })
+    }
+}
+
+impl FromStr for FirmwareFault {
+    type Err = FirmwareError;
+
+    fn from_str(s: &str) -> Result<Self, FirmwareError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "no-lease" | "never-lease" | "no-dhcp" => Ok(FirmwareFault::NoLease),
+            "download-fail" | "download-fails" | "download" => Ok(FirmwareFault::DownloadFail),
+            "install-fail" | "install-fails" | "install" => Ok(FirmwareFault::InstallFail),
+            "hang" | "hangs" => Ok(FirmwareFault::Hang),
+            _ => Err(FirmwareError::InvalidFault {
+                spec: s.to_owned(),
+            }),
+        }
+    }
+}
+
+/// The firmware faults active on one node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FirmwareFaults {
+    /// See [`FirmwareFault::NoLease`].
+    pub no_lease: bool,
+    /// See [`FirmwareFault::DownloadFail`].
+    pub download_fail: bool,
+    /// See [`FirmwareFault::InstallFail`].
+    pub install_fail: bool,
+    /// See [`FirmwareFault::Hang`].
+    pub hang: bool,
+}
+
+impl FirmwareFaults {
+    /// Add `fault` to the set.
+    pub fn apply(&mut self, fault: FirmwareFault) {
+        match fault {
+            FirmwareFault::NoLease => self.no_lease = true,
+            FirmwareFault::DownloadFail => self.download_fail = true,
+            FirmwareFault::InstallFail => self.install_fail = true,
+            FirmwareFault::Hang => self.hang = true,
+        }
+    }
+
+    /// The set with only `fault`.
+    pub fn only(fault: FirmwareFault) -> Self {
+        let mut f = Self::default();
+        f.apply(fault);
+        f
+    }
+
+    /// True when no fault is active.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_round_trip() {
+        for f in FirmwareFault::ALL {
+            assert_eq!(f.to_string().parse::<FirmwareFault>().unwrap(), f);
+            assert!(!FirmwareFaults::only(f).is_empty());
+        }
+        assert_eq!("Hangs".parse::<FirmwareFault>().unwrap(), FirmwareFault::Hang);
+        assert!("unreachable".parse::<FirmwareFault>().is_err());
+    }
+}
