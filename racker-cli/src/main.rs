@@ -4,6 +4,8 @@ mod context;
 mod factory;
 mod fsutil;
 mod globals;
+#[allow(dead_code)] // until `racker netboot` wires fetch-assets, render --matchbox and serve
+mod netboot_content;
 mod plan;
 mod release;
 

@@ -1,6 +1,7 @@
 //! The crate's error type.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// Errors from the simulator's IO edge (the sans-IO BMC core never fails:
 /// it answers or ignores every datagram).
@@ -40,5 +41,21 @@ pub enum Error {
         count: usize,
         /// Why.
         reason: String,
+    },
+    /// A state file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Underlying IO error.
+        source: std::io::Error,
+    },
+    /// A state file is not the expected JSON.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// Parser error.
+        source: serde_json::Error,
     },
 }

@@ -115,6 +115,25 @@ impl HttpServer {
         })
     }
 
+    /// Serve on an already bound listener.
+    pub fn from_listener(
+        listener: TcpListener,
+        content: HttpContent,
+    ) -> Result<Self, ContentError> {
+        let local = listener
+            .local_addr()
+            .map_err(|source| ContentError::Socket {
+                what: "binding HTTP",
+                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                source,
+            })?;
+        Ok(Self {
+            listener,
+            local,
+            content,
+        })
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local

@@ -209,3 +209,94 @@ async fn wrong_password_and_faults_fail_promptly() {
     node.set_faults(Faults::default());
     ipmitool(node, 3, &["chassis", "status"]).await;
 }
+
+/// Read from `r` until `needle` appears (bounded by a timeout).
+async fn read_until(
+    r: &mut (impl tokio::io::AsyncRead + Unpin),
+    seen: &mut Vec<u8>,
+    needle: &[u8],
+) {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !seen.windows(needle.len()).any(|w| w == needle) {
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout_at(deadline, r.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "timed out waiting for {:?}; got {:?}",
+                    String::from_utf8_lossy(needle),
+                    String::from_utf8_lossy(seen)
+                )
+            })
+            .unwrap();
+        assert!(
+            n > 0,
+            "EOF before {:?}; got {:?}",
+            String::from_utf8_lossy(needle),
+            String::from_utf8_lossy(seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sol_activate_through_a_pty() {
+    use tokio::io::AsyncWriteExt;
+    if require_tool("sol_activate_through_a_pty", "ipmitool").is_none()
+        || require_tool("sol_activate_through_a_pty", "script").is_none()
+    {
+        return;
+    }
+    let rack = crate::rack(1).await;
+    let node = &rack.nodes()[0];
+    let mut events = node.subscribe();
+    let addr = node.ipmi_addr();
+    let cmd = format!(
+        "ipmitool -I lanplus -H {} -p {} -U USER -E -C 3 sol activate",
+        addr.ip(),
+        addr.port()
+    );
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .env("IPMI_PASSWORD", "PASS")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    read_until(&mut stdout, &mut seen, b"SOL Session operational").await;
+    assert_eq!(events.recv().await, Some(Event::SolActivated));
+    node.console_write(b"Flatcar Container Linux\r\nnode-1 login: ");
+    read_until(&mut stdout, &mut seen, b"node-1 login: ").await;
+    stdin.write_all(b"core\r").await.unwrap();
+    let mut typed = Vec::new();
+    while !typed.ends_with(b"core\r") {
+        match events.recv().await {
+            Some(Event::ConsoleInput(b)) => typed.extend_from_slice(&b),
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    stdin.write_all(b"\r~.").await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "{status:?}: {}",
+        String::from_utf8_lossy(&seen)
+    );
+    // The escape was not sent to the node; the session is gone.
+    loop {
+        match events.recv().await {
+            Some(Event::SolDeactivated) => break,
+            Some(Event::ConsoleInput(b)) => assert!(!b.contains(&b'~'), "escape leaked: {b:?}"),
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    assert_eq!(node.snapshot().active_sessions, 0);
+}

@@ -1,0 +1,428 @@
+//! `racker sim`: run a simulated rack (one IPMI BMC per nodes.csv row) and
+//! show its state.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use racker_inventory::{Inventory, MacAddr, NODES_CSV_HEADER};
+use racker_sim::{
+    BMC_TABLE_FILE, BmcEntry, BmcTable, Fault, Faults, NodeSpec, NodeStatus, Password, STATUS_FILE,
+    SimRack, StatusFile, format_mac, read_json, write_json_atomic,
+};
+
+use crate::globals::Globals;
+
+/// `racker sim` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum SimCmd {
+    /// Run a simulated rack in the foreground until Ctrl-C.
+    #[command(after_help = UP_HELP)]
+    Up(UpArgs),
+    /// Show power and boot state of every simulated node.
+    #[command(after_help = STATUS_HELP)]
+    Status(StatusArgs),
+}
+
+const UP_HELP: &str = "\
+Every BMC listens on its own loopback address (PREFIX.2, PREFIX.3, ...; a
+full IPv4 address instead puts every BMC on that address with consecutive
+ports). The BMC table goes to <state-dir>/sim-bmcs.json, live state to
+<state-dir>/sim-status.json (see docs/simulator.md); both are removed on
+Ctrl-C. Credentials come from <oem-dir>/ipmi_user and ipmi_password, which
+are created (USER / PASS, or --user and RACKER_SIM_PASSWORD) when missing.
+
+Examples:
+  racker --oem-dir /tmp/rack --state-dir /tmp/state sim up --count 4
+  racker sim up --nodes nodes.csv --bind 127.24.213 --ipmi-port 6230 \\
+      --fault 00:11:22:33:44:21=unreachable --fault 00:11:22:33:44:11=loss:30
+  IPMI_PASSWORD=PASS ipmitool -I lanplus -H 127.24.213.2 -p 6230 -U USER -E chassis status";
+
+const STATUS_HELP: &str = "\
+Examples:
+  racker --state-dir /tmp/state sim status
+  racker --state-dir /tmp/state sim status --output json | jq '.[] | select(.power == \"on\")'";
+
+/// Options of `racker sim up`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct UpArgs {
+    /// nodes.csv to simulate (default: <oem-dir>/nodes.csv).
+    #[arg(long, conflicts_with = "count")]
+    nodes: Option<std::path::PathBuf>,
+    /// Generate N nodes (the first is the management node) and write their
+    /// nodes.csv into the OEM directory.
+    #[arg(long)]
+    count: Option<usize>,
+    /// Loopback prefix (three octets, one address per BMC) or one loopback
+    /// address (one port per BMC).
+    #[arg(long, default_value = "127.24.213")]
+    bind: String,
+    /// UDP port of every BMC (default 623 as root, else 6230; 0 = any).
+    #[arg(long)]
+    ipmi_port: Option<u16>,
+    /// Inject a fault: MAC=KIND with KIND unreachable, wrong-password,
+    /// loss:PERCENT or latency:DURATION (MAC = BMC or primary MAC).
+    #[arg(long = "fault", value_name = "MAC=KIND")]
+    faults: Vec<String>,
+    /// IPMI user written to ipmi_user when that file is missing.
+    #[arg(long, default_value = "USER")]
+    user: String,
+    /// Overwrite an existing, different nodes.csv with --count.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Options of `racker sim status`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct StatusArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+pub(crate) fn run(globals: &Globals, cmd: SimCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        SimCmd::Up(args) => up(globals, args),
+        SimCmd::Status(args) => status(globals, args),
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Generated MACs: 02:52:4b:<column>:<hi>:<lo> (locally administered).
+fn generated_csv(count: usize) -> String {
+    let mut csv = format!("{NODES_CSV_HEADER}\n");
+    for i in 0..count {
+        let (hi, lo) = ((i >> 8) as u8, i as u8);
+        let mac = |col: u8| format_mac([0x02, 0x52, 0x4B, col, hi, lo]);
+        let comment = if i == 0 { "mgmt node" } else { "simulated" };
+        csv.push_str(&format!(
+            "{}, {}, {}, sim, {comment}\n",
+            mac(0),
+            mac(1),
+            mac(2)
+        ));
+    }
+    csv
+}
+
+/// Address of BMC `i`.
+fn bmc_addr(bind: &str, port: u16, i: usize) -> anyhow::Result<SocketAddr> {
+    let octets: Vec<&str> = bind.split('.').collect();
+    let parse = |s: &str| {
+        s.parse::<u8>()
+            .with_context(|| format!("--bind {bind:?}: {s:?} is not an octet"))
+    };
+    let addr = match octets.len() {
+        3 => {
+            let base = u32::from(Ipv4Addr::new(
+                parse(octets[0])?,
+                parse(octets[1])?,
+                parse(octets[2])?,
+                0,
+            ));
+            // Skip .0, .1 and .255 of every /24: .2, .3, ... .254, then the next /24.
+            let per = 253u32;
+            let i = u32::try_from(i)?;
+            let ip = base + (i / per) * 256 + 2 + i % per;
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port)
+        }
+        4 => {
+            let ip: Ipv4Addr = bind.parse().with_context(|| format!("--bind {bind:?}"))?;
+            let port = if port == 0 {
+                0
+            } else {
+                u16::try_from(usize::from(port) + i).context("port range exceeds 65535")?
+            };
+            SocketAddr::new(IpAddr::V4(ip), port)
+        }
+        _ => bail!("--bind {bind:?}: give three octets (127.24.213) or one address (127.0.0.1)"),
+    };
+    if !addr.ip().is_loopback() {
+        bail!("--bind {bind:?}: the simulator only listens on loopback addresses (127.0.0.0/8)");
+    }
+    Ok(addr)
+}
+
+fn parse_fault(spec: &str) -> anyhow::Result<(MacAddr, Fault)> {
+    let (mac, kind) = spec
+        .split_once('=')
+        .with_context(|| format!("--fault {spec:?}: expected MAC=KIND"))?;
+    let mac: MacAddr = mac
+        .parse()
+        .with_context(|| format!("--fault {spec:?}: bad MAC"))?;
+    Ok((mac, kind.parse()?))
+}
+
+/// Read or create the credential files.
+fn credentials(oem_dir: &Path, default_user: &str) -> anyhow::Result<(String, Password)> {
+    let user_file = oem_dir.join("ipmi_user");
+    let pw_file = oem_dir.join("ipmi_password");
+    if !user_file.exists() {
+        std::fs::write(&user_file, format!("{default_user}\n"))
+            .with_context(|| format!("writing {}", user_file.display()))?;
+    }
+    if !pw_file.exists() {
+        let pw = std::env::var("RACKER_SIM_PASSWORD").unwrap_or_else(|_| "PASS".to_owned());
+        crate::fsutil::write_atomic(&pw_file, format!("{pw}\n").as_bytes(), 0o600)?;
+    }
+    let creds = racker_inventory::Credentials::load(oem_dir)?;
+    for w in &creds.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok((creds.user, Password::new(creds.password.expose())))
+}
+
+fn up(globals: &Globals, args: UpArgs) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&globals.oem_dir)
+        .with_context(|| format!("creating {}", globals.oem_dir.display()))?;
+    std::fs::create_dir_all(&globals.state_dir)
+        .with_context(|| format!("creating {}", globals.state_dir.display()))?;
+    let inventory = if let Some(count) = args.count {
+        if count == 0 {
+            bail!("--count must be at least 1");
+        }
+        let csv = generated_csv(count);
+        let path = globals.nodes_csv();
+        if let Ok(existing) = std::fs::read_to_string(&path)
+            && existing != csv
+            && !args.force
+        {
+            bail!(
+                "{} exists with other content; pass --force to replace it",
+                path.display()
+            );
+        }
+        crate::fsutil::write_atomic(&path, csv.as_bytes(), 0o644)?;
+        Inventory::parse(&path.display().to_string(), csv.as_bytes())?
+    } else {
+        let path = args.nodes.clone().unwrap_or_else(|| globals.nodes_csv());
+        Inventory::load(&path)?
+    };
+    let (user, password) = credentials(&globals.oem_dir, &args.user)?;
+    let port = args.ipmi_port.unwrap_or(if is_root() { 623 } else { 6230 });
+
+    let mut faults: Vec<(MacAddr, Fault)> = Vec::new();
+    for f in &args.faults {
+        faults.push(parse_fault(f)?);
+    }
+    let mut specs = Vec::new();
+    for (i, node) in inventory.nodes().iter().enumerate() {
+        let mut nf = Faults::default();
+        for (mac, fault) in &faults {
+            if node.has_mac(*mac) {
+                nf.apply(*fault);
+            }
+        }
+        specs.push(
+            NodeSpec::new(node.bmc_mac.octets(), bmc_addr(&args.bind, port, i)?)
+                .primary_mac(node.primary_mac.octets())
+                .faults(nf),
+        );
+    }
+    for (mac, _) in &faults {
+        if inventory.find_by_mac(*mac).is_none() {
+            bail!("--fault: no node has MAC {mac}");
+        }
+    }
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(serve(globals, specs, user, password))
+}
+
+async fn serve(
+    globals: &Globals,
+    specs: Vec<NodeSpec>,
+    user: String,
+    password: Password,
+) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let rack = SimRack::start(specs, &user, password).await?;
+    let mut events = rack.subscribe();
+    let pid = std::process::id();
+    let table = BmcTable {
+        pid,
+        user: user.clone(),
+        bmcs: rack
+            .nodes()
+            .iter()
+            .map(|n| BmcEntry {
+                bmc_mac: format_mac(n.bmc_mac()),
+                primary_mac: n.primary_mac().map(format_mac),
+                ipmi_address: n.ipmi_addr(),
+            })
+            .collect(),
+    };
+    let write_status = |rack: &SimRack| -> anyhow::Result<()> {
+        let nodes = rack
+            .nodes()
+            .iter()
+            .map(|n| NodeStatus::from(&n.snapshot()))
+            .collect();
+        write_json_atomic(&globals.state_dir, STATUS_FILE, &StatusFile { pid, nodes })?;
+        Ok(())
+    };
+    write_status(&rack)?;
+    let table_path = write_json_atomic(&globals.state_dir, BMC_TABLE_FILE, &table)?;
+
+    println!(
+        "{} simulated BMCs up in {} ms (user {user}, password in {}):",
+        rack.nodes().len(),
+        started.elapsed().as_millis(),
+        globals.oem_dir.join("ipmi_password").display()
+    );
+    for entry in table.bmcs.iter().take(8) {
+        println!("  BMC {}  {}", entry.bmc_mac, entry.ipmi_address);
+    }
+    if table.bmcs.len() > 8 {
+        println!(
+            "  ... {} more in {}",
+            table.bmcs.len() - 8,
+            table_path.display()
+        );
+    }
+    if let Some(first) = table.bmcs.first() {
+        let a = first.ipmi_address;
+        println!("Reach them with:");
+        println!(
+            "  IPMI_PASSWORD=$(cat {}) ipmitool -I lanplus -H {} -p {} -U {user} -E chassis status",
+            globals.oem_dir.join("ipmi_password").display(),
+            a.ip(),
+            a.port()
+        );
+        println!(
+            "  racker --oem-dir {} --state-dir {} ipmi {} status",
+            globals.oem_dir.display(),
+            globals.state_dir.display(),
+            first.bmc_mac
+        );
+    }
+    println!("BMC table: {}; press Ctrl-C to stop.", table_path.display());
+
+    let result = loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => break r.context("waiting for Ctrl-C"),
+            e = events.recv() => {
+                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = e {
+                    break Ok(());
+                }
+                // Coalesce bursts into one write.
+                while events.try_recv().is_ok() {}
+                if let Err(err) = write_status(&rack) {
+                    eprintln!("warning: {err:#}");
+                }
+            }
+        }
+    };
+    rack.shutdown().await;
+    for name in [BMC_TABLE_FILE, STATUS_FILE] {
+        let _ = std::fs::remove_file(globals.state_dir.join(name));
+    }
+    result?;
+    println!("simulated rack stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(globals: &Globals, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let file: StatusFile = read_json(&globals.state_dir, STATUS_FILE).with_context(|| {
+        format!(
+            "no simulated rack is running with state directory {}",
+            globals.state_dir.display()
+        )
+    })?;
+    if !Path::new(&format!("/proc/{}", file.pid)).exists() {
+        eprintln!(
+            "warning: racker sim up (pid {}) is no longer running; showing its last state",
+            file.pid
+        );
+    }
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&file.nodes)?),
+        Output::Text => {
+            println!(
+                "{:<17}  {:<17}  {:<21}  {:<5}  {:<9}  {:<10}  {:<3}  FAULTS",
+                "BMC MAC", "PRIMARY MAC", "IPMI ADDRESS", "POWER", "BOOT", "PERSISTENT", "EFI"
+            );
+            for n in &file.nodes {
+                let yn = |b: bool| if b { "yes" } else { "no" };
+                println!(
+                    "{:<17}  {:<17}  {:<21}  {:<5}  {:<9}  {:<10}  {:<3}  {}",
+                    n.bmc_mac,
+                    n.primary_mac,
+                    n.ipmi_address,
+                    n.power,
+                    n.boot_device,
+                    yn(n.persistent),
+                    yn(n.efi),
+                    if n.faults.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        n.faults.join(",")
+                    }
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_skip_network_and_broadcast() {
+        assert_eq!(
+            bmc_addr("127.24.213", 6230, 0).unwrap(),
+            "127.24.213.2:6230".parse().unwrap()
+        );
+        assert_eq!(
+            bmc_addr("127.24.213", 6230, 252).unwrap(),
+            "127.24.213.254:6230".parse().unwrap()
+        );
+        assert_eq!(
+            bmc_addr("127.24.213", 6230, 253).unwrap(),
+            "127.24.214.2:6230".parse().unwrap()
+        );
+        assert_eq!(
+            bmc_addr("127.0.0.1", 7000, 3).unwrap(),
+            "127.0.0.1:7003".parse().unwrap()
+        );
+        assert!(bmc_addr("10.0.0", 623, 0).is_err());
+        assert!(bmc_addr("127.0", 623, 0).is_err());
+        assert!(bmc_addr("127.0.0.1", 65535, 1).is_err());
+    }
+
+    #[test]
+    fn generated_inventory_parses() {
+        let csv = generated_csv(300);
+        let inv = Inventory::parse("gen", csv.as_bytes()).unwrap();
+        assert_eq!(inv.nodes().len(), 300);
+        assert_eq!(inv.nodes()[299].bmc_mac.to_string(), "02:52:4b:01:01:2b");
+    }
+
+    #[test]
+    fn fault_flags() {
+        let (mac, f) = parse_fault("02:52:4B:01:00:01=loss:25").unwrap();
+        assert_eq!(mac.to_string(), "02:52:4b:01:00:01");
+        assert_eq!(f, Fault::PacketLoss(25));
+        assert!(parse_fault("02:52:4b:01:00:01").is_err());
+        assert!(parse_fault("nope=unreachable").is_err());
+    }
+}
