@@ -1,0 +1,699 @@
+//! `racker ipmi`: talk IPMI 2.0 (RMCP+) to one BMC or to every BMC of the rack.
+
+use std::io::Write as _;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, bail};
+use futures::StreamExt as _;
+use racker_inventory::MacAddr;
+use racker_ipmi::{
+    BmcAddress, BootDevice, BootFlags, ChassisStatus, CipherPreference, CipherSuite, Credentials, Operation, Output,
+    Password, PowerAction, PowerOutcome, Privilege, RawRequest, Session, SessionOptions, SolConsole,
+};
+use serde::Serialize;
+
+use crate::context::{PlanArgs, SelectionArgs, load_credentials, load_rack};
+use crate::globals::Globals;
+
+/// Arguments of `racker ipmi`.
+#[derive(Debug, clap::Args)]
+#[command(
+    subcommand_precedence_over_arg = true,
+    after_help = "Examples:
+  racker ipmi node-3                      # serial console (detach with ~.)
+  racker ipmi 00:11:22:33:44:10 power status
+  racker ipmi --all power on --concurrency 32
+  racker ipmi --all bootdev pxe           # persistent + EFI unless told otherwise
+  racker ipmi --all boot-timeout off
+  racker ipmi node-3 bootparam
+  racker ipmi --host 172.24.213.40:623 diag --output json
+  racker ipmi --host 10.0.0.9 raw 0x06 0x01
+  racker ipmi --all user set-password 2 --password-file /root/new-ipmi-password
+
+The BMC address comes from the DHCP lease table in --state-dir when the BMC
+holds a lease there, else from the address plan. Credentials always come from
+--oem-dir (ipmi_user, ipmi_password); passwords are never taken from the
+command line."
+)]
+pub(crate) struct IpmiCmd {
+    /// The node: host name, primary MAC or BMC MAC from nodes.csv.
+    #[arg(value_name = "NODE", required_unless_present_any = ["all", "host"])]
+    node: Option<String>,
+    /// Every node of the plan (excluded ones left out), in parallel.
+    #[arg(long, conflicts_with_all = ["node", "host"])]
+    all: bool,
+    /// Address a BMC directly, without looking it up in nodes.csv.
+    #[arg(long, value_name = "ADDR[:PORT]", conflicts_with = "node")]
+    host: Option<String>,
+    #[command(flatten)]
+    plan: PlanArgs,
+    #[command(flatten)]
+    selection: SelectionArgs,
+    /// BMC UDP port (unless --host names one).
+    #[arg(long, global = true, default_value_t = racker_ipmi::DEFAULT_PORT)]
+    port: u16,
+    /// RMCP+ cipher suite: 17, 3, or auto (17, then 3 if refused).
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    cipher_suite: CipherArg,
+    /// Seconds allowed per request/reply exchange, retransmissions included.
+    #[arg(long, global = true, default_value = "5", value_parser = parse_seconds)]
+    timeout: Duration,
+    /// Retransmissions of an unanswered packet.
+    #[arg(long, global = true, default_value_t = 3)]
+    retries: u32,
+    /// BMCs talked to at the same time with --all.
+    #[arg(long, global = true, default_value_t = 64)]
+    concurrency: usize,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    output: OutputFormat,
+    /// What to do; the serial console when omitted.
+    #[command(subcommand)]
+    command: Option<IpmiSub>,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(v > 0.0 && v <= 3600.0) {
+        return Err(format!("{s}: expected 0 < seconds <= 3600"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CipherArg {
+    Auto,
+    #[value(name = "3")]
+    Suite3,
+    #[value(name = "17")]
+    Suite17,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum IpmiSub {
+    /// BMC MAC and IP, node MAC, internal IP, host name, chassis status and boot parameter 5.
+    Diag,
+    /// Serial-over-LAN console (the default). Detach with `~.` at the start of a line.
+    Sol,
+    /// Chassis power.
+    Power {
+        #[arg(value_enum)]
+        action: PowerArg,
+    },
+    /// Boot device override (System Boot Options parameter 5).
+    Bootdev {
+        #[arg(value_enum)]
+        device: BootdevArg,
+        /// Next boot only (default: all future boots).
+        #[arg(long)]
+        no_persistent: bool,
+        /// Legacy BIOS boot (default: EFI).
+        #[arg(long)]
+        legacy: bool,
+    },
+    /// Read boot parameter 5 (valid, persistent, EFI, device).
+    Bootparam,
+    /// `boot-timeout off`: stop the BMC from clearing the boot flags after 60 s (parameter 3 = 0x1f).
+    BootTimeout {
+        #[arg(value_enum)]
+        state: OffArg,
+    },
+    /// `lan dhcp`: LAN channel 1 address source back to DHCP.
+    Lan {
+        #[arg(value_enum)]
+        mode: DhcpArg,
+        /// LAN channel.
+        #[arg(long, default_value_t = 1)]
+        channel: u8,
+    },
+    /// BMC users.
+    #[command(subcommand)]
+    User(UserSub),
+    /// Raw request: NETFN CMD [DATA...] as hex bytes (0x06 or 06).
+    Raw {
+        #[arg(value_parser = parse_hex_byte)]
+        netfn: u8,
+        #[arg(value_parser = parse_hex_byte)]
+        cmd: u8,
+        #[arg(value_parser = parse_hex_byte)]
+        data: Vec<u8>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PowerArg {
+    On,
+    Off,
+    Cycle,
+    Reset,
+    Soft,
+    Status,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BootdevArg {
+    Pxe,
+    Disk,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OffArg {
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DhcpArg {
+    Dhcp,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum UserSub {
+    /// List the users of a channel.
+    List {
+        #[arg(long, default_value_t = 1)]
+        channel: u8,
+    },
+    /// Name user slot ID.
+    SetName { id: u8, name: String },
+    /// Set user ID's password, read from --password-file or the first line of stdin.
+    SetPassword {
+        id: u8,
+        /// File holding the new password (trailing newline ignored).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Enable user ID.
+    Enable { id: u8 },
+    /// Disable user ID.
+    Disable { id: u8 },
+    /// Set user ID's privilege limit on a channel (user, operator, administrator...).
+    Priv {
+        id: u8,
+        privilege: String,
+        #[arg(long, default_value_t = 1)]
+        channel: u8,
+    },
+}
+
+fn parse_hex_byte(s: &str) -> Result<u8, String> {
+    let t = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    u8::from_str_radix(t, 16).map_err(|_| format!("{s:?} is not a hex byte"))
+}
+
+/// One BMC to talk to, with what the rack knows about its node.
+#[derive(Debug, Clone, Serialize)]
+struct Target {
+    /// BMC MAC (or the --host text).
+    label: String,
+    bmc: String,
+    #[serde(skip)]
+    addr: BmcAddress,
+    bmc_mac: Option<MacAddr>,
+    node_mac: Option<MacAddr>,
+    internal_ip: Option<Ipv4Addr>,
+    hostname: Option<String>,
+    /// Where the BMC address came from: "lease", "plan" or "host".
+    address_source: &'static str,
+}
+
+pub(crate) fn run(globals: &Globals, args: IpmiCmd) -> anyhow::Result<ExitCode> {
+    let command = args.command.as_ref().unwrap_or(&IpmiSub::Sol);
+    if args.all && matches!(command, IpmiSub::Sol) {
+        bail!("the serial console needs one node: give NODE or --host instead of --all (or a command)");
+    }
+    let op = operation(command)?;
+    let targets = resolve_targets(globals, &args)?;
+    let creds = load_credentials(globals)?;
+    let creds = Credentials::new(creds.user.clone(), creds.password.expose());
+    let opts = SessionOptions::default()
+        .timeout(args.timeout)
+        .retries(args.retries)
+        .cipher(match args.cipher_suite {
+            CipherArg::Auto => CipherPreference::Auto,
+            CipherArg::Suite3 => CipherPreference::Only(CipherSuite::Suite3),
+            CipherArg::Suite17 => CipherPreference::Only(CipherSuite::Suite17),
+        });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match op {
+        None => {
+            let target = targets.into_iter().next().context("no node selected")?;
+            runtime.block_on(console(&target, &creds, &opts))
+        }
+        Some(op) => runtime.block_on(run_many(&args, command, targets, &creds, &opts, &op)),
+    }
+}
+
+/// The library operation for a command; `None` for the console.
+fn operation(command: &IpmiSub) -> anyhow::Result<Option<Operation>> {
+    Ok(Some(match command {
+        IpmiSub::Sol => return Ok(None),
+        IpmiSub::Diag => Operation::Diag,
+        IpmiSub::Power { action } => match action {
+            PowerArg::Status => Operation::ChassisStatus,
+            PowerArg::On => Operation::Power(PowerAction::On),
+            PowerArg::Off => Operation::Power(PowerAction::Off),
+            PowerArg::Cycle => Operation::Power(PowerAction::Cycle),
+            PowerArg::Reset => Operation::Power(PowerAction::Reset),
+            PowerArg::Soft => Operation::Power(PowerAction::Soft),
+        },
+        IpmiSub::Bootdev {
+            device,
+            no_persistent,
+            legacy,
+        } => Operation::SetBootDevice {
+            device: match device {
+                BootdevArg::Pxe => BootDevice::Pxe,
+                BootdevArg::Disk => BootDevice::Disk,
+            },
+            persistent: !no_persistent,
+            efi: !legacy,
+        },
+        IpmiSub::Bootparam => Operation::BootFlags,
+        IpmiSub::BootTimeout { state: OffArg::Off } => Operation::DisableBootFlagTimeout,
+        IpmiSub::Lan {
+            mode: DhcpArg::Dhcp,
+            channel,
+        } => Operation::LanDhcp { channel: *channel },
+        IpmiSub::User(u) => match u {
+            UserSub::List { channel } => Operation::ListUsers { channel: *channel },
+            UserSub::SetName { id, name } => Operation::SetUserName {
+                user: *id,
+                name: name.clone(),
+            },
+            UserSub::SetPassword { id, password_file } => Operation::SetUserPassword {
+                user: *id,
+                password: read_new_password(password_file.as_ref())?,
+            },
+            UserSub::Enable { id } => Operation::SetUserEnabled {
+                user: *id,
+                enabled: true,
+            },
+            UserSub::Disable { id } => Operation::SetUserEnabled {
+                user: *id,
+                enabled: false,
+            },
+            UserSub::Priv { id, privilege, channel } => Operation::SetUserPrivilege {
+                channel: *channel,
+                user: *id,
+                privilege: privilege.parse::<Privilege>()?,
+            },
+        },
+        IpmiSub::Raw { netfn, cmd, data } => Operation::Raw(RawRequest::new(*netfn, *cmd, data.clone())),
+    }))
+}
+
+fn read_new_password(file: Option<&PathBuf>) -> anyhow::Result<Password> {
+    let text = match file {
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        None => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("reading the new password from stdin")?;
+            line
+        }
+    };
+    let pw = text.lines().next().unwrap_or("").to_string();
+    if pw.is_empty() {
+        bail!("the new password is empty");
+    }
+    if pw.len() > 20 {
+        bail!("IPMI passwords are at most 20 bytes");
+    }
+    Ok(Password::new(pw))
+}
+
+/// `ADDR` → `ADDR:port`; `ADDR:PORT` / `[V6]:PORT` kept.
+fn host_address(text: &str, port: u16) -> anyhow::Result<BmcAddress> {
+    let parsed: BmcAddress = text.parse()?;
+    let has_port = if text.starts_with('[') {
+        text.contains("]:")
+    } else {
+        text.matches(':').count() == 1
+    };
+    Ok(if has_port { parsed } else { parsed.with_port(port) })
+}
+
+fn resolve_targets(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Target>> {
+    if let Some(host) = &args.host {
+        let addr = host_address(host, args.port)?;
+        return Ok(vec![Target {
+            label: host.clone(),
+            bmc: addr.to_string(),
+            addr,
+            bmc_mac: None,
+            node_mac: None,
+            internal_ip: None,
+            hostname: None,
+            address_source: "host",
+        }]);
+    }
+    let rack = load_rack(globals, &args.plan)?;
+    // Host names need the selection; without one (e.g. too few controllers
+    // for the given options) only MACs match.
+    let selection = racker_inventory::select(&rack.plan, &args.selection.selection_options(&args.plan)?).ok();
+    let leases = racker_netboot::LeaseTable::load(&globals.state_dir)
+        .with_context(|| format!("reading the DHCP lease table in {}", globals.state_dir.display()))?;
+    let now = SystemTime::now();
+    let excluded: Vec<MacAddr> = racker_inventory::parse_mac_list(&args.plan.exclude)?;
+    let mut targets = Vec::new();
+    for planned in rack.plan.nodes() {
+        let node = &planned.node;
+        let selected = selection
+            .as_ref()
+            .and_then(|s| s.nodes().iter().find(|n| n.planned.node.primary_mac == node.primary_mac));
+        let hostname = selected.and_then(|s| s.hostname.clone());
+        let is_excluded = selected.is_some_and(|s| s.excluded)
+            || excluded
+                .iter()
+                .any(|m| *m == node.primary_mac || *m == node.bmc_mac || Some(*m) == node.secondary_mac);
+        let wanted = if args.all {
+            !is_excluded
+        } else {
+            let want = args.node.as_deref().unwrap_or_default();
+            match want.parse::<MacAddr>() {
+                Ok(mac) => mac == node.primary_mac || mac == node.bmc_mac,
+                Err(_) => {
+                    let names = selected.map(|s| {
+                        let mut v: Vec<&str> = s.aliases.iter().map(String::as_str).collect();
+                        v.extend(s.hostname.as_deref());
+                        v
+                    });
+                    names.unwrap_or_default().iter().any(|n| {
+                        n.eq_ignore_ascii_case(want) || n.split('.').next().is_some_and(|short| short.eq_ignore_ascii_case(want))
+                    })
+                }
+            }
+        };
+        if !wanted {
+            continue;
+        }
+        let lease = leases.get(node.bmc_mac).filter(|l| l.is_active(now));
+        let (ip, source) = match lease {
+            Some(l) => {
+                if l.ip != planned.bmc_ip {
+                    eprintln!(
+                        "warning: BMC {} holds a DHCP lease for {} but the plan says {}; using the lease",
+                        node.bmc_mac, l.ip, planned.bmc_ip
+                    );
+                }
+                (l.ip, "lease")
+            }
+            None => (planned.bmc_ip, "plan"),
+        };
+        let addr = BmcAddress::from_ip(ip.into(), args.port);
+        targets.push(Target {
+            label: node.bmc_mac.to_string(),
+            bmc: addr.to_string(),
+            addr,
+            bmc_mac: Some(node.bmc_mac),
+            node_mac: Some(node.primary_mac),
+            internal_ip: Some(planned.ip),
+            hostname,
+            address_source: source,
+        });
+    }
+    if targets.is_empty() {
+        match &args.node {
+            Some(n) => bail!(
+                "no node {n:?} in {} (give a host name, primary MAC or BMC MAC; the management node has no plan entry)",
+                globals.nodes_csv().display()
+            ),
+            None => bail!("no nodes selected"),
+        }
+    }
+    if !args.all && targets.len() > 1 {
+        bail!("{:?} matches {} nodes", args.node.as_deref().unwrap_or_default(), targets.len());
+    }
+    Ok(targets)
+}
+
+#[derive(Serialize)]
+struct JsonResult<'a> {
+    #[serde(flatten)]
+    target: &'a Target,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a Output>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<JsonError>,
+    elapsed_ms: u128,
+}
+
+#[derive(Serialize)]
+struct JsonError {
+    kind: &'static str,
+    message: String,
+}
+
+async fn run_many(
+    args: &IpmiCmd,
+    command: &IpmiSub,
+    targets: Vec<Target>,
+    creds: &Credentials,
+    opts: &SessionOptions,
+    op: &Operation,
+) -> anyhow::Result<ExitCode> {
+    let total = targets.len();
+    let jobs: Vec<(Target, BmcAddress)> = targets.into_iter().map(|t| (t.clone(), t.addr.clone())).collect();
+    let mut stream = std::pin::pin!(racker_ipmi::fan_out_operation(jobs, creds, opts, op, args.concurrency));
+    let mut failures = 0usize;
+    let mut json = Vec::new();
+    let mut done = 0usize;
+    let stdout = std::io::stdout();
+    while let Some(r) = stream.next().await {
+        done += 1;
+        // A raw reply with a non-zero completion code is a failure too.
+        let outcome: Result<Output, String> = match &r.result {
+            Ok(Output::Raw(raw)) if raw.completion_code != 0 => Err(format!(
+                "{}: completion code {:#04x}",
+                r.bmc, raw.completion_code
+            )),
+            Ok(o) => Ok(o.clone()),
+            Err(e) => Err(e.to_string()),
+        };
+        if outcome.is_err() {
+            failures += 1;
+        }
+        match args.output {
+            OutputFormat::Json => {
+                let (ok, result, error) = match &outcome {
+                    Ok(o) => (true, Some(o.clone()), None),
+                    Err(m) => (false, None, Some(m.clone())),
+                };
+                let kind = match &r.result {
+                    Err(e) => e.kind(),
+                    Ok(_) => "completion-code",
+                };
+                json.push((r.key, ok, result, error.map(|message| JsonError { kind, message }), r.elapsed));
+            }
+            OutputFormat::Text => {
+                let mut text = String::new();
+                match &outcome {
+                    Ok(o) => render(&mut text, &r.key, command, o),
+                    Err(m) => text.push_str(&format!("error: {m}\n")),
+                }
+                let mut out = stdout.lock();
+                if args.all {
+                    writeln!(out, "== {} ({}) ==", r.key.label, r.key.bmc)?;
+                }
+                out.write_all(text.as_bytes())?;
+                if args.all {
+                    writeln!(out)?;
+                    eprintln!("[{done}/{total}] {} {}", r.key.label, if outcome.is_ok() { "ok" } else { "FAILED" });
+                }
+            }
+        }
+    }
+    if args.output == OutputFormat::Json {
+        json.sort_by(|a, b| a.0.label.cmp(&b.0.label));
+        let docs: Vec<JsonResult<'_>> = json
+            .iter()
+            .map(|(t, ok, result, error, elapsed)| JsonResult {
+                target: t,
+                ok: *ok,
+                result: result.as_ref(),
+                error: error.as_ref().map(|e| JsonError {
+                    kind: e.kind,
+                    message: e.message.clone(),
+                }),
+                elapsed_ms: elapsed.as_millis(),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&docs)?);
+    }
+    if args.all && total > 1 {
+        eprintln!("{} of {total} succeeded", total - failures);
+    }
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn render_chassis(out: &mut String, s: &ChassisStatus) {
+    out.push_str(&format!("System Power         : {}\n", if s.power_on { "on" } else { "off" }));
+    out.push_str(&format!("Power Overload       : {}\n", s.power_overload));
+    out.push_str(&format!("Power Interlock      : {}\n", if s.interlock { "active" } else { "inactive" }));
+    out.push_str(&format!("Main Power Fault     : {}\n", s.power_fault));
+    out.push_str(&format!("Power Control Fault  : {}\n", s.power_control_fault));
+    let policy = match s.restore_policy {
+        racker_ipmi::RestorePolicy::AlwaysOff => "always-off",
+        racker_ipmi::RestorePolicy::Previous => "previous",
+        racker_ipmi::RestorePolicy::AlwaysOn => "always-on",
+        _ => "unknown",
+    };
+    out.push_str(&format!("Power Restore Policy : {policy}\n"));
+    let e = &s.last_power_event;
+    let mut events = Vec::new();
+    for (set, name) in [
+        (e.ac_failed, "ac-failed"),
+        (e.overload, "overload"),
+        (e.interlock, "interlock"),
+        (e.fault, "fault"),
+        (e.on_via_ipmi, "command"),
+    ] {
+        if set {
+            events.push(name);
+        }
+    }
+    out.push_str(&format!("Last Power Event     : {}\n", events.join(", ")));
+    out.push_str(&format!("Chassis Intrusion    : {}\n", if s.intrusion { "active" } else { "inactive" }));
+    out.push_str(&format!("Front-Panel Lockout  : {}\n", if s.front_panel_lockout { "active" } else { "inactive" }));
+    out.push_str(&format!("Drive Fault          : {}\n", s.drive_fault));
+    out.push_str(&format!("Cooling/Fan Fault    : {}\n", s.fan_fault));
+}
+
+fn render_boot(out: &mut String, f: &BootFlags) {
+    let raw: Vec<String> = f.raw.iter().map(|b| format!("{b:02x}")).collect();
+    out.push_str(&format!(
+        "Boot flags: valid={} persistent={} efi={} device={} (data {})\n",
+        yes_no(f.valid),
+        yes_no(f.persistent),
+        yes_no(f.efi),
+        f.device,
+        raw.join(" ")
+    ));
+}
+
+fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".to_string(), ToString::to_string)
+}
+
+fn render(out: &mut String, t: &Target, command: &IpmiSub, o: &Output) {
+    match (command, o) {
+        (IpmiSub::Power { action: PowerArg::Status }, Output::ChassisStatus(s)) => {
+            out.push_str(&format!("Chassis Power is {}\n", if s.power_on { "on" } else { "off" }));
+        }
+        (IpmiSub::Power { action }, Output::Power(p)) => {
+            let what = format!("{action:?}").to_lowercase();
+            match p {
+                PowerOutcome::Done => out.push_str(&format!("power {what}: done\n")),
+                PowerOutcome::AlreadyInState => out.push_str(&format!("power {what}: already in that state\n")),
+                PowerOutcome::PoweredOn => out.push_str(&format!("power {what}: chassis was off, powered on\n")),
+            }
+        }
+        (_, Output::ChassisStatus(s)) => render_chassis(out, s),
+        (IpmiSub::Bootdev { .. }, Output::BootFlags(f)) => {
+            out.push_str("Set boot device. ");
+            render_boot(out, f);
+        }
+        (_, Output::BootFlags(f)) => render_boot(out, f),
+        (_, Output::AddressSource(s)) => out.push_str(&format!("IP address source: {s:?}\n")),
+        (_, Output::Users(users)) => {
+            out.push_str("ID  Name              Enabled  IPMI Msg  Link Auth  Privilege\n");
+            for u in users {
+                out.push_str(&format!(
+                    "{:<3} {:<17} {:<8} {:<9} {:<10} {:?}\n",
+                    u.id,
+                    u.name,
+                    u.access.enabled.map_or("-", yes_no),
+                    yes_no(u.access.ipmi_messaging),
+                    yes_no(u.access.link_auth),
+                    u.access.privilege
+                ));
+            }
+        }
+        (_, Output::Raw(r)) => {
+            let hex: Vec<String> = r.data.iter().map(|b| format!("{b:02x}")).collect();
+            out.push_str(&format!(" {}\n", hex.join(" ")));
+        }
+        (_, Output::Diag(d)) => {
+            out.push_str(&format!("BMC MAC              : {}\n", opt(&t.bmc_mac)));
+            out.push_str(&format!("BMC address          : {} (from {})\n", t.bmc, t.address_source));
+            out.push_str(&format!("Node MAC             : {}\n", opt(&t.node_mac)));
+            out.push_str(&format!("Internal IP          : {}\n", opt(&t.internal_ip)));
+            out.push_str(&format!("Host name            : {}\n", opt(&t.hostname)));
+            out.push_str(&format!("Cipher suite         : {}\n", d.cipher_suite));
+            out.push_str(&format!(
+                "BMC firmware         : {}.{:02x} (manufacturer {}, product {:#06x})\n",
+                d.device.firmware_major, d.device.firmware_minor, d.device.manufacturer, d.device.product
+            ));
+            render_chassis(out, &d.chassis);
+            match &d.boot_flags {
+                Ok(f) => render_boot(out, f),
+                Err(e) => out.push_str(&format!("Boot flags: unavailable ({e})\n")),
+            }
+        }
+        (_, Output::Done) => out.push_str("done\n"),
+        (_, other) => out.push_str(&format!("{other:?}\n")),
+    }
+}
+
+/// The serial console: stdin → BMC, BMC → stdout, until `~.` or EOF.
+async fn console(target: &Target, creds: &Credentials, opts: &SessionOptions) -> anyhow::Result<ExitCode> {
+    use tokio::io::AsyncReadExt as _;
+    let session = Session::connect(&target.addr, creds, opts).await?;
+    let mut sol = SolConsole::activate(session).await?;
+    eprintln!("[SOL session to {} active; type ~. at the start of a line to detach]", target.label);
+    let mut stdin = tokio::io::stdin();
+    let mut scanner = racker_ipmi::EscapeScanner::new();
+    let mut buf = [0u8; 512];
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            n = stdin.read(&mut buf), if stdin_open => {
+                let n = n.context("reading stdin")?;
+                if n == 0 {
+                    stdin_open = false;
+                    continue;
+                }
+                let (forward, detach) = scanner.feed(&buf[..n]);
+                if !forward.is_empty() {
+                    sol.write(&forward, opts.timeout, opts.retries).await?;
+                }
+                if detach {
+                    break;
+                }
+            }
+            out = sol.read(Duration::from_millis(200)) => {
+                let out = out?;
+                if !out.is_empty() {
+                    let mut so = std::io::stdout().lock();
+                    so.write_all(&out)?;
+                    so.flush()?;
+                }
+            }
+        }
+    }
+    let session = sol.deactivate().await?;
+    session.close().await?;
+    eprintln!("[SOL session closed]");
+    Ok(ExitCode::SUCCESS)
+}

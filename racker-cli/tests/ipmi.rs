@@ -1,0 +1,282 @@
+//! `racker ipmi` through the binary against OpenIPMI's `ipmi_sim` BMCs on
+//! loopback addresses (the address plan uses subnet 127.0.0 so planned BMC
+//! addresses are loopback ones).
+
+use std::net::{Ipv4Addr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+const HEADER: &str = "Primary MAC address, BMC MAC address, Secondary MAC address, Node Type, Comments\n";
+// Management node + three nodes. Sorted by primary MAC the nodes get
+// 127.0.0.2-4 and their BMCs 127.0.0.5-7.
+const NODES: &str = "00:11:22:33:44:00, 00:11:22:33:44:01, 00:11:22:33:44:30, red, mgmt\n\
+00:11:22:33:44:10, 00:11:22:33:44:11, , red, a\n\
+00:11:22:33:44:20, 00:11:22:33:44:21, , red, b\n\
+00:11:22:33:44:40, 00:11:22:33:44:41, , red, c (BMC answers only at its leased address)\n";
+
+const CHASSIS_SCRIPT: &str = r#"#!/bin/sh
+dir=$1; shift
+op=$1; shift
+case "$op" in
+get)
+  for p in "$@"; do
+    case "$p" in
+      power) echo "power:$(cat "$dir/power" 2>/dev/null || echo 0)";;
+      boot) echo "boot:$(cat "$dir/boot" 2>/dev/null || echo default)";;
+    esac
+  done;;
+set)
+  while [ $# -ge 2 ]; do
+    case "$1" in
+      power) echo "$2" > "$dir/power";;
+      boot) echo "$2" > "$dir/boot";;
+    esac
+    shift 2
+  done;;
+esac
+"#;
+
+/// BMC listen addresses: the plan's .5 and .6, and 127.0.0.9 for the third
+/// node (whose planned .7 has no BMC: only the lease table finds it).
+const BMC_IPS: [&str; 3] = ["127.0.0.5", "127.0.0.6", "127.0.0.9"];
+
+struct Rig {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Child,
+}
+
+impl Rig {
+    fn start(test: &str) -> Option<Rig> {
+        let bin = racker_testsupport::require_tool(test, "ipmi_sim")?;
+        let dir = tempfile::tempdir().unwrap();
+        let oem = dir.path().join("oem");
+        std::fs::create_dir_all(&oem).unwrap();
+        std::fs::write(oem.join("nodes.csv"), format!("{HEADER}{NODES}")).unwrap();
+        std::fs::write(oem.join("ipmi_user"), "admin\n").unwrap();
+        std::fs::write(oem.join("ipmi_password"), "secret\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(oem.join("ipmi_password"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        for (name, mac) in [("eth0", "00:11:22:33:44:00"), ("eth1", "00:11:22:33:44:30")] {
+            let d = dir.path().join("net").join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("address"), format!("{mac}\n")).unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("state")).unwrap();
+        let script = dir.path().join("chassis.sh");
+        std::fs::write(&script, CHASSIS_SCRIPT).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let port = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+        let mut conf = String::from("name \"racker-cli-test\"\n");
+        let mut emu = String::from("mc_setbmc 0x20\n");
+        for (i, ip) in BMC_IPS.iter().enumerate() {
+            let mc = 0x20 + 2 * i;
+            let state = dir.path().join(format!("bmc{i}"));
+            std::fs::create_dir(&state).unwrap();
+            conf.push_str(&format!(
+                "set_working_mc {mc:#x}\n  startlan 1\n    addr {ip} {port}\n    priv_limit admin\n    \
+                 allowed_auths_admin none md5 straight\n    guid a123456789abcdefa123456789ab{i:04x}\n  endlan\n  \
+                 chassis_control \"{} {}\"\n  user 2 true \"admin\" \"secret\" admin 10 none md5 straight\n",
+                script.display(),
+                state.display()
+            ));
+            emu.push_str(&format!("mc_add {mc:#x} 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable {mc:#x}\n"));
+        }
+        std::fs::write(dir.path().join("lan.conf"), conf).unwrap();
+        std::fs::write(dir.path().join("bmc.emu"), emu).unwrap();
+        let child = StdCommand::new(bin)
+            .args(["-n", "-c"])
+            .arg(dir.path().join("lan.conf"))
+            .arg("-f")
+            .arg(dir.path().join("bmc.emu"))
+            .arg("-s")
+            .arg(dir.path().join("persist"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let rig = Rig { dir, port, child };
+        rig.wait_ready();
+        Some(rig)
+    }
+
+    /// Every BMC answers a pre-session Get Channel Auth Caps (bounded wait).
+    fn wait_ready(&self) {
+        let pkt: [u8; 23] = [
+            0x06, 0x00, 0xff, 0x07, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x09, 0x20, 0x18, 0xc8, 0x81, 0x04, 0x38, 0x8e,
+            0x04, 0xb1,
+        ];
+        let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        for ip in BMC_IPS {
+            let ok = (0..100).any(|_| {
+                let _ = sock.send_to(&pkt, (ip, self.port));
+                let mut buf = [0u8; 512];
+                sock.recv_from(&mut buf).is_ok()
+            });
+            assert!(ok, "ipmi_sim did not answer on {ip}:{}", self.port);
+        }
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn bmc_state(&self, i: usize, what: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("bmc{i}")).join(what))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    fn racker(&self) -> Command {
+        let mut cmd = Command::cargo_bin("racker").unwrap();
+        cmd.env_clear()
+            .env("RACKER_OEM_DIR", self.dir.path().join("oem"))
+            .env("RACKER_STATE_DIR", self.state_dir())
+            .env("RACKER_SYS_CLASS_NET", self.dir.path().join("net"))
+            .timeout(Duration::from_secs(60));
+        cmd
+    }
+
+    fn ipmi(&self, args: &[&str]) -> Command {
+        let mut cmd = self.racker();
+        cmd.args(["ipmi", "--subnet-prefix", "127.0.0", "--port", &self.port.to_string(), "--timeout", "1.5"]);
+        cmd.args(args);
+        cmd
+    }
+
+    fn write_lease(&self, mac: &str, ip: &str) {
+        let json = format!(
+            "{{\"version\":1,\"leases\":[{{\"mac\":\"{mac}\",\"ip\":\"{ip}\",\"expires\":4102444800,\"reserved\":true}}]}}"
+        );
+        std::fs::write(self.state_dir().join("dhcp-leases.json"), json).unwrap();
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn power_bootdev_and_status_by_mac_and_host_name() {
+    let Some(rig) = Rig::start("power_bootdev_and_status_by_mac_and_host_name") else {
+        return;
+    };
+    rig.ipmi(&["00:11:22:33:44:10", "power", "on"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("power on: done"));
+    assert_eq!(rig.bmc_state(0, "power"), "1");
+    rig.ipmi(&["00:11:22:33:44:11", "power", "on"]) // BMC MAC works too; idempotent
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("already in that state"));
+    rig.ipmi(&["00:11:22:33:44:10", "power", "status"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Chassis Power is on"));
+    // Flatcar host names: node-<i> in plan order.
+    rig.ipmi(&["node-1", "bootdev", "pxe"]).assert().success();
+    assert_eq!(rig.bmc_state(1, "boot"), "pxe");
+    rig.ipmi(&["node-1", "bootparam"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("device=pxe"));
+    rig.ipmi(&["node-1", "boot-timeout", "off"]).assert().success();
+    rig.ipmi(&["node-1", "raw", "0x06", "0x01"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(" 00 03 09 08 02"));
+    rig.ipmi(&["node-1", "user", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("admin").and(predicate::str::contains("Administrator")));
+    rig.ipmi(&["node-9", "power", "status"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no node \"node-9\""));
+}
+
+#[test]
+fn host_option_json_and_diag() {
+    let Some(rig) = Rig::start("host_option_json_and_diag") else {
+        return;
+    };
+    let host = format!("127.0.0.6:{}", rig.port);
+    let out = stdout_of(&mut rig.ipmi(&["--host", &host, "power", "status", "--output", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v[0]["ok"], true);
+    assert_eq!(v[0]["result"]["type"], "chassis-status");
+    assert_eq!(v[0]["result"]["value"]["power_on"], false);
+    assert_eq!(v[0]["bmc"], host);
+    rig.ipmi(&["00:11:22:33:44:20", "diag"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("BMC MAC              : 00:11:22:33:44:21")
+                .and(predicate::str::contains("BMC address          : 127.0.0.6"))
+                .and(predicate::str::contains("(from plan)"))
+                .and(predicate::str::contains("Internal IP          : 127.0.0.3"))
+                .and(predicate::str::contains("Host name            : node-1"))
+                .and(predicate::str::contains("System Power         : off"))
+                .and(predicate::str::contains("Boot flags:")),
+        );
+}
+
+#[test]
+fn all_runs_in_parallel_reports_failures_and_uses_leases() {
+    let Some(rig) = Rig::start("all_runs_in_parallel_reports_failures_and_uses_leases") else {
+        return;
+    };
+    // Without a lease the third BMC (planned 127.0.0.7) does not answer.
+    let out = rig.ipmi(&["--all", "power", "on", "--retries", "1", "--timeout", "0.6"]).output().unwrap();
+    assert!(!out.status.success(), "one BMC failed: exit code must say so");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("== 00:11:22:33:44:11 (127.0.0.5:"), "{text}");
+    assert!(text.contains("== 00:11:22:33:44:21 (127.0.0.6:"), "{text}");
+    assert!(text.contains("== 00:11:22:33:44:41 (127.0.0.7:"), "{text}");
+    assert!(text.contains("no answer to Get Channel Authentication Capabilities"), "{text}");
+    assert_eq!(text.matches("power on: done").count(), 2, "{text}");
+    assert_eq!((rig.bmc_state(0, "power").as_str(), rig.bmc_state(1, "power").as_str()), ("1", "1"));
+    // The DHCP server leased 127.0.0.9 to that BMC: the lease wins over the plan.
+    rig.write_lease("00:11:22:33:44:41", "127.0.0.9");
+    rig.ipmi(&["--all", "power", "on"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("== 00:11:22:33:44:41 (127.0.0.9:"))
+        .stderr(predicate::str::contains("holds a DHCP lease for 127.0.0.9 but the plan says 127.0.0.7"));
+    assert_eq!(rig.bmc_state(2, "power"), "1");
+    // --exclude leaves a node out of --all.
+    let out = stdout_of(&mut rig.ipmi(&["--exclude", "00:11:22:33:44:10", "--all", "power", "status"]));
+    assert!(!out.contains("00:11:22:33:44:11"), "{out}");
+    assert_eq!(out.matches("Chassis Power is on").count(), 2, "{out}");
+    // The console needs one node.
+    rig.ipmi(&["--all", "sol"]).assert().failure().stderr(predicate::str::contains("needs one node"));
+    rig.ipmi(&["--all"]).assert().failure().stderr(predicate::str::contains("needs one node"));
+}
+
+#[test]
+fn wrong_password_names_the_bmc() {
+    let Some(rig) = Rig::start("wrong_password_names_the_bmc") else {
+        return;
+    };
+    std::fs::write(rig.dir.path().join("oem/ipmi_password"), "wrong\n").unwrap();
+    rig.ipmi(&["node-0", "power", "status"])
+        .assert()
+        .failure()
+        .stdout(predicate::str::contains("127.0.0.5:").and(predicate::str::contains("authentication failed")));
+}
