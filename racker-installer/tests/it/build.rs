@@ -331,3 +331,108 @@ fn git_asset_at_tag_with_pinned_commit() {
         .unwrap_err();
     assert!(matches!(err, Error::GitCommitMismatch { .. }), "{err}");
 }
+
+/// The repository's own `installer/racker.toml` builds (with a stand-in
+/// binary) into an archive that installs: binary linked, unit installed.
+#[test]
+fn repository_definition_builds_and_installs() {
+    let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    for dir in ["installer", "docs", "target/release"] {
+        fs::create_dir_all(repo.join(dir)).unwrap();
+    }
+    for entry in fs::read_dir(repo_root.join("installer")).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), repo.join("installer").join(entry.file_name())).unwrap();
+    }
+    fs::copy(
+        repo_root.join("docs/installer.md"),
+        repo.join("docs/installer.md"),
+    )
+    .unwrap();
+    let racker = repo.join("target/release/racker");
+    fs::write(&racker, "#!/bin/sh\necho stand-in\n").unwrap();
+    fs::set_permissions(&racker, fs::Permissions::from_mode(0o755)).unwrap();
+
+    let def = Definition::load(&repo.join("installer/racker.toml")).unwrap();
+    let opts = BuildOptions::new(tmp.path().join("dist"), tmp.path().join("cache"));
+    let built = block_on(racker_installer::build(&def, &opts, &Fetcher::new())).unwrap();
+    assert_eq!(built.entry.version, def.version);
+
+    let layout = racker_installer::Layout::new(
+        tmp.path().join("opt/racker"),
+        tmp.path().join("opt/bin"),
+        tmp.path().join("units"),
+    );
+    let staging = layout.begin().unwrap();
+    let actual = staging.receive_file(&built.archive).unwrap();
+    let report = racker_installer::Installer::new(layout.clone(), None)
+        .install(
+            staging,
+            actual,
+            built.entry.sha256,
+            Some(&def.version),
+            "repo",
+        )
+        .unwrap();
+    assert_eq!(report.units_written, ["racker-netboot.service"]);
+    let unit = fs::read_to_string(tmp.path().join("units/racker-netboot.service")).unwrap();
+    assert!(unit.contains("ExecStart=/opt/bin/racker netboot serve"));
+    let out = Command::new(tmp.path().join("opt/bin/racker"))
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"stand-in\n");
+    assert!(
+        tmp.path()
+            .join("opt/racker/current/share/doc/racker/installer.md")
+            .is_file()
+    );
+}
+
+/// The `racker-installer` binary builds and maintains an index file.
+#[test]
+fn installer_binary_builds_and_indexes() {
+    let src = Source::new();
+    let def = src.write_definition("");
+    let dist = src.path().join("dist");
+    let index = dist.join("index.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_racker-installer"))
+        .arg("build")
+        .arg("--definition")
+        .arg(&def)
+        .arg("--out-dir")
+        .arg(&dist)
+        .arg("--cache-dir")
+        .arg(src.path().join("cache"))
+        .args(["--arch", "aarch64", "--index"])
+        .arg(&index)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let parsed =
+        racker_installer::ReleaseIndex::parse("index.json", &fs::read(&index).unwrap()).unwrap();
+    assert_eq!(parsed.releases.len(), 1);
+    assert_eq!(parsed.releases[0].arch, "aarch64");
+    assert_eq!(
+        parsed.releases[0].sha256,
+        Sha256Digest::of_file(&dist.join("racker-1.4.0-aarch64.tar.gz")).unwrap()
+    );
+
+    // index-add merges another entry; re-adding the same one replaces it.
+    let other = src.build(&def, "dist2", "cache").unwrap();
+    for _ in 0..2 {
+        let status = Command::new(env!("CARGO_BIN_EXE_racker-installer"))
+            .arg("index-add")
+            .arg("--index")
+            .arg(&index)
+            .arg(&other.entry_file)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let parsed =
+        racker_installer::ReleaseIndex::parse("index.json", &fs::read(&index).unwrap()).unwrap();
+    let arches: Vec<_> = parsed.releases.iter().map(|r| r.arch.as_str()).collect();
+    assert_eq!(arches, ["aarch64", "x86_64"]);
+}
