@@ -4,6 +4,7 @@ mod context;
 mod factory;
 mod fsutil;
 mod globals;
+mod ipmi;
 #[allow(dead_code)] // until `racker netboot` wires fetch-assets, render --matchbox and serve
 mod netboot_content;
 mod plan;
@@ -35,6 +36,8 @@ enum Command {
     Factory(factory::FactoryCmd),
     /// Show the address plan and roles without touching the network.
     Plan(plan::PlanCmd),
+    /// Talk IPMI to one BMC or every BMC: console, power, boot device, users, raw.
+    Ipmi(ipmi::IpmiCmd),
     // Each subcommand lives in its own module; add one variant per line below.
 }
 
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Release(cmd) => release::run(&cli.globals, cmd),
         Command::Factory(cmd) => factory::run(&cli.globals, cmd),
         Command::Plan(cmd) => plan::run(&cli.globals, cmd),
+        Command::Ipmi(cmd) => ipmi::run(&cli.globals, cmd),
     };
     match result {
         Ok(code) => code,
