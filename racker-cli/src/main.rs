@@ -4,6 +4,7 @@ mod context;
 mod factory;
 mod fsutil;
 mod globals;
+mod netboot;
 mod ipmi;
 #[allow(dead_code)] // until `racker netboot` wires fetch-assets, render --matchbox and serve
 mod netboot_content;
@@ -38,6 +39,8 @@ enum Command {
     Plan(plan::PlanCmd),
     /// Talk IPMI to one BMC or every BMC: console, power, boot device, users, raw.
     Ipmi(ipmi::IpmiCmd),
+    /// DHCP/PXE server for the rack-internal network; dnsmasq.conf rendering.
+    Netboot(netboot::NetbootCmd),
     // Each subcommand lives in its own module; add one variant per line below.
 }
 
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Release(cmd) => release::run(&cli.globals, cmd),
         Command::Factory(cmd) => factory::run(&cli.globals, cmd),
         Command::Plan(cmd) => plan::run(&cli.globals, cmd),
+        Command::Netboot(cmd) => netboot::run(&cli.globals, cmd),
         Command::Ipmi(cmd) => ipmi::run(&cli.globals, cmd),
     };
     match result {
