@@ -1,0 +1,112 @@
+//! A rendered directory in memory: relative path → contents + mode.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::error::RenderError;
+
+/// One rendered file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedFile {
+    /// The bytes.
+    pub contents: Vec<u8>,
+    /// Unix permission bits (0o644, or 0o600 for credentials).
+    pub mode: u32,
+}
+
+impl RenderedFile {
+    /// The contents as text (rendered files are UTF-8).
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.contents).unwrap_or_default()
+    }
+}
+
+/// A rendered directory, ordered by path.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tree {
+    files: BTreeMap<PathBuf, RenderedFile>,
+}
+
+impl Tree {
+    /// An empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add (or replace) a file.
+    pub fn insert(&mut self, path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>, mode: u32) {
+        self.files.insert(
+            path.into(),
+            RenderedFile {
+                contents: contents.into(),
+                mode,
+            },
+        );
+    }
+
+    /// The file at `path`.
+    pub fn get(&self, path: impl AsRef<Path>) -> Option<&RenderedFile> {
+        self.files.get(path.as_ref())
+    }
+
+    /// Remove the file at `path`.
+    pub fn remove(&mut self, path: impl AsRef<Path>) -> Option<RenderedFile> {
+        self.files.remove(path.as_ref())
+    }
+
+    /// Every file, ordered by path.
+    pub fn files(&self) -> impl Iterator<Item = (&Path, &RenderedFile)> {
+        self.files.iter().map(|(p, f)| (p.as_path(), f))
+    }
+
+    /// Number of files.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// True when there is no file.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Write every file under `dir` (creating directories), each through a
+    /// temporary file and a rename so a crash never leaves half a file, with
+    /// its mode set before the contents are written.
+    pub fn write_to(&self, dir: &Path) -> Result<(), RenderError> {
+        for (rel, file) in &self.files {
+            write_file(&dir.join(rel), file)?;
+        }
+        Ok(())
+    }
+}
+
+/// Write one file atomically with its mode.
+pub(crate) fn write_file(path: &Path, file: &RenderedFile) -> Result<(), RenderError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| RenderError::io(parent, e))?;
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.racker-tmp"));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(file.mode)
+            .open(&tmp)?;
+        // `mode` above is masked by the umask; set it exactly.
+        f.set_permissions(std::fs::Permissions::from_mode(file.mode))?;
+        f.write_all(&file.contents)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        RenderError::io(path, e)
+    })
+}
