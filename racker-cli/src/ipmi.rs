@@ -10,8 +10,9 @@ use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
 use racker_inventory::MacAddr;
 use racker_ipmi::{
-    BmcAddress, BootDevice, BootFlags, ChassisStatus, CipherPreference, CipherSuite, Credentials, Operation, Output,
-    Password, PowerAction, PowerOutcome, Privilege, RawRequest, Session, SessionOptions, SolConsole,
+    BmcAddress, BootDevice, BootFlags, ChassisStatus, CipherPreference, CipherSuite, Credentials,
+    Operation, Output, Password, PowerAction, PowerOutcome, Privilege, RawRequest, Session,
+    SessionOptions, SolConsole,
 };
 use serde::Serialize;
 
@@ -76,7 +77,9 @@ pub(crate) struct IpmiCmd {
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !(v > 0.0 && v <= 3600.0) {
         return Err(format!("{s}: expected 0 < seconds <= 3600"));
     }
@@ -205,7 +208,10 @@ enum UserSub {
 }
 
 fn parse_hex_byte(s: &str) -> Result<u8, String> {
-    let t = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    let t = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
     u8::from_str_radix(t, 16).map_err(|_| format!("{s:?} is not a hex byte"))
 }
 
@@ -228,7 +234,9 @@ struct Target {
 pub(crate) fn run(globals: &Globals, args: IpmiCmd) -> anyhow::Result<ExitCode> {
     let command = args.command.as_ref().unwrap_or(&IpmiSub::Sol);
     if args.all && matches!(command, IpmiSub::Sol) {
-        bail!("the serial console needs one node: give NODE or --host instead of --all (or a command)");
+        bail!(
+            "the serial console needs one node: give NODE or --host instead of --all (or a command)"
+        );
     }
     let op = operation(command)?;
     let targets = resolve_targets(globals, &args)?;
@@ -305,22 +313,32 @@ fn operation(command: &IpmiSub) -> anyhow::Result<Option<Operation>> {
                 user: *id,
                 enabled: false,
             },
-            UserSub::Priv { id, privilege, channel } => Operation::SetUserPrivilege {
+            UserSub::Priv {
+                id,
+                privilege,
+                channel,
+            } => Operation::SetUserPrivilege {
                 channel: *channel,
                 user: *id,
                 privilege: privilege.parse::<Privilege>()?,
             },
         },
-        IpmiSub::Raw { netfn, cmd, data } => Operation::Raw(RawRequest::new(*netfn, *cmd, data.clone())),
+        IpmiSub::Raw { netfn, cmd, data } => {
+            Operation::Raw(RawRequest::new(*netfn, *cmd, data.clone()))
+        }
     }))
 }
 
 fn read_new_password(file: Option<&PathBuf>) -> anyhow::Result<Password> {
     let text = match file {
-        Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
         None => {
             let mut line = String::new();
-            std::io::stdin().read_line(&mut line).context("reading the new password from stdin")?;
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the new password from stdin")?;
             line
         }
     };
@@ -342,7 +360,11 @@ fn host_address(text: &str, port: u16) -> anyhow::Result<BmcAddress> {
     } else {
         text.matches(':').count() == 1
     };
-    Ok(if has_port { parsed } else { parsed.with_port(port) })
+    Ok(if has_port {
+        parsed
+    } else {
+        parsed.with_port(port)
+    })
 }
 
 fn resolve_targets(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Target>> {
@@ -362,22 +384,29 @@ fn resolve_targets(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Targ
     let rack = load_rack(globals, &args.plan)?;
     // Host names need the selection; without one (e.g. too few controllers
     // for the given options) only MACs match.
-    let selection = racker_inventory::select(&rack.plan, &args.selection.selection_options(&args.plan)?).ok();
-    let leases = racker_netboot::LeaseTable::load(&globals.state_dir)
-        .with_context(|| format!("reading the DHCP lease table in {}", globals.state_dir.display()))?;
+    let selection =
+        racker_inventory::select(&rack.plan, &args.selection.selection_options(&args.plan)?).ok();
+    let leases = racker_netboot::LeaseTable::load(&globals.state_dir).with_context(|| {
+        format!(
+            "reading the DHCP lease table in {}",
+            globals.state_dir.display()
+        )
+    })?;
     let now = SystemTime::now();
     let excluded: Vec<MacAddr> = racker_inventory::parse_mac_list(&args.plan.exclude)?;
     let mut targets = Vec::new();
     for planned in rack.plan.nodes() {
         let node = &planned.node;
-        let selected = selection
-            .as_ref()
-            .and_then(|s| s.nodes().iter().find(|n| n.planned.node.primary_mac == node.primary_mac));
+        let selected = selection.as_ref().and_then(|s| {
+            s.nodes()
+                .iter()
+                .find(|n| n.planned.node.primary_mac == node.primary_mac)
+        });
         let hostname = selected.and_then(|s| s.hostname.clone());
         let is_excluded = selected.is_some_and(|s| s.excluded)
-            || excluded
-                .iter()
-                .any(|m| *m == node.primary_mac || *m == node.bmc_mac || Some(*m) == node.secondary_mac);
+            || excluded.iter().any(|m| {
+                *m == node.primary_mac || *m == node.bmc_mac || Some(*m) == node.secondary_mac
+            });
         let wanted = if args.all {
             !is_excluded
         } else {
@@ -391,7 +420,10 @@ fn resolve_targets(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Targ
                         v
                     });
                     names.unwrap_or_default().iter().any(|n| {
-                        n.eq_ignore_ascii_case(want) || n.split('.').next().is_some_and(|short| short.eq_ignore_ascii_case(want))
+                        n.eq_ignore_ascii_case(want)
+                            || n.split('.')
+                                .next()
+                                .is_some_and(|short| short.eq_ignore_ascii_case(want))
                     })
                 }
             }
@@ -434,7 +466,11 @@ fn resolve_targets(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Targ
         }
     }
     if !args.all && targets.len() > 1 {
-        bail!("{:?} matches {} nodes", args.node.as_deref().unwrap_or_default(), targets.len());
+        bail!(
+            "{:?} matches {} nodes",
+            args.node.as_deref().unwrap_or_default(),
+            targets.len()
+        );
     }
     Ok(targets)
 }
@@ -466,8 +502,17 @@ async fn run_many(
     op: &Operation,
 ) -> anyhow::Result<ExitCode> {
     let total = targets.len();
-    let jobs: Vec<(Target, BmcAddress)> = targets.into_iter().map(|t| (t.clone(), t.addr.clone())).collect();
-    let mut stream = std::pin::pin!(racker_ipmi::fan_out_operation(jobs, creds, opts, op, args.concurrency));
+    let jobs: Vec<(Target, BmcAddress)> = targets
+        .into_iter()
+        .map(|t| (t.clone(), t.addr.clone()))
+        .collect();
+    let mut stream = std::pin::pin!(racker_ipmi::fan_out_operation(
+        jobs,
+        creds,
+        opts,
+        op,
+        args.concurrency
+    ));
     let mut failures = 0usize;
     let mut json = Vec::new();
     let mut done = 0usize;
@@ -496,7 +541,13 @@ async fn run_many(
                     Err(e) => e.kind(),
                     Ok(_) => "completion-code",
                 };
-                json.push((r.key, ok, result, error.map(|message| JsonError { kind, message }), r.elapsed));
+                json.push((
+                    r.key,
+                    ok,
+                    result,
+                    error.map(|message| JsonError { kind, message }),
+                    r.elapsed,
+                ));
             }
             OutputFormat::Text => {
                 let mut text = String::new();
@@ -511,7 +562,11 @@ async fn run_many(
                 out.write_all(text.as_bytes())?;
                 if args.all {
                     writeln!(out)?;
-                    eprintln!("[{done}/{total}] {} {}", r.key.label, if outcome.is_ok() { "ok" } else { "FAILED" });
+                    eprintln!(
+                        "[{done}/{total}] {} {}",
+                        r.key.label,
+                        if outcome.is_ok() { "ok" } else { "FAILED" }
+                    );
                 }
             }
         }
@@ -548,11 +603,20 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 fn render_chassis(out: &mut String, s: &ChassisStatus) {
-    out.push_str(&format!("System Power         : {}\n", if s.power_on { "on" } else { "off" }));
+    out.push_str(&format!(
+        "System Power         : {}\n",
+        if s.power_on { "on" } else { "off" }
+    ));
     out.push_str(&format!("Power Overload       : {}\n", s.power_overload));
-    out.push_str(&format!("Power Interlock      : {}\n", if s.interlock { "active" } else { "inactive" }));
+    out.push_str(&format!(
+        "Power Interlock      : {}\n",
+        if s.interlock { "active" } else { "inactive" }
+    ));
     out.push_str(&format!("Main Power Fault     : {}\n", s.power_fault));
-    out.push_str(&format!("Power Control Fault  : {}\n", s.power_control_fault));
+    out.push_str(&format!(
+        "Power Control Fault  : {}\n",
+        s.power_control_fault
+    ));
     let policy = match s.restore_policy {
         racker_ipmi::RestorePolicy::AlwaysOff => "always-off",
         racker_ipmi::RestorePolicy::Previous => "previous",
@@ -574,8 +638,18 @@ fn render_chassis(out: &mut String, s: &ChassisStatus) {
         }
     }
     out.push_str(&format!("Last Power Event     : {}\n", events.join(", ")));
-    out.push_str(&format!("Chassis Intrusion    : {}\n", if s.intrusion { "active" } else { "inactive" }));
-    out.push_str(&format!("Front-Panel Lockout  : {}\n", if s.front_panel_lockout { "active" } else { "inactive" }));
+    out.push_str(&format!(
+        "Chassis Intrusion    : {}\n",
+        if s.intrusion { "active" } else { "inactive" }
+    ));
+    out.push_str(&format!(
+        "Front-Panel Lockout  : {}\n",
+        if s.front_panel_lockout {
+            "active"
+        } else {
+            "inactive"
+        }
+    ));
     out.push_str(&format!("Drive Fault          : {}\n", s.drive_fault));
     out.push_str(&format!("Cooling/Fan Fault    : {}\n", s.fan_fault));
 }
@@ -593,20 +667,33 @@ fn render_boot(out: &mut String, f: &BootFlags) {
 }
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
-    v.as_ref().map_or_else(|| "-".to_string(), ToString::to_string)
+    v.as_ref()
+        .map_or_else(|| "-".to_string(), ToString::to_string)
 }
 
 fn render(out: &mut String, t: &Target, command: &IpmiSub, o: &Output) {
     match (command, o) {
-        (IpmiSub::Power { action: PowerArg::Status }, Output::ChassisStatus(s)) => {
-            out.push_str(&format!("Chassis Power is {}\n", if s.power_on { "on" } else { "off" }));
+        (
+            IpmiSub::Power {
+                action: PowerArg::Status,
+            },
+            Output::ChassisStatus(s),
+        ) => {
+            out.push_str(&format!(
+                "Chassis Power is {}\n",
+                if s.power_on { "on" } else { "off" }
+            ));
         }
         (IpmiSub::Power { action }, Output::Power(p)) => {
             let what = format!("{action:?}").to_lowercase();
             match p {
                 PowerOutcome::Done => out.push_str(&format!("power {what}: done\n")),
-                PowerOutcome::AlreadyInState => out.push_str(&format!("power {what}: already in that state\n")),
-                PowerOutcome::PoweredOn => out.push_str(&format!("power {what}: chassis was off, powered on\n")),
+                PowerOutcome::AlreadyInState => {
+                    out.push_str(&format!("power {what}: already in that state\n"))
+                }
+                PowerOutcome::PoweredOn => {
+                    out.push_str(&format!("power {what}: chassis was off, powered on\n"))
+                }
             }
         }
         (_, Output::ChassisStatus(s)) => render_chassis(out, s),
@@ -636,14 +723,20 @@ fn render(out: &mut String, t: &Target, command: &IpmiSub, o: &Output) {
         }
         (_, Output::Diag(d)) => {
             out.push_str(&format!("BMC MAC              : {}\n", opt(&t.bmc_mac)));
-            out.push_str(&format!("BMC address          : {} (from {})\n", t.bmc, t.address_source));
+            out.push_str(&format!(
+                "BMC address          : {} (from {})\n",
+                t.bmc, t.address_source
+            ));
             out.push_str(&format!("Node MAC             : {}\n", opt(&t.node_mac)));
             out.push_str(&format!("Internal IP          : {}\n", opt(&t.internal_ip)));
             out.push_str(&format!("Host name            : {}\n", opt(&t.hostname)));
             out.push_str(&format!("Cipher suite         : {}\n", d.cipher_suite));
             out.push_str(&format!(
                 "BMC firmware         : {}.{:02x} (manufacturer {}, product {:#06x})\n",
-                d.device.firmware_major, d.device.firmware_minor, d.device.manufacturer, d.device.product
+                d.device.firmware_major,
+                d.device.firmware_minor,
+                d.device.manufacturer,
+                d.device.product
             ));
             render_chassis(out, &d.chassis);
             match &d.boot_flags {
@@ -657,11 +750,18 @@ fn render(out: &mut String, t: &Target, command: &IpmiSub, o: &Output) {
 }
 
 /// The serial console: stdin → BMC, BMC → stdout, until `~.` or EOF.
-async fn console(target: &Target, creds: &Credentials, opts: &SessionOptions) -> anyhow::Result<ExitCode> {
+async fn console(
+    target: &Target,
+    creds: &Credentials,
+    opts: &SessionOptions,
+) -> anyhow::Result<ExitCode> {
     use tokio::io::AsyncReadExt as _;
     let session = Session::connect(&target.addr, creds, opts).await?;
     let mut sol = SolConsole::activate(session).await?;
-    eprintln!("[SOL session to {} active; type ~. at the start of a line to detach]", target.label);
+    eprintln!(
+        "[SOL session to {} active; type ~. at the start of a line to detach]",
+        target.label
+    );
     let mut stdin = tokio::io::stdin();
     let mut scanner = racker_ipmi::EscapeScanner::new();
     let mut buf = [0u8; 512];

@@ -10,7 +10,8 @@ use std::time::Duration;
 use assert_cmd::Command;
 use predicates::prelude::*;
 
-const HEADER: &str = "Primary MAC address, BMC MAC address, Secondary MAC address, Node Type, Comments\n";
+const HEADER: &str =
+    "Primary MAC address, BMC MAC address, Secondary MAC address, Node Type, Comments\n";
 // Management node + three nodes. Sorted by primary MAC the nodes get
 // 127.0.0.2-4 and their BMCs 127.0.0.5-7.
 const NODES: &str = "00:11:22:33:44:00, 00:11:22:33:44:01, 00:11:22:33:44:30, red, mgmt\n\
@@ -60,7 +61,11 @@ impl Rig {
         std::fs::write(oem.join("ipmi_user"), "admin\n").unwrap();
         std::fs::write(oem.join("ipmi_password"), "secret\n").unwrap();
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(oem.join("ipmi_password"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(
+            oem.join("ipmi_password"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         for (name, mac) in [("eth0", "00:11:22:33:44:00"), ("eth1", "00:11:22:33:44:30")] {
             let d = dir.path().join("net").join(name);
             std::fs::create_dir_all(&d).unwrap();
@@ -70,7 +75,11 @@ impl Rig {
         let script = dir.path().join("chassis.sh");
         std::fs::write(&script, CHASSIS_SCRIPT).unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let port = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+        let port = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let mut conf = String::from("name \"racker-cli-test\"\n");
         let mut emu = String::from("mc_setbmc 0x20\n");
         for (i, ip) in BMC_IPS.iter().enumerate() {
@@ -84,7 +93,9 @@ impl Rig {
                 script.display(),
                 state.display()
             ));
-            emu.push_str(&format!("mc_add {mc:#x} 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable {mc:#x}\n"));
+            emu.push_str(&format!(
+                "mc_add {mc:#x} 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable {mc:#x}\n"
+            ));
         }
         std::fs::write(dir.path().join("lan.conf"), conf).unwrap();
         std::fs::write(dir.path().join("bmc.emu"), emu).unwrap();
@@ -108,11 +119,12 @@ impl Rig {
     /// Every BMC answers a pre-session Get Channel Auth Caps (bounded wait).
     fn wait_ready(&self) {
         let pkt: [u8; 23] = [
-            0x06, 0x00, 0xff, 0x07, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x09, 0x20, 0x18, 0xc8, 0x81, 0x04, 0x38, 0x8e,
-            0x04, 0xb1,
+            0x06, 0x00, 0xff, 0x07, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x09, 0x20, 0x18, 0xc8, 0x81,
+            0x04, 0x38, 0x8e, 0x04, 0xb1,
         ];
         let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         for ip in BMC_IPS {
             let ok = (0..100).any(|_| {
                 let _ = sock.send_to(&pkt, (ip, self.port));
@@ -146,7 +158,15 @@ impl Rig {
 
     fn ipmi(&self, args: &[&str]) -> Command {
         let mut cmd = self.racker();
-        cmd.args(["ipmi", "--subnet-prefix", "127.0.0", "--port", &self.port.to_string(), "--timeout", "1.5"]);
+        cmd.args([
+            "ipmi",
+            "--subnet-prefix",
+            "127.0.0",
+            "--port",
+            &self.port.to_string(),
+            "--timeout",
+            "1.5",
+        ]);
         cmd.args(args);
         cmd
     }
@@ -196,7 +216,9 @@ fn power_bootdev_and_status_by_mac_and_host_name() {
         .assert()
         .success()
         .stdout(predicate::str::contains("device=pxe"));
-    rig.ipmi(&["node-1", "boot-timeout", "off"]).assert().success();
+    rig.ipmi(&["node-1", "boot-timeout", "off"])
+        .assert()
+        .success();
     rig.ipmi(&["node-1", "raw", "0x06", "0x01"])
         .assert()
         .success()
@@ -243,30 +265,54 @@ fn all_runs_in_parallel_reports_failures_and_uses_leases() {
         return;
     };
     // Without a lease the third BMC (planned 127.0.0.7) does not answer.
-    let out = rig.ipmi(&["--all", "power", "on", "--retries", "1", "--timeout", "0.6"]).output().unwrap();
-    assert!(!out.status.success(), "one BMC failed: exit code must say so");
+    let out = rig
+        .ipmi(&["--all", "power", "on", "--retries", "1", "--timeout", "0.6"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "one BMC failed: exit code must say so"
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("== 00:11:22:33:44:11 (127.0.0.5:"), "{text}");
     assert!(text.contains("== 00:11:22:33:44:21 (127.0.0.6:"), "{text}");
     assert!(text.contains("== 00:11:22:33:44:41 (127.0.0.7:"), "{text}");
-    assert!(text.contains("no answer to Get Channel Authentication Capabilities"), "{text}");
+    assert!(
+        text.contains("no answer to Get Channel Authentication Capabilities"),
+        "{text}"
+    );
     assert_eq!(text.matches("power on: done").count(), 2, "{text}");
-    assert_eq!((rig.bmc_state(0, "power").as_str(), rig.bmc_state(1, "power").as_str()), ("1", "1"));
+    assert_eq!(
+        (
+            rig.bmc_state(0, "power").as_str(),
+            rig.bmc_state(1, "power").as_str()
+        ),
+        ("1", "1")
+    );
     // The DHCP server leased 127.0.0.9 to that BMC: the lease wins over the plan.
     rig.write_lease("00:11:22:33:44:41", "127.0.0.9");
     rig.ipmi(&["--all", "power", "on"])
         .assert()
         .success()
         .stdout(predicate::str::contains("== 00:11:22:33:44:41 (127.0.0.9:"))
-        .stderr(predicate::str::contains("holds a DHCP lease for 127.0.0.9 but the plan says 127.0.0.7"));
+        .stderr(predicate::str::contains(
+            "holds a DHCP lease for 127.0.0.9 but the plan says 127.0.0.7",
+        ));
     assert_eq!(rig.bmc_state(2, "power"), "1");
     // --exclude leaves a node out of --all.
-    let out = stdout_of(&mut rig.ipmi(&["--exclude", "00:11:22:33:44:10", "--all", "power", "status"]));
+    let out =
+        stdout_of(&mut rig.ipmi(&["--exclude", "00:11:22:33:44:10", "--all", "power", "status"]));
     assert!(!out.contains("00:11:22:33:44:11"), "{out}");
     assert_eq!(out.matches("Chassis Power is on").count(), 2, "{out}");
     // The console needs one node.
-    rig.ipmi(&["--all", "sol"]).assert().failure().stderr(predicate::str::contains("needs one node"));
-    rig.ipmi(&["--all"]).assert().failure().stderr(predicate::str::contains("needs one node"));
+    rig.ipmi(&["--all", "sol"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("needs one node"));
+    rig.ipmi(&["--all"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("needs one node"));
 }
 
 #[test]
@@ -278,5 +324,8 @@ fn wrong_password_names_the_bmc() {
     rig.ipmi(&["node-0", "power", "status"])
         .assert()
         .failure()
-        .stdout(predicate::str::contains("127.0.0.5:").and(predicate::str::contains("authentication failed")));
+        .stdout(
+            predicate::str::contains("127.0.0.5:")
+                .and(predicate::str::contains("authentication failed")),
+        );
 }
