@@ -14,12 +14,14 @@ use racker_netboot::dhcp::transport::{self, DhcpSocket};
 use racker_netboot::dnsmasq::{self, DnsmasqOptions};
 use racker_netboot::{DhcpConfig, DhcpServer, InstalledNodes, LeaseTable, Mode, Reservation};
 
-use crate::context::{PlanArgs, load_rack};
+use crate::context::{PlanArgs, SelectionArgs, load_rack};
 use crate::globals::Globals;
+use crate::netboot_content::{self, ContentArgs, FetchAssetsArgs, RenderMatchboxArgs};
 
 const NETBOOT_EXAMPLES: &str = "\
 Examples:
-  # Serve DHCP/PXE on the management node's PXE interface (found from nodes.csv):
+  # Serve DHCP/PXE on the management node's PXE interface (found from nodes.csv),
+  # TFTP on <management IP>:69 and HTTP on <management IP>:8080:
   racker netboot serve
   # Also hand out .128-.254 to unknown MACs:
   racker netboot serve --dynamic-range
@@ -27,8 +29,12 @@ Examples:
   racker netboot serve --proxy
   # Unprivileged, on any address and port (simulator, tests):
   racker netboot serve --listen 127.0.0.1:6767
-  # Keep dnsmasq instead: write an equivalent configuration:
-  racker netboot render --dnsmasq /etc/dnsmasq.d
+  # Boot content only, an existing DHCP server points at us:
+  racker netboot serve --no-dhcp
+  # Keep dnsmasq / matchbox instead: write equivalent configurations:
+  racker netboot render --dnsmasq /etc/dnsmasq.d --matchbox /var/lib/matchbox
+  # Download and verify the Flatcar kernel, initrd and image:
+  racker netboot fetch-assets --signing-key Flatcar_Image_Signing_Key.asc
   # Show the DHCP leases:
   racker netboot leases";
 
@@ -42,12 +48,16 @@ pub(crate) struct NetbootCmd {
 
 #[derive(Debug, Subcommand)]
 enum NetbootSub {
-    /// Serve DHCP and PXE boot information on the rack-internal network.
+    /// Serve DHCP, TFTP (iPXE binaries) and HTTP (iPXE scripts, Ignition,
+    /// assets, install reports) on the rack-internal network.
     #[command(after_help = NETBOOT_EXAMPLES)]
-    Serve(ServeArgs),
-    /// Write configuration files for external servers (dnsmasq).
+    Serve(Box<ServeArgs>),
+    /// Write configuration for external servers (dnsmasq, matchbox).
     #[command(after_help = NETBOOT_EXAMPLES)]
-    Render(RenderArgs),
+    Render(Box<RenderArgs>),
+    /// Download and signature-check the Flatcar PXE kernel, initrd and image
+    /// into the state directory.
+    FetchAssets(FetchAssetsArgs),
     /// Print the DHCP lease table of the state directory.
     Leases(LeasesArgs),
 }
@@ -73,9 +83,10 @@ struct DhcpArgs {
     /// Send these DNS servers (option 6); only for single-NIC setups.
     #[arg(long, value_name = "IP", value_delimiter = ',')]
     dns: Vec<Ipv4Addr>,
-    /// Base URL of the HTTP boot server [default: http://<management IP>:8080].
+    /// Base URL nodes use to reach the HTTP boot server [default: the HTTP
+    /// server started by `serve`, or http://<management IP>:8080].
     #[arg(long, value_name = "URL")]
-    http_base: Option<String>,
+    http_base_url: Option<String>,
     /// TFTP file for ARM64 UEFI clients (option 93 = 11).
     #[arg(long, default_value = "ipxe-arm64.efi", value_name = "FILE")]
     arm64_boot_file: String,
@@ -100,6 +111,8 @@ struct ServeArgs {
     /// Route table used to detect the default-route interface.
     #[arg(long, default_value = "/proc/net/route", hide = true)]
     proc_net_route: PathBuf,
+    #[command(flatten)]
+    content: ContentArgs,
 }
 
 #[derive(Debug, Args)]
@@ -107,8 +120,13 @@ struct RenderArgs {
     #[command(flatten)]
     dhcp: DhcpArgs,
     /// Write `dnsmasq.conf` into this directory.
-    #[arg(long, value_name = "DIR", required = true)]
-    dnsmasq: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "matchbox")]
+    dnsmasq: Option<PathBuf>,
+    /// Write matchbox `profiles/` and `groups/` into this data directory.
+    #[arg(long, value_name = "DIR")]
+    matchbox: Option<PathBuf>,
+    #[command(flatten)]
+    selection: SelectionArgs,
     /// Interface for dnsmasq to bind [default: the PXE interface].
     #[arg(long, value_name = "IF")]
     interface: Option<String>,
@@ -126,8 +144,9 @@ struct LeasesArgs {
 
 pub(crate) fn run(globals: &Globals, cmd: NetbootCmd) -> anyhow::Result<ExitCode> {
     match cmd.command {
-        NetbootSub::Serve(args) => serve(globals, args),
-        NetbootSub::Render(args) => render(globals, args),
+        NetbootSub::Serve(args) => serve(globals, *args),
+        NetbootSub::Render(args) => render(globals, *args),
+        NetbootSub::FetchAssets(args) => netboot_content::run_fetch_assets(globals, &args),
         NetbootSub::Leases(args) => leases(globals, &args),
     }
 }
@@ -138,8 +157,16 @@ fn reservations(plan: &AddressPlan) -> Vec<Reservation> {
         .iter()
         .flat_map(|n| {
             [
-                Reservation { mac: n.node.primary_mac, ip: n.ip, hostname: None },
-                Reservation { mac: n.node.bmc_mac, ip: n.bmc_ip, hostname: None },
+                Reservation {
+                    mac: n.node.primary_mac,
+                    ip: n.ip,
+                    hostname: None,
+                },
+                Reservation {
+                    mac: n.node.bmc_mac,
+                    ip: n.bmc_ip,
+                    hostname: None,
+                },
             ]
         })
         .collect()
@@ -153,9 +180,11 @@ fn dhcp_config(plan: &AddressPlan, args: &DhcpArgs) -> anyhow::Result<DhcpConfig
     config.router = args.router;
     config.dns.clone_from(&args.dns);
     config.mode = if args.proxy { Mode::Proxy } else { Mode::Full };
-    if let Some(base) = &args.http_base {
-        config.boot = racker_netboot::BootConfig::new(base.clone());
-    }
+    let base = args
+        .http_base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{server_ip}:{}", netboot_content::HTTP_PORT));
+    config.boot = racker_netboot::BootConfig::new(base);
     config.boot.arm64_file = Some(args.arm64_boot_file.clone());
     config.validate()?;
     Ok(config)
@@ -183,15 +212,14 @@ fn init_logging() {
 
 fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let rack = load_rack(globals, &args.dhcp.plan)?;
-    let config = dhcp_config(&rack.plan, &args.dhcp)?;
-    let leases = LeaseTable::load(&globals.state_dir)?;
-    let server = DhcpServer::new(config, reservations(&rack.plan), leases)?;
+    let mut config = dhcp_config(&rack.plan, &args.dhcp)?;
+    let dhcp_wanted = !args.content.no_dhcp;
     let interface = match (&args.listen, &args.interface) {
         (Some(_), _) => None,
         (None, Some(i)) => Some(i.clone()),
         (None, None) => Some(rack.management.pxe_interface.clone()),
     };
-    if let Some(iface) = &interface {
+    if let (true, Some(iface)) = (dhcp_wanted, &interface) {
         let checked = transport::check_interface(
             iface,
             &globals.sys_class_net,
@@ -204,9 +232,7 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return Err(e.into()),
         }
     }
-    let installed = racker_netboot::report::ReportStore::open(&globals.state_dir)
-        .context("opening the install reports in the state directory")?;
-    let installed: Arc<dyn InstalledNodes + Send + Sync> = Arc::new(ReportedInstalled(installed));
+    let leases = LeaseTable::load(&globals.state_dir)?;
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -215,6 +241,34 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     let state_dir = globals.state_dir.clone();
     runtime.block_on(async move {
+        let content = netboot_content::start(globals, &args.content, &rack.plan).await?;
+        eprintln!(
+            "racker netboot: HTTP listening on {} (nodes use {}), TFTP on {}",
+            content.http_addr, content.base_url, content.tftp_addr
+        );
+        let mut tasks = tokio::task::JoinSet::new();
+        for task in content.tasks {
+            tasks.spawn(task);
+        }
+        if !dhcp_wanted {
+            eprintln!("racker netboot: DHCP disabled (--no-dhcp)");
+            return wait_content(&mut tasks).await;
+        }
+        if args.dhcp.http_base_url.is_none() {
+            let arm64 = config.boot.arm64_file.take();
+            config.boot = racker_netboot::BootConfig::new(content.base_url.clone());
+            config.boot.arm64_file = arm64;
+            config.validate()?;
+        }
+        if let std::net::IpAddr::V4(tftp_ip) = content.tftp_addr.ip()
+            && !tftp_ip.is_unspecified()
+            && !tftp_ip.is_loopback()
+        {
+            config.boot.next_server = Some(tftp_ip);
+        }
+        let server = DhcpServer::new(config, reservations(&rack.plan), leases)?;
+        let installed: Arc<dyn InstalledNodes + Send + Sync> =
+            Arc::new(ReportedInstalled(content.reports.clone()));
         let socket = match (&args.listen, &interface) {
             (Some(addr), _) => DhcpSocket::bind_plain(*addr)?,
             (None, Some(iface)) => DhcpSocket::bind_interface(iface, transport::SERVER_PORT)?,
@@ -222,10 +276,45 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
         };
         // Tests and scripts learn the bound port from this line.
         eprintln!("racker netboot: DHCP listening on {}", socket.local_addr());
-        transport::serve(socket, server, Some(state_dir), installed, shutdown_signal()).await?;
-        Ok(())
+        let dhcp = transport::serve(
+            socket,
+            server,
+            Some(state_dir),
+            installed,
+            shutdown_signal(),
+        );
+        tokio::select! {
+            served = dhcp => {
+                served?;
+                tasks.abort_all();
+                Ok(())
+            }
+            failed = wait_content(&mut tasks) => failed,
+        }
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Wait for a content task to fail (they run forever) or for a signal.
+async fn wait_content(
+    tasks: &mut tokio::task::JoinSet<
+        Result<Result<(), racker_netboot::ContentError>, tokio::task::JoinError>,
+    >,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        () = shutdown_signal() => {
+            tasks.abort_all();
+            Ok(())
+        }
+        Some(done) = tasks.join_next() => {
+            tasks.abort_all();
+            match done {
+                Ok(Ok(Ok(()))) => anyhow::bail!("a boot content server stopped"),
+                Ok(Ok(Err(e))) => Err(e.into()),
+                Ok(Err(e)) | Err(e) => Err(anyhow::anyhow!("boot content server task: {e}")),
+            }
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -245,17 +334,37 @@ async fn shutdown_signal() {
 }
 
 fn render(globals: &Globals, args: RenderArgs) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = &args.matchbox {
+        let matchbox = RenderMatchboxArgs {
+            matchbox: dir.clone(),
+            plan: args.dhcp.plan.clone(),
+            selection: args.selection.clone(),
+            http_base_url: args.dhcp.http_base_url.clone(),
+        };
+        netboot_content::run_render_matchbox(globals, &matchbox)?;
+    }
+    let Some(dnsmasq_dir) = &args.dnsmasq else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let rack = load_rack(globals, &args.dhcp.plan)?;
     let config = dhcp_config(&rack.plan, &args.dhcp)?;
     let mut options = DnsmasqOptions::new();
-    options.interface = Some(args.interface.unwrap_or_else(|| rack.management.pxe_interface.clone()));
+    options.interface = Some(
+        args.interface
+            .unwrap_or_else(|| rack.management.pxe_interface.clone()),
+    );
     options.tftp_root = args.tftp_root;
     options.lease_file = Some(globals.state_dir.join("dnsmasq.leases"));
     if let Ok(store) = racker_netboot::report::ReportStore::open(&globals.state_dir) {
-        options.installed = store.reports().iter().filter(|r| store.is_installed(r.mac)).map(|r| r.mac).collect();
+        options.installed = store
+            .reports()
+            .iter()
+            .filter(|r| store.is_installed(r.mac))
+            .map(|r| r.mac)
+            .collect();
     }
-    let path = dnsmasq::write(&args.dnsmasq, &config, &reservations(&rack.plan), &options)?;
-    println!("wrote {}", path.display());
+    let path = dnsmasq::write(dnsmasq_dir, &config, &reservations(&rack.plan), &options)?;
+    println!("✓ wrote {}", path.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -266,11 +375,24 @@ fn leases(globals: &Globals, args: &LeasesArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let now = std::time::SystemTime::now();
-    println!("{:<17}  {:<15}  {:<8}  {}", "MAC", "IP", "KIND", "STATE");
+    println!("{:<17}  {:<15}  {:<8}  STATE", "MAC", "IP", "KIND");
     for lease in table.iter() {
-        let kind = if lease.reserved { "reserved" } else { "dynamic" };
-        let state = if lease.is_active(now) { "active" } else { "expired" };
-        println!("{:<17}  {:<15}  {:<8}  {state}", lease.mac.to_string(), lease.ip.to_string(), kind);
+        let kind = if lease.reserved {
+            "reserved"
+        } else {
+            "dynamic"
+        };
+        let state = if lease.is_active(now) {
+            "active"
+        } else {
+            "expired"
+        };
+        println!(
+            "{:<17}  {:<15}  {:<8}  {state}",
+            lease.mac.to_string(),
+            lease.ip.to_string(),
+            kind
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

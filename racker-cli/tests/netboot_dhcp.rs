@@ -24,6 +24,7 @@ struct Rack {
     oem: PathBuf,
     state: PathBuf,
     sys: PathBuf,
+    boot: PathBuf,
 }
 
 /// nodes.csv plus a fake /sys/class/net where `eth0` is the management
@@ -37,11 +38,22 @@ fn rack() -> Rack {
     fs::write(oem.join("nodes.csv"), NODES_CSV).unwrap();
     fs::write(oem.join("ipmi_user"), "admin\n").unwrap();
     fs::write(oem.join("ipmi_password"), "secret\n").unwrap();
+    let boot = dir.path().join("boot-files");
+    fs::create_dir_all(&boot).unwrap();
+    for name in ["undionly.kpxe", "ipxe.efi"] {
+        fs::write(boot.join(name), b"not really iPXE").unwrap();
+    }
     for (name, mac) in [("eth0", "02:11:22:33:44:00"), ("eth1", MGMT_SECONDARY)] {
         fs::create_dir_all(sys.join(name)).unwrap();
         fs::write(sys.join(name).join("address"), format!("{mac}\n")).unwrap();
     }
-    Rack { _dir: dir, oem, state, sys }
+    Rack {
+        _dir: dir,
+        oem,
+        state,
+        sys,
+        boot,
+    }
 }
 
 fn racker(rack: &Rack) -> Command {
@@ -61,12 +73,21 @@ fn racker(rack: &Rack) -> Command {
 fn render_writes_a_dnsmasq_conf_that_dnsmasq_accepts() {
     let rack = rack();
     let out = rack.state.join("render");
+    let matchbox = rack.state.join("matchbox");
     let output = racker(&rack)
         .args(["netboot", "render", "--dnsmasq"])
         .arg(&out)
+        .arg("--matchbox")
+        .arg(&matchbox)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Both renderers ran from one command.
+    assert!(matchbox.join("profiles").is_dir() && matchbox.join("groups").is_dir());
     let conf = fs::read_to_string(out.join("dnsmasq.conf")).unwrap();
     let lines: Vec<&str> = conf.lines().collect();
     // Sorted by primary MAC: node .10 is .2, node .20 is .3, BMCs follow.
@@ -82,14 +103,22 @@ fn render_writes_a_dnsmasq_conf_that_dnsmasq_accepts() {
     ] {
         assert!(lines.contains(&want), "missing {want:?} in\n{conf}");
     }
-    assert!(!conf.contains("02:11:22:33:44:00,"), "the management node gets no reservation");
-    let Some(dnsmasq) = racker_testsupport::require_tool("render_writes_a_dnsmasq_conf_that_dnsmasq_accepts", "dnsmasq")
-    else {
+    assert!(
+        !conf.contains("02:11:22:33:44:00,"),
+        "the management node gets no reservation"
+    );
+    let Some(dnsmasq) = racker_testsupport::require_tool(
+        "render_writes_a_dnsmasq_conf_that_dnsmasq_accepts",
+        "dnsmasq",
+    ) else {
         return;
     };
     let check = Command::new(dnsmasq)
         .arg("--test")
-        .arg(format!("--conf-file={}", out.join("dnsmasq.conf").display()))
+        .arg(format!(
+            "--conf-file={}",
+            out.join("dnsmasq.conf").display()
+        ))
         .output()
         .unwrap();
     assert!(
@@ -103,11 +132,20 @@ fn render_writes_a_dnsmasq_conf_that_dnsmasq_accepts() {
 fn serve_refuses_the_public_interface_and_the_default_route() {
     let rack = rack();
     // eth0 carries the management node's primary MAC: the public network.
-    let out = racker(&rack).args(["netboot", "serve", "--interface", "eth0"]).output().unwrap();
+    let out = racker(&rack)
+        .args(["netboot", "serve", "--interface", "eth0"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("refusing to serve DHCP on interface eth0"), "{err}");
-    assert!(err.contains("not the management node's secondary MAC"), "{err}");
+    assert!(
+        err.contains("refusing to serve DHCP on interface eth0"),
+        "{err}"
+    );
+    assert!(
+        err.contains("not the management node's secondary MAC"),
+        "{err}"
+    );
     // eth1 is the PXE interface, but a route table says it has the default route.
     let routes = rack.state.with_extension("route");
     fs::write(
@@ -179,6 +217,14 @@ impl Drop for Serving {
 fn serve_plain(rack: &Rack, extra: &[&str]) -> (Serving, u16) {
     let mut child = racker(rack)
         .args(["netboot", "serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--tftp-listen",
+            "127.0.0.1:0",
+            "--boot-files",
+        ])
+        .arg(&rack.boot)
         .args(extra)
         .stderr(Stdio::piped())
         .spawn()
@@ -218,23 +264,46 @@ fn serve_on_a_plain_socket_answers_reserved_macs_and_persists_leases() {
     let rack = rack();
     let (server, port) = serve_plain(&rack, &[]);
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
     // DISCOVER -> OFFER of the planned address; REQUEST -> ACK.
-    assert_eq!(exchange(&socket, port, &packet(1, NODE0, 1, None), 1), Some((2, Ipv4Addr::new(172, 24, 213, 2))));
-    let ack = exchange(&socket, port, &packet(3, NODE0, 2, Some(Ipv4Addr::new(172, 24, 213, 2))), 2);
+    assert_eq!(
+        exchange(&socket, port, &packet(1, NODE0, 1, None), 1),
+        Some((2, Ipv4Addr::new(172, 24, 213, 2)))
+    );
+    let ack = exchange(
+        &socket,
+        port,
+        &packet(3, NODE0, 2, Some(Ipv4Addr::new(172, 24, 213, 2))),
+        2,
+    );
     assert_eq!(ack, Some((5, Ipv4Addr::new(172, 24, 213, 2))));
     // The BMC of the second node gets its BMC address.
-    let ack = exchange(&socket, port, &packet(3, BMC1, 3, Some(Ipv4Addr::new(172, 24, 213, 5))), 3);
+    let ack = exchange(
+        &socket,
+        port,
+        &packet(3, BMC1, 3, Some(Ipv4Addr::new(172, 24, 213, 5))),
+        3,
+    );
     assert_eq!(ack, Some((5, Ipv4Addr::new(172, 24, 213, 5))));
     // An unknown MAC gets nothing.
-    assert_eq!(exchange(&socket, port, &packet(1, [2, 0x99, 0, 0, 0, 1], 4, None), 4), None);
+    assert_eq!(
+        exchange(&socket, port, &packet(1, [2, 0x99, 0, 0, 0, 1], 4, None), 4),
+        None
+    );
     // The lease file already holds both leases (written before the ACKs).
     let json: serde_json::Value =
         serde_json::from_slice(&fs::read(rack.state.join("dhcp-leases.json")).unwrap()).unwrap();
     let leases = json["leases"].as_array().unwrap();
     let pairs: Vec<(String, String)> = leases
         .iter()
-        .map(|l| (l["mac"].as_str().unwrap().to_owned(), l["ip"].as_str().unwrap().to_owned()))
+        .map(|l| {
+            (
+                l["mac"].as_str().unwrap().to_owned(),
+                l["ip"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         pairs,
@@ -256,7 +325,9 @@ fn serve_with_dynamic_range_gives_unknown_macs_an_address() {
     let rack = rack();
     let (_server, port) = serve_plain(&rack, &["--dynamic-range"]);
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
     let offer = exchange(&socket, port, &packet(1, [2, 0x99, 0, 0, 0, 1], 9, None), 9);
     assert_eq!(offer, Some((2, Ipv4Addr::new(172, 24, 213, 128))));
 }
@@ -285,9 +356,10 @@ fn serve_in_a_namespace_leases_the_planned_address_to_udhcpc() {
     if !racker_testsupport::require_root(test) {
         return;
     }
-    let (Some(_), Some(udhcpc)) =
-        (racker_testsupport::require_tool(test, "ip"), racker_testsupport::require_tool(test, "udhcpc"))
-    else {
+    let (Some(_), Some(udhcpc)) = (
+        racker_testsupport::require_tool(test, "ip"),
+        racker_testsupport::require_tool(test, "udhcpc"),
+    ) else {
         return;
     };
     let rack = rack();
@@ -295,11 +367,41 @@ fn serve_in_a_namespace_leases_the_planned_address_to_udhcpc() {
     let ns = Namespaces(format!("{base}s"), format!("{base}c"));
     run(&["ip", "netns", "add", &ns.0]);
     run(&["ip", "netns", "add", &ns.1]);
-    run(&["ip", "link", "add", "pxe0", "netns", &ns.0, "type", "veth", "peer", "name", "rk-cli", "netns", &ns.1]);
-    run(&["ip", "-n", &ns.0, "link", "set", "pxe0", "address", MGMT_SECONDARY]);
-    run(&["ip", "-n", &ns.0, "addr", "add", "172.24.213.1/24", "dev", "pxe0"]);
+    run(&[
+        "ip", "link", "add", "pxe0", "netns", &ns.0, "type", "veth", "peer", "name", "rk-cli",
+        "netns", &ns.1,
+    ]);
+    run(&[
+        "ip",
+        "-n",
+        &ns.0,
+        "link",
+        "set",
+        "pxe0",
+        "address",
+        MGMT_SECONDARY,
+    ]);
+    run(&[
+        "ip",
+        "-n",
+        &ns.0,
+        "addr",
+        "add",
+        "172.24.213.1/24",
+        "dev",
+        "pxe0",
+    ]);
     run(&["ip", "-n", &ns.0, "link", "set", "pxe0", "up"]);
-    run(&["ip", "-n", &ns.1, "link", "set", "rk-cli", "address", "02:11:22:33:44:20"]);
+    run(&[
+        "ip",
+        "-n",
+        &ns.1,
+        "link",
+        "set",
+        "rk-cli",
+        "address",
+        "02:11:22:33:44:20",
+    ]);
     run(&["ip", "-n", &ns.1, "link", "set", "rk-cli", "up"]);
     let mut child = Command::new("ip")
         .args(["netns", "exec", &ns.0])
@@ -308,26 +410,56 @@ fn serve_in_a_namespace_leases_the_planned_address_to_udhcpc() {
         .arg(&rack.oem)
         .arg("--state-dir")
         .arg(&rack.state)
-        .args(["--sys-class-net", "/sys/class/net", "netboot", "serve"])
+        .args([
+            "--sys-class-net",
+            "/sys/class/net",
+            "netboot",
+            "serve",
+            "--boot-files",
+        ])
+        .arg(&rack.boot)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let ready = lines.find_map(|l| l.ok().filter(|l| l.starts_with("racker netboot: DHCP listening")));
+    let ready = lines.find_map(|l| {
+        l.ok()
+            .filter(|l| l.starts_with("racker netboot: DHCP listening"))
+    });
     let server = Serving(child);
     assert!(ready.is_some(), "serve did not start");
     std::thread::spawn(move || for _ in lines {});
     let work = tempfile::tempdir().unwrap();
     let script = work.path().join("hook.sh");
     let log = work.path().join("log");
-    fs::write(&script, format!("#!/bin/sh\necho \"$1 $ip\" >> '{}'\n", log.display())).unwrap();
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1 $ip $boot_file\" >> '{}'\n",
+            log.display()
+        ),
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     let status = Command::new("ip")
         .args(["netns", "exec", &ns.1])
         .arg(udhcpc)
-        .args(["-i", "rk-cli", "-f", "-q", "-n", "-t", "3", "-T", "1", "-s"])
+        .args([
+            "-i",
+            "rk-cli",
+            "-f",
+            "-q",
+            "-n",
+            "-t",
+            "3",
+            "-T",
+            "1",
+            "-x",
+            "0x4d:69505845",
+            "-s",
+        ])
         .arg(&script)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -335,7 +467,17 @@ fn serve_in_a_namespace_leases_the_planned_address_to_udhcpc() {
         .unwrap();
     assert!(status.success());
     let events = fs::read_to_string(&log).unwrap();
-    assert!(events.lines().any(|l| l == "bound 172.24.213.3"), "{events}");
+    // iPXE (user class "iPXE") gets the script URL of the HTTP server `serve` started.
+    assert!(
+        events
+            .lines()
+            .any(|l| l == "bound 172.24.213.3 http://172.24.213.1:8080/boot.ipxe"),
+        "{events}"
+    );
     drop(server);
-    assert!(fs::read_to_string(rack.state.join("dhcp-leases.json")).unwrap().contains("172.24.213.3"));
+    assert!(
+        fs::read_to_string(rack.state.join("dhcp-leases.json"))
+            .unwrap()
+            .contains("172.24.213.3")
+    );
 }
