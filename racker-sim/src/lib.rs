@@ -33,6 +33,7 @@ mod chassis;
 mod crypto;
 mod error;
 mod fault;
+pub mod firmware;
 mod rack;
 mod table;
 mod wire;

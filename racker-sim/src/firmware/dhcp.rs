@@ -285,7 +285,11 @@ mod tests {
             Ipv4Addr::new(10, 0, 0, 1),
         );
         // Bare "iPXE", not RFC 3004's length-prefixed form.
-        assert!(bytes.windows(6).any(|w| w == [77, 4, b'i', b'P', b'X', b'E']));
+        assert!(
+            bytes
+                .windows(6)
+                .any(|w| w == [77, 4, b'i', b'P', b'X', b'E'])
+        );
         assert!(bytes.windows(4).any(|w| w == [93, 2, 0, 0]));
         let msg = Message::from_bytes(&bytes).unwrap();
         let o = msg.opts();

@@ -11,7 +11,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::machine::{Action, FirmwareMachine, FirmwareStatus, HttpMethod, HttpOutcome, HttpRequest};
+use super::machine::{
+    Action, FirmwareMachine, FirmwareStatus, HttpMethod, HttpOutcome, HttpRequest,
+};
 use super::{BmcAccess, FirmwareConfig, FirmwareError, FirmwareFaults, Phase};
 use crate::chassis::{BootDevice, BootFlags, Event};
 use crate::rack::{NodeEvents, SimNode, format_mac};
@@ -31,9 +33,7 @@ impl HttpClient {
             .user_agent("iPXE/1.21.1+ (racker-sim)")
             .build()
             .map(HttpClient)
-            .map_err(|e| FirmwareError::HttpClient {
-                reason: chain(&e),
-            })
+            .map_err(|e| FirmwareError::HttpClient { reason: chain(&e) })
     }
 }
 
@@ -67,9 +67,11 @@ impl Firmware {
         config: FirmwareConfig,
         http: &HttpClient,
     ) -> Result<Firmware, FirmwareError> {
-        let mac = node.primary_mac().ok_or_else(|| FirmwareError::NoPrimaryMac {
-            bmc_mac: format_mac(node.bmc_mac()),
-        })?;
+        let mac = node
+            .primary_mac()
+            .ok_or_else(|| FirmwareError::NoPrimaryMac {
+                bmc_mac: format_mac(node.bmc_mac()),
+            })?;
         let bind_err = |source| FirmwareError::Bind {
             mac: format_mac(mac),
             addr: config.bind,
@@ -301,10 +303,7 @@ async fn fetch(client: &reqwest::Client, request: &HttpRequest) -> Result<HttpOu
         received = received.saturating_add(chunk.len() as u64);
         if request.keep_body {
             if body.len().saturating_add(chunk.len()) > request.max_body {
-                return Err(format!(
-                    "response larger than {} bytes",
-                    request.max_body
-                ));
+                return Err(format!("response larger than {} bytes", request.max_body));
             }
             body.extend_from_slice(&chunk);
         }

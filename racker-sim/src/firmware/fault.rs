@@ -57,9 +57,7 @@ impl FromStr for FirmwareFault {
             "download-fail" | "download-fails" | "download" => Ok(FirmwareFault::DownloadFail),
             "install-fail" | "install-fails" | "install" => Ok(FirmwareFault::InstallFail),
             "hang" | "hangs" => Ok(FirmwareFault::Hang),
-            _ => Err(FirmwareError::InvalidFault {
-                spec: s.to_owned(),
-            }),
+            _ => Err(FirmwareError::InvalidFault { spec: s.to_owned() }),
         }
     }
 }
@@ -111,7 +109,10 @@ mod tests {
             assert_eq!(f.to_string().parse::<FirmwareFault>().unwrap(), f);
             assert!(!FirmwareFaults::only(f).is_empty());
         }
-        assert_eq!("Hangs".parse::<FirmwareFault>().unwrap(), FirmwareFault::Hang);
+        assert_eq!(
+            "Hangs".parse::<FirmwareFault>().unwrap(),
+            FirmwareFault::Hang
+        );
         assert!("unreachable".parse::<FirmwareFault>().is_err());
     }
 }

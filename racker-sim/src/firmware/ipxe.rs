@@ -94,10 +94,7 @@ impl Vars {
             "filename" => self.filename.clone(),
             "buildarch" => Some(self.arch.ipxe_buildarch().to_owned()),
             "platform" => Some(self.arch.ipxe_platform().to_owned()),
-            "uuid" => Some(format!(
-                "52534953-4d00-0000-0000-{}",
-                hex(self.mac, "")
-            )),
+            "uuid" => Some(format!("52534953-4d00-0000-0000-{}", hex(self.mac, ""))),
             "manufacturer" => Some("Racker".to_owned()),
             "product" => Some("Simulated Server".to_owned()),
             "serial" => Some(format!("SIM{}", hex(self.mac, "").to_uppercase())),
@@ -185,7 +182,10 @@ pub(crate) fn run(script: &str, base: &Url, vars: &mut Vars) -> Run {
         outcome: Outcome::Error(why),
     };
     let mut lines = script.lines();
-    let first = lines.next().unwrap_or_default().trim_start_matches('\u{feff}');
+    let first = lines
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches('\u{feff}');
     if !first.trim_end().starts_with("#!ipxe") {
         return fail(echoes, "not an iPXE script (no #!ipxe line)".to_owned());
     }
@@ -356,7 +356,10 @@ mod tests {
         else {
             panic!("{:?}", r.outcome)
         };
-        assert_eq!(kernel.path(), "/assets/flatcar/current/flatcar_production_pxe.vmlinuz");
+        assert_eq!(
+            kernel.path(),
+            "/assets/flatcar/current/flatcar_production_pxe.vmlinuz"
+        );
         assert_eq!(initrds.len(), 1);
         assert_eq!(
             ignition_url(&args),
@@ -376,12 +379,23 @@ mod tests {
             r.echoes,
             vec!["racker: 00:11:22:33:44:10 is installed, booting from its local disk"]
         );
-        assert_eq!(run("#!ipxe\nsanboot --no-describe --drive 0x80\n", &base(), &mut vars()).outcome, Outcome::Exit);
+        assert_eq!(
+            run(
+                "#!ipxe\nsanboot --no-describe --drive 0x80\n",
+                &base(),
+                &mut vars()
+            )
+            .outcome,
+            Outcome::Exit
+        );
     }
 
     #[test]
     fn errors_and_variables() {
-        assert!(matches!(run("kernel x\n", &base(), &mut vars()).outcome, Outcome::Error(_)));
+        assert!(matches!(
+            run("kernel x\n", &base(), &mut vars()).outcome,
+            Outcome::Error(_)
+        ));
         assert!(matches!(
             run("#!ipxe\ngoto somewhere\n", &base(), &mut vars()).outcome,
             Outcome::Error(_)
@@ -399,7 +413,10 @@ mod tests {
         assert_eq!(
             r.outcome,
             Outcome::Chain(
-                Url::parse("http://other:9/x?u=52534953-4d00-0000-0000-001122334410&s=&m=00:11:22:33:44:10").unwrap()
+                Url::parse(
+                    "http://other:9/x?u=52534953-4d00-0000-0000-001122334410&s=&m=00:11:22:33:44:10"
+                )
+                .unwrap()
             )
         );
         assert_eq!(v.expand("${mac:uristring}"), "00%3A11%3A22%3A33%3A44%3A10");

@@ -222,11 +222,18 @@ impl ReportStage {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Purpose {
-    Script { depth: u32 },
+    Script {
+        depth: u32,
+    },
     Kernel,
-    Initrd { index: usize },
+    Initrd {
+        index: usize,
+    },
     Ignition,
-    Report { stage: ReportStage, reason: Option<String> },
+    Report {
+        stage: ReportStage,
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -399,7 +406,9 @@ impl FirmwareMachine {
             }
             BootDevice::None | BootDevice::Disk | BootDevice::DiskSafe => self.boot_disk(),
             other => {
-                self.say(format!("Boot device {other} is not present; trying the disk"));
+                self.say(format!(
+                    "Boot device {other} is not present; trying the disk"
+                ));
                 self.boot_disk();
             }
         }
@@ -575,7 +584,9 @@ impl FirmwareMachine {
                 self.say("PXE-E51: No DHCP or proxyDHCP offers were received.\nPXE-M0F: Exiting PXE ROM.");
             }
             Client::Ipxe => {
-                self.say("No configuration methods succeeded (https://ipxe.org/040ee186)\niPXE exiting.");
+                self.say(
+                    "No configuration methods succeeded (https://ipxe.org/040ee186)\niPXE exiting.",
+                );
             }
         }
         self.boot_disk();
@@ -777,10 +788,7 @@ impl FirmwareMachine {
                 reason,
             } => {
                 self.say(format!("installer: could not report the failure: {why}"));
-                self.halt(format!(
-                    "installer: failed: {}",
-                    reason.unwrap_or_default()
-                ));
+                self.halt(format!("installer: failed: {}", reason.unwrap_or_default()));
             }
         }
     }
@@ -833,7 +841,12 @@ impl FirmwareMachine {
                     return;
                 }
                 self.say(format!("chain {url}"));
-                self.fetch(url, Purpose::Script { depth: depth + 1 }, true, ipxe::MAX_SCRIPT);
+                self.fetch(
+                    url,
+                    Purpose::Script { depth: depth + 1 },
+                    true,
+                    ipxe::MAX_SCRIPT,
+                );
             }
             Outcome::Boot {
                 kernel,
@@ -842,10 +855,7 @@ impl FirmwareMachine {
             } => {
                 self.set_phase(Phase::Downloading);
                 self.say(format!("kernel {kernel} {}", args.join(" ")));
-                self.plan = Some(BootPlan {
-                    args,
-                    initrds,
-                });
+                self.plan = Some(BootPlan { args, initrds });
                 self.fetch(kernel, Purpose::Kernel, false, 0);
             }
             Outcome::Exit => {
@@ -1012,8 +1022,7 @@ impl FirmwareMachine {
                 *waiting_retry = false;
                 self.next_id = self.next_id.wrapping_add(1);
                 request.id = self.next_id;
-                request.break_connection =
-                    request.break_connection && self.faults.download_fail;
+                request.break_connection = request.break_connection && self.faults.download_fail;
                 let request = request.clone();
                 self.actions.push_back(Action::Http(request));
             }

@@ -289,7 +289,9 @@ impl FirmwareConfig {
 #[non_exhaustive]
 pub enum FirmwareError {
     /// A fault name was not recognised.
-    #[error("invalid firmware fault {spec:?}: expected no-lease, download-fail, install-fail or hang")]
+    #[error(
+        "invalid firmware fault {spec:?}: expected no-lease, download-fail, install-fail or hang"
+    )]
     InvalidFault {
         /// What was given.
         spec: String,

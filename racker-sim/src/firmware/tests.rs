@@ -178,7 +178,10 @@ fn happy_path_installs_reports_and_boots_from_disk() {
     assert_eq!(s.lease, Some(Ipv4Addr::new(172, 24, 213, 2)));
     assert_eq!(s.ipxe_lease, Some(Ipv4Addr::new(172, 24, 213, 2)));
     assert_eq!(s.boot_file.as_deref(), Some("ipxe.efi"));
-    assert_eq!(s.script_url.as_deref(), Some("http://127.0.0.1:8080/boot.ipxe"));
+    assert_eq!(
+        s.script_url.as_deref(),
+        Some("http://127.0.0.1:8080/boot.ipxe")
+    );
     assert_eq!(s.reports, vec!["installing", "installed"]);
     assert_eq!(s.installs, 1);
     assert!(s.disk_installed);
@@ -214,7 +217,11 @@ fn happy_path_installs_reports_and_boots_from_disk() {
         OS_UP_MARKER,
         "node-0 login:",
     ] {
-        assert!(h.console.contains(step), "console lacks {step:?}:\n{}", h.console);
+        assert!(
+            h.console.contains(step),
+            "console lacks {step:?}:\n{}",
+            h.console
+        );
     }
     // The server's lease table agrees.
     assert_eq!(
@@ -333,7 +340,12 @@ fn size_mismatch_is_a_failed_download() {
             content(req)
         }
     });
-    assert!(h.console.contains("size mismatch: Content-Length 12345, received 12344"), "{}", h.console);
+    assert!(
+        h.console
+            .contains("size mismatch: Content-Length 12345, received 12344"),
+        "{}",
+        h.console
+    );
     assert!(matches!(h.m.status().phase, Phase::Halted { .. }));
     assert!(h.m.status().reports.is_empty());
 }
@@ -354,15 +366,29 @@ fn missing_content_length_is_refused_and_404_not_retried() {
             content(req)
         }
     });
-    assert_eq!(h.requests.iter().filter(|r| r.url.ends_with(".vmlinuz")).count(), 1);
+    assert_eq!(
+        h.requests
+            .iter()
+            .filter(|r| r.url.ends_with(".vmlinuz"))
+            .count(),
+        1
+    );
     assert!(h.console.contains("HTTP status 404"));
 
     let mut h = Harness::default();
     h.m.boot(h.now, BootDevice::Pxe, true);
     h.pump(&mut |req: &HttpRequest| match content(req) {
-        HttpOutcome::Response { status, received, body, .. } if req.url.ends_with(".vmlinuz") => {
-            HttpOutcome::Response { status, content_length: None, received, body }
-        }
+        HttpOutcome::Response {
+            status,
+            received,
+            body,
+            ..
+        } if req.url.ends_with(".vmlinuz") => HttpOutcome::Response {
+            status,
+            content_length: None,
+            received,
+            body,
+        },
         other => other,
     });
     assert!(h.console.contains("no Content-Length"));
@@ -433,7 +459,10 @@ fn installed_node_exits_to_disk() {
         }
     });
     assert_eq!(h.m.status().phase, Phase::OsUp);
-    assert!(h.console.contains("is installed, booting from its local disk"));
+    assert!(
+        h.console
+            .contains("is installed, booting from its local disk")
+    );
     assert!(h.console.contains("booted from disk"));
     assert_eq!(h.requests.len(), 2);
     assert_eq!(h.m.status().installs, 0);
@@ -504,7 +533,12 @@ fn power_off_abandons_the_download() {
     h.m.handle_http(h.now, kernel.id, sized(KERNEL));
     assert_eq!(h.m.status().phase, Phase::Off);
     assert!(h.m.poll_timeout().is_none());
-    assert!(!h.m.status().downloads.iter().any(|d| d.url.ends_with(".vmlinuz")));
+    assert!(
+        !h.m.status()
+            .downloads
+            .iter()
+            .any(|d| d.url.ends_with(".vmlinuz"))
+    );
 }
 
 #[test]
