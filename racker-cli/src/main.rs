@@ -9,6 +9,7 @@ mod ipmi;
 #[allow(dead_code)] // until `racker netboot` wires fetch-assets, render --matchbox and serve
 mod netboot_content;
 mod plan;
+mod sim;
 mod release;
 
 use std::process::ExitCode;
@@ -41,6 +42,9 @@ enum Command {
     Ipmi(ipmi::IpmiCmd),
     /// DHCP/PXE server for the rack-internal network; dnsmasq.conf rendering.
     Netboot(netboot::NetbootCmd),
+    /// Simulated rack: IPMI BMCs on loopback that ipmitool and racker can drive.
+    #[command(subcommand)]
+    Sim(sim::SimCmd),
     // Each subcommand lives in its own module; add one variant per line below.
 }
 
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::Release(cmd) => release::run(&cli.globals, cmd),
         Command::Factory(cmd) => factory::run(&cli.globals, cmd),
         Command::Plan(cmd) => plan::run(&cli.globals, cmd),
+        Command::Sim(cmd) => sim::run(&cli.globals, cmd),
         Command::Netboot(cmd) => netboot::run(&cli.globals, cmd),
         Command::Ipmi(cmd) => ipmi::run(&cli.globals, cmd),
     };
