@@ -9,6 +9,7 @@ mod ipmi;
 #[allow(dead_code)] // until `racker netboot` wires fetch-assets, render --matchbox and serve
 mod netboot_content;
 mod plan;
+mod render;
 mod sim;
 mod release;
 
@@ -45,6 +46,9 @@ enum Command {
     /// Simulated rack: IPMI BMCs on loopback that ipmitool and racker can drive.
     #[command(subcommand)]
     Sim(sim::SimCmd),
+    /// Render a cluster directory (`render`) or remove a node from one (`exclude`).
+    #[command(flatten)]
+    Render(render::RenderCommand),
     // Each subcommand lives in its own module; add one variant per line below.
 }
 
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         Command::Release(cmd) => release::run(&cli.globals, cmd),
         Command::Factory(cmd) => factory::run(&cli.globals, cmd),
         Command::Plan(cmd) => plan::run(&cli.globals, cmd),
+        Command::Render(cmd) => render::run(&cli.globals, cmd),
         Command::Sim(cmd) => sim::run(&cli.globals, cmd),
         Command::Netboot(cmd) => netboot::run(&cli.globals, cmd),
         Command::Ipmi(cmd) => ipmi::run(&cli.globals, cmd),

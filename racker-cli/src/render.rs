@@ -1,0 +1,291 @@
+//! `racker render` and `racker exclude`: write a cluster directory
+//! (Lokomotive or Flatcar/Terraform + Ignition) without touching the
+//! network, and remove a node from one afterwards.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use racker_inventory::{MacAddr, PublicIps};
+use racker_lokomotive::{
+    Backup, BackupCredentials, HOSTS_FILE, MANIFEST, RenderOptions, Secret, Storage, Tree,
+    apply_hosts_block, exclude_in_dir, read_manifest, render, render_cluster,
+};
+
+use crate::context::{PlanArgs, SelectionArgs, StorageArg, load_selection};
+use crate::globals::Globals;
+
+/// `racker render` and `racker exclude`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum RenderCommand {
+    /// Render the cluster configuration (Lokomotive, or Flatcar/Terraform and
+    /// Ignition) into a directory, without touching the network.
+    Render(Box<RenderCmd>),
+    /// Remove a node from a rendered cluster directory (its snippets, its
+    /// Ignition configs, its host entries); every other file stays unchanged.
+    Exclude(ExcludeCmd),
+}
+
+/// Arguments of `racker render`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  racker render --provision flatcar --out ~/flatcar-container-linux
+  racker render --provision lokomotive --out ~/lokomotive --num-controllers 3 \\
+      --controller-type red --storage-provider rook --storage-node-type blue --web-ui
+  racker render --provision lokomotive --out ~/lokomotive --public-ips public-ips.ini \\
+      --backup-bucket my-backups --backup-region eu-central-1
+      (with RACKER_BACKUP_ACCESS_KEY_ID and RACKER_BACKUP_SECRET_ACCESS_KEY in the environment)
+  racker render --provision flatcar --out DIR --force --update-hosts /etc/hosts")]
+pub(crate) struct RenderCmd {
+    #[command(flatten)]
+    plan: PlanArgs,
+    #[command(flatten)]
+    selection: SelectionArgs,
+    /// Directory to write; refused when it exists and is not empty, unless --force.
+    #[arg(long)]
+    out: PathBuf,
+    /// Overwrite a non-empty directory (files of an earlier render that no
+    /// longer belong to the cluster are removed; other files are kept).
+    #[arg(long)]
+    force: bool,
+    /// Public addresses: an INI file with `[<secondary MAC>]` sections
+    /// (`ip_addr = a.b.c.d/len`, `gateway`, `dns`); DHCP when not given.
+    #[arg(long, value_name = "FILE")]
+    public_ips: Option<PathBuf>,
+    /// Render the Lokomotive web UI component.
+    #[arg(long)]
+    web_ui: bool,
+    /// Velero backups to this S3 bucket (Lokomotive); needs
+    /// RACKER_BACKUP_ACCESS_KEY_ID and RACKER_BACKUP_SECRET_ACCESS_KEY.
+    #[arg(long)]
+    backup_bucket: Option<String>,
+    /// AWS region of the backup bucket.
+    #[arg(long, default_value = "us-east-1")]
+    backup_region: String,
+    /// Name of the backup storage location.
+    #[arg(long, default_value = "lokomotive")]
+    backup_name: String,
+    /// AWS access key id for the backups (prefer the environment variable).
+    #[arg(long, env = "RACKER_BACKUP_ACCESS_KEY_ID", hide_env_values = true)]
+    backup_access_key_id: Option<String>,
+    /// SSH public key file for the `core` user (repeatable)
+    /// [default: <state-dir>/ssh/id_ed25519.pub, see `racker factory gen-ssh-key`].
+    #[arg(long, value_name = "FILE")]
+    ssh_public_key: Vec<PathBuf>,
+    /// Kernel console argument of the installed nodes (repeatable)
+    /// [default: console=ttyS1,57600n8 earlyprintk=serial,ttyS1,57600n8].
+    #[arg(long, value_name = "ARG")]
+    kernel_console: Vec<String>,
+    /// Port of the netboot (matchbox) HTTP server on the management node's
+    /// internal address.
+    #[arg(long, default_value_t = racker_lokomotive::DEFAULT_NETBOOT_PORT)]
+    netboot_port: u16,
+    /// Lokomotive asset directory [default: <out>/lokoctl-assets].
+    #[arg(long)]
+    asset_dir: Option<String>,
+    /// Also put the cluster's host names into this hosts file (e.g.
+    /// /etc/hosts), between racker's markers; the file's other lines stay.
+    #[arg(long, value_name = "FILE")]
+    update_hosts: Option<PathBuf>,
+}
+
+/// Arguments of `racker exclude`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  racker exclude 00:11:22:33:44:20 --dir ~/lokomotive
+  racker exclude 00:11:22:33:44:21 --dir ~/flatcar-container-linux --update-hosts /etc/hosts")]
+pub(crate) struct ExcludeCmd {
+    /// Primary, BMC or secondary MAC of the node to remove.
+    mac: MacAddr,
+    /// The rendered cluster directory.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Overwrite rendered files even if they were edited by hand.
+    #[arg(long)]
+    force: bool,
+    /// Update racker's block in this hosts file (e.g. /etc/hosts).
+    #[arg(long, value_name = "FILE")]
+    update_hosts: Option<PathBuf>,
+}
+
+pub(crate) fn run(globals: &Globals, cmd: RenderCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        RenderCommand::Render(cmd) => run_render(globals, *cmd),
+        RenderCommand::Exclude(cmd) => run_exclude(cmd),
+    }
+}
+
+fn is_empty_dir(dir: &Path) -> anyhow::Result<bool> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_none()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e).with_context(|| format!("reading {}", dir.display())),
+    }
+}
+
+fn ssh_keys(globals: &Globals, files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+    let default = globals.state_dir.join("ssh").join("id_ed25519.pub");
+    let files: Vec<PathBuf> = if files.is_empty() {
+        vec![default.clone()]
+    } else {
+        files.to_vec()
+    };
+    let mut keys = Vec::new();
+    for f in &files {
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && f == &default => bail!(
+                "no SSH public key: {} is missing; create it with `racker factory gen-ssh-key` or pass --ssh-public-key FILE",
+                f.display()
+            ),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", f.display())),
+        };
+        keys.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    Ok(keys)
+}
+
+fn update_hosts(file: &Path, block: &str) -> anyhow::Result<()> {
+    let existing = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    let updated = apply_hosts_block(&existing, block);
+    if updated != existing {
+        std::fs::write(file, updated).with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok(())
+}
+
+fn run_render(globals: &Globals, cmd: RenderCmd) -> anyhow::Result<ExitCode> {
+    if !cmd.force && !is_empty_dir(&cmd.out)? {
+        bail!(
+            "{} exists and is not empty; choose another --out, remove it, or pass --force to overwrite it",
+            cmd.out.display()
+        );
+    }
+    let (rack, selection) = load_selection(globals, &cmd.plan, &cmd.selection)?;
+    let public = match &cmd.public_ips {
+        None => PublicIps::dhcp(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let source = path.display().to_string();
+            let ips = PublicIps::parse(&source, &text)?;
+            ips.check_against(&source, &text, &rack.inventory)?;
+            ips
+        }
+    };
+    let mut options = RenderOptions::new(ssh_keys(globals, &cmd.ssh_public_key)?);
+    options.web_ui = cmd.web_ui;
+    options.storage = match cmd.selection.storage_provider {
+        StorageArg::None => Storage::None,
+        StorageArg::Rook => Storage::Rook,
+        StorageArg::Openebs => Storage::Openebs,
+    };
+    if !cmd.kernel_console.is_empty() {
+        options.kernel_console = cmd.kernel_console.clone();
+    }
+    options.netboot_port = cmd.netboot_port;
+    options.matchbox_client_dir = globals
+        .state_dir
+        .join("matchbox-client")
+        .display()
+        .to_string();
+    std::fs::create_dir_all(&cmd.out).with_context(|| format!("creating {}", cmd.out.display()))?;
+    let out = std::fs::canonicalize(&cmd.out)
+        .with_context(|| format!("resolving {}", cmd.out.display()))?;
+    options.asset_dir = cmd
+        .asset_dir
+        .clone()
+        .unwrap_or_else(|| out.join("lokoctl-assets").display().to_string());
+    if let Some(bucket) = &cmd.backup_bucket {
+        // The secret only ever comes from the environment, never argv.
+        let secret = std::env::var("RACKER_BACKUP_SECRET_ACCESS_KEY").unwrap_or_default();
+        let Some(key_id) = cmd.backup_access_key_id.clone().filter(|k| !k.is_empty()) else {
+            bail!("--backup-bucket needs RACKER_BACKUP_ACCESS_KEY_ID (or --backup-access-key-id)");
+        };
+        if secret.is_empty() {
+            bail!("--backup-bucket needs the RACKER_BACKUP_SECRET_ACCESS_KEY environment variable");
+        }
+        options.backup = Some((
+            Backup {
+                name: cmd.backup_name.clone(),
+                bucket: bucket.clone(),
+                region: cmd.backup_region.clone(),
+            },
+            BackupCredentials {
+                access_key_id: Secret::new(key_id),
+                secret_access_key: Secret::new(secret),
+            },
+        ));
+    }
+    let tree = render_cluster(&rack.plan, &selection, &options, &public)?;
+    let stale = stale_files(&out, &tree);
+    tree.write_to(&out)?;
+    for rel in &stale {
+        let _ = std::fs::remove_file(out.join(rel));
+    }
+    if let Some(hosts) = &cmd.update_hosts {
+        let block = tree
+            .get(HOSTS_FILE)
+            .map(|f| f.text().to_owned())
+            .unwrap_or_default();
+        update_hosts(hosts, &block)?;
+    }
+    let nodes = tree
+        .files()
+        .filter(|(p, _)| p.starts_with("cl") && !p.to_string_lossy().ends_with("-custom.yaml"))
+        .count();
+    println!(
+        "✓ rendered {} files for {} nodes into {}",
+        tree.len(),
+        nodes,
+        out.display()
+    );
+    for (path, file) in tree.files() {
+        println!("  {} ({:o})", path.display(), file.mode);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Files of an earlier render in `out` that the new `tree` no longer has.
+fn stale_files(out: &Path, tree: &Tree) -> Vec<PathBuf> {
+    if !out.join(MANIFEST).exists() {
+        return Vec::new();
+    }
+    let Ok(old) = read_manifest(out).and_then(|spec| render(&spec, None)) else {
+        return Vec::new();
+    };
+    old.files()
+        .filter(|(p, _)| tree.get(p).is_none())
+        .map(|(p, _)| p.to_owned())
+        .collect()
+}
+
+fn run_exclude(cmd: ExcludeCmd) -> anyhow::Result<ExitCode> {
+    let done = exclude_in_dir(&cmd.dir, cmd.mac, cmd.force)?;
+    println!(
+        "✓ excluded {} ({}) from {}",
+        done.name,
+        done.mac,
+        cmd.dir.display()
+    );
+    for path in done.write.files().map(|(p, _)| p) {
+        println!("  updated {}", path.display());
+    }
+    for path in &done.remove {
+        println!("  removed {}", path.display());
+    }
+    if let Some(hosts) = &cmd.update_hosts {
+        update_hosts(hosts, &done.hosts_block)?;
+        println!("  updated {}", hosts.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
