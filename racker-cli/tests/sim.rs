@@ -1,0 +1,236 @@
+//! `racker sim up` / `racker sim status` end to end (ipmitool as the peer).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::cargo_bin;
+
+fn racker(oem: &Path, state: &Path) -> Command {
+    let mut c = Command::new(cargo_bin("racker"));
+    c.arg("--oem-dir").arg(oem).arg("--state-dir").arg(state);
+    c
+}
+
+/// Start `racker sim up` and wait for its ready line.
+fn sim_up(oem: &Path, state: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = racker(oem, state)
+        .args(["sim", "up"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        let n = out.read_line(&mut line).unwrap();
+        assert!(n > 0, "racker sim up exited early: {text}");
+        text.push_str(&line);
+        if line.contains("press Ctrl-C") {
+            break;
+        }
+    }
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in out.lines() {});
+    (child, text)
+}
+
+fn status_json(oem: &Path, state: &Path) -> serde_json::Value {
+    let out = racker(oem, state)
+        .args(["sim", "status", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn interrupt(child: &mut Child) -> std::process::ExitStatus {
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "racker sim up ignored SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sim_up_count_writes_table_and_status_follows_ipmitool() {
+    let dir = tempfile::tempdir().unwrap();
+    let (oem, state) = (dir.path().join("oem"), dir.path().join("state"));
+    let (mut child, banner) = sim_up(
+        &oem,
+        &state,
+        &[
+            "--count",
+            "3",
+            "--bind",
+            "127.89.0",
+            "--ipmi-port",
+            "0",
+            "--fault",
+            "02:52:4b:00:00:02=unreachable",
+        ],
+    );
+    assert!(banner.contains("3 simulated BMCs up"), "{banner}");
+    assert!(banner.contains("ipmitool -I lanplus"), "{banner}");
+    assert_eq!(
+        std::fs::read_to_string(oem.join("ipmi_user")).unwrap(),
+        "USER\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(oem.join("ipmi_password")).unwrap(),
+        "PASS\n"
+    );
+    let csv = std::fs::read_to_string(oem.join("nodes.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+
+    let table: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("sim-bmcs.json")).unwrap()).unwrap();
+    let bmcs = table["bmcs"].as_array().unwrap();
+    assert_eq!(bmcs.len(), 3);
+    assert_eq!(bmcs[1]["bmc_mac"], "02:52:4b:01:00:01");
+    let addr: std::net::SocketAddr = bmcs[1]["ipmi_address"].as_str().unwrap().parse().unwrap();
+    assert_eq!(addr.ip().to_string(), "127.89.0.3");
+
+    let status = status_json(&oem, &state);
+    let nodes = status.as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    for key in [
+        "bmc_mac",
+        "primary_mac",
+        "ipmi_address",
+        "power",
+        "boot_device",
+        "persistent",
+        "efi",
+    ] {
+        assert!(nodes[0].get(key).is_some(), "missing {key} in {status}");
+    }
+    assert_eq!(nodes[1]["power"], "off");
+    assert_eq!(nodes[1]["primary_mac"], "02:52:4b:00:00:01");
+    assert_eq!(nodes[2]["faults"][0], "unreachable");
+
+    let text = racker(&oem, &state)
+        .args(["sim", "status"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("02:52:4b:01:00:01"));
+
+    if racker_testsupport::require_tool(
+        "sim_up_count_writes_table_and_status_follows_ipmitool",
+        "ipmitool",
+    )
+    .is_some()
+    {
+        let ipmitool = |args: &[&str]| {
+            let out = Command::new("ipmitool")
+                .args([
+                    "-I",
+                    "lanplus",
+                    "-H",
+                    &addr.ip().to_string(),
+                    "-p",
+                    &addr.port().to_string(),
+                ])
+                .args(["-U", "USER", "-E", "-N", "1", "-R", "2"])
+                .args(args)
+                .env("IPMI_PASSWORD", "PASS")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ipmitool(&["chassis", "bootdev", "pxe", "options=persistent,efiboot"]);
+        ipmitool(&["chassis", "power", "on"]);
+        // The status file is rewritten after each change: poll it (bounded).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let s = status_json(&oem, &state);
+            let n = &s[1];
+            if n["power"] == "on" {
+                assert_eq!(n["boot_device"], "pxe");
+                assert_eq!(n["persistent"], true);
+                assert_eq!(n["efi"], true);
+                assert_eq!(s[0]["power"], "off");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "status never showed power on: {s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    let status = interrupt(&mut child);
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !state.join("sim-bmcs.json").exists(),
+        "table removed on a clean stop"
+    );
+    let out = racker(&oem, &state)
+        .args(["sim", "status"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no simulated rack is running"));
+}
+
+#[test]
+fn sim_up_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let (oem, state) = (dir.path().join("oem"), dir.path().join("state"));
+    std::fs::create_dir_all(&oem).unwrap();
+    std::fs::write(
+        oem.join("nodes.csv"),
+        "Primary MAC address, BMC MAC address\n00:11:22:33:44:00, 00:11:22:33:44:01\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        racker(&oem, &state)
+            .args(["sim", "up"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--count", "2", "--ipmi-port", "0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    let out = run(&[
+        "--ipmi-port",
+        "0",
+        "--fault",
+        "00:11:22:33:44:99=unreachable",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no node has MAC"),
+        "{out:?}"
+    );
+    let out = run(&["--ipmi-port", "0", "--fault", "00:11:22:33:44:01=fire"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid fault"),
+        "{out:?}"
+    );
+    let out = run(&["--ipmi-port", "0", "--bind", "10.1.2"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("loopback"),
+        "{out:?}"
+    );
+}
