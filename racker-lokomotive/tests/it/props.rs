@@ -193,3 +193,82 @@ fn rendering_is_byte_identical_across_runs() {
     s.public_ips = true;
     assert_eq!(render_scenario(&s), render_scenario(&s));
 }
+
+#[test]
+fn edited_manifests_with_duplicates_are_rejected() {
+    let s = Scenario::flatcar("rack60");
+    let i = inputs(&s).unwrap();
+    let spec =
+        racker_lokomotive::ClusterSpec::new(&i.plan, &i.selection, &i.options, &i.public).unwrap();
+    let json = serde_json::to_string(&spec).unwrap();
+    assert_eq!(
+        racker_lokomotive::ClusterSpec::from_json(&json).unwrap(),
+        spec
+    );
+    let mut dup = spec.clone();
+    dup.nodes[1].ip = dup.nodes[0].ip;
+    let e = racker_lokomotive::render(&dup, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("internal address 172.24.213.2 is used by two nodes"),
+        "{e}"
+    );
+    let mut dup = spec.clone();
+    dup.nodes[1].name = dup.nodes[0].name.clone();
+    assert!(
+        racker_lokomotive::render(&dup, None)
+            .unwrap_err()
+            .to_string()
+            .contains("host name node-0")
+    );
+    let mut unknown = serde_json::to_value(&spec).unwrap();
+    unknown["format"] = 99.into();
+    assert!(racker_lokomotive::ClusterSpec::from_json(&unknown.to_string()).is_err());
+}
+
+#[test]
+fn our_ignition_types_refuse_unknown_fields() {
+    let ok = r#"{"ignition":{"version":"3.3.0"}}"#;
+    assert!(serde_json::from_str::<racker_lokomotive::ignition::Config>(ok).is_ok());
+    let bad = r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"/x","bogus":1}]}}"#;
+    assert!(serde_json::from_str::<racker_lokomotive::ignition::Config>(bad).is_err());
+}
+
+#[test]
+fn hostile_node_type_is_rejected_for_lokomotive_and_ignored_for_flatcar() {
+    let csv = "Primary, BMC, Secondary, Type, Comment\n\
+               02:00:00:ff:00:00, 02:00:00:ff:00:01, 02:00:00:ff:00:02, mgmt, m\n\
+               02:00:00:00:00:01, 02:00:00:00:00:02, 02:00:00:00:00:03, x${var.y}, \"a\"\"q ${z}\"\n\
+               02:00:00:00:01:01, 02:00:00:00:01:02, 02:00:00:00:01:03, red, ok\n";
+    let inventory = Inventory::parse("nodes.csv", csv.as_bytes()).unwrap();
+    let m = inventory
+        .management(&[LocalInterface {
+            name: "eth1".into(),
+            mac: "02:00:00:ff:00:02".parse().unwrap(),
+        }])
+        .unwrap();
+    let plan = AddressPlan::new(&inventory, &m, &PlanOptions::default()).unwrap();
+    let options = RenderOptions::new(vec![SSH_KEY.to_owned()]);
+    let flatcar = select(&plan, &SelectionOptions::default()).unwrap();
+    let tree = render_cluster(&plan, &flatcar, &options, &PublicIps::dhcp()).unwrap();
+    check_tree(&tree);
+    assert!(
+        tree.files()
+            .all(|(_, f)| !f.text().contains("var.y") && !f.text().contains("${z}"))
+    );
+    let loko = select(
+        &plan,
+        &SelectionOptions {
+            provision: Provision::Lokomotive,
+            num_controllers: Some(1),
+            controller_type: "red".into(),
+            ..SelectionOptions::default()
+        },
+    )
+    .unwrap();
+    let err = render_cluster(&plan, &loko, &options, &PublicIps::dhcp())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("x${var.y}") && err.contains("label"), "{err}");
+}
