@@ -282,6 +282,7 @@ trap 'report failed' ERR
 flatcar-install -s -b {url}/assets/flatcar -V current -i {os_config}
 # Boot from disk from now on (persistent, EFI); disable the 60 s timeout
 # that would clear the flag first.
+modprobe ipmi_devintf || true
 ipmitool raw 0x00 0x08 0x03 0x1f
 ipmitool raw 0x00 0x08 0x05 0xe0 0x08 0x00 0x00 0x00
 report installed

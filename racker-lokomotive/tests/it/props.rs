@@ -46,7 +46,13 @@ proptest! {
             prop_assert!(excluded.len() == n);
             return Ok(());
         };
-        let tree = render_cluster(&i.plan, &i.selection, &i.options, &i.public).unwrap();
+        let rendered = render_cluster(&i.plan, &i.selection, &i.options, &i.public);
+        if excluded.len() == n {
+            // Flatcar with every node excluded: nothing to render, said so.
+            prop_assert!(matches!(rendered, Err(racker_lokomotive::RenderError::NoNodes)));
+            return Ok(());
+        }
+        let tree = rendered.unwrap();
         check_tree(&tree);
         let again = render_cluster(&i.plan, &i.selection, &i.options, &i.public).unwrap();
         prop_assert_eq!(&tree, &again);
