@@ -296,15 +296,15 @@ systemctl reboot
 
 /// The install-time config for `node` (embeds its OS config).
 pub fn install_config(spec: &ClusterSpec, node: &NodeSpec) -> Result<Config, RenderError> {
-    install_config_with(&os_config(spec, node)?, spec, node)
+    install_config_with(&os_config(spec, node)?.to_json()?, spec, node)
 }
 
+/// The install-time config embedding the already serialised OS config.
 pub(crate) fn install_config_with(
-    os: &Config,
+    os: &str,
     spec: &ClusterSpec,
     node: &NodeSpec,
 ) -> Result<Config, RenderError> {
-    let os = os.to_json()?;
     let unit = format!(
         "[Unit]
 Description=Install Flatcar Container Linux to disk (racker)

@@ -89,7 +89,7 @@ pub fn render(
             version => &spec.racker_version,
             name => &node.name,
             mac => node.mac.to_string(),
-            units => clc_units(spec, node)?,
+            units => clc_units(&common, spec, node)?,
             hosts => safe(common.hosts.clone()),
             hostname => flatcar,
         };
@@ -111,9 +111,9 @@ pub fn render(
             FILE_MODE,
         );
         if flatcar {
-            let os = os_config_with(&common, spec, node)?;
+            let os = os_config_with(&common, spec, node)?.to_json()?;
             let install = install_config_with(&os, spec, node)?;
-            tree.insert(os_ignition_path(node.mac), os.to_json()?, FILE_MODE);
+            tree.insert(os_ignition_path(node.mac), os, FILE_MODE);
             tree.insert(
                 install_ignition_path(node.mac),
                 install.to_json()?,

@@ -6,6 +6,7 @@ use minijinja::context;
 use minijinja::value::Value;
 
 use crate::error::RenderError;
+use crate::ignition::Common;
 use crate::spec::{ClusterSpec, NodeSpec};
 use crate::templates::{render, safe};
 
@@ -112,18 +113,23 @@ pub fn etc_hosts(spec: &ClusterSpec) -> Result<String, RenderError> {
     render("units/hosts.j2", context! { controllers => controllers })
 }
 
-/// All the units of a node, ready for a Container Linux Config template.
-pub(crate) fn clc_units(spec: &ClusterSpec, node: &NodeSpec) -> Result<Value, RenderError> {
+/// All the units of a node, ready for a Container Linux Config template
+/// (the texts every node shares come from `common`, rendered once).
+pub(crate) fn clc_units(
+    common: &Common,
+    spec: &ClusterSpec,
+    node: &NodeSpec,
+) -> Result<Value, RenderError> {
     Ok(context! {
         internal_name => INTERNAL_NETWORK_UNIT,
         internal => safe(internal_network(spec, node)?),
         resolve_netdev_name => RESOLVE_NETDEV_UNIT,
-        resolve_netdev => safe(resolve_netdev(spec)?),
+        resolve_netdev => safe(common.resolve_netdev.clone()),
         resolve_network_name => RESOLVE_NETWORK_UNIT,
-        resolve_network => safe(resolve_network(spec)?),
+        resolve_network => safe(common.resolve_network.clone()),
         resolved_path => RESOLVED_DROPIN_PATH,
-        resolved => safe(resolved_dropin(spec)?),
+        resolved => safe(common.resolved.clone()),
         boot_name => BOOT_FLAGS_UNIT,
-        boot => safe(boot_flags_service(spec)?),
+        boot => safe(common.boot.clone()),
     })
 }
