@@ -149,3 +149,49 @@ pub(crate) fn load_credentials(globals: &Globals) -> anyhow::Result<Credentials>
     }
     Ok(credentials)
 }
+
+/// Finds BMC addresses: the simulator's table when a simulated rack runs
+/// ([`sim_bmc_addresses`]), else the BMC's active DHCP lease, else the
+/// address plan. Loaded once, then queried per node.
+#[derive(Debug, Default)]
+pub(crate) struct BmcResolver {
+    sim: std::collections::BTreeMap<racker_inventory::MacAddr, std::net::SocketAddr>,
+    leases: Option<racker_netboot::LeaseTable>,
+}
+
+impl BmcResolver {
+    pub(crate) fn load(globals: &Globals) -> Self {
+        Self {
+            sim: sim_bmc_addresses(globals),
+            leases: racker_netboot::LeaseTable::load(&globals.state_dir).ok(),
+        }
+    }
+
+    pub(crate) fn address(&self, node: &racker_inventory::PlannedNode, port: u16) -> racker_ipmi::BmcAddress {
+        if let Some(addr) = self.sim.get(&node.node.bmc_mac) {
+            return racker_ipmi::BmcAddress::from_ip(addr.ip(), addr.port());
+        }
+        let now = std::time::SystemTime::now();
+        let ip = self
+            .leases
+            .as_ref()
+            .and_then(|t| t.get(node.node.bmc_mac).filter(|l| l.is_active(now)).map(|l| l.ip))
+            .unwrap_or(node.bmc_ip);
+        racker_ipmi::BmcAddress::from_ip(ip.into(), port)
+    }
+}
+
+/// The simulator's BMC table (`<state-dir>/sim-bmcs.json`, written by
+/// `racker sim up` and `racker demo`), if any.
+pub(crate) fn sim_bmc_addresses(
+    globals: &Globals,
+) -> std::collections::BTreeMap<racker_inventory::MacAddr, std::net::SocketAddr> {
+    racker_sim::BmcTable::load(&globals.state_dir)
+        .map(|t| {
+            t.bmcs
+                .iter()
+                .filter_map(|b| Some((b.bmc_mac.parse().ok()?, b.ipmi_address)))
+                .collect()
+        })
+        .unwrap_or_default()
+}

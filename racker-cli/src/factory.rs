@@ -180,35 +180,35 @@ fn reset(
 }
 
 fn gen_ssh_key(globals: &Globals, key: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    use ssh_key::{Algorithm, LineEnding, PrivateKey};
+    use ssh_key::LineEnding;
     let path = key.unwrap_or_else(|| globals.state_dir.join("ssh").join("id_ed25519"));
+    let private = ensure_ssh_key(&path)?;
+    let text = private.to_openssh(LineEnding::LF).context("encoding the key")?;
+    print!("{}", text.as_str());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Load the management key pair at `path` (+ `.pub`), creating an ed25519
+/// pair when missing.
+pub(crate) fn ensure_ssh_key(path: &std::path::Path) -> anyhow::Result<ssh_key::PrivateKey> {
+    use ssh_key::{Algorithm, LineEnding, PrivateKey};
     let public_path = PathBuf::from(format!("{}.pub", path.display()));
     let private = if path.exists() {
-        eprintln!("Using the existing key {}", path.display());
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         PrivateKey::from_openssh(&text)
             .with_context(|| format!("{} is not an OpenSSH private key", path.display()))?
     } else {
         let mut rng = rand_core::OsRng;
-        let mut key =
-            PrivateKey::random(&mut rng, Algorithm::Ed25519).context("generating the key")?;
+        let mut key = PrivateKey::random(&mut rng, Algorithm::Ed25519).context("generating the key")?;
         key.set_comment("racker-management");
         let text = key.to_openssh(LineEnding::LF).context("encoding the key")?;
-        write_atomic(&path, text.as_bytes(), 0o600)?;
-        eprintln!("Created {}", path.display());
+        write_atomic(path, text.as_bytes(), 0o600)?;
+        eprintln!("Created the management SSH key {}", path.display());
         key
     };
     if !public_path.exists() {
-        let public = private
-            .public_key()
-            .to_openssh()
-            .context("encoding the public key")?;
+        let public = private.public_key().to_openssh().context("encoding the public key")?;
         write_atomic(&public_path, format!("{public}\n").as_bytes(), 0o644)?;
     }
-    let text = private
-        .to_openssh(LineEnding::LF)
-        .context("encoding the key")?;
-    print!("{}", text.as_str());
-    Ok(ExitCode::SUCCESS)
+    Ok(private)
 }

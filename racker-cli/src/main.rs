@@ -1,14 +1,17 @@
 //! The `racker` command line.
 
+mod bootstrap;
 mod context;
+mod demo;
 mod factory;
 mod fsutil;
 mod globals;
-mod netboot;
 mod ipmi;
+mod netboot;
 #[allow(dead_code)] // until `racker netboot` wires fetch-assets, render --matchbox and serve
 mod netboot_content;
 mod plan;
+mod status;
 mod render;
 mod sim;
 mod release;
@@ -39,10 +42,16 @@ enum Command {
     Factory(factory::FactoryCmd),
     /// Show the address plan and roles without touching the network.
     Plan(plan::PlanCmd),
-    /// Talk IPMI to one BMC or every BMC: console, power, boot device, users, raw.
-    Ipmi(ipmi::IpmiCmd),
     /// DHCP/PXE server for the rack-internal network; dnsmasq.conf rendering.
     Netboot(netboot::NetbootCmd),
+    /// Talk IPMI to one BMC or every BMC: console, power, boot device, users, raw.
+    Ipmi(ipmi::IpmiCmd),
+    /// Provision the whole rack: network, BMC check, PXE install of every node.
+    Bootstrap(Box<bootstrap::BootstrapCmd>),
+    /// What was provisioned and the state of every node.
+    Status(status::StatusCmd),
+    /// Try racker without hardware: a simulated rack provisioned end to end.
+    Demo(demo::DemoCmd),
     /// Simulated rack: IPMI BMCs on loopback that ipmitool and racker can drive.
     #[command(subcommand)]
     Sim(sim::SimCmd),
@@ -72,8 +81,11 @@ fn main() -> ExitCode {
         Command::Plan(cmd) => plan::run(&cli.globals, cmd),
         Command::Render(cmd) => render::run(&cli.globals, cmd),
         Command::Sim(cmd) => sim::run(&cli.globals, cmd),
-        Command::Netboot(cmd) => netboot::run(&cli.globals, cmd),
+        Command::Bootstrap(cmd) => bootstrap::run(&cli.globals, *cmd),
+        Command::Status(cmd) => status::run(&cli.globals, cmd),
+        Command::Demo(cmd) => demo::run(cmd),
         Command::Ipmi(cmd) => ipmi::run(&cli.globals, cmd),
+        Command::Netboot(cmd) => netboot::run(&cli.globals, cmd),
     };
     match result {
         Ok(code) => code,

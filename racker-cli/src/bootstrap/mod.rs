@@ -1,0 +1,582 @@
+//! `racker bootstrap`: provision the whole rack (SPEC section 5).
+
+mod network;
+mod progress;
+pub(crate) mod state;
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::StreamExt as _;
+use racker_inventory::{MacAddr, PublicIps, Selection, SelectedNode};
+use racker_ipmi::{BootDevice, Operation, PowerAction, SessionOptions};
+use racker_netboot::report::{ReportStore, Stage as ReportStage};
+
+use crate::context::{self, PlanArgs, Rack, SelectionArgs};
+use crate::globals::Globals;
+pub(crate) use network::NetbootEndpoints;
+use progress::Progress;
+use state::{BootstrapState, Event, NodeState, Stage, StateFile};
+
+/// What to do when nodes fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum OnFailure {
+    /// Ask (falls back to cancel when stdin is not a terminal).
+    Ask,
+    /// Retry the failed nodes up to --retries times.
+    Retry,
+    /// Drop the failed nodes from the cluster and continue.
+    Exclude,
+    /// Stop with guidance.
+    Cancel,
+}
+
+/// Arguments of `racker bootstrap`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:
+  racker bootstrap --provision flatcar
+  racker bootstrap --provision flatcar --exclude \"00:11:22:33:44:21\" --on-failure exclude
+  racker bootstrap --provision flatcar --public-ips public-ips.ini --retries 2
+
+A rerun after a crash or Ctrl-C resumes: installed nodes are not reinstalled.")]
+pub(crate) struct BootstrapCmd {
+    #[command(flatten)]
+    pub(crate) plan: PlanArgs,
+    #[command(flatten)]
+    pub(crate) selection: SelectionArgs,
+    /// Cluster directory for the rendered configuration and logs
+    /// [default: <state-dir>/cluster].
+    #[arg(long)]
+    pub(crate) cluster_dir: Option<PathBuf>,
+    /// Public addresses: an INI file (see docs/inventory.md); DHCP when absent.
+    #[arg(long)]
+    pub(crate) public_ips: Option<PathBuf>,
+    /// What to do when nodes fail.
+    #[arg(long, value_enum, default_value = "ask")]
+    pub(crate) on_failure: OnFailure,
+    /// How many times to retry failed nodes (with --on-failure retry/ask).
+    #[arg(long, default_value_t = 3)]
+    pub(crate) retries: u32,
+    /// Nodes handled in parallel.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) concurrency: usize,
+    /// Seconds a node may take from PXE request to its installer's report.
+    #[arg(long, default_value_t = 1800)]
+    pub(crate) install_timeout: u64,
+    /// IPMI: seconds per exchange (retransmissions included).
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) ipmi_timeout: f64,
+    /// IPMI UDP port of the BMCs.
+    #[arg(long, default_value_t = racker_ipmi::DEFAULT_PORT)]
+    pub(crate) ipmi_port: u16,
+    /// Use an already running netboot service instead of starting one.
+    #[arg(long)]
+    pub(crate) no_netboot: bool,
+    /// Serve DHCP on this plain UDP address instead of the PXE interface's
+    /// port 67 (simulator, tests).
+    #[arg(long)]
+    pub(crate) dhcp_listen: Option<SocketAddr>,
+    /// HTTP listen address [default: <management internal IP>:8080].
+    #[arg(long)]
+    pub(crate) http_listen: Option<SocketAddr>,
+    /// Base URL nodes use to reach the HTTP server [default: http://<http-listen>].
+    #[arg(long)]
+    pub(crate) http_url: Option<String>,
+    /// Serve TFTP (iPXE binaries) on this address [default: <management internal IP>:69
+    /// when not using --dhcp-listen].
+    #[arg(long)]
+    pub(crate) tftp_listen: Option<SocketAddr>,
+    /// Directory of the iPXE binaries [default: /usr/lib/ipxe].
+    #[arg(long)]
+    pub(crate) boot_files: Option<PathBuf>,
+    /// Serve DHCP even on an interface that fails the safety checks.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+pub(crate) fn run(globals: &Globals, args: BootstrapCmd) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(run_async(globals, &args))
+}
+
+/// The outcome of a bootstrap run.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) code: ExitCode,
+}
+
+pub(crate) async fn run_async(globals: &Globals, args: &BootstrapCmd) -> anyhow::Result<ExitCode> {
+    Ok(bootstrap(globals, args).await?.code)
+}
+
+struct Ctx<'a> {
+    globals: &'a Globals,
+    args: &'a BootstrapCmd,
+    rack: Rack,
+    credentials: racker_ipmi::Credentials,
+    session: SessionOptions,
+    progress: Progress,
+    cluster_dir: PathBuf,
+    log_path: PathBuf,
+    bmcs: context::BmcResolver,
+}
+
+pub(crate) async fn bootstrap(globals: &Globals, args: &BootstrapCmd) -> anyhow::Result<Outcome> {
+    let cluster_dir = args
+        .cluster_dir
+        .clone()
+        .unwrap_or_else(|| globals.state_dir.join("cluster"));
+    let previous = StateFile::load(&globals.state_dir)?;
+    let resuming = previous.as_ref().is_some_and(|p| p.cluster_dir == cluster_dir);
+    if !resuming && dir_has_entries(&cluster_dir) {
+        bail!(
+            "the cluster directory {} exists and is not empty.\n  To keep it, pass another --cluster-dir.\n  To start over, move it away (and remove {} if a previous bootstrap left it).",
+            cluster_dir.display(),
+            StateFile::path(&globals.state_dir).display()
+        );
+    }
+    let stamp = state::now_unix();
+    let log_path = cluster_dir.join("logs").join(format!("{stamp}-bootstrap.log"));
+    let progress = Progress::new(&log_path)?;
+
+    // Exclusions: the operator's plus those a previous run decided.
+    let mut plan_args = args.plan.clone();
+    if let Some(prev) = &previous
+        && resuming
+    {
+        let excluded = prev.macs_where(|s| matches!(s, NodeState::Excluded { .. }));
+        for mac in excluded {
+            plan_args.exclude.push(' ');
+            plan_args.exclude.push_str(&mac.to_string());
+        }
+    }
+    let (rack, selection) = context::load_selection(globals, &plan_args, &args.selection)?;
+    let inv_credentials = context::load_credentials(globals)?;
+    let credentials =
+        racker_ipmi::Credentials::new(inv_credentials.user.clone(), inv_credentials.password.expose());
+    let session = SessionOptions::default().timeout(Duration::from_secs_f64(args.ipmi_timeout.max(0.1)));
+    let ctx = Ctx {
+        globals,
+        args,
+        rack,
+        credentials,
+        session,
+        progress,
+        cluster_dir: cluster_dir.clone(),
+        log_path: log_path.clone(),
+        bmcs: context::BmcResolver::load(globals),
+    };
+    if resuming {
+        ctx.progress.say(&format!(
+            "Resuming the bootstrap recorded in {}",
+            StateFile::path(&globals.state_dir).display()
+        ));
+    }
+    ctx.progress.say(&format!(
+        "Provisioning {} node(s) with {} (log: {})",
+        selection.active().len(),
+        selection.provision(),
+        log_path.display()
+    ));
+
+    // Render the cluster configuration (deterministic, so a resume rewrites
+    // identical files).
+    render(&ctx, &selection)?;
+
+    let mut state = match previous.filter(|_| resuming) {
+        Some(p) => p,
+        None => BootstrapState::new(&selection.provision().to_string(), &cluster_dir),
+    };
+    let now = state::now_unix();
+    for n in selection.nodes() {
+        let name = n.hostname.clone().unwrap_or_default();
+        state.ensure_node(n.planned.node.primary_mac, n.planned.node.bmc_mac, &name, now);
+    }
+    let mut file = StateFile::new(&globals.state_dir, state)?;
+    for n in selection.nodes().iter().filter(|n| n.excluded) {
+        file.apply(n.planned.node.primary_mac, &Event::Exclude)?;
+    }
+
+    // Stage 1: network.
+    let netboot = if args.no_netboot {
+        ctx.progress.say("✓ Network: using the running netboot service (--no-netboot)");
+        None
+    } else {
+        let endpoints = endpoints(&ctx);
+        let nb = network::start(&ctx.rack, &selection, &globals.state_dir, &cluster_dir, &endpoints).await?;
+        ctx.progress.say(&format!(
+            "✓ Network: DHCP on {} ({} reservations), HTTP on {} ({})",
+            nb.dhcp_addr.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            2 * selection.nodes().len(),
+            nb.http_addr,
+            endpoints.http_url
+        ));
+        Some(nb)
+    };
+    let reports = match &netboot {
+        Some(nb) => nb.reports.clone(),
+        None => ReportStore::open(&globals.state_dir)?,
+    };
+
+    let result = stages(&ctx, &selection, &mut file, &reports).await;
+    if let Some(nb) = netboot {
+        nb.stop();
+    }
+    let code = result?;
+    Ok(Outcome { code })
+}
+
+fn dir_has_entries(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
+}
+
+fn endpoints(ctx: &Ctx<'_>) -> NetbootEndpoints {
+    let mgmt = ctx.rack.plan.management_ip();
+    let http_listen = ctx.args.http_listen.unwrap_or_else(|| network::default_http_listen(mgmt));
+    let http_url = ctx
+        .args
+        .http_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{http_listen}"));
+    let tftp = match (ctx.args.tftp_listen, ctx.args.dhcp_listen) {
+        (Some(addr), _) => Some(addr),
+        (None, None) => Some(SocketAddr::from((mgmt, 69))),
+        (None, Some(_)) => None,
+    }
+    .map(|addr| {
+        let root = ctx.args.boot_files.clone().unwrap_or_else(|| PathBuf::from("/usr/lib/ipxe"));
+        (addr, root)
+    });
+    NetbootEndpoints {
+        dhcp_listen: ctx.args.dhcp_listen,
+        http_listen,
+        http_url,
+        tftp,
+        force: ctx.args.force,
+        sys_class_net: ctx.globals.sys_class_net.clone(),
+    }
+}
+
+fn render(ctx: &Ctx<'_>, selection: &Selection) -> anyhow::Result<()> {
+    let public = match &ctx.args.public_ips {
+        None => PublicIps::dhcp(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let name = path.display().to_string();
+            let ips = PublicIps::parse(&name, &text)?;
+            ips.check_against(&name, &text, &ctx.rack.inventory)?;
+            ips
+        }
+    };
+    let key = ssh_public_key(&ctx.globals.state_dir)?;
+    let mut options = racker_lokomotive::RenderOptions::new(vec![key]);
+    if let Some(addr) = ctx.args.http_listen {
+        options.netboot_port = addr.port();
+    }
+    let tree = racker_lokomotive::render_cluster(&ctx.rack.plan, selection, &options, &public)?;
+    tree.write_to(&ctx.cluster_dir)?;
+    ctx.progress.say(&format!(
+        "✓ Configuration rendered into {} ({} files)",
+        ctx.cluster_dir.display(),
+        tree.len()
+    ));
+    Ok(())
+}
+
+/// The management SSH public key, created on first use.
+pub(crate) fn ssh_public_key(state_dir: &Path) -> anyhow::Result<String> {
+    let path = state_dir.join("ssh").join("id_ed25519");
+    crate::factory::ensure_ssh_key(&path)?;
+    let public = std::fs::read_to_string(format!("{}.pub", path.display()))?;
+    Ok(public.trim().to_owned())
+}
+
+/// The BMC address of a node: from the simulator's table, the DHCP lease
+/// table, or the address plan.
+fn bmc_of(ctx: &Ctx<'_>, node: &SelectedNode) -> racker_ipmi::BmcAddress {
+    ctx.bmcs.address(&node.planned, ctx.args.ipmi_port)
+}
+
+async fn stages(
+    ctx: &Ctx<'_>,
+    selection: &Selection,
+    file: &mut StateFile,
+    reports: &ReportStore,
+) -> anyhow::Result<ExitCode> {
+    // Stage 2: BMC connectivity, every active node.
+    let active: Vec<&SelectedNode> = selection.active();
+    let total = active.len();
+    let name = "Checking BMC connectivity";
+    ctx.progress.stage(name, total);
+    let targets: Vec<(MacAddr, racker_ipmi::BmcAddress)> =
+        active.iter().map(|n| (n.planned.node.primary_mac, bmc_of(ctx, n))).collect();
+    let op = Operation::ChassisStatus;
+    let mut stream = racker_ipmi::fan_out_operation(targets, &ctx.credentials, &ctx.session, &op, ctx.args.concurrency);
+    let mut done = 0;
+    let mut unreachable: Vec<(MacAddr, MacAddr, String)> = Vec::new();
+    while let Some(r) = stream.next().await {
+        done += 1;
+        let node = selection.find_by_mac(r.key);
+        let bmc_mac = node.map_or(r.key, |n| n.planned.node.bmc_mac);
+        match r.result {
+            Ok(_) => {
+                file.apply(r.key, &Event::Reached(Stage::BmcReachable))?;
+                ctx.progress.step(name, done, total, true, &format!("{} BMC {} ({})", r.key, bmc_mac, r.bmc));
+            }
+            Err(e) => {
+                ctx.progress.step(name, done, total, false, &format!("{} BMC {} ({}): {e}", r.key, bmc_mac, r.bmc));
+                unreachable.push((r.key, bmc_mac, e.to_string()));
+            }
+        }
+    }
+    drop(stream);
+    ctx.progress.finish(name, total - unreachable.len(), total, unreachable.is_empty());
+    if !unreachable.is_empty() {
+        let macs: Vec<String> = unreachable.iter().map(|u| u.1.to_string()).collect();
+        ctx.progress.say(&format!("{} BMC(s) could not be reached:", unreachable.len()));
+        for (mac, bmc, reason) in &unreachable {
+            ctx.progress.say(&format!("  node {mac} BMC {bmc}: {reason}"));
+        }
+        ctx.progress.say(&format!(
+            "Check their cabling and credentials (racker ipmi <node> diag), or leave them out:\n  racker bootstrap ... --exclude \"{}\"\nLog: {}",
+            macs.join(" "),
+            ctx.log_path.display()
+        ));
+        return Ok(ExitCode::FAILURE);
+    }
+
+    // Stage 3: OS installation via PXE, with the failure policy.
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let failed = pxe_stage(ctx, selection, file, reports).await?;
+        if failed.is_empty() {
+            break;
+        }
+        let policy = match ctx.args.on_failure {
+            OnFailure::Ask => ask_policy(ctx, &failed)?,
+            p => p,
+        };
+        match policy {
+            OnFailure::Retry if attempt <= ctx.args.retries => {
+                ctx.progress.say(&format!(
+                    "Retrying {} node(s) (retry {attempt} of {})",
+                    failed.len(),
+                    ctx.args.retries
+                ));
+                for mac in &failed {
+                    file.apply(*mac, &Event::Reset)?;
+                    reports.clear(*mac)?;
+                }
+            }
+            OnFailure::Exclude => {
+                for mac in &failed {
+                    file.apply(*mac, &Event::Exclude)?;
+                    racker_lokomotive::exclude_in_dir(&ctx.cluster_dir, *mac, true)
+                        .with_context(|| format!("removing {mac} from the rendered configuration"))?;
+                }
+                ctx.progress.say(&format!(
+                    "Excluded {} node(s) from the cluster: {}",
+                    failed.len(),
+                    join_macs(&failed)
+                ));
+                break;
+            }
+            _ => {
+                guidance(ctx, selection, file, &failed);
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+
+    let installed = file.state.macs_where(|s| s.stage() >= Stage::Installed && matches!(s, NodeState::Active { .. }));
+    ctx.progress.say(&format!("✓ {} node(s) provisioned with {}", installed.len(), selection.provision()));
+    ctx.progress.say(&format!(
+        "To change the cluster later: edit the files in {} and rerun racker, or `racker exclude <MAC> --dir {}`; `racker status` shows every node.",
+        ctx.cluster_dir.display(),
+        ctx.cluster_dir.display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn join_macs(macs: &[MacAddr]) -> String {
+    macs.iter().map(MacAddr::to_string).collect::<Vec<_>>().join(" ")
+}
+
+fn ask_policy(ctx: &Ctx<'_>, failed: &[MacAddr]) -> anyhow::Result<OnFailure> {
+    if !std::io::stdin().is_terminal() {
+        ctx.progress.say("(--on-failure ask without a terminal: cancelling)");
+        return Ok(OnFailure::Cancel);
+    }
+    loop {
+        eprint!("{} node(s) failed: {}. [r]etry, [e]xclude nodes, [c]ancel? ", failed.len(), join_macs(failed));
+        let mut answer = String::new();
+        if std::io::stdin().read_line(&mut answer)? == 0 {
+            return Ok(OnFailure::Cancel);
+        }
+        match answer.trim() {
+            "r" | "retry" => return Ok(OnFailure::Retry),
+            "e" | "exclude" => return Ok(OnFailure::Exclude),
+            "c" | "cancel" => return Ok(OnFailure::Cancel),
+            _ => {}
+        }
+    }
+}
+
+fn guidance(ctx: &Ctx<'_>, selection: &Selection, file: &StateFile, failed: &[MacAddr]) {
+    ctx.progress.say(&format!("× {} node(s) failed:", failed.len()));
+    for mac in failed {
+        let label = file.state.nodes.get(mac).map_or_else(String::new, |r| r.state.label());
+        let name = selection.find_by_mac(*mac).and_then(|n| n.hostname.clone()).unwrap_or_default();
+        ctx.progress.say(&format!("  {mac} {name}: {label}"));
+    }
+    ctx.progress.say(&format!(
+        "Log: {}\nTo debug: racker ipmi <node> diag (BMC state and boot flags), racker ipmi <node> sol (serial console), ssh core@<node ip>.\nTo go on without them: racker bootstrap ... --exclude \"{}\"  (or --on-failure exclude|retry)",
+        ctx.log_path.display(),
+        join_macs(failed)
+    ));
+}
+
+/// Request PXE installs for every node that needs one and wait for the
+/// installers' reports. Returns the nodes that failed.
+async fn pxe_stage(
+    ctx: &Ctx<'_>,
+    selection: &Selection,
+    file: &mut StateFile,
+    reports: &ReportStore,
+) -> anyhow::Result<Vec<MacAddr>> {
+    let name = "OS installation via PXE";
+    let active: Vec<&SelectedNode> = selection
+        .active()
+        .into_iter()
+        .filter(|n| {
+            file.state
+                .nodes
+                .get(&n.planned.node.primary_mac)
+                .is_some_and(|r| matches!(r.state, NodeState::Active { .. }))
+        })
+        .collect();
+    let total = active.len();
+    ctx.progress.stage(name, total);
+    let _ = reports.refresh();
+    // Nodes whose installer already reported (a previous run crashed after
+    // the report) are not reinstalled.
+    let mut done = 0;
+    let mut to_request = Vec::new();
+    let mut waiting: BTreeMap<MacAddr, Instant> = BTreeMap::new();
+    for n in &active {
+        let mac = n.planned.node.primary_mac;
+        let stage = file.state.nodes.get(&mac).map_or(Stage::Planned, |r| r.state.stage());
+        if stage >= Stage::Installed || reports.is_installed(mac) {
+            file.apply(mac, &Event::Reached(Stage::Installed))?;
+            done += 1;
+            ctx.progress.step(name, done, total, true, &format!("{mac} {} already installed", host(n)));
+        } else {
+            // Not installed yet — also after a crash mid-install: request
+            // the PXE boot (again; the power cycle restarts an interrupted
+            // installer). A stale report from an earlier attempt must not
+            // count.
+            if reports.get(mac).is_some() {
+                reports.clear(mac)?;
+            }
+            to_request.push(*n);
+        }
+    }
+
+    let mut failed = Vec::new();
+    let targets: Vec<(MacAddr, racker_ipmi::BmcAddress)> =
+        to_request.iter().map(|n| (n.planned.node.primary_mac, bmc_of(ctx, n))).collect();
+    let creds = &ctx.credentials;
+    let opts = &ctx.session;
+    let mut stream = racker_ipmi::fan_out(targets, ctx.args.concurrency, |bmc| async move {
+        let mut s = racker_ipmi::Session::connect(&bmc, creds, opts).await?;
+        let result = async {
+            s.disable_boot_flag_timeout().await?;
+            s.power(PowerAction::Off).await?;
+            s.set_boot_device(BootDevice::Pxe, true, true).await?;
+            s.power(PowerAction::On).await?;
+            Ok::<(), racker_ipmi::Error>(())
+        }
+        .await;
+        let _ = s.close().await;
+        result
+    });
+    while let Some(r) = stream.next().await {
+        match r.result {
+            Ok(()) => {
+                file.apply(r.key, &Event::Reached(Stage::PxeRequested))?;
+                ctx.progress.log(&format!("{} PXE boot requested through {}", r.key, r.bmc));
+                waiting.insert(r.key, Instant::now());
+            }
+            Err(e) => {
+                let reason = format!("PXE request through BMC {} failed: {e}", r.bmc);
+                file.apply(r.key, &Event::Failed(reason.clone()))?;
+                done += 1;
+                ctx.progress.step(name, done, total, false, &format!("{} {reason}", r.key));
+                failed.push(r.key);
+            }
+        }
+    }
+    drop(stream);
+
+    // Wait for the installers' reports.
+    let timeout = Duration::from_secs(ctx.args.install_timeout);
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    while !waiting.is_empty() {
+        tick.tick().await;
+        let _ = reports.refresh();
+        let mut finished = Vec::new();
+        for (mac, since) in &waiting {
+            let node = selection.find_by_mac(*mac);
+            let name_of = node.map(host).unwrap_or_default();
+            match reports.get(*mac) {
+                Some(r) if r.stage == ReportStage::Installed => {
+                    file.apply(*mac, &Event::Reached(Stage::InstallerBooted))?;
+                    file.apply(*mac, &Event::Reached(Stage::Installed))?;
+                    done += 1;
+                    ctx.progress.step(name, done, total, true, &format!("{mac} {name_of} installed"));
+                    finished.push(*mac);
+                }
+                Some(r) if r.stage == ReportStage::Failed => {
+                    let reason = format!("installer failed: {}", r.reason.unwrap_or_else(|| "no reason given".into()));
+                    file.apply(*mac, &Event::Failed(reason.clone()))?;
+                    done += 1;
+                    ctx.progress.step(name, done, total, false, &format!("{mac} {name_of} {reason}"));
+                    finished.push(*mac);
+                    failed.push(*mac);
+                }
+                Some(r) if r.stage == ReportStage::Installing => {
+                    if file.apply(*mac, &Event::Reached(Stage::InstallerBooted))? {
+                        ctx.progress.log(&format!("{mac} installer booted"));
+                    }
+                }
+                _ => {}
+            }
+            if !finished.contains(mac) && since.elapsed() > timeout {
+                let reason = format!("no installer report within {} s", timeout.as_secs());
+                file.apply(*mac, &Event::Failed(reason.clone()))?;
+                done += 1;
+                ctx.progress.step(name, done, total, false, &format!("{mac} {name_of} {reason}"));
+                finished.push(*mac);
+                failed.push(*mac);
+            }
+        }
+        for mac in finished {
+            waiting.remove(&mac);
+        }
+    }
+    ctx.progress.finish(name, total - failed.len(), total, failed.is_empty());
+    Ok(failed)
+}
+
+fn host(n: &SelectedNode) -> String {
+    n.hostname.clone().unwrap_or_default()
+}

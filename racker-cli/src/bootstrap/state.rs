@@ -1,0 +1,355 @@
+//! The per-node bootstrap state machine and its crash-safe persistence.
+//!
+//! Every node moves forward through
+//! `planned → bmc-reachable → pxe-requested → installer-booted → installed
+//! → os-up → joined`, or ends `excluded`, or `failed` (with the stage it
+//! failed in and the reason). The whole state is one JSON file in the state
+//! directory, rewritten atomically (temp + fsync + rename) on every
+//! transition, so a crash or Ctrl-C at any point leaves the last transition
+//! on disk and a rerun resumes from there.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use racker_inventory::MacAddr;
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::write_atomic;
+
+/// Where a node is in the bootstrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Stage {
+    /// In the plan, nothing done yet.
+    Planned,
+    /// Its BMC answered over IPMI.
+    BmcReachable,
+    /// Boot-flag timeout off, power off, next boot PXE, power on: done.
+    PxeRequested,
+    /// The installer reported that it started.
+    InstallerBooted,
+    /// The installer reported success; the node boots from disk.
+    Installed,
+    /// The installed OS is up.
+    OsUp,
+    /// The node joined the Kubernetes cluster.
+    Joined,
+}
+
+impl Stage {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Planned => "planned",
+            Self::BmcReachable => "bmc-reachable",
+            Self::PxeRequested => "pxe-requested",
+            Self::InstallerBooted => "installer-booted",
+            Self::Installed => "installed",
+            Self::OsUp => "os-up",
+            Self::Joined => "joined",
+        }
+    }
+}
+
+/// A node's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub(crate) enum NodeState {
+    /// Progressing normally.
+    Active {
+        /// Last stage reached.
+        stage: Stage,
+    },
+    /// Left out by the operator (`--exclude` or the failure policy).
+    Excluded {
+        /// Last stage reached before exclusion.
+        stage: Stage,
+    },
+    /// Failed; a retry restarts it from `planned`.
+    Failed {
+        /// Last stage reached before the failure.
+        stage: Stage,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl NodeState {
+    pub(crate) fn stage(&self) -> Stage {
+        match self {
+            Self::Active { stage } | Self::Excluded { stage } | Self::Failed { stage, .. } => *stage,
+        }
+    }
+
+    pub(crate) fn label(&self) -> String {
+        match self {
+            Self::Active { stage } => stage.as_str().to_owned(),
+            Self::Excluded { .. } => "excluded".to_owned(),
+            Self::Failed { stage, reason } => format!("failed after {}: {reason}", stage.as_str()),
+        }
+    }
+}
+
+/// One node's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NodeRecord {
+    pub(crate) bmc_mac: MacAddr,
+    pub(crate) hostname: String,
+    #[serde(flatten)]
+    pub(crate) state: NodeState,
+    /// Installation attempts started (PXE requested).
+    pub(crate) attempts: u32,
+    /// Unix time of the last transition.
+    pub(crate) updated_unix: u64,
+}
+
+/// A refused transition (a bug in the caller, or a stale event).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TransitionError {
+    #[error("node {0} is not part of this bootstrap")]
+    UnknownNode(MacAddr),
+    #[error("node {mac} cannot go from {from} to {to}")]
+    Invalid {
+        mac: MacAddr,
+        from: String,
+        to: &'static str,
+    },
+}
+
+/// An event that moves a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Event {
+    Reached(Stage),
+    Failed(String),
+    Exclude,
+    /// Start over (retry policy): `failed` → `planned`, keeps attempts.
+    Reset,
+}
+
+/// The whole bootstrap state (sans-IO: [`BootstrapState::apply`] is pure;
+/// [`StateFile`] persists it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BootstrapState {
+    pub(crate) version: u32,
+    pub(crate) provision: String,
+    pub(crate) cluster_dir: PathBuf,
+    /// Keyed by primary MAC.
+    pub(crate) nodes: BTreeMap<MacAddr, NodeRecord>,
+}
+
+impl BootstrapState {
+    pub(crate) fn new(provision: &str, cluster_dir: &Path) -> Self {
+        Self {
+            version: 1,
+            provision: provision.to_owned(),
+            cluster_dir: cluster_dir.to_owned(),
+            nodes: BTreeMap::new(),
+        }
+    }
+
+    /// Add a node in `planned` unless it is already known (resume).
+    pub(crate) fn ensure_node(&mut self, mac: MacAddr, bmc_mac: MacAddr, hostname: &str, now: u64) {
+        self.nodes.entry(mac).or_insert_with(|| NodeRecord {
+            bmc_mac,
+            hostname: hostname.to_owned(),
+            state: NodeState::Active {
+                stage: Stage::Planned,
+            },
+            attempts: 0,
+            updated_unix: now,
+        });
+    }
+
+    /// Apply `event` to node `mac`. Returns whether the state changed
+    /// (re-applying an event is a no-op, so replays are harmless).
+    pub(crate) fn apply(&mut self, mac: MacAddr, event: &Event, now: u64) -> Result<bool, TransitionError> {
+        let rec = self.nodes.get_mut(&mac).ok_or(TransitionError::UnknownNode(mac))?;
+        let invalid = |to: &'static str, from: &NodeState| TransitionError::Invalid {
+            mac,
+            from: from.label(),
+            to,
+        };
+        let next = match (&rec.state, event) {
+            (NodeState::Active { stage }, Event::Reached(to)) => {
+                if to <= stage {
+                    return Ok(false);
+                }
+                if *to == Stage::PxeRequested {
+                    rec.attempts += 1;
+                }
+                NodeState::Active { stage: *to }
+            }
+            (NodeState::Active { stage }, Event::Failed(reason)) => NodeState::Failed {
+                stage: *stage,
+                reason: reason.clone(),
+            },
+            (NodeState::Active { stage } | NodeState::Failed { stage, .. }, Event::Exclude) => {
+                NodeState::Excluded { stage: *stage }
+            }
+            (NodeState::Failed { .. }, Event::Reset) => NodeState::Active {
+                stage: Stage::Planned,
+            },
+            (NodeState::Failed { reason, .. }, Event::Failed(r)) if reason == r => return Ok(false),
+            (NodeState::Excluded { .. }, Event::Exclude) => return Ok(false),
+            (NodeState::Active { .. }, Event::Reset) => return Ok(false),
+            (from, Event::Reached(s)) => return Err(invalid(s.as_str(), from)),
+            (from, Event::Failed(_)) => return Err(invalid("failed", from)),
+            (from, Event::Reset) => return Err(invalid("planned", from)),
+        };
+        rec.state = next;
+        rec.updated_unix = now;
+        Ok(true)
+    }
+
+    /// Nodes in a given condition.
+    pub(crate) fn macs_where(&self, f: impl Fn(&NodeState) -> bool) -> Vec<MacAddr> {
+        self.nodes.iter().filter(|(_, r)| f(&r.state)).map(|(m, _)| *m).collect()
+    }
+}
+
+/// The state file: `<state-dir>/bootstrap.json`.
+#[derive(Debug)]
+pub(crate) struct StateFile {
+    path: PathBuf,
+    pub(crate) state: BootstrapState,
+}
+
+pub(crate) fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl StateFile {
+    pub(crate) fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("bootstrap.json")
+    }
+
+    /// Load the previous state, if any.
+    pub(crate) fn load(state_dir: &Path) -> anyhow::Result<Option<BootstrapState>> {
+        let path = Self::path(state_dir);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes).with_context(|| format!("{} is corrupt", path.display()))?,
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    pub(crate) fn new(state_dir: &Path, state: BootstrapState) -> anyhow::Result<Self> {
+        let f = Self {
+            path: Self::path(state_dir),
+            state,
+        };
+        f.save()?;
+        Ok(f)
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        let mut json = serde_json::to_vec_pretty(&self.state)?;
+        json.push(b'\n');
+        write_atomic(&self.path, &json, 0o644)
+    }
+
+    /// Apply and persist (only when something changed).
+    pub(crate) fn apply(&mut self, mac: MacAddr, event: &Event) -> anyhow::Result<bool> {
+        let changed = self.state.apply(mac, event, now_unix())?;
+        if changed {
+            self.save()?;
+        }
+        Ok(changed)
+    }
+
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn mac(i: u8) -> MacAddr {
+        MacAddr::new([2, 0, 0, 0, 0, i])
+    }
+
+    fn state(n: u8) -> BootstrapState {
+        let mut s = BootstrapState::new("flatcar", Path::new("/c"));
+        for i in 0..n {
+            s.ensure_node(mac(i), mac(100 + i), &format!("node-{i}"), 0);
+        }
+        s
+    }
+
+    #[test]
+    fn forward_only_idempotent_and_counts_attempts() {
+        let mut s = state(1);
+        let m = mac(0);
+        assert!(s.apply(m, &Event::Reached(Stage::BmcReachable), 1).unwrap());
+        assert!(s.apply(m, &Event::Reached(Stage::PxeRequested), 2).unwrap());
+        assert!(!s.apply(m, &Event::Reached(Stage::PxeRequested), 3).unwrap());
+        assert!(!s.apply(m, &Event::Reached(Stage::BmcReachable), 3).unwrap());
+        assert_eq!(s.nodes[&m].attempts, 1);
+        assert!(s.apply(m, &Event::Failed("install failed".into()), 4).unwrap());
+        assert_eq!(s.nodes[&m].state.label(), "failed after pxe-requested: install failed");
+        assert!(s.apply(m, &Event::Reached(Stage::Installed), 5).is_err());
+        assert!(s.apply(m, &Event::Reset, 6).unwrap());
+        assert!(s.apply(m, &Event::Reached(Stage::PxeRequested), 7).unwrap());
+        assert_eq!(s.nodes[&m].attempts, 2);
+        assert!(s.apply(m, &Event::Exclude, 8).unwrap());
+        assert!(s.apply(m, &Event::Reached(Stage::Installed), 9).is_err());
+        assert!(s.apply(mac(9), &Event::Exclude, 9).is_err());
+    }
+
+    #[test]
+    fn persisted_state_survives_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = StateFile::new(dir.path(), state(2)).unwrap();
+        f.apply(mac(1), &Event::Reached(Stage::Installed)).unwrap();
+        let loaded = StateFile::load(dir.path()).unwrap().unwrap();
+        assert_eq!(loaded, f.state);
+        assert_eq!(loaded.nodes[&mac(1)].state, NodeState::Active { stage: Stage::Installed });
+        // Resuming never resets a known node.
+        let mut again = loaded.clone();
+        again.ensure_node(mac(1), mac(101), "node-1", 99);
+        assert_eq!(again, loaded);
+    }
+
+    fn arb_event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            prop::sample::select(vec![
+                Stage::Planned, Stage::BmcReachable, Stage::PxeRequested, Stage::InstallerBooted,
+                Stage::Installed, Stage::OsUp, Stage::Joined
+            ]).prop_map(Event::Reached),
+            "[a-z]{1,5}".prop_map(Event::Failed),
+            Just(Event::Exclude),
+            Just(Event::Reset),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn invariants_hold_under_any_event_sequence(events in proptest::collection::vec((0u8..3, arb_event()), 0..60)) {
+            let mut s = state(3);
+            for (i, (n, e)) in events.iter().enumerate() {
+                let before = s.nodes[&mac(*n)].clone();
+                let result = s.apply(mac(*n), e, i as u64);
+                let after = &s.nodes[&mac(*n)];
+                match result {
+                    Err(_) | Ok(false) => prop_assert_eq!(&before.state, &after.state),
+                    Ok(true) => prop_assert_ne!(&before.state, &after.state),
+                }
+                // Excluded is terminal.
+                if matches!(before.state, NodeState::Excluded { .. }) {
+                    prop_assert_eq!(&before.state, &after.state);
+                }
+                // Active stages never move backwards except through a reset of a failure.
+                if let (NodeState::Active { stage: a }, NodeState::Active { stage: b }) = (&before.state, &after.state) {
+                    prop_assert!(b >= a);
+                }
+                prop_assert!(after.attempts >= before.attempts);
+            }
+            // The JSON form round-trips.
+            let json = serde_json::to_string(&s).unwrap();
+            prop_assert_eq!(serde_json::from_str::<BootstrapState>(&json).unwrap(), s);
+        }
+    }
+}

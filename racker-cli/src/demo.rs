@@ -1,0 +1,252 @@
+//! `racker demo`: a whole rack on this machine — simulated BMCs and
+//! PXE-booting nodes, racker's netboot server on loopback, and a native
+//! Flatcar bootstrap of every node — then `racker status`. No root, no
+//! internet, no containers.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Parser as _;
+use racker_inventory::MacAddr;
+use racker_sim::firmware::{BmcAccess, Firmware, FirmwareConfig, FirmwareFault, FirmwareFaults};
+use racker_sim::{NodeSpec, Password, SimRack};
+
+use crate::bootstrap::{self, BootstrapCmd};
+use crate::context::PlanArgs;
+use crate::fsutil::write_atomic;
+use crate::globals::Globals;
+
+/// Arguments of `racker demo`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  racker demo
+  racker demo --nodes 60 --install-delay-ms 0
+  racker demo --nodes 4 --fault 02:00:00:01:00:02=install-fails --on-failure exclude
+
+The demo rack lives in --dir (a new directory under /tmp by default) and is
+left there so `racker --oem-dir DIR/oem --state-dir DIR/state --sys-class-net
+DIR/net status` can be rerun while a demo runs.")]
+pub(crate) struct DemoCmd {
+    /// Number of nodes (the management node comes on top).
+    #[arg(long, default_value_t = 8)]
+    nodes: usize,
+    /// What to provision (only flatcar runs natively; lokomotive needs lokoctl).
+    #[arg(long, value_enum, default_value = "flatcar")]
+    provision: crate::context::ProvisionArg,
+    /// Working directory [default: a new directory under /tmp].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// How long each simulated installer "writes the disk".
+    #[arg(long, default_value_t = 300)]
+    install_delay_ms: u64,
+    /// Node i's installer takes (i + 1) times --install-delay-ms instead, so
+    /// installs finish one after the other.
+    #[arg(long)]
+    stagger: bool,
+    /// Inject a fault: PRIMARY_MAC=KIND, KIND one of no-lease,
+    /// download-fails, install-fails, hang (firmware) or bmc-unreachable.
+    #[arg(long, value_name = "MAC=KIND")]
+    fault: Vec<String>,
+    /// What to do when nodes fail (as `racker bootstrap`).
+    #[arg(long, value_enum, default_value = "cancel")]
+    on_failure: bootstrap::OnFailure,
+    /// Retries with --on-failure retry.
+    #[arg(long, default_value_t = 1)]
+    retries: u32,
+}
+
+/// MACs of demo node `i` (the management node is `i = None`).
+fn demo_macs(i: Option<usize>) -> [MacAddr; 3] {
+    let (hi, lo) = match i {
+        None => (0xff, 0xff),
+        Some(i) => ((i >> 8) as u8, i as u8),
+    };
+    [1u8, 2, 3].map(|kind| MacAddr::new([0x02, 0, 0, kind, hi, lo]))
+}
+
+fn free_udp_port() -> anyhow::Result<SocketAddr> {
+    Ok(std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?)
+}
+
+fn free_tcp_port() -> anyhow::Result<SocketAddr> {
+    Ok(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?)
+}
+
+/// Write the demo rack's inputs: nodes.csv, credentials, the management
+/// node's interfaces, and small stand-ins for Flatcar's PXE kernel and
+/// initrd.
+pub(crate) fn write_demo_rack(dir: &Path, nodes: usize) -> anyhow::Result<Globals> {
+    let globals = Globals {
+        oem_dir: dir.join("oem"),
+        state_dir: dir.join("state"),
+        sys_class_net: dir.join("net"),
+    };
+    let mut csv = String::from(racker_inventory::NODES_CSV_HEADER);
+    csv.push('\n');
+    let [p, b, s] = demo_macs(None);
+    csv.push_str(&format!("{p}, {b}, {s}, mgmt, management node\n"));
+    for i in 0..nodes {
+        let [p, b, s] = demo_macs(Some(i));
+        let kind = if i % 2 == 0 { "red" } else { "purple" };
+        csv.push_str(&format!("{p}, {b}, {s}, {kind}, simulated node {i}\n"));
+    }
+    write_atomic(&globals.nodes_csv(), csv.as_bytes(), 0o644)?;
+    write_atomic(&globals.oem_dir.join("ipmi_user"), b"USER\n", 0o644)?;
+    write_atomic(&globals.oem_dir.join("ipmi_password"), b"PASS\n", 0o600)?;
+    for (name, mac) in [("eth0", p), ("eth1", s)] {
+        write_atomic(&globals.sys_class_net.join(name).join("address"), format!("{mac}\n").as_bytes(), 0o644)?;
+    }
+    let assets = globals.state_dir.join("assets").join("flatcar").join("current");
+    for (name, size) in [
+        (racker_netboot::matchbox::PXE_KERNEL, 256 * 1024),
+        (racker_netboot::matchbox::PXE_INITRD, 1024 * 1024),
+    ] {
+        let path = assets.join(name);
+        if !path.exists() {
+            let bytes: Vec<u8> = (0..size).map(|i: usize| (i % 251) as u8).collect();
+            write_atomic(&path, &bytes, 0o644)?;
+        }
+    }
+    Ok(globals)
+}
+
+fn parse_fault(text: &str) -> anyhow::Result<(MacAddr, String)> {
+    let (mac, kind) = text
+        .split_once('=')
+        .with_context(|| format!("--fault {text:?}: expected MAC=KIND"))?;
+    Ok((mac.trim().parse()?, kind.trim().to_owned()))
+}
+
+pub(crate) fn run(args: DemoCmd) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(run_async(args))
+}
+
+async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
+    if args.provision != crate::context::ProvisionArg::Flatcar {
+        bail!("the demo provisions Flatcar natively; Lokomotive needs lokoctl (racker bootstrap --provision lokomotive)");
+    }
+    if args.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("racker-demo-{}-{}", std::process::id(), bootstrap::state::now_unix())),
+    };
+    let prefix_length = if args.nodes <= 63 { 24 } else if args.nodes <= 447 { 22 } else { 18 };
+    let subnet_prefix = match prefix_length {
+        24 => "172.24.213",
+        22 => "172.24.212",
+        _ => "172.24.192",
+    };
+    let globals = write_demo_rack(&dir, args.nodes)?;
+    println!("Demo rack of {} node(s) in {}", args.nodes, dir.display());
+
+    let mut faults = std::collections::BTreeMap::new();
+    for f in &args.fault {
+        let (mac, kind) = parse_fault(f)?;
+        faults.insert(mac, kind);
+    }
+    // The simulated BMCs, one UDP port each on loopback.
+    let mut specs = Vec::new();
+    for i in 0..args.nodes {
+        let [p, b, _] = demo_macs(Some(i));
+        let mut spec = NodeSpec::new(b.octets(), SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).primary_mac(p.octets());
+        if faults.get(&p).is_some_and(|k| k == "bmc-unreachable") {
+            let mut f = racker_sim::Faults::default();
+            f.unreachable = true;
+            spec = spec.faults(f);
+        }
+        specs.push(spec);
+    }
+    let rack = SimRack::start(specs, "USER", Password::new("PASS")).await?;
+    let table = racker_sim::BmcTable {
+        pid: std::process::id(),
+        user: "USER".to_owned(),
+        bmcs: rack
+            .nodes()
+            .iter()
+            .map(|n| racker_sim::BmcEntry {
+                bmc_mac: racker_sim::format_mac(n.bmc_mac()),
+                primary_mac: n.primary_mac().map(racker_sim::format_mac),
+                ipmi_address: n.ipmi_addr(),
+            })
+            .collect(),
+    };
+    racker_sim::write_json_atomic(&globals.state_dir, racker_sim::BMC_TABLE_FILE, &table)?;
+
+    // Netboot endpoints on loopback, and each node's firmware.
+    let dhcp = free_udp_port()?;
+    let http = free_tcp_port()?;
+    let config = FirmwareConfig::new(dhcp)
+        .bmc(BmcAccess::Lan { user: "USER".into(), password: Password::new("PASS") })
+        .install_delay(Duration::from_millis(args.install_delay_ms));
+    let client = racker_sim::firmware::HttpClient::new(&config)?;
+    let mut firmware = Vec::new();
+    for (i, node) in rack.nodes().iter().enumerate() {
+        let mut cfg = config.clone();
+        if args.stagger {
+            cfg = cfg.install_delay(Duration::from_millis(args.install_delay_ms * (i as u64 + 1)));
+        }
+        if let Some(mac) = node.primary_mac().map(MacAddr::new)
+            && let Some(kind) = faults.get(&mac)
+            && kind != "bmc-unreachable"
+        {
+            let fault: FirmwareFault = kind.parse().map_err(|e| anyhow::anyhow!("--fault {mac}={kind}: {e}"))?;
+            cfg = cfg.faults(FirmwareFaults::only(fault));
+        }
+        firmware.push(Firmware::spawn_with(node, cfg, &client)?);
+    }
+
+    let plan = PlanArgs {
+        subnet_prefix: subnet_prefix.to_owned(),
+        prefix_length,
+        exclude: String::new(),
+    };
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        cmd: BootstrapCmd,
+    }
+    let on_failure = format!("{:?}", args.on_failure).to_lowercase();
+    let wrap = Wrap::try_parse_from([
+        "bootstrap".to_owned(),
+        "--subnet-prefix".into(),
+        subnet_prefix.into(),
+        "--prefix-length".into(),
+        prefix_length.to_string(),
+        "--provision".into(),
+        "flatcar".into(),
+        "--dhcp-listen".into(),
+        dhcp.to_string(),
+        "--http-listen".into(),
+        http.to_string(),
+        "--on-failure".into(),
+        on_failure,
+        "--retries".into(),
+        args.retries.to_string(),
+        "--install-timeout".into(),
+        "60".into(),
+        "--ipmi-timeout".into(),
+        "2".into(),
+    ])?;
+    let outcome = bootstrap::bootstrap(&globals, &wrap.cmd).await?;
+    println!();
+    crate::status::print_status(&globals, &plan, racker_ipmi::DEFAULT_PORT).await?;
+    println!(
+        "\nThe demo rack stays in {}; e.g. racker --oem-dir {} --state-dir {} --sys-class-net {} plan --subnet-prefix {subnet_prefix} --prefix-length {prefix_length}",
+        dir.display(),
+        globals.oem_dir.display(),
+        globals.state_dir.display(),
+        globals.sys_class_net.display()
+    );
+    drop(firmware);
+    rack.shutdown().await;
+    Ok(outcome.code)
+}
