@@ -20,14 +20,19 @@ use std::time::Duration;
 use racker_inventory::MacAddr;
 use racker_netboot::dhcp::transport::{self, DhcpSocket};
 use racker_netboot::dnsmasq::{self, DnsmasqOptions};
-use racker_netboot::{DhcpConfig, DhcpServer, InstalledNodes, LeaseTable, NoneInstalled, Reservation};
+use racker_netboot::{
+    DhcpConfig, DhcpServer, InstalledNodes, LeaseTable, NoneInstalled, Reservation,
+};
 
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(172, 24, 212, 1);
 const CLIENT_CIDR: &str = "172.24.215.254/22";
 const CLIENTS: u32 = 1000;
 
 fn run(args: &[&str]) {
-    let status = Command::new(args[0]).args(&args[1..]).status().expect("spawn");
+    let status = Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .expect("spawn");
     assert!(status.success(), "{args:?}");
 }
 
@@ -71,7 +76,16 @@ fn perfdhcp(ns: &Netns, perfdhcp: &Path, macs: &Path, rate: u32, seconds: u32) {
     let status = Command::new("ip")
         .args(["netns", "exec", &ns.1])
         .arg(perfdhcp)
-        .args(["-4", "-l", "rk-cli", "-r", &rate.to_string(), "-p", &seconds.to_string(), "-R"])
+        .args([
+            "-4",
+            "-l",
+            "rk-cli",
+            "-r",
+            &rate.to_string(),
+            "-p",
+            &seconds.to_string(),
+            "-R",
+        ])
         .arg(CLIENTS.to_string())
         .arg("-M")
         .arg(macs)
@@ -88,28 +102,60 @@ fn main() {
     if !racker_testsupport::require_root("dhcp_perfdhcp bench") {
         return;
     }
-    let Some(perf) = racker_testsupport::require_tool("dhcp_perfdhcp bench", "perfdhcp") else { return };
+    let Some(perf) = racker_testsupport::require_tool("dhcp_perfdhcp bench", "perfdhcp") else {
+        return;
+    };
     let rates: Vec<u32> = std::env::var("RACKER_BENCH_RATES")
         .unwrap_or_else(|_| "5000,10000,20000,40000".into())
         .split(',')
         .filter_map(|r| r.trim().parse().ok())
         .collect();
-    let seconds: u32 = std::env::var("RACKER_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let seconds: u32 = std::env::var("RACKER_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     let work = tempfile::tempdir().expect("tempdir");
     let base = format!("rkbench{}", std::process::id());
     let ns = Netns(format!("{base}s"), format!("{base}c"));
     run(&["ip", "netns", "add", &ns.0]);
     run(&["ip", "netns", "add", &ns.1]);
-    run(&["ip", "link", "add", "rk-srv", "netns", &ns.0, "type", "veth", "peer", "name", "rk-cli", "netns", &ns.1]);
-    run(&["ip", "-n", &ns.0, "addr", "add", "172.24.212.1/22", "dev", "rk-srv"]);
-    run(&["ip", "-n", &ns.1, "addr", "add", CLIENT_CIDR, "dev", "rk-cli"]);
+    run(&[
+        "ip", "link", "add", "rk-srv", "netns", &ns.0, "type", "veth", "peer", "name", "rk-cli",
+        "netns", &ns.1,
+    ]);
+    run(&[
+        "ip",
+        "-n",
+        &ns.0,
+        "addr",
+        "add",
+        "172.24.212.1/22",
+        "dev",
+        "rk-srv",
+    ]);
+    run(&[
+        "ip",
+        "-n",
+        &ns.1,
+        "addr",
+        "add",
+        CLIENT_CIDR,
+        "dev",
+        "rk-cli",
+    ]);
     for (n, dev) in [(&ns.0, "rk-srv"), (&ns.1, "rk-cli")] {
         run(&["ip", "-n", n, "link", "set", dev, "up"]);
         run(&["ip", "-n", n, "link", "set", "lo", "up"]);
     }
     let res = reservations();
     let macs = work.path().join("macs.txt");
-    fs::write(&macs, res.iter().map(|r| format!("{}\n", r.mac)).collect::<String>()).expect("macs");
+    fs::write(
+        &macs,
+        res.iter()
+            .map(|r| format!("{}\n", r.mac))
+            .collect::<String>(),
+    )
+    .expect("macs");
 
     // 1. racker-netboot, in this process, in the server namespace.
     {
@@ -123,11 +169,19 @@ fn main() {
         let thread = std::thread::spawn(move || {
             let file = fs::File::open(&ns_path).expect("netns");
             nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("rt");
             rt.block_on(async move {
-                let server = DhcpServer::new(config(), server_res, LeaseTable::load(&state2).expect("leases"))
-                    .expect("server");
-                let socket = DhcpSocket::bind_interface("rk-srv", transport::SERVER_PORT).expect("bind");
+                let server = DhcpServer::new(
+                    config(),
+                    server_res,
+                    LeaseTable::load(&state2).expect("leases"),
+                )
+                .expect("server");
+                let socket =
+                    DhcpSocket::bind_interface("rk-srv", transport::SERVER_PORT).expect("bind");
                 ready_tx.send(()).expect("ready");
                 let installed: Arc<dyn InstalledNodes + Send + Sync> = Arc::new(NoneInstalled);
                 transport::serve(socket, server, Some(state2), installed, async {
@@ -137,15 +191,23 @@ fn main() {
                 .expect("serve")
             })
         });
-        ready_rx.recv_timeout(Duration::from_secs(10)).expect("ready");
-        println!("RSS with {CLIENTS} reservations, before traffic: {}", rss_kib());
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("ready");
+        println!(
+            "RSS with {CLIENTS} reservations, before traffic: {}",
+            rss_kib()
+        );
         for &rate in &rates {
             perfdhcp(&ns, &perf, &macs, rate, seconds);
         }
         println!("RSS after traffic: {}", rss_kib());
         let _ = stop.send(());
         let server = thread.join().expect("server thread");
-        println!("leases on disk: {}", LeaseTable::load(&state).expect("leases").len());
+        println!(
+            "leases on disk: {}",
+            LeaseTable::load(&state).expect("leases").len()
+        );
         drop(server);
     }
 
@@ -163,7 +225,12 @@ fn main() {
         let child = Command::new("ip")
             .args(["netns", "exec", &ns.0])
             .arg(dnsmasq_bin)
-            .args(["--keep-in-foreground", "--user=root", "--pid-file", "--log-facility=-"])
+            .args([
+                "--keep-in-foreground",
+                "--user=root",
+                "--pid-file",
+                "--log-facility=-",
+            ])
             .arg(format!("--conf-file={}", conf_path.display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -183,7 +250,11 @@ fn main() {
         let mut reservations = String::new();
         for (i, r) in res.iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };
-            let _ = write!(reservations, "{sep}{{\"hw-address\":\"{}\",\"ip-address\":\"{}\"}}", r.mac, r.ip);
+            let _ = write!(
+                reservations,
+                "{sep}{{\"hw-address\":\"{}\",\"ip-address\":\"{}\"}}",
+                r.mac, r.ip
+            );
         }
         let conf = format!(
             r#"{{"Dhcp4":{{

@@ -129,14 +129,14 @@ impl LeaseTable {
         Ok(table)
     }
 
-    /// The JSON form, deterministic (sorted by MAC).
+    /// The JSON form (compact, one line), deterministic (sorted by MAC).
     pub fn to_json(&self) -> Vec<u8> {
         let file = LeaseFile {
             version: FORMAT_VERSION,
             leases: self.by_mac.values().copied().collect(),
         };
         // Serialising plain structs of strings and numbers cannot fail.
-        let mut out = serde_json::to_vec_pretty(&file).unwrap_or_default();
+        let mut out = serde_json::to_vec(&file).unwrap_or_default();
         out.push(b'\n');
         out
     }

@@ -25,17 +25,23 @@ fn reservations() -> Vec<Reservation> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, mut rest)) = data.split_first() else { return };
+    let Some((&flags, mut rest)) = data.split_first() else {
+        return;
+    };
     let mut config = DhcpConfig::new(SERVER, 24);
     if flags & 1 != 0 {
         config.mode = Mode::Proxy;
     }
     let dynamic = flags & 2 != 0;
     if dynamic {
-        config.dynamic_range = Some((Ipv4Addr::new(172, 24, 213, 128), Ipv4Addr::new(172, 24, 213, 254)));
+        config.dynamic_range = Some((
+            Ipv4Addr::new(172, 24, 213, 128),
+            Ipv4Addr::new(172, 24, 213, 254),
+        ));
     }
     let known: Vec<[u8; 6]> = reservations().iter().map(|r| r.mac.octets()).collect();
-    let mut server = DhcpServer::new(config, reservations(), LeaseTable::new()).expect("valid config");
+    let mut server =
+        DhcpServer::new(config, reservations(), LeaseTable::new()).expect("valid config");
     let mut now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     // Datagrams are length-prefixed (u16 big-endian) so one input drives the
     // state machine through several messages.
@@ -45,10 +51,15 @@ fuzz_target!(|data: &[u8]| {
         let (datagram, tail) = body.split_at(len.min(body.len()));
         rest = tail;
         now += Duration::from_secs(7);
-        let Ok(handled) = server.handle(datagram, now, &NoneInstalled) else { continue };
+        let Ok(handled) = server.handle(datagram, now, &NoneInstalled) else {
+            continue;
+        };
         if let Some(reply) = handled.reply {
             let chaddr: [u8; 6] = reply.bytes[28..34].try_into().expect("reply has a chaddr");
-            assert!(dynamic || known.contains(&chaddr), "reply to unknown MAC {chaddr:02x?}");
+            assert!(
+                dynamic || known.contains(&chaddr),
+                "reply to unknown MAC {chaddr:02x?}"
+            );
         }
         let mut seen = std::collections::BTreeSet::new();
         for lease in server.leases().iter() {

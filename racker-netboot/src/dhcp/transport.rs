@@ -9,10 +9,13 @@
 //!   or are broadcast on that interface. Check the interface first with
 //!   [`check_interface`].
 //!
-//! The loop handles every datagram already queued, saves the lease table
-//! once if it changed (write temp, fsync, rename), and only then sends the
-//! replies: an acknowledged lease is always on disk.
+//! The loop handles every datagram already queued and holds the replies
+//! until the lease table they depend on is on disk (write temp, fsync,
+//! rename): an acknowledged lease is always durable. One save runs at a
+//! time on the blocking pool while later batches are handled; the next save
+//! covers all of them (group commit).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -204,6 +207,16 @@ impl RateLimitedLog {
     }
 }
 
+/// A lease-table save running on the blocking pool: the generation it
+/// writes and the outcome.
+type SaveTask = tokio::task::JoinHandle<(u64, Result<(), DhcpError>)>;
+
+enum Event {
+    Shutdown,
+    Packet(std::io::Result<(usize, SocketAddr)>),
+    Saved(Result<(u64, Result<(), DhcpError>), tokio::task::JoinError>),
+}
+
 /// Serve DHCP on `socket` until `shutdown` completes, saving the lease table
 /// into `state_dir` (when given) before any reply that depends on it.
 /// Returns the server so its state can be inspected or reused.
@@ -225,75 +238,114 @@ pub async fn serve(
         server.config().mode,
         server.leases().len()
     );
-    let mut saved_generation = server.leases().generation();
+    let mut durable = server.leases().generation();
+    let mut saving: Option<SaveTask> = None;
+    let mut failed_save = false;
     let mut malformed = RateLimitedLog {
         last: None,
         suppressed: 0,
     };
     let mut buf = vec![0u8; 4096];
-    let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(MAX_BATCH);
+    // Replies waiting for the lease-table generation they depend on to be
+    // on disk, oldest first.
+    let mut pending: VecDeque<(u64, Vec<u8>, SocketAddr)> = VecDeque::new();
+    let mut batch: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(MAX_BATCH);
     tokio::pin!(shutdown);
     loop {
-        let first = tokio::select! {
-            () = &mut shutdown => break,
-            r = socket.socket.recv_from(&mut buf) => r,
+        let event = tokio::select! {
+            () = &mut shutdown => Event::Shutdown,
+            r = socket.socket.recv_from(&mut buf) => Event::Packet(r),
+            r = async {
+                match saving.as_mut() {
+                    Some(task) => task.await,
+                    None => std::future::pending().await,
+                }
+            } => Event::Saved(r),
         };
-        let mut received = Some(first);
-        let mut handled = 0;
-        while let Some(result) = received.take() {
-            match result {
-                Ok((len, source)) => {
-                    let datagram = buf.get(..len).unwrap_or_default();
-                    match server.handle(datagram, SystemTime::now(), &*installed) {
-                        Ok(h) => {
-                            tracing::info!("{}", h.transaction);
-                            if let Some(reply) = h.reply {
-                                replies
-                                    .push((reply.bytes, socket.target(reply.destination, source)));
-                            }
-                        }
-                        Err(e) => malformed.log(source, &e),
-                    }
-                }
-                // ICMP errors from earlier sends surface here; keep serving.
-                Err(e) => tracing::debug!("receive error on {local}: {e}"),
-            }
-            handled += 1;
-            if handled < MAX_BATCH {
-                match socket.socket.try_recv_from(&mut buf) {
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    other => received = Some(other),
-                }
-            }
-        }
-        if server.leases().generation() != saved_generation {
-            if let Some(dir) = &state_dir {
-                let json = server.leases().to_json();
-                let dir = dir.clone();
-                let saved =
-                    tokio::task::spawn_blocking(move || LeaseTable::save_json(&dir, &json)).await;
-                match saved {
-                    Ok(Ok(())) => saved_generation = server.leases().generation(),
-                    Ok(Err(e)) => {
-                        tracing::error!("{e}; withholding {} replies", replies.len());
-                        replies.clear();
-                        continue;
+        match event {
+            Event::Shutdown => break,
+            Event::Saved(result) => {
+                saving = None;
+                match result {
+                    Ok((generation, Ok(()))) => durable = durable.max(generation),
+                    Ok((_, Err(e))) => {
+                        tracing::error!("{e}; withholding {} replies", pending.len());
+                        failed_save = true;
                     }
                     Err(e) => {
                         tracing::error!("lease save task failed: {e}");
-                        replies.clear();
-                        continue;
+                        failed_save = true;
                     }
                 }
-            } else {
-                saved_generation = server.leases().generation();
+            }
+            Event::Packet(first) => {
+                failed_save = false;
+                let mut received = Some(first);
+                let mut handled = 0;
+                while let Some(result) = received.take() {
+                    match result {
+                        Ok((len, source)) => {
+                            let datagram = buf.get(..len).unwrap_or_default();
+                            match server.handle(datagram, SystemTime::now(), &*installed) {
+                                Ok(h) => {
+                                    tracing::info!("{}", h.transaction);
+                                    if let Some(reply) = h.reply {
+                                        let target = socket.target(reply.destination, source);
+                                        batch.push((reply.bytes, target));
+                                    }
+                                }
+                                Err(e) => malformed.log(source, &e),
+                            }
+                        }
+                        // ICMP errors from earlier sends surface here; keep serving.
+                        Err(e) => tracing::debug!("receive error on {local}: {e}"),
+                    }
+                    handled += 1;
+                    if handled < MAX_BATCH {
+                        match socket.socket.try_recv_from(&mut buf) {
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                            other => received = Some(other),
+                        }
+                    }
+                }
+                let generation = server.leases().generation();
+                pending.extend(
+                    batch
+                        .drain(..)
+                        .map(|(bytes, target)| (generation, bytes, target)),
+                );
             }
         }
-        for (bytes, target) in replies.drain(..) {
-            if let Err(e) = socket.socket.send_to(&bytes, target).await {
+        let current = server.leases().generation();
+        match &state_dir {
+            None => durable = current,
+            // One save in flight at a time: batches handled meanwhile are
+            // covered by the next save (group commit).
+            Some(dir) if saving.is_none() && current != durable && !failed_save => {
+                let json = server.leases().to_json();
+                let dir = dir.clone();
+                saving = Some(tokio::task::spawn_blocking(move || {
+                    (current, LeaseTable::save_json(&dir, &json))
+                }));
+            }
+            Some(_) => {}
+        }
+        while pending.front().is_some_and(|(g, _, _)| *g <= durable) {
+            if let Some((_, bytes, target)) = pending.pop_front()
+                && let Err(e) = socket.socket.send_to(&bytes, target).await
+            {
                 tracing::warn!("cannot send reply to {target}: {}", sock_err(e));
             }
         }
+    }
+    // Leave the table on disk as it is in memory.
+    if let Some(task) = saving.take() {
+        let _ = task.await;
+    }
+    if let Some(dir) = &state_dir
+        && server.leases().generation() != durable
+    {
+        server.leases().save(dir)?;
     }
     Ok(server)
 }
