@@ -283,3 +283,56 @@ fn large_prefix_renders_addresses_beyond_one_slash_24() {
     // 172.24.208.0/22: node 299 is network + 2 + 299 = 172.24.209.45.
     assert!(cl.contains("Address=172.24.209.45/22"), "{cl}");
 }
+
+#[test]
+fn container_linux_configs_and_ignition_carry_the_same_units() {
+    let mut s = Scenario::flatcar("rack60");
+    s.public_ips = true;
+    let i = inputs(&s).unwrap();
+    let spec =
+        racker_lokomotive::ClusterSpec::new(&i.plan, &i.selection, &i.options, &i.public).unwrap();
+    let tree = racker_lokomotive::render(&spec, None).unwrap();
+    for node in &spec.nodes {
+        let cl: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(tree.get(racker_lokomotive::clc_path(node)).unwrap().text())
+                .unwrap();
+        let os: ignition::Config =
+            serde_json::from_str(tree.get(os_ignition_path(node.mac)).unwrap().text()).unwrap();
+        let units = cl["networkd"]["units"].as_sequence().unwrap();
+        assert_eq!(units.len(), 3);
+        for u in units {
+            let name = u["name"].as_str().unwrap();
+            let contents = u["contents"].as_str().unwrap();
+            assert_eq!(
+                contents,
+                file_text(&os, &format!("/etc/systemd/network/{name}")),
+                "{name}"
+            );
+        }
+        let files = cl["storage"]["files"].as_sequence().unwrap();
+        for f in files {
+            let path = f["path"].as_str().unwrap();
+            assert_eq!(
+                f["contents"]["inline"].as_str().unwrap(),
+                file_text(&os, path),
+                "{path}"
+            );
+        }
+        let boot = &cl["systemd"]["units"][0];
+        let unit = os.unit(boot["name"].as_str().unwrap()).unwrap();
+        assert_eq!(boot["contents"].as_str(), unit.contents.as_deref());
+        let custom: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+            tree.get(racker_lokomotive::custom_clc_path(node))
+                .unwrap()
+                .text(),
+        )
+        .unwrap();
+        match os.file("/etc/systemd/network/10-public-stable.network") {
+            Some(_) => assert_eq!(
+                custom["networkd"]["units"][0]["contents"].as_str().unwrap(),
+                file_text(&os, "/etc/systemd/network/10-public-stable.network")
+            ),
+            None => assert!(custom.is_null(), "{custom:?}"),
+        }
+    }
+}
