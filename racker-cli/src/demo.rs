@@ -50,6 +50,9 @@ pub(crate) struct DemoCmd {
     /// download-fails, install-fails, hang (firmware) or bmc-unreachable.
     #[arg(long, value_name = "MAC=KIND")]
     fault: Vec<String>,
+    /// MACs of nodes to leave out (as `racker bootstrap --exclude`).
+    #[arg(long, default_value = "")]
+    exclude: String,
     /// What to do when nodes fail (as `racker bootstrap`).
     #[arg(long, value_enum, default_value = "cancel")]
     on_failure: bootstrap::OnFailure,
@@ -207,7 +210,7 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
     let plan = PlanArgs {
         subnet_prefix: subnet_prefix.to_owned(),
         prefix_length,
-        exclude: String::new(),
+        exclude: args.exclude.clone(),
     };
     #[derive(clap::Parser)]
     struct Wrap {
@@ -231,12 +234,22 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
         on_failure,
         "--retries".into(),
         args.retries.to_string(),
+        "--exclude".into(),
+        args.exclude.clone(),
         "--install-timeout".into(),
         "60".into(),
         "--ipmi-timeout".into(),
         "2".into(),
     ])?;
-    let outcome = bootstrap::bootstrap(&globals, &wrap.cmd).await?;
+    let outcome = bootstrap::bootstrap(&globals, &wrap.cmd).await;
+    // The simulated nodes' final power and boot flags, as `racker sim status` shows them.
+    let nodes = rack.nodes().iter().map(|n| racker_sim::NodeStatus::from(&n.snapshot())).collect();
+    racker_sim::write_json_atomic(
+        &globals.state_dir,
+        racker_sim::STATUS_FILE,
+        &racker_sim::StatusFile { pid: std::process::id(), nodes },
+    )?;
+    let outcome = outcome?;
     println!();
     crate::status::print_status(&globals, &plan, racker_ipmi::DEFAULT_PORT).await?;
     println!(
