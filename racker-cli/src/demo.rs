@@ -33,7 +33,7 @@ pub(crate) struct DemoCmd {
     /// Number of nodes (the management node comes on top).
     #[arg(long, default_value_t = 8)]
     nodes: usize,
-    /// What to provision (only flatcar runs natively; lokomotive needs lokoctl).
+    /// What to provision (lokomotive drives `lokoctl` from PATH or RACKER_LOKOCTL).
     #[arg(long, value_enum, default_value = "flatcar")]
     provision: crate::context::ProvisionArg,
     /// Working directory [default: a new directory under /tmp].
@@ -132,9 +132,14 @@ pub(crate) fn run(args: DemoCmd) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
-    if args.provision != crate::context::ProvisionArg::Flatcar {
-        bail!("the demo provisions Flatcar natively; Lokomotive needs lokoctl (racker bootstrap --provision lokomotive)");
-    }
+    let provision = match args.provision {
+        crate::context::ProvisionArg::Flatcar => "flatcar",
+        crate::context::ProvisionArg::Lokomotive => {
+            // Fail before starting anything when lokoctl is missing.
+            bootstrap::lokomotive_available()?;
+            "lokomotive"
+        }
+    };
     if args.nodes == 0 {
         bail!("--nodes must be at least 1");
     }
@@ -225,7 +230,7 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
         "--prefix-length".into(),
         prefix_length.to_string(),
         "--provision".into(),
-        "flatcar".into(),
+        provision.into(),
         "--dhcp-listen".into(),
         dhcp.to_string(),
         "--http-listen".into(),

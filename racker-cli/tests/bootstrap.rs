@@ -193,3 +193,61 @@ fn kill_mid_install_then_rerun_resumes_without_reinstalling() {
     let reports = racker_netboot::report::ReportStore::open(&state_dir).unwrap();
     assert_eq!(reports.reports().iter().filter(|r| r.stage == racker_netboot::report::Stage::Installed).count(), 6);
 }
+
+/// A fake `lokoctl` that checks it runs in the rendered cluster directory,
+/// records its arguments, and fails the step named in `FAIL_STEP`.
+fn fake_lokoctl(dir: &Path, fail_step: &str) -> std::path::PathBuf {
+    let path = dir.join("lokoctl");
+    let calls = dir.join("lokoctl-calls");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\n\
+             echo \"$*\" >> '{calls}'\n\
+             test -s baremetal.lokocfg || {{ echo 'no baremetal.lokocfg' >&2; exit 3; }}\n\
+             grep -q controller_macs lokocfg.vars || {{ echo 'bad lokocfg.vars' >&2; exit 3; }}\n\
+             echo \"fake lokoctl output for $1\"\n\
+             [ \"$1\" = '{fail_step}' ] && exit 1\n\
+             exit 0\n",
+            calls = calls.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn lokomotive_with_fake_lokoctl() {
+    let dir = tempfile::tempdir().unwrap();
+    let lokoctl = fake_lokoctl(dir.path(), "none");
+    demo(&dir.path().join("rack"))
+        .env("RACKER_LOKOCTL", &lokoctl)
+        .args(["--nodes", "4", "--provision", "lokomotive"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("✓ Kubernetes bring-up (4/4)"))
+        .stdout(predicate::str::contains("✓ Cluster health check (4/4)"))
+        .stdout(predicate::str::contains("✓ Lokomotive component installation (1/1)"));
+    let calls = std::fs::read_to_string(dir.path().join("lokoctl-calls")).unwrap();
+    assert_eq!(calls, "cluster apply --verbose --skip-components --confirm\nhealth\ncomponent apply\n");
+    let state = json(dir.path().join("rack/state/bootstrap.json"));
+    assert_eq!(node_state(&state, &macs(0).0)["stage"], "joined");
+    // lokoctl's output is captured in the attempt log.
+    let logs = dir.path().join("rack/state/cluster/logs");
+    let log = std::fs::read_dir(&logs).unwrap().next().unwrap().unwrap().path();
+    assert!(std::fs::read_to_string(log).unwrap().contains("fake lokoctl output for cluster"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let lokoctl = fake_lokoctl(dir.path(), "cluster");
+    demo(&dir.path().join("rack"))
+        .env("RACKER_LOKOCTL", &lokoctl)
+        .args(["--nodes", "2", "--provision", "lokomotive"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("× Kubernetes bring-up (0/2)"))
+        .stdout(predicate::str::contains("lokoctl cluster apply failed"));
+    let state = json(dir.path().join("rack/state/bootstrap.json"));
+    assert_eq!(node_state(&state, &macs(1).0)["state"], "failed");
+}

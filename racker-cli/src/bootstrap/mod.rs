@@ -1,5 +1,6 @@
 //! `racker bootstrap`: provision the whole rack (SPEC section 5).
 
+mod lokomotive;
 mod network;
 mod progress;
 pub(crate) mod state;
@@ -234,6 +235,11 @@ pub(crate) async fn bootstrap(globals: &Globals, args: &BootstrapCmd) -> anyhow:
     Ok(Outcome { code })
 }
 
+/// Check that `lokoctl` can be found (Lokomotive mode).
+pub(crate) fn lokomotive_available() -> anyhow::Result<()> {
+    lokomotive::find_lokoctl().map(|_| ())
+}
+
 fn dir_has_entries(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
 }
@@ -351,6 +357,21 @@ async fn stages(
             ctx.log_path.display()
         ));
         return Ok(ExitCode::FAILURE);
+    }
+
+    if selection.provision() == racker_inventory::Provision::Lokomotive {
+        // lokoctl installs the nodes itself (through the rendered
+        // pxe_commands, which call `racker ipmi`) and brings Kubernetes up.
+        let ok = lokomotive::stages(&ctx.progress, &ctx.cluster_dir, &ctx.log_path, selection, file, ctx.args.retries).await?;
+        if !ok {
+            return Ok(ExitCode::FAILURE);
+        }
+        ctx.progress.say(&format!(
+            "✓ Lokomotive cluster {} is up. To change it later: edit {} and run `lokoctl cluster apply` there; `racker status` shows every node.",
+            selection.api_name(),
+            ctx.cluster_dir.display()
+        ));
+        return Ok(ExitCode::SUCCESS);
     }
 
     // Stage 3: OS installation via PXE, with the failure policy.
