@@ -221,6 +221,9 @@ impl Session {
 
     /// Close the session and wait for the BMC's answer (or the timeout).
     pub async fn close(mut self) -> Result<()> {
+        if !self.core.is_active() {
+            return Ok(()); // failed or never established: nothing to close
+        }
         self.core.close(Instant::now());
         loop {
             match self.drive().await? {
