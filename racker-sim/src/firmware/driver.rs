@@ -41,14 +41,16 @@ impl HttpClient {
 #[derive(Debug)]
 pub struct Firmware {
     mac: [u8; 6],
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
     status: watch::Receiver<FirmwareStatus>,
     faults: watch::Sender<FirmwareFaults>,
 }
 
 impl Drop for Firmware {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -99,10 +101,21 @@ impl Firmware {
         let task = tokio::spawn(driver.run());
         Ok(Firmware {
             mac,
-            task,
+            task: Some(task),
             status,
             faults,
         })
+    }
+
+    /// Let the task run on its own (until the runtime or the rack's event
+    /// stream ends; the task keeps its [`SimNode`] alive): the handle to
+    /// await or abort it.
+    pub fn into_join_handle(mut self) -> JoinHandle<()> {
+        match self.task.take() {
+            Some(task) => task,
+            // Only `into_join_handle` takes the task, and it consumes self.
+            None => tokio::spawn(async {}),
+        }
     }
 
     /// The node's primary MAC.
