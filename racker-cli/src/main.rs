@@ -18,12 +18,12 @@ mod release;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Subcommand};
 
 use crate::globals::Globals;
 
 /// Racker provisions a whole server rack from one of its own servers.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(name = "racker", version, about, long_about = None)]
 struct Cli {
     #[command(flatten)]
@@ -74,14 +74,34 @@ fn restore_default_sigpipe() {
 
 fn main() -> ExitCode {
     restore_default_sigpipe();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Release(cmd) => release::run(&cli.globals, cmd),
         Command::Factory(cmd) => factory::run(&cli.globals, cmd),
         Command::Plan(cmd) => plan::run(&cli.globals, cmd),
         Command::Render(cmd) => render::run(&cli.globals, cmd),
         Command::Sim(cmd) => sim::run(&cli.globals, cmd),
-        Command::Bootstrap(cmd) => bootstrap::run(&cli.globals, *cmd),
+        Command::Bootstrap(cmd) => {
+            let given = matches
+                .subcommand_matches("bootstrap")
+                .map(|m| {
+                    m.ids()
+                        .filter(|id| {
+                            matches!(
+                                m.value_source(id.as_str()),
+                                Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+                            )
+                        })
+                        .map(|id| id.as_str().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            bootstrap::run(&cli.globals, *cmd, &given)
+        }
         Command::Status(cmd) => status::run(&cli.globals, cmd),
         Command::Demo(cmd) => demo::run(cmd),
         Command::Ipmi(cmd) => ipmi::run(&cli.globals, cmd),

@@ -3,6 +3,7 @@
 mod lokomotive;
 mod network;
 mod progress;
+mod wizard;
 pub(crate) mod state;
 
 use std::collections::BTreeMap;
@@ -100,7 +101,17 @@ pub(crate) struct BootstrapCmd {
     pub(crate) force: bool,
 }
 
-pub(crate) fn run(globals: &Globals, args: BootstrapCmd) -> anyhow::Result<ExitCode> {
+/// `racker bootstrap`; `given` holds the ids of the options the user set
+/// (flag or environment), which the wizard does not ask for.
+pub(crate) fn run(
+    globals: &Globals,
+    mut args: BootstrapCmd,
+    given: &std::collections::BTreeSet<String>,
+) -> anyhow::Result<ExitCode> {
+    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        let inventory = racker_inventory::Inventory::load(&globals.nodes_csv())?;
+        wizard::ask(&mut args, given, &inventory, &globals.state_dir)?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
