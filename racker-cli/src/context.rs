@@ -167,7 +167,11 @@ impl BmcResolver {
         }
     }
 
-    pub(crate) fn address(&self, node: &racker_inventory::PlannedNode, port: u16) -> racker_ipmi::BmcAddress {
+    pub(crate) fn address(
+        &self,
+        node: &racker_inventory::PlannedNode,
+        port: u16,
+    ) -> racker_ipmi::BmcAddress {
         if let Some(addr) = self.sim.get(&node.node.bmc_mac) {
             return racker_ipmi::BmcAddress::from_ip(addr.ip(), addr.port());
         }
@@ -175,7 +179,11 @@ impl BmcResolver {
         let ip = self
             .leases
             .as_ref()
-            .and_then(|t| t.get(node.node.bmc_mac).filter(|l| l.is_active(now)).map(|l| l.ip))
+            .and_then(|t| {
+                t.get(node.node.bmc_mac)
+                    .filter(|l| l.is_active(now))
+                    .map(|l| l.ip)
+            })
             .unwrap_or(node.bmc_ip);
         racker_ipmi::BmcAddress::from_ip(ip.into(), port)
     }

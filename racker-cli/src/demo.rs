@@ -100,9 +100,17 @@ pub(crate) fn write_demo_rack(dir: &Path, nodes: usize) -> anyhow::Result<Global
     write_atomic(&globals.oem_dir.join("ipmi_user"), b"USER\n", 0o644)?;
     write_atomic(&globals.oem_dir.join("ipmi_password"), b"PASS\n", 0o600)?;
     for (name, mac) in [("eth0", p), ("eth1", s)] {
-        write_atomic(&globals.sys_class_net.join(name).join("address"), format!("{mac}\n").as_bytes(), 0o644)?;
+        write_atomic(
+            &globals.sys_class_net.join(name).join("address"),
+            format!("{mac}\n").as_bytes(),
+            0o644,
+        )?;
     }
-    let assets = globals.state_dir.join("assets").join("flatcar").join("current");
+    let assets = globals
+        .state_dir
+        .join("assets")
+        .join("flatcar")
+        .join("current");
     for (name, size) in [
         (racker_netboot::matchbox::PXE_KERNEL, 256 * 1024),
         (racker_netboot::matchbox::PXE_INITRD, 1024 * 1024),
@@ -145,9 +153,19 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
     }
     let dir = match &args.dir {
         Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("racker-demo-{}-{}", std::process::id(), bootstrap::state::now_unix())),
+        None => std::env::temp_dir().join(format!(
+            "racker-demo-{}-{}",
+            std::process::id(),
+            bootstrap::state::now_unix()
+        )),
     };
-    let prefix_length = if args.nodes <= 63 { 24 } else if args.nodes <= 447 { 22 } else { 18 };
+    let prefix_length = if args.nodes <= 63 {
+        24
+    } else if args.nodes <= 447 {
+        22
+    } else {
+        18
+    };
     let subnet_prefix = match prefix_length {
         24 => "172.24.213",
         22 => "172.24.212",
@@ -165,7 +183,8 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
     let mut specs = Vec::new();
     for i in 0..args.nodes {
         let [p, b, _] = demo_macs(Some(i));
-        let mut spec = NodeSpec::new(b.octets(), SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).primary_mac(p.octets());
+        let mut spec = NodeSpec::new(b.octets(), SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .primary_mac(p.octets());
         if faults.get(&p).is_some_and(|k| k == "bmc-unreachable") {
             let mut f = racker_sim::Faults::default();
             f.unreachable = true;
@@ -193,20 +212,27 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
     let dhcp = free_udp_port()?;
     let http = free_tcp_port()?;
     let config = FirmwareConfig::new(dhcp)
-        .bmc(BmcAccess::Lan { user: "USER".into(), password: Password::new("PASS") })
+        .bmc(BmcAccess::Lan {
+            user: "USER".into(),
+            password: Password::new("PASS"),
+        })
         .install_delay(Duration::from_millis(args.install_delay_ms));
     let client = racker_sim::firmware::HttpClient::new(&config)?;
     let mut firmware = Vec::new();
     for (i, node) in rack.nodes().iter().enumerate() {
         let mut cfg = config.clone();
         if args.stagger {
-            cfg = cfg.install_delay(Duration::from_millis(args.install_delay_ms * (i as u64 + 1)));
+            cfg = cfg.install_delay(Duration::from_millis(
+                args.install_delay_ms * (i as u64 + 1),
+            ));
         }
         if let Some(mac) = node.primary_mac().map(MacAddr::new)
             && let Some(kind) = faults.get(&mac)
             && kind != "bmc-unreachable"
         {
-            let fault: FirmwareFault = kind.parse().map_err(|e| anyhow::anyhow!("--fault {mac}={kind}: {e}"))?;
+            let fault: FirmwareFault = kind
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--fault {mac}={kind}: {e}"))?;
             cfg = cfg.faults(FirmwareFaults::only(fault));
         }
         firmware.push(Firmware::spawn_with(node, cfg, &client)?);
@@ -248,11 +274,18 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
     ])?;
     let outcome = bootstrap::bootstrap(&globals, &wrap.cmd).await;
     // The simulated nodes' final power and boot flags, as `racker sim status` shows them.
-    let nodes = rack.nodes().iter().map(|n| racker_sim::NodeStatus::from(&n.snapshot())).collect();
+    let nodes = rack
+        .nodes()
+        .iter()
+        .map(|n| racker_sim::NodeStatus::from(&n.snapshot()))
+        .collect();
     racker_sim::write_json_atomic(
         &globals.state_dir,
         racker_sim::STATUS_FILE,
-        &racker_sim::StatusFile { pid: std::process::id(), nodes },
+        &racker_sim::StatusFile {
+            pid: std::process::id(),
+            nodes,
+        },
     )?;
     let outcome = outcome?;
     println!();

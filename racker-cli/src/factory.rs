@@ -183,7 +183,9 @@ fn gen_ssh_key(globals: &Globals, key: Option<PathBuf>) -> anyhow::Result<ExitCo
     use ssh_key::LineEnding;
     let path = key.unwrap_or_else(|| globals.state_dir.join("ssh").join("id_ed25519"));
     let private = ensure_ssh_key(&path)?;
-    let text = private.to_openssh(LineEnding::LF).context("encoding the key")?;
+    let text = private
+        .to_openssh(LineEnding::LF)
+        .context("encoding the key")?;
     print!("{}", text.as_str());
     Ok(ExitCode::SUCCESS)
 }
@@ -194,12 +196,14 @@ pub(crate) fn ensure_ssh_key(path: &std::path::Path) -> anyhow::Result<ssh_key::
     use ssh_key::{Algorithm, LineEnding, PrivateKey};
     let public_path = PathBuf::from(format!("{}.pub", path.display()));
     let private = if path.exists() {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         PrivateKey::from_openssh(&text)
             .with_context(|| format!("{} is not an OpenSSH private key", path.display()))?
     } else {
         let mut rng = rand_core::OsRng;
-        let mut key = PrivateKey::random(&mut rng, Algorithm::Ed25519).context("generating the key")?;
+        let mut key =
+            PrivateKey::random(&mut rng, Algorithm::Ed25519).context("generating the key")?;
         key.set_comment("racker-management");
         let text = key.to_openssh(LineEnding::LF).context("encoding the key")?;
         write_atomic(path, text.as_bytes(), 0o600)?;
@@ -207,7 +211,10 @@ pub(crate) fn ensure_ssh_key(path: &std::path::Path) -> anyhow::Result<ssh_key::
         key
     };
     if !public_path.exists() {
-        let public = private.public_key().to_openssh().context("encoding the public key")?;
+        let public = private
+            .public_key()
+            .to_openssh()
+            .context("encoding the public key")?;
         write_atomic(&public_path, format!("{public}\n").as_bytes(), 0o644)?;
     }
     Ok(private)

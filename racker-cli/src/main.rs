@@ -11,10 +11,10 @@ mod netboot;
 #[allow(dead_code)] // until `racker netboot` wires fetch-assets, render --matchbox and serve
 mod netboot_content;
 mod plan;
-mod status;
+mod release;
 mod render;
 mod sim;
-mod release;
+mod status;
 
 use std::process::ExitCode;
 
@@ -93,7 +93,10 @@ fn main() -> ExitCode {
                         .filter(|id| {
                             matches!(
                                 m.value_source(id.as_str()),
-                                Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+                                Some(
+                                    clap::parser::ValueSource::CommandLine
+                                        | clap::parser::ValueSource::EnvVariable
+                                )
                             )
                         })
                         .map(|id| id.as_str().to_owned())

@@ -75,7 +75,15 @@ pub(crate) fn run(globals: &Globals, args: StatusCmd) -> anyhow::Result<ExitCode
 }
 
 async fn run_async(globals: &Globals, args: &StatusCmd) -> anyhow::Result<ExitCode> {
-    let status = collect(globals, &args.plan, args.full, args.ipmi_port, args.ipmi_timeout, args.concurrency).await?;
+    let status = collect(
+        globals,
+        &args.plan,
+        args.full,
+        args.ipmi_port,
+        args.ipmi_timeout,
+        args.concurrency,
+    )
+    .await?;
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
         OutputFormat::Text => print_text(&status, args.full),
@@ -84,7 +92,11 @@ async fn run_async(globals: &Globals, args: &StatusCmd) -> anyhow::Result<ExitCo
 }
 
 /// Print the status table (used by `racker demo` too).
-pub(crate) async fn print_status(globals: &Globals, plan: &PlanArgs, ipmi_port: u16) -> anyhow::Result<()> {
+pub(crate) async fn print_status(
+    globals: &Globals,
+    plan: &PlanArgs,
+    ipmi_port: u16,
+) -> anyhow::Result<()> {
     let status = collect(globals, plan, false, ipmi_port, 3.0, 64).await?;
     print_text(&status, false);
     Ok(())
@@ -100,12 +112,17 @@ async fn collect(
 ) -> anyhow::Result<StatusJson> {
     let rack = context::load_rack(globals, plan)?;
     let credentials = context::load_credentials(globals)?;
-    let creds = racker_ipmi::Credentials::new(credentials.user.clone(), credentials.password.expose());
+    let creds =
+        racker_ipmi::Credentials::new(credentials.user.clone(), credentials.password.expose());
     let state = StateFile::load(&globals.state_dir)?;
     let reports = racker_netboot::report::ReportStore::open(&globals.state_dir).ok();
     let opts = SessionOptions::default().timeout(Duration::from_secs_f64(ipmi_timeout.max(0.1)));
     let bmcs = context::BmcResolver::load(globals);
-    let op = if full { Operation::Diag } else { Operation::ChassisStatus };
+    let op = if full {
+        Operation::Diag
+    } else {
+        Operation::ChassisStatus
+    };
     let targets: Vec<(MacAddr, racker_ipmi::BmcAddress)> = rack
         .plan
         .nodes()
@@ -115,7 +132,10 @@ async fn collect(
     let mut results: BTreeMap<MacAddr, (String, Result<Output, String>)> = BTreeMap::new();
     let mut stream = racker_ipmi::fan_out_operation(targets, &creds, &opts, &op, concurrency);
     while let Some(r) = stream.next().await {
-        results.insert(r.key, (r.bmc.to_string(), r.result.map_err(|e| e.to_string())));
+        results.insert(
+            r.key,
+            (r.bmc.to_string(), r.result.map_err(|e| e.to_string())),
+        );
     }
     drop(stream);
 
@@ -129,7 +149,10 @@ async fn collect(
             .unwrap_or_else(|| (String::new(), Err("not queried".to_owned())));
         let (power, diag) = match &result {
             Ok(Output::ChassisStatus(c)) => (Some(on_off(c.power_on)), None),
-            Ok(Output::Diag(d)) => (Some(on_off(d.chassis.power_on)), serde_json::to_value(d).ok()),
+            Ok(Output::Diag(d)) => (
+                Some(on_off(d.chassis.power_on)),
+                serde_json::to_value(d).ok(),
+            ),
             _ => (None, None),
         };
         let stage = record.map(|r| r.state.stage());
@@ -144,12 +167,15 @@ async fn collect(
             power,
             state: record.map_or_else(|| "planned".to_owned(), |r| r.state.label()),
             os_provisioned: reported
-                || (stage >= Some(Stage::Installed) && matches!(record.map(|r| &r.state), Some(NodeState::Active { .. }))),
+                || (stage >= Some(Stage::Installed)
+                    && matches!(record.map(|r| &r.state), Some(NodeState::Active { .. }))),
             joined: stage == Some(Stage::Joined),
             diag,
         });
     }
-    let provisioned = state.as_ref().map_or_else(|| "nothing".to_owned(), |s| s.provision.clone());
+    let provisioned = state
+        .as_ref()
+        .map_or_else(|| "nothing".to_owned(), |s| s.provision.clone());
     let kubernetes_api = if provisioned == "lokomotive" {
         Some(kube_api_answers(&rack).await)
     } else {
@@ -170,7 +196,9 @@ fn on_off(on: bool) -> String {
 async fn kube_api_answers(rack: &context::Rack) -> bool {
     for p in rack.plan.nodes() {
         let addr = std::net::SocketAddr::from((p.ip, 6443));
-        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await {
+        if let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await
+        {
             return true;
         }
     }
@@ -180,10 +208,22 @@ async fn kube_api_answers(rack: &context::Rack) -> bool {
 fn print_text(status: &StatusJson, full: bool) {
     println!("Provisioned: {}", status.provisioned);
     if let Some(api) = status.kubernetes_api {
-        println!("Kubernetes API: {}", if api { "answers" } else { "does not answer" });
+        println!(
+            "Kubernetes API: {}",
+            if api { "answers" } else { "does not answer" }
+        );
     }
     println!();
-    let header = ["PRIMARY MAC", "IP", "HOSTNAME", "BMC", "POWER", "OS", "JOINED", "STATE"];
+    let header = [
+        "PRIMARY MAC",
+        "IP",
+        "HOSTNAME",
+        "BMC",
+        "POWER",
+        "OS",
+        "JOINED",
+        "STATE",
+    ];
     let rows: Vec<[String; 8]> = status
         .nodes
         .iter()
@@ -192,9 +232,17 @@ fn print_text(status: &StatusJson, full: bool) {
                 n.primary_mac.to_string(),
                 n.ip.clone(),
                 n.hostname.clone().unwrap_or_else(|| "-".into()),
-                if n.bmc_reached { "reached".into() } else { "unreachable".into() },
+                if n.bmc_reached {
+                    "reached".into()
+                } else {
+                    "unreachable".into()
+                },
                 n.power.clone().unwrap_or_else(|| "?".into()),
-                if n.os_provisioned { "provisioned".into() } else { "-".into() },
+                if n.os_provisioned {
+                    "provisioned".into()
+                } else {
+                    "-".into()
+                },
                 if n.joined { "yes".into() } else { "no".into() },
                 n.state.clone(),
             ]
@@ -207,7 +255,11 @@ fn print_text(status: &StatusJson, full: bool) {
         }
     }
     let line = |cells: Vec<&str>| {
-        let parts: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         println!("{}", parts.join("  ").trim_end());
     };
     line(header.to_vec());
@@ -216,7 +268,10 @@ fn print_text(status: &StatusJson, full: bool) {
     }
     for n in &status.nodes {
         if let Some(e) = &n.bmc_error {
-            println!("  {} BMC {} ({}): {e}", n.primary_mac, n.bmc_mac, n.bmc_address);
+            println!(
+                "  {} BMC {} ({}): {e}",
+                n.primary_mac, n.bmc_mac, n.bmc_address
+            );
         }
         if full && let Some(d) = &n.diag {
             println!("  {} diag: {d}", n.primary_mac);

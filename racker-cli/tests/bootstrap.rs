@@ -12,7 +12,11 @@ use predicates::prelude::*;
 
 fn demo(dir: &Path) -> Command {
     let mut cmd = Command::cargo_bin("racker").unwrap();
-    cmd.env_clear().arg("demo").arg("--dir").arg(dir).args(["--install-delay-ms", "0"]);
+    cmd.env_clear()
+        .arg("demo")
+        .arg("--dir")
+        .arg(dir)
+        .args(["--install-delay-ms", "0"]);
     cmd
 }
 
@@ -22,7 +26,10 @@ fn json(path: impl AsRef<Path>) -> serde_json::Value {
 
 /// Primary and BMC MAC of demo node `i`.
 fn macs(i: usize) -> (String, String) {
-    (format!("02:00:00:01:00:{i:02x}"), format!("02:00:00:02:00:{i:02x}"))
+    (
+        format!("02:00:00:01:00:{i:02x}"),
+        format!("02:00:00:02:00:{i:02x}"),
+    )
 }
 
 fn node_state<'a>(state: &'a serde_json::Value, mac: &str) -> &'a serde_json::Value {
@@ -36,9 +43,13 @@ fn happy_path_eight_nodes() {
         .args(["--nodes", "8"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("✓ Checking BMC connectivity (8/8)"))
+        .stdout(predicate::str::contains(
+            "✓ Checking BMC connectivity (8/8)",
+        ))
         .stdout(predicate::str::contains("✓ OS installation via PXE (8/8)"))
-        .stdout(predicate::str::contains("✓ 8 node(s) provisioned with flatcar"));
+        .stdout(predicate::str::contains(
+            "✓ 8 node(s) provisioned with flatcar",
+        ));
     let state_dir = dir.path().join("state");
     let state = json(state_dir.join("bootstrap.json"));
     let leases = racker_netboot::LeaseTable::load(&state_dir).unwrap();
@@ -53,7 +64,12 @@ fn happy_path_eight_nodes() {
         let lease = leases.get(primary.parse().unwrap()).expect("lease");
         assert_eq!(lease.ip.to_string(), format!("172.24.213.{}", 2 + i));
         // Its BMC ends with persistent EFI disk boot.
-        let node = sim["nodes"].as_array().unwrap().iter().find(|n| n["bmc_mac"] == bmc).unwrap();
+        let node = sim["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["bmc_mac"] == bmc)
+            .unwrap();
         assert_eq!(node["boot_device"], "disk", "{node}");
         assert_eq!(node["persistent"], true, "{node}");
         assert_eq!(node["efi"], true, "{node}");
@@ -71,14 +87,26 @@ fn unreachable_bmc_stops_with_exclude_hint_and_exclude_completes() {
     let dir = tempfile::tempdir().unwrap();
     let (primary, bmc) = macs(2);
     demo(dir.path())
-        .args(["--nodes", "4", "--fault", &format!("{primary}=bmc-unreachable")])
+        .args([
+            "--nodes",
+            "4",
+            "--fault",
+            &format!("{primary}=bmc-unreachable"),
+        ])
         .assert()
         .code(1)
         .stdout(predicate::str::contains("1 BMC(s) could not be reached"))
         .stdout(predicate::str::contains(format!("--exclude \"{bmc}\"")));
     let dir = tempfile::tempdir().unwrap();
     demo(dir.path())
-        .args(["--nodes", "4", "--fault", &format!("{primary}=bmc-unreachable"), "--exclude", &bmc])
+        .args([
+            "--nodes",
+            "4",
+            "--fault",
+            &format!("{primary}=bmc-unreachable"),
+            "--exclude",
+            &bmc,
+        ])
         .assert()
         .success()
         .stdout(predicate::str::contains("✓ 3 node(s) provisioned"));
@@ -91,10 +119,19 @@ fn failed_install_is_excluded_with_on_failure_exclude() {
     let dir = tempfile::tempdir().unwrap();
     let (primary, _) = macs(1);
     demo(dir.path())
-        .args(["--nodes", "3", "--fault", &format!("{primary}=install-fails"), "--on-failure", "exclude"])
+        .args([
+            "--nodes",
+            "3",
+            "--fault",
+            &format!("{primary}=install-fails"),
+            "--on-failure",
+            "exclude",
+        ])
         .assert()
         .success()
-        .stdout(predicate::str::contains("Excluded 1 node(s) from the cluster"));
+        .stdout(predicate::str::contains(
+            "Excluded 1 node(s) from the cluster",
+        ));
     let state_dir = dir.path().join("state");
     let state = json(state_dir.join("bootstrap.json"));
     assert_eq!(node_state(&state, &primary)["state"], "excluded");
@@ -115,23 +152,46 @@ fn failed_install_retries_then_cancels_with_guidance() {
     let dir = tempfile::tempdir().unwrap();
     let (primary, _) = macs(0);
     demo(dir.path())
-        .args(["--nodes", "2", "--fault", &format!("{primary}=install-fails"), "--on-failure", "retry", "--retries", "2"])
+        .args([
+            "--nodes",
+            "2",
+            "--fault",
+            &format!("{primary}=install-fails"),
+            "--on-failure",
+            "retry",
+            "--retries",
+            "2",
+        ])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("Retrying 1 node(s) (retry 2 of 2)"))
+        .stdout(predicate::str::contains(
+            "Retrying 1 node(s) (retry 2 of 2)",
+        ))
         .stdout(predicate::str::contains("racker ipmi <node> diag"));
     let state = json(dir.path().join("state/bootstrap.json"));
     let n = node_state(&state, &primary);
     assert_eq!(n["state"], "failed");
     assert_eq!(n["attempts"], 3, "{n}");
-    assert!(n["reason"].as_str().unwrap().contains("installer failed"), "{n}");
+    assert!(
+        n["reason"].as_str().unwrap().contains("installer failed"),
+        "{n}"
+    );
     // cancel stops at once with guidance, naming the node and its reason.
     let dir = tempfile::tempdir().unwrap();
     demo(dir.path())
-        .args(["--nodes", "2", "--fault", &format!("{primary}=install-fails"), "--on-failure", "cancel"])
+        .args([
+            "--nodes",
+            "2",
+            "--fault",
+            &format!("{primary}=install-fails"),
+            "--on-failure",
+            "cancel",
+        ])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains(format!("{primary} node-0: failed after")))
+        .stdout(predicate::str::contains(format!(
+            "{primary} node-0: failed after"
+        )))
         .stdout(predicate::str::contains("--exclude"));
 }
 
@@ -171,7 +231,10 @@ fn kill_mid_install_then_rerun_resumes_without_reinstalling() {
         .filter(|(_, n)| n["stage"] == "installed")
         .map(|(m, _)| m.clone())
         .collect();
-    assert!(!installed_before.is_empty() && installed_before.len() < 6, "{before}");
+    assert!(
+        !installed_before.is_empty() && installed_before.len() < 6,
+        "{before}"
+    );
 
     demo(dir.path())
         .args(["--nodes", "6"])
@@ -191,7 +254,14 @@ fn kill_mid_install_then_rerun_resumes_without_reinstalling() {
     // Every node reported `installed` exactly once (the report store keeps
     // when it first saw the stage: unchanged for the nodes done before).
     let reports = racker_netboot::report::ReportStore::open(&state_dir).unwrap();
-    assert_eq!(reports.reports().iter().filter(|r| r.stage == racker_netboot::report::Stage::Installed).count(), 6);
+    assert_eq!(
+        reports
+            .reports()
+            .iter()
+            .filter(|r| r.stage == racker_netboot::report::Stage::Installed)
+            .count(),
+        6
+    );
 }
 
 /// A fake `lokoctl` that checks it runs in the rendered cluster directory,
@@ -229,15 +299,29 @@ fn lokomotive_with_fake_lokoctl() {
         .success()
         .stdout(predicate::str::contains("✓ Kubernetes bring-up (4/4)"))
         .stdout(predicate::str::contains("✓ Cluster health check (4/4)"))
-        .stdout(predicate::str::contains("✓ Lokomotive component installation (1/1)"));
+        .stdout(predicate::str::contains(
+            "✓ Lokomotive component installation (1/1)",
+        ));
     let calls = std::fs::read_to_string(dir.path().join("lokoctl-calls")).unwrap();
-    assert_eq!(calls, "cluster apply --verbose --skip-components --confirm\nhealth\ncomponent apply\n");
+    assert_eq!(
+        calls,
+        "cluster apply --verbose --skip-components --confirm\nhealth\ncomponent apply\n"
+    );
     let state = json(dir.path().join("rack/state/bootstrap.json"));
     assert_eq!(node_state(&state, &macs(0).0)["stage"], "joined");
     // lokoctl's output is captured in the attempt log.
     let logs = dir.path().join("rack/state/cluster/logs");
-    let log = std::fs::read_dir(&logs).unwrap().next().unwrap().unwrap().path();
-    assert!(std::fs::read_to_string(log).unwrap().contains("fake lokoctl output for cluster"));
+    let log = std::fs::read_dir(&logs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(
+        std::fs::read_to_string(log)
+            .unwrap()
+            .contains("fake lokoctl output for cluster")
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let lokoctl = fake_lokoctl(dir.path(), "cluster");

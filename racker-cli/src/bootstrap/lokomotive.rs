@@ -24,9 +24,18 @@ pub(crate) fn find_lokoctl() -> anyhow::Result<PathBuf> {
 }
 
 /// Run `lokoctl <args>` in `dir`, appending its output to `log`.
-async fn lokoctl(lokoctl: &Path, dir: &Path, log: &Path, args: &[&str], progress: &Progress) -> anyhow::Result<bool> {
+async fn lokoctl(
+    lokoctl: &Path,
+    dir: &Path,
+    log: &Path,
+    args: &[&str],
+    progress: &Progress,
+) -> anyhow::Result<bool> {
     progress.log(&format!("running {} {}", lokoctl.display(), args.join(" ")));
-    let out = std::fs::OpenOptions::new().append(true).create(true).open(log)?;
+    let out = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log)?;
     let err = out.try_clone()?;
     let status = tokio::process::Command::new(lokoctl)
         .args(args)
@@ -52,11 +61,18 @@ pub(crate) async fn stages(
     retries: u32,
 ) -> anyhow::Result<bool> {
     let lokoctl_path = find_lokoctl()?;
-    let active: Vec<_> = selection.active().iter().map(|n| n.planned.node.primary_mac).collect();
+    let active: Vec<_> = selection
+        .active()
+        .iter()
+        .map(|n| n.planned.node.primary_mac)
+        .collect();
     let total = active.len();
     let fail = |file: &mut StateFile, reason: &str| -> anyhow::Result<()> {
         for mac in &active {
-            if matches!(file.state.nodes.get(mac).map(|r| &r.state), Some(NodeState::Active { .. })) {
+            if matches!(
+                file.state.nodes.get(mac).map(|r| &r.state),
+                Some(NodeState::Active { .. })
+            ) {
                 file.apply(*mac, &Event::Failed(reason.to_owned()))?;
             }
         }
@@ -65,7 +81,20 @@ pub(crate) async fn stages(
 
     let name = "Kubernetes bring-up";
     progress.stage(name, total);
-    let ok = lokoctl(&lokoctl_path, cluster_dir, log, &["cluster", "apply", "--verbose", "--skip-components", "--confirm"], progress).await?;
+    let ok = lokoctl(
+        &lokoctl_path,
+        cluster_dir,
+        log,
+        &[
+            "cluster",
+            "apply",
+            "--verbose",
+            "--skip-components",
+            "--confirm",
+        ],
+        progress,
+    )
+    .await?;
     if !ok {
         progress.finish(name, 0, total, false);
         fail(file, "lokoctl cluster apply failed")?;
@@ -94,7 +123,11 @@ pub(crate) async fn stages(
     if !healthy {
         progress.finish(name, 0, total, false);
         fail(file, "the cluster did not become healthy (lokoctl health)")?;
-        progress.say(&format!("The cluster is not healthy; see {} and run `lokoctl health` in {}.", log.display(), cluster_dir.display()));
+        progress.say(&format!(
+            "The cluster is not healthy; see {} and run `lokoctl health` in {}.",
+            log.display(),
+            cluster_dir.display()
+        ));
         return Ok(false);
     }
     for (i, mac) in active.iter().enumerate() {
@@ -105,10 +138,21 @@ pub(crate) async fn stages(
 
     let name = "Lokomotive component installation";
     progress.stage(name, 1);
-    let ok = lokoctl(&lokoctl_path, cluster_dir, log, &["component", "apply"], progress).await?;
+    let ok = lokoctl(
+        &lokoctl_path,
+        cluster_dir,
+        log,
+        &["component", "apply"],
+        progress,
+    )
+    .await?;
     progress.finish(name, usize::from(ok), 1, ok);
     if !ok {
-        progress.say(&format!("lokoctl component apply failed; see {}. Rerun it in {} once fixed.", log.display(), cluster_dir.display()));
+        progress.say(&format!(
+            "lokoctl component apply failed; see {}. Rerun it in {} once fixed.",
+            log.display(),
+            cluster_dir.display()
+        ));
     }
     Ok(ok)
 }

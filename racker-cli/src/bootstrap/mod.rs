@@ -3,8 +3,8 @@
 mod lokomotive;
 mod network;
 mod progress;
-mod wizard;
 pub(crate) mod state;
+mod wizard;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
-use racker_inventory::{MacAddr, PublicIps, Selection, SelectedNode};
+use racker_inventory::{MacAddr, PublicIps, SelectedNode, Selection};
 use racker_ipmi::{BootDevice, Operation, PowerAction, SessionOptions};
 use racker_netboot::report::{ReportStore, Stage as ReportStage};
 
@@ -147,7 +147,9 @@ pub(crate) async fn bootstrap(globals: &Globals, args: &BootstrapCmd) -> anyhow:
         .clone()
         .unwrap_or_else(|| globals.state_dir.join("cluster"));
     let previous = StateFile::load(&globals.state_dir)?;
-    let resuming = previous.as_ref().is_some_and(|p| p.cluster_dir == cluster_dir);
+    let resuming = previous
+        .as_ref()
+        .is_some_and(|p| p.cluster_dir == cluster_dir);
     if !resuming && dir_has_entries(&cluster_dir) {
         bail!(
             "the cluster directory {} exists and is not empty.\n  To keep it, pass another --cluster-dir.\n  To start over, move it away (and remove {} if a previous bootstrap left it).",
@@ -156,7 +158,9 @@ pub(crate) async fn bootstrap(globals: &Globals, args: &BootstrapCmd) -> anyhow:
         );
     }
     let stamp = state::now_unix();
-    let log_path = cluster_dir.join("logs").join(format!("{stamp}-bootstrap.log"));
+    let log_path = cluster_dir
+        .join("logs")
+        .join(format!("{stamp}-bootstrap.log"));
     let progress = Progress::new(&log_path)?;
 
     // Exclusions: the operator's plus those a previous run decided.
@@ -172,9 +176,12 @@ pub(crate) async fn bootstrap(globals: &Globals, args: &BootstrapCmd) -> anyhow:
     }
     let (rack, selection) = context::load_selection(globals, &plan_args, &args.selection)?;
     let inv_credentials = context::load_credentials(globals)?;
-    let credentials =
-        racker_ipmi::Credentials::new(inv_credentials.user.clone(), inv_credentials.password.expose());
-    let session = SessionOptions::default().timeout(Duration::from_secs_f64(args.ipmi_timeout.max(0.1)));
+    let credentials = racker_ipmi::Credentials::new(
+        inv_credentials.user.clone(),
+        inv_credentials.password.expose(),
+    );
+    let session =
+        SessionOptions::default().timeout(Duration::from_secs_f64(args.ipmi_timeout.max(0.1)));
     let ctx = Ctx {
         globals,
         args,
@@ -210,7 +217,12 @@ pub(crate) async fn bootstrap(globals: &Globals, args: &BootstrapCmd) -> anyhow:
     let now = state::now_unix();
     for n in selection.nodes() {
         let name = n.hostname.clone().unwrap_or_default();
-        state.ensure_node(n.planned.node.primary_mac, n.planned.node.bmc_mac, &name, now);
+        state.ensure_node(
+            n.planned.node.primary_mac,
+            n.planned.node.bmc_mac,
+            &name,
+            now,
+        );
     }
     let mut file = StateFile::new(&globals.state_dir, state)?;
     for n in selection.nodes().iter().filter(|n| n.excluded) {
@@ -219,14 +231,23 @@ pub(crate) async fn bootstrap(globals: &Globals, args: &BootstrapCmd) -> anyhow:
 
     // Stage 1: network.
     let netboot = if args.no_netboot {
-        ctx.progress.say("✓ Network: using the running netboot service (--no-netboot)");
+        ctx.progress
+            .say("✓ Network: using the running netboot service (--no-netboot)");
         None
     } else {
         let endpoints = endpoints(&ctx);
-        let nb = network::start(&ctx.rack, &selection, &globals.state_dir, &cluster_dir, &endpoints).await?;
+        let nb = network::start(
+            &ctx.rack,
+            &selection,
+            &globals.state_dir,
+            &cluster_dir,
+            &endpoints,
+        )
+        .await?;
         ctx.progress.say(&format!(
             "✓ Network: DHCP on {} ({} reservations), HTTP on {} ({})",
-            nb.dhcp_addr.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            nb.dhcp_addr
+                .map_or_else(|| "-".to_owned(), |a| a.to_string()),
             2 * selection.nodes().len(),
             nb.http_addr,
             endpoints.http_url
@@ -257,7 +278,10 @@ fn dir_has_entries(dir: &Path) -> bool {
 
 fn endpoints(ctx: &Ctx<'_>) -> NetbootEndpoints {
     let mgmt = ctx.rack.plan.management_ip();
-    let http_listen = ctx.args.http_listen.unwrap_or_else(|| network::default_http_listen(mgmt));
+    let http_listen = ctx
+        .args
+        .http_listen
+        .unwrap_or_else(|| network::default_http_listen(mgmt));
     let http_url = ctx
         .args
         .http_url
@@ -269,7 +293,11 @@ fn endpoints(ctx: &Ctx<'_>) -> NetbootEndpoints {
         (None, Some(_)) => None,
     }
     .map(|addr| {
-        let root = ctx.args.boot_files.clone().unwrap_or_else(|| PathBuf::from("/usr/lib/ipxe"));
+        let root = ctx
+            .args
+            .boot_files
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/usr/lib/ipxe"));
         (addr, root)
     });
     NetbootEndpoints {
@@ -286,7 +314,8 @@ fn render(ctx: &Ctx<'_>, selection: &Selection) -> anyhow::Result<()> {
     let public = match &ctx.args.public_ips {
         None => PublicIps::dhcp(),
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             let name = path.display().to_string();
             let ips = PublicIps::parse(&name, &text)?;
             ips.check_against(&name, &text, &ctx.rack.inventory)?;
@@ -333,10 +362,18 @@ async fn stages(
     let total = active.len();
     let name = "Checking BMC connectivity";
     ctx.progress.stage(name, total);
-    let targets: Vec<(MacAddr, racker_ipmi::BmcAddress)> =
-        active.iter().map(|n| (n.planned.node.primary_mac, bmc_of(ctx, n))).collect();
+    let targets: Vec<(MacAddr, racker_ipmi::BmcAddress)> = active
+        .iter()
+        .map(|n| (n.planned.node.primary_mac, bmc_of(ctx, n)))
+        .collect();
     let op = Operation::ChassisStatus;
-    let mut stream = racker_ipmi::fan_out_operation(targets, &ctx.credentials, &ctx.session, &op, ctx.args.concurrency);
+    let mut stream = racker_ipmi::fan_out_operation(
+        targets,
+        &ctx.credentials,
+        &ctx.session,
+        &op,
+        ctx.args.concurrency,
+    );
     let mut done = 0;
     let mut unreachable: Vec<(MacAddr, MacAddr, String)> = Vec::new();
     while let Some(r) = stream.next().await {
@@ -346,21 +383,42 @@ async fn stages(
         match r.result {
             Ok(_) => {
                 file.apply(r.key, &Event::Reached(Stage::BmcReachable))?;
-                ctx.progress.step(name, done, total, true, &format!("{} BMC {} ({})", r.key, bmc_mac, r.bmc));
+                ctx.progress.step(
+                    name,
+                    done,
+                    total,
+                    true,
+                    &format!("{} BMC {} ({})", r.key, bmc_mac, r.bmc),
+                );
             }
             Err(e) => {
-                ctx.progress.step(name, done, total, false, &format!("{} BMC {} ({}): {e}", r.key, bmc_mac, r.bmc));
+                ctx.progress.step(
+                    name,
+                    done,
+                    total,
+                    false,
+                    &format!("{} BMC {} ({}): {e}", r.key, bmc_mac, r.bmc),
+                );
                 unreachable.push((r.key, bmc_mac, e.to_string()));
             }
         }
     }
     drop(stream);
-    ctx.progress.finish(name, total - unreachable.len(), total, unreachable.is_empty());
+    ctx.progress.finish(
+        name,
+        total - unreachable.len(),
+        total,
+        unreachable.is_empty(),
+    );
     if !unreachable.is_empty() {
         let macs: Vec<String> = unreachable.iter().map(|u| u.1.to_string()).collect();
-        ctx.progress.say(&format!("{} BMC(s) could not be reached:", unreachable.len()));
+        ctx.progress.say(&format!(
+            "{} BMC(s) could not be reached:",
+            unreachable.len()
+        ));
         for (mac, bmc, reason) in &unreachable {
-            ctx.progress.say(&format!("  node {mac} BMC {bmc}: {reason}"));
+            ctx.progress
+                .say(&format!("  node {mac} BMC {bmc}: {reason}"));
         }
         ctx.progress.say(&format!(
             "Check their cabling and credentials (racker ipmi <node> diag), or leave them out:\n  racker bootstrap ... --exclude \"{}\"\nLog: {}",
@@ -373,7 +431,15 @@ async fn stages(
     if selection.provision() == racker_inventory::Provision::Lokomotive {
         // lokoctl installs the nodes itself (through the rendered
         // pxe_commands, which call `racker ipmi`) and brings Kubernetes up.
-        let ok = lokomotive::stages(&ctx.progress, &ctx.cluster_dir, &ctx.log_path, selection, file, ctx.args.retries).await?;
+        let ok = lokomotive::stages(
+            &ctx.progress,
+            &ctx.cluster_dir,
+            &ctx.log_path,
+            selection,
+            file,
+            ctx.args.retries,
+        )
+        .await?;
         if !ok {
             return Ok(ExitCode::FAILURE);
         }
@@ -412,8 +478,9 @@ async fn stages(
             OnFailure::Exclude => {
                 for mac in &failed {
                     file.apply(*mac, &Event::Exclude)?;
-                    racker_lokomotive::exclude_in_dir(&ctx.cluster_dir, *mac, true)
-                        .with_context(|| format!("removing {mac} from the rendered configuration"))?;
+                    racker_lokomotive::exclude_in_dir(&ctx.cluster_dir, *mac, true).with_context(
+                        || format!("removing {mac} from the rendered configuration"),
+                    )?;
                 }
                 ctx.progress.say(&format!(
                     "Excluded {} node(s) from the cluster: {}",
@@ -429,8 +496,14 @@ async fn stages(
         }
     }
 
-    let installed = file.state.macs_where(|s| s.stage() >= Stage::Installed && matches!(s, NodeState::Active { .. }));
-    ctx.progress.say(&format!("✓ {} node(s) provisioned with {}", installed.len(), selection.provision()));
+    let installed = file
+        .state
+        .macs_where(|s| s.stage() >= Stage::Installed && matches!(s, NodeState::Active { .. }));
+    ctx.progress.say(&format!(
+        "✓ {} node(s) provisioned with {}",
+        installed.len(),
+        selection.provision()
+    ));
     ctx.progress.say(&format!(
         "To change the cluster later: edit the files in {} and rerun racker, or `racker exclude <MAC> --dir {}`; `racker status` shows every node.",
         ctx.cluster_dir.display(),
@@ -440,16 +513,24 @@ async fn stages(
 }
 
 fn join_macs(macs: &[MacAddr]) -> String {
-    macs.iter().map(MacAddr::to_string).collect::<Vec<_>>().join(" ")
+    macs.iter()
+        .map(MacAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn ask_policy(ctx: &Ctx<'_>, failed: &[MacAddr]) -> anyhow::Result<OnFailure> {
     if !std::io::stdin().is_terminal() {
-        ctx.progress.say("(--on-failure ask without a terminal: cancelling)");
+        ctx.progress
+            .say("(--on-failure ask without a terminal: cancelling)");
         return Ok(OnFailure::Cancel);
     }
     loop {
-        eprint!("{} node(s) failed: {}. [r]etry, [e]xclude nodes, [c]ancel? ", failed.len(), join_macs(failed));
+        eprint!(
+            "{} node(s) failed: {}. [r]etry, [e]xclude nodes, [c]ancel? ",
+            failed.len(),
+            join_macs(failed)
+        );
         let mut answer = String::new();
         if std::io::stdin().read_line(&mut answer)? == 0 {
             return Ok(OnFailure::Cancel);
@@ -464,10 +545,18 @@ fn ask_policy(ctx: &Ctx<'_>, failed: &[MacAddr]) -> anyhow::Result<OnFailure> {
 }
 
 fn guidance(ctx: &Ctx<'_>, selection: &Selection, file: &StateFile, failed: &[MacAddr]) {
-    ctx.progress.say(&format!("× {} node(s) failed:", failed.len()));
+    ctx.progress
+        .say(&format!("× {} node(s) failed:", failed.len()));
     for mac in failed {
-        let label = file.state.nodes.get(mac).map_or_else(String::new, |r| r.state.label());
-        let name = selection.find_by_mac(*mac).and_then(|n| n.hostname.clone()).unwrap_or_default();
+        let label = file
+            .state
+            .nodes
+            .get(mac)
+            .map_or_else(String::new, |r| r.state.label());
+        let name = selection
+            .find_by_mac(*mac)
+            .and_then(|n| n.hostname.clone())
+            .unwrap_or_default();
         ctx.progress.say(&format!("  {mac} {name}: {label}"));
     }
     ctx.progress.say(&format!(
@@ -506,11 +595,21 @@ async fn pxe_stage(
     let mut waiting: BTreeMap<MacAddr, Instant> = BTreeMap::new();
     for n in &active {
         let mac = n.planned.node.primary_mac;
-        let stage = file.state.nodes.get(&mac).map_or(Stage::Planned, |r| r.state.stage());
+        let stage = file
+            .state
+            .nodes
+            .get(&mac)
+            .map_or(Stage::Planned, |r| r.state.stage());
         if stage >= Stage::Installed || reports.is_installed(mac) {
             file.apply(mac, &Event::Reached(Stage::Installed))?;
             done += 1;
-            ctx.progress.step(name, done, total, true, &format!("{mac} {} already installed", host(n)));
+            ctx.progress.step(
+                name,
+                done,
+                total,
+                true,
+                &format!("{mac} {} already installed", host(n)),
+            );
         } else {
             // Not installed yet — also after a crash mid-install: request
             // the PXE boot (again; the power cycle restarts an interrupted
@@ -524,8 +623,10 @@ async fn pxe_stage(
     }
 
     let mut failed = Vec::new();
-    let targets: Vec<(MacAddr, racker_ipmi::BmcAddress)> =
-        to_request.iter().map(|n| (n.planned.node.primary_mac, bmc_of(ctx, n))).collect();
+    let targets: Vec<(MacAddr, racker_ipmi::BmcAddress)> = to_request
+        .iter()
+        .map(|n| (n.planned.node.primary_mac, bmc_of(ctx, n)))
+        .collect();
     let creds = &ctx.credentials;
     let opts = &ctx.session;
     let mut stream = racker_ipmi::fan_out(targets, ctx.args.concurrency, |bmc| async move {
@@ -545,14 +646,16 @@ async fn pxe_stage(
         match r.result {
             Ok(()) => {
                 file.apply(r.key, &Event::Reached(Stage::PxeRequested))?;
-                ctx.progress.log(&format!("{} PXE boot requested through {}", r.key, r.bmc));
+                ctx.progress
+                    .log(&format!("{} PXE boot requested through {}", r.key, r.bmc));
                 waiting.insert(r.key, Instant::now());
             }
             Err(e) => {
                 let reason = format!("PXE request through BMC {} failed: {e}", r.bmc);
                 file.apply(r.key, &Event::Failed(reason.clone()))?;
                 done += 1;
-                ctx.progress.step(name, done, total, false, &format!("{} {reason}", r.key));
+                ctx.progress
+                    .step(name, done, total, false, &format!("{} {reason}", r.key));
                 failed.push(r.key);
             }
         }
@@ -574,14 +677,29 @@ async fn pxe_stage(
                     file.apply(*mac, &Event::Reached(Stage::InstallerBooted))?;
                     file.apply(*mac, &Event::Reached(Stage::Installed))?;
                     done += 1;
-                    ctx.progress.step(name, done, total, true, &format!("{mac} {name_of} installed"));
+                    ctx.progress.step(
+                        name,
+                        done,
+                        total,
+                        true,
+                        &format!("{mac} {name_of} installed"),
+                    );
                     finished.push(*mac);
                 }
                 Some(r) if r.stage == ReportStage::Failed => {
-                    let reason = format!("installer failed: {}", r.reason.unwrap_or_else(|| "no reason given".into()));
+                    let reason = format!(
+                        "installer failed: {}",
+                        r.reason.unwrap_or_else(|| "no reason given".into())
+                    );
                     file.apply(*mac, &Event::Failed(reason.clone()))?;
                     done += 1;
-                    ctx.progress.step(name, done, total, false, &format!("{mac} {name_of} {reason}"));
+                    ctx.progress.step(
+                        name,
+                        done,
+                        total,
+                        false,
+                        &format!("{mac} {name_of} {reason}"),
+                    );
                     finished.push(*mac);
                     failed.push(*mac);
                 }
@@ -596,7 +714,13 @@ async fn pxe_stage(
                 let reason = format!("no installer report within {} s", timeout.as_secs());
                 file.apply(*mac, &Event::Failed(reason.clone()))?;
                 done += 1;
-                ctx.progress.step(name, done, total, false, &format!("{mac} {name_of} {reason}"));
+                ctx.progress.step(
+                    name,
+                    done,
+                    total,
+                    false,
+                    &format!("{mac} {name_of} {reason}"),
+                );
                 finished.push(*mac);
                 failed.push(*mac);
             }
@@ -605,7 +729,8 @@ async fn pxe_stage(
             waiting.remove(&mac);
         }
     }
-    ctx.progress.finish(name, total - failed.len(), total, failed.is_empty());
+    ctx.progress
+        .finish(name, total - failed.len(), total, failed.is_empty());
     Ok(failed)
 }
 

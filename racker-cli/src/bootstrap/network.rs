@@ -44,7 +44,11 @@ pub(crate) struct ClusterIgnition {
 }
 
 impl IgnitionSource for ClusterIgnition {
-    fn ignition(&self, mac: MacAddr, profile: IgnitionProfile) -> Result<Option<Vec<u8>>, ContentError> {
+    fn ignition(
+        &self,
+        mac: MacAddr,
+        profile: IgnitionProfile,
+    ) -> Result<Option<Vec<u8>>, ContentError> {
         let rel = match profile {
             IgnitionProfile::Install => racker_lokomotive::install_ignition_path(mac),
             IgnitionProfile::Os => racker_lokomotive::os_ignition_path(mac),
@@ -100,7 +104,10 @@ pub(crate) fn reservations(rack: &Rack, selection: &Selection) -> Vec<Reservatio
         out.push(Reservation {
             mac: p.node.primary_mac,
             ip: p.ip,
-            hostname: n.hostname.as_ref().map(|h| h.split('.').next().unwrap_or(h).to_owned()),
+            hostname: n
+                .hostname
+                .as_ref()
+                .map(|h| h.split('.').next().unwrap_or(h).to_owned()),
         });
         out.push(Reservation {
             mac: p.node.bmc_mac,
@@ -183,21 +190,30 @@ pub(crate) async fn start(
                     Path::new("/proc/net/route"),
                     Some(rack.management.secondary_mac),
                 )
-                .with_context(|| format!("refusing to serve DHCP on {iface} (--force overrides)"))?;
+                .with_context(|| {
+                    format!("refusing to serve DHCP on {iface} (--force overrides)")
+                })?;
             }
             racker_netboot::dhcp::transport::DhcpSocket::bind_interface(iface, 67)?
         }
     };
     let dhcp_addr = socket.local_addr();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let installed: Arc<dyn InstalledNodes + Send + Sync> = Arc::new(ReportedInstalled(reports.clone()));
+    let installed: Arc<dyn InstalledNodes + Send + Sync> =
+        Arc::new(ReportedInstalled(reports.clone()));
     let state_dir = state_dir.to_owned();
     tasks.push(tokio::spawn(async move {
         let shutdown = async {
             let _ = rx.await;
         };
-        if let Err(e) =
-            racker_netboot::dhcp::transport::serve(socket, server, Some(state_dir), installed, shutdown).await
+        if let Err(e) = racker_netboot::dhcp::transport::serve(
+            socket,
+            server,
+            Some(state_dir),
+            installed,
+            shutdown,
+        )
+        .await
         {
             tracing::error!("DHCP stopped: {e}");
         }

@@ -55,7 +55,9 @@ impl Progress {
             && let Ok(mut b) = self.bar.lock()
         {
             let bar = indicatif::ProgressBar::new(total as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} ({pos}/{len}) {wide_bar} {elapsed}") {
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{msg} ({pos}/{len}) {wide_bar} {elapsed}")
+            {
                 bar.set_style(style);
             }
             bar.set_message(name.to_owned());

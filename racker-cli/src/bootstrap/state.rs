@@ -78,7 +78,9 @@ pub(crate) enum NodeState {
 impl NodeState {
     pub(crate) fn stage(&self) -> Stage {
         match self {
-            Self::Active { stage } | Self::Excluded { stage } | Self::Failed { stage, .. } => *stage,
+            Self::Active { stage } | Self::Excluded { stage } | Self::Failed { stage, .. } => {
+                *stage
+            }
         }
     }
 
@@ -163,8 +165,16 @@ impl BootstrapState {
 
     /// Apply `event` to node `mac`. Returns whether the state changed
     /// (re-applying an event is a no-op, so replays are harmless).
-    pub(crate) fn apply(&mut self, mac: MacAddr, event: &Event, now: u64) -> Result<bool, TransitionError> {
-        let rec = self.nodes.get_mut(&mac).ok_or(TransitionError::UnknownNode(mac))?;
+    pub(crate) fn apply(
+        &mut self,
+        mac: MacAddr,
+        event: &Event,
+        now: u64,
+    ) -> Result<bool, TransitionError> {
+        let rec = self
+            .nodes
+            .get_mut(&mac)
+            .ok_or(TransitionError::UnknownNode(mac))?;
         let invalid = |to: &'static str, from: &NodeState| TransitionError::Invalid {
             mac,
             from: from.label(),
@@ -190,7 +200,9 @@ impl BootstrapState {
             (NodeState::Failed { .. }, Event::Reset) => NodeState::Active {
                 stage: Stage::Planned,
             },
-            (NodeState::Failed { reason, .. }, Event::Failed(r)) if reason == r => return Ok(false),
+            (NodeState::Failed { reason, .. }, Event::Failed(r)) if reason == r => {
+                return Ok(false);
+            }
             (NodeState::Excluded { .. }, Event::Exclude) => return Ok(false),
             (NodeState::Active { .. }, Event::Reset) => return Ok(false),
             (from, Event::Reached(s)) => return Err(invalid(s.as_str(), from)),
@@ -204,7 +216,11 @@ impl BootstrapState {
 
     /// Nodes in a given condition.
     pub(crate) fn macs_where(&self, f: impl Fn(&NodeState) -> bool) -> Vec<MacAddr> {
-        self.nodes.iter().filter(|(_, r)| f(&r.state)).map(|(m, _)| *m).collect()
+        self.nodes
+            .iter()
+            .filter(|(_, r)| f(&r.state))
+            .map(|(m, _)| *m)
+            .collect()
     }
 }
 
@@ -216,7 +232,9 @@ pub(crate) struct StateFile {
 }
 
 pub(crate) fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl StateFile {
@@ -228,9 +246,11 @@ impl StateFile {
     pub(crate) fn load(state_dir: &Path) -> anyhow::Result<Option<BootstrapState>> {
         let path = Self::path(state_dir);
         match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(
-                serde_json::from_slice(&bytes).with_context(|| format!("{} is corrupt", path.display()))?,
-            )),
+            Ok(bytes) => {
+                Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+                    format!("{} is corrupt", path.display())
+                })?))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
@@ -259,7 +279,6 @@ impl StateFile {
         }
         Ok(changed)
     }
-
 }
 
 #[cfg(test)]
@@ -288,8 +307,14 @@ mod tests {
         assert!(!s.apply(m, &Event::Reached(Stage::PxeRequested), 3).unwrap());
         assert!(!s.apply(m, &Event::Reached(Stage::BmcReachable), 3).unwrap());
         assert_eq!(s.nodes[&m].attempts, 1);
-        assert!(s.apply(m, &Event::Failed("install failed".into()), 4).unwrap());
-        assert_eq!(s.nodes[&m].state.label(), "failed after pxe-requested: install failed");
+        assert!(
+            s.apply(m, &Event::Failed("install failed".into()), 4)
+                .unwrap()
+        );
+        assert_eq!(
+            s.nodes[&m].state.label(),
+            "failed after pxe-requested: install failed"
+        );
         assert!(s.apply(m, &Event::Reached(Stage::Installed), 5).is_err());
         assert!(s.apply(m, &Event::Reset, 6).unwrap());
         assert!(s.apply(m, &Event::Reached(Stage::PxeRequested), 7).unwrap());
@@ -306,7 +331,12 @@ mod tests {
         f.apply(mac(1), &Event::Reached(Stage::Installed)).unwrap();
         let loaded = StateFile::load(dir.path()).unwrap().unwrap();
         assert_eq!(loaded, f.state);
-        assert_eq!(loaded.nodes[&mac(1)].state, NodeState::Active { stage: Stage::Installed });
+        assert_eq!(
+            loaded.nodes[&mac(1)].state,
+            NodeState::Active {
+                stage: Stage::Installed
+            }
+        );
         // Resuming never resets a known node.
         let mut again = loaded.clone();
         again.ensure_node(mac(1), mac(101), "node-1", 99);
@@ -316,9 +346,15 @@ mod tests {
     fn arb_event() -> impl Strategy<Value = Event> {
         prop_oneof![
             prop::sample::select(vec![
-                Stage::Planned, Stage::BmcReachable, Stage::PxeRequested, Stage::InstallerBooted,
-                Stage::Installed, Stage::OsUp, Stage::Joined
-            ]).prop_map(Event::Reached),
+                Stage::Planned,
+                Stage::BmcReachable,
+                Stage::PxeRequested,
+                Stage::InstallerBooted,
+                Stage::Installed,
+                Stage::OsUp,
+                Stage::Joined
+            ])
+            .prop_map(Event::Reached),
             "[a-z]{1,5}".prop_map(Event::Failed),
             Just(Event::Exclude),
             Just(Event::Reset),

@@ -21,17 +21,27 @@ pub(crate) fn ask(
     if asked("provision") {
         let i = Select::new()
             .with_prompt("What do you want to provision?")
-            .items(&["Flatcar Container Linux on every node", "A Lokomotive Kubernetes cluster"])
+            .items(&[
+                "Flatcar Container Linux on every node",
+                "A Lokomotive Kubernetes cluster",
+            ])
             .default(0)
             .interact()?;
-        cmd.selection.provision = if i == 0 { ProvisionArg::Flatcar } else { ProvisionArg::Lokomotive };
+        cmd.selection.provision = if i == 0 {
+            ProvisionArg::Flatcar
+        } else {
+            ProvisionArg::Lokomotive
+        };
     }
     if cmd.selection.provision == ProvisionArg::Lokomotive {
         if asked("cluster_name") {
             cmd.selection.cluster_name = Input::new()
                 .with_prompt("Cluster name")
                 .default(cmd.selection.cluster_name.clone())
-                .validate_with(|s: &String| racker_inventory::validate_dns_name("cluster name", s, false).map_err(|e| e.to_string()))
+                .validate_with(|s: &String| {
+                    racker_inventory::validate_dns_name("cluster name", s, false)
+                        .map_err(|e| e.to_string())
+                })
                 .interact_text()?;
         }
         if asked("num_controllers") {
@@ -44,15 +54,28 @@ pub(crate) fn ask(
         }
         if asked("controller_type") {
             let mut types: Vec<String> = vec![racker_inventory::ANY_NODE_TYPE.to_owned()];
-            types.extend(inventory.node_type_counts().into_iter().map(|(t, _)| t).filter(|t| !t.is_empty()));
-            let i = Select::new().with_prompt("Node type of the controllers").items(&types).default(0).interact()?;
+            types.extend(
+                inventory
+                    .node_type_counts()
+                    .into_iter()
+                    .map(|(t, _)| t)
+                    .filter(|t| !t.is_empty()),
+            );
+            let i = Select::new()
+                .with_prompt("Node type of the controllers")
+                .items(&types)
+                .default(0)
+                .interact()?;
             cmd.selection.controller_type = types[i].clone();
         }
         if asked("k8s_domain") {
             cmd.selection.k8s_domain = Input::new()
                 .with_prompt("Kubernetes domain")
                 .default(cmd.selection.k8s_domain.clone())
-                .validate_with(|s: &String| racker_inventory::validate_dns_name("domain", s, true).map_err(|e| e.to_string()))
+                .validate_with(|s: &String| {
+                    racker_inventory::validate_dns_name("domain", s, true)
+                        .map_err(|e| e.to_string())
+                })
                 .interact_text()?;
         }
         if asked("storage_provider") {
@@ -61,7 +84,8 @@ pub(crate) fn ask(
                 .items(&["none", "openebs", "rook"])
                 .default(0)
                 .interact()?;
-            cmd.selection.storage_provider = [StorageArg::None, StorageArg::Openebs, StorageArg::Rook][i];
+            cmd.selection.storage_provider =
+                [StorageArg::None, StorageArg::Openebs, StorageArg::Rook][i];
             if i != 0 {
                 cmd.selection.storage_node_type = Input::new()
                     .with_prompt("Node type of the storage nodes (any matches all)")
@@ -86,7 +110,8 @@ pub(crate) fn ask(
             .default(true)
             .interact()?
     {
-        let template = PublicIps::template(inventory.nodes().iter().filter_map(|n| n.secondary_mac));
+        let template =
+            PublicIps::template(inventory.nodes().iter().filter_map(|n| n.secondary_mac));
         let mut text = template;
         loop {
             let Some(edited) = Editor::new().extension(".ini").edit(&text)? else {
@@ -103,7 +128,11 @@ pub(crate) fn ask(
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    if !Confirm::new().with_prompt("Edit again?").default(true).interact()? {
+                    if !Confirm::new()
+                        .with_prompt("Edit again?")
+                        .default(true)
+                        .interact()?
+                    {
                         anyhow::bail!("cancelled");
                     }
                     text = edited;
