@@ -206,6 +206,13 @@ impl ReportStore {
     }
 }
 
+/// The DHCP core asks this to stop offering a boot file to installed nodes.
+impl crate::dhcp::InstalledNodes for ReportStore {
+    fn is_installed(&self, mac: MacAddr) -> bool {
+        ReportStore::is_installed(self, mac)
+    }
+}
+
 /// Write `bytes` to `path` atomically: a temporary file in the same
 /// directory, fsync, rename over `path`, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ContentError> {
@@ -258,6 +265,8 @@ mod tests {
         );
         let again = ReportStore::open(dir.path()).unwrap();
         assert!(again.is_installed(mac));
+        let dhcp_view: &dyn crate::dhcp::InstalledNodes = &again;
+        assert!(dhcp_view.is_installed(mac));
         let r = again.get(mac).unwrap();
         assert_eq!((r.first_unix, r.updated_unix, r.reason), (1005, 1005, None));
         let raw = std::fs::read_to_string(reports_dir(dir.path()).join("00:11:22:33:44:10.json"))
