@@ -99,6 +99,39 @@ impl FirmwareFaults {
     }
 }
 
+/// Any per-node fault `racker sim up --fault MAC=KIND` accepts: a BMC
+/// fault ([`crate::Fault`]) or a firmware fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeFault {
+    /// A fault of the simulated BMC.
+    Bmc(crate::Fault),
+    /// A fault of the node's firmware or installer.
+    Firmware(FirmwareFault),
+}
+
+impl fmt::Display for NodeFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeFault::Bmc(b) => b.fmt(f),
+            NodeFault::Firmware(w) => w.fmt(f),
+        }
+    }
+}
+
+impl FromStr for NodeFault {
+    type Err = FirmwareError;
+
+    fn from_str(s: &str) -> Result<Self, FirmwareError> {
+        if let Ok(f) = s.parse::<FirmwareFault>() {
+            return Ok(NodeFault::Firmware(f));
+        }
+        s.parse::<crate::Fault>()
+            .map(NodeFault::Bmc)
+            .map_err(|_| FirmwareError::InvalidFault { spec: s.to_owned() })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +147,15 @@ mod tests {
             FirmwareFault::Hang
         );
         assert!("unreachable".parse::<FirmwareFault>().is_err());
+        assert_eq!(
+            "unreachable".parse::<NodeFault>().unwrap(),
+            NodeFault::Bmc(crate::Fault::Unreachable)
+        );
+        assert_eq!(
+            "hang".parse::<NodeFault>().unwrap(),
+            NodeFault::Firmware(FirmwareFault::Hang)
+        );
+        assert_eq!("loss:5".parse::<NodeFault>().unwrap().to_string(), "loss:5");
+        assert!("fire".parse::<NodeFault>().is_err());
     }
 }

@@ -56,7 +56,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use driver::{Firmware, HttpClient};
-pub use fault::{FirmwareFault, FirmwareFaults};
+pub use fault::{FirmwareFault, FirmwareFaults, NodeFault};
 pub use machine::{
     Action, Download, FirmwareMachine, FirmwareStatus, HttpMethod, HttpOutcome, HttpRequest,
     MachineConfig, OS_UP_MARKER, Phase,
