@@ -1,0 +1,219 @@
+//! `racker netboot serve --no-dhcp`, `render --matchbox` and `fetch-assets`
+//! through the binary, on loopback.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const NODES: &str = "Primary MAC address, BMC MAC address, Secondary MAC address, Node Type, Comments\n\
+00:11:22:33:44:00, 00:11:22:33:44:01, 00:11:22:33:44:30, red, mgmt node\n\
+00:11:22:33:44:10, 00:11:22:33:44:11, 00:11:22:33:44:40, red, node\n\
+00:11:22:33:44:20, 00:11:22:33:44:21, 00:11:22:33:44:50, red, node\n";
+
+struct Rack {
+    dir: tempfile::TempDir,
+}
+
+impl Rack {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let oem = dir.path().join("oem");
+        std::fs::create_dir_all(&oem).unwrap();
+        std::fs::write(oem.join("nodes.csv"), NODES).unwrap();
+        let eth1 = dir.path().join("net/eth1");
+        std::fs::create_dir_all(&eth1).unwrap();
+        std::fs::write(eth1.join("address"), "00:11:22:33:44:30\n").unwrap();
+        let boot = dir.path().join("boot");
+        std::fs::create_dir_all(&boot).unwrap();
+        std::fs::write(boot.join("undionly.kpxe"), b"bios-ipxe").unwrap();
+        std::fs::write(boot.join("ipxe.efi"), b"efi-ipxe").unwrap();
+        Self { dir }
+    }
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    fn racker(&self) -> Command {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin("racker"));
+        c.env("RACKER_OEM_DIR", self.path("oem"))
+            .env("RACKER_STATE_DIR", self.path("state"))
+            .env("RACKER_SYS_CLASS_NET", self.path("net"))
+            .env_remove("RACKER_BOOT_FILES");
+        c
+    }
+}
+
+/// Kills the server when the test ends, whatever happens.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn start_serve(rack: &Rack) -> (Server, SocketAddr) {
+    let mut child = rack
+        .racker()
+        .args(["netboot", "serve", "--no-dhcp"])
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--tftp-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--boot-files")
+        .arg(rack.path("boot"))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let server = Server(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    let addr = loop {
+        let Some(Ok(line)) = lines.next() else {
+            panic!("racker exited before listening: {seen:?}");
+        };
+        if let Some(rest) = line.split("HTTP listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+        seen.push(line);
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (server, addr)
+}
+
+#[test]
+fn serve_no_dhcp_boot_flow_over_http() {
+    let rack = Rack::new();
+    let (_server, addr) = start_serve(&rack);
+    let (status, script) = http(addr, "GET", "/boot.ipxe");
+    assert_eq!(status, 200);
+    assert!(script.contains("chain /ipxe?mac=${mac:hexhyp}"));
+    let (status, script) = http(addr, "GET", "/ipxe?mac=00-11-22-33-44-10");
+    assert_eq!(status, 200, "{script}");
+    assert!(script.contains(&format!("ignition.config.url=http://{addr}/ignition?mac=")));
+    assert!(script.contains("flatcar.first_boot=1"));
+    let (status, body) = http(addr, "GET", "/ipxe?mac=00:11:22:33:44:00");
+    assert_eq!(status, 404, "the management node is no boot target: {body}");
+    assert_eq!(http(addr, "GET", "/ipxe.efi"), (200, "efi-ipxe".into()));
+
+    let (status, _) = http(
+        addr,
+        "POST",
+        "/report?mac=00:11:22:33:44:10&stage=installed",
+    );
+    assert_eq!(status, 200);
+    let report = rack.path("state/netboot/reports/00:11:22:33:44:10.json");
+    let saved = std::fs::read_to_string(&report).unwrap();
+    assert!(saved.contains(r#""stage":"installed""#), "{saved}");
+    let (_, script) = http(addr, "GET", "/ipxe?mac=00:11:22:33:44:10");
+    assert!(
+        script.contains("exit") && !script.contains("kernel"),
+        "{script}"
+    );
+    let (status, metrics) = http(addr, "GET", "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("racker_nodes{stage=\"installed\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn serve_without_boot_files_says_what_to_do() {
+    let rack = Rack::new();
+    let out = rack
+        .racker()
+        .args(["netboot", "serve", "--no-dhcp"])
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--tftp-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--boot-files")
+        .arg(rack.path("nowhere"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("undionly.kpxe") && err.contains("--boot-files"),
+        "{err}"
+    );
+}
+
+#[test]
+fn render_matchbox_writes_loadable_layout() {
+    let rack = Rack::new();
+    let dir = rack.path("matchbox");
+    let out = rack
+        .racker()
+        .args(["netboot", "render", "--matchbox"])
+        .arg(&dir)
+        .args(["--exclude", "00:11:22:33:44:20"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let profile = std::fs::read_to_string(dir.join("profiles/flatcar-install.json")).unwrap();
+    assert!(profile.contains("http://172.24.213.1:8080/assets/flatcar/current/"));
+    let groups: Vec<_> = std::fs::read_dir(dir.join("groups")).unwrap().collect();
+    assert_eq!(groups.len(), 1, "excluded node has no group");
+    let group = std::fs::read_to_string(dir.join("groups/node-001122334410.json")).unwrap();
+    assert!(group.contains(r#""mac": "00:11:22:33:44:10""#), "{group}");
+    assert!(group.contains(r#""ip": "172.24.213.2""#), "{group}");
+}
+
+#[test]
+fn fetch_assets_without_key_names_the_key() {
+    let rack = Rack::new();
+    let out = rack
+        .racker()
+        .args([
+            "netboot",
+            "fetch-assets",
+            "--base-url",
+            "http://127.0.0.1:9/none",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("F88CFEDEFF29A5B4D9523864E25D9AED0593B34A") && err.contains("--signing-key"),
+        "{err}"
+    );
+    assert!(!Path::new(&rack.path("state/assets/flatcar/current")).exists());
+}
