@@ -255,13 +255,16 @@ pub(crate) fn run(globals: &Globals, args: IpmiCmd) -> anyhow::Result<ExitCode> 
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    match op {
+    let result = match op {
         None => {
             let target = targets.into_iter().next().context("no node selected")?;
             runtime.block_on(console(&target, &creds, &opts))
         }
         Some(op) => runtime.block_on(run_many(&args, command, targets, &creds, &opts, &op)),
-    }
+    };
+    // The console's stdin reader may still block in a read(2): don't wait for it.
+    runtime.shutdown_background();
+    result
 }
 
 /// The library operation for a command; `None` for the console.
@@ -762,6 +765,7 @@ async fn console(
         "[SOL session to {} active; type ~. at the start of a line to detach]",
         target.label
     );
+    let raw_mode = RawTerminal::enable();
     let mut stdin = tokio::io::stdin();
     let mut scanner = racker_ipmi::EscapeScanner::new();
     let mut buf = [0u8; 512];
@@ -792,8 +796,51 @@ async fn console(
             }
         }
     }
+    drop(raw_mode);
     let session = sol.deactivate().await?;
     session.close().await?;
     eprintln!("[SOL session closed]");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Puts an interactive stdin into raw mode (keys go to the node as typed,
+/// no local echo) and restores it on drop. Does nothing when stdin is not
+/// a terminal.
+struct RawTerminal {
+    saved: Option<libc::termios>,
+}
+
+impl RawTerminal {
+    #[allow(unsafe_code)]
+    fn enable() -> RawTerminal {
+        // SAFETY: isatty/tcgetattr/tcsetattr on fd 0 with a zero-initialised
+        // termios that tcgetattr fills in; no pointers are kept.
+        unsafe {
+            if libc::isatty(0) != 1 {
+                return RawTerminal { saved: None };
+            }
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return RawTerminal { saved: None };
+            }
+            let saved = t;
+            libc::cfmakeraw(&mut t);
+            if libc::tcsetattr(0, libc::TCSANOW, &t) != 0 {
+                return RawTerminal { saved: None };
+            }
+            RawTerminal { saved: Some(saved) }
+        }
+    }
+}
+
+impl Drop for RawTerminal {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        if let Some(t) = self.saved {
+            // SAFETY: restores the settings read in `enable` on fd 0.
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, &t);
+            }
+        }
+    }
 }

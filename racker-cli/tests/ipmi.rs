@@ -329,3 +329,103 @@ fn wrong_password_names_the_bmc() {
                 .and(predicate::str::contains("authentication failed")),
         );
 }
+
+/// The serial console through the binary, against racker-sim's BMC (which
+/// models SOL): BMC output reaches stdout, stdin reaches the node, `~.`
+/// detaches and deactivates SOL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sol_console_streams_both_ways_and_detaches() {
+    use std::io::{Read, Write};
+    let spec = racker_sim::NodeSpec::new([0x02, 0, 0, 0, 0, 0x01], "127.0.0.1:0".parse().unwrap());
+    let rack = racker_sim::SimRack::start(vec![spec], "admin", racker_sim::Password::new("secret"))
+        .await
+        .unwrap();
+    let node = rack.nodes()[0].clone();
+    let mut events = node.subscribe();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ipmi_user"), "admin\n").unwrap();
+    std::fs::write(dir.path().join("ipmi_password"), "secret\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.path().join("ipmi_password"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let host = node.ipmi_addr().to_string();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("racker"))
+        .env_clear()
+        .env("RACKER_OEM_DIR", dir.path())
+        .env("RACKER_STATE_DIR", dir.path().join("state"))
+        .args(["ipmi", "--host", &host])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    assert!(
+        wait_for(&mut events, |e| matches!(
+            e,
+            racker_sim::Event::SolActivated
+        ))
+        .await,
+        "SOL activated"
+    );
+    node.console_write(b"Flatcar Container Linux\r\nlocalhost login: ");
+    stdin.write_all(b"core\n").unwrap();
+    stdin.flush().unwrap();
+    let mut typed = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !typed.windows(4).any(|w| w == b"core") {
+            if let Some(racker_sim::Event::ConsoleInput(b)) = events.recv().await {
+                typed.extend(b);
+            }
+        }
+    })
+    .await
+    .expect("console input reached the node");
+    stdin.write_all(b"~.\n").unwrap();
+    drop(stdin);
+    assert!(
+        wait_for(&mut events, |e| matches!(
+            e,
+            racker_sim::Event::SolDeactivated
+        ))
+        .await,
+        "SOL deactivated on detach"
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let status = child.wait().unwrap();
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        (status, out)
+    })
+    .await
+    .unwrap();
+    assert!(status.0.success());
+    assert!(status.1.contains("localhost login: "), "{:?}", status.1);
+}
+
+/// Wait (at most 10 s) for a node event matching `want`.
+async fn wait_for(
+    events: &mut racker_sim::NodeEvents,
+    want: fn(&racker_sim::Event) -> bool,
+) -> bool {
+    let found = async {
+        loop {
+            match events.recv().await {
+                Some(e) if want(&e) => return true,
+                Some(_) => {}
+                None => return false,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), found)
+        .await
+        .unwrap_or(false)
+}
