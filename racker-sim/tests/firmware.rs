@@ -169,3 +169,25 @@ async fn each_fault_kind() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bios_node_with_in_band_bmc_access() {
+    let rack = start(1).await;
+    let config = rack
+        .config()
+        .arch(racker_sim::firmware::ClientArch::Bios)
+        .bmc(racker_sim::firmware::BmcAccess::InBand);
+    let fw = Firmware::spawn(&rack.rack.nodes()[0], config).unwrap();
+    rack.pxe_boot(0).await;
+    let s = fw.wait_settled(SETTLE).await.unwrap();
+    assert_eq!(s.phase, Phase::OsUp, "{}", rack.console(0));
+    assert_eq!(s.boot_file.as_deref(), Some("undionly.kpxe"));
+    assert!(s.downloads.iter().any(|d| d.url.contains("arch=i386")));
+    let flags = rack.rack.nodes()[0].snapshot().boot_flags;
+    assert_eq!(flags.device(), BootDevice::Disk);
+    assert!(flags.persistent() && flags.efi());
+    assert_eq!(
+        rack.reports.get(MacAddr::new(primary(0))).unwrap().stage,
+        Stage::Installed
+    );
+}
