@@ -289,31 +289,37 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 tasks.abort_all();
                 Ok(())
             }
-            failed = wait_content(&mut tasks) => failed,
+            failed = content_failure(&mut tasks) => failed,
         }
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
+type ContentTasks =
+    tokio::task::JoinSet<Result<Result<(), racker_netboot::ContentError>, tokio::task::JoinError>>;
+
 /// Wait for a content task to fail (they run forever) or for a signal.
-async fn wait_content(
-    tasks: &mut tokio::task::JoinSet<
-        Result<Result<(), racker_netboot::ContentError>, tokio::task::JoinError>,
-    >,
-) -> anyhow::Result<()> {
+async fn wait_content(tasks: &mut ContentTasks) -> anyhow::Result<()> {
     tokio::select! {
         () = shutdown_signal() => {
             tasks.abort_all();
             Ok(())
         }
-        Some(done) = tasks.join_next() => {
-            tasks.abort_all();
-            match done {
-                Ok(Ok(Ok(()))) => anyhow::bail!("a boot content server stopped"),
-                Ok(Ok(Err(e))) => Err(e.into()),
-                Ok(Err(e)) | Err(e) => Err(anyhow::anyhow!("boot content server task: {e}")),
-            }
-        }
+        failed = content_failure(tasks) => failed,
+    }
+}
+
+/// Completes when the first content task ends (always an error: they
+/// serve forever); pending forever when there is none.
+async fn content_failure(tasks: &mut ContentTasks) -> anyhow::Result<()> {
+    let Some(done) = tasks.join_next().await else {
+        return std::future::pending().await;
+    };
+    tasks.abort_all();
+    match done {
+        Ok(Ok(Ok(()))) => anyhow::bail!("a boot content server stopped"),
+        Ok(Ok(Err(e))) => Err(e.into()),
+        Ok(Err(e)) | Err(e) => Err(anyhow::anyhow!("boot content server task: {e}")),
     }
 }
 
