@@ -133,7 +133,13 @@ fn layout(args: &LayoutArgs) -> Layout {
 
 fn version(args: &LayoutArgs) -> anyhow::Result<ExitCode> {
     println!("racker {}", env!("CARGO_PKG_VERSION"));
-    let state = layout(args).state()?;
+    let state = match layout(args).state() {
+        Ok(state) => state,
+        Err(err) => {
+            println!("installed release unknown: {err}");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     if let Some(current) = state.current {
         println!("installed {} ({})", current.version, current.dir.display());
     }

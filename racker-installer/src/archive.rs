@@ -200,8 +200,14 @@ pub fn unpack_archive(input: impl Read, dest: &Path, what: &str) -> Result<()> {
             entry: shown.clone(),
             reason,
         };
-        let rel = check_entry_path(&raw_path).map_err(&refuse)?;
         let kind = entry.header().entry_type();
+        // `./` (as written by `tar -C dir .`) is the destination itself.
+        if kind == tar::EntryType::Directory
+            && raw_path.components().all(|c| c == Component::CurDir)
+        {
+            continue;
+        }
+        let rel = check_entry_path(&raw_path).map_err(&refuse)?;
         let target_path = dest.join(&rel);
         // Every ancestor inside dest must be a real directory (never a
         // symlink), created on demand.

@@ -217,8 +217,9 @@ fn safe_hand_made_archive_accepted() {
     let tmp = tempfile::tempdir().unwrap();
     unpack_archive(
         &raw_archive(&[
+            Raw::Dir("./"),
             Raw::Dir("bin/"),
-            Raw::File("bin/racker"),
+            Raw::File("./bin/racker"),
             Raw::Dir("lib/"),
             Raw::Symlink("lib/racker", "../bin/racker"),
         ])[..],
@@ -265,4 +266,49 @@ fn archive_listing_is_sorted_and_normalised() {
     );
     // gzip header: mtime 0, no file name flag.
     assert_eq!(&bytes[3..8], &[0, 0, 0, 0, 0]);
+}
+
+/// Interoperability with GNU tar both ways: it extracts our archives to the
+/// same tree, and we unpack what `tar -czf x -C dir .` writes.
+#[test]
+fn gnu_tar_interop() {
+    let Some(tar_bin) = racker_testsupport::require_tool("gnu_tar_interop", "tar") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    crate::support::release_tree(&root, "3.1.4");
+    fs::create_dir_all(root.join("lib/deep")).unwrap();
+    std::os::unix::fs::symlink("../../bin/racker", root.join("lib/deep/racker")).unwrap();
+    let long = "x".repeat(150);
+    fs::write(root.join("lib").join(&long), "long name\n").unwrap();
+
+    let ours = tmp.path().join("ours.tar.gz");
+    fs::write(&ours, archive_of(&root)).unwrap();
+    let by_gnu = tmp.path().join("by-gnu");
+    fs::create_dir(&by_gnu).unwrap();
+    let status = std::process::Command::new(&tar_bin)
+        .arg("-xzf")
+        .arg(&ours)
+        .arg("-C")
+        .arg(&by_gnu)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(snapshot(&by_gnu), snapshot(&root));
+
+    let theirs = tmp.path().join("theirs.tar.gz");
+    let status = std::process::Command::new(&tar_bin)
+        .arg("-czf")
+        .arg(&theirs)
+        .arg("-C")
+        .arg(&root)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let by_us = tmp.path().join("by-us");
+    fs::create_dir(&by_us).unwrap();
+    unpack_archive(fs::File::open(&theirs).unwrap(), &by_us, "theirs").unwrap();
+    assert_eq!(snapshot(&by_us), snapshot(&root));
 }
