@@ -191,3 +191,13 @@ async fn bios_node_with_in_band_bmc_access() {
         Stage::Installed
     );
 }
+
+#[test]
+fn spawn_outside_a_runtime_is_an_error() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rack = rt.block_on(start(1));
+    let config = rack.config();
+    let err = Firmware::spawn(&rack.rack.nodes()[0], config).unwrap_err();
+    assert!(err.to_string().contains("tokio runtime"), "{err}");
+    drop(rack);
+}

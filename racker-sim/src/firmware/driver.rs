@@ -74,6 +74,11 @@ impl Firmware {
             .ok_or_else(|| FirmwareError::NoPrimaryMac {
                 bmc_mac: format_mac(node.bmc_mac()),
             })?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(FirmwareError::NoRuntime {
+                mac: format_mac(mac),
+            });
+        }
         let bind_err = |source| FirmwareError::Bind {
             mac: format_mac(mac),
             addr: config.bind,

@@ -318,6 +318,12 @@ pub enum FirmwareError {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// [`Firmware::spawn`] was called outside a tokio runtime.
+    #[error("firmware of {mac}: must be started inside a tokio runtime")]
+    NoRuntime {
+        /// The node's primary MAC.
+        mac: String,
+    },
     /// The HTTP client could not be built.
     #[error("cannot build the firmware HTTP client: {reason}")]
     HttpClient {
