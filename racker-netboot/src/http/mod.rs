@@ -16,7 +16,7 @@ pub mod metrics;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -40,15 +40,15 @@ pub struct HttpContent {
     catalog: Arc<Catalog>,
     reports: ReportStore,
     ignition: Arc<dyn IgnitionSource>,
-    assets: Option<Jail>,
-    boot_files: Option<Jail>,
+    assets: PathBuf,
+    boot_files: Option<PathBuf>,
     metrics: Arc<Metrics>,
 }
 
 impl HttpContent {
     /// Content from a catalog, the report store and an Ignition source.
     /// `assets_dir` (usually `<state-dir>/assets`) is served under
-    /// `/assets/` when it exists.
+    /// `/assets/` (it may appear later, e.g. after `fetch-assets`).
     pub fn new(
         catalog: Catalog,
         reports: ReportStore,
@@ -60,7 +60,7 @@ impl HttpContent {
             catalog: Arc::new(catalog),
             reports,
             ignition,
-            assets: Jail::new(assets_dir).ok(),
+            assets: assets_dir.to_path_buf(),
             boot_files: None,
             metrics,
         }
@@ -69,7 +69,7 @@ impl HttpContent {
     /// Also serve the iPXE binaries of `dir` (the TFTP root) over HTTP, for
     /// UEFI HTTP boot: `/ipxe.efi` and `/boot-files/<name>`.
     pub fn with_boot_files(mut self, dir: &Path) -> Self {
-        self.boot_files = Jail::new(dir).ok();
+        self.boot_files = Some(dir.to_path_buf());
         self
     }
 
@@ -357,14 +357,7 @@ async fn asset(
     method: Method,
     headers: HeaderMap,
 ) -> Response<Body> {
-    let r = if c.assets.is_none() {
-        plain(
-            StatusCode::NOT_FOUND,
-            "racker: no assets directory\n".into(),
-        )
-    } else {
-        jailed_file(&c, c.assets.as_ref(), &path, &method, &headers).await
-    };
+    let r = jailed_file(&c, Some(&c.assets), &path, &method, &headers).await;
     c.done("/assets", r)
 }
 
@@ -374,24 +367,28 @@ async fn boot_file(
     method: Method,
     headers: HeaderMap,
 ) -> Response<Body> {
-    let r = jailed_file(&c, c.boot_files.as_ref(), &path, &method, &headers).await;
+    let r = jailed_file(&c, c.boot_files.as_deref(), &path, &method, &headers).await;
     c.done("/boot-files", r)
 }
 
 async fn ipxe_efi(State(c): St, method: Method, headers: HeaderMap) -> Response<Body> {
-    let r = jailed_file(&c, c.boot_files.as_ref(), "ipxe.efi", &method, &headers).await;
+    let r = jailed_file(&c, c.boot_files.as_deref(), "ipxe.efi", &method, &headers).await;
     c.done("/ipxe.efi", r)
 }
 
 async fn jailed_file(
     c: &HttpContent,
-    jail: Option<&Jail>,
+    root: Option<&Path>,
     path: &str,
     method: &Method,
     headers: &HeaderMap,
 ) -> Response<Body> {
-    let Some(jail) = jail else {
-        return plain(StatusCode::NOT_FOUND, "racker: not served here\n".into());
+    // Opened per request: the directory may appear after start-up.
+    let Some(jail) = root.and_then(|r| Jail::new(r).ok()) else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "racker: nothing served here (directory missing)\n".into(),
+        );
     };
     match jail.resolve(path) {
         Ok(file) => {
