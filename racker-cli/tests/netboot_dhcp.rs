@@ -332,6 +332,42 @@ fn serve_with_dynamic_range_gives_unknown_macs_an_address() {
     assert_eq!(offer, Some((2, Ipv4Addr::new(172, 24, 213, 128))));
 }
 
+#[test]
+fn serve_no_dhcp_starts_only_boot_content() {
+    let rack = rack();
+    let mut child = racker(&rack)
+        .args(["netboot", "serve", "--no-dhcp", "--listen", "127.0.0.1:0"])
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--tftp-listen",
+            "127.0.0.1:0",
+            "--boot-files",
+        ])
+        .arg(&rack.boot)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines: Vec<String> = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| !l.contains("DHCP disabled"))
+        .collect();
+    let server = Serving(child);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("racker netboot: HTTP listening on 127.0.0.1:")),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("DHCP listening")),
+        "{lines:?}"
+    );
+    drop(server);
+    assert!(!rack.state.join("dhcp-leases.json").exists());
+}
+
 fn run(args: &[&str]) {
     let status = Command::new(args[0]).args(&args[1..]).status().unwrap();
     assert!(status.success(), "{args:?}");
