@@ -770,8 +770,12 @@ async fn console(
     let mut scanner = racker_ipmi::EscapeScanner::new();
     let mut buf = [0u8; 512];
     let mut stdin_open = true;
+    let mut keepalive = tokio::time::interval(Duration::from_secs(15));
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    keepalive.tick().await; // the first tick is immediate
     loop {
         tokio::select! {
+            _ = keepalive.tick() => sol.keepalive().await?,
             n = stdin.read(&mut buf), if stdin_open => {
                 let n = n.context("reading stdin")?;
                 if n == 0 {

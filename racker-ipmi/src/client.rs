@@ -129,6 +129,8 @@ pub struct Session {
     socket: UdpSocket,
     core: SessionCore,
     suite: CipherSuite,
+    /// SOL packets that arrived while a request was outstanding.
+    sol_backlog: std::collections::VecDeque<SolPacket>,
 }
 
 impl Session {
@@ -164,6 +166,7 @@ impl Session {
             socket,
             core,
             suite: CipherSuite::Suite3,
+            sol_backlog: std::collections::VecDeque::new(),
         };
         session.establish().await?;
         Ok(session)
@@ -245,6 +248,9 @@ impl Session {
         &mut self,
         deadline: tokio::time::Instant,
     ) -> Result<Option<SolPacket>> {
+        if let Some(p) = self.sol_backlog.pop_front() {
+            return Ok(Some(p));
+        }
         loop {
             self.flush().await?;
             if let Some(ev) = self.core.poll_event() {
@@ -317,7 +323,11 @@ impl Session {
         loop {
             self.flush().await?;
             if let Some(ev) = self.core.poll_event() {
-                if matches!(ev, Event::Sol(_)) {
+                if let Event::Sol(p) = ev {
+                    // Keep console data for the SOL reader (bounded).
+                    if self.sol_backlog.len() < 1024 {
+                        self.sol_backlog.push_back(p);
+                    }
                     continue;
                 }
                 return Ok(ev);

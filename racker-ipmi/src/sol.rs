@@ -120,6 +120,16 @@ impl SolConsole {
         Ok(())
     }
 
+    /// Keep the session alive while the console is idle (BMCs drop idle
+    /// sessions after about a minute): one Get Device ID round trip.
+    /// Console data arriving meanwhile is kept for [`SolConsole::read`].
+    pub async fn keepalive(&mut self) -> Result<()> {
+        self.session
+            .request(RawRequest::new(0x06, 0x01, vec![]))
+            .await?;
+        Ok(())
+    }
+
     /// Deactivate SOL and hand the session back.
     pub async fn deactivate(mut self) -> Result<Session> {
         let r = self

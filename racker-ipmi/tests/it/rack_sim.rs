@@ -152,6 +152,20 @@ async fn sol_streams_output_and_sends_input() {
         String::from_utf8_lossy(&seen).contains("Flatcar login: "),
         "{seen:?}"
     );
+    // Output arriving during a keepalive request is kept, not lost.
+    node.console_write(b"\r\nbanner-after-keepalive");
+    sol.keepalive().await.expect("keepalive");
+    let mut more = Vec::new();
+    for _ in 0..20 {
+        more.extend(sol.read(Duration::from_millis(200)).await.expect("read"));
+        if String::from_utf8_lossy(&more).contains("banner-after-keepalive") {
+            break;
+        }
+    }
+    assert!(
+        String::from_utf8_lossy(&more).contains("banner-after-keepalive"),
+        "{more:?}"
+    );
     sol.write(b"core\r", Duration::from_secs(2), 3)
         .await
         .expect("write");
