@@ -391,19 +391,16 @@ impl Bmc {
             return;
         };
         let mut send: Option<(u8, Vec<u8>)> = None;
-        match &mut sol.inflight {
-            Some((seq, data, sent, attempts)) => {
-                if now.saturating_duration_since(*sent) >= SOL_RETRY {
-                    if *attempts >= SOL_ATTEMPTS {
-                        sol.inflight = None;
-                    } else {
-                        *sent = now;
-                        *attempts += 1;
-                        send = Some((*seq, data.clone()));
-                    }
-                }
+        if let Some((seq, data, sent, attempts)) = &mut sol.inflight
+            && now.saturating_duration_since(*sent) >= SOL_RETRY
+        {
+            if *attempts >= SOL_ATTEMPTS {
+                sol.inflight = None;
+            } else {
+                *sent = now;
+                *attempts += 1;
+                send = Some((*seq, data.clone()));
             }
-            None => {}
         }
         if sol.inflight.is_none() && !sol.pending.is_empty() {
             let n = sol.pending.len().min(SOL_CHUNK);

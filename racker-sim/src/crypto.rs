@@ -107,7 +107,7 @@ pub(crate) fn aes_encrypt(key: &[u8; 16], iv: [u8; 16], plain: &[u8]) -> Vec<u8>
 
 /// Decrypt IV ‖ ciphertext; `None` on any malformation.
 pub(crate) fn aes_decrypt(key: &[u8; 16], data: &[u8]) -> Option<Vec<u8>> {
-    if data.len() < 32 || data.len() % 16 != 0 {
+    if data.len() < 32 || !data.len().is_multiple_of(16) {
         return None;
     }
     let (iv, cipher) = data.split_at(16);
