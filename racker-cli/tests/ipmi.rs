@@ -429,3 +429,47 @@ async fn wait_for(
         .await
         .unwrap_or(false)
 }
+
+/// The credential rotation of docs/ipmi.md: new account on every BMC, the
+/// password from a file (never an argument), switch the OEM files, check.
+#[test]
+fn credential_rotation_across_the_rack() {
+    let Some(rig) = Rig::start("credential_rotation_across_the_rack") else {
+        return;
+    };
+    rig.write_lease("00:11:22:33:44:41", "127.0.0.9");
+    let pw_file = rig.dir.path().join("new-password");
+    std::fs::write(&pw_file, "rotated-16bytes!\n").unwrap();
+    let pw_arg = pw_file.to_str().unwrap();
+    for step in [
+        vec!["--all", "user", "set-name", "4", "racker2"],
+        vec![
+            "--all",
+            "user",
+            "set-password",
+            "4",
+            "--password-file",
+            pw_arg,
+        ],
+        vec!["--all", "user", "priv", "4", "administrator"],
+        vec!["--all", "user", "enable", "4"],
+    ] {
+        rig.ipmi(&step).assert().success();
+    }
+    rig.ipmi(&["node-0", "user", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("racker2"));
+    std::fs::write(rig.dir.path().join("oem/ipmi_user"), "racker2\n").unwrap();
+    std::fs::copy(&pw_file, rig.dir.path().join("oem/ipmi_password")).unwrap();
+    let out = stdout_of(&mut rig.ipmi(&["--all", "power", "status"]));
+    assert_eq!(out.matches("Chassis Power is off").count(), 3, "{out}");
+    // The old account is retired; the new one keeps working.
+    rig.ipmi(&["--all", "user", "disable", "2"])
+        .assert()
+        .success();
+    rig.ipmi(&["--all", "power", "status"]).assert().success();
+    std::fs::write(rig.dir.path().join("oem/ipmi_user"), "admin\n").unwrap();
+    std::fs::write(rig.dir.path().join("oem/ipmi_password"), "secret\n").unwrap();
+    rig.ipmi(&["node-0", "power", "status"]).assert().failure();
+}
