@@ -45,7 +45,10 @@ pub use chassis::{
 pub use crypto::CipherSuite;
 pub use error::Error;
 pub use fault::{Fault, Faults};
-pub use rack::{NodeEvent, NodeEvents, NodeSnapshot, NodeSpec, SimNode, SimRack, format_mac, parse_mac};
+pub use rack::{
+    NodeEvent, NodeEvents, NodeSnapshot, NodeSpec, SimNode, SimRack, format_mac, parse_mac,
+};
 pub use table::{
-    BMC_TABLE_FILE, BmcEntry, BmcTable, NodeStatus, STATUS_FILE, StatusFile, read_json, write_json_atomic,
+    BMC_TABLE_FILE, BmcEntry, BmcTable, NodeStatus, STATUS_FILE, StatusFile, read_json,
+    write_json_atomic,
 };
