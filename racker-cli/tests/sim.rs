@@ -203,12 +203,25 @@ fn sim_up_refuses_bad_input() {
         "Primary MAC address, BMC MAC address\n00:11:22:33:44:00, 00:11:22:33:44:01\n",
     )
     .unwrap();
+    // Each invocation must fail before serving; a regression that starts
+    // the rack instead is killed after a bounded wait rather than hanging.
     let run = |args: &[&str]| {
-        racker(&oem, &state)
+        let mut child = racker(&oem, &state)
             .args(["sim", "up"])
             .args(args)
-            .output()
-            .unwrap()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("racker sim up {args:?} kept running");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
     };
     let out = run(&["--count", "2", "--ipmi-port", "0"]);
     assert!(!out.status.success());
