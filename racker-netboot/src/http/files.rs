@@ -9,7 +9,6 @@ use std::time::UNIX_EPOCH;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// Read size per chunk of a streamed file.
 const CHUNK: usize = 256 * 1024;
@@ -106,14 +105,20 @@ pub async fn serve_file(
     headers: &HeaderMap,
     bytes_sent: Arc<AtomicU64>,
 ) -> Response<Body> {
-    let file = match tokio::fs::File::open(path).await {
-        Ok(f) => f,
-        Err(_) => return simple(StatusCode::NOT_FOUND, "not found\n"),
-    };
-    let meta = match file.metadata().await {
-        Ok(m) if m.is_file() => m,
+    let path_owned = path.to_path_buf();
+    let opened = tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::open(&path_owned)?;
+        let m = f.metadata()?;
+        Ok::<_, std::io::Error>((f, m))
+    })
+    .await;
+    let (file, meta) = match opened {
+        Ok(Ok(v)) => v,
         _ => return simple(StatusCode::NOT_FOUND, "not found\n"),
     };
+    if !meta.is_file() {
+        return simple(StatusCode::NOT_FOUND, "not found\n");
+    }
     let size = meta.len();
     let etag = etag_of(&meta);
     let modified = meta.modified().unwrap_or(UNIX_EPOCH);
@@ -183,67 +188,72 @@ pub async fn serve_file(
 }
 
 /// Stream `len` bytes from `start`, counting them as they go out.
+///
+/// Each chunk is read with `pread` on the blocking pool straight into the
+/// buffer that is sent (no intermediate copy), and the next chunk is read
+/// while the current one is being written to the socket.
 fn file_stream(
-    file: tokio::fs::File,
+    file: std::fs::File,
     start: u64,
     len: u64,
     bytes_sent: Arc<AtomicU64>,
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    type Pending = tokio::task::JoinHandle<std::io::Result<Vec<u8>>>;
     struct St {
-        file: tokio::fs::File,
-        start: u64,
-        remaining: u64,
-        seeked: bool,
+        file: Arc<std::fs::File>,
+        offset: u64,
+        end: u64,
+        next: Option<Pending>,
         sent: Arc<AtomicU64>,
     }
-    futures::stream::unfold(
-        St {
-            file,
-            start,
-            remaining: len,
-            seeked: false,
-            sent: bytes_sent,
-        },
-        |mut st| async move {
-            if st.remaining == 0 {
-                return None;
-            }
-            if !st.seeked {
-                if let Err(e) = st.file.seek(std::io::SeekFrom::Start(st.start)).await {
-                    st.remaining = 0;
-                    return Some((Err(e), st));
-                }
-                st.seeked = true;
-            }
-            let want = usize::try_from(st.remaining).unwrap_or(CHUNK).min(CHUNK);
+    fn spawn_read(st: &mut St) -> Option<Pending> {
+        if st.offset >= st.end {
+            return None;
+        }
+        let want = usize::try_from(st.end - st.offset)
+            .unwrap_or(CHUNK)
+            .min(CHUNK);
+        let file = st.file.clone();
+        let offset = st.offset;
+        st.offset += want as u64;
+        Some(tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
             let mut buf = vec![0u8; want];
             let mut filled = 0;
             while filled < want {
-                match st.file.read(&mut buf[filled..]).await {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) => {
-                        st.remaining = 0;
-                        return Some((Err(e), st));
+                match file.read_at(&mut buf[filled..], offset + filled as u64)? {
+                    0 => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "file shrank while being sent",
+                        ));
                     }
+                    n => filled += n,
                 }
             }
-            if filled == 0 {
-                st.remaining = 0;
-                return Some((
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "file shrank while being sent",
-                    )),
-                    st,
-                ));
-            }
-            buf.truncate(filled);
-            st.remaining -= filled as u64;
-            st.sent.fetch_add(filled as u64, Ordering::Relaxed);
-            Some((Ok(Bytes::from(buf)), st))
-        },
-    )
+            Ok(buf)
+        }))
+    }
+    let mut st = St {
+        file: Arc::new(file),
+        offset: start,
+        end: start.saturating_add(len),
+        next: None,
+        sent: bytes_sent,
+    };
+    st.next = spawn_read(&mut st);
+    futures::stream::unfold(st, |mut st| async move {
+        let pending = st.next.take()?;
+        let chunk = match pending.await {
+            Ok(Ok(buf)) => buf,
+            Ok(Err(e)) => return Some((Err(e), st)),
+            Err(e) => return Some((Err(std::io::Error::other(e)), st)),
+        };
+        // Prefetch the next chunk while this one goes out.
+        st.next = spawn_read(&mut st);
+        st.sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        Some((Ok(Bytes::from(chunk)), st))
+    })
 }
 
 #[cfg(test)]
