@@ -186,9 +186,10 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
         let mut spec = NodeSpec::new(b.octets(), SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .primary_mac(p.octets());
         if faults.get(&p).is_some_and(|k| k == "bmc-unreachable") {
-            let mut f = racker_sim::Faults::default();
-            f.unreachable = true;
-            spec = spec.faults(f);
+            spec = spec.faults(racker_sim::Faults {
+                unreachable: true,
+                ..Default::default()
+            });
         }
         specs.push(spec);
     }

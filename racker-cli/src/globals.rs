@@ -7,13 +7,28 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Globals {
     /// Rack metadata directory holding nodes.csv, ipmi_user and ipmi_password.
-    #[arg(long, global = true, env = "RACKER_OEM_DIR", default_value = "/usr/share/oem")]
+    #[arg(
+        long,
+        global = true,
+        env = "RACKER_OEM_DIR",
+        default_value = "/usr/share/oem"
+    )]
     pub(crate) oem_dir: PathBuf,
     /// Directory where racker keeps its state (leases, node states, assets).
-    #[arg(long, global = true, env = "RACKER_STATE_DIR", default_value = "/opt/racker-state")]
+    #[arg(
+        long,
+        global = true,
+        env = "RACKER_STATE_DIR",
+        default_value = "/opt/racker-state"
+    )]
     pub(crate) state_dir: PathBuf,
     /// Directory listing the local network interfaces (`<dir>/<ifname>/address`).
-    #[arg(long, global = true, env = "RACKER_SYS_CLASS_NET", default_value = "/sys/class/net")]
+    #[arg(
+        long,
+        global = true,
+        env = "RACKER_SYS_CLASS_NET",
+        default_value = "/sys/class/net"
+    )]
     pub(crate) sys_class_net: PathBuf,
 }
 

@@ -396,6 +396,7 @@ fn resolve_targets(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Targ
         )
     })?;
     let now = SystemTime::now();
+    let sim = crate::context::sim_bmc_addresses(globals);
     let excluded: Vec<MacAddr> = racker_inventory::parse_mac_list(&args.plan.exclude)?;
     let mut targets = Vec::new();
     for planned in rack.plan.nodes() {
@@ -432,6 +433,21 @@ fn resolve_targets(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Targ
             }
         };
         if !wanted {
+            continue;
+        }
+        // A running simulated rack (`racker sim up`, `racker demo`) wins.
+        if let Some(sim) = sim.get(&node.bmc_mac) {
+            let addr = BmcAddress::from_ip(sim.ip(), sim.port());
+            targets.push(Target {
+                label: node.bmc_mac.to_string(),
+                bmc: addr.to_string(),
+                addr,
+                bmc_mac: Some(node.bmc_mac),
+                node_mac: Some(node.primary_mac),
+                internal_ip: Some(planned.ip),
+                hostname,
+                address_source: "simulator",
+            });
             continue;
         }
         let lease = leases.get(node.bmc_mac).filter(|l| l.is_active(now));

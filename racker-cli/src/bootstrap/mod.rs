@@ -703,10 +703,11 @@ async fn pxe_stage(
                     finished.push(*mac);
                     failed.push(*mac);
                 }
-                Some(r) if r.stage == ReportStage::Installing => {
-                    if file.apply(*mac, &Event::Reached(Stage::InstallerBooted))? {
-                        ctx.progress.log(&format!("{mac} installer booted"));
-                    }
+                Some(r)
+                    if r.stage == ReportStage::Installing
+                        && file.apply(*mac, &Event::Reached(Stage::InstallerBooted))? =>
+                {
+                    ctx.progress.log(&format!("{mac} installer booted"));
                 }
                 _ => {}
             }
