@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use bytes::Bytes;
 
 /// Read size per chunk of a streamed file.
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 128 * 1024;
 
 /// A byte range request, parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
