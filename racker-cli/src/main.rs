@@ -15,6 +15,7 @@ mod release;
 mod render;
 mod sim;
 mod status;
+mod table;
 
 use std::process::ExitCode;
 
