@@ -48,13 +48,25 @@ pub(crate) struct RenderCmd {
     /// longer belong to the cluster are removed; other files are kept).
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    choices: RenderChoices,
+    /// Also put the cluster's host names into this hosts file (e.g.
+    /// /etc/hosts), between racker's markers; the file's other lines stay.
+    #[arg(long, value_name = "FILE")]
+    update_hosts: Option<PathBuf>,
+}
+
+/// The rendering choices `racker render` and `racker bootstrap` share
+/// (everything but the address plan and the selection).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct RenderChoices {
     /// Public addresses: an INI file with `[<secondary MAC>]` sections
     /// (`ip_addr = a.b.c.d/len`, `gateway`, `dns`); DHCP when not given.
     #[arg(long, value_name = "FILE")]
-    public_ips: Option<PathBuf>,
+    pub(crate) public_ips: Option<PathBuf>,
     /// Render the Lokomotive web UI component.
     #[arg(long)]
-    web_ui: bool,
+    pub(crate) web_ui: bool,
     /// Velero backups to this S3 bucket (Lokomotive); needs
     /// RACKER_BACKUP_ACCESS_KEY_ID and RACKER_BACKUP_SECRET_ACCESS_KEY.
     #[arg(long)]
@@ -79,14 +91,80 @@ pub(crate) struct RenderCmd {
     /// Port of the netboot (matchbox) HTTP server on the management node's
     /// internal address.
     #[arg(long, default_value_t = racker_lokomotive::DEFAULT_NETBOOT_PORT)]
-    netboot_port: u16,
+    pub(crate) netboot_port: u16,
     /// Lokomotive asset directory [default: <out>/lokoctl-assets].
     #[arg(long)]
-    asset_dir: Option<String>,
-    /// Also put the cluster's host names into this hosts file (e.g.
-    /// /etc/hosts), between racker's markers; the file's other lines stay.
-    #[arg(long, value_name = "FILE")]
-    update_hosts: Option<PathBuf>,
+    pub(crate) asset_dir: Option<String>,
+}
+
+impl RenderChoices {
+    /// The public addresses (validated against the inventory) and the
+    /// render options, for a cluster directory at `out` (absolute).
+    pub(crate) fn resolve(
+        &self,
+        globals: &Globals,
+        rack: &crate::context::Rack,
+        selection: &SelectionArgs,
+        out: &Path,
+    ) -> anyhow::Result<(RenderOptions, PublicIps)> {
+        let public = match &self.public_ips {
+            None => PublicIps::dhcp(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let source = path.display().to_string();
+                let ips = PublicIps::parse(&source, &text)?;
+                ips.check_against(&source, &text, &rack.inventory)?;
+                ips
+            }
+        };
+        let mut options = RenderOptions::new(ssh_keys(globals, &self.ssh_public_key)?);
+        options.web_ui = self.web_ui;
+        options.storage = match selection.storage_provider {
+            StorageArg::None => Storage::None,
+            StorageArg::Rook => Storage::Rook,
+            StorageArg::Openebs => Storage::Openebs,
+        };
+        if !self.kernel_console.is_empty() {
+            options.kernel_console = self.kernel_console.clone();
+        }
+        options.netboot_port = self.netboot_port;
+        options.matchbox_client_dir = globals
+            .state_dir
+            .join("matchbox-client")
+            .display()
+            .to_string();
+        options.asset_dir = self
+            .asset_dir
+            .clone()
+            .unwrap_or_else(|| out.join("lokoctl-assets").display().to_string());
+        if let Some(bucket) = &self.backup_bucket {
+            // The secret only ever comes from the environment, never argv.
+            let secret = std::env::var("RACKER_BACKUP_SECRET_ACCESS_KEY").unwrap_or_default();
+            let Some(key_id) = self.backup_access_key_id.clone().filter(|k| !k.is_empty()) else {
+                bail!(
+                    "--backup-bucket needs RACKER_BACKUP_ACCESS_KEY_ID (or --backup-access-key-id)"
+                );
+            };
+            if secret.is_empty() {
+                bail!(
+                    "--backup-bucket needs the RACKER_BACKUP_SECRET_ACCESS_KEY environment variable"
+                );
+            }
+            options.backup = Some((
+                Backup {
+                    name: self.backup_name.clone(),
+                    bucket: bucket.clone(),
+                    region: self.backup_region.clone(),
+                },
+                BackupCredentials {
+                    access_key_id: Secret::new(key_id),
+                    secret_access_key: Secret::new(secret),
+                },
+            ));
+        }
+        Ok((options, public))
+    }
 }
 
 /// Arguments of `racker exclude`.
@@ -171,61 +249,10 @@ fn run_render(globals: &Globals, cmd: RenderCmd) -> anyhow::Result<ExitCode> {
         );
     }
     let (rack, selection) = load_selection(globals, &cmd.plan, &cmd.selection)?;
-    let public = match &cmd.public_ips {
-        None => PublicIps::dhcp(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let source = path.display().to_string();
-            let ips = PublicIps::parse(&source, &text)?;
-            ips.check_against(&source, &text, &rack.inventory)?;
-            ips
-        }
-    };
-    let mut options = RenderOptions::new(ssh_keys(globals, &cmd.ssh_public_key)?);
-    options.web_ui = cmd.web_ui;
-    options.storage = match cmd.selection.storage_provider {
-        StorageArg::None => Storage::None,
-        StorageArg::Rook => Storage::Rook,
-        StorageArg::Openebs => Storage::Openebs,
-    };
-    if !cmd.kernel_console.is_empty() {
-        options.kernel_console = cmd.kernel_console.clone();
-    }
-    options.netboot_port = cmd.netboot_port;
-    options.matchbox_client_dir = globals
-        .state_dir
-        .join("matchbox-client")
-        .display()
-        .to_string();
     std::fs::create_dir_all(&cmd.out).with_context(|| format!("creating {}", cmd.out.display()))?;
     let out = std::fs::canonicalize(&cmd.out)
         .with_context(|| format!("resolving {}", cmd.out.display()))?;
-    options.asset_dir = cmd
-        .asset_dir
-        .clone()
-        .unwrap_or_else(|| out.join("lokoctl-assets").display().to_string());
-    if let Some(bucket) = &cmd.backup_bucket {
-        // The secret only ever comes from the environment, never argv.
-        let secret = std::env::var("RACKER_BACKUP_SECRET_ACCESS_KEY").unwrap_or_default();
-        let Some(key_id) = cmd.backup_access_key_id.clone().filter(|k| !k.is_empty()) else {
-            bail!("--backup-bucket needs RACKER_BACKUP_ACCESS_KEY_ID (or --backup-access-key-id)");
-        };
-        if secret.is_empty() {
-            bail!("--backup-bucket needs the RACKER_BACKUP_SECRET_ACCESS_KEY environment variable");
-        }
-        options.backup = Some((
-            Backup {
-                name: cmd.backup_name.clone(),
-                bucket: bucket.clone(),
-                region: cmd.backup_region.clone(),
-            },
-            BackupCredentials {
-                access_key_id: Secret::new(key_id),
-                secret_access_key: Secret::new(secret),
-            },
-        ));
-    }
+    let (options, public) = cmd.choices.resolve(globals, &rack, &cmd.selection, &out)?;
     let tree = render_cluster(&rack.plan, &selection, &options, &public)?;
     let stale = stale_files(&out, &tree);
     tree.write_to(&out)?;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
-use racker_inventory::{MacAddr, PublicIps, SelectedNode, Selection};
+use racker_inventory::{MacAddr, SelectedNode, Selection};
 use racker_ipmi::{BootDevice, Operation, PowerAction, SessionOptions};
 use racker_netboot::report::{ReportStore, Stage as ReportStage};
 
@@ -55,9 +55,8 @@ pub(crate) struct BootstrapCmd {
     /// [default: <state-dir>/cluster].
     #[arg(long)]
     pub(crate) cluster_dir: Option<PathBuf>,
-    /// Public addresses: an INI file (see docs/inventory.md); DHCP when absent.
-    #[arg(long)]
-    pub(crate) public_ips: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) choices: crate::render::RenderChoices,
     /// What to do when nodes fail.
     #[arg(long, value_enum, default_value = "ask")]
     pub(crate) on_failure: OnFailure,
@@ -311,19 +310,15 @@ fn endpoints(ctx: &Ctx<'_>) -> NetbootEndpoints {
 }
 
 fn render(ctx: &Ctx<'_>, selection: &Selection) -> anyhow::Result<()> {
-    let public = match &ctx.args.public_ips {
-        None => PublicIps::dhcp(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let name = path.display().to_string();
-            let ips = PublicIps::parse(&name, &text)?;
-            ips.check_against(&name, &text, &ctx.rack.inventory)?;
-            ips
-        }
-    };
-    let key = ssh_public_key(&ctx.globals.state_dir)?;
-    let mut options = racker_lokomotive::RenderOptions::new(vec![key]);
+    // The management key pair is created on first use.
+    crate::factory::ensure_ssh_key(&ctx.globals.state_dir.join("ssh").join("id_ed25519"))?;
+    std::fs::create_dir_all(&ctx.cluster_dir)
+        .with_context(|| format!("creating {}", ctx.cluster_dir.display()))?;
+    let out = std::fs::canonicalize(&ctx.cluster_dir)?;
+    let (mut options, public) =
+        ctx.args
+            .choices
+            .resolve(ctx.globals, &ctx.rack, &ctx.args.selection, &out)?;
     if let Some(addr) = ctx.args.http_listen {
         options.netboot_port = addr.port();
     }
@@ -335,14 +330,6 @@ fn render(ctx: &Ctx<'_>, selection: &Selection) -> anyhow::Result<()> {
         tree.len()
     ));
     Ok(())
-}
-
-/// The management SSH public key, created on first use.
-pub(crate) fn ssh_public_key(state_dir: &Path) -> anyhow::Result<String> {
-    let path = state_dir.join("ssh").join("id_ed25519");
-    crate::factory::ensure_ssh_key(&path)?;
-    let public = std::fs::read_to_string(format!("{}.pub", path.display()))?;
-    Ok(public.trim().to_owned())
 }
 
 /// The BMC address of a node: from the simulator's table, the DHCP lease

@@ -78,6 +78,12 @@ pub(crate) fn ask(
                 })
                 .interact_text()?;
         }
+        if asked("web_ui") {
+            cmd.choices.web_ui = Confirm::new()
+                .with_prompt("Install the Lokomotive web UI?")
+                .default(false)
+                .interact()?;
+        }
         if asked("storage_provider") {
             let i = Select::new()
                 .with_prompt("Storage provider")
@@ -123,7 +129,7 @@ pub(crate) fn ask(
                 Ok(()) => {
                     let path = state_dir.join("public-ips.ini");
                     crate::fsutil::write_atomic(&path, edited.as_bytes(), 0o644)?;
-                    cmd.public_ips = Some(path);
+                    cmd.choices.public_ips = Some(path);
                     break;
                 }
                 Err(e) => {
