@@ -654,7 +654,11 @@ async fn pxe_stage(
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     while !waiting.is_empty() {
         tick.tick().await;
-        let _ = reports.refresh();
+        if ctx.args.no_netboot {
+            // Another process records the reports; the in-process server
+            // shares this store, so re-reading is only needed then.
+            let _ = reports.refresh();
+        }
         let mut finished = Vec::new();
         for (mac, since) in &waiting {
             let node = selection.find_by_mac(*mac);
