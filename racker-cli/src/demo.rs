@@ -3,6 +3,7 @@
 //! Flatcar bootstrap of every node — then `racker status`. No root, no
 //! internet, no containers.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Parser as _;
 use racker_inventory::MacAddr;
-use racker_sim::firmware::{BmcAccess, Firmware, FirmwareConfig, FirmwareFault, FirmwareFaults};
+use racker_sim::firmware::{BmcAccess, Firmware, FirmwareConfig, FirmwareFaults, NodeFault};
 use racker_sim::{NodeSpec, Password, SimRack};
 
 use crate::bootstrap::{self, BootstrapCmd};
@@ -24,7 +25,7 @@ use crate::globals::Globals;
 #[command(after_help = "Examples:
   racker demo
   racker demo --nodes 60 --install-delay-ms 0
-  racker demo --nodes 4 --fault 02:00:00:01:00:02=install-fails --on-failure exclude
+  racker demo --nodes 4 --fault 02:00:00:01:00:02=install-fail --on-failure exclude
 
 The demo rack lives in --dir (a new directory under /tmp by default) and is
 left there so `racker --oem-dir DIR/oem --state-dir DIR/state --sys-class-net
@@ -46,8 +47,10 @@ pub(crate) struct DemoCmd {
     /// installs finish one after the other.
     #[arg(long)]
     stagger: bool,
-    /// Inject a fault: PRIMARY_MAC=KIND, KIND one of no-lease,
-    /// download-fails, install-fails, hang (firmware) or bmc-unreachable.
+    /// Inject a fault (repeatable): PRIMARY_MAC=KIND, KIND a firmware fault
+    /// (no-lease, download-fail, install-fail, hang) or a BMC fault
+    /// (unreachable, wrong-password, loss=PERCENT, latency=MS), as
+    /// `racker sim up --fault`.
     #[arg(long, value_name = "MAC=KIND")]
     fault: Vec<String>,
     /// MACs of nodes to leave out (as `racker bootstrap --exclude`).
@@ -124,11 +127,15 @@ pub(crate) fn write_demo_rack(dir: &Path, nodes: usize) -> anyhow::Result<Global
     Ok(globals)
 }
 
-fn parse_fault(text: &str) -> anyhow::Result<(MacAddr, String)> {
+fn parse_fault(text: &str) -> anyhow::Result<(MacAddr, NodeFault)> {
     let (mac, kind) = text
         .split_once('=')
         .with_context(|| format!("--fault {text:?}: expected MAC=KIND"))?;
-    Ok((mac.trim().parse()?, kind.trim().to_owned()))
+    let fault = kind
+        .trim()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--fault {text:?}: {e}"))?;
+    Ok((mac.trim().parse()?, fault))
 }
 
 pub(crate) fn run(args: DemoCmd) -> anyhow::Result<ExitCode> {
@@ -174,10 +181,15 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
     let globals = write_demo_rack(&dir, args.nodes)?;
     println!("Demo rack of {} node(s) in {}", args.nodes, dir.display());
 
-    let mut faults = std::collections::BTreeMap::new();
+    // Faults per primary MAC: the BMC's and the firmware's.
+    let mut bmc_faults: BTreeMap<MacAddr, racker_sim::Faults> = BTreeMap::new();
+    let mut fw_faults: BTreeMap<MacAddr, FirmwareFaults> = BTreeMap::new();
     for f in &args.fault {
-        let (mac, kind) = parse_fault(f)?;
-        faults.insert(mac, kind);
+        match parse_fault(f)? {
+            (mac, NodeFault::Bmc(b)) => bmc_faults.entry(mac).or_default().apply(b),
+            (mac, NodeFault::Firmware(w)) => fw_faults.entry(mac).or_default().apply(w),
+            (_, other) => bail!("--fault {f:?}: {other} is not supported by the demo"),
+        }
     }
     // The simulated BMCs, one UDP port each on loopback.
     let mut specs = Vec::new();
@@ -185,11 +197,8 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
         let [p, b, _] = demo_macs(Some(i));
         let mut spec = NodeSpec::new(b.octets(), SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .primary_mac(p.octets());
-        if faults.get(&p).is_some_and(|k| k == "bmc-unreachable") {
-            spec = spec.faults(racker_sim::Faults {
-                unreachable: true,
-                ..Default::default()
-            });
+        if let Some(f) = bmc_faults.get(&p) {
+            spec = spec.faults(*f);
         }
         specs.push(spec);
     }
@@ -227,14 +236,11 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
                 args.install_delay_ms * (i as u64 + 1),
             ));
         }
-        if let Some(mac) = node.primary_mac().map(MacAddr::new)
-            && let Some(kind) = faults.get(&mac)
-            && kind != "bmc-unreachable"
+        if let Some(f) = node
+            .primary_mac()
+            .and_then(|mac| fw_faults.get(&MacAddr::new(mac)))
         {
-            let fault: FirmwareFault = kind
-                .parse()
-                .map_err(|e| anyhow::anyhow!("--fault {mac}={kind}: {e}"))?;
-            cfg = cfg.faults(FirmwareFaults::only(fault));
+            cfg = cfg.faults(*f);
         }
         firmware.push(Firmware::spawn_with(node, cfg, &client)?);
     }

@@ -87,12 +87,7 @@ fn unreachable_bmc_stops_with_exclude_hint_and_exclude_completes() {
     let dir = tempfile::tempdir().unwrap();
     let (primary, bmc) = macs(2);
     demo(dir.path())
-        .args([
-            "--nodes",
-            "4",
-            "--fault",
-            &format!("{primary}=bmc-unreachable"),
-        ])
+        .args(["--nodes", "4", "--fault", &format!("{primary}=unreachable")])
         .assert()
         .code(1)
         .stdout(predicate::str::contains("1 BMC(s) could not be reached"))
@@ -103,7 +98,7 @@ fn unreachable_bmc_stops_with_exclude_hint_and_exclude_completes() {
             "--nodes",
             "4",
             "--fault",
-            &format!("{primary}=bmc-unreachable"),
+            &format!("{primary}=unreachable"),
             "--exclude",
             &bmc,
         ])
