@@ -71,6 +71,15 @@ pub(crate) struct UpArgs {
     /// Overwrite an existing, different nodes.csv with --count.
     #[arg(long)]
     force: bool,
+    /// Give every node PXE firmware: powered on with boot device PXE, it
+    /// boots from the netboot server whose plain-UDP DHCP listens here
+    /// (`racker netboot serve --listen ADDR`), installs, reports and
+    /// reboots from disk.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pxe_dhcp: Option<std::net::SocketAddr>,
+    /// How long each simulated installer takes (with --pxe-dhcp).
+    #[arg(long, default_value_t = 300)]
+    install_delay_ms: u64,
 }
 
 /// Options of `racker sim status`.
@@ -243,7 +252,13 @@ fn up(globals: &Globals, args: UpArgs) -> anyhow::Result<ExitCode> {
     }
 
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(serve(globals, specs, user, password))
+    let firmware = args.pxe_dhcp.map(|dhcp| {
+        (
+            dhcp,
+            std::time::Duration::from_millis(args.install_delay_ms),
+        )
+    });
+    runtime.block_on(serve(globals, specs, user, password, firmware))
 }
 
 async fn serve(
@@ -251,9 +266,29 @@ async fn serve(
     specs: Vec<NodeSpec>,
     user: String,
     password: Password,
+    firmware: Option<(std::net::SocketAddr, std::time::Duration)>,
 ) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let rack = SimRack::start(specs, &user, password).await?;
+    let rack = SimRack::start(specs, &user, password.clone()).await?;
+    // Keep the firmware tasks alive as long as the rack runs.
+    let mut _firmware = Vec::new();
+    if let Some((dhcp, delay)) = firmware {
+        use racker_sim::firmware::{BmcAccess, Firmware, FirmwareConfig, HttpClient};
+        let config = FirmwareConfig::new(dhcp)
+            .bmc(BmcAccess::Lan {
+                user: user.clone(),
+                password: password.clone(),
+            })
+            .install_delay(delay);
+        let client = HttpClient::new(&config)?;
+        for node in rack.nodes().iter().filter(|n| n.primary_mac().is_some()) {
+            _firmware.push(Firmware::spawn_with(node, config.clone(), &client)?);
+        }
+        println!(
+            "PXE firmware on {} node(s), DHCP server {dhcp}",
+            _firmware.len()
+        );
+    }
     let mut events = rack.subscribe();
     let pid = std::process::id();
     let table = BmcTable {

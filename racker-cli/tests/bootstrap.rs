@@ -330,3 +330,106 @@ fn lokomotive_with_fake_lokoctl() {
     let state = json(dir.path().join("rack/state/bootstrap.json"));
     assert_eq!(node_state(&state, &macs(1).0)["state"], "failed");
 }
+
+/// The two-process setup an operator tries first: `racker sim up` with PXE
+/// firmware in one terminal, `racker bootstrap` in another.
+#[test]
+fn bootstrap_against_racker_sim_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (oem, state, net) = (
+        dir.path().join("oem"),
+        dir.path().join("state"),
+        dir.path().join("net"),
+    );
+    let dhcp = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let env = |cmd: &mut std::process::Command| {
+        cmd.env_clear()
+            .env("RACKER_OEM_DIR", &oem)
+            .env("RACKER_STATE_DIR", &state)
+            .env("RACKER_SYS_CLASS_NET", &net);
+    };
+    let bin = assert_cmd::cargo::cargo_bin("racker");
+    let mut sim = std::process::Command::new(&bin);
+    env(&mut sim);
+    let mut sim = sim
+        .args([
+            "sim",
+            "up",
+            "--count",
+            "4",
+            "--ipmi-port",
+            "0",
+            "--install-delay-ms",
+            "0",
+            "--pxe-dhcp",
+        ])
+        .arg(dhcp.to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let table = state.join("sim-bmcs.json");
+    for _ in 0..200 {
+        if table.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(table.exists(), "racker sim up did not write its BMC table");
+    // This machine is the generated management node (first row).
+    let csv = std::fs::read_to_string(oem.join("nodes.csv")).unwrap();
+    let mgmt: Vec<&str> = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(str::trim)
+        .collect();
+    std::fs::create_dir_all(net.join("eth1")).unwrap();
+    std::fs::write(net.join("eth1/address"), mgmt[2]).unwrap();
+    let assets = state.join("assets/flatcar/current");
+    std::fs::create_dir_all(&assets).unwrap();
+    std::fs::write(
+        assets.join("flatcar_production_pxe.vmlinuz"),
+        vec![1u8; 4096],
+    )
+    .unwrap();
+    std::fs::write(
+        assets.join("flatcar_production_pxe_image.cpio.gz"),
+        vec![2u8; 8192],
+    )
+    .unwrap();
+
+    let mut boot = Command::cargo_bin("racker").unwrap();
+    boot.env_clear()
+        .env("RACKER_OEM_DIR", &oem)
+        .env("RACKER_STATE_DIR", &state)
+        .env("RACKER_SYS_CLASS_NET", &net)
+        .args([
+            "bootstrap",
+            "--provision",
+            "flatcar",
+            "--on-failure",
+            "cancel",
+            "--install-timeout",
+            "30",
+        ])
+        .args([
+            "--dhcp-listen",
+            &dhcp.to_string(),
+            "--http-listen",
+            &http.to_string(),
+        ]);
+    let result = boot.assert();
+    sim.kill().unwrap();
+    sim.wait().unwrap();
+    result
+        .success()
+        .stdout(predicate::str::contains("✓ OS installation via PXE (3/3)"));
+}
