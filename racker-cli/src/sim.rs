@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use racker_inventory::{Inventory, MacAddr, NODES_CSV_HEADER};
+use racker_sim::firmware::{FirmwareFault, FirmwareFaults, NodeFault};
 use racker_sim::{
     BMC_TABLE_FILE, BmcEntry, BmcTable, Fault, Faults, NodeSpec, NodeStatus, Password, STATUS_FILE,
     SimRack, StatusFile, format_mac, read_json, write_json_atomic,
@@ -62,7 +63,8 @@ pub(crate) struct UpArgs {
     #[arg(long)]
     ipmi_port: Option<u16>,
     /// Inject a fault: MAC=KIND with KIND unreachable, wrong-password,
-    /// loss:PERCENT or latency:DURATION (MAC = BMC or primary MAC).
+    /// loss:PERCENT or latency:DURATION (MAC = BMC or primary MAC), or with
+    /// --pxe-dhcp a firmware fault: no-lease, download-fail, install-fail, hang.
     #[arg(long = "fault", value_name = "MAC=KIND")]
     faults: Vec<String>,
     /// IPMI user written to ipmi_user when that file is missing.
@@ -169,14 +171,17 @@ fn bmc_addr(bind: &str, port: u16, i: usize) -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
-fn parse_fault(spec: &str) -> anyhow::Result<(MacAddr, Fault)> {
+fn parse_fault(spec: &str) -> anyhow::Result<(MacAddr, NodeFault)> {
     let (mac, kind) = spec
         .split_once('=')
         .with_context(|| format!("--fault {spec:?}: expected MAC=KIND"))?;
     let mac: MacAddr = mac
         .parse()
         .with_context(|| format!("--fault {spec:?}: bad MAC"))?;
-    Ok((mac, kind.parse()?))
+    let fault = kind
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--fault {spec:?}: {e}"))?;
+    Ok((mac, fault))
 }
 
 /// Read or create the credential files.
@@ -228,15 +233,32 @@ fn up(globals: &Globals, args: UpArgs) -> anyhow::Result<ExitCode> {
     let port = args.ipmi_port.unwrap_or(if is_root() { 623 } else { 6230 });
 
     let mut faults: Vec<(MacAddr, Fault)> = Vec::new();
+    let mut firmware_faults: Vec<(MacAddr, FirmwareFault)> = Vec::new();
     for f in &args.faults {
-        faults.push(parse_fault(f)?);
+        match parse_fault(f)? {
+            (mac, NodeFault::Bmc(b)) => faults.push((mac, b)),
+            (mac, NodeFault::Firmware(w)) => firmware_faults.push((mac, w)),
+            (_, other) => bail!("--fault {f:?}: {other} is not supported here"),
+        }
+    }
+    if !firmware_faults.is_empty() && args.pxe_dhcp.is_none() {
+        bail!("firmware faults (no-lease, download-fail, install-fail, hang) need --pxe-dhcp");
     }
     let mut specs = Vec::new();
+    let mut node_firmware_faults = std::collections::BTreeMap::new();
     for (i, node) in inventory.nodes().iter().enumerate() {
         let mut nf = Faults::default();
         for (mac, fault) in &faults {
             if node.has_mac(*mac) {
                 nf.apply(*fault);
+            }
+        }
+        for (mac, fault) in &firmware_faults {
+            if node.has_mac(*mac) {
+                node_firmware_faults
+                    .entry(node.primary_mac.octets())
+                    .or_insert_with(FirmwareFaults::default)
+                    .apply(*fault);
             }
         }
         specs.push(
@@ -245,8 +267,12 @@ fn up(globals: &Globals, args: UpArgs) -> anyhow::Result<ExitCode> {
                 .faults(nf),
         );
     }
-    for (mac, _) in &faults {
-        if inventory.find_by_mac(*mac).is_none() {
+    for mac in faults
+        .iter()
+        .map(|f| f.0)
+        .chain(firmware_faults.iter().map(|f| f.0))
+    {
+        if inventory.find_by_mac(mac).is_none() {
             bail!("--fault: no node has MAC {mac}");
         }
     }
@@ -256,6 +282,7 @@ fn up(globals: &Globals, args: UpArgs) -> anyhow::Result<ExitCode> {
         (
             dhcp,
             std::time::Duration::from_millis(args.install_delay_ms),
+            node_firmware_faults,
         )
     });
     runtime.block_on(serve(globals, specs, user, password, firmware))
@@ -266,13 +293,17 @@ async fn serve(
     specs: Vec<NodeSpec>,
     user: String,
     password: Password,
-    firmware: Option<(std::net::SocketAddr, std::time::Duration)>,
+    firmware: Option<(
+        std::net::SocketAddr,
+        std::time::Duration,
+        std::collections::BTreeMap<[u8; 6], FirmwareFaults>,
+    )>,
 ) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let rack = SimRack::start(specs, &user, password.clone()).await?;
     // Keep the firmware tasks alive as long as the rack runs.
     let mut _firmware = Vec::new();
-    if let Some((dhcp, delay)) = firmware {
+    if let Some((dhcp, delay, node_faults)) = firmware {
         use racker_sim::firmware::{BmcAccess, Firmware, FirmwareConfig, HttpClient};
         let config = FirmwareConfig::new(dhcp)
             .bmc(BmcAccess::Lan {
@@ -281,8 +312,16 @@ async fn serve(
             })
             .install_delay(delay);
         let client = HttpClient::new(&config)?;
-        for node in rack.nodes().iter().filter(|n| n.primary_mac().is_some()) {
-            _firmware.push(Firmware::spawn_with(node, config.clone(), &client)?);
+        for node in rack.nodes() {
+            let Some(mac) = node.primary_mac() else {
+                continue;
+            };
+            let faults = node_faults.get(&mac).copied().unwrap_or_default();
+            _firmware.push(Firmware::spawn_with(
+                node,
+                config.clone().faults(faults),
+                &client,
+            )?);
         }
         println!(
             "PXE firmware on {} node(s), DHCP server {dhcp}",
@@ -456,7 +495,7 @@ mod tests {
     fn fault_flags() {
         let (mac, f) = parse_fault("02:52:4B:01:00:01=loss:25").unwrap();
         assert_eq!(mac.to_string(), "02:52:4b:01:00:01");
-        assert_eq!(f, Fault::PacketLoss(25));
+        assert_eq!(f, NodeFault::Bmc(Fault::PacketLoss(25)));
         assert!(parse_fault("02:52:4b:01:00:01").is_err());
         assert!(parse_fault("nope=unreachable").is_err());
     }

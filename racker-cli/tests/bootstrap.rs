@@ -368,6 +368,8 @@ fn bootstrap_against_racker_sim_up() {
             "0",
             "--install-delay-ms",
             "0",
+            "--fault",
+            "02:52:4b:00:00:02=install-fail",
             "--pxe-dhcp",
         ])
         .arg(dhcp.to_string())
@@ -416,7 +418,7 @@ fn bootstrap_against_racker_sim_up() {
             "--provision",
             "flatcar",
             "--on-failure",
-            "cancel",
+            "exclude",
             "--install-timeout",
             "30",
         ])
@@ -431,5 +433,7 @@ fn bootstrap_against_racker_sim_up() {
     sim.wait().unwrap();
     result
         .success()
-        .stdout(predicate::str::contains("✓ OS installation via PXE (3/3)"));
+        .stdout(predicate::str::contains("× OS installation via PXE (2/3)"))
+        .stdout(predicate::str::contains("Excluded 1 node(s) from the cluster: 02:52:4b:00:00:02"))
+        .stdout(predicate::str::contains("✓ 2 node(s) provisioned"));
 }
