@@ -180,7 +180,12 @@ fn parse_fault(spec: &str) -> anyhow::Result<(MacAddr, NodeFault)> {
         .with_context(|| format!("--fault {spec:?}: bad MAC"))?;
     let fault = kind
         .parse()
-        .map_err(|e| anyhow::anyhow!("--fault {spec:?}: {e}"))?;
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "--fault {spec:?}: invalid fault {:?}: expected unreachable, wrong-password, loss:PERCENT, latency:DURATION, or (with --pxe-dhcp) no-lease, download-fail, install-fail, hang",
+                kind.trim()
+            )
+        })?;
     Ok((mac, fault))
 }
 
