@@ -434,6 +434,8 @@ fn bootstrap_against_racker_sim_up() {
     result
         .success()
         .stdout(predicate::str::contains("× OS installation via PXE (2/3)"))
-        .stdout(predicate::str::contains("Excluded 1 node(s) from the cluster: 02:52:4b:00:00:02"))
+        .stdout(predicate::str::contains(
+            "Excluded 1 node(s) from the cluster: 02:52:4b:00:00:02",
+        ))
         .stdout(predicate::str::contains("✓ 2 node(s) provisioned"));
 }
