@@ -150,42 +150,94 @@ pub(crate) fn load_credentials(globals: &Globals) -> anyhow::Result<Credentials>
     Ok(credentials)
 }
 
+/// Where a BMC address came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BmcSource {
+    /// The running simulator's table.
+    Simulator,
+    /// The BMC's active DHCP lease.
+    Lease,
+    /// The address plan.
+    Plan,
+}
+
+impl BmcSource {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Simulator => "simulator",
+            Self::Lease => "lease",
+            Self::Plan => "plan",
+        }
+    }
+}
+
 /// Finds BMC addresses: the simulator's table when a simulated rack runs
 /// ([`sim_bmc_addresses`]), else the BMC's active DHCP lease, else the
 /// address plan. Loaded once, then queried per node.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct BmcResolver {
     sim: std::collections::BTreeMap<racker_inventory::MacAddr, std::net::SocketAddr>,
-    leases: Option<racker_netboot::LeaseTable>,
+    leases: racker_netboot::LeaseTable,
 }
 
 impl BmcResolver {
-    pub(crate) fn load(globals: &Globals) -> Self {
-        Self {
+    /// Read the simulator table and the lease table (a missing file is
+    /// empty; a corrupt lease table is an error).
+    pub(crate) fn load(globals: &Globals) -> anyhow::Result<Self> {
+        let leases = racker_netboot::LeaseTable::load(&globals.state_dir).with_context(|| {
+            format!(
+                "reading the DHCP lease table in {}",
+                globals.state_dir.display()
+            )
+        })?;
+        Ok(Self {
             sim: sim_bmc_addresses(globals),
-            leases: racker_netboot::LeaseTable::load(&globals.state_dir).ok(),
+            leases,
+        })
+    }
+
+    /// The BMC address of `node` and where it came from. A lease that
+    /// disagrees with the plan wins, with a warning on stderr.
+    pub(crate) fn resolve(
+        &self,
+        node: &racker_inventory::PlannedNode,
+        port: u16,
+    ) -> (racker_ipmi::BmcAddress, BmcSource) {
+        let bmc_mac = node.node.bmc_mac;
+        if let Some(addr) = self.sim.get(&bmc_mac) {
+            return (
+                racker_ipmi::BmcAddress::from_ip(addr.ip(), addr.port()),
+                BmcSource::Simulator,
+            );
+        }
+        let now = std::time::SystemTime::now();
+        match self.leases.get(bmc_mac).filter(|l| l.is_active(now)) {
+            Some(l) => {
+                if l.ip != node.bmc_ip {
+                    eprintln!(
+                        "warning: BMC {bmc_mac} holds a DHCP lease for {} but the plan says {}; using the lease",
+                        l.ip, node.bmc_ip
+                    );
+                }
+                (
+                    racker_ipmi::BmcAddress::from_ip(l.ip.into(), port),
+                    BmcSource::Lease,
+                )
+            }
+            None => (
+                racker_ipmi::BmcAddress::from_ip(node.bmc_ip.into(), port),
+                BmcSource::Plan,
+            ),
         }
     }
 
+    /// [`BmcResolver::resolve`] without the source.
     pub(crate) fn address(
         &self,
         node: &racker_inventory::PlannedNode,
         port: u16,
     ) -> racker_ipmi::BmcAddress {
-        if let Some(addr) = self.sim.get(&node.node.bmc_mac) {
-            return racker_ipmi::BmcAddress::from_ip(addr.ip(), addr.port());
-        }
-        let now = std::time::SystemTime::now();
-        let ip = self
-            .leases
-            .as_ref()
-            .and_then(|t| {
-                t.get(node.node.bmc_mac)
-                    .filter(|l| l.is_active(now))
-                    .map(|l| l.ip)
-            })
-            .unwrap_or(node.bmc_ip);
-        racker_ipmi::BmcAddress::from_ip(ip.into(), port)
+        self.resolve(node, port).0
     }
 }
 

@@ -306,5 +306,5 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
     );
     drop(firmware);
     rack.shutdown().await;
-    Ok(outcome.code)
+    Ok(outcome)
 }

@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
@@ -389,14 +389,7 @@ fn resolve_targets(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Targ
     // for the given options) only MACs match.
     let selection =
         racker_inventory::select(&rack.plan, &args.selection.selection_options(&args.plan)?).ok();
-    let leases = racker_netboot::LeaseTable::load(&globals.state_dir).with_context(|| {
-        format!(
-            "reading the DHCP lease table in {}",
-            globals.state_dir.display()
-        )
-    })?;
-    let now = SystemTime::now();
-    let sim = crate::context::sim_bmc_addresses(globals);
+    let bmcs = crate::context::BmcResolver::load(globals)?;
     let excluded: Vec<MacAddr> = racker_inventory::parse_mac_list(&args.plan.exclude)?;
     let mut targets = Vec::new();
     for planned in rack.plan.nodes() {
@@ -435,35 +428,7 @@ fn resolve_targets(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Targ
         if !wanted {
             continue;
         }
-        // A running simulated rack (`racker sim up`, `racker demo`) wins.
-        if let Some(sim) = sim.get(&node.bmc_mac) {
-            let addr = BmcAddress::from_ip(sim.ip(), sim.port());
-            targets.push(Target {
-                label: node.bmc_mac.to_string(),
-                bmc: addr.to_string(),
-                addr,
-                bmc_mac: Some(node.bmc_mac),
-                node_mac: Some(node.primary_mac),
-                internal_ip: Some(planned.ip),
-                hostname,
-                address_source: "simulator",
-            });
-            continue;
-        }
-        let lease = leases.get(node.bmc_mac).filter(|l| l.is_active(now));
-        let (ip, source) = match lease {
-            Some(l) => {
-                if l.ip != planned.bmc_ip {
-                    eprintln!(
-                        "warning: BMC {} holds a DHCP lease for {} but the plan says {}; using the lease",
-                        node.bmc_mac, l.ip, planned.bmc_ip
-                    );
-                }
-                (l.ip, "lease")
-            }
-            None => (planned.bmc_ip, "plan"),
-        };
-        let addr = BmcAddress::from_ip(ip.into(), args.port);
+        let (addr, source) = bmcs.resolve(planned, args.port);
         targets.push(Target {
             label: node.bmc_mac.to_string(),
             bmc: addr.to_string(),
@@ -472,7 +437,7 @@ fn resolve_targets(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Targ
             node_mac: Some(node.primary_mac),
             internal_ip: Some(planned.ip),
             hostname,
-            address_source: source,
+            address_source: source.as_str(),
         });
     }
     if targets.is_empty() {

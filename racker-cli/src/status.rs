@@ -117,7 +117,7 @@ async fn collect(
     let state = StateFile::load(&globals.state_dir)?;
     let reports = racker_netboot::report::ReportStore::open(&globals.state_dir).ok();
     let opts = SessionOptions::default().timeout(Duration::from_secs_f64(ipmi_timeout.max(0.1)));
-    let bmcs = context::BmcResolver::load(globals);
+    let bmcs = context::BmcResolver::load(globals)?;
     let op = if full {
         Operation::Diag
     } else {
@@ -192,17 +192,28 @@ fn on_off(on: bool) -> String {
     if on { "on" } else { "off" }.to_owned()
 }
 
-/// True when any controller accepts TCP connections on the API port.
+/// True when any node accepts TCP connections on the API port (6443).
+/// Every node is tried at once under one 2-second deadline, so a rack of
+/// unreachable nodes costs 2 s, not 2 s per node.
 async fn kube_api_answers(rack: &context::Rack) -> bool {
-    for p in rack.plan.nodes() {
-        let addr = std::net::SocketAddr::from((p.ip, 6443));
-        if let Ok(Ok(_)) =
-            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await
-        {
-            return true;
+    use futures::stream::{FuturesUnordered, StreamExt as _};
+    let mut attempts: FuturesUnordered<_> = rack
+        .plan
+        .nodes()
+        .iter()
+        .map(|p| tokio::net::TcpStream::connect(std::net::SocketAddr::from((p.ip, 6443))))
+        .collect();
+    let any = async {
+        while let Some(r) = attempts.next().await {
+            if r.is_ok() {
+                return true;
+            }
         }
-    }
-    false
+        false
+    };
+    tokio::time::timeout(Duration::from_secs(2), any)
+        .await
+        .unwrap_or(false)
 }
 
 fn print_text(status: &StatusJson, full: bool) {

@@ -115,17 +115,7 @@ pub(crate) fn run(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(run_async(globals, &args))
-}
-
-/// The outcome of a bootstrap run.
-#[derive(Debug)]
-pub(crate) struct Outcome {
-    pub(crate) code: ExitCode,
-}
-
-pub(crate) async fn run_async(globals: &Globals, args: &BootstrapCmd) -> anyhow::Result<ExitCode> {
-    Ok(bootstrap(globals, args).await?.code)
+    rt.block_on(bootstrap(globals, &args))
 }
 
 struct Ctx<'a> {
@@ -140,7 +130,8 @@ struct Ctx<'a> {
     bmcs: context::BmcResolver,
 }
 
-pub(crate) async fn bootstrap(globals: &Globals, args: &BootstrapCmd) -> anyhow::Result<Outcome> {
+/// Run the bootstrap; the exit code says whether every stage succeeded.
+pub(crate) async fn bootstrap(globals: &Globals, args: &BootstrapCmd) -> anyhow::Result<ExitCode> {
     let cluster_dir = args
         .cluster_dir
         .clone()
@@ -190,7 +181,7 @@ pub(crate) async fn bootstrap(globals: &Globals, args: &BootstrapCmd) -> anyhow:
         progress,
         cluster_dir: cluster_dir.clone(),
         log_path: log_path.clone(),
-        bmcs: context::BmcResolver::load(globals),
+        bmcs: context::BmcResolver::load(globals)?,
     };
     if resuming {
         ctx.progress.say(&format!(
@@ -262,8 +253,7 @@ pub(crate) async fn bootstrap(globals: &Globals, args: &BootstrapCmd) -> anyhow:
     if let Some(nb) = netboot {
         nb.stop();
     }
-    let code = result?;
-    Ok(Outcome { code })
+    result
 }
 
 /// Check that `lokoctl` can be found (Lokomotive mode).
@@ -661,61 +651,47 @@ async fn pxe_stage(
         }
         let mut finished = Vec::new();
         for (mac, since) in &waiting {
-            let node = selection.find_by_mac(*mac);
-            let name_of = node.map(host).unwrap_or_default();
-            match reports.get(*mac) {
-                Some(r) if r.stage == ReportStage::Installed => {
+            // Ok: installed; Err: failed with this reason; None: not yet.
+            let verdict = match reports.get(*mac) {
+                Some(r) if r.stage == ReportStage::Installed => Some(Ok(())),
+                Some(r) if r.stage == ReportStage::Failed => Some(Err(format!(
+                    "installer failed: {}",
+                    r.reason.unwrap_or_else(|| "no reason given".into())
+                ))),
+                Some(r) if r.stage == ReportStage::Installing => {
+                    if file.apply(*mac, &Event::Reached(Stage::InstallerBooted))? {
+                        ctx.progress.log(&format!("{mac} installer booted"));
+                    }
+                    None
+                }
+                _ => None,
+            }
+            .or_else(|| {
+                (since.elapsed() > timeout).then(|| {
+                    Err(format!(
+                        "no installer report within {} s",
+                        timeout.as_secs()
+                    ))
+                })
+            });
+            let Some(verdict) = verdict else { continue };
+            let name_of = selection.find_by_mac(*mac).map(host).unwrap_or_default();
+            done += 1;
+            match verdict {
+                Ok(()) => {
                     file.apply(*mac, &Event::Reached(Stage::InstallerBooted))?;
                     file.apply(*mac, &Event::Reached(Stage::Installed))?;
-                    done += 1;
-                    ctx.progress.step(
-                        name,
-                        done,
-                        total,
-                        true,
-                        &format!("{mac} {name_of} installed"),
-                    );
-                    finished.push(*mac);
+                    let line = format!("{mac} {name_of} installed");
+                    ctx.progress.step(name, done, total, true, &line);
                 }
-                Some(r) if r.stage == ReportStage::Failed => {
-                    let reason = format!(
-                        "installer failed: {}",
-                        r.reason.unwrap_or_else(|| "no reason given".into())
-                    );
+                Err(reason) => {
                     file.apply(*mac, &Event::Failed(reason.clone()))?;
-                    done += 1;
-                    ctx.progress.step(
-                        name,
-                        done,
-                        total,
-                        false,
-                        &format!("{mac} {name_of} {reason}"),
-                    );
-                    finished.push(*mac);
+                    let line = format!("{mac} {name_of} {reason}");
+                    ctx.progress.step(name, done, total, false, &line);
                     failed.push(*mac);
                 }
-                Some(r)
-                    if r.stage == ReportStage::Installing
-                        && file.apply(*mac, &Event::Reached(Stage::InstallerBooted))? =>
-                {
-                    ctx.progress.log(&format!("{mac} installer booted"));
-                }
-                _ => {}
             }
-            if !finished.contains(mac) && since.elapsed() > timeout {
-                let reason = format!("no installer report within {} s", timeout.as_secs());
-                file.apply(*mac, &Event::Failed(reason.clone()))?;
-                done += 1;
-                ctx.progress.step(
-                    name,
-                    done,
-                    total,
-                    false,
-                    &format!("{mac} {name_of} {reason}"),
-                );
-                finished.push(*mac);
-                failed.push(*mac);
-            }
+            finished.push(*mac);
         }
         for mac in finished {
             waiting.remove(&mac);

@@ -97,7 +97,7 @@ impl Netboot {
 }
 
 /// DHCP reservations for every planned node and BMC.
-pub(crate) fn reservations(rack: &Rack, selection: &Selection) -> Vec<Reservation> {
+pub(crate) fn reservations(selection: &Selection) -> Vec<Reservation> {
     let mut out = Vec::new();
     for n in selection.nodes() {
         let p = &n.planned;
@@ -115,7 +115,6 @@ pub(crate) fn reservations(rack: &Rack, selection: &Selection) -> Vec<Reservatio
             hostname: None,
         });
     }
-    let _ = rack;
     out
 }
 
@@ -178,7 +177,7 @@ pub(crate) async fn start(
     let mut config = DhcpConfig::new(plan.management_ip(), plan.subnet().prefix_len());
     config.boot = BootConfig::new(endpoints.http_url.clone());
     let leases = LeaseTable::load(state_dir)?;
-    let server = DhcpServer::new(config, reservations(rack, selection), leases)?;
+    let server = DhcpServer::new(config, reservations(selection), leases)?;
     let socket = match endpoints.dhcp_listen {
         Some(addr) => racker_netboot::dhcp::transport::DhcpSocket::bind_plain(addr)?,
         None => {
