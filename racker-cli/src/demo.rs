@@ -203,19 +203,7 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
         specs.push(spec);
     }
     let rack = SimRack::start(specs, "USER", Password::new("PASS")).await?;
-    let table = racker_sim::BmcTable {
-        pid: std::process::id(),
-        user: "USER".to_owned(),
-        bmcs: rack
-            .nodes()
-            .iter()
-            .map(|n| racker_sim::BmcEntry {
-                bmc_mac: racker_sim::format_mac(n.bmc_mac()),
-                primary_mac: n.primary_mac().map(racker_sim::format_mac),
-                ipmi_address: n.ipmi_addr(),
-            })
-            .collect(),
-    };
+    let table = racker_sim::BmcTable::of(&rack, std::process::id(), "USER");
     racker_sim::write_json_atomic(&globals.state_dir, racker_sim::BMC_TABLE_FILE, &table)?;
 
     // Netboot endpoints on loopback, and each node's firmware.
@@ -281,18 +269,10 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
     ])?;
     let outcome = bootstrap::bootstrap(&globals, &wrap.cmd).await;
     // The simulated nodes' final power and boot flags, as `racker sim status` shows them.
-    let nodes = rack
-        .nodes()
-        .iter()
-        .map(|n| racker_sim::NodeStatus::from(&n.snapshot()))
-        .collect();
     racker_sim::write_json_atomic(
         &globals.state_dir,
         racker_sim::STATUS_FILE,
-        &racker_sim::StatusFile {
-            pid: std::process::id(),
-            nodes,
-        },
+        &racker_sim::StatusFile::of(&rack, std::process::id()),
     )?;
     let outcome = outcome?;
     println!();

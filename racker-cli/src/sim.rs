@@ -9,8 +9,8 @@ use anyhow::{Context as _, bail};
 use racker_inventory::{Inventory, MacAddr, NODES_CSV_HEADER};
 use racker_sim::firmware::{FirmwareFault, FirmwareFaults, NodeFault};
 use racker_sim::{
-    BMC_TABLE_FILE, BmcEntry, BmcTable, Fault, Faults, NodeSpec, NodeStatus, Password, STATUS_FILE,
-    SimRack, StatusFile, format_mac, read_json, write_json_atomic,
+    BMC_TABLE_FILE, BmcTable, Fault, Faults, NodeSpec, Password, STATUS_FILE, SimRack, StatusFile,
+    format_mac, read_json, write_json_atomic,
 };
 
 use crate::globals::Globals;
@@ -335,26 +335,9 @@ async fn serve(
     }
     let mut events = rack.subscribe();
     let pid = std::process::id();
-    let table = BmcTable {
-        pid,
-        user: user.clone(),
-        bmcs: rack
-            .nodes()
-            .iter()
-            .map(|n| BmcEntry {
-                bmc_mac: format_mac(n.bmc_mac()),
-                primary_mac: n.primary_mac().map(format_mac),
-                ipmi_address: n.ipmi_addr(),
-            })
-            .collect(),
-    };
+    let table = BmcTable::of(&rack, pid, &user);
     let write_status = |rack: &SimRack| -> anyhow::Result<()> {
-        let nodes = rack
-            .nodes()
-            .iter()
-            .map(|n| NodeStatus::from(&n.snapshot()))
-            .collect();
-        write_json_atomic(&globals.state_dir, STATUS_FILE, &StatusFile { pid, nodes })?;
+        write_json_atomic(&globals.state_dir, STATUS_FILE, &StatusFile::of(rack, pid))?;
         Ok(())
     };
     write_status(&rack)?;

@@ -150,7 +150,36 @@ pub fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Resu
     serde_json::from_slice(&text).map_err(|source| Error::Json { path, source })
 }
 
+impl StatusFile {
+    /// A snapshot of every node of `rack`, written by process `pid`.
+    pub fn of(rack: &crate::SimRack, pid: u32) -> Self {
+        let nodes = rack
+            .nodes()
+            .iter()
+            .map(|n| NodeStatus::from(&n.snapshot()))
+            .collect();
+        StatusFile { pid, nodes }
+    }
+}
+
 impl BmcTable {
+    /// The table of a running `rack` (process `pid`, IPMI user `user`).
+    pub fn of(rack: &crate::SimRack, pid: u32, user: &str) -> Self {
+        BmcTable {
+            pid,
+            user: user.to_owned(),
+            bmcs: rack
+                .nodes()
+                .iter()
+                .map(|n| BmcEntry {
+                    bmc_mac: format_mac(n.bmc_mac()),
+                    primary_mac: n.primary_mac().map(crate::rack::format_mac),
+                    ipmi_address: n.ipmi_addr(),
+                })
+                .collect(),
+        }
+    }
+
     /// Load `state_dir/sim-bmcs.json`.
     pub fn load(state_dir: &Path) -> Result<Self, Error> {
         read_json(state_dir, BMC_TABLE_FILE)
