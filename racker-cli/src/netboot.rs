@@ -151,16 +151,24 @@ pub(crate) fn run(globals: &Globals, cmd: NetbootCmd) -> anyhow::Result<ExitCode
     }
 }
 
-/// Every node's primary MAC and every BMC MAC, from the address plan.
-fn reservations(plan: &AddressPlan) -> Vec<Reservation> {
+/// Every node's primary MAC and every BMC MAC, from the address plan;
+/// with a selection, primary MACs also carry the node's short host name.
+pub(crate) fn reservations(
+    plan: &AddressPlan,
+    selection: Option<&racker_inventory::Selection>,
+) -> Vec<Reservation> {
     plan.nodes()
         .iter()
         .flat_map(|n| {
+            let hostname = selection
+                .and_then(|s| s.find_by_mac(n.node.primary_mac))
+                .and_then(|s| s.hostname.as_deref())
+                .map(|h| h.split('.').next().unwrap_or(h).to_owned());
             [
                 Reservation {
                     mac: n.node.primary_mac,
                     ip: n.ip,
-                    hostname: None,
+                    hostname,
                 },
                 Reservation {
                     mac: n.node.bmc_mac,
@@ -188,16 +196,6 @@ fn dhcp_config(plan: &AddressPlan, args: &DhcpArgs) -> anyhow::Result<DhcpConfig
     config.boot.arm64_file = Some(args.arm64_boot_file.clone());
     config.validate()?;
     Ok(config)
-}
-
-/// Installed nodes according to the boot-content report store (`/report`
-/// callbacks recorded in the state directory).
-struct ReportedInstalled(racker_netboot::report::ReportStore);
-
-impl InstalledNodes for ReportedInstalled {
-    fn is_installed(&self, mac: racker_inventory::MacAddr) -> bool {
-        self.0.is_installed(mac)
-    }
 }
 
 fn init_logging() {
@@ -244,7 +242,11 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
         let content = netboot_content::start(globals, &args.content, &rack.plan).await?;
         eprintln!(
             "racker netboot: HTTP listening on {} (nodes use {}), TFTP on {}",
-            content.http_addr, content.base_url, content.tftp_addr
+            content.http_addr,
+            content.base_url,
+            content
+                .tftp_addr
+                .map_or_else(|| "-".to_owned(), |a| a.to_string())
         );
         let mut tasks = tokio::task::JoinSet::new();
         for task in content.tasks {
@@ -260,15 +262,15 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
             config.boot.arm64_file = arm64;
             config.validate()?;
         }
-        if let std::net::IpAddr::V4(tftp_ip) = content.tftp_addr.ip()
+        if let Some(std::net::IpAddr::V4(tftp_ip)) = content.tftp_addr.map(|a| a.ip())
             && !tftp_ip.is_unspecified()
             && !tftp_ip.is_loopback()
         {
             config.boot.next_server = Some(tftp_ip);
         }
-        let server = DhcpServer::new(config, reservations(&rack.plan), leases)?;
-        let installed: Arc<dyn InstalledNodes + Send + Sync> =
-            Arc::new(ReportedInstalled(content.reports.clone()));
+        let server = DhcpServer::new(config, reservations(&rack.plan, None), leases)?;
+        // The report store knows which nodes are installed.
+        let installed: Arc<dyn InstalledNodes + Send + Sync> = Arc::new(content.reports.clone());
         let socket = match (&args.listen, &interface) {
             (Some(addr), _) => DhcpSocket::bind_plain(*addr)?,
             (None, Some(iface)) => DhcpSocket::bind_interface(iface, transport::SERVER_PORT)?,
@@ -369,7 +371,12 @@ fn render(globals: &Globals, args: RenderArgs) -> anyhow::Result<ExitCode> {
             .map(|r| r.mac)
             .collect();
     }
-    let path = dnsmasq::write(dnsmasq_dir, &config, &reservations(&rack.plan), &options)?;
+    let path = dnsmasq::write(
+        dnsmasq_dir,
+        &config,
+        &reservations(&rack.plan, None),
+        &options,
+    )?;
     println!("✓ wrote {}", path.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use racker_inventory::{AddressPlan, Selection};
 use racker_netboot::ContentError;
-use racker_netboot::IgnitionDir;
 use racker_netboot::assets::{
     FLATCAR_KEY_FINGERPRINT, FetchEvent, FetchOptions, FetchOutcome, SIGNING_KEY_FILE,
     fetch_flatcar,
@@ -21,6 +20,7 @@ use racker_netboot::matchbox::{Catalog, FlatcarBoot, NodeEntry};
 use racker_netboot::report::ReportStore;
 use racker_netboot::tftp::server::{TftpServer, locate_boot_files};
 use racker_netboot::tftp::transfer::TftpConfig;
+use racker_netboot::{IgnitionDir, IgnitionSource};
 use tokio::task::JoinHandle;
 
 use crate::context::{PlanArgs, SelectionArgs, load_selection};
@@ -47,6 +47,10 @@ pub(crate) struct ContentArgs {
     /// already have a DHCP server pointing at us.
     #[arg(long)]
     pub(crate) no_dhcp: bool,
+    /// Skip TFTP (set by callers whose nodes boot iPXE from elsewhere, e.g.
+    /// the simulated rack); not a command-line option.
+    #[arg(skip)]
+    pub(crate) without_tftp: bool,
     /// Use the profiles and groups of this matchbox data directory instead
     /// of the generated Flatcar installer profile.
     #[arg(long, value_name = "DIR")]
@@ -58,8 +62,8 @@ pub(crate) struct ContentArgs {
 pub(crate) struct ContentServices {
     /// Where HTTP listens.
     pub(crate) http_addr: SocketAddr,
-    /// Where TFTP listens.
-    pub(crate) tftp_addr: SocketAddr,
+    /// Where TFTP listens (when served).
+    pub(crate) tftp_addr: Option<SocketAddr>,
     /// Base URL handed to nodes.
     pub(crate) base_url: String,
     /// Installer reports (also the DHCP core's "installed" predicate).
@@ -104,40 +108,46 @@ pub(crate) async fn start(
     args: &ContentArgs,
     plan: &AddressPlan,
 ) -> anyhow::Result<ContentServices> {
-    start_for(globals, args, plan, &node_entries(plan, None), None).await
+    start_for(globals, args, plan, &node_entries(plan, None), None, None).await
 }
 
 /// Start TFTP and HTTP for `nodes`; `base_url` overrides the URL nodes use
 /// to reach the HTTP server (default `http://<http address>`, with the
-/// management IP when listening on 0.0.0.0).
+/// management IP when listening on 0.0.0.0); `ignition` overrides where
+/// Ignition configs come from (default `<state-dir>/ignition`).
 pub(crate) async fn start_for(
     globals: &Globals,
     args: &ContentArgs,
     plan: &AddressPlan,
     nodes: &[NodeEntry],
     base_url: Option<&str>,
+    ignition: Option<Arc<dyn IgnitionSource>>,
 ) -> anyhow::Result<ContentServices> {
     let mgmt = IpAddr::V4(plan.management_ip());
     let http_addr = args.http_listen.unwrap_or(SocketAddr::new(mgmt, HTTP_PORT));
     let tftp_addr = args.tftp_listen.unwrap_or(SocketAddr::new(mgmt, 69));
-    let boot_files = locate_boot_files(args.boot_files.as_deref())?;
-
     let metrics = Arc::new(Metrics::default());
     let reports = ReportStore::open(&globals.state_dir)?;
-    let tftp = TftpServer::bind(
-        tftp_addr,
-        &boot_files,
-        TftpConfig::default(),
-        metrics.tftp.clone(),
-    )
-    .await
-    .with_context(|| {
-        if tftp_addr.port() < 1024 {
-            "TFTP port below 1024 needs root (or use --tftp-listen ADDR:PORT with a high port)"
-        } else {
-            "starting TFTP"
-        }
-    })?;
+    let tftp = if args.without_tftp {
+        None
+    } else {
+        let boot_files = locate_boot_files(args.boot_files.as_deref())?;
+        let tftp = TftpServer::bind(
+            tftp_addr,
+            &boot_files,
+            TftpConfig::default(),
+            metrics.tftp.clone(),
+        )
+        .await
+        .with_context(|| {
+            if tftp_addr.port() < 1024 {
+                "TFTP port below 1024 needs root (or use --tftp-listen ADDR:PORT with a high port)"
+            } else {
+                "starting TFTP"
+            }
+        })?;
+        Some((tftp, boot_files))
+    };
     // Bind HTTP first so port 0 resolves before the base URL is chosen.
     let listener = tokio::net::TcpListener::bind(http_addr)
         .await
@@ -158,17 +168,24 @@ pub(crate) async fn start_for(
         Some(dir) => Catalog::load_dir(dir)?,
         None => Catalog::flatcar(nodes, &FlatcarBoot::new(&base_url)),
     };
-    let content = HttpContent::new(
+    let ignition =
+        ignition.unwrap_or_else(|| Arc::new(IgnitionDir::in_state_dir(&globals.state_dir)));
+    let mut content = HttpContent::new(
         catalog,
         reports.clone(),
-        Arc::new(IgnitionDir::in_state_dir(&globals.state_dir)),
+        ignition,
         &globals.state_dir.join("assets"),
         metrics.clone(),
-    )
-    .with_boot_files(&boot_files);
+    );
+    let mut tasks = Vec::new();
+    let mut tftp_addr = None;
+    if let Some((tftp, boot_files)) = tftp {
+        content = content.with_boot_files(&boot_files);
+        tftp_addr = Some(tftp.local_addr());
+        tasks.push(tokio::spawn(tftp.run()));
+    }
     let http = HttpServer::from_listener(listener, content)?;
-    let tftp_addr = tftp.local_addr();
-    let tasks = vec![tokio::spawn(tftp.run()), tokio::spawn(http.run())];
+    tasks.push(tokio::spawn(http.run()));
     Ok(ContentServices {
         http_addr,
         tftp_addr,
@@ -380,6 +397,7 @@ mod tests {
             boot_files: Some(boot),
             no_dhcp: true,
             matchbox_data: None,
+            without_tftp: false,
         };
         let services = start(&globals, &args, &rack.plan).await.unwrap();
         assert_eq!(services.base_url, format!("http://{}", services.http_addr));
@@ -415,6 +433,7 @@ mod tests {
             boot_files: Some(dir.path().join("nowhere")),
             no_dhcp: true,
             matchbox_data: None,
+            without_tftp: false,
         };
         let err = start(&globals, &args, &rack.plan).await.unwrap_err();
         assert!(format!("{err:#}").contains("--boot-files"), "{err:#}");

@@ -226,21 +226,13 @@ pub(crate) async fn bootstrap(globals: &Globals, args: &BootstrapCmd) -> anyhow:
         None
     } else {
         let endpoints = endpoints(&ctx);
-        let nb = network::start(
-            &ctx.rack,
-            &selection,
-            &globals.state_dir,
-            &cluster_dir,
-            &endpoints,
-        )
-        .await?;
+        let nb = network::start(globals, &ctx.rack, &selection, &cluster_dir, &endpoints).await?;
         ctx.progress.say(&format!(
             "✓ Network: DHCP on {} ({} reservations), HTTP on {} ({})",
-            nb.dhcp_addr
-                .map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            nb.dhcp_addr,
             2 * selection.nodes().len(),
             nb.http_addr,
-            endpoints.http_url
+            nb.base_url
         ));
         Some(nb)
     };
@@ -266,35 +258,20 @@ fn dir_has_entries(dir: &Path) -> bool {
 }
 
 fn endpoints(ctx: &Ctx<'_>) -> NetbootEndpoints {
-    let mgmt = ctx.rack.plan.management_ip();
-    let http_listen = ctx
-        .args
-        .http_listen
-        .unwrap_or_else(|| network::default_http_listen(mgmt));
-    let http_url = ctx
-        .args
-        .http_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{http_listen}"));
-    let tftp = match (ctx.args.tftp_listen, ctx.args.dhcp_listen) {
-        (Some(addr), _) => Some(addr),
-        (None, None) => Some(SocketAddr::from((mgmt, 69))),
-        (None, Some(_)) => None,
-    }
-    .map(|addr| {
-        let root = ctx
-            .args
-            .boot_files
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/usr/lib/ipxe"));
-        (addr, root)
-    });
+    let args = ctx.args;
     NetbootEndpoints {
-        dhcp_listen: ctx.args.dhcp_listen,
-        http_listen,
-        http_url,
-        tftp,
-        force: ctx.args.force,
+        dhcp_listen: args.dhcp_listen,
+        content: crate::netboot_content::ContentArgs {
+            http_listen: args.http_listen,
+            tftp_listen: args.tftp_listen,
+            boot_files: args.boot_files.clone(),
+            no_dhcp: false,
+            matchbox_data: None,
+            // On plain UDP (simulator, tests) TFTP only runs when asked for.
+            without_tftp: args.tftp_listen.is_none() && args.dhcp_listen.is_some(),
+        },
+        http_url: args.http_url.clone(),
+        force: args.force,
         sys_class_net: ctx.globals.sys_class_net.clone(),
     }
 }
