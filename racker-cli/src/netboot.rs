@@ -180,6 +180,27 @@ pub(crate) fn reservations(
         .collect()
 }
 
+/// Put the management node's internal address on the interface DHCP serves
+/// (stage 1 of SPEC section 5); returns
+/// `"<ip>/<prefix> on <if> (added|already present)"`.
+pub(crate) async fn ensure_internal_address(
+    rack: &crate::context::Rack,
+    iface: &str,
+) -> anyhow::Result<String> {
+    let ip = rack.plan.management_ip();
+    let prefix = rack.plan.subnet().prefix_len();
+    let change = racker_netboot::iface::ensure_address(iface, ip, prefix)
+        .await
+        .with_context(|| format!("putting {ip}/{prefix} on the PXE interface {iface}"))?;
+    Ok(format!(
+        "{ip}/{prefix} on {iface} ({})",
+        match change {
+            racker_netboot::iface::AddressChange::Added => "added",
+            racker_netboot::iface::AddressChange::AlreadyPresent => "already present",
+        }
+    ))
+}
+
 fn dhcp_config(plan: &AddressPlan, args: &DhcpArgs) -> anyhow::Result<DhcpConfig> {
     let server_ip = plan.management_ip();
     let mut config = DhcpConfig::new(server_ip, plan.subnet().prefix_len());
@@ -239,6 +260,12 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     let state_dir = globals.state_dir.clone();
     runtime.block_on(async move {
+        // DHCP on an interface (not --listen, not --no-dhcp): the internal
+        // address goes on it first, so HTTP and TFTP can bind to it.
+        if let (true, Some(iface)) = (dhcp_wanted, &interface) {
+            let address = ensure_internal_address(&rack, iface).await?;
+            eprintln!("racker netboot: {address}");
+        }
         let content = netboot_content::start(globals, &args.content, &rack.plan).await?;
         eprintln!(
             "racker netboot: HTTP listening on {} (nodes use {}), TFTP on {}",

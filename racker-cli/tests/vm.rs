@@ -420,8 +420,8 @@ impl Lab {
         ip(&["link", "set", "lo", "up"]);
         ip(&["tuntap", "add", "dev", "pxe0", "mode", "tap"]);
         ip(&["link", "set", "pxe0", "address", MGMT_SECONDARY]);
-        ip(&["addr", "add", &format!("{MGMT_IP}/24"), "dev", "pxe0"]);
-        ip(&["link", "set", "pxe0", "up"]);
+        // Down and without an address: racker brings it up and adds the
+        // management node's internal address itself.
         Lab {
             work,
             oem,
@@ -823,6 +823,11 @@ fn bootstrap_installs_a_vm_behind_ipmi_sim() {
     );
     assert!(
         out.contains("✓ 1 node(s) provisioned with flatcar"),
+        "{}",
+        diag()
+    );
+    assert!(
+        out.contains(&format!("✓ Network: {MGMT_IP}/24 on pxe0 (added)")),
         "{}",
         diag()
     );

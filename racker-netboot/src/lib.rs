@@ -5,6 +5,7 @@
 // DHCP/PXE server, lease table, dnsmasq rendering: issue 5.
 pub mod dhcp;
 pub mod dnsmasq;
+pub mod iface;
 mod leases;
 pub use dhcp::{
     BootConfig, DhcpConfig, DhcpError, DhcpServer, InstalledNodes, Mode, NoneInstalled, Reservation,

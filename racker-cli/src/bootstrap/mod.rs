@@ -227,6 +227,9 @@ pub(crate) async fn bootstrap(globals: &Globals, args: &BootstrapCmd) -> anyhow:
     } else {
         let endpoints = endpoints(&ctx);
         let nb = network::start(globals, &ctx.rack, &selection, &cluster_dir, &endpoints).await?;
+        if let Some(address) = &nb.address {
+            ctx.progress.say(&format!("✓ Network: {address}"));
+        }
         ctx.progress.say(&format!(
             "✓ Network: DHCP on {} ({} reservations), HTTP on {} ({})",
             nb.dhcp_addr,

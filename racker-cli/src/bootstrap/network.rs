@@ -70,6 +70,9 @@ pub(crate) struct Netboot {
     pub(crate) http_addr: SocketAddr,
     pub(crate) base_url: String,
     pub(crate) dhcp_addr: SocketAddr,
+    /// `"<ip>/<prefix> on <interface> (added|present)"` when DHCP serves on
+    /// the PXE interface.
+    pub(crate) address: Option<String>,
     tasks: Vec<tokio::task::AbortHandle>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -95,6 +98,14 @@ pub(crate) async fn start(
     endpoints: &NetbootEndpoints,
 ) -> anyhow::Result<Netboot> {
     let plan = &rack.plan;
+    // The internal address must be on the PXE interface before HTTP and
+    // TFTP bind to it.
+    let address = match endpoints.dhcp_listen {
+        Some(_) => None,
+        None => Some(
+            crate::netboot::ensure_internal_address(rack, &rack.management.pxe_interface).await?,
+        ),
+    };
     let content = netboot_content::start_for(
         globals,
         &endpoints.content,
@@ -155,6 +166,7 @@ pub(crate) async fn start(
         http_addr: content.http_addr,
         base_url: content.base_url,
         dhcp_addr,
+        address,
         tasks,
         shutdown: Some(tx),
     })

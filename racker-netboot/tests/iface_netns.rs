@@ -1,0 +1,89 @@
+//! `iface::ensure_address` against the kernel, inside a network namespace
+//! this test creates (a tap interface, nothing else touched).
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use racker_netboot::iface::{AddressChange, IfaceError, ensure_address};
+
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn run(args: &[&str]) {
+    let status = Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .expect(args[0]);
+    assert!(status.success(), "{args:?}");
+}
+
+/// Run `f` on a thread that entered namespace `ns` (network namespaces are
+/// per thread), with its own runtime so netlink sockets open in `ns`.
+fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("netns file");
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("netns thread")
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+#[test]
+fn ensure_address_brings_the_interface_up_adds_once_and_names_missing_interfaces() {
+    let test = "ensure_address_brings_the_interface_up_adds_once_and_names_missing_interfaces";
+    if !racker_testsupport::require_root(test)
+        || racker_testsupport::require_tool(test, "ip").is_none()
+    {
+        return;
+    }
+    let ns = Netns(format!("rkif{}", std::process::id()));
+    run(&["ip", "netns", "add", &ns.0]);
+    run(&[
+        "ip", "-n", &ns.0, "tuntap", "add", "dev", "pxe0", "mode", "tap",
+    ]);
+    let ip = Ipv4Addr::new(172, 24, 213, 1);
+    let name = ns.0.clone();
+    let (first, second, missing) = in_netns(&name, move || {
+        block_on(async {
+            (
+                ensure_address("pxe0", ip, 24).await,
+                ensure_address("pxe0", ip, 24).await,
+                ensure_address("nosuch0", ip, 24).await,
+            )
+        })
+    });
+    assert_eq!(first.unwrap(), AddressChange::Added);
+    assert_eq!(second.unwrap(), AddressChange::AlreadyPresent);
+    match missing {
+        Err(IfaceError::NoSuchInterface(n)) => assert_eq!(n, "nosuch0"),
+        other => panic!("expected NoSuchInterface, got {other:?}"),
+    }
+    // The kernel agrees: one address, link up.
+    let out = Command::new("ip")
+        .args(["-n", &ns.0, "-o", "-4", "addr", "show", "dev", "pxe0"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("172.24.213.1/24").count(), 1, "{text}");
+    let out = Command::new("ip")
+        .args(["-n", &ns.0, "-o", "link", "show", "dev", "pxe0"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(",UP"), "{text}");
+}
