@@ -859,4 +859,27 @@ fn bootstrap_installs_a_vm_behind_ipmi_sim() {
     assert_eq!(node["state"], "active", "{node}");
     let leases = lab.lease_of_vm().expect("no lease for the VM");
     assert!(leases.contains(&vm_ip), "{leases}");
+
+    // `racker status` asks ipmi_sim and reads the state.
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns.0])
+        .arg(cargo_bin("racker"))
+        .arg("--oem-dir")
+        .arg(&lab.oem)
+        .arg("--state-dir")
+        .arg(&lab.state)
+        .args(["--sys-class-net", "/sys/class/net"])
+        .args(["status", "--full", "--output", "json"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["provisioned"], "flatcar", "{status}");
+    let node = &status["nodes"][0];
+    assert_eq!(node["primary_mac"], VM_MAC, "{status}");
+    assert_eq!(node["bmc_reached"], true, "{status}");
+    assert_eq!(node["power"], "on", "{status}");
+    assert_eq!(node["os_provisioned"], true, "{status}");
+    assert!(node["diag"].is_object(), "{status}");
 }
