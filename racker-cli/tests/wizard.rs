@@ -1,0 +1,187 @@
+//! The `racker bootstrap` wizard in a real pseudo-terminal (rexpect): every
+//! choice not given as a flag is asked, and the public-IP INI is edited in
+//! `$EDITOR`, prefilled with one section per secondary MAC, validated, and
+//! edited again after an error. The bootstrap then runs against a separate
+//! `racker sim up --pxe-dhcp` rack.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const STATIC_IP: &str = "203.0.113.77";
+
+fn secondary_macs(nodes_csv: &str) -> Vec<String> {
+    nodes_csv
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| l.split(',').nth(2).unwrap().trim().to_owned())
+        .collect()
+}
+
+fn write_exec(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn wizard_asks_every_choice_and_edits_the_public_ip_ini() {
+    let dir = tempfile::tempdir().unwrap();
+    let (oem, state, net) = (
+        dir.path().join("oem"),
+        dir.path().join("state"),
+        dir.path().join("net"),
+    );
+    let dhcp = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("racker");
+    let env = |cmd: &mut Command| {
+        cmd.env_clear()
+            .env("RACKER_OEM_DIR", &oem)
+            .env("RACKER_STATE_DIR", &state)
+            .env("RACKER_SYS_CLASS_NET", &net);
+    };
+    let mut sim = Command::new(&bin);
+    env(&mut sim);
+    let sim = sim
+        .args([
+            "sim",
+            "up",
+            "--count",
+            "3",
+            "--ipmi-port",
+            "0",
+            "--install-delay-ms",
+            "0",
+            "--pxe-dhcp",
+        ])
+        .arg(dhcp.to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _sim = Kill(sim);
+    let table = state.join("sim-bmcs.json");
+    for _ in 0..400 {
+        if table.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(table.exists(), "racker sim up did not write its BMC table");
+    let csv = std::fs::read_to_string(oem.join("nodes.csv")).unwrap();
+    let secondaries = secondary_macs(&csv);
+    // This machine is the generated management node (first row).
+    std::fs::create_dir_all(net.join("eth1")).unwrap();
+    std::fs::write(net.join("eth1/address"), &secondaries[0]).unwrap();
+    let assets = state.join("assets/flatcar/current");
+    std::fs::create_dir_all(&assets).unwrap();
+    std::fs::write(
+        assets.join("flatcar_production_pxe.vmlinuz"),
+        vec![1u8; 4096],
+    )
+    .unwrap();
+    std::fs::write(
+        assets.join("flatcar_production_pxe_image.cpio.gz"),
+        vec![2u8; 8192],
+    )
+    .unwrap();
+
+    // The editor: keeps what it was given, writes an invalid INI the first
+    // time and a valid one (a static address for the first worker) after.
+    let work = dir.path().join("editor");
+    std::fs::create_dir_all(&work).unwrap();
+    let worker = &secondaries[1];
+    std::fs::write(
+        work.join("1.ini"),
+        format!("[{worker}]\nip_addr = 999.0.113.77/24\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("2.ini"),
+        format!(
+            "[{worker}]\nip_addr = {STATIC_IP}/24\ngateway = 203.0.113.1\ndns = 203.0.113.53\n"
+        ),
+    )
+    .unwrap();
+    let editor = work.join("editor.sh");
+    write_exec(
+        &editor,
+        &format!(
+            "#!/bin/sh\nd='{}'\nn=$(cat \"$d/count\" 2>/dev/null || echo 0)\nn=$((n+1))\necho $n > \"$d/count\"\ncp \"$1\" \"$d/seen-$n.ini\"\ncp \"$d/$n.ini\" \"$1\"\n",
+            work.display()
+        ),
+    );
+
+    let mut cmd = Command::new(&bin);
+    env(&mut cmd);
+    cmd.env("TERM", "xterm")
+        .env("EDITOR", &editor)
+        .arg("bootstrap")
+        .args(["--on-failure", "cancel", "--install-timeout", "30"])
+        .args(["--dhcp-listen", &dhcp.to_string()])
+        .args(["--http-listen", &http.to_string()]);
+    let mut p = rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
+    p.exp_string("What do you want to provision?").unwrap();
+    p.send("\r").unwrap(); // the default: Flatcar
+    p.flush().unwrap();
+    p.exp_string("Internal subnet").unwrap();
+    p.send("\r").unwrap(); // the default prefix
+    p.flush().unwrap();
+    p.exp_string("Public addresses by DHCP?").unwrap();
+    p.send("n").unwrap(); // no: edit static addresses
+    p.flush().unwrap();
+    p.exp_string("999.0.113.77").unwrap(); // the error names the bad value
+    p.exp_string("Edit again?").unwrap();
+    p.send("y").unwrap();
+    p.flush().unwrap();
+    p.exp_string("provisioned with flatcar").unwrap();
+    p.exp_eof().unwrap();
+
+    // The editor saw the prefilled template: one section per secondary MAC.
+    let seen = std::fs::read_to_string(work.join("seen-1.ini")).unwrap();
+    for mac in &secondaries {
+        assert!(
+            seen.contains(&format!("[{mac}]")),
+            "{mac} missing in\n{seen}"
+        );
+    }
+    // Its second text was kept and rendered into the worker's network unit.
+    let saved = std::fs::read_to_string(state.join("public-ips.ini")).unwrap();
+    assert!(saved.contains(STATIC_IP), "{saved}");
+    let rendered = grep_dir(&state.join("cluster"), &format!("{STATIC_IP}/24"));
+    assert!(!rendered.is_empty(), "the static address was not rendered");
+    // And the state says every node was provisioned.
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("bootstrap.json")).unwrap()).unwrap();
+    assert_eq!(st["nodes"].as_object().unwrap().len(), 2, "{st}");
+}
+
+/// Files below `dir` containing `needle`.
+fn grep_dir(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return hits;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let p = e.path();
+        if p.is_dir() {
+            hits.extend(grep_dir(&p, needle));
+        } else if std::fs::read_to_string(&p).is_ok_and(|t| t.contains(needle)) {
+            hits.push(p);
+        }
+    }
+    hits
+}
