@@ -24,8 +24,50 @@ fn write_exec(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-#[test]
-fn wizard_asks_every_choice_and_edits_the_public_ip_ini() {
+/// A simulated rack served by `racker sim up --pxe-dhcp` (killed on drop),
+/// with this machine as its management node.
+struct SimRack {
+    dir: tempfile::TempDir,
+    oem: std::path::PathBuf,
+    state: std::path::PathBuf,
+    net: std::path::PathBuf,
+    dhcp: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+    secondaries: Vec<String>,
+    sim: std::process::Child,
+}
+
+impl Drop for SimRack {
+    fn drop(&mut self) {
+        let _ = self.sim.kill();
+        let _ = self.sim.wait();
+    }
+}
+
+impl SimRack {
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("racker"));
+        cmd.env_clear()
+            .env("RACKER_OEM_DIR", &self.oem)
+            .env("RACKER_STATE_DIR", &self.state)
+            .env("RACKER_SYS_CLASS_NET", &self.net);
+        cmd
+    }
+
+    /// `racker bootstrap` in a pseudo-terminal.
+    fn bootstrap(&self, extra: &[&str]) -> rexpect::session::PtySession {
+        let mut cmd = self.command();
+        cmd.env("TERM", "xterm")
+            .arg("bootstrap")
+            .args(["--install-timeout", "30"])
+            .args(["--dhcp-listen", &self.dhcp.to_string()])
+            .args(["--http-listen", &self.http.to_string()])
+            .args(extra);
+        rexpect::session::spawn_command(cmd, Some(60_000)).unwrap()
+    }
+}
+
+fn sim_rack(count: usize, faults: &[&str]) -> SimRack {
     let dir = tempfile::tempdir().unwrap();
     let (oem, state, net) = (
         dir.path().join("oem"),
@@ -49,31 +91,28 @@ fn wizard_asks_every_choice_and_edits_the_public_ip_ini() {
     };
     let mut sim = Command::new(&bin);
     env(&mut sim);
+    sim.args(["sim", "up", "--count", &count.to_string()])
+        .args(["--ipmi-port", "0", "--install-delay-ms", "0"]);
+    for f in faults {
+        sim.args(["--fault", f]);
+    }
     let sim = sim
-        .args([
-            "sim",
-            "up",
-            "--count",
-            "3",
-            "--ipmi-port",
-            "0",
-            "--install-delay-ms",
-            "0",
-            "--pxe-dhcp",
-        ])
+        .arg("--pxe-dhcp")
         .arg(dhcp.to_string())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _sim = Kill(sim);
     let table = state.join("sim-bmcs.json");
+    let mut rack = SimRack {
+        dir,
+        oem,
+        state,
+        net,
+        dhcp,
+        http,
+        secondaries: Vec::new(),
+        sim,
+    };
     for _ in 0..400 {
         if table.exists() {
             break;
@@ -81,12 +120,12 @@ fn wizard_asks_every_choice_and_edits_the_public_ip_ini() {
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
     assert!(table.exists(), "racker sim up did not write its BMC table");
-    let csv = std::fs::read_to_string(oem.join("nodes.csv")).unwrap();
-    let secondaries = secondary_macs(&csv);
+    let csv = std::fs::read_to_string(rack.oem.join("nodes.csv")).unwrap();
+    rack.secondaries = secondary_macs(&csv);
     // This machine is the generated management node (first row).
-    std::fs::create_dir_all(net.join("eth1")).unwrap();
-    std::fs::write(net.join("eth1/address"), &secondaries[0]).unwrap();
-    let assets = state.join("assets/flatcar/current");
+    std::fs::create_dir_all(rack.net.join("eth1")).unwrap();
+    std::fs::write(rack.net.join("eth1/address"), &rack.secondaries[0]).unwrap();
+    let assets = rack.state.join("assets/flatcar/current");
     std::fs::create_dir_all(&assets).unwrap();
     std::fs::write(
         assets.join("flatcar_production_pxe.vmlinuz"),
@@ -98,10 +137,16 @@ fn wizard_asks_every_choice_and_edits_the_public_ip_ini() {
         vec![2u8; 8192],
     )
     .unwrap();
+    rack
+}
 
+#[test]
+fn wizard_asks_every_choice_and_edits_the_public_ip_ini() {
+    let rack = sim_rack(3, &[]);
+    let (state, secondaries) = (&rack.state, &rack.secondaries);
     // The editor: keeps what it was given, writes an invalid INI the first
     // time and a valid one (a static address for the first worker) after.
-    let work = dir.path().join("editor");
+    let work = rack.dir.path().join("editor");
     std::fs::create_dir_all(&work).unwrap();
     let worker = &secondaries[1];
     std::fs::write(
@@ -125,15 +170,16 @@ fn wizard_asks_every_choice_and_edits_the_public_ip_ini() {
         ),
     );
 
-    let mut cmd = Command::new(&bin);
-    env(&mut cmd);
-    cmd.env("TERM", "xterm")
-        .env("EDITOR", &editor)
-        .arg("bootstrap")
-        .args(["--on-failure", "cancel", "--install-timeout", "30"])
-        .args(["--dhcp-listen", &dhcp.to_string()])
-        .args(["--http-listen", &http.to_string()]);
-    let mut p = rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
+    let mut p = {
+        let mut cmd = rack.command();
+        cmd.env("TERM", "xterm")
+            .env("EDITOR", &editor)
+            .arg("bootstrap")
+            .args(["--on-failure", "cancel", "--install-timeout", "30"])
+            .args(["--dhcp-listen", &rack.dhcp.to_string()])
+            .args(["--http-listen", &rack.http.to_string()]);
+        rexpect::session::spawn_command(cmd, Some(60_000)).unwrap()
+    };
     p.exp_string("What do you want to provision?").unwrap();
     p.send("\r").unwrap(); // the default: Flatcar
     p.flush().unwrap();
@@ -152,7 +198,7 @@ fn wizard_asks_every_choice_and_edits_the_public_ip_ini() {
 
     // The editor saw the prefilled template: one section per secondary MAC.
     let seen = std::fs::read_to_string(work.join("seen-1.ini")).unwrap();
-    for mac in &secondaries {
+    for mac in secondaries {
         assert!(
             seen.contains(&format!("[{mac}]")),
             "{mac} missing in\n{seen}"
@@ -184,4 +230,31 @@ fn grep_dir(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
         }
     }
     hits
+}
+
+/// `--on-failure ask` on a terminal: the prompt names the failed node and
+/// `e` excludes it; the rest completes.
+#[test]
+fn on_failure_ask_prompts_and_excludes() {
+    // `racker sim up --count` numbers its nodes 02:52:4b:00:00:<row>.
+    let failing = "02:52:4b:00:00:02".to_owned();
+    let rack = sim_rack(4, &[&format!("{failing}=install-fail")]);
+    let csv = std::fs::read_to_string(rack.oem.join("nodes.csv")).unwrap();
+    assert!(csv.contains(&failing), "{csv}");
+    let mut p = rack.bootstrap(&["--provision", "flatcar", "--subnet-prefix", "172.24.213"]);
+    p.exp_string("Public addresses by DHCP?").unwrap();
+    p.send("y").unwrap();
+    p.flush().unwrap();
+    p.exp_string(&format!(
+        "1 node(s) failed: {failing}. [r]etry, [e]xclude nodes, [c]ancel?"
+    ))
+    .unwrap();
+    p.send_line("e").unwrap();
+    p.exp_string(&format!("Excluded 1 node(s) from the cluster: {failing}"))
+        .unwrap();
+    p.exp_string("2 node(s) provisioned with flatcar").unwrap();
+    p.exp_eof().unwrap();
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rack.state.join("bootstrap.json")).unwrap()).unwrap();
+    assert_eq!(st["nodes"][&failing]["state"], "excluded", "{st}");
 }
