@@ -70,16 +70,20 @@ pub(crate) struct RenderChoices {
     /// Velero backups to this S3 bucket (Lokomotive); needs
     /// RACKER_BACKUP_ACCESS_KEY_ID and RACKER_BACKUP_SECRET_ACCESS_KEY.
     #[arg(long)]
-    backup_bucket: Option<String>,
+    pub(crate) backup_bucket: Option<String>,
     /// AWS region of the backup bucket.
     #[arg(long, default_value = "us-east-1")]
-    backup_region: String,
+    pub(crate) backup_region: String,
     /// Name of the backup storage location.
     #[arg(long, default_value = "lokomotive")]
-    backup_name: String,
+    pub(crate) backup_name: String,
     /// AWS access key id for the backups (prefer the environment variable).
     #[arg(long, env = "RACKER_BACKUP_ACCESS_KEY_ID", hide_env_values = true)]
-    backup_access_key_id: Option<String>,
+    pub(crate) backup_access_key_id: Option<String>,
+    /// The backup secret typed into the wizard (never a flag: argv is
+    /// visible to every user of the machine).
+    #[arg(skip)]
+    pub(crate) backup_secret: Option<String>,
     /// SSH public key file for the `core` user (repeatable)
     /// [default: <state-dir>/ssh/id_ed25519.pub, see `racker factory gen-ssh-key`].
     #[arg(long, value_name = "FILE")]
@@ -139,8 +143,12 @@ impl RenderChoices {
             .clone()
             .unwrap_or_else(|| out.join("lokoctl-assets").display().to_string());
         if let Some(bucket) = &self.backup_bucket {
-            // The secret only ever comes from the environment, never argv.
-            let secret = std::env::var("RACKER_BACKUP_SECRET_ACCESS_KEY").unwrap_or_default();
+            // The secret only ever comes from the environment or the
+            // wizard, never argv.
+            let secret = match &self.backup_secret {
+                Some(s) => s.clone(),
+                None => std::env::var("RACKER_BACKUP_SECRET_ACCESS_KEY").unwrap_or_default(),
+            };
             let Some(key_id) = self.backup_access_key_id.clone().filter(|k| !k.is_empty()) else {
                 bail!(
                     "--backup-bucket needs RACKER_BACKUP_ACCESS_KEY_ID (or --backup-access-key-id)"

@@ -258,3 +258,79 @@ fn on_failure_ask_prompts_and_excludes() {
         serde_json::from_slice(&std::fs::read(rack.state.join("bootstrap.json")).unwrap()).unwrap();
     assert_eq!(st["nodes"][&failing]["state"], "excluded", "{st}");
 }
+
+/// Every Lokomotive choice through the wizard (arrow keys, typed text, a
+/// hidden secret) ends up in the rendered cluster directory. The fake
+/// lokoctl fails `cluster apply`, so the run stops after the PXE stage.
+#[test]
+fn wizard_lokomotive_choices_reach_the_rendered_config() {
+    let rack = sim_rack(5, &[]);
+    let lokoctl = rack.dir.path().join("lokoctl");
+    write_exec(&lokoctl, "#!/bin/sh\necho \"fake lokoctl $*\"\nexit 1\n");
+    let mut p = {
+        let mut cmd = rack.command();
+        cmd.env("TERM", "xterm")
+            .env("RACKER_LOKOCTL", &lokoctl)
+            .arg("bootstrap")
+            .args(["--on-failure", "cancel", "--install-timeout", "30"])
+            .args(["--dhcp-listen", &rack.dhcp.to_string()])
+            .args(["--http-listen", &rack.http.to_string()]);
+        rexpect::session::spawn_command(cmd, Some(60_000)).unwrap()
+    };
+    const DOWN: &str = "\x1b[B";
+    let mut answer = |prompt: &str, keys: &str| {
+        p.exp_string(prompt).unwrap();
+        p.send(keys).unwrap();
+        p.flush().unwrap();
+    };
+    answer("What do you want to provision?", &format!("{DOWN}\r"));
+    answer("Cluster name", "rack7\r");
+    answer("Number of controllers", &format!("{DOWN}\r")); // 1
+    answer("Node type of the controllers", "\r"); // any
+    answer("Kubernetes domain", "k8s.example.test\r");
+    answer("Install the Lokomotive web UI?", "y");
+    answer("Storage provider", &format!("{DOWN}{DOWN}\r")); // rook
+    answer("Node type of the storage nodes", "\r");
+    answer("Number of storage nodes", "1\r");
+    answer("Back up the cluster to S3 with Velero?", "y");
+    answer("S3 bucket", "rack7-backups\r");
+    answer("AWS region of the bucket", "eu-central-1\r");
+    answer("Backup name", "\r");
+    answer("AWS access key id", "AKIATESTKEY\r");
+    answer("AWS secret access key", "s3cr3t-value\r");
+    answer("Internal subnet", "\r");
+    answer("Public addresses by DHCP?", "y");
+    p.exp_string("lokoctl cluster apply failed").unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert!(!rest.contains("s3cr3t-value"), "the secret was echoed");
+
+    let cluster = rack.state.join("cluster");
+    let read = |name: &str| std::fs::read_to_string(cluster.join(name)).unwrap();
+    let vars = read("lokocfg.vars");
+    for expected in [
+        "\"rack7\"",
+        "\"k8s.example.test\"",
+        "\"rack7-backups\"",
+        "\"eu-central-1\"",
+        "\"lokomotive\"",
+    ] {
+        assert!(vars.contains(expected), "{expected} not in\n{vars}");
+    }
+    // One controller.
+    let controllers = vars
+        .lines()
+        .find(|l| l.starts_with("controller_macs"))
+        .unwrap();
+    assert_eq!(controllers.matches(':').count(), 5, "{controllers}");
+    assert!(cluster.join("web-ui.lokocfg").exists());
+    assert!(cluster.join("rook.lokocfg").exists());
+    assert!(cluster.join("velero.lokocfg").exists());
+    let credentials = read("backup-credentials");
+    assert!(credentials.contains("AKIATESTKEY") && credentials.contains("s3cr3t-value"));
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(cluster.join("backup-credentials"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "backup-credentials is readable by others");
+}

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use dialoguer::{Confirm, Editor, Input, Select};
+use dialoguer::{Confirm, Editor, Input, Password, Select};
 use racker_inventory::{Inventory, PublicIps};
 
 use super::BootstrapCmd;
@@ -103,6 +103,14 @@ pub(crate) fn ask(
                     .interact_text()?;
             }
         }
+        if asked("backup_bucket")
+            && Confirm::new()
+                .with_prompt("Back up the cluster to S3 with Velero?")
+                .default(false)
+                .interact()?
+        {
+            ask_backup(cmd, &asked)?;
+        }
     }
     if asked("subnet_prefix") {
         cmd.plan.subnet_prefix = Input::new()
@@ -145,6 +153,52 @@ pub(crate) fn ask(
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// The Velero backup settings: bucket, region, location name, access key
+/// id and secret (the secret hidden while typed, never put on argv).
+fn ask_backup(cmd: &mut BootstrapCmd, asked: &dyn Fn(&str) -> bool) -> anyhow::Result<()> {
+    let not_empty = |s: &String| {
+        if s.trim().is_empty() {
+            Err("must not be empty")
+        } else {
+            Ok(())
+        }
+    };
+    cmd.choices.backup_bucket = Some(
+        Input::new()
+            .with_prompt("S3 bucket")
+            .validate_with(not_empty)
+            .interact_text()?,
+    );
+    if asked("backup_region") {
+        cmd.choices.backup_region = Input::new()
+            .with_prompt("AWS region of the bucket")
+            .default(cmd.choices.backup_region.clone())
+            .interact_text()?;
+    }
+    if asked("backup_name") {
+        cmd.choices.backup_name = Input::new()
+            .with_prompt("Backup name")
+            .default(cmd.choices.backup_name.clone())
+            .interact_text()?;
+    }
+    if asked("backup_access_key_id") {
+        cmd.choices.backup_access_key_id = Some(
+            Input::new()
+                .with_prompt("AWS access key id")
+                .validate_with(not_empty)
+                .interact_text()?,
+        );
+    }
+    if std::env::var_os("RACKER_BACKUP_SECRET_ACCESS_KEY").is_none() {
+        cmd.choices.backup_secret = Some(
+            Password::new()
+                .with_prompt("AWS secret access key")
+                .interact()?,
+        );
     }
     Ok(())
 }
