@@ -249,13 +249,43 @@ pub(crate) fn os_config_with(
         passwd: Some(core_user(spec)),
         storage: Some(Storage { files }),
         systemd: Some(Systemd {
-            units: vec![Unit {
-                name: units::BOOT_FLAGS_UNIT.to_owned(),
-                enabled: Some(true),
-                contents: Some(common.boot.clone()),
-            }],
+            units: vec![
+                Unit {
+                    name: units::BOOT_FLAGS_UNIT.to_owned(),
+                    enabled: Some(true),
+                    contents: Some(common.boot.clone()),
+                },
+                Unit {
+                    name: REPORT_UP_UNIT.to_owned(),
+                    enabled: Some(true),
+                    contents: Some(report_up_unit(spec, node)),
+                },
+            ],
         }),
     })
+}
+
+/// The unit of the installed OS that tells racker it is up.
+pub const REPORT_UP_UNIT: &str = "racker-report-up.service";
+
+/// `racker-report-up.service` for `node`: once the network is online after
+/// every boot, POST `stage=up` to the netboot server (`racker bootstrap`
+/// waits for it; failures only delay it, never the boot).
+pub fn report_up_unit(spec: &ClusterSpec, node: &NodeSpec) -> String {
+    format!(
+        "[Unit]
+Description=Tell racker that this node is up
+Wants=network-online.target
+After=network-online.target
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/curl --silent --show-error --fail --retry 10 --retry-delay 3 --retry-connrefused -X POST \"{url}/report?mac={mac}&stage=up\"
+[Install]
+WantedBy=multi-user.target
+",
+        url = spec.netboot_url(),
+        mac = node.mac,
+    )
 }
 
 /// Path of the installer script inside the install profile.

@@ -53,9 +53,10 @@ async fn nodes_pxe_install_report_and_boot_from_disk() {
         assert_eq!(size(PXE_KERNEL), Some(KERNEL_LEN as u64));
         assert_eq!(size(PXE_INITRD), Some(INITRD_LEN as u64));
         assert!(size("/ignition?").is_some_and(|n| n > 0));
-        // The report store recorded the install.
+        // The report store recorded the install, then the OS's `up`.
         let report = rack.reports.get(MacAddr::new(primary(i))).unwrap();
-        assert_eq!(report.stage, Stage::Installed);
+        assert_eq!(report.stage, Stage::Up);
+        assert_eq!(s.reports, vec!["installing", "installed", "up"]);
         // The BMC's boot flags: disk, persistent, EFI; timer disabled.
         let snap = rack.rack.nodes()[i].snapshot();
         assert!(snap.power_on);
@@ -85,6 +86,7 @@ async fn nodes_pxe_install_report_and_boot_from_disk() {
                 "rebooting",
                 "boot device disk",
                 "booted from disk",
+                "Finished racker-report-up.service (reported up)",
                 OS_UP_MARKER,
                 &format!("node-{i} login:"),
             ],
@@ -103,10 +105,12 @@ async fn nodes_pxe_install_report_and_boot_from_disk() {
         rack.console(0)
             .contains("PXE-E53: No boot filename received")
     );
+    // The installed OS reported up (racker-report-up.service).
     assert_eq!(
         rack.reports.get(MacAddr::new(primary(0))).unwrap().stage,
-        Stage::Installed
+        Stage::Up
     );
+    assert!(rack.console(0).contains("reported up"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,6 +132,18 @@ async fn each_fault_kind() {
         let console = rack.console(i);
         let mac = MacAddr::new(primary(i));
         let flags = rack.rack.nodes()[i].snapshot().boot_flags;
+        if kind == FirmwareFault::NoOsUp {
+            // Installed and booted from disk; only the OS's report is missing.
+            assert_eq!(s.phase, Phase::OsUp, "{console}");
+            assert_eq!(s.installs, 1);
+            assert_eq!(flags.device(), BootDevice::Disk);
+            assert_eq!(rack.reports.get(mac).unwrap().stage, Stage::Installed);
+            assert!(
+                console.contains("Failed to start racker-report-up.service"),
+                "{console}"
+            );
+            continue;
+        }
         // Nobody got to set disk boot.
         assert_eq!(flags.device(), BootDevice::Pxe, "{kind}");
         assert_eq!(s.installs, 0, "{kind}");
@@ -186,10 +202,12 @@ async fn bios_node_with_in_band_bmc_access() {
     let flags = rack.rack.nodes()[0].snapshot().boot_flags;
     assert_eq!(flags.device(), BootDevice::Disk);
     assert!(flags.persistent() && flags.efi());
+    // The installed OS reported up (racker-report-up.service).
     assert_eq!(
         rack.reports.get(MacAddr::new(primary(0))).unwrap().stage,
-        Stage::Installed
+        Stage::Up
     );
+    assert!(rack.console(0).contains("reported up"));
 }
 
 #[test]

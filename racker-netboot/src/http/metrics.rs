@@ -155,7 +155,7 @@ impl Metrics {
         // Nodes by stage: every node with a MAC selector is "planned" until
         // it reports.
         let mut by_stage: BTreeMap<&str, u64> = BTreeMap::new();
-        let stages = [Stage::Installing, Stage::Installed, Stage::Failed].map(Stage::as_str);
+        let stages = Stage::ALL.map(Stage::as_str);
         for s in std::iter::once("planned").chain(stages) {
             by_stage.insert(s, 0);
         }

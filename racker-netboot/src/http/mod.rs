@@ -8,7 +8,7 @@
 //! - `GET /ignition?mac=..[&profile=install|os]`: the node's Ignition JSON
 //!   (profile defaults to `os` once installed, else `install`).
 //! - `GET|HEAD /assets/<path>`: files under the assets directory.
-//! - `POST /report?mac=..&stage=installing|installed|failed[&reason=..]`.
+//! - `POST /report?mac=..&stage=installing|installed|up|failed[&reason=..]`.
 //! - `GET /metrics`: Prometheus text format.
 
 pub mod files;

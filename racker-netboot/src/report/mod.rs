@@ -9,8 +9,10 @@
 //!  "first_unix":1700000000,"updated_unix":1700000042}
 //! ```
 //!
-//! `stage` is `installing`, `installed` or `failed` (with `reason`).
-//! Reporting the same stage and reason again changes nothing (idempotent).
+//! `stage` is `installing`, `installed`, `up` (the installed OS booted and
+//! phoned home: the rendered `racker-report-up.service`) or `failed` (with
+//! `reason`). Reporting the same stage and reason again changes nothing
+//! (idempotent); a node that is `up` counts as installed.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -32,6 +34,8 @@ pub enum Stage {
     Installing,
     /// Flatcar is on the disk; the node must now boot from it.
     Installed,
+    /// The installed OS booted from disk and reported in.
+    Up,
     /// The installer gave up (see the reason).
     Failed,
 }
@@ -42,8 +46,17 @@ impl Stage {
         match self {
             Stage::Installing => "installing",
             Stage::Installed => "installed",
+            Stage::Up => "up",
             Stage::Failed => "failed",
         }
+    }
+
+    /// Every stage, in order.
+    pub const ALL: [Stage; 4] = [Stage::Installing, Stage::Installed, Stage::Up, Stage::Failed];
+
+    /// True for the stages that mean "Flatcar is on the disk".
+    pub fn is_installed(self) -> bool {
+        matches!(self, Stage::Installed | Stage::Up)
     }
 }
 
@@ -53,6 +66,7 @@ impl FromStr for Stage {
         match s.trim().to_ascii_lowercase().as_str() {
             "installing" | "started" => Ok(Stage::Installing),
             "installed" | "done" => Ok(Stage::Installed),
+            "up" | "os-up" => Ok(Stage::Up),
             "failed" | "error" => Ok(Stage::Failed),
             _ => Err(ContentError::UnknownStage(s.to_owned())),
         }
@@ -195,9 +209,14 @@ impl ReportStore {
         self.lock().get(&mac).cloned()
     }
 
-    /// True once `mac` reported `installed`.
+    /// True once `mac` reported `installed` (or `up`).
     pub fn is_installed(&self, mac: MacAddr) -> bool {
-        self.get(mac).is_some_and(|r| r.stage == Stage::Installed)
+        self.get(mac).is_some_and(|r| r.stage.is_installed())
+    }
+
+    /// True once `mac`'s installed OS reported `up`.
+    pub fn is_up(&self, mac: MacAddr) -> bool {
+        self.get(mac).is_some_and(|r| r.stage == Stage::Up)
     }
 
     /// Every report, ordered by MAC.
@@ -286,6 +305,12 @@ mod tests {
             .unwrap();
         assert_eq!(store.reports()[0].reason.as_deref(), Some("no disk"));
         assert_eq!("Installed".parse::<Stage>().unwrap(), Stage::Installed);
+        assert_eq!("os-up".parse::<Stage>().unwrap(), Stage::Up);
+        for stage in Stage::ALL {
+            assert_eq!(stage.as_str().parse::<Stage>().unwrap(), stage);
+        }
+        store.record(mac, Stage::Up, None, UNIX_EPOCH).unwrap();
+        assert!(store.is_installed(mac) && store.is_up(mac));
         assert!("bogus".parse::<Stage>().is_err());
     }
 }

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use super::FirmwareError;
 
 /// One firmware fault, as given on the command line (`--fault MAC=KIND`):
-/// `no-lease`, `download-fail`, `install-fail`, `hang`.
+/// `no-lease`, `download-fail`, `install-fail`, `hang`, `no-os-up`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FirmwareFault {
@@ -25,15 +25,20 @@ pub enum FirmwareFault {
     /// no more console output, no report, no reboot (until the BMC power
     /// cycles the node, which then hangs again).
     Hang,
+    /// The install succeeds, but the installed OS never reports `up`
+    /// (booted with its network down, say): the console shows the OS
+    /// booting and the report failing.
+    NoOsUp,
 }
 
 impl FirmwareFault {
     /// Every kind, for help texts.
-    pub const ALL: [FirmwareFault; 4] = [
+    pub const ALL: [FirmwareFault; 5] = [
         FirmwareFault::NoLease,
         FirmwareFault::DownloadFail,
         FirmwareFault::InstallFail,
         FirmwareFault::Hang,
+        FirmwareFault::NoOsUp,
     ];
 }
 
@@ -44,6 +49,7 @@ impl fmt::Display for FirmwareFault {
             FirmwareFault::DownloadFail => "download-fail",
             FirmwareFault::InstallFail => "install-fail",
             FirmwareFault::Hang => "hang",
+            FirmwareFault::NoOsUp => "no-os-up",
         })
     }
 }
@@ -57,6 +63,7 @@ impl FromStr for FirmwareFault {
             "download-fail" | "download-fails" | "download" => Ok(FirmwareFault::DownloadFail),
             "install-fail" | "install-fails" | "install" => Ok(FirmwareFault::InstallFail),
             "hang" | "hangs" => Ok(FirmwareFault::Hang),
+            "no-os-up" | "os-down" | "no-up" => Ok(FirmwareFault::NoOsUp),
             _ => Err(FirmwareError::InvalidFault { spec: s.to_owned() }),
         }
     }
@@ -73,6 +80,8 @@ pub struct FirmwareFaults {
     pub install_fail: bool,
     /// See [`FirmwareFault::Hang`].
     pub hang: bool,
+    /// See [`FirmwareFault::NoOsUp`].
+    pub no_os_up: bool,
 }
 
 impl FirmwareFaults {
@@ -83,6 +92,7 @@ impl FirmwareFaults {
             FirmwareFault::DownloadFail => self.download_fail = true,
             FirmwareFault::InstallFail => self.install_fail = true,
             FirmwareFault::Hang => self.hang = true,
+            FirmwareFault::NoOsUp => self.no_os_up = true,
         }
     }
 

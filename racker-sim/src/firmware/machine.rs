@@ -207,6 +207,7 @@ pub struct FirmwareStatus {
 enum ReportStage {
     Installing,
     Installed,
+    Up,
     Failed,
 }
 
@@ -215,6 +216,7 @@ impl ReportStage {
         match self {
             ReportStage::Installing => "installing",
             ReportStage::Installed => "installed",
+            ReportStage::Up => "up",
             ReportStage::Failed => "failed",
         }
     }
@@ -418,20 +420,39 @@ impl FirmwareMachine {
         self.step = Step::Idle;
         self.deadline = None;
         if self.status.disk_installed {
-            self.say("Booting from local disk (EFI)...\nbooted from disk");
-            let host = self
-                .vars
-                .hostname
-                .clone()
-                .unwrap_or_else(|| "localhost".to_owned());
             self.say(format!(
-                "Flatcar Container Linux (simulated) on {}\n[  OK  ] {OS_UP_MARKER}.\n\n{host} login: ",
+                "Booting from local disk (EFI)...\nbooted from disk\nFlatcar Container Linux (simulated) on {}",
                 self.mac_str()
             ));
-            self.set_phase(Phase::OsUp);
+            // racker-report-up.service of the rendered OS config runs
+            // before multi-user.target is reached (targets are ordered
+            // after the units they want).
+            if self.report_base.is_some() && !self.faults.no_os_up {
+                self.report(ReportStage::Up, None);
+                return;
+            }
+            if self.report_base.is_some() {
+                self.say(
+                    "racker-report-up.service: curl: (7) Failed to connect: Network is unreachable\n[FAILED] Failed to start racker-report-up.service.",
+                );
+            }
+            self.os_up();
         } else {
             self.halt("No bootable device found on the local disk.".to_owned());
         }
+    }
+
+    /// The installed OS reached multi-user.target.
+    fn os_up(&mut self) {
+        self.step = Step::Idle;
+        self.deadline = None;
+        let host = self
+            .vars
+            .hostname
+            .clone()
+            .unwrap_or_else(|| "localhost".to_owned());
+        self.say(format!("[  OK  ] {OS_UP_MARKER}.\n\n{host} login: "));
+        self.set_phase(Phase::OsUp);
     }
 
     fn halt(&mut self, reason: String) {
@@ -784,6 +805,15 @@ impl FirmwareMachine {
                 self.reboot();
             }
             Purpose::Report {
+                stage: ReportStage::Up,
+                ..
+            } => {
+                self.say(format!(
+                    "racker-report-up.service: could not report: {why}\n[FAILED] Failed to start racker-report-up.service."
+                ));
+                self.os_up();
+            }
+            Purpose::Report {
                 stage: ReportStage::Failed,
                 reason,
             } => {
@@ -809,6 +839,10 @@ impl FirmwareMachine {
                     ReportStage::Installed => {
                         self.say("installer: reported stage installed");
                         self.reboot();
+                    }
+                    ReportStage::Up => {
+                        self.say("[  OK  ] Finished racker-report-up.service (reported up).");
+                        self.os_up();
                     }
                     ReportStage::Failed => {
                         self.halt(format!(

@@ -182,7 +182,7 @@ fn happy_path_installs_reports_and_boots_from_disk() {
         s.script_url.as_deref(),
         Some("http://127.0.0.1:8080/boot.ipxe")
     );
-    assert_eq!(s.reports, vec!["installing", "installed"]);
+    assert_eq!(s.reports, vec!["installing", "installed", "up"]);
     assert_eq!(s.installs, 1);
     assert!(s.disk_installed);
     assert_eq!(s.boots, 2);
@@ -202,6 +202,7 @@ fn happy_path_installs_reports_and_boots_from_disk() {
             format!("{BASE}/ignition?mac=00-11-22-33-44-10&profile=install"),
             format!("{BASE}/report?mac=00%3A11%3A22%3A33%3A44%3A10&stage=installing"),
             format!("{BASE}/report?mac=00%3A11%3A22%3A33%3A44%3A10&stage=installed"),
+            format!("{BASE}/report?mac=00%3A11%3A22%3A33%3A44%3A10&stage=up"),
         ]
     );
     for step in [
@@ -216,6 +217,7 @@ fn happy_path_installs_reports_and_boots_from_disk() {
         "booted from disk",
         OS_UP_MARKER,
         "node-0 login:",
+        "Finished racker-report-up.service (reported up)",
     ] {
         assert!(
             h.console.contains(step),
@@ -228,6 +230,38 @@ fn happy_path_installs_reports_and_boots_from_disk() {
         h.dhcp.leases().get(MacAddr::new(MAC)).map(|l| l.ip),
         Some(Ipv4Addr::new(172, 24, 213, 2))
     );
+}
+
+/// `no-os-up`: installed and booted from disk, but the OS never reports up;
+/// a failing `up` POST is shown on the console and the OS stays up.
+#[test]
+fn os_that_cannot_report_stays_up_and_says_so() {
+    let mut h = Harness::default();
+    h.m.set_faults(FirmwareFaults::only(FirmwareFault::NoOsUp));
+    h.m.boot(h.now, BootDevice::Pxe, true);
+    h.pump(&mut content);
+    let s = h.m.status().clone();
+    assert_eq!(s.phase, Phase::OsUp, "{}", h.console);
+    assert_eq!(s.reports, vec!["installing", "installed"]);
+    assert!(h.console.contains("Failed to start racker-report-up.service"));
+
+    // A server that refuses the report: the OS still counts as up.
+    let mut h = Harness::default();
+    h.m.boot(h.now, BootDevice::Pxe, true);
+    h.pump(&mut |req: &HttpRequest| {
+        if req.url.contains("stage=up") {
+            HttpOutcome::Response {
+                status: 400,
+                content_length: Some(0),
+                received: 0,
+                body: Vec::new(),
+            }
+        } else {
+            content(req)
+        }
+    });
+    assert_eq!(h.m.status().phase, Phase::OsUp);
+    assert!(h.console.contains("racker-report-up.service: could not report: HTTP status 400"));
 }
 
 #[test]
