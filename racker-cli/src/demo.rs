@@ -48,7 +48,7 @@ pub(crate) struct DemoCmd {
     #[arg(long)]
     stagger: bool,
     /// Inject a fault (repeatable): PRIMARY_MAC=KIND, KIND a firmware fault
-    /// (no-lease, download-fail, install-fail, hang) or a BMC fault
+    /// (no-lease, download-fail, install-fail, hang, no-os-up) or a BMC fault
     /// (unreachable, wrong-password, loss=PERCENT, latency=MS), as
     /// `racker sim up --fault`.
     #[arg(long, value_name = "MAC=KIND")]
@@ -62,6 +62,10 @@ pub(crate) struct DemoCmd {
     /// Retries with --on-failure retry.
     #[arg(long, default_value_t = 1)]
     retries: u32,
+    /// Seconds an installed node's OS may take to report up (as
+    /// `racker bootstrap --os-timeout`).
+    #[arg(long, default_value_t = 30)]
+    os_timeout: u64,
 }
 
 /// MACs of demo node `i` (the management node is `i = None`).
@@ -264,6 +268,8 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
         args.exclude.clone(),
         "--install-timeout".into(),
         "60".into(),
+        "--os-timeout".into(),
+        args.os_timeout.to_string(),
         "--ipmi-timeout".into(),
         "2".into(),
     ])?;

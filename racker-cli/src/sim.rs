@@ -64,7 +64,7 @@ pub(crate) struct UpArgs {
     ipmi_port: Option<u16>,
     /// Inject a fault: MAC=KIND with KIND unreachable, wrong-password,
     /// loss:PERCENT or latency:DURATION (MAC = BMC or primary MAC), or with
-    /// --pxe-dhcp a firmware fault: no-lease, download-fail, install-fail, hang.
+    /// --pxe-dhcp a firmware fault: no-lease, download-fail, install-fail, hang, no-os-up.
     #[arg(long = "fault", value_name = "MAC=KIND")]
     faults: Vec<String>,
     /// IPMI user written to ipmi_user when that file is missing.
@@ -182,7 +182,7 @@ fn parse_fault(spec: &str) -> anyhow::Result<(MacAddr, NodeFault)> {
         .parse()
         .map_err(|_| {
             anyhow::anyhow!(
-                "--fault {spec:?}: invalid fault {:?}: expected unreachable, wrong-password, loss:PERCENT, latency:DURATION, or (with --pxe-dhcp) no-lease, download-fail, install-fail, hang",
+                "--fault {spec:?}: invalid fault {:?}: expected unreachable, wrong-password, loss:PERCENT, latency:DURATION, or (with --pxe-dhcp) no-lease, download-fail, install-fail, hang, no-os-up",
                 kind.trim()
             )
         })?;
@@ -247,7 +247,9 @@ fn up(globals: &Globals, args: UpArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if !firmware_faults.is_empty() && args.pxe_dhcp.is_none() {
-        bail!("firmware faults (no-lease, download-fail, install-fail, hang) need --pxe-dhcp");
+        bail!(
+            "firmware faults (no-lease, download-fail, install-fail, hang, no-os-up) need --pxe-dhcp"
+        );
     }
     let mut specs = Vec::new();
     let mut node_firmware_faults = std::collections::BTreeMap::new();

@@ -61,6 +61,8 @@ struct NodeStatus {
     power: Option<String>,
     state: String,
     os_provisioned: bool,
+    /// The installed OS reported up (racker-report-up.service).
+    os_up: bool,
     joined: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     diag: Option<serde_json::Value>,
@@ -144,6 +146,7 @@ async fn collect(
         let mac = p.node.primary_mac;
         let record = state.as_ref().and_then(|s| s.nodes.get(&mac));
         let reported = reports.as_ref().is_some_and(|r| r.is_installed(mac));
+        let reported_up = reports.as_ref().is_some_and(|r| r.is_up(mac));
         let (bmc_address, result) = results
             .remove(&mac)
             .unwrap_or_else(|| (String::new(), Err("not queried".to_owned())));
@@ -169,6 +172,7 @@ async fn collect(
             os_provisioned: reported
                 || (stage >= Some(Stage::Installed)
                     && matches!(record.map(|r| &r.state), Some(NodeState::Active { .. }))),
+            os_up: reported_up || stage >= Some(Stage::OsUp),
             joined: stage == Some(Stage::Joined),
             diag,
         });
@@ -249,12 +253,16 @@ fn print_text(status: &StatusJson, full: bool) {
                     "unreachable".into()
                 },
                 n.power.clone().unwrap_or_else(|| "?".into()),
-                if n.os_provisioned {
-                    "provisioned".into()
-                } else {
-                    "-".into()
+                match (n.os_up, n.os_provisioned) {
+                    (true, _) => "up".into(),
+                    (false, true) => "installed".into(),
+                    (false, false) => "-".into(),
                 },
-                if n.joined { "yes".into() } else { "no".into() },
+                match (status.provisioned.as_str(), n.joined) {
+                    ("lokomotive", true) => "yes".into(),
+                    ("lokomotive", false) => "no".into(),
+                    _ => "-".into(),
+                },
                 n.state.clone(),
             ]
         })

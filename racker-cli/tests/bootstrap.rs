@@ -58,8 +58,11 @@ fn happy_path_eight_nodes() {
         let (primary, bmc) = macs(i);
         let n = node_state(&state, &primary);
         assert_eq!(n["state"], "active", "{n}");
-        assert_eq!(n["stage"], "installed", "{n}");
+        assert_eq!(n["stage"], "os-up", "{n}");
         assert_eq!(n["attempts"], 1);
+        // The installed OS phoned home (racker-report-up.service).
+        let report = json(state_dir.join(format!("netboot/reports/{primary}.json")));
+        assert_eq!(report["stage"], "up", "{report}");
         // The node got its reserved address: .2 + i in primary-MAC order.
         let lease = leases.get(primary.parse().unwrap()).expect("lease");
         assert_eq!(lease.ip.to_string(), format!("172.24.213.{}", 2 + i));
@@ -131,7 +134,7 @@ fn failed_install_is_excluded_with_on_failure_exclude() {
     let state = json(state_dir.join("bootstrap.json"));
     assert_eq!(node_state(&state, &primary)["state"], "excluded");
     for i in [0, 2] {
-        assert_eq!(node_state(&state, &macs(i).0)["stage"], "installed");
+        assert_eq!(node_state(&state, &macs(i).0)["stage"], "os-up");
     }
     // The failed node left the rendered configuration; the others stay.
     let cluster = state_dir.join("cluster");
@@ -240,23 +243,89 @@ fn kill_mid_install_then_rerun_resumes_without_reinstalling() {
         .stdout(predicate::str::contains("✓ 6 node(s) provisioned"));
     let after = json(state_dir.join("bootstrap.json"));
     for (mac, n) in after["nodes"].as_object().unwrap() {
-        assert_eq!(n["stage"], "installed", "{mac}: {n}");
+        assert_eq!(n["stage"], "os-up", "{mac}: {n}");
         if installed_before.contains(mac) {
             // Not reinstalled: still the one PXE request of the first run.
             assert_eq!(n["attempts"], 1, "{mac}: {n}");
         }
     }
-    // Every node reported `installed` exactly once (the report store keeps
-    // when it first saw the stage: unchanged for the nodes done before).
+    // Every node is installed and its OS reported up.
     let reports = racker_netboot::report::ReportStore::open(&state_dir).unwrap();
     assert_eq!(
         reports
             .reports()
             .iter()
-            .filter(|r| r.stage == racker_netboot::report::Stage::Installed)
+            .filter(|r| r.stage == racker_netboot::report::Stage::Up)
             .count(),
         6
     );
+}
+
+/// A node installs but its OS never reports up: `--on-failure exclude`
+/// drops it after --os-timeout; `retry` power-cycles it to its disk
+/// (never reinstalls it) and gives up with guidance.
+#[test]
+fn os_that_never_comes_up_is_excluded_or_retried_without_reinstall() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bad, _) = macs(1);
+    demo(dir.path())
+        .args([
+            "--nodes",
+            "3",
+            "--os-timeout",
+            "1",
+            "--on-failure",
+            "exclude",
+        ])
+        .args(["--fault", &format!("{bad}=no-os-up")])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("✓ OS installation via PXE (3/3)"))
+        .stdout(predicate::str::contains(
+            "× Waiting for the installed OS (2/3)",
+        ))
+        .stdout(predicate::str::contains("did not report up within 1 s"))
+        .stdout(predicate::str::contains(format!(
+            "Excluded 1 node(s) from the cluster: {bad}"
+        )))
+        .stdout(predicate::str::contains(
+            "✓ 2 node(s) provisioned with flatcar, OS up on 2",
+        ));
+    let state = json(dir.path().join("state/bootstrap.json"));
+    assert_eq!(node_state(&state, &bad)["state"], "excluded");
+    assert_eq!(node_state(&state, &bad)["stage"], "installed");
+    assert_eq!(node_state(&state, &macs(0).0)["stage"], "os-up");
+
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path())
+        .args(["--nodes", "2", "--os-timeout", "1", "--on-failure", "retry"])
+        .args(["--retries", "1", "--fault", &format!("{bad}=no-os-up")])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "Retrying 1 node(s) (retry 1 of 1)",
+        ))
+        .stdout(predicate::str::contains(format!(
+            "{bad} node-1: failed after installed: installed, but its OS did not report up"
+        )));
+    let state = json(dir.path().join("state/bootstrap.json"));
+    // One PXE request: the retry booted the installed disk again.
+    assert_eq!(node_state(&state, &bad)["attempts"], 1, "{state}");
+    let sim = json(dir.path().join("state/sim-status.json"));
+    let (_, bad_bmc) = macs(1);
+    let node = sim["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["bmc_mac"] == bad_bmc)
+        .unwrap();
+    assert_eq!(node["boot_device"], "disk", "{node}");
+    assert_eq!(node["power"], "on", "{node}");
+    let log = std::fs::read_dir(dir.path().join("state/cluster/logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    assert!(log.contains("power cycled to boot from disk"), "{log}");
 }
 
 /// A fake `lokoctl` that checks it runs in the rendered cluster directory,

@@ -698,7 +698,8 @@ impl Drop for Machine {
 /// `racker bootstrap` drives a VM through OpenIPMI's ipmi_sim: the BMC
 /// stage reaches it, the PXE stage powers the VM on through it, the VM
 /// PXE-boots the installer from bootstrap's own DHCP/TFTP/HTTP, reports
-/// `installed`, reboots from its disk and reports `up`.
+/// `installed`, reboots from its disk and reports `up`, which bootstrap
+/// waits for.
 #[test]
 fn bootstrap_installs_a_vm_behind_ipmi_sim() {
     let test = "bootstrap_installs_a_vm_behind_ipmi_sim";
@@ -857,6 +858,14 @@ fn bootstrap_installs_a_vm_behind_ipmi_sim() {
         serde_json::from_slice(&fs::read(lab.state.join("bootstrap.json")).unwrap()).unwrap();
     let node = &state["nodes"][VM_MAC];
     assert_eq!(node["state"], "active", "{node}");
+    // Rebooted "from disk", the OS reported up and bootstrap waited for it.
+    assert_eq!(node["stage"], "os-up", "{node}");
+    assert!(
+        serial.contains(&format!("racker-vm: reported: recorded {VM_MAC} up")),
+        "{}",
+        diag()
+    );
+    assert!(out.contains("OS up on 1"), "{}", diag());
     let leases = lab.lease_of_vm().expect("no lease for the VM");
     assert!(leases.contains(&vm_ip), "{leases}");
 

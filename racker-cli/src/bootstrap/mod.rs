@@ -69,6 +69,11 @@ pub(crate) struct BootstrapCmd {
     /// Seconds a node may take from PXE request to its installer's report.
     #[arg(long, default_value_t = 1800)]
     pub(crate) install_timeout: u64,
+    /// Seconds an installed node's OS may take to report that it is up
+    /// (racker-report-up.service, sent once Flatcar booted from its disk);
+    /// 0 = do not wait for it.
+    #[arg(long, default_value_t = 900)]
+    pub(crate) os_timeout: u64,
     /// IPMI: seconds per exchange (retransmissions included).
     #[arg(long, default_value_t = 5.0)]
     pub(crate) ipmi_timeout: f64,
@@ -408,11 +413,17 @@ async fn stages(
         return Ok(ExitCode::SUCCESS);
     }
 
-    // Stage 3: OS installation via PXE, with the failure policy.
+    // Stage 3: OS installation via PXE, then the installed OS coming up,
+    // with the failure policy.
     let mut attempt = 0u32;
+    // Installed nodes whose OS did not come up: power-cycled on a retry.
+    let mut repower: Vec<MacAddr> = Vec::new();
     loop {
         attempt += 1;
-        let failed = pxe_stage(ctx, selection, file, reports).await?;
+        let mut failed = pxe_stage(ctx, selection, file, reports).await?;
+        if ctx.args.os_timeout > 0 {
+            failed.extend(os_up_stage(ctx, selection, file, reports, &repower).await?);
+        }
         if failed.is_empty() {
             break;
         }
@@ -427,9 +438,20 @@ async fn stages(
                     failed.len(),
                     ctx.args.retries
                 ));
+                repower.clear();
                 for mac in &failed {
                     file.apply(*mac, &Event::Reset)?;
-                    reports.clear(*mac)?;
+                    let installed = file
+                        .state
+                        .nodes
+                        .get(mac)
+                        .is_some_and(|r| r.state.stage() >= Stage::Installed);
+                    if installed {
+                        // Installed: boot it again, never reinstall it.
+                        repower.push(*mac);
+                    } else {
+                        reports.clear(*mac)?;
+                    }
                 }
             }
             OnFailure::Exclude => {
@@ -456,10 +478,18 @@ async fn stages(
     let installed = file
         .state
         .macs_where(|s| s.stage() >= Stage::Installed && matches!(s, NodeState::Active { .. }));
+    let up = file
+        .state
+        .macs_where(|s| s.stage() >= Stage::OsUp && matches!(s, NodeState::Active { .. }));
     ctx.progress.say(&format!(
-        "✓ {} node(s) provisioned with {}",
+        "✓ {} node(s) provisioned with {}{}",
         installed.len(),
-        selection.provision()
+        selection.provision(),
+        if ctx.args.os_timeout > 0 {
+            format!(", OS up on {}", up.len())
+        } else {
+            String::new()
+        }
     ));
     ctx.progress.say(&format!(
         "To change the cluster later: edit the files in {} and rerun racker, or `racker exclude <MAC> --dir {}`; `racker status` shows every node.",
@@ -633,7 +663,7 @@ async fn pxe_stage(
         for (mac, since) in &waiting {
             // Ok: installed; Err: failed with this reason; None: not yet.
             let verdict = match reports.get(*mac) {
-                Some(r) if r.stage == ReportStage::Installed => Some(Ok(())),
+                Some(r) if r.stage.is_installed() => Some(Ok(())),
                 Some(r) if r.stage == ReportStage::Failed => Some(Err(format!(
                     "installer failed: {}",
                     r.reason.unwrap_or_else(|| "no reason given".into())
@@ -676,6 +706,128 @@ async fn pxe_stage(
         for mac in finished {
             waiting.remove(&mac);
         }
+    }
+    ctx.progress
+        .finish(name, total - failed.len(), total, failed.is_empty());
+    Ok(failed)
+}
+
+/// Wait until every installed node's OS reported `up`; nodes in `repower`
+/// (installed, retried after their OS did not come up) are first power
+/// cycled to boot from disk. Returns the nodes that failed.
+async fn os_up_stage(
+    ctx: &Ctx<'_>,
+    selection: &Selection,
+    file: &mut StateFile,
+    reports: &ReportStore,
+    repower: &[MacAddr],
+) -> anyhow::Result<Vec<MacAddr>> {
+    let name = "Waiting for the installed OS";
+    let nodes: Vec<&SelectedNode> = selection
+        .active()
+        .into_iter()
+        .filter(|n| {
+            file.state
+                .nodes
+                .get(&n.planned.node.primary_mac)
+                .is_some_and(
+                    |r| matches!(r.state, NodeState::Active { stage } if stage >= Stage::Installed),
+                )
+        })
+        .collect();
+    let total = nodes.len();
+    if total == 0 {
+        return Ok(Vec::new());
+    }
+    ctx.progress.stage(name, total);
+    let mut failed = Vec::new();
+    let mut done = 0;
+    let targets: Vec<(MacAddr, racker_ipmi::BmcAddress)> = nodes
+        .iter()
+        .filter(|n| repower.contains(&n.planned.node.primary_mac))
+        .map(|n| (n.planned.node.primary_mac, bmc_of(ctx, n)))
+        .collect();
+    let creds = &ctx.credentials;
+    let opts = &ctx.session;
+    let mut stream = racker_ipmi::fan_out(targets, ctx.args.concurrency, |bmc| async move {
+        let mut s = racker_ipmi::Session::connect(&bmc, creds, opts).await?;
+        let result = async {
+            s.power(PowerAction::Off).await?;
+            s.set_boot_device(BootDevice::Disk, true, true).await?;
+            s.power(PowerAction::On).await?;
+            Ok::<(), racker_ipmi::Error>(())
+        }
+        .await;
+        let _ = s.close().await;
+        result
+    });
+    let mut skip = Vec::new();
+    while let Some(r) = stream.next().await {
+        match r.result {
+            Ok(()) => ctx.progress.log(&format!(
+                "{} power cycled to boot from disk through {}",
+                r.key, r.bmc
+            )),
+            Err(e) => {
+                let reason = format!("power cycle through BMC {} failed: {e}", r.bmc);
+                file.apply(r.key, &Event::Failed(reason.clone()))?;
+                done += 1;
+                ctx.progress
+                    .step(name, done, total, false, &format!("{} {reason}", r.key));
+                failed.push(r.key);
+                skip.push(r.key);
+            }
+        }
+    }
+    drop(stream);
+
+    let timeout = Duration::from_secs(ctx.args.os_timeout);
+    let started = Instant::now();
+    let mut waiting: Vec<&SelectedNode> = nodes
+        .into_iter()
+        .filter(|n| !skip.contains(&n.planned.node.primary_mac))
+        .collect();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    while !waiting.is_empty() {
+        tick.tick().await;
+        if ctx.args.no_netboot {
+            let _ = reports.refresh();
+        }
+        let timed_out = started.elapsed() > timeout;
+        let mut still = Vec::new();
+        for n in waiting {
+            let mac = n.planned.node.primary_mac;
+            let up = file
+                .state
+                .nodes
+                .get(&mac)
+                .is_some_and(|r| r.state.stage() >= Stage::OsUp)
+                || reports.is_up(mac);
+            if up {
+                file.apply(mac, &Event::Reached(Stage::OsUp))?;
+                done += 1;
+                ctx.progress
+                    .step(name, done, total, true, &format!("{mac} {} OS up", host(n)));
+            } else if timed_out {
+                let reason = format!(
+                    "installed, but its OS did not report up within {} s (check its console: racker ipmi {mac} sol)",
+                    timeout.as_secs()
+                );
+                file.apply(mac, &Event::Failed(reason.clone()))?;
+                done += 1;
+                ctx.progress.step(
+                    name,
+                    done,
+                    total,
+                    false,
+                    &format!("{mac} {} {reason}", host(n)),
+                );
+                failed.push(mac);
+            } else {
+                still.push(n);
+            }
+        }
+        waiting = still;
     }
     ctx.progress
         .finish(name, total - failed.len(), total, failed.is_empty());

@@ -125,7 +125,9 @@ pub(crate) enum Event {
     Reached(Stage),
     Failed(String),
     Exclude,
-    /// Start over (retry policy): `failed` → `planned`, keeps attempts.
+    /// Start over (retry policy), keeping attempts: `failed` → `planned`,
+    /// or → `installed` when the failure came after the install (an
+    /// installed node is never reinstalled by a retry).
     Reset,
 }
 
@@ -197,8 +199,12 @@ impl BootstrapState {
             (NodeState::Active { stage } | NodeState::Failed { stage, .. }, Event::Exclude) => {
                 NodeState::Excluded { stage: *stage }
             }
-            (NodeState::Failed { .. }, Event::Reset) => NodeState::Active {
-                stage: Stage::Planned,
+            (NodeState::Failed { stage, .. }, Event::Reset) => NodeState::Active {
+                stage: if *stage >= Stage::Installed {
+                    Stage::Installed
+                } else {
+                    Stage::Planned
+                },
             },
             (NodeState::Failed { reason, .. }, Event::Failed(r)) if reason == r => {
                 return Ok(false);
@@ -325,6 +331,26 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_the_install_keeps_the_install() {
+        let mut s = state(1);
+        let m = mac(0);
+        s.apply(m, &Event::Reached(Stage::Installed), 1).unwrap();
+        s.apply(m, &Event::Failed("no OS up".into()), 2).unwrap();
+        assert_eq!(
+            s.nodes[&m].state.label(),
+            "failed after installed: no OS up"
+        );
+        assert!(s.apply(m, &Event::Reset, 3).unwrap());
+        assert_eq!(
+            s.nodes[&m].state,
+            NodeState::Active {
+                stage: Stage::Installed
+            }
+        );
+        assert!(s.apply(m, &Event::Reached(Stage::OsUp), 4).unwrap());
+    }
+
+    #[test]
     fn persisted_state_survives_reload() {
         let dir = tempfile::tempdir().unwrap();
         let mut f = StateFile::new(dir.path(), state(2)).unwrap();
@@ -382,6 +408,10 @@ mod tests {
                     prop_assert!(b >= a);
                 }
                 prop_assert!(after.attempts >= before.attempts);
+                // A retry never undoes an install.
+                if matches!(e, Event::Reset) && before.state.stage() >= Stage::Installed {
+                    prop_assert!(after.state.stage() >= Stage::Installed);
+                }
             }
             // The JSON form round-trips.
             let json = serde_json::to_string(&s).unwrap();

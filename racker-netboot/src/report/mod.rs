@@ -52,7 +52,12 @@ impl Stage {
     }
 
     /// Every stage, in order.
-    pub const ALL: [Stage; 4] = [Stage::Installing, Stage::Installed, Stage::Up, Stage::Failed];
+    pub const ALL: [Stage; 4] = [
+        Stage::Installing,
+        Stage::Installed,
+        Stage::Up,
+        Stage::Failed,
+    ];
 
     /// True for the stages that mean "Flatcar is on the disk".
     pub fn is_installed(self) -> bool {

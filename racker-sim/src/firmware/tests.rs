@@ -243,7 +243,10 @@ fn os_that_cannot_report_stays_up_and_says_so() {
     let s = h.m.status().clone();
     assert_eq!(s.phase, Phase::OsUp, "{}", h.console);
     assert_eq!(s.reports, vec!["installing", "installed"]);
-    assert!(h.console.contains("Failed to start racker-report-up.service"));
+    assert!(
+        h.console
+            .contains("Failed to start racker-report-up.service")
+    );
 
     // A server that refuses the report: the OS still counts as up.
     let mut h = Harness::default();
@@ -261,7 +264,10 @@ fn os_that_cannot_report_stays_up_and_says_so() {
         }
     });
     assert_eq!(h.m.status().phase, Phase::OsUp);
-    assert!(h.console.contains("racker-report-up.service: could not report: HTTP status 400"));
+    assert!(
+        h.console
+            .contains("racker-report-up.service: could not report: HTTP status 400")
+    );
 }
 
 #[test]
