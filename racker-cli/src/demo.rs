@@ -66,6 +66,10 @@ pub(crate) struct DemoCmd {
     /// `racker bootstrap --os-timeout`).
     #[arg(long, default_value_t = 30)]
     os_timeout: u64,
+    /// Lokomotive: seconds every node may take to join (as `racker
+    /// bootstrap --join-timeout`).
+    #[arg(long, default_value_t = 60)]
+    join_timeout: u64,
 }
 
 /// MACs of demo node `i` (the management node is `i = None`).
@@ -270,6 +274,8 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
         "60".into(),
         "--os-timeout".into(),
         args.os_timeout.to_string(),
+        "--join-timeout".into(),
+        args.join_timeout.to_string(),
         "--ipmi-timeout".into(),
         "2".into(),
     ])?;

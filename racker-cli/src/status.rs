@@ -180,16 +180,43 @@ async fn collect(
     let provisioned = state
         .as_ref()
         .map_or_else(|| "nothing".to_owned(), |s| s.provision.clone());
-    let kubernetes_api = if provisioned == "lokomotive" {
-        Some(kube_api_answers(&rack).await)
-    } else {
-        None
+    let kubeconfig = state.as_ref().and_then(|s| s.kubeconfig.clone());
+    let kubernetes_api = match (provisioned.as_str(), &kubeconfig) {
+        // Ask the API itself with the cluster's kubeconfig: reachable, and
+        // which nodes are Ready members.
+        ("lokomotive", Some(path)) if path.exists() => match kube_nodes(path).await {
+            Ok(seen) => {
+                for n in &mut nodes {
+                    let host = n.hostname.clone().unwrap_or_default();
+                    let ip = n.ip.parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+                    n.joined = seen.iter().any(|k| k.ready && k.is(&host, ip));
+                }
+                Some(true)
+            }
+            Err(e) => {
+                tracing::debug!("Kubernetes API: {e}");
+                Some(false)
+            }
+        },
+        // No kubeconfig (yet): is anything listening on the API port?
+        ("lokomotive", _) => Some(kube_api_answers(&rack).await),
+        _ => None,
     };
     Ok(StatusJson {
         provisioned,
         kubernetes_api,
         nodes,
     })
+}
+
+/// The API's node list, with the kubeconfig at `path`.
+async fn kube_nodes(
+    path: &std::path::Path,
+) -> Result<Vec<crate::kube::KubeNode>, crate::kube::KubeError> {
+    let cfg = crate::kube::Kubeconfig::load(path)?;
+    crate::kube::Client::new(path, &cfg, std::time::Duration::from_secs(3))?
+        .nodes()
+        .await
 }
 
 fn on_off(on: bool) -> String {

@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use racker_inventory::Selection;
+use racker_inventory::{SelectedNode, Selection};
 
 use super::progress::Progress;
 use super::state::{Event, NodeState, Stage, StateFile};
@@ -50,6 +51,17 @@ async fn lokoctl(
     Ok(status.success())
 }
 
+/// How joins are followed.
+#[derive(Debug, Clone)]
+pub(crate) struct JoinOptions {
+    /// The cluster's admin kubeconfig (written by `lokoctl cluster apply`).
+    pub(crate) kubeconfig: PathBuf,
+    /// How long every node may take to appear Ready.
+    pub(crate) timeout: Duration,
+    /// Pause between two node lists.
+    pub(crate) interval: Duration,
+}
+
 /// Bring-up, health check, components. Returns `false` (after printing
 /// guidance) when a step failed.
 pub(crate) async fn stages(
@@ -59,6 +71,7 @@ pub(crate) async fn stages(
     selection: &Selection,
     file: &mut StateFile,
     retries: u32,
+    join: &JoinOptions,
 ) -> anyhow::Result<bool> {
     let lokoctl_path = find_lokoctl()?;
     let active: Vec<_> = selection
@@ -109,8 +122,13 @@ pub(crate) async fn stages(
     }
     progress.finish(name, total, total, true);
 
+    // Stage 4b: follow the joins through the Kubernetes API, then let
+    // lokoctl check the control plane.
     let name = "Cluster health check";
     progress.stage(name, total);
+    if !follow_joins(progress, name, selection, file, join).await? {
+        return Ok(false);
+    }
     let mut healthy = false;
     for attempt in 0..=retries {
         if lokoctl(&lokoctl_path, cluster_dir, log, &["health"], progress).await? {
@@ -118,21 +136,16 @@ pub(crate) async fn stages(
             break;
         }
         progress.log(&format!("health check attempt {} failed", attempt + 1));
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     if !healthy {
-        progress.finish(name, 0, total, false);
-        fail(file, "the cluster did not become healthy (lokoctl health)")?;
+        progress.finish(name, total, total, false);
         progress.say(&format!(
-            "The cluster is not healthy; see {} and run `lokoctl health` in {}.",
+            "Every node joined, but `lokoctl health` reports a problem; see {} and run `lokoctl health` in {}.",
             log.display(),
             cluster_dir.display()
         ));
         return Ok(false);
-    }
-    for (i, mac) in active.iter().enumerate() {
-        file.apply(*mac, &Event::Reached(Stage::Joined))?;
-        progress.step(name, i + 1, total, true, &format!("{mac} joined"));
     }
     progress.finish(name, total, total, true);
 
@@ -155,4 +168,115 @@ pub(crate) async fn stages(
         ));
     }
     Ok(ok)
+}
+
+/// Poll `GET /api/v1/nodes` until every active node is a Ready Kubernetes
+/// node (by name, host name or internal address), moving each to `joined`
+/// as it appears; nodes still missing at the deadline fail with guidance.
+async fn follow_joins(
+    progress: &Progress,
+    name: &str,
+    selection: &Selection,
+    file: &mut StateFile,
+    join: &JoinOptions,
+) -> anyhow::Result<bool> {
+    let nodes: Vec<&SelectedNode> = selection.active();
+    let total = nodes.len();
+    let deadline = Instant::now() + join.timeout;
+    let mut waiting: Vec<&SelectedNode> = nodes
+        .into_iter()
+        .filter(|n| {
+            file.state
+                .nodes
+                .get(&n.planned.node.primary_mac)
+                .is_some_and(|r| r.state.stage() < Stage::Joined)
+        })
+        .collect();
+    let mut done = total - waiting.len();
+    let mut client: Option<crate::kube::Client> = None;
+    let mut last_error = String::new();
+    while !waiting.is_empty() && Instant::now() < deadline {
+        if client.is_none() {
+            match crate::kube::Kubeconfig::load(&join.kubeconfig).and_then(|cfg| {
+                crate::kube::Client::new(
+                    &join.kubeconfig,
+                    &cfg,
+                    join.interval.max(Duration::from_secs(2)),
+                )
+            }) {
+                Ok(c) => {
+                    file.set_kubeconfig(&join.kubeconfig)?;
+                    client = Some(c);
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        if let Some(c) = &client {
+            match c.nodes().await {
+                Ok(seen) => {
+                    let mut still = Vec::new();
+                    for n in waiting {
+                        let mac = n.planned.node.primary_mac;
+                        let hostname = n.hostname.clone().unwrap_or_default();
+                        match seen
+                            .iter()
+                            .find(|k| k.ready && k.is(&hostname, n.planned.ip))
+                        {
+                            Some(k) => {
+                                file.apply(mac, &Event::Reached(Stage::Joined))?;
+                                done += 1;
+                                progress.step(
+                                    name,
+                                    done,
+                                    total,
+                                    true,
+                                    &format!("{mac} {hostname} joined as {}", k.name),
+                                );
+                            }
+                            None => still.push(n),
+                        }
+                    }
+                    waiting = still;
+                    last_error.clear();
+                }
+                Err(e) => {
+                    if e.to_string() != last_error {
+                        progress.log(&format!("node list: {e}"));
+                    }
+                    last_error = e.to_string();
+                }
+            }
+        }
+        if !waiting.is_empty() {
+            tokio::time::sleep(join.interval).await;
+        }
+    }
+    if waiting.is_empty() {
+        return Ok(true);
+    }
+    progress.finish(name, done, total, false);
+    let why = if last_error.is_empty() {
+        format!(
+            "not a Ready Kubernetes node within {} s",
+            join.timeout.as_secs()
+        )
+    } else {
+        format!(
+            "not a Ready Kubernetes node within {} s (last API error: {last_error})",
+            join.timeout.as_secs()
+        )
+    };
+    for n in &waiting {
+        let mac = n.planned.node.primary_mac;
+        file.apply(mac, &Event::Failed(why.clone()))?;
+        progress.say(&format!(
+            "  × {mac} {}: {why}",
+            n.hostname.clone().unwrap_or_default()
+        ));
+    }
+    progress.say(&format!(
+        "To debug: kubectl --kubeconfig {} get nodes -o wide; racker ipmi <node> sol (serial console); ssh core@<node ip> journalctl -u kubelet. Rerun racker bootstrap to resume, or leave the nodes out with --exclude.",
+        join.kubeconfig.display()
+    ));
+    Ok(false)
 }

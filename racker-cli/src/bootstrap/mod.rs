@@ -74,6 +74,14 @@ pub(crate) struct BootstrapCmd {
     /// 0 = do not wait for it.
     #[arg(long, default_value_t = 900)]
     pub(crate) os_timeout: u64,
+    /// Lokomotive: seconds every node may take to appear as a Ready
+    /// Kubernetes node after `lokoctl cluster apply`.
+    #[arg(long, default_value_t = 1200)]
+    pub(crate) join_timeout: u64,
+    /// Lokomotive: the kubeconfig to follow joins with [default:
+    /// <asset dir>/cluster-assets/auth/kubeconfig, as lokoctl writes it].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kubeconfig: Option<PathBuf>,
     /// IPMI: seconds per exchange (retransmissions included).
     #[arg(long, default_value_t = 5.0)]
     pub(crate) ipmi_timeout: f64,
@@ -400,6 +408,11 @@ async fn stages(
             selection,
             file,
             ctx.args.retries,
+            &lokomotive::JoinOptions {
+                kubeconfig: kubeconfig_path(ctx),
+                timeout: Duration::from_secs(ctx.args.join_timeout),
+                interval: Duration::from_millis(500),
+            },
         )
         .await?;
         if !ok {
@@ -832,6 +845,21 @@ async fn os_up_stage(
     ctx.progress
         .finish(name, total - failed.len(), total, failed.is_empty());
     Ok(failed)
+}
+
+/// `--kubeconfig`, or where lokoctl writes it below the asset directory.
+fn kubeconfig_path(ctx: &Ctx<'_>) -> PathBuf {
+    if let Some(k) = &ctx.args.kubeconfig {
+        return k.clone();
+    }
+    let assets = ctx
+        .args
+        .choices
+        .asset_dir
+        .as_ref()
+        .map_or_else(|| ctx.cluster_dir.join("lokoctl-assets"), PathBuf::from);
+    let path = assets.join(crate::kube::KUBECONFIG_IN_ASSETS);
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 fn host(n: &SelectedNode) -> String {

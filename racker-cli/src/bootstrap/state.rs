@@ -138,6 +138,10 @@ pub(crate) struct BootstrapState {
     pub(crate) version: u32,
     pub(crate) provision: String,
     pub(crate) cluster_dir: PathBuf,
+    /// Lokomotive: the kubeconfig joins were followed with (`racker status`
+    /// asks the same API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) kubeconfig: Option<PathBuf>,
     /// Keyed by primary MAC.
     pub(crate) nodes: BTreeMap<MacAddr, NodeRecord>,
 }
@@ -148,6 +152,7 @@ impl BootstrapState {
             version: 1,
             provision: provision.to_owned(),
             cluster_dir: cluster_dir.to_owned(),
+            kubeconfig: None,
             nodes: BTreeMap::new(),
         }
     }
@@ -278,6 +283,15 @@ impl StateFile {
     }
 
     /// Apply and persist (only when something changed).
+    /// Record the kubeconfig of the cluster (saved at once).
+    pub(crate) fn set_kubeconfig(&mut self, path: &Path) -> anyhow::Result<()> {
+        if self.state.kubeconfig.as_deref() != Some(path) {
+            self.state.kubeconfig = Some(path.to_owned());
+            self.save()?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn apply(&mut self, mac: MacAddr, event: &Event) -> anyhow::Result<bool> {
         let changed = self.state.apply(mac, event, now_unix())?;
         if changed {
