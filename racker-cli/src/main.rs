@@ -74,6 +74,20 @@ fn restore_default_sigpipe() {
     }
 }
 
+/// The error and its causes, `: `-separated, leaving out a cause whose text
+/// the message already carries (many library errors print their source).
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut msg = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+    }
+    msg
+}
+
 fn main() -> ExitCode {
     restore_default_sigpipe();
     let matches = Cli::command().get_matches();
@@ -115,7 +129,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_chain(&err));
             ExitCode::FAILURE
         }
     }

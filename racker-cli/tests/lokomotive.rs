@@ -389,3 +389,19 @@ fn the_fake_api_demands_the_client_certificate() {
     assert!(result.is_err(), "{result:?}");
     assert_eq!(api.lists.load(Ordering::SeqCst), 0);
 }
+
+/// Without lokoctl nothing is installed: the check comes first.
+#[test]
+fn missing_lokoctl_stops_before_anything_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(
+        &dir.path().join("rack"),
+        &dir.path().join("no-such-lokoctl"),
+    )
+    .args(["--nodes", "2"])
+    .assert()
+    .code(1)
+    .stderr(predicate::str::contains("RACKER_LOKOCTL="))
+    .stderr(predicate::str::contains("is not a file"));
+    assert!(!dir.path().join("rack/state/bootstrap.json").exists());
+}

@@ -14,8 +14,10 @@ use super::state::{Event, NodeState, Stage, StateFile};
 
 /// `lokoctl` on PATH (or `RACKER_LOKOCTL`).
 pub(crate) fn find_lokoctl() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("RACKER_LOKOCTL") {
-        return Ok(PathBuf::from(p));
+    if let Some(p) = std::env::var_os("RACKER_LOKOCTL").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        anyhow::ensure!(p.is_file(), "RACKER_LOKOCTL={} is not a file", p.display());
+        return Ok(p);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)

@@ -145,6 +145,10 @@ struct Ctx<'a> {
 
 /// Run the bootstrap; the exit code says whether every stage succeeded.
 pub(crate) async fn bootstrap(globals: &Globals, args: &BootstrapCmd) -> anyhow::Result<ExitCode> {
+    // Lokomotive needs lokoctl at stage 4: say so before installing anything.
+    if args.selection.provision == crate::context::ProvisionArg::Lokomotive {
+        lokomotive_available()?;
+    }
     let cluster_dir = args
         .cluster_dir
         .clone()
