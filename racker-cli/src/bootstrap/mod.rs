@@ -570,6 +570,52 @@ fn guidance(ctx: &Ctx<'_>, selection: &Selection, file: &StateFile, failed: &[Ma
     ));
 }
 
+/// The selected nodes whose state is active at `from` or later.
+fn active_nodes<'a>(
+    selection: &'a Selection,
+    file: &StateFile,
+    from: Stage,
+) -> Vec<&'a SelectedNode> {
+    selection
+        .active()
+        .into_iter()
+        .filter(|n| {
+            file.state
+                .nodes
+                .get(&n.planned.node.primary_mac)
+                .is_some_and(|r| matches!(r.state, NodeState::Active { stage } if stage >= from))
+        })
+        .collect()
+}
+
+/// Through every node's BMC, in parallel: boot-flag timeout off, power
+/// off, next boot `device` (persistent, EFI), power on.
+fn boot_from<'a>(
+    ctx: &'a Ctx<'_>,
+    nodes: &[&SelectedNode],
+    device: BootDevice,
+) -> impl futures::Stream<Item = racker_ipmi::FanOutResult<MacAddr, ()>> + 'a {
+    let targets: Vec<(MacAddr, racker_ipmi::BmcAddress)> = nodes
+        .iter()
+        .map(|n| (n.planned.node.primary_mac, bmc_of(ctx, n)))
+        .collect();
+    let creds = &ctx.credentials;
+    let opts = &ctx.session;
+    racker_ipmi::fan_out(targets, ctx.args.concurrency, move |bmc| async move {
+        let mut s = racker_ipmi::Session::connect(&bmc, creds, opts).await?;
+        let result = async {
+            s.disable_boot_flag_timeout().await?;
+            s.power(PowerAction::Off).await?;
+            s.set_boot_device(device, true, true).await?;
+            s.power(PowerAction::On).await?;
+            Ok::<(), racker_ipmi::Error>(())
+        }
+        .await;
+        let _ = s.close().await;
+        result
+    })
+}
+
 /// Request PXE installs for every node that needs one and wait for the
 /// installers' reports. Returns the nodes that failed.
 async fn pxe_stage(
@@ -579,16 +625,7 @@ async fn pxe_stage(
     reports: &ReportStore,
 ) -> anyhow::Result<Vec<MacAddr>> {
     let name = "OS installation via PXE";
-    let active: Vec<&SelectedNode> = selection
-        .active()
-        .into_iter()
-        .filter(|n| {
-            file.state
-                .nodes
-                .get(&n.planned.node.primary_mac)
-                .is_some_and(|r| matches!(r.state, NodeState::Active { .. }))
-        })
-        .collect();
+    let active = active_nodes(selection, file, Stage::Planned);
     let total = active.len();
     ctx.progress.stage(name, total);
     let _ = reports.refresh();
@@ -627,25 +664,7 @@ async fn pxe_stage(
     }
 
     let mut failed = Vec::new();
-    let targets: Vec<(MacAddr, racker_ipmi::BmcAddress)> = to_request
-        .iter()
-        .map(|n| (n.planned.node.primary_mac, bmc_of(ctx, n)))
-        .collect();
-    let creds = &ctx.credentials;
-    let opts = &ctx.session;
-    let mut stream = racker_ipmi::fan_out(targets, ctx.args.concurrency, |bmc| async move {
-        let mut s = racker_ipmi::Session::connect(&bmc, creds, opts).await?;
-        let result = async {
-            s.disable_boot_flag_timeout().await?;
-            s.power(PowerAction::Off).await?;
-            s.set_boot_device(BootDevice::Pxe, true, true).await?;
-            s.power(PowerAction::On).await?;
-            Ok::<(), racker_ipmi::Error>(())
-        }
-        .await;
-        let _ = s.close().await;
-        result
-    });
+    let mut stream = boot_from(ctx, &to_request, BootDevice::Pxe);
     while let Some(r) = stream.next().await {
         match r.result {
             Ok(()) => {
@@ -740,18 +759,7 @@ async fn os_up_stage(
     repower: &[MacAddr],
 ) -> anyhow::Result<Vec<MacAddr>> {
     let name = "Waiting for the installed OS";
-    let nodes: Vec<&SelectedNode> = selection
-        .active()
-        .into_iter()
-        .filter(|n| {
-            file.state
-                .nodes
-                .get(&n.planned.node.primary_mac)
-                .is_some_and(
-                    |r| matches!(r.state, NodeState::Active { stage } if stage >= Stage::Installed),
-                )
-        })
-        .collect();
+    let nodes = active_nodes(selection, file, Stage::Installed);
     let total = nodes.len();
     if total == 0 {
         return Ok(Vec::new());
@@ -759,25 +767,12 @@ async fn os_up_stage(
     ctx.progress.stage(name, total);
     let mut failed = Vec::new();
     let mut done = 0;
-    let targets: Vec<(MacAddr, racker_ipmi::BmcAddress)> = nodes
+    let to_repower: Vec<&SelectedNode> = nodes
         .iter()
+        .copied()
         .filter(|n| repower.contains(&n.planned.node.primary_mac))
-        .map(|n| (n.planned.node.primary_mac, bmc_of(ctx, n)))
         .collect();
-    let creds = &ctx.credentials;
-    let opts = &ctx.session;
-    let mut stream = racker_ipmi::fan_out(targets, ctx.args.concurrency, |bmc| async move {
-        let mut s = racker_ipmi::Session::connect(&bmc, creds, opts).await?;
-        let result = async {
-            s.power(PowerAction::Off).await?;
-            s.set_boot_device(BootDevice::Disk, true, true).await?;
-            s.power(PowerAction::On).await?;
-            Ok::<(), racker_ipmi::Error>(())
-        }
-        .await;
-        let _ = s.close().await;
-        result
-    });
+    let mut stream = boot_from(ctx, &to_repower, BootDevice::Disk);
     let mut skip = Vec::new();
     while let Some(r) = stream.next().await {
         match r.result {

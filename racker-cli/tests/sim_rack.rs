@@ -1,8 +1,9 @@
-//! The `racker bootstrap` wizard in a real pseudo-terminal (rexpect): every
-//! choice not given as a flag is asked, and the public-IP INI is edited in
-//! `$EDITOR`, prefilled with one section per secondary MAC, validated, and
-//! edited again after an error. The bootstrap then runs against a separate
-//! `racker sim up --pxe-dhcp` rack.
+//! `racker bootstrap` against a separate `racker sim up --pxe-dhcp` rack
+//! (the two-process setup an operator tries first), non-interactive and in a
+//! real pseudo-terminal (rexpect) for the wizard: every choice not given as
+//! a flag is asked, and the public-IP INI is edited in `$EDITOR`, prefilled
+//! with one section per secondary MAC, validated, and edited again after an
+//! error.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -333,4 +334,32 @@ fn wizard_lokomotive_choices_reach_the_rendered_config() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o077, 0, "backup-credentials is readable by others");
+}
+
+/// Plain (no terminal): the failed node is excluded, the others finish.
+#[test]
+fn bootstrap_against_racker_sim_up() {
+    let rack = sim_rack(4, &["02:52:4b:00:00:02=install-fail"]);
+    let out = rack
+        .command()
+        .arg("bootstrap")
+        .args(["--provision", "flatcar", "--on-failure", "exclude"])
+        .args(["--install-timeout", "30"])
+        .args(["--dhcp-listen", &rack.dhcp.to_string()])
+        .args(["--http-listen", &rack.http.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for expected in [
+        "× OS installation via PXE (2/3)",
+        "Excluded 1 node(s) from the cluster: 02:52:4b:00:00:02",
+        "✓ 2 node(s) provisioned with flatcar, OS up on 2",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing in\n{stdout}"
+        );
+    }
 }
