@@ -163,9 +163,23 @@ fn failed_install_retries_then_cancels_with_guidance() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains(
-            "Retrying 1 node(s) (retry 2 of 2)",
+            "Retrying 1 node(s) (retry 2 of 2; log: ",
         ))
         .stdout(predicate::str::contains("racker ipmi <node> diag"));
+    // One log per attempt.
+    let mut logs: Vec<String> = std::fs::read_dir(dir.path().join("state/cluster/logs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    logs.sort();
+    assert_eq!(logs.len(), 3, "{logs:?}");
+    for suffix in [
+        "-bootstrap.log",
+        "-bootstrap-attempt-2.log",
+        "-bootstrap-attempt-3.log",
+    ] {
+        assert!(logs.iter().any(|l| l.ends_with(suffix)), "{logs:?}");
+    }
     let state = json(dir.path().join("state/bootstrap.json"));
     let n = node_state(&state, &primary);
     assert_eq!(n["state"], "failed");
@@ -303,7 +317,7 @@ fn os_that_never_comes_up_is_excluded_or_retried_without_reinstall() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains(
-            "Retrying 1 node(s) (retry 1 of 1)",
+            "Retrying 1 node(s) (retry 1 of 1; log: ",
         ))
         .stdout(predicate::str::contains(format!(
             "{bad} node-1: failed after installed: installed, but its OS did not report up"

@@ -139,7 +139,6 @@ struct Ctx<'a> {
     session: SessionOptions,
     progress: Progress,
     cluster_dir: PathBuf,
-    log_path: PathBuf,
     bmcs: context::BmcResolver,
 }
 
@@ -197,7 +196,6 @@ pub(crate) async fn bootstrap(globals: &Globals, args: &BootstrapCmd) -> anyhow:
         session,
         progress,
         cluster_dir: cluster_dir.clone(),
-        log_path: log_path.clone(),
         bmcs: context::BmcResolver::load(globals)?,
     };
     if resuming {
@@ -397,7 +395,7 @@ async fn stages(
         ctx.progress.say(&format!(
             "Check their cabling and credentials (racker ipmi <node> diag), or leave them out:\n  racker bootstrap ... --exclude \"{}\"\nLog: {}",
             macs.join(" "),
-            ctx.log_path.display()
+            ctx.progress.log_path().display()
         ));
         return Ok(ExitCode::FAILURE);
     }
@@ -408,7 +406,7 @@ async fn stages(
         let ok = lokomotive::stages(
             &ctx.progress,
             &ctx.cluster_dir,
-            &ctx.log_path,
+            &ctx.progress.log_path(),
             selection,
             file,
             ctx.args.retries,
@@ -450,10 +448,12 @@ async fn stages(
         };
         match policy {
             OnFailure::Retry if attempt <= ctx.args.retries => {
+                let log = ctx.progress.next_attempt(attempt + 1)?;
                 ctx.progress.say(&format!(
-                    "Retrying {} node(s) (retry {attempt} of {})",
+                    "Retrying {} node(s) (retry {attempt} of {}; log: {})",
                     failed.len(),
-                    ctx.args.retries
+                    ctx.args.retries,
+                    log.display()
                 ));
                 repower.clear();
                 for mac in &failed {
@@ -565,7 +565,7 @@ fn guidance(ctx: &Ctx<'_>, selection: &Selection, file: &StateFile, failed: &[Ma
     }
     ctx.progress.say(&format!(
         "Log: {}\nTo debug: racker ipmi <node> diag (BMC state and boot flags), racker ipmi <node> sol (serial console), ssh core@<node ip>.\nTo go on without them: racker bootstrap ... --exclude \"{}\"  (or --on-failure exclude|retry)",
-        ctx.log_path.display(),
+        ctx.progress.log_path().display(),
         join_macs(failed)
     ));
 }

@@ -4,29 +4,23 @@
 //! attempt log.
 
 use std::io::{IsTerminal as _, Write as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::Context as _;
 
 pub(crate) struct Progress {
-    log: Mutex<std::fs::File>,
+    /// The current attempt's log file and its path.
+    log: Mutex<(PathBuf, std::fs::File)>,
     bar: Mutex<Option<indicatif::ProgressBar>>,
     tty: bool,
 }
 
 impl Progress {
     pub(crate) fn new(log_path: &Path) -> anyhow::Result<Self> {
-        if let Some(dir) = log_path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log_path)
-            .with_context(|| format!("opening {}", log_path.display()))?;
+        let log = open_log(log_path)?;
         Ok(Self {
-            log: Mutex::new(log),
+            log: Mutex::new((log_path.to_owned(), log)),
             bar: Mutex::new(None),
             tty: std::io::stdout().is_terminal(),
         })
@@ -35,8 +29,36 @@ impl Progress {
     /// A line for the log only.
     pub(crate) fn log(&self, line: &str) {
         if let Ok(mut f) = self.log.lock() {
-            let _ = writeln!(f, "{} {line}", timestamp());
+            let _ = writeln!(f.1, "{} {line}", timestamp());
         }
+    }
+
+    /// The current attempt's log file.
+    pub(crate) fn log_path(&self) -> PathBuf {
+        self.log.lock().map(|l| l.0.clone()).unwrap_or_default()
+    }
+
+    /// Start attempt `n` (a retry) in its own log file next to the first
+    /// one: `<first>-attempt-<n>.log`.
+    pub(crate) fn next_attempt(&self, n: u32) -> anyhow::Result<PathBuf> {
+        let first = self.log_path();
+        let stem = first
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stem = stem
+            .split("-attempt-")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let path = first.with_file_name(format!("{stem}-attempt-{n}.log"));
+        let file = open_log(&path)?;
+        self.log(&format!("attempt {n} continues in {}", path.display()));
+        if let Ok(mut l) = self.log.lock() {
+            *l = (path.clone(), file);
+        }
+        self.log(&format!("attempt {n} (after {})", first.display()));
+        Ok(path)
     }
 
     /// A line for the operator (and the log).
@@ -94,4 +116,15 @@ impl Progress {
 fn timestamp() -> String {
     let secs = super::state::now_unix();
     format!("[{secs}]")
+}
+
+fn open_log(path: &Path) -> anyhow::Result<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
 }
