@@ -61,7 +61,8 @@ pub(crate) struct RenderCmd {
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct RenderChoices {
     /// Public addresses: an INI file with `[<secondary MAC>]` sections
-    /// (`ip_addr = a.b.c.d/len`, `gateway`, `dns`); DHCP when not given.
+    /// (`ip_addr = a.b.c.d/len`, `gateway`, `dns`), or `dhcp` (the default;
+    /// saying it keeps the wizard from asking).
     #[arg(long, value_name = "FILE")]
     pub(crate) public_ips: Option<PathBuf>,
     /// Render the Lokomotive web UI component.
@@ -113,6 +114,7 @@ impl RenderChoices {
     ) -> anyhow::Result<(RenderOptions, PublicIps)> {
         let public = match &self.public_ips {
             None => PublicIps::dhcp(),
+            Some(path) if path.as_os_str() == "dhcp" => PublicIps::dhcp(),
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;

@@ -242,14 +242,22 @@ fn on_failure_ask_prompts_and_excludes() {
     let rack = sim_rack(4, &[&format!("{failing}=install-fail")]);
     let csv = std::fs::read_to_string(rack.oem.join("nodes.csv")).unwrap();
     assert!(csv.contains(&failing), "{csv}");
-    let mut p = rack.bootstrap(&["--provision", "flatcar", "--subnet-prefix", "172.24.213"]);
-    p.exp_string("Public addresses by DHCP?").unwrap();
-    p.send("y").unwrap();
-    p.flush().unwrap();
-    p.exp_string(&format!(
-        "1 node(s) failed: {failing}. [r]etry, [e]xclude nodes, [c]ancel?"
-    ))
-    .unwrap();
+    // Every wizard choice given as a flag: no prompt but the failure's.
+    let mut p = rack.bootstrap(&[
+        "--provision",
+        "flatcar",
+        "--subnet-prefix",
+        "172.24.213",
+        "--public-ips",
+        "dhcp",
+    ]);
+    let before = p
+        .exp_string(&format!(
+            "1 node(s) failed: {failing}. [r]etry, [e]xclude nodes, [c]ancel?"
+        ))
+        .unwrap();
+    assert!(!before.contains("Public addresses"), "{before}");
+    assert!(!before.contains("What do you want"), "{before}");
     p.send_line("e").unwrap();
     p.exp_string(&format!("Excluded 1 node(s) from the cluster: {failing}"))
         .unwrap();
