@@ -224,6 +224,12 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
         })
         .install_delay(Duration::from_millis(args.install_delay_ms));
     let client = racker_sim::firmware::HttpClient::new(&config)?;
+    // The simulated disks live only as long as this process: resuming in
+    // an existing --dir, nodes the report store knows as installed get
+    // their OS back, installed from this run's netboot server (a new port
+    // each run; a real server's address is stable).
+    let reports = racker_netboot::report::ReportStore::open(&globals.state_dir)?;
+    let base_url = format!("http://{http}");
     let mut firmware = Vec::new();
     for (i, node) in rack.nodes().iter().enumerate() {
         let mut cfg = config.clone();
@@ -232,11 +238,12 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
                 args.install_delay_ms * (i as u64 + 1),
             ));
         }
-        if let Some(f) = node
-            .primary_mac()
-            .and_then(|mac| fw_faults.get(&MacAddr::new(mac)))
-        {
+        let primary = node.primary_mac().map(MacAddr::new);
+        if let Some(f) = primary.and_then(|mac| fw_faults.get(&mac)) {
             cfg = cfg.faults(*f);
+        }
+        if primary.is_some_and(|mac| reports.is_installed(mac)) {
+            cfg = cfg.installed_from(base_url.clone());
         }
         firmware.push(Firmware::spawn_with(node, cfg, &client)?);
     }

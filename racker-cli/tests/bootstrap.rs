@@ -205,6 +205,21 @@ fn failed_install_retries_then_cancels_with_guidance() {
             "{primary} node-0: failed after"
         )))
         .stdout(predicate::str::contains("--exclude"));
+    // Rerun once the cause is gone: the failed node is retried, the
+    // installed one is left alone.
+    demo(dir.path())
+        .args(["--nodes", "2", "--on-failure", "cancel"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "Retrying 1 node(s) that failed in the previous run: {primary}"
+        )))
+        .stdout(predicate::str::contains("node-1 already installed"))
+        .stdout(predicate::str::contains("✓ 2 node(s) provisioned"));
+    let state = json(dir.path().join("state/bootstrap.json"));
+    assert_eq!(node_state(&state, &primary)["stage"], "os-up");
+    assert_eq!(node_state(&state, &primary)["attempts"], 2);
+    assert_eq!(node_state(&state, &macs(1).0)["attempts"], 1);
 }
 
 #[test]
@@ -340,4 +355,28 @@ fn os_that_never_comes_up_is_excluded_or_retried_without_reinstall() {
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect::<String>();
     assert!(log.contains("power cycled to boot from disk"), "{log}");
+
+    // Rerun without the fault: the installed node is not reinstalled but
+    // power-cycled into its disk, whose OS now reports up.
+    demo(dir.path())
+        .args([
+            "--nodes",
+            "2",
+            "--os-timeout",
+            "10",
+            "--on-failure",
+            "cancel",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "Retrying 1 node(s) that failed in the previous run: {bad}"
+        )))
+        .stdout(predicate::str::contains(format!(
+            "{bad} node-1 already installed"
+        )))
+        .stdout(predicate::str::contains(format!("{bad} node-1 OS up")));
+    let state = json(dir.path().join("state/bootstrap.json"));
+    assert_eq!(node_state(&state, &bad)["stage"], "os-up", "{state}");
+    assert_eq!(node_state(&state, &bad)["attempts"], 1, "{state}");
 }

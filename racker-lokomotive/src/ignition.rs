@@ -280,6 +280,7 @@ After=network-online.target
 [Service]
 Type=oneshot
 ExecStart=/usr/bin/curl --silent --show-error --fail --retry 10 --retry-delay 3 --retry-connrefused -X POST \"{url}/report?mac={mac}&stage=up\"
+StandardOutput=journal+console
 [Install]
 WantedBy=multi-user.target
 ",

@@ -233,6 +233,21 @@ pub(crate) async fn bootstrap(globals: &Globals, args: &BootstrapCmd) -> anyhow:
     for n in selection.nodes().iter().filter(|n| n.excluded) {
         file.apply(n.planned.node.primary_mac, &Event::Exclude)?;
     }
+    // A rerun retries the nodes an earlier run left failed (an installed
+    // one from `installed`, never reinstalled).
+    let failed_before = file
+        .state
+        .macs_where(|s| matches!(s, NodeState::Failed { .. }));
+    if !failed_before.is_empty() {
+        for mac in &failed_before {
+            file.apply(*mac, &Event::Reset)?;
+        }
+        ctx.progress.say(&format!(
+            "Retrying {} node(s) that failed in the previous run: {}",
+            failed_before.len(),
+            join_macs(&failed_before)
+        ));
+    }
 
     // Stage 1: network.
     let netboot = if args.no_netboot {
@@ -435,7 +450,16 @@ async fn stages(
     let mut repower: Vec<MacAddr> = Vec::new();
     loop {
         attempt += 1;
-        let mut failed = pxe_stage(ctx, selection, file, reports).await?;
+        let (mut failed, earlier) = pxe_stage(ctx, selection, file, reports).await?;
+        if attempt == 1 {
+            // Resuming: nodes installed by an earlier run whose OS has not
+            // reported up (it may have tried while racker was down) boot
+            // their disk again.
+            repower = earlier
+                .into_iter()
+                .filter(|mac| !reports.is_up(*mac))
+                .collect();
+        }
         if ctx.args.os_timeout > 0 {
             failed.extend(os_up_stage(ctx, selection, file, reports, &repower).await?);
         }
@@ -617,13 +641,14 @@ fn boot_from<'a>(
 }
 
 /// Request PXE installs for every node that needs one and wait for the
-/// installers' reports. Returns the nodes that failed.
+/// installers' reports. Returns the nodes that failed, and those that were
+/// installed before this stage started.
 async fn pxe_stage(
     ctx: &Ctx<'_>,
     selection: &Selection,
     file: &mut StateFile,
     reports: &ReportStore,
-) -> anyhow::Result<Vec<MacAddr>> {
+) -> anyhow::Result<(Vec<MacAddr>, Vec<MacAddr>)> {
     let name = "OS installation via PXE";
     let active = active_nodes(selection, file, Stage::Planned);
     let total = active.len();
@@ -632,6 +657,7 @@ async fn pxe_stage(
     // Nodes whose installer already reported (a previous run crashed after
     // the report) are not reinstalled.
     let mut done = 0;
+    let mut earlier = Vec::new();
     let mut to_request = Vec::new();
     let mut waiting: BTreeMap<MacAddr, Instant> = BTreeMap::new();
     for n in &active {
@@ -643,6 +669,7 @@ async fn pxe_stage(
             .map_or(Stage::Planned, |r| r.state.stage());
         if stage >= Stage::Installed || reports.is_installed(mac) {
             file.apply(mac, &Event::Reached(Stage::Installed))?;
+            earlier.push(mac);
             done += 1;
             ctx.progress.step(
                 name,
@@ -745,7 +772,7 @@ async fn pxe_stage(
     }
     ctx.progress
         .finish(name, total - failed.len(), total, failed.is_empty());
-    Ok(failed)
+    Ok((failed, earlier))
 }
 
 /// Wait until every installed node's OS reported `up`; nodes in `repower`

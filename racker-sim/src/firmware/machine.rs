@@ -45,6 +45,10 @@ pub struct MachineConfig {
     pub install_delay: Duration,
     /// Whether the disk already holds an installed OS at start.
     pub preinstalled: bool,
+    /// With `preinstalled`: base URL of the netboot server that OS was
+    /// installed from; it reports `up` there on every boot. `None` (or an
+    /// unparsable URL): the OS reports nothing.
+    pub installed_from: Option<String>,
     /// Seed of the DHCP transaction ids.
     pub xid_seed: u32,
 }
@@ -62,6 +66,7 @@ impl MachineConfig {
             retry_delay: Duration::from_millis(500),
             install_delay: Duration::ZERO,
             preinstalled: false,
+            installed_from: None,
             xid_seed: 0,
         }
     }
@@ -322,6 +327,12 @@ impl FirmwareMachine {
             reports: Vec::new(),
             disk_installed: cfg.preinstalled,
         };
+        let report_base = cfg
+            .installed_from
+            .as_deref()
+            .filter(|_| cfg.preinstalled)
+            .and_then(|u| Url::parse(u).ok())
+            .filter(|u| matches!(u.scheme(), "http" | "https"));
         FirmwareMachine {
             cfg,
             faults: FirmwareFaults::default(),
@@ -332,7 +343,7 @@ impl FirmwareMachine {
             status,
             vars,
             plan: None,
-            report_base: None,
+            report_base,
             xids: 0,
             next_id: 0,
         }

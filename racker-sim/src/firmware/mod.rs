@@ -198,6 +198,10 @@ pub struct FirmwareConfig {
     pub faults: FirmwareFaults,
     /// The disk already holds an installed OS.
     pub preinstalled: bool,
+    /// Base URL of the netboot server the preinstalled OS was installed
+    /// from: it reports `up` there on every boot (without it, a
+    /// preinstalled disk reports nothing).
+    pub installed_from: Option<String>,
 }
 
 impl FirmwareConfig {
@@ -219,6 +223,7 @@ impl FirmwareConfig {
             bmc_timeout: Duration::from_secs(5),
             faults: FirmwareFaults::default(),
             preinstalled: false,
+            installed_from: None,
         }
     }
     /// Set the client architecture.
@@ -264,6 +269,14 @@ impl FirmwareConfig {
         self.preinstalled = yes;
         self
     }
+    /// Start with an OS on the disk that was installed from the netboot
+    /// server at `base_url` (e.g. `http://127.0.0.1:8080`), so it reports
+    /// `up` there on every boot, like a node racker installed earlier.
+    pub fn installed_from(mut self, base_url: impl Into<String>) -> Self {
+        self.preinstalled = true;
+        self.installed_from = Some(base_url.into());
+        self
+    }
     /// Bind the DHCP socket to this local address.
     pub fn bind(mut self, ip: IpAddr) -> Self {
         self.bind = ip;
@@ -279,6 +292,7 @@ impl FirmwareConfig {
         m.retry_delay = self.retry_delay;
         m.install_delay = self.install_delay;
         m.preinstalled = self.preinstalled;
+        m.installed_from = self.installed_from.clone();
         m.xid_seed = xid_seed;
         m
     }

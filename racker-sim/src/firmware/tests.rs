@@ -653,3 +653,29 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn preinstalled_disk_from_a_known_server_reports_up() {
+    let mut cfg = MachineConfig::new(MAC);
+    cfg.preinstalled = true;
+    cfg.installed_from = Some(BASE.to_owned());
+    let mut h = Harness::new(cfg);
+    h.m.boot(h.now, BootDevice::Disk, true);
+    h.pump(&mut content);
+    assert_eq!(h.m.status().phase, Phase::OsUp);
+    assert_eq!(
+        h.urls(),
+        vec![format!(
+            "{BASE}/report?mac=00%3A11%3A22%3A33%3A44%3A10&stage=up"
+        )]
+    );
+    assert_eq!(h.m.status().reports, vec!["up"]);
+    // Without `preinstalled`, the URL means nothing (empty disk).
+    let mut cfg = MachineConfig::new(MAC);
+    cfg.installed_from = Some(BASE.to_owned());
+    let mut h = Harness::new(cfg);
+    h.m.boot(h.now, BootDevice::Disk, true);
+    h.pump(&mut content);
+    assert!(matches!(h.m.status().phase, Phase::Halted { .. }));
+    assert!(h.requests.is_empty());
+}
