@@ -64,12 +64,12 @@ pub(crate) struct DemoCmd {
     retries: u32,
     /// Seconds an installed node's OS may take to report up (as
     /// `racker bootstrap --os-timeout`).
-    #[arg(long, default_value_t = 30)]
-    os_timeout: u64,
+    #[arg(long, default_value = "30s", value_parser = bootstrap::parse_duration, value_name = "DURATION")]
+    os_timeout: Duration,
     /// Lokomotive: seconds every node may take to join (as `racker
     /// bootstrap --join-timeout`).
-    #[arg(long, default_value_t = 60)]
-    join_timeout: u64,
+    #[arg(long, default_value = "60s", value_parser = bootstrap::parse_duration, value_name = "DURATION")]
+    join_timeout: Duration,
 }
 
 /// MACs of demo node `i` (the management node is `i = None`).
@@ -280,9 +280,9 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
         "--install-timeout".into(),
         "60".into(),
         "--os-timeout".into(),
-        args.os_timeout.to_string(),
+        args.os_timeout.as_secs_f64().to_string(),
         "--join-timeout".into(),
-        args.join_timeout.to_string(),
+        args.join_timeout.as_secs_f64().to_string(),
         "--ipmi-timeout".into(),
         "2".into(),
     ])?;

@@ -313,7 +313,7 @@ fn os_that_never_comes_up_is_excluded_or_retried_without_reinstall() {
         .stdout(predicate::str::contains(
             "× Waiting for the installed OS (2/3)",
         ))
-        .stdout(predicate::str::contains("did not report up within 1 s"))
+        .stdout(predicate::str::contains("did not report up within 1s"))
         .stdout(predicate::str::contains(format!(
             "Excluded 1 node(s) from the cluster: {bad}"
         )))

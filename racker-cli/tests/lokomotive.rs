@@ -338,7 +338,7 @@ fn a_node_that_never_joins_fails_with_guidance() {
         .code(1)
         .stdout(predicate::str::contains("× Cluster health check (3/4)"))
         .stdout(predicate::str::contains(
-            "02:00:00:01:00:03 lokomotive-worker-0.k8s.localdomain: not a Ready Kubernetes node within 3 s",
+            "02:00:00:01:00:03 lokomotive-worker-0.k8s.localdomain: not a Ready Kubernetes node within 3s",
         ))
         .stdout(predicate::str::contains("kubectl --kubeconfig"));
     let state = json(dir.path().join("rack/state/bootstrap.json"));

@@ -259,13 +259,13 @@ async fn follow_joins(
     progress.finish(name, done, total, false);
     let why = if last_error.is_empty() {
         format!(
-            "not a Ready Kubernetes node within {} s",
-            join.timeout.as_secs()
+            "not a Ready Kubernetes node within {}",
+            humantime::format_duration(join.timeout)
         )
     } else {
         format!(
-            "not a Ready Kubernetes node within {} s (last API error: {last_error})",
-            join.timeout.as_secs()
+            "not a Ready Kubernetes node within {} (last API error: {last_error})",
+            humantime::format_duration(join.timeout)
         )
     };
     for n in &waiting {

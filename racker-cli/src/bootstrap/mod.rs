@@ -66,18 +66,19 @@ pub(crate) struct BootstrapCmd {
     /// Nodes handled in parallel.
     #[arg(long, default_value_t = 64)]
     pub(crate) concurrency: usize,
-    /// Seconds a node may take from PXE request to its installer's report.
-    #[arg(long, default_value_t = 1800)]
-    pub(crate) install_timeout: u64,
-    /// Seconds an installed node's OS may take to report that it is up
+    /// How long a node may take from PXE request to its installer's report
+    /// (seconds, or e.g. 90s, 30m, 1h30m).
+    #[arg(long, default_value = "30m", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) install_timeout: Duration,
+    /// How long an installed node's OS may take to report that it is up
     /// (racker-report-up.service, sent once Flatcar booted from its disk);
     /// 0 = do not wait for it.
-    #[arg(long, default_value_t = 900)]
-    pub(crate) os_timeout: u64,
-    /// Lokomotive: seconds every node may take to appear as a Ready
+    #[arg(long, default_value = "15m", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) os_timeout: Duration,
+    /// Lokomotive: how long every node may take to appear as a Ready
     /// Kubernetes node after `lokoctl cluster apply`.
-    #[arg(long, default_value_t = 1200)]
-    pub(crate) join_timeout: u64,
+    #[arg(long, default_value = "20m", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) join_timeout: Duration,
     /// Lokomotive: the kubeconfig to follow joins with [default:
     /// <asset dir>/cluster-assets/auth/kubeconfig, as lokoctl writes it].
     #[arg(long, value_name = "FILE")]
@@ -427,7 +428,7 @@ async fn stages(
             ctx.args.retries,
             &lokomotive::JoinOptions {
                 kubeconfig: kubeconfig_path(ctx),
-                timeout: Duration::from_secs(ctx.args.join_timeout),
+                timeout: ctx.args.join_timeout,
                 interval: Duration::from_millis(500),
             },
         )
@@ -460,7 +461,7 @@ async fn stages(
                 .filter(|mac| !reports.is_up(*mac))
                 .collect();
         }
-        if ctx.args.os_timeout > 0 {
+        if !ctx.args.os_timeout.is_zero() {
             failed.extend(os_up_stage(ctx, selection, file, reports, &repower).await?);
         }
         if failed.is_empty() {
@@ -526,7 +527,7 @@ async fn stages(
         "✓ {} node(s) provisioned with {}{}",
         installed.len(),
         selection.provision(),
-        if ctx.args.os_timeout > 0 {
+        if !ctx.args.os_timeout.is_zero() {
             format!(", OS up on {}", up.len())
         } else {
             String::new()
@@ -713,7 +714,7 @@ async fn pxe_stage(
     drop(stream);
 
     // Wait for the installers' reports.
-    let timeout = Duration::from_secs(ctx.args.install_timeout);
+    let timeout = ctx.args.install_timeout;
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     while !waiting.is_empty() {
         tick.tick().await;
@@ -742,8 +743,8 @@ async fn pxe_stage(
             .or_else(|| {
                 (since.elapsed() > timeout).then(|| {
                     Err(format!(
-                        "no installer report within {} s",
-                        timeout.as_secs()
+                        "no installer report within {}",
+                        humantime::format_duration(timeout)
                     ))
                 })
             });
@@ -820,7 +821,7 @@ async fn os_up_stage(
     }
     drop(stream);
 
-    let timeout = Duration::from_secs(ctx.args.os_timeout);
+    let timeout = ctx.args.os_timeout;
     let started = Instant::now();
     let mut waiting: Vec<&SelectedNode> = nodes
         .into_iter()
@@ -849,8 +850,8 @@ async fn os_up_stage(
                     .step(name, done, total, true, &format!("{mac} {} OS up", host(n)));
             } else if timed_out {
                 let reason = format!(
-                    "installed, but its OS did not report up within {} s (check its console: racker ipmi {mac} sol)",
-                    timeout.as_secs()
+                    "installed, but its OS did not report up within {} (check its console: racker ipmi {mac} sol)",
+                    humantime::format_duration(timeout)
                 );
                 file.apply(mac, &Event::Failed(reason.clone()))?;
                 done += 1;
@@ -888,6 +889,48 @@ fn kubeconfig_path(ctx: &Ctx<'_>) -> PathBuf {
     std::path::absolute(&path).unwrap_or(path)
 }
 
+/// A duration option: plain seconds (`900`, `0.5`) or humantime's units
+/// (`90s`, `15m`, `1h 30m`, `500ms`).
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("invalid duration {text:?}: must be 0 or more seconds"));
+    }
+    humantime::parse_duration(t).map_err(|e| {
+        format!("invalid duration {text:?} ({e}): expected seconds or e.g. 90s, 15m, 1h30m")
+    })
+}
+
 fn host(n: &SelectedNode) -> String {
     n.hostname.clone().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn durations_in_seconds_or_with_units() {
+        let d = |s: &str| parse_duration(s).unwrap();
+        assert_eq!(d("900"), Duration::from_secs(900));
+        assert_eq!(d("0.5"), Duration::from_millis(500));
+        assert_eq!(d("0"), Duration::ZERO);
+        assert_eq!(d("15m"), Duration::from_secs(900));
+        assert_eq!(d("1h30m"), Duration::from_secs(5400));
+        assert_eq!(d("1h 30m"), Duration::from_secs(5400));
+        assert_eq!(d("500ms"), Duration::from_millis(500));
+        for bad in ["", "-1", "15 parsecs", "m", "1e400"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_duration("x").unwrap_err().contains("15m"));
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_duration_or_an_error(s in ".{0,20}") {
+            let _ = parse_duration(&s);
+        }
+    }
 }
