@@ -302,7 +302,7 @@ fn os_that_never_comes_up_is_excluded_or_retried_without_reinstall() {
             "--nodes",
             "3",
             "--os-timeout",
-            "1",
+            "2s",
             "--on-failure",
             "exclude",
         ])
@@ -313,7 +313,7 @@ fn os_that_never_comes_up_is_excluded_or_retried_without_reinstall() {
         .stdout(predicate::str::contains(
             "× Waiting for the installed OS (2/3)",
         ))
-        .stdout(predicate::str::contains("did not report up within 1s"))
+        .stdout(predicate::str::contains("did not report up within 2s"))
         .stdout(predicate::str::contains(format!(
             "Excluded 1 node(s) from the cluster: {bad}"
         )))
@@ -327,7 +327,14 @@ fn os_that_never_comes_up_is_excluded_or_retried_without_reinstall() {
 
     let dir = tempfile::tempdir().unwrap();
     demo(dir.path())
-        .args(["--nodes", "2", "--os-timeout", "1", "--on-failure", "retry"])
+        .args([
+            "--nodes",
+            "2",
+            "--os-timeout",
+            "2s",
+            "--on-failure",
+            "retry",
+        ])
         .args(["--retries", "1", "--fault", &format!("{bad}=no-os-up")])
         .assert()
         .code(1)

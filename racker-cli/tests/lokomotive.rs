@@ -333,12 +333,12 @@ fn a_node_that_never_joins_fails_with_guidance() {
     let dir = tempfile::tempdir().unwrap();
     let lokoctl = fake_lokoctl(dir.path(), &api.kubeconfig(), "none");
     demo(&dir.path().join("rack"), &lokoctl)
-        .args(["--nodes", "4", "--join-timeout", "3"])
+        .args(["--nodes", "4", "--join-timeout", "6s"])
         .assert()
         .code(1)
         .stdout(predicate::str::contains("× Cluster health check (3/4)"))
         .stdout(predicate::str::contains(
-            "02:00:00:01:00:03 lokomotive-worker-0.k8s.localdomain: not a Ready Kubernetes node within 3s",
+            "02:00:00:01:00:03 lokomotive-worker-0.k8s.localdomain: not a Ready Kubernetes node within 6s",
         ))
         .stdout(predicate::str::contains("kubectl --kubeconfig"));
     let state = json(dir.path().join("rack/state/bootstrap.json"));
