@@ -170,11 +170,14 @@ impl Rack {
     }
 
     /// Snapshot of everything an install may touch.
+    /// Everything installed, but the (empty) install lock file, which
+    /// exists from the first install attempt on.
     fn disk(&self) -> BTreeMap<PathBuf, Vec<u8>> {
         let mut out = BTreeMap::new();
         for top in ["opt", "etc"] {
             walk(&self.root().join(top), &mut out);
         }
+        out.retain(|p, bytes| !(p.ends_with(".racker.lock") && bytes.is_empty()));
         out
     }
 }

@@ -173,6 +173,14 @@ pub enum Error {
         /// The install prefix.
         prefix: PathBuf,
     },
+    /// Another install, update or rollback holds the prefix's lock.
+    #[error("another racker install, update or rollback is running on {} (lock {} is held); wait for it to finish", prefix.display(), lock.display())]
+    Busy {
+        /// The install prefix.
+        prefix: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
     /// `rollback` without a kept previous version.
     #[error("no previous version is kept under {} to roll back to", prefix.display())]
     NoPrevious {

@@ -102,6 +102,39 @@ impl Layout {
         self.prefix.join("previous")
     }
 
+    /// `<prefix parent>/.<prefix name>.lock`: held (flock, exclusive) for
+    /// the whole of an install or rollback, so two of them never race on
+    /// `current`. The kernel drops it when the holder dies.
+    pub fn lock_path(&self) -> PathBuf {
+        let name = self
+            .prefix
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "racker".into());
+        self.staging_parent().join(format!(".{name}.lock"))
+    }
+
+    /// Take the install lock, or fail at once with [`Error::Busy`].
+    pub fn lock(&self) -> Result<InstallLock> {
+        let parent = self.staging_parent();
+        fs::create_dir_all(&parent).ctx("create directory", &parent)?;
+        let path = self.lock_path();
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx("open", &path)?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(InstallLock { _file: file }),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(Error::Busy {
+                prefix: self.prefix.clone(),
+                lock: path,
+            }),
+            Err(e) => Err(std::io::Error::from(e)).ctx("lock", &path),
+        }
+    }
+
     fn staging_prefix(&self) -> String {
         let name = self
             .prefix
@@ -145,12 +178,16 @@ impl Layout {
     /// Start an install: remove leftovers of interrupted installs and
     /// create a fresh staging folder beside the prefix.
     pub fn begin(&self) -> Result<Staging> {
+        let lock = self.lock()?;
         let parent = self.staging_parent();
-        fs::create_dir_all(&parent).ctx("create directory", &parent)?;
         self.remove_leftovers()?;
         let dir = parent.join(format!("{}{}", self.staging_prefix(), std::process::id()));
         fs::create_dir(&dir).ctx("create directory", &dir)?;
-        Ok(Staging { dir, keep: false })
+        Ok(Staging {
+            dir,
+            keep: false,
+            lock: Some(lock),
+        })
     }
 
     fn remove_leftovers(&self) -> Result<()> {
@@ -182,12 +219,20 @@ impl Layout {
     }
 }
 
-/// A staging folder beside the prefix; removed when dropped unless an
-/// install was deliberately stopped in it.
+/// The install lock of a prefix ([`Layout::lock`]); released when dropped
+/// (or when the process dies).
+#[derive(Debug)]
+pub struct InstallLock {
+    _file: fs::File,
+}
+
+/// A staging folder beside the prefix, holding the install lock; removed
+/// when dropped unless an install was deliberately stopped in it.
 #[derive(Debug)]
 pub struct Staging {
     dir: PathBuf,
     keep: bool,
+    lock: Option<InstallLock>,
 }
 
 impl Staging {
@@ -360,6 +405,8 @@ impl<'a> Installer<'a> {
             sync_dir(&versions)?;
         }
         self.checkpoint(Some(&mut staging), Stage::Moved)?;
+        // The lock outlives the staging folder until `current` is flipped.
+        let _lock = staging.lock.take();
         drop(staging);
 
         let already_current = state.current.as_ref().is_some_and(|c| c.dir == dest);
@@ -374,6 +421,7 @@ impl<'a> Installer<'a> {
     /// Make the kept previous release current again (and keep the one that
     /// was current as the new previous).
     pub fn rollback(&mut self) -> Result<InstallReport> {
+        let _lock = self.layout.lock()?;
         let state = self.layout.state()?;
         let current = state.current.ok_or_else(|| Error::NotInstalled {
             prefix: self.layout.prefix.clone(),

@@ -216,7 +216,37 @@ fn first_install_mismatch_leaves_no_prefix() {
         .unwrap_err();
     assert!(matches!(err, Error::ChecksumMismatch { .. }));
     assert!(!fx.layout.prefix.exists());
-    assert!(snapshot(&fx.root.join("opt")).is_empty());
+    // Nothing but the (empty) install lock file beside the prefix.
+    let left: Vec<_> = snapshot(&fx.root.join("opt")).into_keys().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(fx.layout.lock_path().ends_with(".racker.lock"));
+    assert_eq!(fs::metadata(fx.layout.lock_path()).unwrap().len(), 0);
+}
+
+#[test]
+fn a_second_install_or_rollback_waits_for_the_lock() {
+    let fx = Fixture::new();
+    let (a1, d1) = fx.archive("1.0.0");
+    fx.install_with(&a1, d1, None).unwrap();
+    let (a2, d2) = fx.archive("1.1.0");
+    fx.install_with(&a2, d2, None).unwrap();
+    let before = fx.disk();
+    // Another installer holds the lock (as a concurrent `racker update`).
+    let held = fx.layout.begin().unwrap();
+    let (a3, d3) = fx.archive("1.2.0");
+    let err = fx.install_with(&a3, d3, None).unwrap_err();
+    assert!(matches!(err, Error::Busy { .. }), "{err}");
+    assert!(err.to_string().contains("another racker install"), "{err}");
+    let mut installer = Installer::new(fx.layout.clone(), None);
+    assert!(matches!(installer.rollback(), Err(Error::Busy { .. })));
+    drop(held);
+    // Nothing changed meanwhile; with the lock free both work again.
+    assert_eq!(fx.disk(), before);
+    assert_eq!(fx.run_racker(), "racker-test 1.1.0");
+    installer.rollback().unwrap();
+    assert_eq!(fx.run_racker(), "racker-test 1.0.0");
+    fx.install_with(&a3, d3, None).unwrap();
+    assert_eq!(fx.run_racker(), "racker-test 1.2.0");
 }
 
 #[test]
