@@ -305,11 +305,15 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
         };
         // Tests and scripts learn the bound port from this line.
         eprintln!("racker netboot: DHCP listening on {}", socket.local_addr());
-        let dhcp = transport::serve(
+        // DHCP counters appear on the HTTP server's /metrics.
+        let stats = Arc::new(racker_netboot::dhcp::DhcpStats::default());
+        content.metrics.register(stats.clone());
+        let dhcp = transport::serve_counted(
             socket,
             server,
             Some(state_dir),
             installed,
+            stats,
             shutdown_signal(),
         );
         tokio::select! {

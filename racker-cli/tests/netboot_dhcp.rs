@@ -213,8 +213,9 @@ impl Drop for Serving {
     }
 }
 
-/// Start `serve --listen 127.0.0.1:0` and return the bound port.
-fn serve_plain(rack: &Rack, extra: &[&str]) -> (Serving, u16) {
+/// Start `serve --listen 127.0.0.1:0` and return the bound DHCP port and
+/// HTTP address.
+fn serve_plain(rack: &Rack, extra: &[&str]) -> (Serving, u16, String) {
     let mut child = racker(rack)
         .args(["netboot", "serve", "--listen", "127.0.0.1:0"])
         .args([
@@ -231,15 +232,31 @@ fn serve_plain(rack: &Rack, extra: &[&str]) -> (Serving, u16) {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
+    let mut http = String::new();
     let port = loop {
         let line = lines.next().expect("serve exited early").unwrap();
+        if let Some(rest) = line.strip_prefix("racker netboot: HTTP listening on ") {
+            http = rest.split(' ').next().unwrap().to_owned();
+        }
         if let Some(addr) = line.strip_prefix("racker netboot: DHCP listening on ") {
             break addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
         }
     };
     // Keep draining the log so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (Serving(child), port)
+    (Serving(child), port, http)
+}
+
+/// `GET path` over plain HTTP/1.0; the body.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or(out)
 }
 
 fn exchange(socket: &UdpSocket, port: u16, msg: &[u8], xid: u32) -> Option<(u8, Ipv4Addr)> {
@@ -262,7 +279,7 @@ fn exchange(socket: &UdpSocket, port: u16, msg: &[u8], xid: u32) -> Option<(u8, 
 #[test]
 fn serve_on_a_plain_socket_answers_reserved_macs_and_persists_leases() {
     let rack = rack();
-    let (server, port) = serve_plain(&rack, &[]);
+    let (server, port, http) = serve_plain(&rack, &[]);
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(Duration::from_millis(700)))
@@ -312,6 +329,23 @@ fn serve_on_a_plain_socket_answers_reserved_macs_and_persists_leases() {
             ("02:11:22:33:44:21".to_owned(), "172.24.213.5".to_owned())
         ]
     );
+    // /metrics counts what DHCP did: 1 DISCOVER, 2 REQUESTs answered, the
+    // unknown MAC's DISCOVER unanswered, 2 leases.
+    let metrics = http_get(&http, "/metrics");
+    for line in [
+        "racker_dhcp_requests_total{type=\"discover\"} 2",
+        "racker_dhcp_requests_total{type=\"request\"} 2",
+        "racker_dhcp_replies_total{type=\"offer\"} 1",
+        "racker_dhcp_replies_total{type=\"ack\"} 2",
+        "racker_dhcp_unanswered_total 1",
+        "racker_dhcp_malformed_total 0",
+        "racker_dhcp_leases 2",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing in\n{metrics}"
+        );
+    }
     drop(server);
     // `racker netboot leases` reads the same table.
     let out = racker(&rack).args(["netboot", "leases"]).output().unwrap();
@@ -323,7 +357,7 @@ fn serve_on_a_plain_socket_answers_reserved_macs_and_persists_leases() {
 #[test]
 fn serve_with_dynamic_range_gives_unknown_macs_an_address() {
     let rack = rack();
-    let (_server, port) = serve_plain(&rack, &["--dynamic-range"]);
+    let (_server, port, _) = serve_plain(&rack, &["--dynamic-range"]);
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(Duration::from_millis(700)))

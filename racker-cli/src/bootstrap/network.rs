@@ -151,11 +151,16 @@ pub(crate) async fn start(
     // The report store knows which nodes are installed.
     let installed: Arc<dyn InstalledNodes + Send + Sync> = Arc::new(content.reports.clone());
     let state_dir = globals.state_dir.clone();
+    // DHCP counters appear on the HTTP server's /metrics.
+    let stats = Arc::new(racker_netboot::dhcp::DhcpStats::default());
+    content.metrics.register(stats.clone());
     let dhcp = tokio::spawn(async move {
         let shutdown = async {
             let _ = rx.await;
         };
-        if let Err(e) = transport::serve(socket, server, Some(state_dir), installed, shutdown).await
+        if let Err(e) =
+            transport::serve_counted(socket, server, Some(state_dir), installed, stats, shutdown)
+                .await
         {
             tracing::error!("DHCP stopped: {e}");
         }

@@ -8,6 +8,7 @@
 mod boot;
 mod error;
 mod server;
+mod stats;
 pub mod transport;
 
 #[cfg(test)]
@@ -22,6 +23,7 @@ use racker_inventory::MacAddr;
 pub use boot::{BootConfig, BootFile};
 pub use error::DhcpError;
 pub use server::{Destination, DhcpServer, Handled, MessageKind, Reply, Transaction};
+pub use stats::DhcpStats;
 
 /// Default lease time: two minutes (SPEC section 7).
 pub const DEFAULT_LEASE_TIME: Duration = Duration::from_secs(120);

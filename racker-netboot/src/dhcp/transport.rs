@@ -222,11 +222,33 @@ enum Event {
 /// Returns the server so its state can be inspected or reused.
 pub async fn serve(
     socket: DhcpSocket,
-    mut server: DhcpServer,
+    server: DhcpServer,
     state_dir: Option<PathBuf>,
     installed: Arc<dyn InstalledNodes + Send + Sync>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<DhcpServer, DhcpError> {
+    serve_counted(
+        socket,
+        server,
+        state_dir,
+        installed,
+        Arc::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`], counting requests, replies and leases into `stats` (which
+/// `/metrics` can show: it is a [`crate::http::metrics::MetricsSource`]).
+pub async fn serve_counted(
+    socket: DhcpSocket,
+    mut server: DhcpServer,
+    state_dir: Option<PathBuf>,
+    installed: Arc<dyn InstalledNodes + Send + Sync>,
+    stats: Arc<super::DhcpStats>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<DhcpServer, DhcpError> {
+    stats.set_leases(server.leases().len());
     let local = socket.local_addr();
     let sock_err = |source| DhcpError::Socket { local, source };
     tracing::info!(
@@ -289,12 +311,16 @@ pub async fn serve(
                             match server.handle(datagram, SystemTime::now(), &*installed) {
                                 Ok(h) => {
                                     tracing::info!("{}", h.transaction);
+                                    stats.transaction(&h.transaction);
                                     if let Some(reply) = h.reply {
                                         let target = socket.target(reply.destination, source);
                                         batch.push((reply.bytes, target));
                                     }
                                 }
-                                Err(e) => malformed.log(source, &e),
+                                Err(e) => {
+                                    stats.malformed();
+                                    malformed.log(source, &e);
+                                }
                             }
                         }
                         // ICMP errors from earlier sends surface here; keep serving.
@@ -309,6 +335,7 @@ pub async fn serve(
                     }
                 }
                 let generation = server.leases().generation();
+                stats.set_leases(server.leases().len());
                 pending.extend(
                     batch
                         .drain(..)
@@ -334,6 +361,7 @@ pub async fn serve(
             if let Some((_, bytes, target)) = pending.pop_front()
                 && let Err(e) = socket.socket.send_to(&bytes, target).await
             {
+                stats.send_failed();
                 tracing::warn!("cannot send reply to {target}: {}", sock_err(e));
             }
         }
