@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::server::{MessageKind, Transaction};
-use crate::http::metrics::MetricsSource;
+use crate::http::metrics::{MetricsSource, family};
 
 /// What the DHCP server received and answered.
 #[derive(Debug, Default)]
@@ -81,10 +81,6 @@ impl DhcpStats {
 
 impl MetricsSource for DhcpStats {
     fn write_metrics(&self, out: &mut String) {
-        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-        };
         for (name, help, map) in [
             (
                 "racker_dhcp_requests_total",

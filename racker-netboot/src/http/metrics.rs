@@ -50,7 +50,7 @@ pub struct Metrics {
     extra: Mutex<Vec<Arc<dyn MetricsSource>>>,
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
