@@ -801,7 +801,6 @@ async fn os_up_stage(
         .filter(|n| repower.contains(&n.planned.node.primary_mac))
         .collect();
     let mut stream = boot_from(ctx, &to_repower, BootDevice::Disk);
-    let mut skip = Vec::new();
     while let Some(r) = stream.next().await {
         match r.result {
             Ok(()) => ctx.progress.log(&format!(
@@ -815,7 +814,6 @@ async fn os_up_stage(
                 ctx.progress
                     .step(name, done, total, false, &format!("{} {reason}", r.key));
                 failed.push(r.key);
-                skip.push(r.key);
             }
         }
     }
@@ -825,7 +823,7 @@ async fn os_up_stage(
     let started = Instant::now();
     let mut waiting: Vec<&SelectedNode> = nodes
         .into_iter()
-        .filter(|n| !skip.contains(&n.planned.node.primary_mac))
+        .filter(|n| !failed.contains(&n.planned.node.primary_mac))
         .collect();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     while !waiting.is_empty() {
