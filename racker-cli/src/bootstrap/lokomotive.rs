@@ -184,7 +184,7 @@ async fn follow_joins(
 ) -> anyhow::Result<bool> {
     let nodes: Vec<&SelectedNode> = selection.active();
     let total = nodes.len();
-    let deadline = Instant::now() + join.timeout;
+    let started = Instant::now();
     let mut waiting: Vec<&SelectedNode> = nodes
         .into_iter()
         .filter(|n| {
@@ -197,7 +197,7 @@ async fn follow_joins(
     let mut done = total - waiting.len();
     let mut client: Option<crate::kube::Client> = None;
     let mut last_error = String::new();
-    while !waiting.is_empty() && Instant::now() < deadline {
+    while !waiting.is_empty() && started.elapsed() < join.timeout {
         if client.is_none() {
             match crate::kube::Kubeconfig::load(&join.kubeconfig).and_then(|cfg| {
                 crate::kube::Client::new(
