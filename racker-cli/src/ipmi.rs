@@ -76,7 +76,9 @@ pub(crate) struct IpmiCmd {
     command: Option<IpmiSub>,
 }
 
-fn parse_seconds(s: &str) -> Result<Duration, String> {
+/// An IPMI timeout: `0 < seconds <= 3600` (shared by `racker ipmi`,
+/// `status` and `bootstrap`).
+pub(crate) fn parse_seconds(s: &str) -> Result<Duration, String> {
     let v: f64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;

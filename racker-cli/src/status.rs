@@ -35,8 +35,8 @@ pub(crate) struct StatusCmd {
     #[arg(long, default_value_t = racker_ipmi::DEFAULT_PORT)]
     ipmi_port: u16,
     /// IPMI: seconds per exchange.
-    #[arg(long, default_value_t = 3.0)]
-    ipmi_timeout: f64,
+    #[arg(long, default_value = "3", value_parser = crate::ipmi::parse_seconds)]
+    ipmi_timeout: Duration,
     /// BMCs queried in parallel.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -102,7 +102,16 @@ pub(crate) async fn print_status(
 ) -> anyhow::Result<()> {
     // The demo's nodes are simulated: their planned addresses are not on
     // this machine, so no probe of the API port goes there.
-    let status = collect(globals, plan, false, ipmi_port, 3.0, 64, false).await?;
+    let status = collect(
+        globals,
+        plan,
+        false,
+        ipmi_port,
+        Duration::from_secs(3),
+        64,
+        false,
+    )
+    .await?;
     print_text(&status, false);
     Ok(())
 }
@@ -112,7 +121,7 @@ async fn collect(
     plan: &PlanArgs,
     full: bool,
     ipmi_port: u16,
-    ipmi_timeout: f64,
+    ipmi_timeout: Duration,
     concurrency: usize,
     probe_api_port: bool,
 ) -> anyhow::Result<StatusJson> {
@@ -122,7 +131,7 @@ async fn collect(
         racker_ipmi::Credentials::new(credentials.user.clone(), credentials.password.expose());
     let state = StateFile::load(&globals.state_dir)?;
     let reports = racker_netboot::report::ReportStore::open(&globals.state_dir).ok();
-    let opts = SessionOptions::default().timeout(Duration::from_secs_f64(ipmi_timeout.max(0.1)));
+    let opts = SessionOptions::default().timeout(ipmi_timeout);
     let bmcs = context::BmcResolver::load(globals)?;
     let op = if full {
         Operation::Diag

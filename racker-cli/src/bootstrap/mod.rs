@@ -84,8 +84,8 @@ pub(crate) struct BootstrapCmd {
     #[arg(long, value_name = "FILE")]
     pub(crate) kubeconfig: Option<PathBuf>,
     /// IPMI: seconds per exchange (retransmissions included).
-    #[arg(long, default_value_t = 5.0)]
-    pub(crate) ipmi_timeout: f64,
+    #[arg(long, default_value = "5", value_parser = crate::ipmi::parse_seconds)]
+    pub(crate) ipmi_timeout: Duration,
     /// IPMI UDP port of the BMCs.
     #[arg(long, default_value_t = racker_ipmi::DEFAULT_PORT)]
     pub(crate) ipmi_port: u16,
@@ -187,8 +187,7 @@ pub(crate) async fn bootstrap(globals: &Globals, args: &BootstrapCmd) -> anyhow:
         inv_credentials.user.clone(),
         inv_credentials.password.expose(),
     );
-    let session =
-        SessionOptions::default().timeout(Duration::from_secs_f64(args.ipmi_timeout.max(0.1)));
+    let session = SessionOptions::default().timeout(args.ipmi_timeout);
     let ctx = Ctx {
         globals,
         args,
