@@ -352,6 +352,69 @@ fn a_node_that_never_joins_fails_with_guidance() {
     );
 }
 
+/// `--on-failure exclude`: the node that never joins leaves the rendered
+/// configuration and the cluster goes on to its components; `retry` runs
+/// `lokoctl cluster apply` again before giving up.
+#[test]
+fn a_node_that_never_joins_is_excluded_or_retried() {
+    let api = FakeApi::start(demo_cluster_nodes(), vec!["ip-172-24-213-5".to_owned()]);
+    let dir = tempfile::tempdir().unwrap();
+    let lokoctl = fake_lokoctl(dir.path(), &api.kubeconfig(), "none");
+    demo(&dir.path().join("rack"), &lokoctl)
+        .args([
+            "--nodes",
+            "4",
+            "--join-timeout",
+            "6s",
+            "--on-failure",
+            "exclude",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "Excluded 1 node(s) from the cluster: 02:00:00:01:00:03",
+        ))
+        .stdout(predicate::str::contains(
+            "✓ Lokomotive component installation (1/1)",
+        ));
+    let state = json(dir.path().join("rack/state/bootstrap.json"));
+    assert_eq!(state["nodes"]["02:00:00:01:00:03"]["state"], "excluded");
+    let vars = std::fs::read_to_string(dir.path().join("rack/state/cluster/lokocfg.vars")).unwrap();
+    assert!(!vars.contains("02:00:00:01:00:03"), "{vars}");
+    assert!(vars.contains("02:00:00:01:00:02"), "{vars}");
+
+    let api = FakeApi::start(demo_cluster_nodes(), vec!["ip-172-24-213-5".to_owned()]);
+    let dir = tempfile::tempdir().unwrap();
+    let lokoctl = fake_lokoctl(dir.path(), &api.kubeconfig(), "none");
+    demo(&dir.path().join("rack"), &lokoctl)
+        .args([
+            "--nodes",
+            "4",
+            "--join-timeout",
+            "3s",
+            "--on-failure",
+            "retry",
+        ])
+        .args(["--retries", "1"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "Retrying 1 node(s) (retry 1 of 1): lokoctl cluster apply again",
+        ));
+    let calls = std::fs::read_to_string(dir.path().join("lokoctl-calls")).unwrap();
+    assert_eq!(
+        calls
+            .lines()
+            .filter(|l| l.starts_with("cluster apply"))
+            .count(),
+        2,
+        "{calls}"
+    );
+    let state = json(dir.path().join("rack/state/bootstrap.json"));
+    assert_eq!(state["nodes"]["02:00:00:01:00:03"]["state"], "failed");
+    assert_eq!(state["nodes"]["02:00:00:01:00:00"]["stage"], "joined");
+}
+
 #[test]
 fn failing_cluster_apply_is_reported() {
     let api = FakeApi::start(demo_cluster_nodes(), Vec::new());

@@ -7,8 +7,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use racker_inventory::{SelectedNode, Selection};
+use racker_inventory::{MacAddr, SelectedNode, Selection};
 
+use super::OnFailure;
 use super::progress::Progress;
 use super::state::{Event, NodeState, Stage, StateFile};
 
@@ -64,8 +65,27 @@ pub(crate) struct JoinOptions {
     pub(crate) interval: Duration,
 }
 
-/// Bring-up, health check, components. Returns `false` (after printing
+/// The nodes of `selection` still in play (state `active`).
+fn active_macs(selection: &Selection, file: &StateFile) -> Vec<MacAddr> {
+    selection
+        .active()
+        .iter()
+        .map(|n| n.planned.node.primary_mac)
+        .filter(|mac| {
+            matches!(
+                file.state.nodes.get(mac).map(|r| &r.state),
+                Some(NodeState::Active { .. })
+            )
+        })
+        .collect()
+}
+
+/// Bring-up, health check, components. Nodes that do not join go through
+/// `decide` (the `--on-failure` policy): retry reruns `lokoctl cluster
+/// apply` and waits again (up to `retries` times), exclude drops them from
+/// the rendered configuration and goes on. Returns `false` (after printing
 /// guidance) when a step failed.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn stages(
     progress: &Progress,
     cluster_dir: &Path,
@@ -74,63 +94,56 @@ pub(crate) async fn stages(
     file: &mut StateFile,
     retries: u32,
     join: &JoinOptions,
+    decide: &dyn Fn(&[MacAddr]) -> anyhow::Result<OnFailure>,
 ) -> anyhow::Result<bool> {
     let lokoctl_path = find_lokoctl()?;
-    let active: Vec<_> = selection
-        .active()
-        .iter()
-        .map(|n| n.planned.node.primary_mac)
-        .collect();
-    let total = active.len();
-    let fail = |file: &mut StateFile, reason: &str| -> anyhow::Result<()> {
-        for mac in &active {
-            if matches!(
-                file.state.nodes.get(mac).map(|r| &r.state),
-                Some(NodeState::Active { .. })
-            ) {
-                file.apply(*mac, &Event::Failed(reason.to_owned()))?;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        if !bring_up(progress, &lokoctl_path, cluster_dir, log, selection, file).await? {
+            return Ok(false);
+        }
+        // Stage 4b: follow the joins through the Kubernetes API.
+        let failed = follow_joins(progress, "Cluster health check", selection, file, join).await?;
+        if failed.is_empty() {
+            break;
+        }
+        match decide(&failed)? {
+            OnFailure::Retry if attempt <= retries => {
+                for mac in &failed {
+                    file.apply(*mac, &Event::Reset)?;
+                }
+                progress.say(&format!(
+                    "Retrying {} node(s) (retry {attempt} of {retries}): lokoctl cluster apply again",
+                    failed.len()
+                ));
+            }
+            OnFailure::Exclude => {
+                for mac in &failed {
+                    file.apply(*mac, &Event::Exclude)?;
+                    racker_lokomotive::exclude_in_dir(cluster_dir, *mac, true).with_context(
+                        || format!("removing {mac} from the rendered configuration"),
+                    )?;
+                }
+                progress.say(&format!(
+                    "Excluded {} node(s) from the cluster: {} (run `lokoctl cluster apply` in {} later to drop them from Lokomotive's state too)",
+                    failed.len(),
+                    failed.iter().map(MacAddr::to_string).collect::<Vec<_>>().join(" "),
+                    cluster_dir.display()
+                ));
+                break;
+            }
+            _ => {
+                progress.say(&format!(
+                    "To debug: kubectl --kubeconfig {} get nodes -o wide; racker ipmi <node> sol (serial console); ssh core@<node ip> journalctl -u kubelet. Rerun racker bootstrap to resume, or leave the nodes out with --exclude.",
+                    join.kubeconfig.display()
+                ));
+                return Ok(false);
             }
         }
-        Ok(())
-    };
-
-    let name = "Kubernetes bring-up";
-    progress.stage(name, total);
-    let ok = lokoctl(
-        &lokoctl_path,
-        cluster_dir,
-        log,
-        &[
-            "cluster",
-            "apply",
-            "--verbose",
-            "--skip-components",
-            "--confirm",
-        ],
-        progress,
-    )
-    .await?;
-    if !ok {
-        progress.finish(name, 0, total, false);
-        fail(file, "lokoctl cluster apply failed")?;
-        progress.say(&format!(
-            "lokoctl cluster apply failed; its output is in {}.\nTo debug: racker status, racker ipmi <node> sol, then rerun racker bootstrap (it resumes).",
-            log.display()
-        ));
-        return Ok(false);
     }
-    for mac in &active {
-        file.apply(*mac, &Event::Reached(Stage::OsUp))?;
-    }
-    progress.finish(name, total, total, true);
-
-    // Stage 4b: follow the joins through the Kubernetes API, then let
-    // lokoctl check the control plane.
+    let total = active_macs(selection, file).len();
     let name = "Cluster health check";
-    progress.stage(name, total);
-    if !follow_joins(progress, name, selection, file, join).await? {
-        return Ok(false);
-    }
     let mut healthy = false;
     for attempt in 0..=retries {
         if lokoctl(&lokoctl_path, cluster_dir, log, &["health"], progress).await? {
@@ -172,18 +185,73 @@ pub(crate) async fn stages(
     Ok(ok)
 }
 
+/// `lokoctl cluster apply`: every active node moves to `os-up` when it
+/// succeeds, to `failed` when it does not.
+async fn bring_up(
+    progress: &Progress,
+    lokoctl_path: &Path,
+    cluster_dir: &Path,
+    log: &Path,
+    selection: &Selection,
+    file: &mut StateFile,
+) -> anyhow::Result<bool> {
+    let active = active_macs(selection, file);
+    let total = active.len();
+    let name = "Kubernetes bring-up";
+    progress.stage(name, total);
+    let ok = lokoctl(
+        lokoctl_path,
+        cluster_dir,
+        log,
+        &[
+            "cluster",
+            "apply",
+            "--verbose",
+            "--skip-components",
+            "--confirm",
+        ],
+        progress,
+    )
+    .await?;
+    if !ok {
+        progress.finish(name, 0, total, false);
+        for mac in &active {
+            file.apply(
+                *mac,
+                &Event::Failed("lokoctl cluster apply failed".to_owned()),
+            )?;
+        }
+        progress.say(&format!(
+            "lokoctl cluster apply failed; its output is in {}.\nTo debug: racker status, racker ipmi <node> sol, then rerun racker bootstrap (it resumes).",
+            log.display()
+        ));
+        return Ok(false);
+    }
+    for mac in &active {
+        file.apply(*mac, &Event::Reached(Stage::OsUp))?;
+    }
+    progress.finish(name, total, total, true);
+    Ok(true)
+}
+
 /// Poll `GET /api/v1/nodes` until every active node is a Ready Kubernetes
 /// node (by name, host name or internal address), moving each to `joined`
-/// as it appears; nodes still missing at the deadline fail with guidance.
+/// as it appears; nodes still missing at the deadline fail (returned).
 async fn follow_joins(
     progress: &Progress,
     name: &str,
     selection: &Selection,
     file: &mut StateFile,
     join: &JoinOptions,
-) -> anyhow::Result<bool> {
-    let nodes: Vec<&SelectedNode> = selection.active();
+) -> anyhow::Result<Vec<MacAddr>> {
+    let active = active_macs(selection, file);
+    let nodes: Vec<&SelectedNode> = selection
+        .active()
+        .into_iter()
+        .filter(|n| active.contains(&n.planned.node.primary_mac))
+        .collect();
     let total = nodes.len();
+    progress.stage(name, total);
     let started = Instant::now();
     let mut waiting: Vec<&SelectedNode> = nodes
         .into_iter()
@@ -254,7 +322,7 @@ async fn follow_joins(
         }
     }
     if waiting.is_empty() {
-        return Ok(true);
+        return Ok(Vec::new());
     }
     progress.finish(name, done, total, false);
     let why = if last_error.is_empty() {
@@ -268,6 +336,7 @@ async fn follow_joins(
             humantime::format_duration(join.timeout)
         )
     };
+    let mut failed = Vec::new();
     for n in &waiting {
         let mac = n.planned.node.primary_mac;
         file.apply(mac, &Event::Failed(why.clone()))?;
@@ -275,10 +344,7 @@ async fn follow_joins(
             "  × {mac} {}: {why}",
             n.hostname.clone().unwrap_or_default()
         ));
+        failed.push(mac);
     }
-    progress.say(&format!(
-        "To debug: kubectl --kubeconfig {} get nodes -o wide; racker ipmi <node> sol (serial console); ssh core@<node ip> journalctl -u kubelet. Rerun racker bootstrap to resume, or leave the nodes out with --exclude.",
-        join.kubeconfig.display()
-    ));
-    Ok(false)
+    Ok(failed)
 }

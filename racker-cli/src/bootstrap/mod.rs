@@ -430,6 +430,10 @@ async fn stages(
                 timeout: ctx.args.join_timeout,
                 interval: Duration::from_millis(500),
             },
+            &|failed: &[MacAddr]| match ctx.args.on_failure {
+                OnFailure::Ask => ask_policy(ctx, failed),
+                p => Ok(p),
+            },
         )
         .await?;
         if !ok {
