@@ -644,6 +644,67 @@ fn boot_from<'a>(
     })
 }
 
+/// A counted stage: its `k/N` progress lines and the nodes that failed.
+struct Tally<'p> {
+    progress: &'p Progress,
+    name: &'static str,
+    total: usize,
+    done: usize,
+    failed: Vec<MacAddr>,
+}
+
+impl<'p> Tally<'p> {
+    fn start(progress: &'p Progress, name: &'static str, total: usize) -> Self {
+        progress.stage(name, total);
+        Self {
+            progress,
+            name,
+            total,
+            done: 0,
+            failed: Vec::new(),
+        }
+    }
+
+    /// One node done: a ✓ line.
+    fn ok(&mut self, line: &str) {
+        self.done += 1;
+        self.progress
+            .step(self.name, self.done, self.total, true, line);
+    }
+
+    /// One node failed: its state says why, a × line `<who> <reason>`.
+    fn fail(
+        &mut self,
+        file: &mut StateFile,
+        mac: MacAddr,
+        who: &str,
+        reason: String,
+    ) -> anyhow::Result<()> {
+        file.apply(mac, &Event::Failed(reason.clone()))?;
+        self.done += 1;
+        self.progress.step(
+            self.name,
+            self.done,
+            self.total,
+            false,
+            &format!("{who} {reason}"),
+        );
+        self.failed.push(mac);
+        Ok(())
+    }
+
+    /// The ✓/× summary line; the failed nodes.
+    fn finish(self) -> Vec<MacAddr> {
+        self.progress.finish(
+            self.name,
+            self.total - self.failed.len(),
+            self.total,
+            self.failed.is_empty(),
+        );
+        self.failed
+    }
+}
+
 /// Request PXE installs for every node that needs one and wait for the
 /// installers' reports. Returns the nodes that failed, and those that were
 /// installed before this stage started.
@@ -653,14 +714,11 @@ async fn pxe_stage(
     file: &mut StateFile,
     reports: &ReportStore,
 ) -> anyhow::Result<(Vec<MacAddr>, Vec<MacAddr>)> {
-    let name = "OS installation via PXE";
     let active = active_nodes(selection, file, Stage::Planned);
-    let total = active.len();
-    ctx.progress.stage(name, total);
+    let mut tally = Tally::start(&ctx.progress, "OS installation via PXE", active.len());
     let _ = reports.refresh();
     // Nodes whose installer already reported (a previous run crashed after
     // the report) are not reinstalled.
-    let mut done = 0;
     let mut earlier = Vec::new();
     let mut to_request = Vec::new();
     let mut waiting: BTreeMap<MacAddr, Instant> = BTreeMap::new();
@@ -674,14 +732,7 @@ async fn pxe_stage(
         if stage >= Stage::Installed || reports.is_installed(mac) {
             file.apply(mac, &Event::Reached(Stage::Installed))?;
             earlier.push(mac);
-            done += 1;
-            ctx.progress.step(
-                name,
-                done,
-                total,
-                true,
-                &format!("{mac} {} already installed", host(n)),
-            );
+            tally.ok(&format!("{mac} {} already installed", host(n)));
         } else {
             // Not installed yet — also after a crash mid-install: request
             // the PXE boot (again; the power cycle restarts an interrupted
@@ -694,7 +745,6 @@ async fn pxe_stage(
         }
     }
 
-    let mut failed = Vec::new();
     let mut stream = boot_from(ctx, &to_request, BootDevice::Pxe);
     while let Some(r) = stream.next().await {
         match r.result {
@@ -706,11 +756,7 @@ async fn pxe_stage(
             }
             Err(e) => {
                 let reason = format!("PXE request through BMC {} failed: {e}", r.bmc);
-                file.apply(r.key, &Event::Failed(reason.clone()))?;
-                done += 1;
-                ctx.progress
-                    .step(name, done, total, false, &format!("{} {reason}", r.key));
-                failed.push(r.key);
+                tally.fail(file, r.key, &r.key.to_string(), reason)?;
             }
         }
     }
@@ -753,20 +799,13 @@ async fn pxe_stage(
             });
             let Some(verdict) = verdict else { continue };
             let name_of = selection.find_by_mac(*mac).map(host).unwrap_or_default();
-            done += 1;
             match verdict {
                 Ok(()) => {
                     file.apply(*mac, &Event::Reached(Stage::InstallerBooted))?;
                     file.apply(*mac, &Event::Reached(Stage::Installed))?;
-                    let line = format!("{mac} {name_of} installed");
-                    ctx.progress.step(name, done, total, true, &line);
+                    tally.ok(&format!("{mac} {name_of} installed"));
                 }
-                Err(reason) => {
-                    file.apply(*mac, &Event::Failed(reason.clone()))?;
-                    let line = format!("{mac} {name_of} {reason}");
-                    ctx.progress.step(name, done, total, false, &line);
-                    failed.push(*mac);
-                }
+                Err(reason) => tally.fail(file, *mac, &format!("{mac} {name_of}"), reason)?,
             }
             finished.push(*mac);
         }
@@ -774,9 +813,7 @@ async fn pxe_stage(
             waiting.remove(&mac);
         }
     }
-    ctx.progress
-        .finish(name, total - failed.len(), total, failed.is_empty());
-    Ok((failed, earlier))
+    Ok((tally.finish(), earlier))
 }
 
 /// Wait until every installed node's OS reported `up`; nodes in `repower`
@@ -789,15 +826,11 @@ async fn os_up_stage(
     reports: &ReportStore,
     repower: &[MacAddr],
 ) -> anyhow::Result<Vec<MacAddr>> {
-    let name = "Waiting for the installed OS";
     let nodes = active_nodes(selection, file, Stage::Installed);
-    let total = nodes.len();
-    if total == 0 {
+    if nodes.is_empty() {
         return Ok(Vec::new());
     }
-    ctx.progress.stage(name, total);
-    let mut failed = Vec::new();
-    let mut done = 0;
+    let mut tally = Tally::start(&ctx.progress, "Waiting for the installed OS", nodes.len());
     let to_repower: Vec<&SelectedNode> = nodes
         .iter()
         .copied()
@@ -812,11 +845,7 @@ async fn os_up_stage(
             )),
             Err(e) => {
                 let reason = format!("power cycle through BMC {} failed: {e}", r.bmc);
-                file.apply(r.key, &Event::Failed(reason.clone()))?;
-                done += 1;
-                ctx.progress
-                    .step(name, done, total, false, &format!("{} {reason}", r.key));
-                failed.push(r.key);
+                tally.fail(file, r.key, &r.key.to_string(), reason)?;
             }
         }
     }
@@ -826,7 +855,7 @@ async fn os_up_stage(
     let started = Instant::now();
     let mut waiting: Vec<&SelectedNode> = nodes
         .into_iter()
-        .filter(|n| !failed.contains(&n.planned.node.primary_mac))
+        .filter(|n| !tally.failed.contains(&n.planned.node.primary_mac))
         .collect();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     while !waiting.is_empty() {
@@ -846,33 +875,20 @@ async fn os_up_stage(
                 || reports.is_up(mac);
             if up {
                 file.apply(mac, &Event::Reached(Stage::OsUp))?;
-                done += 1;
-                ctx.progress
-                    .step(name, done, total, true, &format!("{mac} {} OS up", host(n)));
+                tally.ok(&format!("{mac} {} OS up", host(n)));
             } else if timed_out {
                 let reason = format!(
                     "installed, but its OS did not report up within {} (check its console: racker ipmi {mac} sol)",
                     humantime::format_duration(timeout)
                 );
-                file.apply(mac, &Event::Failed(reason.clone()))?;
-                done += 1;
-                ctx.progress.step(
-                    name,
-                    done,
-                    total,
-                    false,
-                    &format!("{mac} {} {reason}", host(n)),
-                );
-                failed.push(mac);
+                tally.fail(file, mac, &format!("{mac} {}", host(n)), reason)?;
             } else {
                 still.push(n);
             }
         }
         waiting = still;
     }
-    ctx.progress
-        .finish(name, total - failed.len(), total, failed.is_empty());
-    Ok(failed)
+    Ok(tally.finish())
 }
 
 /// `--kubeconfig`, or where lokoctl writes it below the asset directory.
