@@ -234,6 +234,21 @@ fn fake_lokoctl(dir: &Path, kubeconfig: &str, fail_step: &str) -> PathBuf {
     path
 }
 
+/// The fake API over the demo's cluster nodes (the worker never Ready when
+/// `worker_never_ready`), a temporary directory and a fake lokoctl in it
+/// that fails `fail_step`.
+fn lab(worker_never_ready: bool, fail_step: &str) -> (FakeApi, tempfile::TempDir, PathBuf) {
+    let never = if worker_never_ready {
+        vec!["ip-172-24-213-5".to_owned()]
+    } else {
+        Vec::new()
+    };
+    let api = FakeApi::start(demo_cluster_nodes(), never);
+    let dir = tempfile::tempdir().unwrap();
+    let lokoctl = fake_lokoctl(dir.path(), &api.kubeconfig(), fail_step);
+    (api, dir, lokoctl)
+}
+
 fn demo(dir: &Path, lokoctl: &Path) -> Command {
     let mut cmd = Command::cargo_bin("racker").unwrap();
     cmd.env_clear()
@@ -251,9 +266,7 @@ fn json(path: impl AsRef<Path>) -> serde_json::Value {
 
 #[test]
 fn joins_are_followed_through_the_kubernetes_api() {
-    let api = FakeApi::start(demo_cluster_nodes(), Vec::new());
-    let dir = tempfile::tempdir().unwrap();
-    let lokoctl = fake_lokoctl(dir.path(), &api.kubeconfig(), "none");
+    let (api, dir, lokoctl) = lab(false, "none");
     let out = demo(&dir.path().join("rack"), &lokoctl)
         .args(["--nodes", "4"])
         .output()
@@ -329,9 +342,7 @@ fn joins_are_followed_through_the_kubernetes_api() {
 
 #[test]
 fn a_node_that_never_joins_fails_with_guidance() {
-    let api = FakeApi::start(demo_cluster_nodes(), vec!["ip-172-24-213-5".to_owned()]);
-    let dir = tempfile::tempdir().unwrap();
-    let lokoctl = fake_lokoctl(dir.path(), &api.kubeconfig(), "none");
+    let (_api, dir, lokoctl) = lab(true, "none");
     demo(&dir.path().join("rack"), &lokoctl)
         .args(["--nodes", "4", "--join-timeout", "6s"])
         .assert()
@@ -357,9 +368,7 @@ fn a_node_that_never_joins_fails_with_guidance() {
 /// `lokoctl cluster apply` again before giving up.
 #[test]
 fn a_node_that_never_joins_is_excluded_or_retried() {
-    let api = FakeApi::start(demo_cluster_nodes(), vec!["ip-172-24-213-5".to_owned()]);
-    let dir = tempfile::tempdir().unwrap();
-    let lokoctl = fake_lokoctl(dir.path(), &api.kubeconfig(), "none");
+    let (_api, dir, lokoctl) = lab(true, "none");
     demo(&dir.path().join("rack"), &lokoctl)
         .args([
             "--nodes",
@@ -383,9 +392,7 @@ fn a_node_that_never_joins_is_excluded_or_retried() {
     assert!(!vars.contains("02:00:00:01:00:03"), "{vars}");
     assert!(vars.contains("02:00:00:01:00:02"), "{vars}");
 
-    let api = FakeApi::start(demo_cluster_nodes(), vec!["ip-172-24-213-5".to_owned()]);
-    let dir = tempfile::tempdir().unwrap();
-    let lokoctl = fake_lokoctl(dir.path(), &api.kubeconfig(), "none");
+    let (_api, dir, lokoctl) = lab(true, "none");
     demo(&dir.path().join("rack"), &lokoctl)
         .args([
             "--nodes",
@@ -417,9 +424,7 @@ fn a_node_that_never_joins_is_excluded_or_retried() {
 
 #[test]
 fn failing_cluster_apply_is_reported() {
-    let api = FakeApi::start(demo_cluster_nodes(), Vec::new());
-    let dir = tempfile::tempdir().unwrap();
-    let lokoctl = fake_lokoctl(dir.path(), &api.kubeconfig(), "cluster");
+    let (api, dir, lokoctl) = lab(false, "cluster");
     demo(&dir.path().join("rack"), &lokoctl)
         .args(["--nodes", "2"])
         .assert()
