@@ -11,7 +11,7 @@ use racker_inventory::{MacAddr, SelectedNode, Selection};
 
 use super::OnFailure;
 use super::progress::Progress;
-use super::state::{Event, NodeState, Stage, StateFile};
+use super::state::{Event, Stage, StateFile};
 
 /// `lokoctl` on PATH (or `RACKER_LOKOCTL`).
 pub(crate) fn find_lokoctl() -> anyhow::Result<PathBuf> {
@@ -67,16 +67,9 @@ pub(crate) struct JoinOptions {
 
 /// The nodes of `selection` still in play (state `active`).
 fn active_macs(selection: &Selection, file: &StateFile) -> Vec<MacAddr> {
-    selection
-        .active()
+    super::active_nodes(selection, file, Stage::Planned)
         .iter()
         .map(|n| n.planned.node.primary_mac)
-        .filter(|mac| {
-            matches!(
-                file.state.nodes.get(mac).map(|r| &r.state),
-                Some(NodeState::Active { .. })
-            )
-        })
         .collect()
 }
 
@@ -119,16 +112,9 @@ pub(crate) async fn stages(
                 ));
             }
             OnFailure::Exclude => {
-                for mac in &failed {
-                    file.apply(*mac, &Event::Exclude)?;
-                    racker_lokomotive::exclude_in_dir(cluster_dir, *mac, true).with_context(
-                        || format!("removing {mac} from the rendered configuration"),
-                    )?;
-                }
+                super::exclude_nodes(progress, file, cluster_dir, &failed)?;
                 progress.say(&format!(
-                    "Excluded {} node(s) from the cluster: {} (run `lokoctl cluster apply` in {} later to drop them from Lokomotive's state too)",
-                    failed.len(),
-                    failed.iter().map(MacAddr::to_string).collect::<Vec<_>>().join(" "),
+                    "Run `lokoctl cluster apply` in {} later to drop them from Lokomotive's state too.",
                     cluster_dir.display()
                 ));
                 break;
@@ -244,12 +230,7 @@ async fn follow_joins(
     file: &mut StateFile,
     join: &JoinOptions,
 ) -> anyhow::Result<Vec<MacAddr>> {
-    let active = active_macs(selection, file);
-    let nodes: Vec<&SelectedNode> = selection
-        .active()
-        .into_iter()
-        .filter(|n| active.contains(&n.planned.node.primary_mac))
-        .collect();
+    let nodes = super::active_nodes(selection, file, Stage::Planned);
     let total = nodes.len();
     progress.stage(name, total);
     let started = Instant::now();

@@ -500,17 +500,7 @@ async fn stages(
                 }
             }
             OnFailure::Exclude => {
-                for mac in &failed {
-                    file.apply(*mac, &Event::Exclude)?;
-                    racker_lokomotive::exclude_in_dir(&ctx.cluster_dir, *mac, true).with_context(
-                        || format!("removing {mac} from the rendered configuration"),
-                    )?;
-                }
-                ctx.progress.say(&format!(
-                    "Excluded {} node(s) from the cluster: {}",
-                    failed.len(),
-                    join_macs(&failed)
-                ));
+                exclude_nodes(&ctx.progress, file, &ctx.cluster_dir, &failed)?;
                 break;
             }
             _ => {
@@ -542,6 +532,27 @@ async fn stages(
         ctx.cluster_dir.display()
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The failure policy's `exclude`: mark `failed` excluded, take them out
+/// of the rendered configuration (`racker exclude` semantics), say so.
+pub(super) fn exclude_nodes(
+    progress: &Progress,
+    file: &mut StateFile,
+    cluster_dir: &Path,
+    failed: &[MacAddr],
+) -> anyhow::Result<()> {
+    for mac in failed {
+        file.apply(*mac, &Event::Exclude)?;
+        racker_lokomotive::exclude_in_dir(cluster_dir, *mac, true)
+            .with_context(|| format!("removing {mac} from the rendered configuration"))?;
+    }
+    progress.say(&format!(
+        "Excluded {} node(s) from the cluster: {}",
+        failed.len(),
+        join_macs(failed)
+    ));
+    Ok(())
 }
 
 fn join_macs(macs: &[MacAddr]) -> String {
@@ -599,7 +610,7 @@ fn guidance(ctx: &Ctx<'_>, selection: &Selection, file: &StateFile, failed: &[Ma
 }
 
 /// The selected nodes whose state is active at `from` or later.
-fn active_nodes<'a>(
+pub(super) fn active_nodes<'a>(
     selection: &'a Selection,
     file: &StateFile,
     from: Stage,
