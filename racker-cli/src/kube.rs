@@ -356,7 +356,13 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// A client that gives up on each request after `timeout`.
+    /// A client for the kubeconfig at `path` that gives up on each
+    /// request after `timeout`.
+    pub(crate) fn from_file(path: &Path, timeout: Duration) -> Result<Self, KubeError> {
+        Self::new(path, &Kubeconfig::load(path)?, timeout)
+    }
+
+    /// A client for `cfg` (read from `path`, named in errors).
     pub(crate) fn new(path: &Path, cfg: &Kubeconfig, timeout: Duration) -> Result<Self, KubeError> {
         let credentials = |what: &'static str, e: reqwest::Error| KubeError::Credentials {
             path: path.to_owned(),

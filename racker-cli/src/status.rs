@@ -226,8 +226,7 @@ async fn collect(
 async fn kube_nodes(
     path: &std::path::Path,
 ) -> Result<Vec<crate::kube::KubeNode>, crate::kube::KubeError> {
-    let cfg = crate::kube::Kubeconfig::load(path)?;
-    crate::kube::Client::new(path, &cfg, std::time::Duration::from_secs(3))?
+    crate::kube::Client::from_file(path, std::time::Duration::from_secs(3))?
         .nodes()
         .await
 }

@@ -248,13 +248,10 @@ async fn follow_joins(
     let mut last_error = String::new();
     while !waiting.is_empty() && started.elapsed() < join.timeout {
         if client.is_none() {
-            match crate::kube::Kubeconfig::load(&join.kubeconfig).and_then(|cfg| {
-                crate::kube::Client::new(
-                    &join.kubeconfig,
-                    &cfg,
-                    join.interval.max(Duration::from_secs(2)),
-                )
-            }) {
+            match crate::kube::Client::from_file(
+                &join.kubeconfig,
+                join.interval.max(Duration::from_secs(2)),
+            ) {
                 Ok(c) => {
                     file.set_kubeconfig(&join.kubeconfig)?;
                     client = Some(c);
