@@ -114,7 +114,10 @@ impl Layout {
         self.staging_parent().join(format!(".{name}.lock"))
     }
 
-    /// Take the install lock, or fail at once with [`Error::Busy`].
+    /// Take the install lock, waiting up to [`LOCK_WAIT`] for another
+    /// holder, else fail with [`Error::Busy`]. (The wait also covers a
+    /// just-released lock whose descriptor a concurrently forked child of
+    /// this process still holds until its `exec`.)
     pub fn lock(&self) -> Result<InstallLock> {
         let parent = self.staging_parent();
         fs::create_dir_all(&parent).ctx("create directory", &parent)?;
@@ -125,13 +128,21 @@ impl Layout {
             .write(true)
             .open(&path)
             .ctx("open", &path)?;
-        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(InstallLock { _file: file }),
-            Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(Error::Busy {
-                prefix: self.prefix.clone(),
-                lock: path,
-            }),
-            Err(e) => Err(std::io::Error::from(e)).ctx("lock", &path),
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(InstallLock { _file: file }),
+                Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(Error::Busy {
+                            prefix: self.prefix.clone(),
+                            lock: path,
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(std::io::Error::from(e)).ctx("lock", &path),
+            }
         }
     }
 
@@ -218,6 +229,9 @@ impl Layout {
         Ok(())
     }
 }
+
+/// How long [`Layout::lock`] waits for another holder.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The install lock of a prefix ([`Layout::lock`]); released when dropped
 /// (or when the process dies).

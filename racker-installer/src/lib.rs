@@ -57,7 +57,8 @@ pub use error::{Error, Result};
 pub use fetch::{Fetcher, fetch_pinned, parse_url, resolve};
 pub use index::{ReleaseEntry, ReleaseIndex, Selector};
 pub use install::{
-    InstallReport, Installed, InstalledState, Installer, Layout, Stage, Staging, read_version,
+    InstallLock, InstallReport, Installed, InstalledState, Installer, LOCK_WAIT, Layout, Stage,
+    Staging, read_version,
 };
 pub use semver::Version;
 pub use systemd::{ServiceManager, Systemctl, UNIT_SUFFIXES, is_unit_name, systemd_booted};
