@@ -38,7 +38,7 @@ pub(crate) enum FactoryCmd {
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
-        /// Installation prefix holding the RACKER_VERSION record.
+        /// Installation prefix (the layout `racker install` writes).
         #[arg(long, env = "RACKER_PREFIX", default_value = "/opt/racker")]
         prefix: PathBuf,
     },
@@ -129,12 +129,15 @@ fn reset(
     yes: bool,
     prefix: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
-    let version_file = prefix.join("RACKER_VERSION");
+    // The installer's layout keeps the version inside each release
+    // (`current/RACKER_VERSION`); the reset is a marker beside it that the
+    // next `racker update` reads (docs/installer.md).
+    let layout = racker_installer::Layout::new(prefix, "/nonexistent", "/nonexistent");
     let mut what = Vec::new();
     if version {
         what.push(format!(
-            "clear the installed version record {}",
-            version_file.display()
+            "forget the installed racker version under {} (the next `racker update` installs the newest release)",
+            prefix.display()
         ));
     }
     if nodes {
@@ -146,18 +149,13 @@ fn reset(
     }
     confirm(&format!("This will {}.", what.join(" and ")), yes)?;
     if version {
-        match std::fs::remove_file(&version_file) {
-            Ok(()) => println!("✓ removed {}", version_file.display()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                println!(
-                    "✓ no installed version recorded ({} absent)",
-                    version_file.display()
-                );
-            }
-            Err(e) => {
-                return Err(e).with_context(|| format!("removing {}", version_file.display()));
-            }
-        }
+        layout
+            .mark_factory_reset()
+            .with_context(|| format!("recording the factory reset under {}", prefix.display()))?;
+        println!(
+            "✓ installed version forgotten ({}): the next `racker update` installs the newest release",
+            layout.factory_reset_marker().display()
+        );
     }
     if nodes {
         write_atomic(

@@ -112,6 +112,14 @@ pub(crate) fn run(_globals: &Globals, command: ReleaseCommand) -> anyhow::Result
         ReleaseCommand::Version(layout) => version(&layout),
         ReleaseCommand::Install(args) => install(args),
         ReleaseCommand::Update(args) => {
+            if layout(&args.layout).factory_reset_pending() {
+                // After `racker factory reset --racker-version` the first
+                // update behaves like `upgrade` (docs/installer.md).
+                println!(
+                    "installed version forgotten by a factory reset: installing the newest release"
+                );
+                return from_index(&args, Selector::Newest);
+            }
             let installed = installed_version(&args.layout)?;
             from_index(&args, Selector::Compatible(installed))
         }
@@ -142,6 +150,9 @@ fn version(args: &LayoutArgs) -> anyhow::Result<ExitCode> {
     };
     if let Some(current) = state.current {
         println!("installed {} ({})", current.version, current.dir.display());
+    }
+    if layout(args).factory_reset_pending() {
+        println!("factory reset: the next `racker update` installs the newest release");
     }
     if let Some(previous) = state.previous {
         println!("previous {} (racker rollback)", previous.version);
@@ -223,7 +234,13 @@ fn from_index(args: &IndexArgs, selector: Selector) -> anyhow::Result<ExitCode> 
         .block_on(fetcher.bytes(&index_url, SMALL_DOCUMENT_LIMIT))
         .with_context(|| format!("release index {index_url} unreachable"))?;
     let index = ReleaseIndex::parse(index_url.as_str(), &bytes)?;
-    let installed = layout(&args.layout).state()?.current.map(|c| c.version);
+    let layout = layout(&args.layout);
+    // A factory reset forgets the installed version: nothing is "up to date".
+    let installed = if layout.factory_reset_pending() {
+        None
+    } else {
+        layout.state()?.current.map(|c| c.version)
+    };
     let Some(entry) = index.select(&selector, &args.arch)? else {
         println!(
             "no compatible release in {index_url}; racker {} stays installed",

@@ -275,6 +275,45 @@ fn install_update_upgrade_get_rollback_over_http() {
     );
 }
 
+/// `racker factory reset --racker-version` on the layout `racker install`
+/// writes: the next `update` behaves like `upgrade` (crosses the major
+/// version), as in the original racker; after it, `update` is plain again.
+#[test]
+fn factory_reset_makes_the_next_update_an_upgrade() {
+    let rack = Rack::new();
+    let index = rack.index_url();
+    let index = index.as_str();
+    let archive = rack.web().join(format!("racker-1.1.0-{ARCH}.tar.gz"));
+    rack.ok(&["install", archive.to_str().unwrap()]);
+    let out = rack.ok(&["update", "--release-index", index]);
+    assert!(out.contains("racker 1.1.0 is up to date"), "{out}");
+
+    let reset = Command::new(env!("CARGO_BIN_EXE_racker"))
+        .args(["--state-dir"])
+        .arg(rack.root().join("state"))
+        .args(["factory", "reset", "--racker-version", "--yes", "--prefix"])
+        .arg(rack.root().join("opt/racker"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&reset.stdout);
+    assert!(reset.status.success(), "{reset:?}");
+    assert!(stdout.contains("installed version forgotten"), "{stdout}");
+    // The installed release keeps working; `version` says what happens next.
+    assert_eq!(rack.installed(), "racker-test 1.1.0");
+    let version = rack.ok(&["version"]);
+    assert!(
+        version.contains("next `racker update` installs the newest"),
+        "{version}"
+    );
+
+    let out = rack.ok(&["update", "--release-index", index]);
+    assert!(out.contains("installed racker 2.0.0"), "{out}");
+    assert_eq!(rack.installed(), "racker-test 2.0.0");
+    assert!(!rack.root().join("opt/racker/FACTORY_RESET").exists());
+    let out = rack.ok(&["update", "--release-index", index]);
+    assert!(out.contains("racker 2.0.0 is up to date"), "{out}");
+}
+
 #[test]
 fn install_from_url_and_file_index() {
     let rack = Rack::new();

@@ -102,6 +102,33 @@ impl Layout {
         self.prefix.join("previous")
     }
 
+    /// `<prefix>/FACTORY_RESET`: written by `racker factory reset
+    /// --racker-version`; while it exists the installed version counts as
+    /// unknown, so the next update installs the newest release (as the
+    /// original racker did once its `RACKER_VERSION` file was removed). An
+    /// install of any release removes it. See docs/installer.md.
+    pub fn factory_reset_marker(&self) -> PathBuf {
+        self.prefix.join("FACTORY_RESET")
+    }
+
+    /// Whether [`Layout::mark_factory_reset`] was called since the last
+    /// install.
+    pub fn factory_reset_pending(&self) -> bool {
+        fs::symlink_metadata(self.factory_reset_marker()).is_ok()
+    }
+
+    /// Forget the installed version for the purpose of updates: the next
+    /// `update` selects the newest release like `upgrade`. The installed
+    /// tree itself stays as it is (executables keep working).
+    pub fn mark_factory_reset(&self) -> Result<()> {
+        fs::create_dir_all(&self.prefix).ctx("create directory", &self.prefix)?;
+        write_atomic(
+            &self.factory_reset_marker(),
+            b"the next `racker update` installs the newest release\n",
+            0o644,
+        )
+    }
+
     /// `<prefix parent>/.<prefix name>.lock`: held (flock, exclusive) for
     /// the whole of an install or rollback, so two of them never race on
     /// `current`. The kernel drops it when the holder dies.
@@ -482,6 +509,12 @@ impl<'a> Installer<'a> {
                 &self.layout.current_link(),
             )?;
             sync_dir(&self.layout.prefix)?;
+        }
+        // A release is installed again: the factory reset is consumed.
+        match fs::remove_file(self.layout.factory_reset_marker()) {
+            Ok(()) => sync_dir(&self.layout.prefix)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).ctx("remove", &self.layout.factory_reset_marker()),
         }
         self.checkpoint(None, Stage::Switched)?;
 
