@@ -114,7 +114,7 @@ impl RenderChoices {
     ) -> anyhow::Result<(RenderOptions, PublicIps)> {
         let public = match &self.public_ips {
             None => PublicIps::dhcp(),
-            Some(path) if path.as_os_str() == "dhcp" => PublicIps::dhcp(),
+            Some(path) if path.as_os_str().eq_ignore_ascii_case("dhcp") => PublicIps::dhcp(),
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;

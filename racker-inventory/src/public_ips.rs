@@ -7,7 +7,8 @@
 //! gateway = 203.0.113.1
 //! dns = 203.0.113.53
 //! ```
-//! A section without `ip_addr` means DHCP for that node. `gateway` and `dns`
+//! A section without `ip_addr` (or with an empty `ip_addr =`, as the
+//! original racker's prefill wrote) means DHCP for that node. `gateway` and `dns`
 //! carry over from the previous section that set them; the first section
 //! with an address must set both.
 
@@ -130,6 +131,12 @@ impl PublicIps {
             let section = sections
                 .last_mut()
                 .ok_or_else(|| err(line, format!("\"{key}\" appears before any [MAC] section")))?;
+            // The original racker's wizard prefilled every section with
+            // empty `ip_addr =`, `gateway =`, `dns =` lines: empty means
+            // unset (so a section left as prefilled is DHCP).
+            if value.is_empty() && matches!(key, "ip_addr" | "gateway" | "dns") {
+                continue;
+            }
             let addr = |v: &str| -> Result<Ipv4Addr> {
                 v.parse()
                     .map_err(|_| err(line, format!("{key} \"{v}\" is not an IPv4 address")))
@@ -269,6 +276,32 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = include_str!("../../docs/examples/public-ips.ini");
+
+    /// The original racker's wizard prefill: one section per secondary MAC
+    /// with empty values; the operator fills some and leaves the rest.
+    #[test]
+    fn original_prefill_with_empty_values_means_dhcp() {
+        let text = "[00:11:22:33:44:40]\nip_addr =\ngateway =\ndns =\n\n\
+                    [00:11:22:33:44:50]\nip_addr = 203.0.113.11/24\ngateway = 203.0.113.1\ndns = 203.0.113.53\n\n\
+                    [00:11:22:33:44:60]\nip_addr = 203.0.113.12/24\ngateway =\ndns =\n";
+        let ips = PublicIps::parse("prefill.ini", text).unwrap();
+        let mac = |s: &str| -> MacAddr { s.parse().unwrap() };
+        assert_eq!(ips.get(mac("00:11:22:33:44:40")), &PublicAddress::Dhcp);
+        let carried = PublicAddress::Static {
+            address: Ipv4Addr::new(203, 0, 113, 12),
+            prefix_len: 24,
+            gateway: Ipv4Addr::new(203, 0, 113, 1),
+            dns: vec![Ipv4Addr::new(203, 0, 113, 53)],
+        };
+        assert_eq!(ips.get(mac("00:11:22:33:44:60")), &carried);
+        // An empty gateway does not satisfy a first static section.
+        let err = PublicIps::parse(
+            "p.ini",
+            "[00:11:22:33:44:40]\nip_addr = 10.0.0.2/24\ngateway =\ndns =\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no gateway and dns"), "{err}");
+    }
 
     #[test]
     fn example_carries_gateway_and_dns_over() {
