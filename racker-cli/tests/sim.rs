@@ -15,27 +15,10 @@ fn racker(oem: &Path, state: &Path) -> Command {
 
 /// Start `racker sim up` and wait for its ready line.
 fn sim_up(oem: &Path, state: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = racker(oem, state)
-        .args(["sim", "up"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut text = String::new();
-    loop {
-        let mut line = String::new();
-        let n = out.read_line(&mut line).unwrap();
-        assert!(n > 0, "racker sim up exited early: {text}");
-        text.push_str(&line);
-        if line.contains("press Ctrl-C") {
-            break;
-        }
-    }
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in out.lines() {});
-    (child, text)
+    racker_testsupport::spawn_until_line(
+        racker(oem, state).args(["sim", "up"]).args(extra),
+        "press Ctrl-C",
+    )
 }
 
 fn status_json(oem: &Path, state: &Path) -> serde_json::Value {
@@ -52,19 +35,7 @@ fn status_json(oem: &Path, state: &Path) -> serde_json::Value {
 }
 
 fn interrupt(child: &mut Child) -> std::process::ExitStatus {
-    let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "racker sim up ignored SIGINT");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    racker_testsupport::interrupt(child, Duration::from_secs(10))
 }
 
 #[test]

@@ -68,3 +68,58 @@ pub fn require_root(test: &str) -> bool {
         skip_or_fail(test, "needs root (network namespaces / privileged ports)")
     }
 }
+
+/// Spawn `cmd` with piped stdout/stderr and read its stdout until a line
+/// containing `marker` (e.g. a server's "ready" line). Returns the child
+/// and the text read so far; stdout keeps being drained in a thread so the
+/// child never blocks on a full pipe. Panics when the child exits first.
+pub fn spawn_until_line(
+    cmd: &mut std::process::Command,
+    marker: &str,
+) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        let n = out.read_line(&mut line).expect("read child stdout");
+        assert!(n > 0, "{cmd:?} exited before printing {marker:?}: {text}");
+        text.push_str(&line);
+        if line.contains(marker) {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in out.lines() {});
+    (child, text)
+}
+
+/// Send SIGINT to `child` and wait (bounded) for it to exit; panics when it
+/// ignores the signal for `timeout`.
+pub fn interrupt(
+    child: &mut std::process::Child,
+    timeout: std::time::Duration,
+) -> std::process::ExitStatus {
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(ok.success(), "kill -INT {} failed", child.id());
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pid {} ignored SIGINT for {timeout:?}",
+            child.id()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
