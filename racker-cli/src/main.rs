@@ -1,6 +1,7 @@
 //! The `racker` command line.
 
 mod bootstrap;
+mod completions;
 mod context;
 mod demo;
 mod factory;
@@ -24,10 +25,22 @@ use clap::{CommandFactory as _, FromArgMatches as _, Subcommand};
 
 use crate::globals::Globals;
 
+/// `0.1.0 (commit abc123, built 2026-12-02, x86_64-unknown-linux-gnu)`.
+pub(crate) const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("RACKER_BUILD_COMMIT"),
+    ", built ",
+    env!("RACKER_BUILD_DATE"),
+    ", ",
+    env!("RACKER_BUILD_TARGET"),
+    ")"
+);
+
 /// Racker provisions a whole server rack from one of its own servers.
 #[derive(Debug, clap::Parser)]
-#[command(name = "racker", version, about, long_about = None)]
-struct Cli {
+#[command(name = "racker", version = LONG_VERSION, about, long_about = None)]
+pub(crate) struct Cli {
     #[command(flatten)]
     globals: Globals,
     #[command(subcommand)]
@@ -60,6 +73,10 @@ enum Command {
     /// Render a cluster directory (`render`) or remove a node from one (`exclude`).
     #[command(flatten)]
     Render(render::RenderCommand),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsCmd),
+    /// Write man pages for racker and every subcommand into a directory.
+    Manpages(completions::ManpagesCmd),
     // Each subcommand lives in its own module; add one variant per line below.
 }
 
@@ -125,6 +142,8 @@ fn main() -> ExitCode {
         Command::Demo(cmd) => demo::run(cmd),
         Command::Ipmi(cmd) => ipmi::run(&cli.globals, cmd),
         Command::Netboot(cmd) => netboot::run(&cli.globals, cmd),
+        Command::Completions(cmd) => completions::completions(cmd),
+        Command::Manpages(cmd) => completions::manpages(cmd),
     };
     match result {
         Ok(code) => code,

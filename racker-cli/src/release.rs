@@ -140,7 +140,7 @@ fn layout(args: &LayoutArgs) -> Layout {
 }
 
 fn version(args: &LayoutArgs) -> anyhow::Result<ExitCode> {
-    println!("racker {}", env!("CARGO_PKG_VERSION"));
+    println!("racker {}", crate::LONG_VERSION);
     let state = match layout(args).state() {
         Ok(state) => state,
         Err(err) => {

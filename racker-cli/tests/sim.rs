@@ -1,6 +1,5 @@
 //! `racker sim up` / `racker sim status` end to end (ipmitool as the peer).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
