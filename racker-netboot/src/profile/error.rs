@@ -57,7 +57,7 @@ pub enum ContentError {
         reason: String,
     },
     /// A report with an unknown stage.
-    #[error("unknown report stage {0:?} (expected installing, installed or failed)")]
+    #[error("unknown report stage {0:?} (expected installing, installed, up or failed)")]
     UnknownStage(String),
     /// Downloading a Flatcar asset failed.
     #[error("downloading {url}: {reason}")]
