@@ -134,7 +134,7 @@ pub(crate) async fn start_for(
         let boot_files = locate_boot_files(args.boot_files.as_deref())?;
         let tftp = TftpServer::bind(
             tftp_addr,
-            &boot_files,
+            boot_files.dir(),
             TftpConfig::default(),
             metrics.tftp.clone(),
         )
@@ -145,7 +145,8 @@ pub(crate) async fn start_for(
             } else {
                 "starting TFTP"
             }
-        })?;
+        })?
+        .with_boot_files(boot_files.clone());
         Some((tftp, boot_files))
     };
     // Bind HTTP first so port 0 resolves before the base URL is chosen.
