@@ -13,6 +13,9 @@
 
 pub mod files;
 pub mod metrics;
+mod serve;
+
+pub use serve::{HttpLimits, raise_nofile_limit};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -99,6 +102,7 @@ pub struct HttpServer {
     listener: TcpListener,
     local: SocketAddr,
     content: HttpContent,
+    limits: HttpLimits,
 }
 
 impl HttpServer {
@@ -115,6 +119,7 @@ impl HttpServer {
             listener,
             local,
             content,
+            limits: HttpLimits::default(),
         })
     }
 
@@ -134,6 +139,7 @@ impl HttpServer {
             listener,
             local,
             content,
+            limits: HttpLimits::default(),
         })
     }
 
@@ -142,10 +148,17 @@ impl HttpServer {
         self.local
     }
 
-    /// Serve until the task is dropped.
+    /// Use these connection limits and timeouts instead of the defaults.
+    pub fn with_limits(mut self, limits: HttpLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Serve until the task is dropped (which closes every connection).
     pub async fn run(self) -> Result<(), ContentError> {
         let local = self.local;
-        axum::serve(self.listener, self.content.router())
+        let metrics = self.content.metrics.clone();
+        serve::serve(self.listener, self.content.router(), self.limits, metrics)
             .await
             .map_err(|source| ContentError::Socket {
                 what: "serving HTTP",
