@@ -39,7 +39,8 @@ pub struct HttpLimits {
     /// Also capped at half the process's descriptor limit, so a flood
     /// leaves descriptors for DHCP, TFTP and the lease table.
     pub max_connections: usize,
-    /// Connections open at once from one client address.
+    /// Connections open at once from one client address (at most a
+    /// quarter of the connection limit).
     pub max_connections_per_client: usize,
     /// Time from accepting a connection (or from the first byte of a
     /// later request) until the request head is complete.
@@ -78,7 +79,7 @@ pub fn raise_nofile_limit() -> std::io::Result<Option<u64>> {
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current != limit.maximum {
         limit.current = limit.maximum;
-        setrlimit(Resource::Nofile, limit.clone())?;
+        setrlimit(Resource::Nofile, limit)?;
     }
     Ok(limit.current)
 }
@@ -165,6 +166,9 @@ pub(crate) async fn serve(
     metrics: Arc<Metrics>,
 ) -> std::io::Result<()> {
     let cap = connection_cap(limits.max_connections);
+    // One client may hold at most a quarter of the connections, so a
+    // single flooding address leaves room for everyone else.
+    let per_client = limits.max_connections_per_client.min((cap / 4).max(1));
     let slots = Arc::new(Slots::default());
     let limits = Arc::new(limits);
     let mut tasks = tokio::task::JoinSet::new();
