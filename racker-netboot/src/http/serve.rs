@@ -190,8 +190,7 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let Some(slot) = slots.take(peer.ip(), cap, limits.max_connections_per_client, &metrics)
-        else {
+        let Some(slot) = slots.take(peer.ip(), cap, per_client, &metrics) else {
             metrics
                 .http
                 .connections_refused
