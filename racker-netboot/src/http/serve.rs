@@ -1,7 +1,7 @@
 //! The HTTP/1.1 connection loop around the axum router.
 //!
 //! Hand-written rather than `axum::serve` for what a rack network needs
-//! from a boot server under a flood (docs/netboot.md):
+//! from a boot server under a flood (docs/netboot-content.md, "Limits"):
 //! - a connection limit, globally and per client address, refusing the
 //!   excess at accept with a 503;
 //! - a header timeout (the first request head must arrive within it, so
