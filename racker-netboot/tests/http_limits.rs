@@ -308,3 +308,44 @@ async fn one_client_cannot_take_every_connection() {
     let reply = get(srv.addr, Some("127.0.0.2"), "/assets/small.txt").await;
     assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_downloads_hold_no_user_space_buffers() {
+    const STALLED: usize = 400;
+    let mut l = limits(60.0);
+    l.max_connections = 4096;
+    l.max_connections_per_client = 4096;
+    let srv = start(l).await;
+    let rss = || {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap()
+    };
+    let before = rss();
+    let mut held = Vec::new();
+    for i in 0..STALLED {
+        let sock = TcpSocket::new_v4().unwrap();
+        sock.bind(format!("127.0.1.{}:0", 10 + i % 4).parse().unwrap())
+            .unwrap();
+        // Small receive buffers: the server's sends stall quickly.
+        sock.set_recv_buffer_size(4096).unwrap();
+        let mut s = sock.connect(srv.addr).await.unwrap();
+        s.write_all(b"GET /assets/big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        srv.metrics.http.connections_open.load(Ordering::Relaxed),
+        STALLED as u64
+    );
+    let grown = rss().saturating_sub(before);
+    eprintln!("{STALLED} stalled downloads: RSS grew by {grown} KiB");
+    // The streamed-chunk server held 2 x 128 KiB per stalled download.
+    assert!(grown < 40 * 1024, "{grown} KiB");
+    drop(held);
+}
