@@ -123,6 +123,11 @@ pub(crate) async fn start_for(
     base_url: Option<&str>,
     ignition: Option<Arc<dyn IgnitionSource>>,
 ) -> anyhow::Result<ContentServices> {
+    // Every descriptor the hard limit allows: connection floods are capped
+    // per service well below it (see racker_netboot::http::HttpLimits).
+    if let Err(e) = racker_netboot::http::raise_nofile_limit() {
+        tracing::warn!("cannot raise the open-file limit: {e}");
+    }
     let mgmt = IpAddr::V4(plan.management_ip());
     let http_addr = args.http_listen.unwrap_or(SocketAddr::new(mgmt, HTTP_PORT));
     let tftp_addr = args.tftp_listen.unwrap_or(SocketAddr::new(mgmt, 69));
@@ -134,7 +139,7 @@ pub(crate) async fn start_for(
         let boot_files = locate_boot_files(args.boot_files.as_deref())?;
         let tftp = TftpServer::bind(
             tftp_addr,
-            &boot_files,
+            boot_files.dir(),
             TftpConfig::default(),
             metrics.tftp.clone(),
         )
@@ -145,7 +150,8 @@ pub(crate) async fn start_for(
             } else {
                 "starting TFTP"
             }
-        })?;
+        })?
+        .with_boot_files(boot_files.clone());
         Some((tftp, boot_files))
     };
     // Bind HTTP first so port 0 resolves before the base URL is chosen.

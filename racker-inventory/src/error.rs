@@ -95,6 +95,43 @@ pub enum Error {
         /// Column name.
         column: &'static str,
     },
+    /// A file is larger than racker accepts (e.g. a link to `/dev/zero`).
+    #[error("{}: larger than {limit} bytes; is this really the file meant?", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// A text value is longer than racker accepts.
+    #[error("{file}:{line}: \"{column}\" is {len} characters long; at most {max} are allowed")]
+    ValueTooLong {
+        /// The file.
+        file: String,
+        /// Line number (1-based).
+        line: u64,
+        /// Column name.
+        column: &'static str,
+        /// Its length in characters.
+        len: usize,
+        /// The limit in characters.
+        max: usize,
+    },
+    /// A MAC that cannot belong to a network card (all-zero, broadcast or
+    /// multicast).
+    #[error("{file}:{line}: \"{column}\" {mac} is {why}, not the address of a network card")]
+    UnusableMac {
+        /// The file.
+        file: String,
+        /// Line number (1-based).
+        line: u64,
+        /// Column name.
+        column: &'static str,
+        /// The MAC.
+        mac: MacAddr,
+        /// "all-zero", "the broadcast address" or "a multicast address".
+        why: &'static str,
+    },
     /// The same MAC appears twice.
     #[error(
         "{file}:{line}: \"{column}\" {mac} is already used on line {first_line} (\"{first_column}\")"

@@ -41,7 +41,9 @@ pub use credentials::{Credentials, Password};
 pub use error::{Error, Result};
 pub use interfaces::{LocalInterface, Management, read_local_interfaces};
 pub use mac::{MacAddr, ParseMacError};
-pub use nodes::{Inventory, NODES_CSV_HEADER, Node};
+pub use nodes::{
+    Inventory, MAX_COMMENT_CHARS, MAX_NODE_TYPE_CHARS, MAX_NODES_CSV_BYTES, NODES_CSV_HEADER, Node,
+};
 pub use plan::{
     AddressPlan, DEFAULT_PREFIX_LEN, DEFAULT_SUBNET_PREFIX, PlanOptions, PlannedNode, Subnet,
 };

@@ -31,6 +31,31 @@ impl MacAddr {
     pub fn is_zero(&self) -> bool {
         self.0 == [0; 6]
     }
+
+    /// True for `ff:ff:ff:ff:ff:ff`.
+    pub fn is_broadcast(&self) -> bool {
+        self.0 == [0xff; 6]
+    }
+
+    /// True for group (multicast) addresses: the least significant bit of
+    /// the first octet is set (broadcast included).
+    pub fn is_multicast(&self) -> bool {
+        self.0[0] & 1 == 1
+    }
+
+    /// Why this MAC cannot be a network card's own address (all-zero,
+    /// broadcast or multicast), or `None` when it can.
+    pub fn unusable_reason(&self) -> Option<&'static str> {
+        if self.is_zero() {
+            Some("all-zero")
+        } else if self.is_broadcast() {
+            Some("the broadcast address")
+        } else if self.is_multicast() {
+            Some("a multicast address")
+        } else {
+            None
+        }
+    }
 }
 
 impl FromStr for MacAddr {

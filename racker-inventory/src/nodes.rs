@@ -15,6 +15,15 @@ pub(crate) const COL_SECONDARY: &str = "Secondary MAC address";
 pub(crate) const COL_TYPE: &str = "Node Type";
 pub(crate) const COL_COMMENT: &str = "Comments";
 
+/// Largest nodes.csv accepted (a rack of thousands of nodes is well below).
+pub const MAX_NODES_CSV_BYTES: u64 = 4 << 20;
+
+/// Longest Node Type, in characters.
+pub const MAX_NODE_TYPE_CHARS: usize = 256;
+
+/// Longest Comments value, in characters.
+pub const MAX_COMMENT_CHARS: usize = 1024;
+
 /// The header racker writes (e.g. on `factory reset`).
 pub const NODES_CSV_HEADER: &str =
     "Primary MAC address, BMC MAC address, Secondary MAC address, Node Type, Comments";
@@ -64,10 +73,25 @@ pub struct Inventory {
 impl Inventory {
     /// Read and validate a nodes.csv file.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        use std::io::Read as _;
+        let io = |source| Error::Io {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        // Read at most one byte past the limit: a link to /dev/zero (or a
+        // huge file) fails at once instead of filling memory.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .map_err(io)?
+            .take(MAX_NODES_CSV_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > MAX_NODES_CSV_BYTES {
+            return Err(Error::TooLarge {
+                path: path.to_owned(),
+                limit: MAX_NODES_CSV_BYTES,
+            });
+        }
         Self::parse(&path.display().to_string(), &bytes)
     }
 
@@ -224,10 +248,7 @@ impl<'a> LineCounter<'a> {
             self.offset = 0;
             self.line = 1;
         }
-        let newlines = self.bytes[self.offset..target]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
+        let newlines = (self.offset..target).filter(|&i| self.ends_line(i)).count();
         self.line += newlines as u64;
         self.offset = target;
         // A record that starts right after blank lines: skip to its first
@@ -236,13 +257,23 @@ impl<'a> LineCounter<'a> {
         let mut line = self.line;
         while let Some(&b) = self.bytes.get(i) {
             match b {
-                b'\n' => line += 1,
+                b'\n' | b'\r' if self.ends_line(i) => line += 1,
                 b'\r' | b' ' | b'\t' => {}
                 _ => break,
             }
             i += 1;
         }
         line
+    }
+
+    /// True when the byte at `i` ends a line: LF, or a CR not followed by
+    /// LF (old Mac line endings, which the CSV reader accepts too).
+    fn ends_line(&self, i: usize) -> bool {
+        match self.bytes.get(i) {
+            Some(b'\n') => true,
+            Some(b'\r') => self.bytes.get(i + 1) != Some(&b'\n'),
+            _ => false,
+        }
     }
 }
 
@@ -289,12 +320,22 @@ fn parse_row(file: &str, line: u64, fields: &[String]) -> Result<Node> {
         if value.is_empty() {
             return Ok(None);
         }
-        value.parse().map(Some).map_err(|_| Error::InvalidMac {
+        let mac: MacAddr = value.parse().map_err(|_| Error::InvalidMac {
             file: file.to_owned(),
             line,
             column,
             value: value.to_owned(),
-        })
+        })?;
+        if let Some(why) = mac.unusable_reason() {
+            return Err(Error::UnusableMac {
+                file: file.to_owned(),
+                line,
+                column,
+                mac,
+                why,
+            });
+        }
+        Ok(Some(mac))
     };
     let required = |i: usize, column: &'static str| -> Result<MacAddr> {
         mac(i, column)?.ok_or_else(|| Error::MissingValue {
@@ -316,6 +357,21 @@ fn parse_row(file: &str, line: u64, fields: &[String]) -> Result<Node> {
     }
     // A comment may itself contain commas: keep everything after the type.
     let comment = fields.get(4..).map(|c| c.join(", ")).unwrap_or_default();
+    for (value, column, max) in [
+        (&node_type, COL_TYPE, MAX_NODE_TYPE_CHARS),
+        (&comment, COL_COMMENT, MAX_COMMENT_CHARS),
+    ] {
+        let len = value.chars().count();
+        if len > max {
+            return Err(Error::ValueTooLong {
+                file: file.to_owned(),
+                line,
+                column,
+                len,
+                max,
+            });
+        }
+    }
     Ok(Node {
         line,
         primary_mac,
@@ -418,8 +474,117 @@ mod tests {
         );
     }
 
+    #[test]
+    fn cr_only_line_endings_give_editor_line_numbers() {
+        let h = "Primary MAC address, BMC MAC address, Secondary MAC address, Node Type, Comments";
+        let text = format!("{h}\r00:11:22:33:44:00, 00:11:22:33:44:01\r\r00:11:22:33:44:10, zz\r");
+        assert_eq!(
+            err(&text),
+            "nodes.csv:4: \"BMC MAC address\" is set as \"zz\" and does not look like a MAC address"
+        );
+        // Mixed endings: CR LF, CR, LF.
+        let text = format!(
+            "{h}\r\n00:11:22:33:44:00, 00:11:22:33:44:01\r00:11:22:33:44:10, 00:11:22:33:44:11\n00:11:22:33:44:20, 00:11:22:33:44:00\n"
+        );
+        assert!(err(&text).starts_with(
+            "nodes.csv:4: \"BMC MAC address\" 00:11:22:33:44:00 is already used on line 2"
+        ));
+        let inv = Inventory::parse(
+            "nodes.csv",
+            format!("{h}\r\r00:11:22:33:44:00, 00:11:22:33:44:01\r").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(inv.nodes()[0].line, 3);
+    }
+
+    #[test]
+    fn zero_broadcast_and_multicast_macs_refused() {
+        let h =
+            "Primary MAC address, BMC MAC address, Secondary MAC address, Node Type, Comments\n";
+        assert_eq!(
+            err(&format!("{h}00:00:00:00:00:00, 00:11:22:33:44:01\n")),
+            "nodes.csv:2: \"Primary MAC address\" 00:00:00:00:00:00 is all-zero, not the address of a network card"
+        );
+        assert_eq!(
+            err(&format!("{h}00:11:22:33:44:00, FF:FF:FF:FF:FF:FF\n")),
+            "nodes.csv:2: \"BMC MAC address\" ff:ff:ff:ff:ff:ff is the broadcast address, not the address of a network card"
+        );
+        assert_eq!(
+            err(&format!(
+                "{h}00:11:22:33:44:00, 00:11:22:33:44:01, 01:00:5e:00:00:01\n"
+            )),
+            "nodes.csv:2: \"Secondary MAC address\" 01:00:5e:00:00:01 is a multicast address, not the address of a network card"
+        );
+        // Locally administered unicast (02:...) is fine.
+        Inventory::parse(
+            "n",
+            format!("{h}02:00:00:00:00:01, 02:00:00:00:00:02\n").as_bytes(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn long_values_refused_with_line() {
+        let h =
+            "Primary MAC address, BMC MAC address, Secondary MAC address, Node Type, Comments\n";
+        let long = "x".repeat(65_536);
+        assert_eq!(
+            err(&format!(
+                "{h}00:11:22:33:44:00, 00:11:22:33:44:01\n00:11:22:33:44:10, 00:11:22:33:44:11, , {long}\n"
+            )),
+            "nodes.csv:3: \"Node Type\" is 65536 characters long; at most 256 are allowed"
+        );
+        assert!(
+            err(&format!(
+                "{h}00:11:22:33:44:00, 00:11:22:33:44:01, , t, {}\n",
+                "c".repeat(1025)
+            ))
+            .starts_with("nodes.csv:2: \"Comments\" is 1025 characters long; at most 1024")
+        );
+        let ok = format!(
+            "{h}00:11:22:33:44:00, 00:11:22:33:44:01, , {}, {}\n",
+            "t".repeat(256),
+            "c".repeat(1024)
+        );
+        Inventory::parse("nodes.csv", ok.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn oversized_file_refused_fast() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("nodes.csv");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let start = std::time::Instant::now();
+        let e = Inventory::load(&link).unwrap_err().to_string();
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(
+            e,
+            format!(
+                "{}: larger than 4194304 bytes; is this really the file meant?",
+                link.display()
+            )
+        );
+        let big = dir.path().join("big.csv");
+        let mut text = String::from(NODES_CSV_HEADER);
+        text.push('\n');
+        while text.len() as u64 <= MAX_NODES_CSV_BYTES {
+            text.push_str("# padding padding padding padding padding padding padding\n");
+        }
+        std::fs::write(&big, text).unwrap();
+        assert!(matches!(Inventory::load(&big), Err(Error::TooLarge { .. })));
+    }
+
     fn arb_mac() -> impl Strategy<Value = MacAddr> {
-        any::<[u8; 6]>().prop_map(MacAddr::new)
+        // Unicast and not all-zero: the only MACs a node may have.
+        any::<[u8; 6]>().prop_map(|mut o| {
+            o[0] &= 0xfe;
+            o[5] |= (o == [0; 6]) as u8;
+            MacAddr::new(o)
+        })
     }
 
     fn arb_text() -> impl Strategy<Value = String> {

@@ -1,15 +1,18 @@
-//! 32 concurrent downloads of one large asset from our HTTP server and,
-//! when installed, from nginx serving the same file, on loopback.
+//! Asset download throughput of our HTTP server against nginx serving the
+//! same file on loopback, interleaved run by run in the same process run
+//! (machine noise swings single runs by 2x, so separate runs compare
+//! badly): one stream and 8 parallel streams.
 //!
-//! `RACKER_BENCH_ASSET_MIB` sets the file size (default 256).
+//! `RACKER_BENCH_ASSET_MIB` sets the file size (default 64),
+//! `RACKER_BENCH_ROUNDS` the number of interleaved rounds (default 5).
 //! Run: `cargo bench -p racker-netboot --bench http_assets`.
+//! Without nginx only our server is measured.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use racker_netboot::IgnitionDir;
 use racker_netboot::http::metrics::Metrics;
 use racker_netboot::http::{HttpContent, HttpServer};
@@ -17,13 +20,11 @@ use racker_netboot::matchbox::Catalog;
 use racker_netboot::report::ReportStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const CLIENTS: usize = 32;
-
-fn asset_mib() -> u64 {
-    std::env::var("RACKER_BENCH_ASSET_MIB")
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
+        .unwrap_or(default)
 }
 
 /// GET `path` with a raw HTTP/1.1 client; returns body bytes received.
@@ -60,23 +61,34 @@ async fn download(addr: SocketAddr, path: &str) -> u64 {
     total
 }
 
-async fn round(addr: SocketAddr, path: &str, expected: u64) {
-    let mut tasks = Vec::new();
-    for _ in 0..CLIENTS {
-        let p = path.to_owned();
-        tasks.push(tokio::spawn(async move { download(addr, &p).await }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), expected);
-    }
+/// `streams` parallel downloads; returns MiB/s over all of them.
+fn round(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    path: &str,
+    streams: usize,
+    size: u64,
+) -> f64 {
+    let start = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..streams {
+            let p = path.to_owned();
+            tasks.push(tokio::spawn(async move { download(addr, &p).await }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), size);
+        }
+    });
+    (size * streams as u64) as f64 / (1 << 20) as f64 / start.elapsed().as_secs_f64()
 }
 
-fn vm_hwm_kib() -> u64 {
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
@@ -131,8 +143,26 @@ fn start_nginx(root: &Path, work: &Path) -> Option<(std::process::Child, SocketA
     None
 }
 
-fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn main() {
+    // `cargo test --benches` / `--list` runs: nothing to measure.
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let size = env_or("RACKER_BENCH_ASSET_MIB", 64) << 20;
+    let rounds = env_or("RACKER_BENCH_ROUNDS", 5);
+    // Our server on its own two threads, like the daemon; the clients on
+    // two more, the same client for both servers.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
@@ -140,13 +170,10 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let assets = dir.path().join("assets");
     std::fs::create_dir_all(&assets).unwrap();
-    let size = asset_mib() << 20;
     {
-        let f = std::fs::File::create(assets.join("image.bin")).unwrap();
-        f.set_len(size).unwrap(); // sparse: the page cache serves zeros
-        // Write some real data so it is not entirely a hole.
         use std::os::unix::fs::FileExt;
-        let block = vec![0xa5u8; 1 << 20];
+        let f = std::fs::File::create(assets.join("image.bin")).unwrap();
+        let block: Vec<u8> = (0..1u32 << 20).map(|i| (i * 31 % 251) as u8).collect();
         let mut off = 0;
         while off < size {
             f.write_at(&block, off).unwrap();
@@ -155,7 +182,7 @@ fn bench(c: &mut Criterion) {
     }
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let addr = rt.block_on(async {
+    let racker = server_rt.block_on(async {
         let content = HttpContent::new(
             Catalog::default(),
             ReportStore::open(&state).unwrap(),
@@ -170,44 +197,80 @@ fn bench(c: &mut Criterion) {
         tokio::spawn(server.run());
         addr
     });
-    let mut group = c.benchmark_group("http_32_concurrent");
-    group.sample_size(10);
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(20));
-    group.throughput(Throughput::Bytes(size * CLIENTS as u64));
-    let before = vm_hwm_kib();
-    group.bench_function("racker", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                rt.block_on(round(addr, "/assets/image.bin", size));
-            }
-            start.elapsed()
-        })
-    });
-    eprintln!(
-        "racker bench process peak RSS: {} MiB (before the runs: {} MiB)",
-        vm_hwm_kib() / 1024,
-        before / 1024
-    );
     let work = dir.path().join("nginx");
     std::fs::create_dir_all(&work).unwrap();
-    if let Some((child, naddr)) = start_nginx(&assets, &work) {
-        group.bench_function("nginx", |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    rt.block_on(round(naddr, "/image.bin", size));
-                }
-                start.elapsed()
-            })
-        });
-        stop_nginx(child, &work);
-    } else {
-        eprintln!("nginx not available: comparison skipped");
+    let nginx = start_nginx(&assets, &work);
+    if nginx.is_none() {
+        eprintln!("nginx not available: only racker is measured");
     }
-    group.finish();
+    let rss_before = status_kib("VmRSS:");
+    println!(
+        "{} MiB file on loopback, {rounds} interleaved rounds (MiB/s, all streams together)",
+        size >> 20
+    );
+    for streams in [1usize, 8] {
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        // Warm-up (page cache, connections): not counted.
+        round(&client_rt, racker, "/assets/image.bin", streams, size);
+        if let Some((_, n)) = &nginx {
+            round(&client_rt, *n, "/image.bin", streams, size);
+        }
+        for r in 0..rounds {
+            // Alternate who goes first.
+            let order: [bool; 2] = if r % 2 == 0 {
+                [true, false]
+            } else {
+                [false, true]
+            };
+            for is_racker in order {
+                if is_racker {
+                    ours.push(round(
+                        &client_rt,
+                        racker,
+                        "/assets/image.bin",
+                        streams,
+                        size,
+                    ));
+                } else if let Some((_, n)) = &nginx {
+                    theirs.push(round(&client_rt, *n, "/image.bin", streams, size));
+                }
+            }
+        }
+        let fmt = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.0}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let (mo, mt) = (median(&mut ours.clone()), median(&mut theirs.clone()));
+        println!(
+            "{streams} stream(s): racker {} (median {mo:.0})",
+            fmt(&ours)
+        );
+        if !theirs.is_empty() {
+            println!(
+                "{streams} stream(s): nginx  {} (median {mt:.0})",
+                fmt(&theirs)
+            );
+            let ratios: Vec<String> = ours
+                .iter()
+                .zip(&theirs)
+                .map(|(a, b)| format!("{:.2}", a / b))
+                .collect();
+            println!(
+                "{streams} stream(s): racker/nginx per round {} (medians {:.2})",
+                ratios.join(" "),
+                mo / mt
+            );
+        }
+    }
+    println!(
+        "bench process (racker server and the clients): RSS {} MiB before, {} MiB after, peak {} MiB",
+        rss_before / 1024,
+        status_kib("VmRSS:") / 1024,
+        status_kib("VmHWM:") / 1024
+    );
+    if let Some((child, _)) = nginx {
+        stop_nginx(child, &work);
+    }
 }
-
-criterion_group!(benches, bench);
-criterion_main!(benches);

@@ -420,3 +420,40 @@ async fn metrics_parse_as_prometheus_text() {
             .is_some_and(|d| d.contains("stage"))
     );
 }
+
+#[tokio::test]
+async fn report_reason_in_the_query_is_capped_like_the_body() {
+    let Some(f) = start("report_reason_in_the_query_is_capped_like_the_body").await else {
+        return;
+    };
+    let post = ["-X", "POST"];
+    let long = "r".repeat(12_000);
+    let r = f
+        .curl(
+            &post,
+            &format!("/report?mac={OTHER}&stage=failed&reason={long}"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let store = ReportStore::open(&f.state).unwrap();
+    let kept = store.get(OTHER.parse().unwrap()).unwrap().reason.unwrap();
+    assert_eq!(kept.len(), 4096);
+    // A 60 KB query does not even fit the request-head limit.
+    let huge = "r".repeat(60_000);
+    let r = f
+        .curl(
+            &post,
+            &format!("/report?mac={OTHER}&stage=failed&reason={huge}"),
+        )
+        .await;
+    assert_eq!(r.status, 431);
+    let r = f
+        .curl(&post, &format!("/report?mac={NODE}&stage=bogus"))
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        text(&r).contains("installing, installed, up or failed"),
+        "{}",
+        text(&r)
+    );
+}

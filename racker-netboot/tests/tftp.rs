@@ -375,13 +375,207 @@ fn boot_files_located_or_clear_message() {
     );
     std::fs::write(empty.path().join("undionly.kpxe"), b"x").unwrap();
     std::fs::write(empty.path().join("ipxe.efi"), b"x").unwrap();
-    assert_eq!(locate_boot_files(Some(empty.path())).unwrap(), empty.path());
+    assert_eq!(
+        locate_boot_files(Some(empty.path())).unwrap().dir(),
+        empty.path()
+    );
+    // A dangling link or a directory is named as missing.
+    std::fs::remove_file(empty.path().join("ipxe.efi")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/ipxe.efi", empty.path().join("ipxe.efi")).unwrap();
+    let err = locate_boot_files(Some(empty.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("iPXE boot file ipxe.efi not found in"),
+        "{err}"
+    );
+    std::fs::remove_file(empty.path().join("ipxe.efi")).unwrap();
+    std::fs::create_dir(empty.path().join("ipxe.efi")).unwrap();
+    let err = locate_boot_files(Some(empty.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("iPXE boot file ipxe.efi not found in"),
+        "{err}"
+    );
     if Path::new("/usr/lib/ipxe/undionly.kpxe").is_file() {
-        assert_eq!(locate_boot_files(None).unwrap(), Path::new("/usr/lib/ipxe"));
+        // On Debian 12 ipxe.efi is a link to /boot/ipxe.efi: resolved.
+        let files = locate_boot_files(None).unwrap();
+        assert_eq!(files.dir(), Path::new("/usr/lib/ipxe"));
+        assert_eq!(
+            files.lookup("ipxe.efi").unwrap(),
+            Path::new("/usr/lib/ipxe/ipxe.efi").canonicalize().unwrap()
+        );
     } else {
         skip_or_fail(
             "boot_files_located_or_clear_message",
             "Debian package ipxe is not installed",
         );
     }
+}
+
+/// Debian's layout: the TFTP root holds `ipxe.efi` as an absolute link to a
+/// file outside it. A UEFI (arch 7) client is handed that name by DHCP and
+/// must get it over TFTP and HTTP, while other links out stay refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uefi_boot_file_linked_outside_the_root_is_served() {
+    use racker_netboot::http::metrics::Metrics;
+    use racker_netboot::http::{HttpContent, HttpServer};
+    use racker_netboot::matchbox::Catalog;
+    use racker_netboot::report::ReportStore;
+    let (Some(tftp), Some(curl)) = (
+        require_tool("uefi_boot_file_tftp", "tftp"),
+        require_tool("uefi_boot_file_curl", "curl"),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let boot = dir.path().join("boot");
+    let root = dir.path().join("lib-ipxe");
+    std::fs::create_dir_all(&boot).unwrap();
+    std::fs::create_dir_all(&root).unwrap();
+    let efi = pseudo_random(200_000, 11);
+    std::fs::write(boot.join("ipxe.efi"), &efi).unwrap();
+    std::fs::write(root.join("undionly.kpxe"), b"bios").unwrap();
+    std::os::unix::fs::symlink(boot.join("ipxe.efi"), root.join("ipxe.efi")).unwrap();
+    std::fs::write(dir.path().join("secret"), SECRET).unwrap();
+    std::os::unix::fs::symlink("../secret", root.join("leak")).unwrap();
+
+    let files = locate_boot_files(Some(&root)).unwrap();
+    let efi_name = racker_netboot::DhcpConfig::new("127.0.0.1".parse().unwrap(), 24)
+        .boot
+        .efi_file;
+    assert_eq!(efi_name, "ipxe.efi", "the name DHCP gives arch 7 clients");
+
+    let server = TftpServer::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        files.dir(),
+        TftpConfig::default(),
+        Arc::default(),
+    )
+    .await
+    .unwrap()
+    .with_boot_files(files.clone());
+    let port = server.local_addr().port().to_string();
+    tokio::spawn(server.run());
+    let dest = dir.path().join("got.efi");
+    let status = Command::new(&tftp)
+        .args(["-m", "binary", "127.0.0.1", &port, "-c", "get", &efi_name])
+        .arg(&dest)
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read(&dest).unwrap(), efi);
+    let dest = dir.path().join("leak");
+    let output = Command::new(&tftp)
+        .args(["-m", "binary", "127.0.0.1", &port, "-c", "get", "leak"])
+        .arg(&dest)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr).to_string()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("Error code 2"), "{text}");
+    assert_no_secret(&dest);
+
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let content = HttpContent::new(
+        Catalog::default(),
+        ReportStore::open(&state).unwrap(),
+        Arc::new(racker_netboot::IgnitionDir::in_state_dir(&state)),
+        &state.join("assets"),
+        Arc::new(Metrics::default()),
+    )
+    .with_boot_files(&files);
+    let http = HttpServer::bind("127.0.0.1:0".parse().unwrap(), content)
+        .await
+        .unwrap();
+    let base = format!("http://{}", http.local_addr());
+    tokio::spawn(http.run());
+    for path in [
+        "/ipxe.efi",
+        "/boot-files/ipxe.efi",
+        "/boot-files/./ipxe.efi",
+    ] {
+        let out = Command::new(&curl)
+            .args(["-sS", "-f", &format!("{base}{path}")])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, efi, "{path}");
+    }
+    let out = Command::new(&curl)
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{base}/boot-files/leak"),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "403");
+}
+
+/// Stalled netascii requests for a 16 MiB file used to cost ~33 MB each
+/// (the whole file converted in memory: 24 of them ~780 MB); now each
+/// holds a few KiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_netascii_requests_use_bounded_memory() {
+    let f = start().await;
+    let text: Vec<u8> = b"0123456789abcdef0123456789abcde\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(16 << 20)
+        .collect();
+    std::fs::write(f.root.join("big.txt"), &text).unwrap();
+    drop(text);
+    let rss_kib = || {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap()
+    };
+    let before = rss_kib();
+    let rrq = Packet::Rrq {
+        filename: "big.txt".into(),
+        mode: racker_netboot::tftp::packet::Mode::Netascii,
+        // A long retransmission timeout keeps every transfer alive.
+        options: vec![
+            ("tsize".into(), "0".into()),
+            ("timeout".into(), "60".into()),
+        ],
+    }
+    .encode();
+    let mut socks = Vec::new();
+    for _ in 0..24 {
+        // The first reply (OACK) is never acknowledged: the transfer stalls.
+        let (oack, sock) = raw_request(f.addr, &rrq).await;
+        match Packet::parse(&oack).unwrap() {
+            Packet::Oack { options } => {
+                // tsize is the converted size: one CR per LF.
+                let tsize = options.iter().find(|(k, _)| k == "tsize").unwrap();
+                assert_eq!(tsize.1, ((16u64 << 20) + (16 << 20) / 32).to_string());
+            }
+            other => panic!("{other:?}"),
+        }
+        socks.push(sock);
+    }
+    wait_for(|| f.stats.active.load(Ordering::Relaxed) >= 24).await;
+    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    eprintln!("24 stalled 16 MiB netascii transfers: RSS grew by {grown_mib} MiB");
+    assert!(grown_mib < 64, "RSS grew by {grown_mib} MiB");
+    drop(socks);
 }

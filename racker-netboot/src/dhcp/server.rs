@@ -94,6 +94,10 @@ pub struct Reply {
     pub kind: MessageKind,
 }
 
+/// The [`Transaction::note`] of a request from a MAC the server does not
+/// serve (the transport summarises these instead of logging each one).
+pub(crate) const UNKNOWN_MAC: &str = "unknown MAC";
+
 /// One line of log per handled request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transaction {
@@ -486,7 +490,7 @@ impl DhcpServer {
                             .map(Some)
                     }
                     Some(_) => {
-                        tx.note = Some("unknown MAC");
+                        tx.note = Some(UNKNOWN_MAC);
                         Ok(None)
                     }
                     None => {
@@ -518,7 +522,7 @@ impl DhcpServer {
             }
         };
         if !self.reservations.contains_key(&req.mac) {
-            tx.note = Some("unknown MAC");
+            tx.note = Some(UNKNOWN_MAC);
             return Ok(None);
         }
         if !req.boot.is_netboot() {
@@ -538,7 +542,7 @@ impl DhcpServer {
         if self.config.dynamic_range.is_some() {
             "no free dynamic address"
         } else {
-            "unknown MAC"
+            UNKNOWN_MAC
         }
     }
 

@@ -180,30 +180,30 @@ pub fn check_interface(
     Ok(())
 }
 
-/// Logs malformed datagrams at most once per interval.
-struct RateLimitedLog {
+/// Lets one log line of a kind through per interval and counts the rest,
+/// so floods (malformed datagrams, requests from unknown MACs) cannot fill
+/// the disk with log.
+#[derive(Debug, Default)]
+struct LogLimiter {
     last: Option<Instant>,
     suppressed: u64,
 }
 
-impl RateLimitedLog {
+impl LogLimiter {
     const INTERVAL: Duration = Duration::from_secs(10);
 
-    fn log(&mut self, source: SocketAddr, err: &DhcpError) {
-        let now = Instant::now();
+    /// `Some(n)` when a line should be written now (`n` events were
+    /// suppressed since the previous line), `None` when this one is counted.
+    fn admit(&mut self, now: Instant) -> Option<u64> {
         if self
             .last
             .is_some_and(|t| now.duration_since(t) < Self::INTERVAL)
         {
             self.suppressed += 1;
-            return;
+            return None;
         }
-        tracing::warn!(
-            "dropped a malformed packet from {source}: {err} ({} more dropped since the last report)",
-            self.suppressed
-        );
         self.last = Some(now);
-        self.suppressed = 0;
+        Some(std::mem::take(&mut self.suppressed))
     }
 }
 
@@ -263,10 +263,8 @@ pub async fn serve_counted(
     let mut durable = server.leases().generation();
     let mut saving: Option<SaveTask> = None;
     let mut failed_save = false;
-    let mut malformed = RateLimitedLog {
-        last: None,
-        suppressed: 0,
-    };
+    let mut malformed = LogLimiter::default();
+    let mut unknown = LogLimiter::default();
     let mut buf = vec![0u8; 4096];
     // Replies waiting for the lease-table generation they depend on to be
     // on disk, oldest first.
@@ -310,7 +308,14 @@ pub async fn serve_counted(
                             let datagram = buf.get(..len).unwrap_or_default();
                             match server.handle(datagram, SystemTime::now(), &*installed) {
                                 Ok(h) => {
-                                    tracing::info!("{}", h.transaction);
+                                    if h.transaction.note != Some(super::server::UNKNOWN_MAC) {
+                                        tracing::info!("{}", h.transaction);
+                                    } else if let Some(n) = unknown.admit(Instant::now()) {
+                                        tracing::info!(
+                                            "{} ({n} more requests from unknown MACs ignored since the last report)",
+                                            h.transaction
+                                        );
+                                    }
                                     stats.transaction(&h.transaction);
                                     if let Some(reply) = h.reply {
                                         let target = socket.target(reply.destination, source);
@@ -319,7 +324,11 @@ pub async fn serve_counted(
                                 }
                                 Err(e) => {
                                     stats.malformed();
-                                    malformed.log(source, &e);
+                                    if let Some(n) = malformed.admit(Instant::now()) {
+                                        tracing::warn!(
+                                            "dropped a malformed packet from {source}: {e} ({n} more dropped since the last report)"
+                                        );
+                                    }
                                 }
                             }
                         }
@@ -376,4 +385,25 @@ pub async fn serve_counted(
         server.leases().save(dir)?;
     }
     Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_limiter_lets_one_line_per_interval_through() {
+        let t0 = Instant::now();
+        let mut l = LogLimiter::default();
+        assert_eq!(l.admit(t0), Some(0));
+        // A flood inside the interval writes nothing more...
+        let written = (1..=1_000_000u64)
+            .filter(|i| l.admit(t0 + Duration::from_micros(*i)).is_some())
+            .count();
+        assert_eq!(written, 0);
+        // ...and the next line after it carries the count.
+        assert_eq!(l.admit(t0 + LogLimiter::INTERVAL), Some(1_000_000));
+        assert_eq!(l.admit(t0 + LogLimiter::INTERVAL), None);
+        assert_eq!(l.admit(t0 + 2 * LogLimiter::INTERVAL), Some(1));
+    }
 }

@@ -13,6 +13,19 @@ use bytes::Bytes;
 /// Read size per chunk of a streamed file.
 const CHUNK: usize = 128 * 1024;
 
+/// A response body to send with `sendfile(2)`: the server loop finds this
+/// in the response's extensions and sends the range straight from the
+/// page cache (the response body then holds the same bytes as a stream,
+/// for routers embedded elsewhere; it is dropped unread).
+#[derive(Debug, Clone)]
+pub(crate) struct SendFile {
+    pub(crate) file: Arc<std::fs::File>,
+    pub(crate) start: u64,
+    pub(crate) len: u64,
+    /// Counts the bytes as they go out.
+    pub(crate) sent: Arc<AtomicU64>,
+}
+
 /// A byte range request, parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RangeSpec {
@@ -177,13 +190,21 @@ pub async fn serve_file(
     builder = builder
         .status(status)
         .header(header::CONTENT_LENGTH, len.to_string());
-    let body = if *method == Method::HEAD || len == 0 {
-        Body::empty()
-    } else {
-        Body::from_stream(file_stream(file, start, len, bytes_sent))
+    if *method == Method::HEAD || len == 0 {
+        return builder
+            .body(Body::empty())
+            .unwrap_or_else(|_| simple(StatusCode::INTERNAL_SERVER_ERROR, "response error\n"));
+    }
+    let file = Arc::new(file);
+    let send = SendFile {
+        file: file.clone(),
+        start,
+        len,
+        sent: bytes_sent.clone(),
     };
     builder
-        .body(body)
+        .extension(send)
+        .body(Body::from_stream(file_stream(file, start, len, bytes_sent)))
         .unwrap_or_else(|_| simple(StatusCode::INTERNAL_SERVER_ERROR, "response error\n"))
 }
 
@@ -193,7 +214,7 @@ pub async fn serve_file(
 /// buffer that is sent (no intermediate copy), and the next chunk is read
 /// while the current one is being written to the socket.
 fn file_stream(
-    file: std::fs::File,
+    file: Arc<std::fs::File>,
     start: u64,
     len: u64,
     bytes_sent: Arc<AtomicU64>,
@@ -234,15 +255,19 @@ fn file_stream(
             Ok(buf)
         }))
     }
-    let mut st = St {
-        file: Arc::new(file),
+    let st = St {
+        file,
         offset: start,
         end: start.saturating_add(len),
         next: None,
         sent: bytes_sent,
     };
-    st.next = spawn_read(&mut st);
+    // Nothing is read until the stream is first polled (the server loop
+    // sends with sendfile and never polls it).
     futures::stream::unfold(st, |mut st| async move {
+        if st.next.is_none() {
+            st.next = spawn_read(&mut st);
+        }
         let pending = st.next.take()?;
         let chunk = match pending.await {
             Ok(Ok(buf)) => buf,

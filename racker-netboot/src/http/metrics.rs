@@ -22,6 +22,12 @@ pub struct HttpStats {
     refused: AtomicU64,
     /// Asset payload bytes sent.
     pub asset_bytes: Arc<AtomicU64>,
+    /// Connections open now.
+    pub connections_open: AtomicU64,
+    /// Connections refused at accept (connection limits).
+    pub connections_refused: AtomicU64,
+    /// Connections closed by a header, idle, body or send timeout.
+    pub connections_timed_out: AtomicU64,
 }
 
 impl HttpStats {
@@ -151,6 +157,29 @@ impl Metrics {
             "racker_http_refused_total {}",
             self.http.refused.load(Ordering::Relaxed)
         );
+        for (name, kind, help, v) in [
+            (
+                "racker_http_connections_open",
+                "gauge",
+                "HTTP connections open.",
+                &self.http.connections_open,
+            ),
+            (
+                "racker_http_connections_refused_total",
+                "counter",
+                "HTTP connections refused by the connection limits.",
+                &self.http.connections_refused,
+            ),
+            (
+                "racker_http_connections_timed_out_total",
+                "counter",
+                "HTTP connections closed by a header, idle, body or send timeout.",
+                &self.http.connections_timed_out,
+            ),
+        ] {
+            family(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+        }
 
         // Nodes by stage: every node with a MAC selector is "planned" until
         // it reports.

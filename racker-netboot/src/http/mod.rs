@@ -13,6 +13,9 @@
 
 pub mod files;
 pub mod metrics;
+mod serve;
+
+pub use serve::{HttpLimits, raise_nofile_limit};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -32,6 +35,7 @@ use crate::matchbox::{Catalog, ipxe_script};
 use crate::profile::{ContentError, IgnitionProfile, IgnitionSource};
 use crate::report::{ReportStore, Stage};
 use crate::tftp::jail::{Jail, JailError};
+use crate::tftp::server::BootFiles;
 use metrics::Metrics;
 
 /// Everything the HTTP server serves.
@@ -41,7 +45,7 @@ pub struct HttpContent {
     reports: ReportStore,
     ignition: Arc<dyn IgnitionSource>,
     assets: PathBuf,
-    boot_files: Option<PathBuf>,
+    boot_files: Option<BootFiles>,
     metrics: Arc<Metrics>,
 }
 
@@ -66,10 +70,12 @@ impl HttpContent {
         }
     }
 
-    /// Also serve the iPXE binaries of `dir` (the TFTP root) over HTTP, for
-    /// UEFI HTTP boot: `/ipxe.efi` and `/boot-files/<name>`.
-    pub fn with_boot_files(mut self, dir: &Path) -> Self {
-        self.boot_files = Some(dir.to_path_buf());
+    /// Also serve the iPXE binaries (and the rest of their directory, the
+    /// TFTP root, jailed) over HTTP, for UEFI HTTP boot: `/ipxe.efi` and
+    /// `/boot-files/<name>`. The binaries themselves are served even when
+    /// they are links leading outside the directory (see [`BootFiles`]).
+    pub fn with_boot_files(mut self, files: &BootFiles) -> Self {
+        self.boot_files = Some(files.clone());
         self
     }
 
@@ -96,6 +102,7 @@ pub struct HttpServer {
     listener: TcpListener,
     local: SocketAddr,
     content: HttpContent,
+    limits: HttpLimits,
 }
 
 impl HttpServer {
@@ -112,6 +119,7 @@ impl HttpServer {
             listener,
             local,
             content,
+            limits: HttpLimits::default(),
         })
     }
 
@@ -131,6 +139,7 @@ impl HttpServer {
             listener,
             local,
             content,
+            limits: HttpLimits::default(),
         })
     }
 
@@ -139,10 +148,17 @@ impl HttpServer {
         self.local
     }
 
-    /// Serve until the task is dropped.
+    /// Use these connection limits and timeouts instead of the defaults.
+    pub fn with_limits(mut self, limits: HttpLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Serve until the task is dropped (which closes every connection).
     pub async fn run(self) -> Result<(), ContentError> {
         let local = self.local;
-        axum::serve(self.listener, self.content.router())
+        let metrics = self.content.metrics.clone();
+        serve::serve(self.listener, self.content.router(), self.limits, metrics)
             .await
             .map_err(|source| ContentError::Socket {
                 what: "serving HTTP",
@@ -367,13 +383,27 @@ async fn boot_file(
     method: Method,
     headers: HeaderMap,
 ) -> Response<Body> {
-    let r = jailed_file(&c, c.boot_files.as_deref(), &path, &method, &headers).await;
+    let r = boot_file_response(&c, &path, &method, &headers).await;
     c.done("/boot-files", r)
 }
 
 async fn ipxe_efi(State(c): St, method: Method, headers: HeaderMap) -> Response<Body> {
-    let r = jailed_file(&c, c.boot_files.as_deref(), "ipxe.efi", &method, &headers).await;
+    let r = boot_file_response(&c, "ipxe.efi", &method, &headers).await;
     c.done("/ipxe.efi", r)
+}
+
+/// One of the resolved iPXE binaries, else a jailed file of their directory.
+async fn boot_file_response(
+    c: &HttpContent,
+    path: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response<Body> {
+    if let Some(file) = c.boot_files.as_ref().and_then(|b| b.lookup(path)) {
+        return files::serve_file(file, method, headers, c.metrics.http.asset_bytes.clone()).await;
+    }
+    let dir = c.boot_files.as_ref().map(BootFiles::dir);
+    jailed_file(c, dir, path, method, headers).await
 }
 
 async fn jailed_file(

@@ -39,6 +39,15 @@ pub enum ContentError {
         /// The file that is missing.
         missing: &'static str,
     },
+    /// An iPXE boot file exists but cannot be opened.
+    #[error("iPXE boot file {} cannot be read: {source}", path.display())]
+    BootFileUnreadable {
+        /// The file (as configured, before following links).
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A JSON document (report, profile, group) is malformed.
     #[error("parsing {path}: {source}")]
     Json {
@@ -57,7 +66,7 @@ pub enum ContentError {
         reason: String,
     },
     /// A report with an unknown stage.
-    #[error("unknown report stage {0:?} (expected installing, installed or failed)")]
+    #[error("unknown report stage {0:?} (expected installing, installed, up or failed)")]
     UnknownStage(String),
     /// Downloading a Flatcar asset failed.
     #[error("downloading {url}: {reason}")]

@@ -65,6 +65,21 @@ impl Stage {
     }
 }
 
+/// Longest failure reason kept, in bytes, wherever it came from (query
+/// string or body); longer ones are cut at a character boundary.
+pub const MAX_REASON_BYTES: usize = 4096;
+
+fn cap_reason(mut reason: String) -> String {
+    if reason.len() > MAX_REASON_BYTES {
+        let mut end = MAX_REASON_BYTES;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
+    reason
+}
+
 impl FromStr for Stage {
     type Err = ContentError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -156,7 +171,7 @@ impl ReportStore {
         now: SystemTime,
     ) -> Result<bool, ContentError> {
         let reason = if stage == Stage::Failed {
-            reason.filter(|r| !r.is_empty())
+            reason.map(cap_reason).filter(|r| !r.is_empty())
         } else {
             None
         };
@@ -264,6 +279,30 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ContentError> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn long_reasons_capped_and_stage_error_lists_every_stage() {
+        let dir = tempfile::tempdir().unwrap();
+        let mac: MacAddr = "00:11:22:33:44:10".parse().unwrap();
+        let store = ReportStore::open(dir.path()).unwrap();
+        // 60 KB, with a multi-byte character straddling the limit.
+        let reason = format!(
+            "{}é{}",
+            "x".repeat(MAX_REASON_BYTES - 1),
+            "y".repeat(60_000)
+        );
+        store
+            .record(mac, Stage::Failed, Some(reason), UNIX_EPOCH)
+            .unwrap();
+        let kept = store.get(mac).unwrap().reason.unwrap();
+        assert_eq!(kept, "x".repeat(MAX_REASON_BYTES - 1));
+        let on_disk = std::fs::metadata(store.path_of(mac)).unwrap().len();
+        assert!(on_disk < 5000, "{on_disk}");
+        let e = "bogus".parse::<Stage>().unwrap_err().to_string();
+        for stage in Stage::ALL {
+            assert!(e.contains(stage.as_str()), "{e}");
+        }
+    }
 
     #[test]
     fn records_survive_reopen_and_are_idempotent() {

@@ -5,6 +5,7 @@
 //! confines requested names to the root directory.
 
 pub mod jail;
+pub mod netascii;
 pub mod packet;
 pub mod server;
 pub mod transfer;

@@ -12,7 +12,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 
 use super::jail::{Jail, JailError};
-use super::packet::{ErrorCode, MAX_PACKET, Mode, error_packet, netascii_encode};
+use super::netascii::Netascii;
+use super::packet::{ErrorCode, MAX_PACKET, Mode, error_packet};
 use super::transfer::{
     BlockSource, Incoming, Progress, ReadRequest, TftpConfig, Transfer, classify_request,
 };
@@ -24,16 +25,80 @@ pub const IPXE_FILES: [&str; 2] = ["undionly.kpxe", "ipxe.efi"];
 /// Where Debian's `ipxe` package installs its binaries.
 pub const DEBIAN_IPXE_DIR: &str = "/usr/lib/ipxe";
 
-/// Pick the TFTP root: `configured` or Debian's `/usr/lib/ipxe`, checking
-/// that both iPXE binaries are there.
-pub fn locate_boot_files(configured: Option<&Path>) -> Result<PathBuf, ContentError> {
-    let dir = configured.map_or_else(|| PathBuf::from(DEBIAN_IPXE_DIR), Path::to_path_buf);
-    for name in IPXE_FILES {
-        if !dir.join(name).is_file() {
-            return Err(ContentError::BootFilesMissing { dir, missing: name });
+/// The iPXE binaries, resolved once at start-up.
+///
+/// They are operator-chosen boot files, not content from the network:
+/// each is followed through symbolic links wherever they lead (Debian's
+/// `/usr/lib/ipxe/ipxe.efi` links to `/boot/ipxe.efi`) and opened once to
+/// prove it readable. Other names under the directory stay jailed.
+#[derive(Debug, Clone)]
+pub struct BootFiles {
+    dir: PathBuf,
+    files: Vec<(&'static str, PathBuf)>,
+}
+
+impl BootFiles {
+    /// Resolve `names` in `dir`: every one must lead to a readable regular
+    /// file, else the error names it.
+    pub fn resolve(dir: &Path, names: &[&'static str]) -> Result<Self, ContentError> {
+        let mut files = Vec::new();
+        for &name in names {
+            let path = dir.join(name);
+            let missing = || ContentError::BootFilesMissing {
+                dir: dir.to_path_buf(),
+                missing: name,
+            };
+            let real = match path.canonicalize() {
+                Ok(r) => r,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+                Err(source) => return Err(ContentError::BootFileUnreadable { path, source }),
+            };
+            let file =
+                std::fs::File::open(&real).map_err(|source| ContentError::BootFileUnreadable {
+                    path: path.clone(),
+                    source,
+                })?;
+            let meta = file
+                .metadata()
+                .map_err(|source| ContentError::BootFileUnreadable {
+                    path: path.clone(),
+                    source,
+                })?;
+            if !meta.is_file() {
+                return Err(missing());
+            }
+            files.push((name, real));
         }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            files,
+        })
     }
-    Ok(dir)
+
+    /// The directory (also the TFTP root).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The resolved file for a requested name (`ipxe.efi`, `./ipxe.efi`),
+    /// if it is one of the boot files.
+    pub fn lookup(&self, requested: &str) -> Option<&Path> {
+        let parts = super::jail::check_name(requested).ok()?;
+        let [name] = parts.as_slice() else {
+            return None;
+        };
+        self.files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.as_path())
+    }
+}
+
+/// Pick the TFTP root: `configured` or Debian's `/usr/lib/ipxe`, and
+/// resolve both iPXE binaries in it ([`BootFiles::resolve`]).
+pub fn locate_boot_files(configured: Option<&Path>) -> Result<BootFiles, ContentError> {
+    let dir = configured.map_or_else(|| PathBuf::from(DEBIAN_IPXE_DIR), Path::to_path_buf);
+    BootFiles::resolve(&dir, &IPXE_FILES)
 }
 
 /// Counters exported on `/metrics`.
@@ -53,9 +118,6 @@ pub struct TftpStats {
     pub active: AtomicU64,
 }
 
-/// Largest file served in netascii mode (it is converted in memory).
-const NETASCII_MAX: u64 = 16 << 20;
-
 /// Concurrent transfers; further requests wait for a slot.
 const MAX_TRANSFERS: usize = 1024;
 
@@ -67,18 +129,19 @@ pub struct TftpServer {
     jail: Jail,
     config: TftpConfig,
     stats: Arc<TftpStats>,
+    boot_files: Option<BootFiles>,
 }
 
 enum Source {
     File(std::fs::File),
-    Memory(Vec<u8>),
+    Netascii(Netascii<std::fs::File>),
 }
 
 impl BlockSource for Source {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
             Source::File(f) => f.read_at(offset, buf),
-            Source::Memory(v) => v.read_at(offset, buf),
+            Source::Netascii(n) => n.read_at(offset, buf),
         }
     }
 }
@@ -110,7 +173,15 @@ impl TftpServer {
             jail,
             config,
             stats,
+            boot_files: None,
         })
+    }
+
+    /// Serve these iPXE binaries under their names even when they lead
+    /// outside the root (see [`BootFiles`]).
+    pub fn with_boot_files(mut self, files: BootFiles) -> Self {
+        self.boot_files = Some(files);
+        self
     }
 
     /// The bound address (useful with port 0).
@@ -142,7 +213,15 @@ impl TftpServer {
                 Incoming::Ignore => continue,
             };
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let path = match self.jail.resolve(&request.filename) {
+            let boot_file = self
+                .boot_files
+                .as_ref()
+                .and_then(|b| b.lookup(&request.filename));
+            let resolved = match boot_file {
+                Some(p) => Ok(p.to_path_buf()),
+                None => self.jail.resolve(&request.filename),
+            };
+            let path = match resolved {
                 Ok(p) => p,
                 Err(e) => {
                     self.stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -213,30 +292,15 @@ async fn transfer(
         .map_err(|e| format!("connecting to {peer}: {e}"))?;
     let file = std::fs::File::open(path).map_err(|e| format!("opening: {e}"))?;
     let size = file.metadata().map_err(|e| format!("stat: {e}"))?.len();
-    let mut source = match request.mode {
-        Mode::Octet => Source::File(file),
+    // Netascii is converted while streaming (a block-sized buffer per
+    // transfer, whatever the file size).
+    let (mut source, size) = match request.mode {
+        Mode::Octet => (Source::File(file), size),
         Mode::Netascii => {
-            if size > NETASCII_MAX {
-                let _ = socket
-                    .send(&error_packet(
-                        ErrorCode::NotDefined,
-                        "file too large for netascii, use octet mode",
-                    ))
-                    .await;
-                return Err("netascii request for a large file".into());
-            }
-            let mut raw = vec![0u8; usize::try_from(size).unwrap_or(0)];
-            let mut f = file;
-            let n = f
-                .read_at(0, &mut raw)
-                .map_err(|e| format!("reading: {e}"))?;
-            raw.truncate(n);
-            Source::Memory(netascii_encode(&raw))
+            let n = Netascii::new(file, size).map_err(|e| format!("reading: {e}"))?;
+            let len = n.len();
+            (Source::Netascii(n), len)
         }
-    };
-    let size = match &source {
-        Source::Memory(v) => v.len() as u64,
-        Source::File(_) => size,
     };
     let mut t = Transfer::new(request, size, config, Instant::now());
     let mut out = Vec::new();
