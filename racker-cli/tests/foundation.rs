@@ -268,15 +268,15 @@ fn factory_reset_and_ssh_key() {
     let csv = std::fs::read_to_string(rack.oem().join("nodes.csv")).unwrap();
     assert_eq!(csv, HEADER);
 
+    // The installer's layout: the reset is a marker the next update reads
+    // (tests/release.rs follows it through `racker update`).
     let prefix = rack.dir.path().join("prefix");
-    std::fs::create_dir_all(&prefix).unwrap();
-    std::fs::write(prefix.join("RACKER_VERSION"), "0.1.0\n").unwrap();
     rack.racker()
         .args(["factory", "reset", "--racker-version", "--yes", "--prefix"])
         .arg(&prefix)
         .assert()
         .success();
-    assert!(!prefix.join("RACKER_VERSION").exists());
+    assert!(prefix.join("FACTORY_RESET").exists());
 
     let first = rack
         .racker()
