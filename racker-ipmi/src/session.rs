@@ -408,11 +408,7 @@ impl SessionCore {
                 auth_type: 0,
                 message,
                 ..
-            }) => {
-                if self.state == State::AuthCaps {
-                    self.on_auth_caps(now, message);
-                }
-            }
+            }) if self.state == State::AuthCaps => self.on_auth_caps(now, message),
             Some(Frame::V20(pkt)) => {
                 if pkt.authenticated || pkt.encrypted {
                     self.on_session_packet(now, &pkt);
