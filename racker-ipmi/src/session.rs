@@ -921,6 +921,48 @@ mod tests {
     }
 
     #[test]
+    fn insufficient_resources_is_retried_with_back_off() {
+        let t0 = Instant::now();
+        let mut c = core(t0);
+        let _ = c.poll_transmit();
+        c.handle_datagram(t0, &auth_caps_reply(1));
+        let open = c.poll_transmit().expect("open session request");
+        let busy = |tag: u8| {
+            let m = OpenSessionResponse::error(tag, status::INSUFFICIENT_RESOURCES, 0).encode();
+            codec::encode_v20_plain(payload::OPEN_SESSION_RESPONSE, 0, 0, &m)
+        };
+        let mut now = t0;
+        for (n, pause_ms) in [250u64, 500, 1000, 2000, 2000, 2000]
+            .into_iter()
+            .enumerate()
+        {
+            c.handle_datagram(now, &busy(open[16] + n as u8));
+            assert!(c.poll_transmit().is_none(), "nothing sent during the pause");
+            let at = c.poll_timeout().expect("retry timer");
+            assert_eq!(at.duration_since(now), Duration::from_millis(pause_ms));
+            c.handle_timeout(at);
+            let again = c.poll_transmit().expect("Open Session again");
+            assert_eq!(again[5], payload::OPEN_SESSION_REQUEST);
+            now = at;
+        }
+        // The seventh refusal is final.
+        c.handle_datagram(now, &busy(open[16] + 6));
+        match c.poll_event() {
+            Some(Event::Failed(Error::Handshake { status: 0x01, .. })) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn response_netfn_is_refused_before_sending() {
+        let mut c = core(Instant::now());
+        let err = c
+            .send_request(Instant::now(), RawRequest::new(0x07, 0x01, vec![]))
+            .expect_err("odd netFn");
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    }
+
+    #[test]
     fn debug_never_shows_the_password() {
         let c = core(Instant::now());
         let shown = format!("{c:?} {:?}", Credentials::new("admin", "hunter2"));
