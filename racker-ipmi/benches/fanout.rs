@@ -110,14 +110,7 @@ fn start(bin: &std::path::Path, n: usize, port: u16) -> Sims {
 }
 
 fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
+    racker_testsupport::proc_status_kib("VmHWM")
 }
 
 fn racker_round(

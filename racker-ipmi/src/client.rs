@@ -7,11 +7,9 @@ use std::time::Instant;
 use rand_core::{OsRng, RngCore};
 use tokio::net::UdpSocket;
 
-use crate::crypto::CipherSuite;
+use crate::codec::{CipherSuite, RawRequest, RawResponse, SolPacket};
 use crate::error::{Error, Result};
-use crate::session::{
-    Credentials, Event, RawRequest, RawResponse, SessionCore, SessionOptions, SolPacket,
-};
+use crate::session::{Credentials, Event, SessionCore, SessionOptions};
 
 /// Default IPMI-over-LAN (RMCP) port.
 pub const DEFAULT_PORT: u16 = 623;
@@ -215,7 +213,7 @@ impl Session {
         if r.completion_code != 0 {
             return Err(Error::CompletionCode {
                 bmc: self.addr.to_string(),
-                command: crate::session::command_name(netfn, cmd).to_string(),
+                command: crate::codec::command::name(netfn, cmd).to_string(),
                 code: r.completion_code,
             });
         }

@@ -44,7 +44,7 @@ pub enum Error {
         bmc: String,
     },
     /// An RMCP+ handshake message came back with an error status.
-    #[error("{bmc}: {stage} failed with status {status:#04x} ({})", crate::wire::rakp_status_text(*status))]
+    #[error("{bmc}: {stage} failed with status {status:#04x} ({})", crate::codec::rakp_status_text(*status))]
     Handshake {
         /// The BMC.
         bmc: String,
@@ -54,7 +54,7 @@ pub enum Error {
         status: u8,
     },
     /// An IPMI command completed with a non-zero completion code.
-    #[error("{bmc}: {command} failed with completion code {code:#04x} ({})", crate::wire::completion_code_text(*code))]
+    #[error("{bmc}: {command} failed with completion code {code:#04x} ({})", crate::codec::completion_code_text(*code))]
     CompletionCode {
         /// The BMC.
         bmc: String,

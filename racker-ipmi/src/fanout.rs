@@ -7,12 +7,13 @@ use futures::stream::{Stream, StreamExt};
 use serde::Serialize;
 
 use crate::client::{BmcAddress, Session};
-use crate::error::Result;
-use crate::ops::{
+use crate::codec::{
     AddressSource, BootDevice, BootFlags, ChassisStatus, DeviceId, PowerAction, PowerOutcome,
     Privilege, UserInfo,
 };
-use crate::session::{Credentials, Password, RawRequest, RawResponse, SessionOptions};
+use crate::codec::{Password, RawRequest, RawResponse};
+use crate::error::Result;
+use crate::session::{Credentials, SessionOptions};
 
 /// One BMC's result, yielded as soon as it is known.
 #[derive(Debug)]

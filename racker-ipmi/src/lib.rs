@@ -10,6 +10,13 @@
 //!   ([`SolConsole`]).
 //! - [`fan_out`] / [`fan_out_operation`]: one operation against many BMCs
 //!   with bounded concurrency, results streamed as they arrive.
+//! - [`codec`]: the sans-IO wire format both this client and racker-sim's
+//!   simulated BMC use (framing, RAKP messages, keys, integrity,
+//!   confidentiality, typed commands, completion codes).
+//!
+//! Cargo features: `client` (default) adds the tokio edge ([`Session`],
+//! SOL, fan-out). With `default-features = false` the crate is the codec
+//! and [`SessionCore`] only, without tokio.
 //!
 //! ```no_run
 //! use racker_ipmi::{BmcAddress, Credentials, PowerAction, Session, SessionOptions};
@@ -27,27 +34,30 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 
+#[cfg(feature = "client")]
 mod client;
-mod crypto;
+pub mod codec;
 mod error;
+#[cfg(feature = "client")]
 mod fanout;
+#[cfg(feature = "client")]
 mod ops;
 mod session;
+#[cfg(feature = "client")]
 mod sol;
-mod wire;
 
+#[cfg(feature = "client")]
 pub use client::{BmcAddress, DEFAULT_PORT, Session};
-pub use crypto::CipherSuite;
+pub use codec::{
+    AddressSource, BootDevice, BootFlags, ChassisStatus, CipherSuite, DeviceId, LastPowerEvent,
+    Password, PowerAction, PowerOutcome, Privilege, RawRequest, RawResponse, RestorePolicy,
+    SolPacket, UserAccess, UserInfo, decode_user_name,
+};
 pub use error::{Error, Result};
+#[cfg(feature = "client")]
 pub use fanout::{
     Diag, FanOutResult, Operation, Output, fan_out, fan_out_operation, run_operation,
 };
-pub use ops::{
-    AddressSource, BootDevice, BootFlags, ChassisStatus, DeviceId, LastPowerEvent, PowerAction,
-    PowerOutcome, Privilege, RestorePolicy, UserAccess, UserInfo, decode_user_name,
-};
-pub use session::{
-    CipherPreference, Credentials, Event, Password, RawRequest, RawResponse, SessionCore,
-    SessionOptions, SolPacket,
-};
+pub use session::{CipherPreference, Credentials, Event, SessionCore, SessionOptions};
+#[cfg(feature = "client")]
 pub use sol::{EscapeScanner, SolConsole};

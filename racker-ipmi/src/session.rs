@@ -10,31 +10,12 @@ use std::time::{Duration, Instant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::crypto::{CipherSuite, SessionKeys, ct_eq};
+use crate::codec::{
+    self, CipherSuite, Frame, OpenSessionRequest, OpenSessionResponse, Password, Rakp1, Rakp2,
+    Rakp3, Rakp4, RakpParams, RawRequest, RawResponse, Sealing, SessionKeys, SolPacket, V20Packet,
+    command, ct_eq, payload, status,
+};
 use crate::error::Error;
-use crate::wire::{self, Inbound, payload};
-
-/// A BMC password. Its `Debug` output is redacted.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    /// Wrap a password.
-    pub fn new(password: impl Into<String>) -> Self {
-        Password(password.into())
-    }
-
-    /// The password itself (only for handing it to the BMC).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(<redacted>)")
-    }
-}
 
 /// User name and password for a BMC.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +28,7 @@ pub struct Credentials {
 
 impl Credentials {
     /// Build credentials.
-    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
+    pub fn new(user: impl Into<String>, password: impl AsRef<[u8]>) -> Self {
         Credentials {
             user: user.into(),
             password: Password::new(password),
@@ -145,84 +126,6 @@ pub enum Event {
     Failed(Error),
 }
 
-/// A decoded SOL payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SolPacket {
-    /// Packet sequence number (0 = ack only).
-    pub sequence: u8,
-    /// Sequence number being acknowledged.
-    pub ack_sequence: u8,
-    /// Characters accepted from the acknowledged packet.
-    pub accepted: u8,
-    /// Operation/status byte.
-    pub status: u8,
-    /// Console characters.
-    pub data: Vec<u8>,
-}
-
-impl SolPacket {
-    /// Decode a SOL payload; `None` if shorter than its 4-byte header.
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() < 4 {
-            return None;
-        }
-        Some(SolPacket {
-            sequence: bytes[0] & 0x0F,
-            ack_sequence: bytes[1] & 0x0F,
-            accepted: bytes[2],
-            status: bytes[3],
-            data: bytes[4..].to_vec(),
-        })
-    }
-
-    /// Encode the payload.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut v = vec![
-            self.sequence & 0x0F,
-            self.ack_sequence & 0x0F,
-            self.accepted,
-            self.status,
-        ];
-        v.extend_from_slice(&self.data);
-        v
-    }
-}
-
-/// A request to send to the BMC.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawRequest {
-    /// Network function (even, request form).
-    pub netfn: u8,
-    /// Command.
-    pub cmd: u8,
-    /// Request data.
-    pub data: Vec<u8>,
-}
-
-impl RawRequest {
-    /// Build a request.
-    pub fn new(netfn: u8, cmd: u8, data: impl Into<Vec<u8>>) -> Self {
-        RawRequest {
-            netfn,
-            cmd,
-            data: data.into(),
-        }
-    }
-}
-
-/// A BMC reply: completion code and data.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct RawResponse {
-    /// Network function of the reply (request netfn + 1).
-    pub netfn: u8,
-    /// Command.
-    pub cmd: u8,
-    /// Completion code (0 = success).
-    pub completion_code: u8,
-    /// Response data after the completion code.
-    pub data: Vec<u8>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     AuthCaps,
@@ -265,6 +168,7 @@ pub struct SessionCore {
     tried: Vec<u8>,
     state: State,
     tag: u8,
+    busy_retries: u32,
     sid_m: u32,
     sid_c: u32,
     rm: [u8; 16],
@@ -292,6 +196,12 @@ impl std::fmt::Debug for SessionCore {
 
 const ROLE: u8 = 0x10 | PRIV_ADMIN; // name-only lookup, Administrator
 
+/// How often Open Session is asked again when the BMC answers
+/// "insufficient resources" (every slot taken), and the pauses between.
+const BUSY_RETRIES: u32 = 6;
+const BUSY_BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BUSY_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
 impl SessionCore {
     /// Start a session handshake. `bmc` is a label used in errors;
     /// `seed` feeds the generator for session ids, RAKP randoms and IVs.
@@ -316,6 +226,7 @@ impl SessionCore {
             tried: Vec::new(),
             state: State::AuthCaps,
             tag: 0,
+            busy_retries: 0,
             sid_m,
             sid_c: 0,
             rm: [0; 16],
@@ -330,7 +241,7 @@ impl SessionCore {
             events: VecDeque::new(),
         };
         let user_len = core.creds.user.len();
-        let pw_len = core.creds.password.expose().len();
+        let pw_len = core.creds.password.len();
         if user_len > 16 || pw_len > 20 {
             core.fail(Error::InvalidArgument(format!(
                 "{}: user name must be at most 16 bytes and password at most 20 bytes",
@@ -340,8 +251,8 @@ impl SessionCore {
         }
         // Get Channel Authentication Capabilities, IPMI 2.0 extended data, Administrator.
         let rq_seq = core.next_rq_seq();
-        let msg = wire::encode_request(0x06, 0x38, rq_seq, &[0x8E, PRIV_ADMIN]);
-        let pkt = wire::encode_v15_unauthenticated(&msg);
+        let msg = codec::encode_request(0x06, 0x38, rq_seq, &[0x8E, PRIV_ADMIN]);
+        let pkt = codec::encode_v15_unauthenticated(&msg);
         core.start_exchange(
             now,
             "Get Channel Authentication Capabilities",
@@ -368,7 +279,7 @@ impl SessionCore {
 
     /// The negotiated cipher suite, once keys exist.
     pub fn suite(&self) -> Option<CipherSuite> {
-        self.keys.as_ref().map(|k| k.suite)
+        self.keys.as_ref().map(|k| k.suite())
     }
 
     /// Next datagram to send, if any.
@@ -388,7 +299,15 @@ impl SessionCore {
 
     /// Send one IPMI request in the active session. One request may be
     /// outstanding at a time; its reply arrives as [`Event::Response`].
+    /// A response network function (odd) or one above 0x3F is refused at
+    /// once: no BMC would answer it the way the request is matched.
     pub fn send_request(&mut self, now: Instant, req: RawRequest) -> Result<(), Error> {
+        if req.netfn & 1 == 1 || req.netfn > 0x3F {
+            return Err(Error::InvalidArgument(format!(
+                "{}: network function {:#04x} is not a request network function (it must be even and at most 0x3e)",
+                self.bmc, req.netfn
+            )));
+        }
         if self.state != State::Active || self.exchange.is_some() {
             return Err(Error::NotActive {
                 bmc: self.bmc.clone(),
@@ -437,7 +356,7 @@ impl SessionCore {
         match self.state {
             State::Active | State::SetPrivilege | State::Closing => {
                 let rq_seq = self.next_rq_seq();
-                let msg = wire::encode_request(0x06, 0x3C, rq_seq, &self.sid_c.to_le_bytes());
+                let msg = codec::encode_request(0x06, 0x3C, rq_seq, &self.sid_c.to_le_bytes());
                 let p = self.encode_authenticated(payload::IPMI, &msg);
                 self.exchange = None;
                 self.state = State::Closed;
@@ -471,7 +390,7 @@ impl SessionCore {
             return;
         }
         let stage = match &ex.resend {
-            Resend::Ipmi { req, .. } if !ex.internal => command_name(req.netfn, req.cmd),
+            Resend::Ipmi { req, .. } if !ex.internal => command::name(req.netfn, req.cmd),
             _ => ex.stage,
         };
         self.fail(Error::Timeout {
@@ -484,16 +403,13 @@ impl SessionCore {
 
     /// Feed a datagram received from the BMC.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
-        let Some(inbound) = wire::parse_inbound(datagram) else {
-            return;
-        };
-        match inbound {
-            Inbound::V15 { message } => {
-                if self.state == State::AuthCaps {
-                    self.on_auth_caps(now, message);
-                }
-            }
-            Inbound::V20(pkt) => {
+        match codec::parse(datagram) {
+            Some(Frame::V15 {
+                auth_type: 0,
+                message,
+                ..
+            }) if self.state == State::AuthCaps => self.on_auth_caps(now, message),
+            Some(Frame::V20(pkt)) => {
                 if pkt.authenticated || pkt.encrypted {
                     self.on_session_packet(now, &pkt);
                     return;
@@ -507,6 +423,7 @@ impl SessionCore {
                     _ => {}
                 }
             }
+            _ => {}
         }
     }
 
@@ -553,7 +470,7 @@ impl SessionCore {
         match resend {
             Resend::Bytes(b) => self.transmit.push_back(b.clone()),
             Resend::Ipmi { rq_seq, req } => {
-                let msg = wire::encode_request(req.netfn, req.cmd, *rq_seq, &req.data);
+                let msg = codec::encode_request(req.netfn, req.cmd, *rq_seq, &req.data);
                 let p = self.encode_authenticated(payload::IPMI, &msg);
                 self.transmit.push_back(p);
             }
@@ -570,24 +487,23 @@ impl SessionCore {
         };
         let mut iv = [0u8; 16];
         self.rng.fill_bytes(&mut iv);
-        let enc = keys.encrypt(iv, plain);
-        let mut p = wire::encode_v20_plain(payload_type | 0xC0, self.sid_c, self.out_seq, &enc);
-        let covered = p.len() - 4;
-        let pad = (4 - (covered + 2) % 4) % 4;
-        p.extend(std::iter::repeat_n(0xFF, pad));
-        p.push(u8::try_from(pad).unwrap_or(0));
-        p.push(0x07);
-        let code = keys.auth_code(&p[4..]);
-        p.extend_from_slice(&code);
-        p
+        let how = Sealing {
+            payload_type,
+            session_id: self.sid_c,
+            sequence: self.out_seq,
+            encrypt_iv: Some(iv),
+            authenticate: true,
+        };
+        codec::seal(keys, &how, plain)
     }
 
     fn on_auth_caps(&mut self, now: Instant, message: &[u8]) {
-        let Some(r) = wire::decode_response(message) else {
+        let Some(r) = codec::decode_response(message) else {
             return;
         };
         // Only the reply to our request (the only rqSeq used so far).
-        if r.netfn != 0x07 || r.cmd != 0x38 || r.rq_seq != self.rq_seq {
+        let (netfn, cmd) = command::GET_CHANNEL_AUTH_CAPS;
+        if r.netfn != netfn | 1 || r.cmd != cmd || r.rq_seq != self.rq_seq {
             return;
         }
         if r.completion_code != 0 {
@@ -610,6 +526,12 @@ impl SessionCore {
         self.next_suite(now);
     }
 
+    fn open_session_packet(&mut self, suite: CipherSuite) -> Vec<u8> {
+        let tag = self.next_tag();
+        let m = OpenSessionRequest::new(tag, PRIV_ADMIN, self.sid_m, suite).encode();
+        codec::encode_v20_plain(payload::OPEN_SESSION_REQUEST, 0, 0, &m)
+    }
+
     fn next_suite(&mut self, now: Instant) {
         let Some(suite) = self.suites.pop_front() else {
             self.fail(Error::NoCipherSuite {
@@ -620,123 +542,156 @@ impl SessionCore {
         };
         self.tried.push(suite.id());
         self.state = State::OpenSession(suite);
-        let tag = self.next_tag();
-        let (a, i, c) = suite.algorithms();
-        let mut m = vec![tag, PRIV_ADMIN, 0, 0];
-        m.extend_from_slice(&self.sid_m.to_le_bytes());
-        m.extend_from_slice(&[0x00, 0, 0, 0x08, a, 0, 0, 0]);
-        m.extend_from_slice(&[0x01, 0, 0, 0x08, i, 0, 0, 0]);
-        m.extend_from_slice(&[0x02, 0, 0, 0x08, c, 0, 0, 0]);
-        let pkt = wire::encode_v20_plain(payload::OPEN_SESSION_REQUEST, 0, 0, &m);
+        self.busy_retries = 0;
+        let pkt = self.open_session_packet(suite);
         self.start_exchange(now, "Open Session", Resend::Bytes(pkt), true);
     }
 
     fn on_open_session(&mut self, now: Instant, suite: CipherSuite, p: &[u8]) {
-        if p.len() < 2 || p[0] != self.tag {
+        let Some(r) = OpenSessionResponse::decode(p) else {
+            if p.len() >= 2 && p[0] == self.tag {
+                self.malformed("Open Session", "response shorter than 36 bytes");
+            }
+            return;
+        };
+        if r.tag != self.tag {
             return;
         }
-        let status = p[1];
-        if status != 0 {
+        if r.status == status::INSUFFICIENT_RESOURCES && self.busy_retries < BUSY_RETRIES {
+            // Every session slot is taken (often by handshakes that never
+            // finish): ask again after a growing pause, as the BMC expires
+            // them. The retransmission timer sends the new request.
+            self.busy_retries += 1;
+            let pause = BUSY_BACKOFF_FIRST * (1 << (self.busy_retries - 1).min(3));
+            let pkt = self.open_session_packet(suite);
+            self.exchange = Some(Exchange {
+                stage: "Open Session",
+                resend: Resend::Bytes(pkt),
+                started: now,
+                deadline: now + pause.min(BUSY_BACKOFF_MAX),
+                attempts: 0,
+                internal: true,
+            });
+            return;
+        }
+        if r.status != 0 {
             // Algorithm / cipher suite rejections: try the next suite.
-            if matches!(status, 0x03..=0x07 | 0x10 | 0x11 | 0x12) {
+            if matches!(r.status, 0x03..=0x07 | 0x10 | 0x11 | 0x12) {
                 self.exchange = None;
                 self.next_suite(now);
             } else {
                 self.fail(Error::Handshake {
                     bmc: self.bmc.clone(),
                     stage: "Open Session",
-                    status,
+                    status: r.status,
                 });
             }
             return;
         }
-        if p.len() < 36 {
-            return self.malformed("Open Session", "response shorter than 36 bytes");
-        }
-        let sid_m = u32::from_le_bytes([p[4], p[5], p[6], p[7]]);
-        if sid_m != self.sid_m {
+        if r.sid_m != self.sid_m {
             return;
         }
-        let sid_c = u32::from_le_bytes([p[8], p[9], p[10], p[11]]);
-        let (a, i, c) = suite.algorithms();
-        if sid_c == 0 || p[16] != a || p[24] != i || p[32] != c {
+        if r.sid_c == 0 || r.algorithms != suite.algorithms() {
             return self.malformed(
                 "Open Session",
                 "BMC changed the proposed algorithms or gave session id 0",
             );
         }
-        self.sid_c = sid_c;
+        self.sid_c = r.sid_c;
         self.rng.fill_bytes(&mut self.rm);
-        let tag = self.next_tag();
-        let user = self.creds.user.as_bytes();
-        let mut m = vec![tag, 0, 0, 0];
-        m.extend_from_slice(&sid_c.to_le_bytes());
-        m.extend_from_slice(&self.rm);
-        m.push(ROLE);
-        m.extend_from_slice(&[0, 0]);
-        m.push(u8::try_from(user.len()).unwrap_or(0));
-        m.extend_from_slice(user);
-        let pkt = wire::encode_v20_plain(payload::RAKP1, 0, 0, &m);
+        let rakp1 = Rakp1 {
+            tag: self.next_tag(),
+            sid_c: r.sid_c,
+            rm: self.rm,
+            role: ROLE,
+            user: self.creds.user.as_bytes().to_vec(),
+        };
+        let pkt = codec::encode_v20_plain(payload::RAKP1, 0, 0, &rakp1.encode());
         self.state = State::Rakp1(suite);
         self.start_exchange(now, "RAKP Message 1", Resend::Bytes(pkt), true);
     }
 
+    fn rakp_failure(&self, stage: &'static str, code: u8) -> Error {
+        if matches!(
+            code,
+            status::UNAUTHORIZED_NAME
+                | status::INVALID_INTEGRITY_CHECK
+                | status::UNAUTHORIZED_ROLE
+                | status::INVALID_ROLE
+        ) {
+            Error::Authentication {
+                bmc: self.bmc.clone(),
+                reason: format!(
+                    "{} status {code:#04x} ({}) for user {:?}",
+                    if stage == "RAKP Message 2" {
+                        "RAKP2"
+                    } else {
+                        "RAKP4"
+                    },
+                    codec::rakp_status_text(code),
+                    self.creds.user
+                ),
+            }
+        } else {
+            Error::Handshake {
+                bmc: self.bmc.clone(),
+                stage,
+                status: code,
+            }
+        }
+    }
+
+    fn rakp_params(&self, suite: CipherSuite) -> RakpParams<'_> {
+        RakpParams {
+            suite,
+            sid_m: self.sid_m,
+            sid_c: self.sid_c,
+            rm: self.rm,
+            rc: self.rc,
+            guid: self.guid,
+            role: ROLE,
+            user: self.creds.user.as_bytes(),
+        }
+    }
+
     fn on_rakp2(&mut self, now: Instant, suite: CipherSuite, p: &[u8]) {
-        if p.len() < 2 || p[0] != self.tag {
+        let Some(r) = Rakp2::decode(p) else {
+            if p.len() >= 2 && p[0] == self.tag {
+                self.malformed("RAKP Message 2", "too short");
+            }
+            return;
+        };
+        if r.tag != self.tag {
             return;
         }
-        let status = p[1];
-        if status != 0 {
-            let err = if matches!(status, 0x0D | 0x0F | 0x0A | 0x09) {
-                Error::Authentication {
-                    bmc: self.bmc.clone(),
-                    reason: format!(
-                        "RAKP2 status {status:#04x} ({}) for user {:?}",
-                        wire::rakp_status_text(status),
-                        self.creds.user
-                    ),
-                }
-            } else {
-                Error::Handshake {
-                    bmc: self.bmc.clone(),
-                    stage: "RAKP Message 2",
-                    status,
-                }
-            };
-            return self.fail(err);
+        if r.status != 0 {
+            return self.fail(self.rakp_failure("RAKP Message 2", r.status));
         }
-        let hl = suite.hmac_len();
-        if p.len() < 40 + hl {
+        if r.code.len() < suite.hmac_len() {
             return self.malformed("RAKP Message 2", "too short");
         }
-        if u32::from_le_bytes([p[4], p[5], p[6], p[7]]) != self.sid_m {
+        if r.sid_m != self.sid_m {
             return;
         }
-        self.rc.copy_from_slice(&p[8..24]);
-        self.guid.copy_from_slice(&p[24..40]);
-        let user = self.creds.user.as_bytes().to_vec();
-        let ulen = [u8::try_from(user.len()).unwrap_or(0)];
-        let kuid = self.creds.password.expose().as_bytes().to_vec();
-        let expect = suite.hmac(
-            &kuid,
-            &[
-                &self.sid_m.to_le_bytes(),
-                &self.sid_c.to_le_bytes(),
-                &self.rm,
-                &self.rc,
-                &self.guid,
-                &[ROLE],
-                &ulen,
-                &user,
-            ],
-        );
-        if !ct_eq(&expect, &p[40..40 + hl]) {
+        self.rc = r.rc;
+        self.guid = r.guid;
+        let params = self.rakp_params(suite);
+        let kuid = self.creds.password.expose();
+        if !ct_eq(&params.rakp2_code(kuid), &r.code[..suite.hmac_len()]) {
             // Tell the BMC (so it frees the session slot), then fail.
             let tag = self.next_tag();
-            let mut m = vec![tag, 0x0F, 0, 0];
-            m.extend_from_slice(&self.sid_c.to_le_bytes());
-            self.transmit
-                .push_back(wire::encode_v20_plain(payload::RAKP3, 0, 0, &m));
+            let reject = Rakp3 {
+                tag,
+                status: status::INVALID_INTEGRITY_CHECK,
+                sid_c: self.sid_c,
+                code: Vec::new(),
+            };
+            self.transmit.push_back(codec::encode_v20_plain(
+                payload::RAKP3,
+                0,
+                0,
+                &reject.encode(),
+            ));
             return self.fail(Error::Authentication {
                 bmc: self.bmc.clone(),
                 reason: format!(
@@ -745,58 +700,38 @@ impl SessionCore {
                 ),
             });
         }
-        let code3 = suite.hmac(
-            &kuid,
-            &[&self.rc, &self.sid_m.to_le_bytes(), &[ROLE], &ulen, &user],
-        );
-        self.keys = Some(SessionKeys::derive(
-            suite, &kuid, &self.rm, &self.rc, ROLE, &user,
-        ));
-        let tag = self.next_tag();
-        let mut m = vec![tag, 0, 0, 0];
-        m.extend_from_slice(&self.sid_c.to_le_bytes());
-        m.extend_from_slice(&code3);
-        let pkt = wire::encode_v20_plain(payload::RAKP3, 0, 0, &m);
+        let code = params.rakp3_code(kuid);
+        let keys = params.session_keys(kuid);
+        self.keys = Some(keys);
+        let rakp3 = Rakp3 {
+            tag: self.next_tag(),
+            status: 0,
+            sid_c: self.sid_c,
+            code,
+        };
+        let pkt = codec::encode_v20_plain(payload::RAKP3, 0, 0, &rakp3.encode());
         self.state = State::Rakp3(suite);
         self.start_exchange(now, "RAKP Message 3", Resend::Bytes(pkt), true);
     }
 
     fn on_rakp4(&mut self, now: Instant, suite: CipherSuite, p: &[u8]) {
-        if p.len() < 2 || p[0] != self.tag {
+        let Some(r) = Rakp4::decode(p) else {
+            return;
+        };
+        if r.tag != self.tag {
             return;
         }
-        let status = p[1];
-        if status != 0 {
-            let err = if matches!(status, 0x0D | 0x0F | 0x0A | 0x09) {
-                Error::Authentication {
-                    bmc: self.bmc.clone(),
-                    reason: format!(
-                        "RAKP4 status {status:#04x} ({})",
-                        wire::rakp_status_text(status)
-                    ),
-                }
-            } else {
-                Error::Handshake {
-                    bmc: self.bmc.clone(),
-                    stage: "RAKP Message 4",
-                    status,
-                }
-            };
-            return self.fail(err);
+        if r.status != 0 {
+            return self.fail(self.rakp_failure("RAKP Message 4", r.status));
         }
-        let il = suite.icv_len();
-        if p.len() < 8 + il {
+        if r.icv.len() < suite.icv_len() {
             return self.malformed("RAKP Message 4", "too short");
         }
         let Some(keys) = self.keys.as_ref() else {
             return;
         };
-        let mut icv = suite.hmac(
-            &keys.sik,
-            &[&self.rm, &self.sid_c.to_le_bytes(), &self.guid],
-        );
-        icv.truncate(il);
-        if !ct_eq(&icv, &p[8..8 + il]) {
+        let icv = self.rakp_params(suite).rakp4_icv(keys);
+        if !ct_eq(&icv, &r.icv[..suite.icv_len()]) {
             return self.fail(Error::Authentication {
                 bmc: self.bmc.clone(),
                 reason: "RAKP4 integrity check value mismatch".into(),
@@ -804,7 +739,8 @@ impl SessionCore {
         }
         self.state = State::SetPrivilege;
         let rq_seq = self.next_rq_seq();
-        let req = RawRequest::new(0x06, 0x3B, vec![PRIV_ADMIN]);
+        let (netfn, cmd) = command::SET_SESSION_PRIVILEGE;
+        let req = RawRequest::new(netfn, cmd, vec![PRIV_ADMIN]);
         self.start_exchange(
             now,
             "Set Session Privilege Level",
@@ -813,42 +749,21 @@ impl SessionCore {
         );
     }
 
-    fn on_session_packet(&mut self, now: Instant, pkt: &wire::V20Packet<'_>) {
-        let _ = now;
+    fn on_session_packet(&mut self, now: Instant, pkt: &V20Packet<'_>) {
         let Some(keys) = self.keys.as_ref() else {
             return;
         };
-        if pkt.session_id != self.sid_m || !pkt.authenticated {
+        if pkt.session_id != self.sid_m {
             return;
         }
-        // Integrity trailer: pad, pad length, next header, AuthCode.
-        let raw = pkt.raw;
-        let il = keys.suite.icv_len();
-        let body_end = 16 + pkt.payload.len();
-        if raw.len() < body_end + 2 + il {
+        let Some(plain) = codec::open(keys, pkt) else {
             return;
-        }
-        let code_start = raw.len() - il;
-        let pad = code_start - 2 - body_end;
-        if usize::from(raw[code_start - 2]) != pad || pad > 3 {
-            return;
-        }
-        if !ct_eq(&keys.auth_code(&raw[4..code_start]), &raw[code_start..]) {
-            return;
-        }
+        };
         // Replay window: drop packets far behind the newest seen.
         if pkt.sequence == 0 || (self.in_seq_max > 16 && pkt.sequence < self.in_seq_max - 16) {
             return;
         }
         self.in_seq_max = self.in_seq_max.max(pkt.sequence);
-        let plain = if pkt.encrypted {
-            match keys.decrypt(pkt.payload) {
-                Some(p) => p,
-                None => return,
-            }
-        } else {
-            pkt.payload.to_vec()
-        };
         match pkt.payload_type {
             payload::IPMI => self.on_ipmi_response(now, &plain),
             payload::SOL => {
@@ -861,7 +776,8 @@ impl SessionCore {
     }
 
     fn on_ipmi_response(&mut self, now: Instant, message: &[u8]) {
-        let Some(r) = wire::decode_response(message) else {
+        let _ = now;
+        let Some(r) = codec::decode_response(message) else {
             return;
         };
         let Some(ex) = self.exchange.as_ref() else {
@@ -873,7 +789,7 @@ impl SessionCore {
         if r.rq_seq != *rq_seq || r.cmd != req.cmd || r.netfn != req.netfn + 1 {
             return; // stale or unrelated reply
         }
-        if r.completion_code == 0xCF {
+        if r.completion_code == codec::cc::DUPLICATED_REQUEST {
             return; // duplicate of a retransmitted request: the real reply follows
         }
         let internal = ex.internal;
@@ -905,7 +821,6 @@ impl SessionCore {
             }
             _ => {}
         }
-        let _ = now;
     }
 
     fn malformed(&mut self, command: &str, detail: &str) {
@@ -914,30 +829,6 @@ impl SessionCore {
             command: command.into(),
             detail: detail.into(),
         });
-    }
-}
-
-/// A human name for well-known commands (for errors).
-pub(crate) fn command_name(netfn: u8, cmd: u8) -> &'static str {
-    match (netfn, cmd) {
-        (0x00, 0x01) => "Get Chassis Status",
-        (0x00, 0x02) => "Chassis Control",
-        (0x00, 0x08) => "Set System Boot Options",
-        (0x00, 0x09) => "Get System Boot Options",
-        (0x06, 0x01) => "Get Device ID",
-        (0x06, 0x38) => "Get Channel Authentication Capabilities",
-        (0x06, 0x3B) => "Set Session Privilege Level",
-        (0x06, 0x3C) => "Close Session",
-        (0x06, 0x43) => "Set User Access",
-        (0x06, 0x44) => "Get User Access",
-        (0x06, 0x45) => "Set User Name",
-        (0x06, 0x46) => "Get User Name",
-        (0x06, 0x47) => "Set User Password",
-        (0x06, 0x48) => "Activate Payload",
-        (0x06, 0x49) => "Deactivate Payload",
-        (0x0C, 0x01) => "Set LAN Configuration Parameters",
-        (0x0C, 0x02) => "Get LAN Configuration Parameters",
-        _ => "IPMI request",
     }
 }
 
@@ -962,7 +853,7 @@ mod tests {
     /// A Get Channel Auth Caps reply announcing IPMI 2.0.
     fn auth_caps_reply(rq_seq: u8) -> Vec<u8> {
         let mut m = vec![0x81, 0x07 << 2];
-        m.push(wire::checksum(&m));
+        m.push(codec::checksum(&m));
         m.extend_from_slice(&[
             0x20,
             rq_seq << 2,
@@ -977,9 +868,9 @@ mod tests {
             0,
             0,
         ]);
-        let c = wire::checksum(&m[3..]);
+        let c = codec::checksum(&m[3..]);
         m.push(c);
-        wire::encode_v15_unauthenticated(&m)
+        codec::encode_v15_unauthenticated(&m)
     }
 
     #[test]
@@ -1027,6 +918,48 @@ mod tests {
         let _ = c2.poll_transmit();
         c2.handle_datagram(t0, &auth_caps_reply(9));
         assert!(c2.poll_transmit().is_none());
+    }
+
+    #[test]
+    fn insufficient_resources_is_retried_with_back_off() {
+        let t0 = Instant::now();
+        let mut c = core(t0);
+        let _ = c.poll_transmit();
+        c.handle_datagram(t0, &auth_caps_reply(1));
+        let open = c.poll_transmit().expect("open session request");
+        let busy = |tag: u8| {
+            let m = OpenSessionResponse::error(tag, status::INSUFFICIENT_RESOURCES, 0).encode();
+            codec::encode_v20_plain(payload::OPEN_SESSION_RESPONSE, 0, 0, &m)
+        };
+        let mut now = t0;
+        for (n, pause_ms) in [250u64, 500, 1000, 2000, 2000, 2000]
+            .into_iter()
+            .enumerate()
+        {
+            c.handle_datagram(now, &busy(open[16] + n as u8));
+            assert!(c.poll_transmit().is_none(), "nothing sent during the pause");
+            let at = c.poll_timeout().expect("retry timer");
+            assert_eq!(at.duration_since(now), Duration::from_millis(pause_ms));
+            c.handle_timeout(at);
+            let again = c.poll_transmit().expect("Open Session again");
+            assert_eq!(again[5], payload::OPEN_SESSION_REQUEST);
+            now = at;
+        }
+        // The seventh refusal is final.
+        c.handle_datagram(now, &busy(open[16] + 6));
+        match c.poll_event() {
+            Some(Event::Failed(Error::Handshake { status: 0x01, .. })) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn response_netfn_is_refused_before_sending() {
+        let mut c = core(Instant::now());
+        let err = c
+            .send_request(Instant::now(), RawRequest::new(0x07, 0x01, vec![]))
+            .expect_err("odd netFn");
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
     }
 
     #[test]

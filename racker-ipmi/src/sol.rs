@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::client::Session;
+use crate::codec::{RawRequest, SolPacket};
 use crate::error::{Error, Result};
-use crate::session::{RawRequest, SolPacket};
 
 /// An active SOL payload (instance 1) in a session.
 #[derive(Debug)]

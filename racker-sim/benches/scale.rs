@@ -18,14 +18,7 @@ use tokio::net::UdpSocket;
 mod console;
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
+    racker_testsupport::proc_status_kib("VmRSS")
 }
 
 fn addr(i: usize) -> SocketAddr {

@@ -7,14 +7,19 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::chassis::{BootFlags, Chassis, Event, MAX_USERS, Password, User};
-use crate::crypto::{CipherSuite, aes_decrypt, aes_encrypt};
-use crate::wire::{self, Frame, Request, V20};
+use racker_ipmi::codec::{
+    self, ALL_SUITES, ChassisStatus, CipherSuite, Frame, LanRequest, LastPowerEvent,
+    OpenSessionRequest, OpenSessionResponse, Password, Privilege, Rakp1, Rakp2, Rakp3, Rakp4,
+    RakpParams, RestorePolicy, Sealing, SessionKeys, SolPacket, UserAccess, V20Packet, cc, command,
+    encode_user_name, payload, status,
+};
+
+use crate::chassis::{BootFlags, Chassis, Event, MAX_USERS, User};
 
 /// Privilege levels.
-const PRIV_USER: u8 = 2;
-const PRIV_OPERATOR: u8 = 3;
-const PRIV_ADMIN: u8 = 4;
+const PRIV_USER: u8 = codec::privilege::USER;
+const PRIV_OPERATOR: u8 = codec::privilege::OPERATOR;
+const PRIV_ADMIN: u8 = codec::privilege::ADMINISTRATOR;
 
 /// SOL characters per BMC → console packet.
 const SOL_CHUNK: usize = 128;
@@ -23,6 +28,8 @@ const SOL_RETRY: Duration = Duration::from_millis(500);
 const SOL_ATTEMPTS: u8 = 6;
 /// How long a response is kept to answer a retransmitted request.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(10);
+/// Default lifetime of a session slot whose RAKP handshake is unfinished.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +49,7 @@ pub struct BmcConfig {
     password: Password,
     max_sessions: usize,
     idle_timeout: Duration,
+    handshake_timeout: Duration,
     suites: Vec<CipherSuite>,
     sol_port: u16,
     seed: u64,
@@ -49,7 +57,8 @@ pub struct BmcConfig {
 
 impl BmcConfig {
     /// A BMC with MAC `mac` and one administrator `user`/`password`; by
-    /// default 8 session slots, 60-s idle timeout, suites 3 and 17.
+    /// default 8 session slots, 60-s idle timeout for established sessions,
+    /// 5 s for handshakes that never finish RAKP, suites 3 and 17.
     pub fn new(mac: [u8; 6], user: &str, password: Password) -> Self {
         BmcConfig {
             mac,
@@ -58,7 +67,8 @@ impl BmcConfig {
             password,
             max_sessions: 8,
             idle_timeout: Duration::from_secs(60),
-            suites: vec![CipherSuite::Suite3, CipherSuite::Suite17],
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            suites: ALL_SUITES.to_vec(),
             sol_port: 623,
             seed: u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0x5a, 0xa5]),
         }
@@ -71,6 +81,13 @@ impl BmcConfig {
     /// Idle session timeout.
     pub fn idle_timeout(mut self, d: Duration) -> Self {
         self.idle_timeout = d;
+        self
+    }
+    /// How long a session slot is held for a handshake that does not
+    /// finish RAKP (real BMCs drop them within seconds, so unauthenticated
+    /// Open Session requests cannot lock everyone out).
+    pub fn handshake_timeout(mut self, d: Duration) -> Self {
+        self.handshake_timeout = d;
         self
     }
     /// Cipher suites offered.
@@ -96,12 +113,6 @@ impl BmcConfig {
 }
 
 #[derive(Debug, Clone)]
-struct Keys {
-    k1: Vec<u8>,
-    aes: [u8; 16],
-}
-
-#[derive(Debug, Clone)]
 enum State {
     Opened,
     AwaitRakp3 {
@@ -112,7 +123,7 @@ enum State {
         user: usize,
     },
     Active {
-        keys: Keys,
+        keys: SessionKeys,
         rakp4: Vec<u8>,
         rakp3: Vec<u8>,
     },
@@ -188,7 +199,7 @@ impl Session {
         self.out_seq
     }
 
-    fn active_keys(&self) -> Option<&Keys> {
+    fn active_keys(&self) -> Option<&SessionKeys> {
         match &self.state {
             State::Active { keys, .. } => Some(keys),
             _ => None,
@@ -204,29 +215,25 @@ impl Session {
         payload: &[u8],
         rng: &mut StdRng,
     ) -> Option<Vec<u8>> {
-        let keys = self.active_keys()?.clone();
-        let suite = self.suite;
-        let body = if encrypted {
-            let iv: [u8; 16] = rng.r#gen();
-            aes_encrypt(&keys.aes, iv, payload)
-        } else {
-            payload.to_vec()
+        let sequence = self.next_out_seq();
+        let keys = self.active_keys()?;
+        let how = Sealing {
+            payload_type: ptype,
+            session_id: self.sid_m,
+            sequence,
+            encrypt_iv: encrypted.then(|| rng.r#gen()),
+            authenticate: authenticated,
         };
-        let mut flags = ptype;
-        if authenticated {
-            flags |= 0x40;
-        }
-        if encrypted {
-            flags |= 0x80;
-        }
-        let seq = self.next_out_seq();
-        let mut p = wire::v20_frame(flags, self.sid_m, seq, &body);
-        if authenticated {
-            wire::v20_trailer(&mut p);
-            let code = suite.hmac(&keys.k1, &[&p[4..]]);
-            p.extend_from_slice(&code[..suite.icv_len()]);
-        }
-        Some(p)
+        Some(codec::seal(keys, &how, payload))
+    }
+
+    /// When this session's slot expires without traffic.
+    fn expires(&self, config: &BmcConfig) -> Instant {
+        let limit = match self.state {
+            State::Active { .. } => config.idle_timeout,
+            _ => config.handshake_timeout.min(config.idle_timeout),
+        };
+        self.last_activity + limit
     }
 }
 
@@ -343,11 +350,7 @@ impl Bmc {
 
     /// When [`Bmc::poll`] next needs to run.
     pub fn next_timeout(&self) -> Option<Instant> {
-        let idle = self
-            .sessions
-            .iter()
-            .map(|s| s.last_activity + self.config.idle_timeout)
-            .min();
+        let idle = self.sessions.iter().map(|s| s.expires(&self.config)).min();
         let sol = self
             .sessions
             .iter()
@@ -367,11 +370,10 @@ impl Bmc {
     /// Run timers: idle sessions, the boot-flag timer, SOL output.
     pub fn poll(&mut self, now: Instant) -> Vec<Transmit> {
         self.chassis.tick(now, &mut self.events);
-        let idle = self.config.idle_timeout;
         let before = self.sessions.len();
         let had_sol = self.sessions.iter().any(|s| s.sol.is_some());
-        self.sessions
-            .retain(|s| now.saturating_duration_since(s.last_activity) < idle);
+        let config = &self.config;
+        self.sessions.retain(|s| now < s.expires(config));
         if had_sol
             && before != self.sessions.len()
             && !self.sessions.iter().any(|s| s.sol.is_some())
@@ -416,10 +418,16 @@ impl Bmc {
         }
         if let Some((seq, data)) = send {
             let (a, e) = (sol.authenticated, sol.encrypted);
-            let mut payload = vec![seq, 0, 0, 0];
-            payload.extend_from_slice(&data);
+            let payload = SolPacket {
+                sequence: seq,
+                ack_sequence: 0,
+                accepted: 0,
+                status: 0,
+                data,
+            }
+            .encode();
             let peer = session.peer;
-            if let Some(p) = session.seal(0x01, a, e, &payload, &mut self.rng) {
+            if let Some(p) = session.seal(payload::SOL, a, e, &payload, &mut self.rng) {
                 out.push(Transmit {
                     to: peer,
                     payload: p,
@@ -437,19 +445,19 @@ impl Bmc {
     ) -> Vec<Transmit> {
         let mut out = self.poll(now);
         let reply = |payload: Vec<u8>| Transmit { to: peer, payload };
-        match wire::parse(datagram) {
-            Some(Frame::AsfPing { tag }) => out.push(reply(wire::asf_pong(tag))),
+        match codec::parse(datagram) {
+            Some(Frame::AsfPing { tag }) => out.push(reply(codec::asf_pong(tag))),
             Some(Frame::V15 {
                 auth_type: 0,
                 session_id: 0,
-                msg,
+                message,
             }) => {
-                if let Some(req) = wire::parse_request(msg)
+                if let Some(req) = codec::decode_request(message)
                     && let Some((cc, data)) = self.presession_command(&req)
                 {
-                    out.push(reply(wire::v15_frame(&wire::build_response(
-                        &req, cc, &data,
-                    ))));
+                    out.push(reply(codec::encode_v15_unauthenticated(
+                        &req.response(cc, &data),
+                    )));
                 }
             }
             Some(Frame::V15 { .. }) => {}
@@ -459,25 +467,33 @@ impl Bmc {
         out
     }
 
-    fn handle_v20(&mut self, now: Instant, peer: SocketAddr, v: &V20<'_>, out: &mut Vec<Transmit>) {
+    fn handle_v20(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        v: &V20Packet<'_>,
+        out: &mut Vec<Transmit>,
+    ) {
         if v.session_id == 0 {
             if v.authenticated || v.encrypted {
                 return;
             }
             let response = match v.payload_type {
-                0x00 => wire::parse_request(v.payload).and_then(|req| {
+                payload::IPMI => codec::decode_request(v.payload).and_then(|req| {
                     let (cc, data) = self.presession_command(&req)?;
-                    Some((0x00, wire::build_response(&req, cc, &data)))
+                    Some((payload::IPMI, req.response(cc, &data)))
                 }),
-                0x10 => self.open_session(now, peer, v.payload).map(|p| (0x11, p)),
-                0x12 => self.rakp1(now, v.payload).map(|p| (0x13, p)),
-                0x14 => self.rakp3(now, v.payload).map(|p| (0x15, p)),
+                payload::OPEN_SESSION_REQUEST => self
+                    .open_session(now, peer, v.payload)
+                    .map(|p| (payload::OPEN_SESSION_RESPONSE, p)),
+                payload::RAKP1 => self.rakp1(now, v.payload).map(|p| (payload::RAKP2, p)),
+                payload::RAKP3 => self.rakp3(now, v.payload).map(|p| (payload::RAKP4, p)),
                 _ => None,
             };
             if let Some((ptype, payload)) = response {
                 out.push(Transmit {
                     to: peer,
-                    payload: wire::v20_frame(ptype, 0, 0, &payload),
+                    payload: codec::encode_v20_plain(ptype, 0, 0, &payload),
                 });
             }
             return;
@@ -486,31 +502,18 @@ impl Bmc {
             return;
         };
         let session = &mut self.sessions[i];
-        let Some(keys) = session.active_keys().cloned() else {
-            return;
-        };
-        let suite = session.suite;
         // Integrity is mandatory for our suites; confidentiality is optional
         // per packet (the reply mirrors the request).
-        if !v.authenticated {
+        let Some(keys) = session.active_keys() else {
             return;
-        }
-        let expect = suite.hmac(&keys.k1, &[v.signed]);
-        if v.auth_code != &expect[..suite.icv_len()] {
-            return;
-        }
-        let payload = if v.encrypted {
-            match aes_decrypt(&keys.aes, v.payload) {
-                Some(p) => p,
-                None => return,
-            }
-        } else {
-            v.payload.to_vec()
         };
-        let fresh = session.accept_seq(v.seq);
+        let Some(plain) = codec::open(keys, v) else {
+            return;
+        };
+        let fresh = session.accept_seq(v.sequence);
         match v.payload_type {
-            0x00 => {
-                let Some(req) = wire::parse_request(&payload) else {
+            payload::IPMI => {
+                let Some(req) = codec::decode_request(&plain) else {
                     return;
                 };
                 if let Some(c) = &session.cached
@@ -524,7 +527,8 @@ impl Bmc {
                     let response = c.response.clone();
                     session.last_activity = now;
                     session.peer = peer;
-                    if let Some(p) = session.seal(0x00, true, v.encrypted, &response, &mut self.rng)
+                    if let Some(p) =
+                        session.seal(payload::IPMI, true, v.encrypted, &response, &mut self.rng)
                     {
                         out.push(Transmit {
                             to: peer,
@@ -539,7 +543,7 @@ impl Bmc {
                 session.last_activity = now;
                 session.peer = peer;
                 let (cc, data, close) = self.session_command(now, i, &req);
-                let response = wire::build_response(&req, cc, &data);
+                let response = req.response(cc, &data);
                 let session = &mut self.sessions[i];
                 session.cached = Some(Cached {
                     netfn: req.netfn,
@@ -549,7 +553,9 @@ impl Bmc {
                     response: response.clone(),
                     at: now,
                 });
-                if let Some(p) = session.seal(0x00, true, v.encrypted, &response, &mut self.rng) {
+                if let Some(p) =
+                    session.seal(payload::IPMI, true, v.encrypted, &response, &mut self.rng)
+                {
                     out.push(Transmit {
                         to: peer,
                         payload: p,
@@ -561,12 +567,12 @@ impl Bmc {
                     self.sol_pump(i, now, out);
                 }
             }
-            0x01 => {
+            payload::SOL => {
                 if !fresh {
                     return;
                 }
                 session.last_activity = now;
-                self.sol_packet(now, i, &payload, out);
+                self.sol_packet(now, i, &plain, out);
             }
             _ => {}
         }
@@ -581,38 +587,26 @@ impl Bmc {
     }
 
     fn open_session(&mut self, now: Instant, peer: SocketAddr, p: &[u8]) -> Option<Vec<u8>> {
-        if p.len() < 32 {
-            return None;
-        }
-        let tag = p[0];
-        let req_priv = p[1] & 0x0F;
-        let sid_m = u32::from_le_bytes(p[4..8].try_into().ok()?);
-        let error = |status: u8| {
-            let mut r = vec![tag, status, 0, 0];
-            r.extend_from_slice(&sid_m.to_le_bytes());
-            Some(r)
-        };
-        let rec = |off: usize, kind: u8| -> Option<u8> {
-            let r = &p[off..off + 8];
-            (r[0] == kind && r[3] == 8).then_some(r[4] & 0x3F)
-        };
-        let (Some(a), Some(ig), Some(c)) = (rec(8, 0), rec(16, 1), rec(24, 2)) else {
-            return error(0x12);
+        let req = OpenSessionRequest::decode(p)?;
+        let sid_m = req.sid_m;
+        let error = |code: u8| Some(OpenSessionResponse::error(req.tag, code, sid_m).encode());
+        let Some((a, ig, c)) = req.algorithms else {
+            return error(status::ILLEGAL_PARAMETER);
         };
         let Some(suite) =
             CipherSuite::from_algorithms(a, ig, c).filter(|s| self.config.suites.contains(s))
         else {
-            return error(0x11);
+            return error(status::NO_CIPHER_SUITE_MATCH);
         };
-        if req_priv > PRIV_ADMIN {
-            return error(0x09);
+        if req.max_privilege > PRIV_ADMIN {
+            return error(status::INVALID_ROLE);
         }
         // A console retrying its handshake reuses its session ID.
         self.sessions.retain(|s| {
             !(s.sid_m == sid_m && s.peer == peer && !matches!(s.state, State::Active { .. }))
         });
         if self.sessions.len() >= self.config.max_sessions {
-            return error(0x01);
+            return error(status::INSUFFICIENT_RESOURCES);
         }
         let sid_c = loop {
             let id: u32 = self.rng.r#gen();
@@ -620,7 +614,11 @@ impl Bmc {
                 break id;
             }
         };
-        let granted = if req_priv == 0 { PRIV_ADMIN } else { req_priv };
+        let granted = if req.max_privilege == 0 {
+            PRIV_ADMIN
+        } else {
+            req.max_privilege
+        };
         self.sessions.push(Session {
             sid_c,
             sid_m,
@@ -636,14 +634,15 @@ impl Bmc {
             cached: None,
             sol: None,
         });
-        let mut r = vec![tag, 0, granted, 0];
-        r.extend_from_slice(&sid_m.to_le_bytes());
-        r.extend_from_slice(&sid_c.to_le_bytes());
-        let (a, i, c) = suite.algorithms();
-        for (kind, alg) in [(0u8, a), (1, i), (2, c)] {
-            r.extend_from_slice(&[kind, 0, 0, 8, alg, 0, 0, 0]);
-        }
-        Some(r)
+        let response = OpenSessionResponse {
+            tag: req.tag,
+            status: status::OK,
+            max_privilege: granted,
+            sid_m,
+            sid_c,
+            algorithms: suite.algorithms(),
+        };
+        Some(response.encode())
     }
 
     fn user_password(&self, user: usize) -> Vec<u8> {
@@ -660,29 +659,23 @@ impl Bmc {
     }
 
     fn rakp1(&mut self, now: Instant, p: &[u8]) -> Option<Vec<u8>> {
-        if p.len() < 28 {
-            return None;
-        }
-        let tag = p[0];
-        let sid_c = u32::from_le_bytes(p[4..8].try_into().ok()?);
-        let rm: [u8; 16] = p[8..24].try_into().ok()?;
-        let role = p[24];
-        let ulen = usize::from(p[27]);
-        let uname = p.get(28..28 + ulen)?.to_vec();
+        let Rakp1 {
+            tag,
+            sid_c,
+            rm,
+            role,
+            user: uname,
+        } = Rakp1::decode(p)?;
         let i = self
             .sessions
             .iter()
             .position(|s| s.sid_c == sid_c && !matches!(s.state, State::Active { .. }))?;
         let sid_m = self.sessions[i].sid_m;
-        let error = |status: u8| {
-            let mut r = vec![tag, status, 0, 0];
-            r.extend_from_slice(&sid_m.to_le_bytes());
-            Some(r)
-        };
+        let error = |code: u8| Some(Rakp2::error(tag, code, sid_m).encode());
         let requested = role & 0x0F;
-        if ulen > 16 {
+        if uname.len() > 16 {
             self.sessions.remove(i);
-            return error(0x0C);
+            return error(status::INVALID_NAME_LENGTH);
         }
         let user = self.chassis.users.iter().position(|u: &User| {
             u.enabled
@@ -693,30 +686,29 @@ impl Bmc {
         });
         let Some(user) = user else {
             self.sessions.remove(i);
-            return error(0x0D);
+            return error(status::UNAUTHORIZED_NAME);
         };
         let limit = self.chassis.users[user]
             .privilege
             .min(self.sessions[i].max_priv);
         if requested > PRIV_ADMIN || requested > limit || (requested == 0 && limit == 0) {
             self.sessions.remove(i);
-            return error(0x09);
+            return error(status::INVALID_ROLE);
         }
         let rc: [u8; 16] = self.rng.r#gen();
         let key = self.user_password(user);
         let session = &mut self.sessions[i];
-        let hmac = session.suite.hmac(
-            &key,
-            &[
-                &sid_m.to_le_bytes(),
-                &sid_c.to_le_bytes(),
-                &rm,
-                &rc,
-                &self.guid,
-                &[role, ulen as u8],
-                &uname,
-            ],
-        );
+        let params = RakpParams {
+            suite: session.suite,
+            sid_m,
+            sid_c,
+            rm,
+            rc,
+            guid: self.guid,
+            role,
+            user: &uname,
+        };
+        let code = params.rakp2_code(&key);
         session.max_priv = if requested == 0 { limit } else { requested };
         session.state = State::AwaitRakp3 {
             rm,
@@ -726,22 +718,20 @@ impl Bmc {
             user,
         };
         session.last_activity = now;
-        let mut r = vec![tag, 0, 0, 0];
-        r.extend_from_slice(&sid_m.to_le_bytes());
-        r.extend_from_slice(&rc);
-        r.extend_from_slice(&self.guid);
-        r.extend_from_slice(&hmac);
-        Some(r)
+        let reply = Rakp2 {
+            tag,
+            status: status::OK,
+            sid_m,
+            rc,
+            guid: self.guid,
+            code,
+        };
+        Some(reply.encode())
     }
 
     fn rakp3(&mut self, now: Instant, p: &[u8]) -> Option<Vec<u8>> {
-        if p.len() < 8 {
-            return None;
-        }
-        let tag = p[0];
-        let status = p[1];
-        let sid_c = u32::from_le_bytes(p[4..8].try_into().ok()?);
-        let i = self.sessions.iter().position(|s| s.sid_c == sid_c)?;
+        let msg = Rakp3::decode(p)?;
+        let i = self.sessions.iter().position(|s| s.sid_c == msg.sid_c)?;
         let sid_m = self.sessions[i].sid_m;
         if let State::Active { rakp4, rakp3, .. } = &self.sessions[i].state {
             // Retransmitted RAKP3: answer again.
@@ -757,64 +747,69 @@ impl Bmc {
         else {
             return None;
         };
-        if status != 0 {
+        if msg.status != status::OK {
             self.sessions.remove(i);
             return None;
         }
-        let suite = self.sessions[i].suite;
         let key = self.user_password(user);
-        let expect = suite.hmac(
-            &key,
-            &[
-                &rc,
-                &sid_m.to_le_bytes(),
-                &[role, uname.len() as u8],
-                &uname,
-            ],
-        );
-        let code = &p[8..];
-        if code != &expect[..suite.rakp_len().min(expect.len())] {
+        let params = RakpParams {
+            suite: self.sessions[i].suite,
+            sid_m,
+            sid_c: msg.sid_c,
+            rm,
+            rc,
+            guid: self.guid,
+            role,
+            user: &uname,
+        };
+        if !codec::ct_eq(&msg.code, &params.rakp3_code(&key)) {
             self.sessions.remove(i);
-            let mut r = vec![tag, 0x0F, 0, 0];
-            r.extend_from_slice(&sid_m.to_le_bytes());
-            return Some(r);
+            let reply = Rakp4 {
+                tag: msg.tag,
+                status: status::INVALID_INTEGRITY_CHECK,
+                sid_m,
+                icv: Vec::new(),
+            };
+            return Some(reply.encode());
         }
-        let sik = suite.hmac(&key, &[&rm, &rc, &[role, uname.len() as u8], &uname]);
-        let k1 = suite.hmac(&sik, &[&[0x01; 20]]);
-        let k2 = suite.hmac(&sik, &[&[0x02; 20]]);
-        let aes: [u8; 16] = k2[..16].try_into().ok()?;
-        let icv = suite.hmac(&sik, &[&rm, &sid_c.to_le_bytes(), &self.guid]);
-        let mut r = vec![tag, 0, 0, 0];
-        r.extend_from_slice(&sid_m.to_le_bytes());
-        r.extend_from_slice(&icv[..suite.icv_len()]);
+        let keys = params.session_keys(&key);
+        let reply = Rakp4 {
+            tag: msg.tag,
+            status: status::OK,
+            sid_m,
+            icv: params.rakp4_icv(&keys),
+        }
+        .encode();
         let session = &mut self.sessions[i];
         session.priv_level = PRIV_USER.min(session.max_priv);
         session.state = State::Active {
-            keys: Keys { k1, aes },
-            rakp4: r.clone(),
+            keys,
+            rakp4: reply.clone(),
             rakp3: p.to_vec(),
         };
         session.last_activity = now;
-        Some(r)
+        Some(reply)
     }
 
     /// Commands answered outside a session.
-    fn presession_command(&self, req: &Request<'_>) -> Option<(u8, Vec<u8>)> {
+    fn presession_command(&self, req: &LanRequest<'_>) -> Option<(u8, Vec<u8>)> {
         match (req.netfn, req.cmd) {
-            (0x06, 0x38) => Some(self.auth_caps(req.data)),
-            (0x06, 0x54) => Some(cipher_suites(req.data, &self.config.suites)),
-            (0x06, 0x37) => Some((0, self.guid.to_vec())),
+            command::GET_CHANNEL_AUTH_CAPS => Some(self.auth_caps(req.data)),
+            command::GET_CHANNEL_CIPHER_SUITES => {
+                Some(cipher_suites(req.data, &self.config.suites))
+            }
+            command::GET_SYSTEM_GUID => Some((0, self.guid.to_vec())),
             _ => None,
         }
     }
 
     fn auth_caps(&self, data: &[u8]) -> (u8, Vec<u8>) {
         let Some(&chan) = data.first() else {
-            return (0xC7, Vec::new());
+            return (cc::REQUEST_DATA_LENGTH_INVALID, Vec::new());
         };
         let ch = chan & 0x0F;
         if ch != 0x0E && ch != 0x01 {
-            return (0xCC, Vec::new());
+            return (cc::INVALID_DATA_FIELD, Vec::new());
         }
         // channel 1; 2.0 extended data available (b7) + no 1.5 auth types;
         // non-null user names enabled; 2.0 connections supported.
@@ -826,23 +821,25 @@ impl Bmc {
         &mut self,
         now: Instant,
         i: usize,
-        req: &Request<'_>,
+        req: &LanRequest<'_>,
     ) -> (u8, Vec<u8>, Option<u32>) {
         let priv_level = self.sessions[i].priv_level;
         let need = |level: u8| priv_level >= level;
         let d = req.data;
-        let short = (0xC7, Vec::new(), None);
-        let denied = (0xD4, Vec::new(), None);
+        let short = (cc::REQUEST_DATA_LENGTH_INVALID, Vec::new(), None);
+        let denied = (cc::INSUFFICIENT_PRIVILEGE, Vec::new(), None);
         let ok = |v: Vec<u8>| (0, v, None);
         match (req.netfn, req.cmd) {
-            (0x06, 0x38) | (0x06, 0x54) | (0x06, 0x37) => match self.presession_command(req) {
+            command::GET_CHANNEL_AUTH_CAPS
+            | command::GET_CHANNEL_CIPHER_SUITES
+            | command::GET_SYSTEM_GUID => match self.presession_command(req) {
                 Some((cc, data)) => (cc, data, None),
-                None => (0xC1, Vec::new(), None),
+                None => (cc::INVALID_COMMAND, Vec::new(), None),
             },
-            (0x06, 0x01) => ok(vec![
+            command::GET_DEVICE_ID => ok(vec![
                 0x20, 0x81, 0x01, 0x00, 0x02, 0xBF, 0x00, 0x00, 0x00, 0x52, 0x4B, 0, 0, 0, 0,
             ]),
-            (0x06, 0x3B) => {
+            command::SET_SESSION_PRIVILEGE => {
                 let Some(&b) = d.first() else { return short };
                 let level = b & 0x0F;
                 let session = &mut self.sessions[i];
@@ -850,15 +847,15 @@ impl Bmc {
                     return ok(vec![session.priv_level]);
                 }
                 if level > session.max_priv || level > PRIV_ADMIN {
-                    return (0x81, Vec::new(), None);
+                    return (cc::COMMAND_SPECIFIC_81, Vec::new(), None);
                 }
                 if level < PRIV_USER {
-                    return (0x80, Vec::new(), None);
+                    return (cc::COMMAND_SPECIFIC_80, Vec::new(), None);
                 }
                 session.priv_level = level;
                 ok(vec![level])
             }
-            (0x06, 0x3C) => {
+            command::CLOSE_SESSION => {
                 let Some(b) = d.get(..4) else { return short };
                 let target = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
                 let target = if target == 0 {
@@ -870,14 +867,14 @@ impl Bmc {
                     return denied;
                 }
                 if !self.sessions.iter().any(|s| s.sid_c == target) {
-                    return (0x87, Vec::new(), None);
+                    return (cc::INVALID_SESSION_ID, Vec::new(), None);
                 }
                 (0, Vec::new(), Some(target))
             }
-            (0x06, 0x42) => {
+            command::GET_CHANNEL_INFO => {
                 let Some(&c) = d.first() else { return short };
                 if !matches!(c & 0x0F, 0x01 | 0x0E) {
-                    return (0xCC, Vec::new(), None);
+                    return (cc::INVALID_DATA_FIELD, Vec::new(), None);
                 }
                 let active = self.active_session_count().min(63) as u8;
                 ok(vec![
@@ -892,33 +889,36 @@ impl Bmc {
                     0x00,
                 ])
             }
-            (0x06, 0x44) => {
+            command::GET_USER_ACCESS => {
                 let (Some(&c), Some(&u)) = (d.first(), d.get(1)) else {
                     return short;
                 };
                 let uid = usize::from(u & 0x3F);
                 if !matches!(c & 0x0F, 0x01 | 0x0E) || uid == 0 || uid > MAX_USERS {
-                    return (0xCC, Vec::new(), None);
+                    return (cc::INVALID_DATA_FIELD, Vec::new(), None);
                 }
                 let enabled = self.chassis.users.iter().filter(|u| u.enabled).count() as u8;
                 let user = &self.chassis.users[uid - 1];
-                let status = if user.enabled { 0x40 } else { 0x80 };
-                let access = (u8::from(user.link_auth) << 5)
-                    | (u8::from(user.ipmi_messaging) << 4)
-                    | user.privilege;
-                ok(vec![MAX_USERS as u8, status | enabled, 0x01, access])
+                let access = UserAccess {
+                    max_users: MAX_USERS as u8,
+                    enabled_users: enabled,
+                    enabled: Some(user.enabled),
+                    ipmi_messaging: user.ipmi_messaging,
+                    link_auth: user.link_auth,
+                    callback_only: false,
+                    privilege: Privilege::from_level(user.privilege),
+                };
+                ok(access.encode())
             }
-            (0x06, 0x46) => {
+            command::GET_USER_NAME => {
                 let Some(&u) = d.first() else { return short };
                 let uid = usize::from(u & 0x3F);
                 if uid == 0 || uid > MAX_USERS {
-                    return (0xCC, Vec::new(), None);
+                    return (cc::INVALID_DATA_FIELD, Vec::new(), None);
                 }
-                let mut name = self.chassis.users[uid - 1].name.clone();
-                name.resize(16, 0);
-                ok(name)
+                ok(encode_user_name(&self.chassis.users[uid - 1].name).to_vec())
             }
-            (0x06, 0x43) => {
+            command::SET_USER_ACCESS => {
                 if !need(PRIV_ADMIN) {
                     return denied;
                 }
@@ -927,7 +927,7 @@ impl Bmc {
                 };
                 let uid = usize::from(u & 0x3F);
                 if uid <= 1 || uid > MAX_USERS {
-                    return (0xCC, Vec::new(), None);
+                    return (cc::INVALID_DATA_FIELD, Vec::new(), None);
                 }
                 let user = &mut self.chassis.users[uid - 1];
                 if c & 0x80 != 0 {
@@ -937,7 +937,7 @@ impl Bmc {
                 user.privilege = lim & 0x0F;
                 ok(Vec::new())
             }
-            (0x06, 0x45) => {
+            command::SET_USER_NAME => {
                 if !need(PRIV_ADMIN) {
                     return denied;
                 }
@@ -946,13 +946,13 @@ impl Bmc {
                 };
                 let uid = usize::from(u & 0x3F);
                 if uid <= 1 || uid > MAX_USERS {
-                    return (0xCC, Vec::new(), None);
+                    return (cc::INVALID_DATA_FIELD, Vec::new(), None);
                 }
                 let end = name.iter().position(|&b| b == 0).unwrap_or(16);
                 self.chassis.users[uid - 1].name = name[..end].to_vec();
                 ok(Vec::new())
             }
-            (0x06, 0x47) => {
+            command::SET_USER_PASSWORD => {
                 if !need(PRIV_ADMIN) {
                     return denied;
                 }
@@ -962,7 +962,7 @@ impl Bmc {
                 let uid = usize::from(u & 0x3F);
                 let pw_len = if u & 0x80 != 0 { 20 } else { 16 };
                 if uid <= 1 || uid > MAX_USERS {
-                    return (0xCC, Vec::new(), None);
+                    return (cc::INVALID_DATA_FIELD, Vec::new(), None);
                 }
                 let user = &mut self.chassis.users[uid - 1];
                 match op & 0x03 {
@@ -977,18 +977,18 @@ impl Bmc {
                         if op & 0x03 == 2 {
                             user.password = pw;
                         } else if user.password != pw {
-                            return (0x80, Vec::new(), None);
+                            return (cc::COMMAND_SPECIFIC_80, Vec::new(), None);
                         }
                     }
                     _ => {}
                 }
                 ok(Vec::new())
             }
-            (0x06, 0x48) => self.activate_payload(i, d),
-            (0x06, 0x49) => {
+            command::ACTIVATE_PAYLOAD => self.activate_payload(i, d),
+            command::DEACTIVATE_PAYLOAD => {
                 let Some(&t) = d.first() else { return short };
                 if t & 0x3F != 0x01 {
-                    return (0xCC, Vec::new(), None);
+                    return (cc::INVALID_DATA_FIELD, Vec::new(), None);
                 }
                 match self.sessions.iter().position(|s| s.sol.is_some()) {
                     Some(j) => {
@@ -996,10 +996,10 @@ impl Bmc {
                         self.events.push(Event::SolDeactivated);
                         ok(Vec::new())
                     }
-                    None => (0x80, Vec::new(), None),
+                    None => (cc::COMMAND_SPECIFIC_80, Vec::new(), None),
                 }
             }
-            (0x06, 0x4A) => {
+            command::GET_PAYLOAD_ACTIVATION_STATUS => {
                 let Some(&t) = d.first() else { return short };
                 if t & 0x3F != 0x01 {
                     return ok(vec![0, 0, 0]);
@@ -1007,13 +1007,15 @@ impl Bmc {
                 let active = u8::from(self.sessions.iter().any(|s| s.sol.is_some()));
                 ok(vec![0x01, active, 0x00])
             }
-            (0x00, 0x01) => {
+            command::GET_CHASSIS_STATUS => {
                 let c = &self.chassis;
-                let b0 = u8::from(c.power) | (0x01 << 5);
-                let b1 = if c.last_on_by_ipmi { 0x10 } else { 0x00 };
-                ok(vec![b0, b1, 0x00, 0x00])
+                let last = LastPowerEvent {
+                    on_via_ipmi: c.last_on_by_ipmi,
+                    ..LastPowerEvent::default()
+                };
+                ok(ChassisStatus::new(c.power, RestorePolicy::Previous, last).encode())
             }
-            (0x00, 0x02) => {
+            command::CHASSIS_CONTROL => {
                 if !need(PRIV_OPERATOR) {
                     return denied;
                 }
@@ -1021,7 +1023,7 @@ impl Bmc {
                 let cc = self.chassis.control(now, op, true, &mut self.events);
                 (cc, Vec::new(), None)
             }
-            (0x00, 0x08) => {
+            command::SET_SYSTEM_BOOT_OPTIONS => {
                 if !need(PRIV_OPERATOR) {
                     return denied;
                 }
@@ -1032,7 +1034,7 @@ impl Bmc {
                     0 => {
                         let Some(&b) = v.first() else { return short };
                         if b & 0x03 == 1 && c.boot_set_in_progress == 1 {
-                            return (0x81, Vec::new(), None);
+                            return (cc::COMMAND_SPECIFIC_81, Vec::new(), None);
                         }
                         c.boot_set_in_progress = b & 0x03;
                     }
@@ -1048,11 +1050,11 @@ impl Bmc {
                         let Some(b) = v.get(..5) else { return short };
                         c.set_boot_flags(now, [b[0], b[1], b[2], b[3], b[4]], &mut self.events);
                     }
-                    _ => return (0x80, Vec::new(), None),
+                    _ => return (cc::COMMAND_SPECIFIC_80, Vec::new(), None),
                 }
                 ok(Vec::new())
             }
-            (0x00, 0x09) => {
+            command::GET_SYSTEM_BOOT_OPTIONS => {
                 let Some(&sel) = d.first() else { return short };
                 let c = &self.chassis;
                 let param = sel & 0x7F;
@@ -1061,18 +1063,18 @@ impl Bmc {
                     3 => vec![c.boot_param3],
                     4 => c.boot_param4.to_vec(),
                     5 => c.boot_param5.to_vec(),
-                    _ => return (0x80, Vec::new(), None),
+                    _ => return (cc::COMMAND_SPECIFIC_80, Vec::new(), None),
                 };
                 let mut r = vec![0x01, param];
                 r.extend_from_slice(&data);
                 ok(r)
             }
-            (0x0C, 0x02) => {
+            command::GET_LAN_CONFIG => {
                 let (Some(&c), Some(&param)) = (d.first(), d.get(1)) else {
                     return short;
                 };
                 if !matches!(c & 0x0F, 0x01 | 0x0E) {
-                    return (0xCC, Vec::new(), None);
+                    return (cc::INVALID_DATA_FIELD, Vec::new(), None);
                 }
                 if c & 0x80 != 0 {
                     return ok(vec![0x11]);
@@ -1087,13 +1089,13 @@ impl Bmc {
                     5 => ch.mac.to_vec(),
                     6 => ch.lan_mask.to_vec(),
                     12 => ch.lan_gateway.to_vec(),
-                    _ => return (0x80, Vec::new(), None),
+                    _ => return (cc::COMMAND_SPECIFIC_80, Vec::new(), None),
                 };
                 let mut r = vec![0x11];
                 r.extend_from_slice(&data);
                 ok(r)
             }
-            (0x0C, 0x01) => {
+            command::SET_LAN_CONFIG => {
                 if !need(PRIV_ADMIN) {
                     return denied;
                 }
@@ -1101,7 +1103,7 @@ impl Bmc {
                     return short;
                 };
                 if !matches!(c & 0x0F, 0x01 | 0x0E) {
-                    return (0xCC, Vec::new(), None);
+                    return (cc::INVALID_DATA_FIELD, Vec::new(), None);
                 }
                 let v = &d[2..];
                 let ch = &mut self.chassis;
@@ -1117,7 +1119,7 @@ impl Bmc {
                     },
                     4 => match v.first() {
                         Some(&b) if b & 0x0F <= 4 => ch.lan_ip_source = b & 0x0F,
-                        Some(_) => return (0xCC, Vec::new(), None),
+                        Some(_) => return (cc::INVALID_DATA_FIELD, Vec::new(), None),
                         None => return short,
                     },
                     6 => match four(v) {
@@ -1128,12 +1130,12 @@ impl Bmc {
                         Some(g) => ch.lan_gateway = g,
                         None => return short,
                     },
-                    5 => return (0x82, Vec::new(), None),
-                    _ => return (0x80, Vec::new(), None),
+                    5 => return (cc::COMMAND_SPECIFIC_82, Vec::new(), None),
+                    _ => return (cc::COMMAND_SPECIFIC_80, Vec::new(), None),
                 }
                 ok(Vec::new())
             }
-            (0x0C, 0x22) => {
+            command::GET_SOL_CONFIG => {
                 let Some(&param) = d.get(1) else { return short };
                 let port = self.config.sol_port.to_le_bytes();
                 let data: Vec<u8> = match param {
@@ -1145,31 +1147,31 @@ impl Bmc {
                     5 | 6 => vec![0x0A],
                     7 => vec![0x00],
                     8 => port.to_vec(),
-                    _ => return (0x80, Vec::new(), None),
+                    _ => return (cc::COMMAND_SPECIFIC_80, Vec::new(), None),
                 };
                 let mut r = vec![0x01];
                 r.extend_from_slice(&data);
                 ok(r)
             }
-            (0x0C, 0x21) => {
+            command::SET_SOL_CONFIG => {
                 if !need(PRIV_ADMIN) {
                     return denied;
                 }
                 ok(Vec::new())
             }
-            _ => (0xC1, Vec::new(), None),
+            _ => (cc::INVALID_COMMAND, Vec::new(), None),
         }
     }
 
     fn activate_payload(&mut self, i: usize, d: &[u8]) -> (u8, Vec<u8>, Option<u32>) {
         let (Some(&ptype), Some(&aux)) = (d.first(), d.get(2)) else {
-            return (0xC7, Vec::new(), None);
+            return (cc::REQUEST_DATA_LENGTH_INVALID, Vec::new(), None);
         };
         if ptype & 0x3F != 0x01 {
-            return (0xCC, Vec::new(), None);
+            return (cc::INVALID_DATA_FIELD, Vec::new(), None);
         }
         if self.sessions.iter().any(|s| s.sol.is_some()) {
-            return (0x80, Vec::new(), None);
+            return (cc::COMMAND_SPECIFIC_80, Vec::new(), None);
         }
         let session = &mut self.sessions[i];
         session.sol = Some(Sol {
@@ -1194,11 +1196,16 @@ impl Bmc {
     }
 
     fn sol_packet(&mut self, now: Instant, i: usize, p: &[u8], out: &mut Vec<Transmit>) {
-        if p.len() < 4 {
+        let Some(SolPacket {
+            sequence: seq,
+            ack_sequence: ack,
+            accepted,
+            data,
+            ..
+        }) = SolPacket::decode(p)
+        else {
             return;
-        }
-        let (seq, ack, accepted, _status) = (p[0] & 0x0F, p[1] & 0x0F, p[2], p[3]);
-        let data = &p[4..];
+        };
         let session = &mut self.sessions[i];
         let peer = session.peer;
         let Some(sol) = session.sol.as_mut() else {
@@ -1221,10 +1228,17 @@ impl Bmc {
             sol.last_in_len = len;
             let (a, e) = (sol.authenticated, sol.encrypted);
             if !repeat {
-                self.events.push(Event::ConsoleInput(data.to_vec()));
+                self.events.push(Event::ConsoleInput(data));
             }
             let session = &mut self.sessions[i];
-            if let Some(pkt) = session.seal(0x01, a, e, &[0, seq, len, 0], &mut self.rng) {
+            let ack = SolPacket {
+                sequence: 0,
+                ack_sequence: seq,
+                accepted: len,
+                status: 0,
+                data: Vec::new(),
+            };
+            if let Some(pkt) = session.seal(payload::SOL, a, e, &ack.encode(), &mut self.rng) {
                 out.push(Transmit {
                     to: peer,
                     payload: pkt,
@@ -1237,10 +1251,10 @@ impl Bmc {
 
 fn cipher_suites(data: &[u8], suites: &[CipherSuite]) -> (u8, Vec<u8>) {
     let (Some(&chan), Some(&ptype), Some(&index)) = (data.first(), data.get(1), data.get(2)) else {
-        return (0xC7, Vec::new());
+        return (cc::REQUEST_DATA_LENGTH_INVALID, Vec::new());
     };
     if !matches!(chan & 0x0F, 0x01 | 0x0E) || ptype != 0 {
-        return (0xCC, Vec::new());
+        return (cc::INVALID_DATA_FIELD, Vec::new());
     }
     let mut records = Vec::new();
     for s in suites {

@@ -2,8 +2,9 @@
 //! and serial console, with the semantics a BMC applies to them.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::time::{Duration, Instant};
+
+pub use racker_ipmi::codec::{BootDevice, BootFlags, Password};
 
 /// How long a boot-flag-valid bit survives without a Chassis Control
 /// (IPMI 2.0 §28.12, parameter 3 bit 3 disables the timer).
@@ -11,129 +12,6 @@ pub const BOOT_FLAG_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Bytes of console output kept for observation.
 const CONSOLE_LOG_LIMIT: usize = 64 * 1024;
-
-/// Boot device selector (System Boot Options parameter 5, data 2 bits 5:2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum BootDevice {
-    /// No override.
-    None,
-    /// Force PXE.
-    Pxe,
-    /// Force boot from default hard drive.
-    Disk,
-    /// Force boot from hard drive, safe mode.
-    DiskSafe,
-    /// Force diagnostic partition.
-    Diag,
-    /// Force CD/DVD.
-    Cdrom,
-    /// Force BIOS setup.
-    Bios,
-    /// Force removable media (floppy).
-    Floppy,
-    /// Any other selector value.
-    Other(u8),
-}
-
-impl BootDevice {
-    /// Decode the 4-bit selector.
-    pub fn from_selector(sel: u8) -> Self {
-        match sel & 0x0F {
-            0 => BootDevice::None,
-            1 => BootDevice::Pxe,
-            2 => BootDevice::Disk,
-            3 => BootDevice::DiskSafe,
-            4 => BootDevice::Diag,
-            5 => BootDevice::Cdrom,
-            6 => BootDevice::Bios,
-            0x0F => BootDevice::Floppy,
-            other => BootDevice::Other(other),
-        }
-    }
-
-    /// The 4-bit selector.
-    pub fn selector(self) -> u8 {
-        match self {
-            BootDevice::None => 0,
-            BootDevice::Pxe => 1,
-            BootDevice::Disk => 2,
-            BootDevice::DiskSafe => 3,
-            BootDevice::Diag => 4,
-            BootDevice::Cdrom => 5,
-            BootDevice::Bios => 6,
-            BootDevice::Floppy => 0x0F,
-            BootDevice::Other(s) => s & 0x0F,
-        }
-    }
-
-    /// Short lower-case name (`pxe`, `disk`, `none`, ...).
-    pub fn name(self) -> String {
-        match self {
-            BootDevice::None => "none".into(),
-            BootDevice::Pxe => "pxe".into(),
-            BootDevice::Disk => "disk".into(),
-            BootDevice::DiskSafe => "disk-safe".into(),
-            BootDevice::Diag => "diag".into(),
-            BootDevice::Cdrom => "cdrom".into(),
-            BootDevice::Bios => "bios".into(),
-            BootDevice::Floppy => "floppy".into(),
-            BootDevice::Other(s) => format!("other-{s}"),
-        }
-    }
-}
-
-impl fmt::Display for BootDevice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name())
-    }
-}
-
-/// Decoded boot flags (System Boot Options parameter 5) plus the raw bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BootFlags {
-    /// Raw five data bytes exactly as last set.
-    pub raw: [u8; 5],
-}
-
-impl BootFlags {
-    /// Flags from the five data bytes.
-    pub fn from_raw(raw: [u8; 5]) -> Self {
-        BootFlags { raw }
-    }
-
-    /// Flags for `device` (valid bit set).
-    pub fn new(device: BootDevice, persistent: bool, efi: bool) -> Self {
-        let mut d1 = 0x80;
-        if persistent {
-            d1 |= 0x40;
-        }
-        if efi {
-            d1 |= 0x20;
-        }
-        BootFlags {
-            raw: [d1, device.selector() << 2, 0, 0, 0],
-        }
-    }
-
-    /// Boot flag valid bit.
-    pub fn valid(&self) -> bool {
-        self.raw[0] & 0x80 != 0
-    }
-    /// Options apply to all future boots.
-    pub fn persistent(&self) -> bool {
-        self.raw[0] & 0x40 != 0
-    }
-    /// EFI boot requested.
-    pub fn efi(&self) -> bool {
-        self.raw[0] & 0x20 != 0
-    }
-    /// Device selector.
-    pub fn device(&self) -> BootDevice {
-        BootDevice::from_selector(self.raw[1] >> 2)
-    }
-}
 
 /// What the node's firmware is told to boot from at a power-on or reset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -167,28 +45,6 @@ pub enum Event {
     SolDeactivated,
     /// The BMC rebooted; every session was dropped.
     BmcReboot,
-}
-
-/// A BMC user password; `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(Vec<u8>);
-
-impl Password {
-    /// Wrap a password (IPMI allows at most 20 bytes; longer is cut).
-    pub fn new(p: impl AsRef<[u8]>) -> Self {
-        let b = p.as_ref();
-        Password(b[..b.len().min(20)].to_vec())
-    }
-    /// The raw bytes (HMAC key).
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(<redacted>)")
-    }
 }
 
 /// One entry of the BMC user table.
@@ -238,9 +94,11 @@ impl Chassis {
             };
             MAX_USERS
         ];
+        let pw = password.expose();
         users[1] = User {
             name: user.as_bytes()[..user.len().min(16)].to_vec(),
-            password: password.clone(),
+            // IPMI passwords are at most 20 bytes; longer is cut.
+            password: Password::new(&pw[..pw.len().min(20)]),
             enabled: true,
             privilege: 4,
             ipmi_messaging: true,
@@ -272,7 +130,7 @@ impl Chassis {
 
     /// Current boot flags (parameter 5).
     pub fn boot_flags(&self) -> BootFlags {
-        BootFlags::from_raw(self.boot_param5)
+        BootFlags::from_data(self.boot_param5)
     }
 
     /// Parameter 3 (boot flag valid bit clearing).
@@ -332,10 +190,10 @@ impl Chassis {
     /// What the firmware boots from now; consumes a one-shot override.
     fn boot(&mut self, events: &mut Vec<Event>) {
         let flags = self.boot_flags();
-        let request = if flags.valid() {
+        let request = if flags.valid {
             BootRequest {
-                device: flags.device(),
-                efi: flags.efi(),
+                device: flags.device,
+                efi: flags.efi,
             }
         } else {
             BootRequest {
@@ -344,7 +202,7 @@ impl Chassis {
             }
         };
         events.push(Event::Boot(request));
-        if flags.valid() && !flags.persistent() {
+        if flags.valid && !flags.persistent {
             self.boot_param5[0] &= !0x80;
             self.valid_deadline = None;
             events.push(Event::BootFlags(self.boot_flags()));
@@ -423,16 +281,16 @@ mod tests {
         let mut c = chassis();
         c.set_boot_flags(t0, BootFlags::new(BootDevice::Pxe, true, true).raw, &mut ev);
         c.tick(t0 + Duration::from_secs(59), &mut ev);
-        assert!(c.boot_flags().valid());
+        assert!(c.boot_flags().valid);
         c.tick(t0 + Duration::from_secs(60), &mut ev);
-        assert!(!c.boot_flags().valid());
-        assert_eq!(c.boot_flags().device(), BootDevice::Pxe);
+        assert!(!c.boot_flags().valid);
+        assert_eq!(c.boot_flags().device, BootDevice::Pxe);
 
         let mut c = chassis();
         c.set_param3(t0, 0x1f);
         c.set_boot_flags(t0, BootFlags::new(BootDevice::Pxe, true, true).raw, &mut ev);
         c.tick(t0 + Duration::from_secs(3600), &mut ev);
-        assert!(c.boot_flags().valid());
+        assert!(c.boot_flags().valid);
     }
 
     #[test]
@@ -447,9 +305,9 @@ mod tests {
         );
         c.control(t0 + Duration::from_secs(50), 4, true, &mut ev);
         c.tick(t0 + Duration::from_secs(100), &mut ev);
-        assert!(c.boot_flags().valid());
+        assert!(c.boot_flags().valid);
         c.tick(t0 + Duration::from_secs(110), &mut ev);
-        assert!(!c.boot_flags().valid());
+        assert!(!c.boot_flags().valid);
     }
 
     #[test]
@@ -468,7 +326,7 @@ mod tests {
             device: BootDevice::Pxe,
             efi: true
         })));
-        assert!(!c.boot_flags().valid());
+        assert!(!c.boot_flags().valid);
         ev.clear();
         assert_eq!(c.control(t0, 3, true, &mut ev), 0);
         assert!(ev.contains(&Event::Boot(BootRequest {
@@ -483,8 +341,8 @@ mod tests {
         );
         c.control(t0, 2, true, &mut ev);
         c.control(t0, 2, true, &mut ev);
-        assert!(c.boot_flags().valid());
-        assert_eq!(c.boot_flags().device(), BootDevice::Disk);
+        assert!(c.boot_flags().valid);
+        assert_eq!(c.boot_flags().device, BootDevice::Disk);
     }
 
     #[test]

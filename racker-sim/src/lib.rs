@@ -3,7 +3,10 @@
 //! FreeIPMI drive them exactly like real machines.
 //!
 //! * [`Bmc`] is the sans-IO protocol core: datagrams and the current time
-//!   go in, datagrams to send and [`Event`]s come out. It keeps sessions
+//!   go in, datagrams to send and [`Event`]s come out. The wire format
+//!   (framing, RAKP messages, keys, integrity, AES, command layouts) is
+//!   racker-ipmi's [`racker_ipmi::codec`]; this crate keeps only the BMC's
+//!   behaviour. It keeps sessions
 //!   (RAKP handshake, integrity, AES confidentiality, sequence window,
 //!   duplicate requests, idle timeout, limited slots), the chassis (power,
 //!   boot options with the 60-s valid-bit timer, LAN settings, users) and
@@ -30,24 +33,20 @@
 
 mod bmc;
 mod chassis;
-mod crypto;
 mod error;
 mod fault;
 pub mod firmware;
 mod rack;
 mod table;
-mod wire;
 
-pub use bmc::{Bmc, BmcConfig, Transmit};
+pub use bmc::{Bmc, BmcConfig, DEFAULT_HANDSHAKE_TIMEOUT, Transmit};
 pub use chassis::{
     BOOT_FLAG_TIMEOUT, BootDevice, BootFlags, BootRequest, Chassis, Event, Password,
 };
-pub use crypto::CipherSuite;
 pub use error::Error;
 pub use fault::{Fault, Faults};
-pub use rack::{
-    NodeEvent, NodeEvents, NodeSnapshot, NodeSpec, SimNode, SimRack, format_mac, parse_mac,
-};
+pub use rack::{NodeEvent, NodeEvents, NodeSnapshot, NodeSpec, SimNode, SimRack, format_mac};
+pub use racker_ipmi::codec::CipherSuite;
 pub use table::{
     BMC_TABLE_FILE, BmcEntry, BmcTable, NodeStatus, STATUS_FILE, StatusFile, read_json,
     write_json_atomic,

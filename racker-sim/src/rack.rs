@@ -1,7 +1,6 @@
 //! Many simulated BMCs in one tokio process: the IO edge around [`Bmc`].
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -12,35 +11,16 @@ use tokio::net::UdpSocket;
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 
+use racker_inventory::MacAddr;
+
 use crate::Error;
 use crate::bmc::{Bmc, BmcConfig, CoreFaults, Transmit};
 use crate::chassis::{BootFlags, Event, Password};
 use crate::fault::Faults;
 
-/// Lower-case colon form of a MAC address.
+/// Lower-case colon form of a MAC address (the [`MacAddr`] display form).
 pub fn format_mac(mac: [u8; 6]) -> String {
-    let mut s = String::with_capacity(17);
-    for (i, b) in mac.iter().enumerate() {
-        if i > 0 {
-            s.push(':');
-        }
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-/// Parse `aa:bb:cc:dd:ee:ff` (or `-` separated, any case).
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut parts = s.trim().split([':', '-']);
-    for b in &mut out {
-        let p = parts.next()?;
-        if p.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
+    MacAddr::new(mac).to_string()
 }
 
 /// One node of the rack to start.
@@ -179,7 +159,7 @@ pub struct SimNode {
 impl std::fmt::Debug for SimNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimNode")
-            .field("bmc_mac", &format_mac(self.shared.bmc_mac))
+            .field("bmc_mac", &MacAddr::new(self.shared.bmc_mac))
             .field("addr", &self.shared.addr)
             .finish()
     }
@@ -338,7 +318,7 @@ impl SimRack {
         for s in &specs {
             if !seen.insert(s.bmc_mac) {
                 return Err(Error::DuplicateMac {
-                    mac: format_mac(s.bmc_mac),
+                    mac: MacAddr::new(s.bmc_mac).to_string(),
                 });
             }
         }
@@ -347,7 +327,7 @@ impl SimRack {
         let mut tasks = Vec::with_capacity(specs.len());
         for spec in specs {
             let bind_err = |source| Error::Bind {
-                mac: format_mac(spec.bmc_mac),
+                mac: MacAddr::new(spec.bmc_mac).to_string(),
                 addr: spec.addr,
                 source,
             };
@@ -456,11 +436,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mac_round_trip() {
-        let m = parse_mac("00:1A-2b:3c:4d:5e").unwrap();
-        assert_eq!(format_mac(m), "00:1a:2b:3c:4d:5e");
-        assert!(parse_mac("00:1a:2b:3c:4d").is_none());
-        assert!(parse_mac("00:1a:2b:3c:4d:5e:6f").is_none());
-        assert!(parse_mac("00:1a:2b:3c:4d:5g").is_none());
+    fn format_mac_is_the_macaddr_form() {
+        assert_eq!(
+            format_mac([0x00, 0x1A, 0x2b, 0x3c, 0x4d, 0x5e]),
+            "00:1a:2b:3c:4d:5e"
+        );
     }
 }

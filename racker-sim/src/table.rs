@@ -13,7 +13,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::Error;
-use crate::rack::{NodeSnapshot, format_mac};
+use racker_inventory::MacAddr;
+
+use crate::rack::NodeSnapshot;
 
 /// File name of the BMC table inside the state directory.
 pub const BMC_TABLE_FILE: &str = "sim-bmcs.json";
@@ -89,18 +91,21 @@ impl From<&NodeSnapshot> for NodeStatus {
             faults.push(format!("latency:{}ms", s.faults.latency.as_millis()));
         }
         NodeStatus {
-            bmc_mac: format_mac(s.bmc_mac),
-            primary_mac: s.primary_mac.map(format_mac).unwrap_or_default(),
+            bmc_mac: MacAddr::new(s.bmc_mac).to_string(),
+            primary_mac: s
+                .primary_mac
+                .map(|m| MacAddr::new(m).to_string())
+                .unwrap_or_default(),
             ipmi_address: s.ipmi_addr.to_string(),
             power: if s.power_on { "on" } else { "off" }.to_owned(),
-            boot_device: if f.valid() {
-                f.device().name()
+            boot_device: if f.valid {
+                f.device.to_string()
             } else {
                 "none".to_owned()
             },
-            persistent: f.persistent(),
-            efi: f.efi(),
-            boot_valid: f.valid(),
+            persistent: f.persistent,
+            efi: f.efi,
+            boot_valid: f.valid,
             boot_flags: f.raw.iter().map(|b| format!("{b:02x}")).collect(),
             boot_flag_clearing: format!("{:02x}", s.boot_flag_clearing),
             sessions: s.active_sessions,
@@ -172,8 +177,8 @@ impl BmcTable {
                 .nodes()
                 .iter()
                 .map(|n| BmcEntry {
-                    bmc_mac: format_mac(n.bmc_mac()),
-                    primary_mac: n.primary_mac().map(crate::rack::format_mac),
+                    bmc_mac: MacAddr::new(n.bmc_mac()).to_string(),
+                    primary_mac: n.primary_mac().map(|m| MacAddr::new(m).to_string()),
                     ipmi_address: n.ipmi_addr(),
                 })
                 .collect(),
@@ -188,10 +193,10 @@ impl BmcTable {
     /// Address of the BMC with this MAC (lower-case colon form or any
     /// accepted spelling).
     pub fn address_of(&self, bmc_mac: &str) -> Option<SocketAddr> {
-        let want = crate::rack::parse_mac(bmc_mac)?;
+        let want: MacAddr = bmc_mac.parse().ok()?;
         self.bmcs
             .iter()
-            .find(|b| crate::rack::parse_mac(&b.bmc_mac) == Some(want))
+            .find(|b| b.bmc_mac.parse::<MacAddr>().ok() == Some(want))
             .map(|b| b.ipmi_address)
     }
 }

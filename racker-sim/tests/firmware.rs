@@ -60,10 +60,10 @@ async fn nodes_pxe_install_report_and_boot_from_disk() {
         // The BMC's boot flags: disk, persistent, EFI; timer disabled.
         let snap = rack.rack.nodes()[i].snapshot();
         assert!(snap.power_on);
-        assert_eq!(snap.boot_flags.device(), BootDevice::Disk);
-        assert!(snap.boot_flags.valid());
-        assert!(snap.boot_flags.persistent());
-        assert!(snap.boot_flags.efi());
+        assert_eq!(snap.boot_flags.device, BootDevice::Disk);
+        assert!(snap.boot_flags.valid);
+        assert!(snap.boot_flags.persistent);
+        assert!(snap.boot_flags.efi);
         assert_eq!(snap.boot_flag_clearing, 0x1F);
         assert_eq!(s.boots, 2);
         assert_console_steps(
@@ -136,7 +136,7 @@ async fn each_fault_kind() {
             // Installed and booted from disk; only the OS's report is missing.
             assert_eq!(s.phase, Phase::OsUp, "{console}");
             assert_eq!(s.installs, 1);
-            assert_eq!(flags.device(), BootDevice::Disk);
+            assert_eq!(flags.device, BootDevice::Disk);
             assert_eq!(rack.reports.get(mac).unwrap().stage, Stage::Installed);
             assert!(
                 console.contains("Failed to start racker-report-up.service"),
@@ -145,7 +145,7 @@ async fn each_fault_kind() {
             continue;
         }
         // Nobody got to set disk boot.
-        assert_eq!(flags.device(), BootDevice::Pxe, "{kind}");
+        assert_eq!(flags.device, BootDevice::Pxe, "{kind}");
         assert_eq!(s.installs, 0, "{kind}");
         match kind {
             FirmwareFault::NoLease => {
@@ -200,8 +200,8 @@ async fn bios_node_with_in_band_bmc_access() {
     assert_eq!(s.boot_file.as_deref(), Some("undionly.kpxe"));
     assert!(s.downloads.iter().any(|d| d.url.contains("arch=i386")));
     let flags = rack.rack.nodes()[0].snapshot().boot_flags;
-    assert_eq!(flags.device(), BootDevice::Disk);
-    assert!(flags.persistent() && flags.efi());
+    assert_eq!(flags.device, BootDevice::Disk);
+    assert!(flags.persistent && flags.efi);
     // The installed OS reported up (racker-report-up.service).
     assert_eq!(
         rack.reports.get(MacAddr::new(primary(0))).unwrap().stage,

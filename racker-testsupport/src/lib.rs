@@ -123,3 +123,16 @@ pub fn interrupt(
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A `/proc/self/status` field in KiB (`"VmRSS"` resident, `"VmHWM"` peak
+/// resident), 0 when unavailable. For benchmarks that report memory.
+pub fn proc_status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':').map(str::to_owned))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -180,3 +180,73 @@ async fn sol_streams_output_and_sends_input() {
     let s = sol.deactivate().await.expect("deactivate");
     s.close().await.expect("close");
 }
+
+/// Hold every session slot of `node` with Open Session requests that never
+/// continue with RAKP (the issue 18 item 5 lock-out attack).
+async fn hold_every_slot(node: &racker_sim::SimNode) {
+    use racker_ipmi::codec::{self, Frame, OpenSessionRequest, OpenSessionResponse, payload};
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut last = 0;
+    for i in 0..9u32 {
+        let req = OpenSessionRequest::new(i as u8, 0, 0x7700_0000 + i, CipherSuite::Suite3);
+        let p = codec::encode_v20_plain(payload::OPEN_SESSION_REQUEST, 0, 0, &req.encode());
+        sock.send_to(&p, node.ipmi_addr()).await.unwrap();
+        let mut buf = [0u8; 512];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf))
+            .await
+            .expect("answered")
+            .unwrap();
+        let Some(Frame::V20(v)) = codec::parse(&buf[..n]) else {
+            panic!("not RMCP+")
+        };
+        last = OpenSessionResponse::decode(v.payload).unwrap().status;
+    }
+    assert_eq!(last, 0x01, "the ninth request finds every slot taken");
+}
+
+#[tokio::test]
+async fn open_session_retries_insufficient_resources_until_slots_expire() {
+    let spec = NodeSpec::new([0x02, 0, 0, 0, 0, 0x77], "127.0.0.1:0".parse().unwrap());
+    let rack = SimRack::start_with(vec![spec], |s| {
+        racker_sim::BmcConfig::new(s.bmc_mac, USER, racker_sim::Password::new(PASSWORD))
+            .handshake_timeout(Duration::from_millis(1000))
+    })
+    .await
+    .unwrap();
+    hold_every_slot(&rack.nodes()[0]).await;
+    let t = std::time::Instant::now();
+    let mut s = Session::connect(&addr(&rack, 0), &creds(), &opts())
+        .await
+        .expect("connect once the unfinished handshakes expired");
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    s.chassis_status().await.expect("chassis status");
+    s.close().await.expect("close");
+}
+
+/// Issue 18 item 9: a response network function is refused before
+/// anything is sent, instead of waiting out the timeout.
+#[tokio::test]
+async fn response_netfn_fails_at_once() {
+    let rack = rack(1).await;
+    let mut s = Session::connect(&addr(&rack, 0), &creds(), &opts())
+        .await
+        .expect("connect");
+    let t = std::time::Instant::now();
+    let err = s
+        .raw(racker_ipmi::RawRequest::new(0x07, 0x01, vec![]))
+        .await
+        .expect_err("odd netFn");
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
+    // The session is still usable.
+    s.chassis_status().await.expect("chassis status");
+}

@@ -292,6 +292,62 @@ fn close_session_idle_timeout_slots_and_concurrency() {
     assert_eq!(b.session_count(), 0);
 }
 
+/// Issue 18 item 5: Open Session requests that never go on with RAKP hold
+/// their slot only for the handshake timeout, not the 60-s idle timeout.
+#[test]
+fn unfinished_handshakes_expire_after_the_handshake_timeout() {
+    let t0 = Instant::now();
+    let config = BmcConfig::new([2, 0, 0, 0, 0, 1], "USER", Password::new("PASS"))
+        .handshake_timeout(Duration::from_secs(3));
+    let mut b = Bmc::new(config);
+    // An established session is not affected by the shorter timeout.
+    let mut keep = login(&mut b, 17, t0);
+    for i in 0..6u32 {
+        let mut c = Console::new(3, "USER", "PASS");
+        c.sid_m = 0x100 + i;
+        let out = b.handle_datagram(t0, peer(), &c.open_session_request());
+        assert_eq!(c.open_session_response(&out[0].payload), Ok(()));
+    }
+    // RAKP1 only, no RAKP3: still unfinished.
+    let mut half = Console::new(3, "USER", "PASS");
+    half.sid_m = 0x200;
+    let out = b.handle_datagram(t0, peer(), &half.open_session_request());
+    let _ = half.open_session_response(&out[0].payload);
+    assert_eq!(b.session_count(), 8);
+    let mut late = Console::new(17, "USER", "PASS");
+    late.sid_m = 0x300;
+    let t1 = t0 + Duration::from_secs(2);
+    let out = b.handle_datagram(t1, peer(), &half.rakp1());
+    assert_eq!(half.rakp2(&out[0].payload), Ok(()));
+    assert_eq!(console::login(&mut late, exchange(&mut b, t1)), Err(0x01));
+    assert_eq!(b.next_timeout(), Some(t0 + Duration::from_secs(3)));
+    // The six bare Open Sessions expire at t0 + 3 s; the RAKP1 one at t1 + 3 s.
+    let t2 = t0 + Duration::from_secs(3);
+    b.poll(t2);
+    assert_eq!(b.session_count(), 2);
+    console::login(&mut late, exchange(&mut b, t2)).expect("a slot is free again");
+    assert_eq!(b.session_count(), 3);
+    b.poll(t1 + Duration::from_secs(3));
+    assert_eq!(b.session_count(), 2, "the half-finished handshake is gone");
+    assert_eq!(b.active_session_count(), 2);
+    let later = t0 + Duration::from_secs(30);
+    assert_eq!(call(&mut b, &mut keep, later, 0x00, 0x01, &[]).0, 0);
+}
+
+/// Issue 18 item 9: a request with a response network function is
+/// answered at once with 0xC1 (invalid command), as ipmitool expects.
+#[test]
+fn response_netfn_is_an_invalid_command() {
+    let now = Instant::now();
+    let mut b = bmc();
+    let mut c = login(&mut b, 3, now);
+    let p = c.request(0x07, 0x01, &[]);
+    let out = b.handle_datagram(now, peer(), &p);
+    let (_, m) = c.open(&out[0].payload).unwrap();
+    let r = racker_ipmi::codec::decode_response(&m).unwrap();
+    assert_eq!((r.netfn, r.completion_code), (0x07, 0xC1));
+}
+
 #[test]
 fn privilege_unknown_commands_users_and_lan() {
     let now = Instant::now();

@@ -115,7 +115,7 @@ async fn bootdev_pxe_persistent_efiboot_and_bootparam_5() {
         Some(Event::Boot(req)) => assert_eq!((req.device, req.efi), (BootDevice::Pxe, true)),
         other => panic!("expected a Boot event, got {other:?}"),
     }
-    assert!(node.snapshot().boot_flags.valid());
+    assert!(node.snapshot().boot_flags.valid);
     // Disk, one-shot, via raw bytes as `racker ipmi` does.
     ipmitool(
         node,
@@ -299,4 +299,75 @@ async fn sol_activate_through_a_pty() {
         }
     }
     assert_eq!(node.snapshot().active_sessions, 0);
+}
+
+/// Flood `node` with Open Session requests (distinct console session ids)
+/// that never continue with RAKP Message 1; returns the RMCP+ status of
+/// each reply.
+pub(crate) async fn open_session_flood(node: &SimNode, count: u32) -> Vec<u8> {
+    use racker_ipmi::codec::{
+        self, CipherSuite, Frame, OpenSessionRequest, OpenSessionResponse, payload,
+    };
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut statuses = Vec::new();
+    for i in 0..count {
+        let req = OpenSessionRequest::new(i as u8, 0, 0x5100_0000 + i, CipherSuite::Suite17);
+        let p = codec::encode_v20_plain(payload::OPEN_SESSION_REQUEST, 0, 0, &req.encode());
+        sock.send_to(&p, node.ipmi_addr()).await.unwrap();
+        let mut buf = [0u8; 512];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf))
+            .await
+            .expect("Open Session answered")
+            .unwrap();
+        let Some(Frame::V20(v)) = codec::parse(&buf[..n]) else {
+            panic!("not an RMCP+ reply")
+        };
+        statuses.push(
+            OpenSessionResponse::decode(v.payload)
+                .expect("response")
+                .status,
+        );
+    }
+    statuses
+}
+
+/// Issue 18 item 5: eight unauthenticated Open Session requests used to
+/// hold every slot for the 60-s idle timeout. Unfinished handshakes now
+/// expire after the (here shortened) handshake timeout and ipmitool gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_session_flood_does_not_lock_out_ipmitool() {
+    if require_tool("open_session_flood_does_not_lock_out_ipmitool", "ipmitool").is_none() {
+        return;
+    }
+    let spec = racker_sim::NodeSpec::new(
+        [0x02, 0x52, 0x4B, 0, 0, 0x51],
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    let rack = racker_sim::SimRack::start_with(vec![spec], |s| {
+        racker_sim::BmcConfig::new(s.bmc_mac, "USER", racker_sim::Password::new("PASS"))
+            .handshake_timeout(Duration::from_millis(1500))
+    })
+    .await
+    .unwrap();
+    let node = &rack.nodes()[0];
+    let statuses = open_session_flood(node, 10).await;
+    assert_eq!(&statuses[..8], &[0; 8], "eight slots granted");
+    assert_eq!(&statuses[8..], &[0x01, 0x01], "then insufficient resources");
+    // The attack works while the slots are held...
+    let out = ipmitool_with(node, 17, "PASS", &["chassis", "status"]).await;
+    assert!(
+        !out.status.success(),
+        "ipmitool got in while every slot was held"
+    );
+    // ...but not for long: after the handshake timeout ipmitool succeeds.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let t = std::time::Instant::now();
+    let status = ipmitool(node, 17, &["chassis", "status"]).await;
+    assert!(status.contains("System Power"), "{status}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(
+        node.snapshot().active_sessions,
+        0,
+        "ipmitool closed its session"
+    );
 }

@@ -30,7 +30,7 @@ async fn node_side_actions_emit_events_tagged_with_the_node() {
     );
     // The one-shot override was consumed by that boot.
     match mine.recv().await {
-        Some(Event::BootFlags(f)) => assert!(!f.valid()),
+        Some(Event::BootFlags(f)) => assert!(!f.valid),
         other => panic!("expected consumed boot flags, got {other:?}"),
     }
     let first = all.recv().await.unwrap();

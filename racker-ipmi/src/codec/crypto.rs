@@ -1,12 +1,16 @@
-//! RMCP+ cipher suites 3 and 17: RAKP HMACs, session keys, integrity
-//! trailer and AES-CBC-128 confidentiality.
+//! RMCP+ cipher suites 3 and 17: the RAKP HMACs, session keys, the
+//! integrity AuthCode (HMAC-SHA1-96, HMAC-SHA256-128) and AES-CBC-128
+//! confidentiality (IPMI 2.0 §13.28–13.29, docs/ipmi.md).
 
 use aes::Aes128;
 use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::NoPadding};
 use hmac::{Hmac, Mac};
+use zeroize::Zeroize;
 
-/// An RMCP+ cipher suite this client implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+/// An RMCP+ cipher suite implemented by this crate (client and BMC side).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[non_exhaustive]
 pub enum CipherSuite {
     /// Suite 3: RAKP-HMAC-SHA1, HMAC-SHA1-96, AES-CBC-128.
@@ -15,8 +19,11 @@ pub enum CipherSuite {
     Suite17,
 }
 
+/// Every suite this crate implements, in ascending id order.
+pub const ALL_SUITES: [CipherSuite; 2] = [CipherSuite::Suite3, CipherSuite::Suite17];
+
 impl CipherSuite {
-    /// The suite's number.
+    /// The suite's number (as used by `ipmitool -C`).
     pub fn id(self) -> u8 {
         match self {
             CipherSuite::Suite3 => 3,
@@ -26,31 +33,34 @@ impl CipherSuite {
 
     /// The suite with that number, if implemented.
     pub fn from_id(id: u8) -> Option<Self> {
-        match id {
-            3 => Some(CipherSuite::Suite3),
-            17 => Some(CipherSuite::Suite17),
-            _ => None,
-        }
+        ALL_SUITES.into_iter().find(|s| s.id() == id)
     }
 
     /// (authentication, integrity, confidentiality) algorithm numbers.
-    pub(crate) fn algorithms(self) -> (u8, u8, u8) {
+    pub fn algorithms(self) -> (u8, u8, u8) {
         match self {
             CipherSuite::Suite3 => (0x01, 0x01, 0x01),
             CipherSuite::Suite17 => (0x03, 0x04, 0x01),
         }
     }
 
-    /// Length of the RAKP2/RAKP3 key exchange codes.
-    pub(crate) fn hmac_len(self) -> usize {
+    /// The suite with these algorithm numbers, if implemented.
+    pub fn from_algorithms(auth: u8, integrity: u8, confidentiality: u8) -> Option<Self> {
+        ALL_SUITES
+            .into_iter()
+            .find(|s| s.algorithms() == (auth, integrity, confidentiality))
+    }
+
+    /// Length of the RAKP2/RAKP3 key exchange codes (the full HMAC).
+    pub fn hmac_len(self) -> usize {
         match self {
             CipherSuite::Suite3 => 20,
             CipherSuite::Suite17 => 32,
         }
     }
 
-    /// Length of the RAKP4 integrity check value and the AuthCode.
-    pub(crate) fn icv_len(self) -> usize {
+    /// Length of the RAKP4 integrity check value and of the AuthCode.
+    pub fn icv_len(self) -> usize {
         match self {
             CipherSuite::Suite3 => 12,
             CipherSuite::Suite17 => 16,
@@ -58,7 +68,7 @@ impl CipherSuite {
     }
 
     /// HMAC over the concatenation of `parts` with this suite's hash.
-    pub(crate) fn hmac(self, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    pub fn hmac(self, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         match self {
             CipherSuite::Suite3 => hmac_with::<Hmac<sha1::Sha1>>(key, parts),
             CipherSuite::Suite17 => hmac_with::<Hmac<sha2::Sha256>>(key, parts),
@@ -86,17 +96,113 @@ fn hmac_with<M: Mac + hmac::digest::KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec
 }
 
 /// Constant-time comparison of two MACs.
-pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Keys derived once RAKP succeeded.
+/// What both ends of a RAKP exchange know once RAKP Message 2 is in: the
+/// inputs of every key exchange code (IPMI 2.0 §13.31).
 #[derive(Clone)]
-pub(crate) struct SessionKeys {
-    pub(crate) suite: CipherSuite,
-    pub(crate) sik: Vec<u8>,
-    pub(crate) k1: Vec<u8>,
-    pub(crate) aes_key: [u8; 16],
+pub struct RakpParams<'a> {
+    /// The negotiated suite.
+    pub suite: CipherSuite,
+    /// Remote console session id.
+    pub sid_m: u32,
+    /// Managed system (BMC) session id.
+    pub sid_c: u32,
+    /// Remote console random number.
+    pub rm: [u8; 16],
+    /// Managed system random number.
+    pub rc: [u8; 16],
+    /// Managed system GUID.
+    pub guid: [u8; 16],
+    /// Requested maximum privilege level and lookup bit (RAKP1 byte 24).
+    pub role: u8,
+    /// User name as sent in RAKP1.
+    pub user: &'a [u8],
+}
+
+impl std::fmt::Debug for RakpParams<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RakpParams")
+            .field("suite", &self.suite)
+            .field("sid_m", &self.sid_m)
+            .field("sid_c", &self.sid_c)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RakpParams<'_> {
+    fn ulen(&self) -> [u8; 1] {
+        [u8::try_from(self.user.len()).unwrap_or(0)]
+    }
+
+    /// RAKP Message 2 key exchange authentication code:
+    /// HMAC_Kuid(SIDm ‖ SIDc ‖ Rm ‖ Rc ‖ GUIDc ‖ ROLEm ‖ ULENm ‖ UNAMEm).
+    pub fn rakp2_code(&self, kuid: &[u8]) -> Vec<u8> {
+        self.suite.hmac(
+            kuid,
+            &[
+                &self.sid_m.to_le_bytes(),
+                &self.sid_c.to_le_bytes(),
+                &self.rm,
+                &self.rc,
+                &self.guid,
+                &[self.role],
+                &self.ulen(),
+                self.user,
+            ],
+        )
+    }
+
+    /// RAKP Message 3 key exchange authentication code:
+    /// HMAC_Kuid(Rc ‖ SIDm ‖ ROLEm ‖ ULENm ‖ UNAMEm).
+    pub fn rakp3_code(&self, kuid: &[u8]) -> Vec<u8> {
+        self.suite.hmac(
+            kuid,
+            &[
+                &self.rc,
+                &self.sid_m.to_le_bytes(),
+                &[self.role],
+                &self.ulen(),
+                self.user,
+            ],
+        )
+    }
+
+    /// Session keys (SIK, K1, K2) from the user key `kuid`.
+    pub fn session_keys(&self, kuid: &[u8]) -> SessionKeys {
+        SessionKeys::derive(self.suite, kuid, &self.rm, &self.rc, self.role, self.user)
+    }
+
+    /// RAKP Message 4 integrity check value: HMAC_SIK(Rm ‖ SIDc ‖ GUIDc),
+    /// truncated to the suite's ICV length.
+    pub fn rakp4_icv(&self, keys: &SessionKeys) -> Vec<u8> {
+        let mut icv = self.suite.hmac(
+            &keys.sik,
+            &[&self.rm, &self.sid_c.to_le_bytes(), &self.guid],
+        );
+        icv.truncate(self.suite.icv_len());
+        icv
+    }
+}
+
+/// Keys derived once RAKP succeeded. `Debug` shows only the suite; the
+/// key bytes are zeroed on drop.
+#[derive(Clone)]
+pub struct SessionKeys {
+    suite: CipherSuite,
+    sik: Vec<u8>,
+    k1: Vec<u8>,
+    aes_key: [u8; 16],
+}
+
+impl Drop for SessionKeys {
+    fn drop(&mut self) {
+        self.sik.zeroize();
+        self.k1.zeroize();
+        self.aes_key.zeroize();
+    }
 }
 
 impl std::fmt::Debug for SessionKeys {
@@ -109,7 +215,7 @@ impl std::fmt::Debug for SessionKeys {
 
 impl SessionKeys {
     /// SIK = HMAC_Kg(Rm ‖ Rc ‖ ROLEm ‖ ULENm ‖ UNAMEm); K1, K2 from SIK.
-    pub(crate) fn derive(
+    pub fn derive(
         suite: CipherSuite,
         kg: &[u8],
         rm: &[u8; 16],
@@ -120,9 +226,12 @@ impl SessionKeys {
         let ulen = [u8::try_from(user.len()).unwrap_or(0)];
         let sik = suite.hmac(kg, &[rm, rc, &[role], &ulen, user]);
         let k1 = suite.hmac(&sik, &[&[0x01; 20]]);
-        let k2 = suite.hmac(&sik, &[&[0x02; 20]]);
+        let mut k2 = suite.hmac(&sik, &[&[0x02; 20]]);
         let mut aes_key = [0u8; 16];
-        aes_key.copy_from_slice(&k2[..16]);
+        if let Some(k) = k2.get(..16) {
+            aes_key.copy_from_slice(k);
+        }
+        k2.zeroize();
         SessionKeys {
             suite,
             sik,
@@ -131,15 +240,20 @@ impl SessionKeys {
         }
     }
 
-    /// AuthCode for an outbound/inbound packet: HMAC_K1(AuthType … Next Header), truncated.
-    pub(crate) fn auth_code(&self, covered: &[u8]) -> Vec<u8> {
+    /// The suite these keys belong to.
+    pub fn suite(&self) -> CipherSuite {
+        self.suite
+    }
+
+    /// AuthCode of a packet: HMAC_K1(AuthType … Next Header), truncated.
+    pub fn auth_code(&self, covered: &[u8]) -> Vec<u8> {
         let mut m = self.suite.hmac(&self.k1, &[covered]);
         m.truncate(self.suite.icv_len());
         m
     }
 
     /// IV ‖ AES-CBC-128(data ‖ 01 02 … n ‖ n).
-    pub(crate) fn encrypt(&self, iv: [u8; 16], data: &[u8]) -> Vec<u8> {
+    pub fn encrypt(&self, iv: [u8; 16], data: &[u8]) -> Vec<u8> {
         let pad = (16 - (data.len() + 1) % 16) % 16;
         let mut plain = Vec::with_capacity(data.len() + pad + 1);
         plain.extend_from_slice(data);
@@ -149,6 +263,7 @@ impl SessionKeys {
         plain.push(u8::try_from(pad).unwrap_or(0));
         let enc = cbc::Encryptor::<Aes128>::new(&self.aes_key.into(), &iv.into());
         let ct = enc.encrypt_padded_vec_mut::<NoPadding>(&plain);
+        plain.zeroize();
         let mut out = Vec::with_capacity(16 + ct.len());
         out.extend_from_slice(&iv);
         out.extend_from_slice(&ct);
@@ -156,7 +271,7 @@ impl SessionKeys {
     }
 
     /// Inverse of [`SessionKeys::encrypt`]; `None` when malformed.
-    pub(crate) fn decrypt(&self, payload: &[u8]) -> Option<Vec<u8>> {
+    pub fn decrypt(&self, payload: &[u8]) -> Option<Vec<u8>> {
         if payload.len() < 32 || !payload.len().is_multiple_of(16) {
             return None;
         }
@@ -195,6 +310,16 @@ mod tests {
         let m = CipherSuite::Suite17.hmac(b"Jefe", &[b"what do ya want for nothing?"]);
         assert_eq!(m[..4], [0x5b, 0xdc, 0xc1, 0x46]);
         assert_eq!(m.len(), 32);
+    }
+
+    #[test]
+    fn suites_by_id_and_algorithms() {
+        for s in ALL_SUITES {
+            assert_eq!(CipherSuite::from_id(s.id()), Some(s));
+            let (a, i, c) = s.algorithms();
+            assert_eq!(CipherSuite::from_algorithms(a, i, c), Some(s));
+        }
+        assert_eq!(CipherSuite::from_id(0), None);
     }
 
     #[test]
