@@ -4,15 +4,15 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use racker_inventory::AddressPlan;
-use racker_netboot::dhcp::transport::{self, DhcpSocket};
 use racker_netboot::dnsmasq::{self, DnsmasqOptions};
-use racker_netboot::{DhcpConfig, DhcpServer, InstalledNodes, LeaseTable, Mode, Reservation};
+use racker_netboot::iface::RouteSource;
+use racker_netboot::service::{DhcpListen, NetbootService, ServiceError};
+use racker_netboot::{DhcpConfig, LeaseTable, Mode, Reservation};
 
 use crate::context::{PlanArgs, SelectionArgs, load_rack};
 use crate::globals::Globals;
@@ -108,9 +108,10 @@ struct ServeArgs {
     /// MAC is not the management node's secondary MAC.
     #[arg(long)]
     force: bool,
-    /// Route table used to detect the default-route interface.
-    #[arg(long, default_value = "/proc/net/route", hide = true)]
-    proc_net_route: PathBuf,
+    /// Read the routes that detect the default-route interface from this
+    /// file in /proc/net/route format instead of asking the kernel (tests).
+    #[arg(long, value_name = "FILE", hide = true)]
+    proc_net_route: Option<PathBuf>,
     #[command(flatten)]
     content: ContentArgs,
 }
@@ -231,129 +232,73 @@ fn init_logging() {
 
 fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let rack = load_rack(globals, &args.dhcp.plan)?;
-    let mut config = dhcp_config(&rack.plan, &args.dhcp)?;
-    let dhcp_wanted = !args.content.no_dhcp;
-    let interface = match (&args.listen, &args.interface) {
-        (Some(_), _) => None,
-        (None, Some(i)) => Some(i.clone()),
-        (None, None) => Some(rack.management.pxe_interface.clone()),
+    let config = dhcp_config(&rack.plan, &args.dhcp)?;
+    let dhcp = match (args.content.no_dhcp, &args.listen, &args.interface) {
+        (true, _, _) => DhcpListen::Off,
+        (false, Some(addr), _) => DhcpListen::Socket(*addr),
+        (false, None, Some(iface)) => DhcpListen::Interface(iface.clone()),
+        (false, None, None) => DhcpListen::Interface(rack.management.pxe_interface.clone()),
     };
-    if let (true, Some(iface)) = (dhcp_wanted, &interface) {
-        let checked = transport::check_interface(
-            iface,
-            &globals.sys_class_net,
-            &args.proc_net_route,
-            Some(rack.management.secondary_mac),
-        );
-        match checked {
-            Ok(()) => {}
-            Err(e) if args.force => eprintln!("warning: {e}; serving anyway (--force)"),
-            Err(e) => return Err(e.into()),
-        }
+    let content = &args.content;
+    let mut builder = NetbootService::builder(&globals.state_dir, config)
+        .dhcp(dhcp)
+        .reservations(reservations(&rack.plan, None))
+        .sys_class_net(&globals.sys_class_net)
+        .expected_mac(rack.management.secondary_mac)
+        .force(args.force)
+        .route_source(match &args.proc_net_route {
+            Some(file) => RouteSource::ProcNetRoute(file.clone()),
+            None => RouteSource::Kernel,
+        })
+        .base_url(args.dhcp.http_base_url.clone())
+        .tftp(!content.without_tftp)
+        .boot_files(content.boot_files.clone())
+        .nodes(netboot_content::node_entries(&rack.plan, None));
+    if let Some(addr) = content.http_listen {
+        builder = builder.http_listen(addr);
     }
-    let leases = LeaseTable::load(&globals.state_dir)?;
+    if let Some(addr) = content.tftp_listen {
+        builder = builder.tftp_listen(addr);
+    }
+    if let Some(dir) = &content.matchbox_data {
+        builder = builder.matchbox_data(dir);
+    }
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let state_dir = globals.state_dir.clone();
     runtime.block_on(async move {
-        // DHCP on an interface (not --listen, not --no-dhcp): the internal
-        // address goes on it first, so HTTP and TFTP can bind to it.
-        if let (true, Some(iface)) = (dhcp_wanted, &interface) {
-            let address = ensure_internal_address(&rack, iface).await?;
+        let service = builder.start().await.map_err(|e| match e {
+            ServiceError::Tftp { hint, .. } if !hint.is_empty() => anyhow::Error::new(e).context(
+                "TFTP port below 1024 needs root (or use --tftp-listen ADDR:PORT with a high port)",
+            ),
+            e => anyhow::Error::new(e),
+        })?;
+        if let Some(refusal) = service.forced_past() {
+            eprintln!("warning: {refusal}; serving anyway (--force)");
+        }
+        if let Some(address) = service.interface_address() {
             eprintln!("racker netboot: {address}");
         }
-        let content = netboot_content::start(globals, &args.content, &rack.plan).await?;
         eprintln!(
             "racker netboot: HTTP listening on {} (nodes use {}), TFTP on {}",
-            content.http_addr,
-            content.base_url,
-            content
-                .tftp_addr
+            service.http_addr(),
+            service.base_url(),
+            service
+                .tftp_addr()
                 .map_or_else(|| "-".to_owned(), |a| a.to_string())
         );
-        let mut tasks = tokio::task::JoinSet::new();
-        for task in content.tasks {
-            tasks.spawn(task);
+        match service.dhcp_addr() {
+            // Tests and scripts learn the bound port from this line.
+            Some(addr) => eprintln!("racker netboot: DHCP listening on {addr}"),
+            None => eprintln!("racker netboot: DHCP disabled (--no-dhcp)"),
         }
-        if !dhcp_wanted {
-            eprintln!("racker netboot: DHCP disabled (--no-dhcp)");
-            return wait_content(&mut tasks).await;
-        }
-        if args.dhcp.http_base_url.is_none() {
-            let arm64 = config.boot.arm64_file.take();
-            config.boot = racker_netboot::BootConfig::new(content.base_url.clone());
-            config.boot.arm64_file = arm64;
-            config.validate()?;
-        }
-        if let Some(std::net::IpAddr::V4(tftp_ip)) = content.tftp_addr.map(|a| a.ip())
-            && !tftp_ip.is_unspecified()
-            && !tftp_ip.is_loopback()
-        {
-            config.boot.next_server = Some(tftp_ip);
-        }
-        let server = DhcpServer::new(config, reservations(&rack.plan, None), leases)?;
-        // The report store knows which nodes are installed.
-        let installed: Arc<dyn InstalledNodes + Send + Sync> = Arc::new(content.reports.clone());
-        let socket = match (&args.listen, &interface) {
-            (Some(addr), _) => DhcpSocket::bind_plain(*addr)?,
-            (None, Some(iface)) => DhcpSocket::bind_interface(iface, transport::SERVER_PORT)?,
-            (None, None) => anyhow::bail!("no interface to serve on"),
-        };
-        // Tests and scripts learn the bound port from this line.
-        eprintln!("racker netboot: DHCP listening on {}", socket.local_addr());
-        // DHCP counters appear on the HTTP server's /metrics.
-        let stats = Arc::new(racker_netboot::dhcp::DhcpStats::default());
-        content.metrics.register(stats.clone());
-        let dhcp = transport::serve_counted(
-            socket,
-            server,
-            Some(state_dir),
-            installed,
-            stats,
-            shutdown_signal(),
-        );
-        tokio::select! {
-            served = dhcp => {
-                served?;
-                tasks.abort_all();
-                Ok(())
-            }
-            failed = content_failure(&mut tasks) => failed,
-        }
+        service.run_until(shutdown_signal()).await?;
+        anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-type ContentTasks =
-    tokio::task::JoinSet<Result<Result<(), racker_netboot::ContentError>, tokio::task::JoinError>>;
-
-/// Wait for a content task to fail (they run forever) or for a signal.
-async fn wait_content(tasks: &mut ContentTasks) -> anyhow::Result<()> {
-    tokio::select! {
-        () = shutdown_signal() => {
-            tasks.abort_all();
-            Ok(())
-        }
-        failed = content_failure(tasks) => failed,
-    }
-}
-
-/// Completes when the first content task ends (always an error: they
-/// serve forever); pending forever when there is none.
-async fn content_failure(tasks: &mut ContentTasks) -> anyhow::Result<()> {
-    let Some(done) = tasks.join_next().await else {
-        return std::future::pending().await;
-    };
-    tasks.abort_all();
-    match done {
-        Ok(Ok(Ok(()))) => anyhow::bail!("a boot content server stopped"),
-        Ok(Ok(Err(e))) => Err(e.into()),
-        Ok(Err(e)) | Err(e) => Err(anyhow::anyhow!("boot content server task: {e}")),
-    }
 }
 
 /// Completes on SIGINT or SIGTERM.

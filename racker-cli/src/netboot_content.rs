@@ -102,7 +102,9 @@ pub(crate) fn node_entries(plan: &AddressPlan, selection: Option<&Selection>) ->
     }
 }
 
-/// Start TFTP and HTTP for every node of `plan`.
+/// Start TFTP and HTTP for every node of `plan` (`netboot serve` now runs
+/// `racker_netboot::service::NetbootService`; kept for the tests below).
+#[cfg(test)]
 pub(crate) async fn start(
     globals: &Globals,
     args: &ContentArgs,

@@ -2,13 +2,16 @@
 //!
 //! [`DhcpServer`] is the sans-IO core: datagram bytes and the current time
 //! in, a [`Reply`] (bytes and where to send them) and a [`Transaction`] log
-//! record out. [`transport`] holds the tokio edge: a plain UDP socket for
-//! tests and the simulator, and the interface-bound socket on port 67.
+//! record out. [`precheck`] is the input check run before dhcproto decodes
+//! a datagram (racker-sim's firmware runs it on replies too). `transport`
+//! (feature `net`) holds the tokio edge: a plain UDP socket for tests and
+//! the simulator, and the interface-bound socket on port 67.
 
 mod boot;
 mod error;
 mod server;
 mod stats;
+#[cfg(feature = "net")]
 pub mod transport;
 
 #[cfg(test)]
@@ -22,7 +25,7 @@ use racker_inventory::MacAddr;
 
 pub use boot::{BootConfig, BootFile};
 pub use error::DhcpError;
-pub use server::{Destination, DhcpServer, Handled, MessageKind, Reply, Transaction};
+pub use server::{Destination, DhcpServer, Handled, MessageKind, Reply, Transaction, precheck};
 pub use stats::DhcpStats;
 
 /// Default lease time: two minutes (SPEC section 7).

@@ -187,10 +187,25 @@ pub struct DhcpServer {
 /// Offset of the options after the fixed BOOTP header and magic cookie.
 const OPTIONS_OFFSET: usize = 240;
 
-/// Checks dhcproto does not make: the magic cookie, and the lengths of the
-/// options whose decoders assume a length (a debug assertion or an
-/// underflow there would panic on hostile input).
-fn precheck(datagram: &[u8]) -> Result<(), &'static str> {
+/// Checks dhcproto does not make, to run on every received datagram before
+/// `dhcproto::Decodable::from_bytes`: the length and magic cookie, and the
+/// lengths of the options whose decoders assume a length (a debug
+/// assertion or an underflow there would panic on hostile input). `Err`
+/// says why the datagram must be dropped.
+///
+/// It does not look at the hardware type and length: check `hlen == 6`
+/// before `Message::chaddr` (which slices by it).
+///
+/// ```
+/// assert!(racker_netboot::dhcp::precheck(b"junk").is_err());
+/// let mut datagram = vec![0u8; 240];
+/// datagram[236..240].copy_from_slice(&[99, 130, 83, 99]);
+/// datagram.extend([53, 1, 1, 255]); // DHCPDISCOVER
+/// assert_eq!(racker_netboot::dhcp::precheck(&datagram), Ok(()));
+/// datagram.splice(240..240, [80, 1, 0]); // rapid commit must be empty
+/// assert!(racker_netboot::dhcp::precheck(&datagram).is_err());
+/// ```
+pub fn precheck(datagram: &[u8]) -> Result<(), &'static str> {
     if datagram.len() < OPTIONS_OFFSET {
         return Err("shorter than a BOOTP header");
     }

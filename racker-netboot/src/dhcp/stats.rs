@@ -1,12 +1,14 @@
 //! DHCP counters for `/metrics` (Prometheus text format), fed by
-//! [`super::transport::serve_counted`].
+//! `transport::serve_counted` (feature `net`).
 
 use std::collections::BTreeMap;
+#[cfg(feature = "http")]
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::server::{MessageKind, Transaction};
+#[cfg(feature = "http")]
 use crate::http::metrics::{MetricsSource, family};
 
 /// What the DHCP server received and answered.
@@ -79,6 +81,7 @@ impl DhcpStats {
     }
 }
 
+#[cfg(feature = "http")]
 impl MetricsSource for DhcpStats {
     fn write_metrics(&self, out: &mut String) {
         for (name, help, map) in [

@@ -135,10 +135,39 @@ impl DhcpSocket {
 /// (read from `<sys_class_net>/<interface>/address`) is not `expected_mac`
 /// (the management node's secondary MAC), or when `proc_net_route` (normally
 /// `/proc/net/route`) shows it carries the default route.
+///
+/// This reads only the IPv4 main table: `racker_netboot::iface::check_interface`
+/// (feature `iface`) asks the kernel for every table and both families.
 pub fn check_interface(
     interface: &str,
     sys_class_net: &Path,
     proc_net_route: &Path,
+    expected_mac: Option<MacAddr>,
+) -> Result<(), DhcpError> {
+    check_name_and_mac(interface, sys_class_net, expected_mac)?;
+    // A missing route table (e.g. no /proc) cannot prove a default route.
+    if let Ok(routes) = std::fs::read_to_string(proc_net_route) {
+        // Columns: Iface Destination Gateway Flags RefCnt Use Metric Mask ...
+        let default = routes.lines().skip(1).any(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            cols.first() == Some(&interface)
+                && cols.get(1) == Some(&"00000000")
+                && cols.get(7) == Some(&"00000000")
+        });
+        if default {
+            return Err(DhcpError::RefusedInterface {
+                interface: interface.to_owned(),
+                reason: "it carries the default route (the public network?)".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The name and MAC part of the interface guard.
+pub(crate) fn check_name_and_mac(
+    interface: &str,
+    sys_class_net: &Path,
     expected_mac: Option<MacAddr>,
 ) -> Result<(), DhcpError> {
     let refuse = |reason: String| DhcpError::RefusedInterface {
@@ -161,21 +190,6 @@ pub fn check_interface(
         return Err(refuse(format!(
             "its MAC {mac} is not the management node's secondary MAC {expected}"
         )));
-    }
-    // A missing route table (e.g. no /proc) cannot prove a default route.
-    if let Ok(routes) = std::fs::read_to_string(proc_net_route) {
-        // Columns: Iface Destination Gateway Flags RefCnt Use Metric Mask ...
-        let default = routes.lines().skip(1).any(|line| {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            cols.first() == Some(&interface)
-                && cols.get(1) == Some(&"00000000")
-                && cols.get(7) == Some(&"00000000")
-        });
-        if default {
-            return Err(refuse(
-                "it carries the default route (the public network?)".to_owned(),
-            ));
-        }
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use axum::routing::{get, post};
 use racker_inventory::MacAddr;
@@ -169,7 +169,11 @@ impl HttpServer {
 }
 
 type St = State<Arc<HttpContent>>;
-type Labels = Query<BTreeMap<String, String>>;
+
+/// The request's labels, decoded by the sans-IO [`crate::query`] parser.
+fn labels(RawQuery(raw): RawQuery) -> BTreeMap<String, String> {
+    crate::query::parse_labels(raw.as_deref().unwrap_or_default())
+}
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
     let mut r = Response::new(Body::from(body));
@@ -192,18 +196,8 @@ impl HttpContent {
 
 /// Parse the `mac` label (colon or hyphen form).
 fn mac_label(labels: &BTreeMap<String, String>) -> Result<MacAddr, Box<Response<Body>>> {
-    let Some(raw) = labels.get("mac") else {
-        return Err(Box::new(plain(
-            StatusCode::BAD_REQUEST,
-            "racker: missing ?mac= parameter\n".into(),
-        )));
-    };
-    raw.parse().map_err(|_| {
-        Box::new(plain(
-            StatusCode::BAD_REQUEST,
-            format!("racker: {raw:?} is not a MAC address\n"),
-        ))
-    })
+    crate::query::mac_label(labels)
+        .map_err(|e| Box::new(plain(StatusCode::BAD_REQUEST, format!("racker: {e}\n"))))
 }
 
 async fn boot_ipxe(State(c): St) -> Response<Body> {
@@ -214,7 +208,8 @@ async fn boot_ipxe(State(c): St) -> Response<Body> {
     )
 }
 
-async fn node_ipxe(State(c): St, Query(mut labels): Labels) -> Response<Body> {
+async fn node_ipxe(State(c): St, query: RawQuery) -> Response<Body> {
+    let mut labels = labels(query);
     let mac = match mac_label(&labels) {
         Ok(m) => m,
         Err(r) => return c.done("/ipxe", *r),
@@ -243,7 +238,8 @@ async fn node_ipxe(State(c): St, Query(mut labels): Labels) -> Response<Body> {
     c.done("/ipxe", r)
 }
 
-async fn ignition(State(c): St, Query(mut labels): Labels) -> Response<Body> {
+async fn ignition(State(c): St, query: RawQuery) -> Response<Body> {
+    let mut labels = labels(query);
     let mac = match mac_label(&labels) {
         Ok(m) => m,
         Err(r) => return c.done("/ignition", *r),
@@ -298,7 +294,8 @@ fn matchbox_ignition(catalog: &Catalog, labels: &BTreeMap<String, String>) -> Op
     std::fs::read(path).ok()
 }
 
-async fn report(State(c): St, Query(labels): Labels, body: Bytes) -> Response<Body> {
+async fn report(State(c): St, query: RawQuery, body: Bytes) -> Response<Body> {
+    let labels = labels(query);
     let mac = match mac_label(&labels) {
         Ok(m) => m,
         Err(r) => return c.done("/report", *r),

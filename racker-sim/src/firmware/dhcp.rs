@@ -133,56 +133,6 @@ pub(crate) struct ServerReply {
     pub(crate) boot_file: Option<String>,
 }
 
-/// Offset of the options after the BOOTP header and magic cookie.
-const OPTIONS_OFFSET: usize = 240;
-
-/// Checks dhcproto does not make before decoding (some of its option
-/// decoders assume lengths and would panic on hostile input).
-fn precheck(datagram: &[u8]) -> bool {
-    if datagram.len() < OPTIONS_OFFSET || datagram.get(236..240) != Some(&[99, 130, 83, 99][..]) {
-        return false;
-    }
-    // hlen must be 6 before `Message::chaddr` slices by it.
-    if datagram.get(1..3) != Some(&[1, 6][..]) {
-        return false;
-    }
-    let mut seen = [false; 256];
-    let mut rest = datagram.get(OPTIONS_OFFSET..).unwrap_or_default();
-    while let Some((&code, tail)) = rest.split_first() {
-        match code {
-            0 => rest = tail,
-            255 => break,
-            _ => {
-                let Some((&len, tail)) = tail.split_first() else {
-                    return false;
-                };
-                let len = usize::from(len);
-                let ok = match code {
-                    80 => len == 0,
-                    94 => len == 3,
-                    152..=155 => len == 4,
-                    151 => len >= 1,
-                    81 => len >= 3,
-                    93 => len >= 2 && len % 2 == 0,
-                    _ => true,
-                };
-                let Some(slot) = seen.get_mut(usize::from(code)) else {
-                    return false;
-                };
-                if !ok || (*slot && matches!(code, 80 | 81 | 93 | 94 | 151..=155)) {
-                    return false;
-                }
-                *slot = true;
-                let Some(next) = tail.get(len..) else {
-                    return false;
-                };
-                rest = next;
-            }
-        }
-    }
-    true
-}
-
 fn text(bytes: &[u8]) -> Option<String> {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     let s = std::str::from_utf8(bytes.get(..end)?).ok()?.trim();
@@ -192,11 +142,16 @@ fn text(bytes: &[u8]) -> Option<String> {
 /// Decode `datagram` if it is a reply to transaction `xid` of `mac`;
 /// anything else (garbage, other clients, requests) gives `None`.
 pub(crate) fn parse_reply(datagram: &[u8], mac: [u8; 6], xid: u32) -> Option<ServerReply> {
-    if !precheck(datagram) {
-        return None;
-    }
+    // The server's own pre-check: dhcproto's decoders would panic on some
+    // hostile option lengths.
+    racker_netboot::dhcp::precheck(datagram).ok()?;
     let msg = Message::from_bytes(datagram).ok()?;
-    if msg.opcode() != Opcode::BootReply || msg.xid() != xid || msg.hlen() != 6 {
+    // hlen before `chaddr()`, which slices by it.
+    if msg.opcode() != Opcode::BootReply
+        || msg.xid() != xid
+        || msg.htype() != HType::Eth
+        || msg.hlen() != 6
+    {
         return None;
     }
     if msg.chaddr().get(..6) != Some(&mac[..]) {

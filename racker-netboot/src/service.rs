@@ -1,0 +1,732 @@
+//! DHCP, TFTP and HTTP wired together: one builder for `racker netboot
+//! serve`, `racker bootstrap` and the demo (features `http` and `iface`).
+//!
+//! [`NetbootService::builder`] takes the state directory and the DHCP core's
+//! configuration; [`NetbootServiceBuilder::start`] then, in this order:
+//!
+//! 1. loads the lease table (`<state-dir>/netboot/leases.json`);
+//! 2. on an interface, checks it ([`crate::iface::check_interface`]: it
+//!    exists, carries the expected MAC, carries no default route in any
+//!    table or family) and refuses to go on unless forced — before anything
+//!    touches the interface; a forced refusal is kept in
+//!    [`NetbootService::forced_past`] for the caller to warn about;
+//! 3. on an interface, brings it up and puts the server address on it
+//!    ([`crate::iface::ensure_address`]), so TFTP and HTTP can bind to it;
+//! 4. binds TFTP (the iPXE binaries, unless turned off) and HTTP, and
+//!    chooses the base URL nodes use (the override, or the bound HTTP
+//!    address with the server address for `0.0.0.0`);
+//! 5. points DHCP at them: the boot URLs use that base URL and, when TFTP
+//!    listens on one address of its own, `next-server` (`siaddr`) names it;
+//! 6. binds DHCP (`SO_BINDTODEVICE` on the interface, or a plain socket)
+//!    and serves, counting into the same `/metrics`, with installed nodes
+//!    taken from the installer reports.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use racker_netboot::service::{DhcpListen, NetbootService};
+//! use racker_netboot::{DhcpConfig, Reservation};
+//!
+//! # async fn demo(
+//! #     reservations: Vec<Reservation>,
+//! #     nodes: Vec<racker_netboot::matchbox::NodeEntry>,
+//! #     ignition: Arc<dyn racker_netboot::IgnitionSource>,
+//! # ) -> Result<(), racker_netboot::service::ServiceError> {
+//! // What `racker bootstrap` runs: DHCP on the PXE interface (checked
+//! // against the management node's secondary MAC and the routes, address
+//! // added), TFTP on <server>:69, HTTP on <server>:8080, Ignition from the
+//! // rendered cluster.
+//! let config = DhcpConfig::new("172.24.213.1".parse()?, 24);
+//! let service = NetbootService::builder("/var/lib/racker", config)
+//!     .dhcp(DhcpListen::Interface("eno2".into()))
+//!     .expected_mac("02:11:22:33:44:30".parse()?)
+//!     .force(false)
+//!     .reservations(reservations)
+//!     .nodes(nodes)
+//!     .ignition(ignition)
+//!     .start()
+//!     .await?;
+//! if let Some(address) = service.interface_address() {
+//!     println!("{address}"); // 172.24.213.1/24 on eno2 (added)
+//! }
+//! println!(
+//!     "DHCP on {:?}, HTTP on {} (nodes use {})",
+//!     service.dhcp_addr(),
+//!     service.http_addr(),
+//!     service.base_url()
+//! );
+//! // ... drive the nodes, watch service.reports() ...
+//! service.shutdown().await?; // the lease table is saved
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use racker_inventory::MacAddr;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::dhcp::DhcpStats;
+use crate::dhcp::transport::{self, DhcpSocket};
+use crate::http::metrics::Metrics;
+use crate::http::{HttpContent, HttpServer};
+use crate::iface::{AddressChange, IfaceError, RouteSource};
+use crate::matchbox::{Catalog, FlatcarBoot, NodeEntry};
+use crate::report::ReportStore;
+use crate::tftp::server::{TftpServer, locate_boot_files};
+use crate::tftp::transfer::TftpConfig;
+use crate::{
+    ContentError, DhcpConfig, DhcpError, DhcpServer, IgnitionDir, IgnitionSource, InstalledNodes,
+    LeaseTable, Reservation,
+};
+
+/// Default HTTP port of the boot server.
+pub const HTTP_PORT: u16 = 8080;
+/// Default TFTP port.
+pub const TFTP_PORT: u16 = 69;
+
+/// Where DHCP listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DhcpListen {
+    /// No DHCP: another DHCP server points nodes at us.
+    Off,
+    /// Port 67 (see [`NetbootServiceBuilder::dhcp_port`]) on this interface
+    /// only (`SO_BINDTODEVICE`, needs root); replies go to the relay, the
+    /// client or the interface's broadcast address. The interface is
+    /// checked first and gets the server address.
+    Interface(String),
+    /// A plain UDP socket on any address and port (no root; replies go back
+    /// to the sender): the simulator and tests.
+    Socket(SocketAddr),
+}
+
+/// Why the netboot services could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The DHCP side (configuration, lease table, interface guard, socket).
+    #[error(transparent)]
+    Dhcp(#[from] DhcpError),
+    /// The PXE interface could not be brought up or given its address.
+    #[error("putting {ip}/{prefix_len} on the PXE interface {interface}: {source}")]
+    Address {
+        /// The interface.
+        interface: String,
+        /// The server address.
+        ip: Ipv4Addr,
+        /// Its prefix length.
+        prefix_len: u8,
+        /// What rtnetlink said.
+        #[source]
+        source: IfaceError,
+    },
+    /// TFTP could not start (boot files missing, bind failed).
+    #[error("starting TFTP on {addr}{hint}: {source}")]
+    Tftp {
+        /// The requested address.
+        addr: SocketAddr,
+        /// A hint for privileged ports.
+        hint: &'static str,
+        /// The underlying error.
+        #[source]
+        source: ContentError,
+    },
+    /// The HTTP side or the boot content (reports, matchbox data).
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    /// A server task stopped unexpectedly (they serve until shut down).
+    #[error("the {0} server stopped")]
+    Stopped(&'static str),
+    /// A server task panicked or was cancelled.
+    #[error("the {what} server task failed: {source}")]
+    Task {
+        /// Which server.
+        what: &'static str,
+        /// The runtime's error.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+}
+
+/// Where the boot menu comes from.
+#[derive(Debug, Clone)]
+enum CatalogSource {
+    /// racker's Flatcar installer profile for these nodes.
+    Flatcar(Vec<NodeEntry>),
+    /// A matchbox data directory (`profiles/`, `groups/`).
+    MatchboxDir(PathBuf),
+    /// A ready catalog.
+    Ready(Catalog),
+}
+
+/// Options of the netboot services; see the [module docs](self).
+#[derive(Debug, Clone)]
+#[must_use = "call .start() to run the services"]
+pub struct NetbootServiceBuilder {
+    state_dir: PathBuf,
+    config: DhcpConfig,
+    dhcp: DhcpListen,
+    dhcp_port: u16,
+    reservations: Vec<Reservation>,
+    persist_leases: bool,
+    sys_class_net: PathBuf,
+    expected_mac: Option<MacAddr>,
+    routes: RouteSource,
+    force: bool,
+    ensure_address: bool,
+    http: Option<SocketAddr>,
+    base_url: Option<String>,
+    tftp: bool,
+    tftp_listen: Option<SocketAddr>,
+    boot_files: Option<PathBuf>,
+    tftp_config: TftpConfig,
+    catalog: CatalogSource,
+    ignition: Option<Arc<dyn IgnitionSource>>,
+    assets_dir: Option<PathBuf>,
+}
+
+/// The server address as put on the PXE interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceAddress {
+    /// The interface.
+    pub interface: String,
+    /// The address.
+    pub ip: Ipv4Addr,
+    /// Its prefix length.
+    pub prefix_len: u8,
+    /// Whether it was added or already there.
+    pub change: AddressChange,
+}
+
+impl std::fmt::Display for InterfaceAddress {
+    /// `172.24.213.1/24 on eno2 (added|already present)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{} on {} ({})",
+            self.ip,
+            self.prefix_len,
+            self.interface,
+            match self.change {
+                AddressChange::Added => "added",
+                AddressChange::AlreadyPresent => "already present",
+            }
+        )
+    }
+}
+
+/// The running services. Dropping it stops them (DHCP saves its lease
+/// table first when the runtime keeps running).
+#[derive(Debug)]
+pub struct NetbootService {
+    http_addr: SocketAddr,
+    tftp_addr: Option<SocketAddr>,
+    dhcp_addr: Option<SocketAddr>,
+    base_url: String,
+    reports: ReportStore,
+    metrics: Arc<Metrics>,
+    dhcp_stats: Option<Arc<DhcpStats>>,
+    interface_address: Option<InterfaceAddress>,
+    forced_past: Option<DhcpError>,
+    content: JoinSet<(&'static str, Result<(), ContentError>)>,
+    dhcp: Option<JoinHandle<Result<DhcpServer, DhcpError>>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl NetbootService {
+    /// Options for the services of `state_dir` (lease table, reports,
+    /// Ignition and assets live there), DHCP configured by `dhcp` (its
+    /// `boot.http_base` is replaced by the service's base URL, and its
+    /// `boot.next_server`, when unset, by TFTP's address). Defaults: no DHCP
+    /// ([`DhcpListen::Off`]), TFTP on `<server>:69` with the iPXE binaries
+    /// of `/usr/lib/ipxe`, HTTP on `<server>:8080`, the Flatcar profile for
+    /// no nodes, Ignition from `<state-dir>/ignition`, assets from
+    /// `<state-dir>/assets`, routes from the kernel, not forced.
+    pub fn builder(state_dir: impl Into<PathBuf>, dhcp: DhcpConfig) -> NetbootServiceBuilder {
+        NetbootServiceBuilder {
+            state_dir: state_dir.into(),
+            config: dhcp,
+            dhcp: DhcpListen::Off,
+            dhcp_port: transport::SERVER_PORT,
+            reservations: Vec::new(),
+            persist_leases: true,
+            sys_class_net: PathBuf::from("/sys/class/net"),
+            expected_mac: None,
+            routes: RouteSource::Kernel,
+            force: false,
+            ensure_address: true,
+            http: None,
+            base_url: None,
+            tftp: true,
+            tftp_listen: None,
+            boot_files: None,
+            tftp_config: TftpConfig::default(),
+            catalog: CatalogSource::Flatcar(Vec::new()),
+            ignition: None,
+            assets_dir: None,
+        }
+    }
+
+    /// Where HTTP listens.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Where TFTP listens, when it runs.
+    pub fn tftp_addr(&self) -> Option<SocketAddr> {
+        self.tftp_addr
+    }
+
+    /// Where DHCP listens, when it runs.
+    pub fn dhcp_addr(&self) -> Option<SocketAddr> {
+        self.dhcp_addr
+    }
+
+    /// The base URL handed to nodes (no trailing slash).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The installer reports (also DHCP's "installed" predicate).
+    pub fn reports(&self) -> &ReportStore {
+        &self.reports
+    }
+
+    /// The counters behind `/metrics` (register more sources here).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// DHCP's counters, when DHCP runs.
+    pub fn dhcp_stats(&self) -> Option<&Arc<DhcpStats>> {
+        self.dhcp_stats.as_ref()
+    }
+
+    /// The server address on the PXE interface, when DHCP serves one and
+    /// [`NetbootServiceBuilder::ensure_address`] is on.
+    pub fn interface_address(&self) -> Option<&InterfaceAddress> {
+        self.interface_address.as_ref()
+    }
+
+    /// The interface guard's refusal that [`NetbootServiceBuilder::force`]
+    /// overrode (warn the operator about it).
+    pub fn forced_past(&self) -> Option<&DhcpError> {
+        self.forced_past.as_ref()
+    }
+
+    /// Serve until `signal` completes (then stop as [`Self::shutdown`]
+    /// does) or a server fails (the others are stopped and the failure
+    /// returned).
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> Result<(), ServiceError> {
+        let mut content = std::mem::take(&mut self.content);
+        let mut dhcp = self.dhcp.take();
+        let outcome = tokio::select! {
+            () = signal => None,
+            failed = first_failure(&mut content) => Some(failed),
+            ended = async {
+                match dhcp.as_mut() {
+                    Some(task) => task.await,
+                    None => std::future::pending().await,
+                }
+            } => Some(match ended {
+                Ok(Ok(_)) => Err(ServiceError::Stopped("DHCP")),
+                Ok(Err(e)) => Err(e.into()),
+                Err(source) => Err(ServiceError::Task { what: "DHCP", source }),
+            }),
+        };
+        content.abort_all();
+        match outcome {
+            // The signal: DHCP saves its lease table and ends.
+            None => self.finish_dhcp(dhcp).await,
+            Some(failed) => {
+                // DHCP (if still running) saves its lease table and ends
+                // on its own.
+                self.stop_now();
+                failed
+            }
+        }
+    }
+
+    /// Stop: DHCP finishes (its lease table on disk), TFTP and HTTP are
+    /// aborted.
+    pub async fn shutdown(mut self) -> Result<(), ServiceError> {
+        self.content.abort_all();
+        let dhcp = self.dhcp.take();
+        self.finish_dhcp(dhcp).await
+    }
+
+    /// Stop without waiting: DHCP is told to shut down (it saves its lease
+    /// table on the runtime), TFTP and HTTP are aborted.
+    pub fn stop(mut self) {
+        self.content.abort_all();
+        self.dhcp = None;
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    async fn finish_dhcp(
+        &mut self,
+        dhcp: Option<JoinHandle<Result<DhcpServer, DhcpError>>>,
+    ) -> Result<(), ServiceError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match dhcp {
+            None => Ok(()),
+            Some(task) => match task.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.into()),
+                Err(source) => Err(ServiceError::Task {
+                    what: "DHCP",
+                    source,
+                }),
+            },
+        }
+    }
+}
+
+impl Drop for NetbootService {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        // `content` (a JoinSet) aborts its tasks when dropped.
+    }
+}
+
+/// Completes when the first content server ends (always a failure: they
+/// serve forever); pending forever when there is none.
+async fn first_failure(
+    tasks: &mut JoinSet<(&'static str, Result<(), ContentError>)>,
+) -> Result<(), ServiceError> {
+    let Some(done) = tasks.join_next().await else {
+        return std::future::pending().await;
+    };
+    match done {
+        Ok((what, Ok(()))) => Err(ServiceError::Stopped(what)),
+        Ok((_, Err(e))) => Err(e.into()),
+        Err(source) => Err(ServiceError::Task {
+            what: "boot content",
+            source,
+        }),
+    }
+}
+
+impl NetbootServiceBuilder {
+    /// Where DHCP listens (default [`DhcpListen::Off`]).
+    pub fn dhcp(mut self, listen: DhcpListen) -> Self {
+        self.dhcp = listen;
+        self
+    }
+
+    /// The port DHCP binds on an interface (default 67).
+    pub fn dhcp_port(mut self, port: u16) -> Self {
+        self.dhcp_port = port;
+        self
+    }
+
+    /// Static addresses: every node's primary MAC and every BMC MAC.
+    pub fn reservations(mut self, reservations: impl IntoIterator<Item = Reservation>) -> Self {
+        self.reservations = reservations.into_iter().collect();
+        self
+    }
+
+    /// Load and save the lease table in the state directory (default on;
+    /// off keeps leases in memory only).
+    pub fn persist_leases(mut self, on: bool) -> Self {
+        self.persist_leases = on;
+        self
+    }
+
+    /// Where the interface guard reads MACs (default `/sys/class/net`).
+    pub fn sys_class_net(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.sys_class_net = dir.into();
+        self
+    }
+
+    /// The MAC the DHCP interface must carry (the management node's
+    /// secondary MAC); `None` by default (any MAC).
+    pub fn expected_mac(mut self, mac: MacAddr) -> Self {
+        self.expected_mac = Some(mac);
+        self
+    }
+
+    /// Where the interface guard learns routes (default: the kernel).
+    pub fn route_source(mut self, routes: RouteSource) -> Self {
+        self.routes = routes;
+        self
+    }
+
+    /// Serve DHCP on an interface the guard refuses (default off); the
+    /// refusal is kept in [`NetbootService::forced_past`].
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+
+    /// Put the server address on the DHCP interface (default on).
+    pub fn ensure_address(mut self, on: bool) -> Self {
+        self.ensure_address = on;
+        self
+    }
+
+    /// HTTP address (default `<server>:8080`; port 0 picks one).
+    pub fn http_listen(mut self, addr: SocketAddr) -> Self {
+        self.http = Some(addr);
+        self
+    }
+
+    /// The base URL nodes use to reach HTTP (default: the bound address,
+    /// with the server address for `0.0.0.0`). Used by DHCP's boot URLs
+    /// and the generated boot profile alike.
+    pub fn base_url(mut self, url: Option<String>) -> Self {
+        self.base_url = url.map(|u| u.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Serve the iPXE binaries over TFTP (default on); off for nodes that
+    /// get iPXE elsewhere (the simulated rack).
+    pub fn tftp(mut self, on: bool) -> Self {
+        self.tftp = on;
+        self
+    }
+
+    /// TFTP address (default `<server>:69`; port 0 picks one).
+    pub fn tftp_listen(mut self, addr: SocketAddr) -> Self {
+        self.tftp_listen = Some(addr);
+        self
+    }
+
+    /// Directory holding `undionly.kpxe` and `ipxe.efi` (default
+    /// `/usr/lib/ipxe`); also served over HTTP for UEFI HTTP boot.
+    pub fn boot_files(mut self, dir: Option<PathBuf>) -> Self {
+        self.boot_files = dir;
+        self
+    }
+
+    /// TFTP transfer settings.
+    pub fn tftp_config(mut self, config: TftpConfig) -> Self {
+        self.tftp_config = config;
+        self
+    }
+
+    /// Boot these nodes with racker's Flatcar installer profile (the
+    /// default, for no nodes).
+    pub fn nodes(mut self, nodes: impl IntoIterator<Item = NodeEntry>) -> Self {
+        self.catalog = CatalogSource::Flatcar(nodes.into_iter().collect());
+        self
+    }
+
+    /// Use the profiles and groups of a matchbox data directory instead.
+    pub fn matchbox_data(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.catalog = CatalogSource::MatchboxDir(dir.into());
+        self
+    }
+
+    /// Use this catalog instead.
+    pub fn catalog(mut self, catalog: Catalog) -> Self {
+        self.catalog = CatalogSource::Ready(catalog);
+        self
+    }
+
+    /// Where Ignition configs come from (default `<state-dir>/ignition`).
+    pub fn ignition(mut self, source: Arc<dyn IgnitionSource>) -> Self {
+        self.ignition = Some(source);
+        self
+    }
+
+    /// Directory served under `/assets/` (default `<state-dir>/assets`).
+    pub fn assets_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.assets_dir = Some(dir.into());
+        self
+    }
+
+    /// Start the services (see the [module docs](self) for the order).
+    /// Must be called inside a multi-threaded or current-thread tokio
+    /// runtime, which then runs them.
+    pub async fn start(self) -> Result<NetbootService, ServiceError> {
+        let Self {
+            state_dir,
+            mut config,
+            dhcp,
+            dhcp_port,
+            reservations,
+            persist_leases,
+            sys_class_net,
+            expected_mac,
+            routes,
+            force,
+            ensure_address,
+            http,
+            base_url,
+            tftp,
+            tftp_listen,
+            boot_files,
+            tftp_config,
+            catalog,
+            ignition,
+            assets_dir,
+        } = self;
+        let server_ip = config.server_ip;
+        if dhcp != DhcpListen::Off {
+            config.validate()?;
+        }
+        let leases = match (&dhcp, persist_leases) {
+            (DhcpListen::Off, _) => None,
+            (_, true) => Some(LeaseTable::load(&state_dir)?),
+            (_, false) => Some(LeaseTable::new()),
+        };
+
+        // The guard runs before anything touches the interface.
+        let mut forced_past = None;
+        let mut interface_address = None;
+        if let DhcpListen::Interface(interface) = &dhcp {
+            let checked =
+                crate::iface::check_interface(interface, &sys_class_net, expected_mac, &routes)
+                    .await;
+            match checked {
+                Ok(()) => {}
+                Err(e) if force => forced_past = Some(e),
+                Err(e) => return Err(e.into()),
+            }
+            if ensure_address {
+                let prefix_len = config.prefix_len;
+                let change = crate::iface::ensure_address(interface, server_ip, prefix_len)
+                    .await
+                    .map_err(|source| ServiceError::Address {
+                        interface: interface.clone(),
+                        ip: server_ip,
+                        prefix_len,
+                        source,
+                    })?;
+                interface_address = Some(InterfaceAddress {
+                    interface: interface.clone(),
+                    ip: server_ip,
+                    prefix_len,
+                    change,
+                });
+            }
+        }
+
+        let server = IpAddr::V4(server_ip);
+        let metrics = Arc::new(Metrics::default());
+        let reports = ReportStore::open(&state_dir)?;
+        let tftp = if tftp {
+            let addr = tftp_listen.unwrap_or(SocketAddr::new(server, TFTP_PORT));
+            let hint = if addr.port() < 1024 {
+                " (a port below 1024 needs root)"
+            } else {
+                ""
+            };
+            let tftp_err = |source| ServiceError::Tftp { addr, hint, source };
+            // The iPXE binaries are resolved (links followed) at start-up;
+            // a missing or unreadable one stops the service by name.
+            let root = locate_boot_files(boot_files.as_deref()).map_err(tftp_err)?;
+            let server = TftpServer::bind(addr, root.dir(), tftp_config, metrics.tftp.clone())
+                .await
+                .map_err(tftp_err)?
+                .with_boot_files(root.clone());
+            Some((server, root))
+        } else {
+            None
+        };
+        // HTTP is bound before the base URL is chosen, so port 0 resolves.
+        let http_addr = http.unwrap_or(SocketAddr::new(server, HTTP_PORT));
+        let listener = tokio::net::TcpListener::bind(http_addr)
+            .await
+            .map_err(|source| ContentError::Socket {
+                what: "binding HTTP",
+                addr: http_addr,
+                source,
+            })?;
+        let http_server_addr = listener
+            .local_addr()
+            .map_err(|source| ContentError::Socket {
+                what: "binding HTTP",
+                addr: http_addr,
+                source,
+            })?;
+        let base_url = base_url.unwrap_or_else(|| {
+            let host = if http_server_addr.ip().is_unspecified() {
+                server
+            } else {
+                http_server_addr.ip()
+            };
+            format!("http://{}", SocketAddr::new(host, http_server_addr.port()))
+        });
+        let catalog = match catalog {
+            CatalogSource::Flatcar(nodes) => Catalog::flatcar(&nodes, &FlatcarBoot::new(&base_url)),
+            CatalogSource::MatchboxDir(dir) => Catalog::load_dir(&dir)?,
+            CatalogSource::Ready(c) => c,
+        };
+        let ignition = ignition.unwrap_or_else(|| Arc::new(IgnitionDir::in_state_dir(&state_dir)));
+        let assets = assets_dir.unwrap_or_else(|| state_dir.join("assets"));
+        let mut content =
+            HttpContent::new(catalog, reports.clone(), ignition, &assets, metrics.clone());
+        let mut tasks = JoinSet::new();
+        let mut tftp_addr = None;
+        if let Some((tftp, root)) = tftp {
+            content = content.with_boot_files(&root);
+            tftp_addr = Some(tftp.local_addr());
+            tasks.spawn(async move { ("TFTP", tftp.run().await) });
+        }
+        let http = HttpServer::from_listener(listener, content)?;
+        tasks.spawn(async move { ("HTTP", http.run().await) });
+
+        let mut service = NetbootService {
+            http_addr: http_server_addr,
+            tftp_addr,
+            dhcp_addr: None,
+            base_url,
+            reports,
+            metrics,
+            dhcp_stats: None,
+            interface_address,
+            forced_past,
+            content: tasks,
+            dhcp: None,
+            shutdown: None,
+        };
+        let Some(leases) = leases else {
+            return Ok(service);
+        };
+        // DHCP points at the content servers just started.
+        config.boot.http_base.clone_from(&service.base_url);
+        if config.boot.next_server.is_none()
+            && let Some(IpAddr::V4(ip)) = tftp_addr.map(|a| a.ip())
+            && !ip.is_unspecified()
+            && !ip.is_loopback()
+        {
+            config.boot.next_server = Some(ip);
+        }
+        let dhcp_server = DhcpServer::new(config, reservations, leases)?;
+        let socket = match &dhcp {
+            DhcpListen::Interface(interface) => DhcpSocket::bind_interface(interface, dhcp_port)?,
+            DhcpListen::Socket(addr) => DhcpSocket::bind_plain(*addr)?,
+            DhcpListen::Off => return Ok(service),
+        };
+        service.dhcp_addr = Some(socket.local_addr());
+        let stats = Arc::new(DhcpStats::default());
+        service.metrics.register(stats.clone());
+        service.dhcp_stats = Some(stats.clone());
+        let installed: Arc<dyn InstalledNodes + Send + Sync> = Arc::new(service.reports.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        service.shutdown = Some(tx);
+        let lease_dir = persist_leases.then(|| state_dir.clone());
+        service.dhcp = Some(tokio::spawn(async move {
+            let shutdown = async {
+                let _ = rx.await;
+            };
+            transport::serve_counted(socket, dhcp_server, lease_dir, installed, stats, shutdown)
+                .await
+        }));
+        Ok(service)
+    }
+}
