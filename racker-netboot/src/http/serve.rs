@@ -540,6 +540,9 @@ async fn send_file(stream: &TcpStream, file: &SendFile, limits: &HttpLimits) -> 
             .unwrap_or(usize::MAX)
             .min(1 << 30);
         let deadline = Instant::now() + limits.send_timeout;
+        // Counted before the bytes can reach the client (and corrected
+        // after), so the metric never lags behind what a client has read.
+        file.sent.fetch_add(want as u64, Ordering::Relaxed);
         let sent = timeout_at(
             deadline,
             stream.async_io(Interest::WRITABLE, || {
@@ -548,14 +551,18 @@ async fn send_file(stream: &TcpStream, file: &SendFile, limits: &HttpLimits) -> 
             }),
         )
         .await;
+        let n = match &sent {
+            Ok(Ok(n)) => *n,
+            _ => 0,
+        };
+        file.sent
+            .fetch_sub((want - n.min(want)) as u64, Ordering::Relaxed);
         match sent {
             Err(_) => return Err(Closed::TimedOut),
             // The file shrank while being sent: the length promised cannot
             // be kept, close.
             Ok(Ok(0)) | Ok(Err(_)) => return Err(Closed::Io),
-            Ok(Ok(n)) => {
-                file.sent.fetch_add(n as u64, Ordering::Relaxed);
-            }
+            Ok(Ok(_)) => {}
         }
     }
     Ok(())
