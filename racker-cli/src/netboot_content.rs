@@ -2,32 +2,25 @@
 //! `racker netboot serve`, `racker netboot fetch-assets` and
 //! `racker netboot render --matchbox DIR`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use racker_inventory::{AddressPlan, Selection};
-use racker_netboot::ContentError;
+use racker_inventory::AddressPlan;
+use racker_netboot::IgnitionSource;
 use racker_netboot::assets::{
     FLATCAR_KEY_FINGERPRINT, FetchEvent, FetchOptions, FetchOutcome, SIGNING_KEY_FILE,
     fetch_flatcar,
 };
-use racker_netboot::http::metrics::Metrics;
-use racker_netboot::http::{HttpContent, HttpServer};
 use racker_netboot::matchbox::{Catalog, FlatcarBoot, NodeEntry};
-use racker_netboot::report::ReportStore;
-use racker_netboot::tftp::server::{TftpServer, locate_boot_files};
-use racker_netboot::tftp::transfer::TftpConfig;
-use racker_netboot::{IgnitionDir, IgnitionSource};
-use tokio::task::JoinHandle;
 
 use crate::context::{PlanArgs, SelectionArgs, load_selection};
 use crate::globals::Globals;
 
 /// Default HTTP port of the boot server.
-pub(crate) const HTTP_PORT: u16 = 8080;
+pub(crate) use racker_bootstrap::network::HTTP_PORT;
 
 /// Options of `racker netboot serve` for the boot content (TFTP + HTTP).
 #[derive(Debug, Clone, clap::Args)]
@@ -58,47 +51,22 @@ pub(crate) struct ContentArgs {
 }
 
 /// The running content servers.
-#[derive(Debug)]
-pub(crate) struct ContentServices {
-    /// Where HTTP listens.
-    pub(crate) http_addr: SocketAddr,
-    /// Where TFTP listens (when served).
-    pub(crate) tftp_addr: Option<SocketAddr>,
-    /// Base URL handed to nodes.
-    pub(crate) base_url: String,
-    /// Installer reports (also the DHCP core's "installed" predicate).
-    pub(crate) reports: ReportStore,
-    /// Counters; the DHCP server may register its own source here.
-    pub(crate) metrics: Arc<Metrics>,
-    /// The server tasks (they run until aborted or an error).
-    pub(crate) tasks: Vec<JoinHandle<Result<(), ContentError>>>,
-}
+pub(crate) use racker_bootstrap::network::ContentServices;
 
 /// Boot entries for the nodes of `plan`, minus excluded ones, with host
 /// names and roles from `selection` when given.
-pub(crate) fn node_entries(plan: &AddressPlan, selection: Option<&Selection>) -> Vec<NodeEntry> {
-    match selection {
-        Some(sel) => sel
-            .nodes()
-            .iter()
-            .filter(|n| !n.excluded)
-            .map(|n| NodeEntry {
-                mac: n.planned.node.primary_mac,
-                hostname: n.hostname.clone(),
-                ip: Some(n.planned.ip),
-                role: n.role.map(|r| r.to_string()),
-            })
-            .collect(),
-        None => plan
-            .nodes()
-            .iter()
-            .map(|n| NodeEntry {
-                mac: n.node.primary_mac,
-                hostname: None,
-                ip: Some(n.ip),
-                role: None,
-            })
-            .collect(),
+pub(crate) use racker_bootstrap::network::node_entries;
+
+impl ContentArgs {
+    /// The library's form of these options.
+    pub(crate) fn options(&self) -> racker_bootstrap::network::ContentOptions {
+        let mut o = racker_bootstrap::network::ContentOptions::new();
+        o.http_listen = self.http_listen;
+        o.tftp_listen = self.tftp_listen;
+        o.boot_files.clone_from(&self.boot_files);
+        o.without_tftp = self.without_tftp;
+        o.matchbox_data.clone_from(&self.matchbox_data);
+        o
     }
 }
 
@@ -111,10 +79,7 @@ pub(crate) async fn start(
     start_for(globals, args, plan, &node_entries(plan, None), None, None).await
 }
 
-/// Start TFTP and HTTP for `nodes`; `base_url` overrides the URL nodes use
-/// to reach the HTTP server (default `http://<http address>`, with the
-/// management IP when listening on 0.0.0.0); `ignition` overrides where
-/// Ignition configs come from (default `<state-dir>/ignition`).
+/// Start TFTP and HTTP for `nodes` (racker-bootstrap's content start-up).
 pub(crate) async fn start_for(
     globals: &Globals,
     args: &ContentArgs,
@@ -123,77 +88,15 @@ pub(crate) async fn start_for(
     base_url: Option<&str>,
     ignition: Option<Arc<dyn IgnitionSource>>,
 ) -> anyhow::Result<ContentServices> {
-    let mgmt = IpAddr::V4(plan.management_ip());
-    let http_addr = args.http_listen.unwrap_or(SocketAddr::new(mgmt, HTTP_PORT));
-    let tftp_addr = args.tftp_listen.unwrap_or(SocketAddr::new(mgmt, 69));
-    let metrics = Arc::new(Metrics::default());
-    let reports = ReportStore::open(&globals.state_dir)?;
-    let tftp = if args.without_tftp {
-        None
-    } else {
-        let boot_files = locate_boot_files(args.boot_files.as_deref())?;
-        let tftp = TftpServer::bind(
-            tftp_addr,
-            &boot_files,
-            TftpConfig::default(),
-            metrics.tftp.clone(),
-        )
-        .await
-        .with_context(|| {
-            if tftp_addr.port() < 1024 {
-                "TFTP port below 1024 needs root (or use --tftp-listen ADDR:PORT with a high port)"
-            } else {
-                "starting TFTP"
-            }
-        })?;
-        Some((tftp, boot_files))
-    };
-    // Bind HTTP first so port 0 resolves before the base URL is chosen.
-    let listener = tokio::net::TcpListener::bind(http_addr)
-        .await
-        .with_context(|| format!("binding HTTP on {http_addr}"))?;
-    let http_addr = listener.local_addr()?;
-    let base_url = match base_url {
-        Some(b) => b.trim_end_matches('/').to_owned(),
-        None => {
-            let host = if http_addr.ip().is_unspecified() {
-                mgmt
-            } else {
-                http_addr.ip()
-            };
-            format!("http://{}", SocketAddr::new(host, http_addr.port()))
-        }
-    };
-    let catalog = match &args.matchbox_data {
-        Some(dir) => Catalog::load_dir(dir)?,
-        None => Catalog::flatcar(nodes, &FlatcarBoot::new(&base_url)),
-    };
-    let ignition =
-        ignition.unwrap_or_else(|| Arc::new(IgnitionDir::in_state_dir(&globals.state_dir)));
-    let mut content = HttpContent::new(
-        catalog,
-        reports.clone(),
-        ignition,
-        &globals.state_dir.join("assets"),
-        metrics.clone(),
-    );
-    let mut tasks = Vec::new();
-    let mut tftp_addr = None;
-    if let Some((tftp, boot_files)) = tftp {
-        content = content.with_boot_files(&boot_files);
-        tftp_addr = Some(tftp.local_addr());
-        tasks.push(tokio::spawn(tftp.run()));
-    }
-    let http = HttpServer::from_listener(listener, content)?;
-    tasks.push(tokio::spawn(http.run()));
-    Ok(ContentServices {
-        http_addr,
-        tftp_addr,
+    Ok(racker_bootstrap::network::start_content(
+        &globals.state_dir,
+        &args.options(),
+        plan,
+        nodes,
         base_url,
-        reports,
-        metrics,
-        tasks,
-    })
+        ignition,
+    )
+    .await?)
 }
 
 const CONTENT_EXAMPLES: &str = "\

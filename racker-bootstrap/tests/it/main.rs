@@ -1,0 +1,3 @@
+//! Integration tests of racker-bootstrap (one binary, see STYLE.md).
+
+mod simulated;
