@@ -245,7 +245,6 @@ pub(crate) fn run_render_matchbox(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn rack_fixture(dir: &Path) -> Globals {
         let oem = dir.join("oem");
@@ -266,80 +265,6 @@ mod tests {
             state_dir: dir.join("state"),
             sys_class_net: net,
         }
-    }
-
-    async fn get(addr: SocketAddr, path: &str) -> String {
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        out
-    }
-
-    #[tokio::test]
-    async fn start_serves_plan_nodes_on_loopback() {
-        let dir = tempfile::tempdir().unwrap();
-        let globals = rack_fixture(dir.path());
-        let boot = dir.path().join("boot");
-        std::fs::create_dir_all(&boot).unwrap();
-        std::fs::write(boot.join("undionly.kpxe"), b"bios").unwrap();
-        std::fs::write(boot.join("ipxe.efi"), b"efi").unwrap();
-        let plan_args = PlanArgs {
-            subnet_prefix: racker_inventory::DEFAULT_SUBNET_PREFIX.into(),
-            prefix_length: racker_inventory::DEFAULT_PREFIX_LEN,
-            exclude: String::new(),
-        };
-        let rack = crate::context::load_rack(&globals, &plan_args).unwrap();
-        let args = ContentArgs {
-            http_listen: Some("127.0.0.1:0".parse().unwrap()),
-            tftp_listen: Some("127.0.0.1:0".parse().unwrap()),
-            boot_files: Some(boot),
-            no_dhcp: true,
-            matchbox_data: None,
-            without_tftp: false,
-        };
-        let services = start(&globals, &args, &rack.plan).await.unwrap();
-        assert_eq!(services.base_url, format!("http://{}", services.http_addr));
-        let reply = get(services.http_addr, "/ipxe?mac=00-11-22-33-44-20").await;
-        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-        assert!(reply.contains(&format!(
-            "ignition.config.url={}/ignition",
-            services.base_url
-        )));
-        // The management node itself is not a boot target.
-        let reply = get(services.http_addr, "/ipxe?mac=00:11:22:33:44:00").await;
-        assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
-        let reply = get(services.http_addr, "/ipxe.efi").await;
-        assert!(reply.ends_with("\r\n\r\nefi"), "{reply}");
-        for t in services.tasks {
-            t.abort();
-        }
-    }
-
-    #[tokio::test]
-    async fn missing_boot_files_are_explained() {
-        let dir = tempfile::tempdir().unwrap();
-        let globals = rack_fixture(dir.path());
-        let plan_args = PlanArgs {
-            subnet_prefix: racker_inventory::DEFAULT_SUBNET_PREFIX.into(),
-            prefix_length: racker_inventory::DEFAULT_PREFIX_LEN,
-            exclude: String::new(),
-        };
-        let rack = crate::context::load_rack(&globals, &plan_args).unwrap();
-        let args = ContentArgs {
-            http_listen: Some("127.0.0.1:0".parse().unwrap()),
-            tftp_listen: Some("127.0.0.1:0".parse().unwrap()),
-            boot_files: Some(dir.path().join("nowhere")),
-            no_dhcp: true,
-            matchbox_data: None,
-            without_tftp: false,
-        };
-        let err = start(&globals, &args, &rack.plan).await.unwrap_err();
-        assert!(format!("{err:#}").contains("--boot-files"), "{err:#}");
     }
 
     #[test]
