@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use racker_inventory::MacAddr;
 
 use crate::Error;
-use crate::state::now_unix;
+use crate::state::{NodeEvent, NodeState, StateFile, now_unix};
 
 /// A counted stage of the bootstrap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -112,6 +112,13 @@ pub enum Event {
         total: usize,
         /// Every node succeeded.
         ok: bool,
+    },
+    /// A node's state changed (as recorded in the state file).
+    NodeChanged {
+        /// The node (primary MAC).
+        node: MacAddr,
+        /// Its new state.
+        state: NodeState,
     },
     /// A retry started; its lines go to a new attempt log.
     AttemptStarted {
@@ -294,6 +301,24 @@ impl<'a> Reporter<'a> {
             log: path.clone(),
         });
         Ok(path)
+    }
+
+    /// Apply `event` to node `mac` and persist it; a change is reported
+    /// as [`Event::NodeChanged`].
+    pub(crate) fn apply(
+        &self,
+        file: &mut StateFile,
+        mac: MacAddr,
+        event: &NodeEvent,
+    ) -> Result<bool, Error> {
+        let changed = file.apply(mac, event)?;
+        if changed && let Some(record) = file.state.nodes.get(&mac) {
+            self.sink.event(&Event::NodeChanged {
+                node: mac,
+                state: record.state.clone(),
+            });
+        }
+        Ok(changed)
     }
 
     /// A line for the operator (and the log).

@@ -116,7 +116,7 @@ pub(crate) async fn stages(
         match policy.decide(&question) {
             Decision::Retry if attempt <= retries => {
                 for mac in &failed {
-                    file.apply(*mac, &NodeEvent::Reset)?;
+                    progress.apply(file, *mac, &NodeEvent::Reset)?;
                 }
                 progress.say(&format!(
                     "Retrying {} node(s) (retry {attempt} of {retries}): lokoctl cluster apply again",
@@ -214,7 +214,8 @@ async fn bring_up(
     if !ok {
         progress.finish(name, 0, total, false);
         for mac in &active {
-            file.apply(
+            progress.apply(
+                file,
                 *mac,
                 &NodeEvent::Failed("lokoctl cluster apply failed".to_owned()),
             )?;
@@ -226,7 +227,7 @@ async fn bring_up(
         return Ok(false);
     }
     for mac in &active {
-        file.apply(*mac, &NodeEvent::Reached(Stage::OsUp))?;
+        progress.apply(file, *mac, &NodeEvent::Reached(Stage::OsUp))?;
     }
     progress.finish(name, total, total, true);
     Ok(true)
@@ -283,7 +284,7 @@ async fn follow_joins(
                             .find(|k| k.ready && k.is(&hostname, n.planned.ip))
                         {
                             Some(k) => {
-                                file.apply(mac, &NodeEvent::Reached(Stage::Joined))?;
+                                progress.apply(file, mac, &NodeEvent::Reached(Stage::Joined))?;
                                 done += 1;
                                 progress.step(
                                     name,
@@ -329,7 +330,7 @@ async fn follow_joins(
     let mut failed = Vec::new();
     for n in &waiting {
         let mac = n.planned.node.primary_mac;
-        file.apply(mac, &NodeEvent::Failed(why.clone()))?;
+        progress.apply(file, mac, &NodeEvent::Failed(why.clone()))?;
         progress.say(&format!(
             "  × {mac} {}: {why}",
             n.hostname.clone().unwrap_or_default()

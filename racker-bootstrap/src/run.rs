@@ -149,7 +149,8 @@ pub async fn bootstrap(
     }
     let mut file = StateFile::new(state_dir, state)?;
     for n in selection.nodes().iter().filter(|n| n.excluded) {
-        file.apply(n.planned.node.primary_mac, &NodeEvent::Exclude)?;
+        ctx.progress
+            .apply(&mut file, n.planned.node.primary_mac, &NodeEvent::Exclude)?;
     }
     // A rerun retries the nodes an earlier run left failed (an installed
     // one from `installed`, never reinstalled).
@@ -158,7 +159,7 @@ pub async fn bootstrap(
         .macs_where(|s| matches!(s, NodeState::Failed { .. }));
     if !failed_before.is_empty() {
         for mac in &failed_before {
-            file.apply(*mac, &NodeEvent::Reset)?;
+            ctx.progress.apply(&mut file, *mac, &NodeEvent::Reset)?;
         }
         ctx.progress.say(&format!(
             "Retrying {} node(s) that failed in the previous run: {}",
@@ -276,7 +277,8 @@ async fn stages(
         let bmc_mac = node.map_or(r.key, |n| n.planned.node.bmc_mac);
         match r.result {
             Ok(_) => {
-                file.apply(r.key, &NodeEvent::Reached(Stage::BmcReachable))?;
+                ctx.progress
+                    .apply(file, r.key, &NodeEvent::Reached(Stage::BmcReachable))?;
                 ctx.progress.step(
                     name,
                     r.key,
@@ -401,7 +403,7 @@ async fn stages(
                 ));
                 repower.clear();
                 for mac in &failed {
-                    file.apply(*mac, &NodeEvent::Reset)?;
+                    ctx.progress.apply(file, *mac, &NodeEvent::Reset)?;
                     let installed = file
                         .state
                         .nodes
@@ -459,7 +461,7 @@ pub(crate) fn exclude_nodes(
     failed: &[MacAddr],
 ) -> Result<(), Error> {
     for mac in failed {
-        file.apply(*mac, &NodeEvent::Exclude)?;
+        progress.apply(file, *mac, &NodeEvent::Exclude)?;
         racker_lokomotive::exclude_in_dir(cluster_dir, *mac, true)
             .map_err(|source| Error::Exclude { mac: *mac, source })?;
     }
@@ -587,7 +589,8 @@ impl<'p, 'a> Tally<'p, 'a> {
         who: &str,
         reason: String,
     ) -> Result<(), Error> {
-        file.apply(mac, &NodeEvent::Failed(reason.clone()))?;
+        self.progress
+            .apply(file, mac, &NodeEvent::Failed(reason.clone()))?;
         self.done += 1;
         let line = format!("{who} {reason}");
         self.progress.step(
@@ -638,7 +641,8 @@ async fn pxe_stage(
             .get(&mac)
             .map_or(Stage::Planned, |r| r.state.stage());
         if stage >= Stage::Installed || reports.is_installed(mac) {
-            file.apply(mac, &NodeEvent::Reached(Stage::Installed))?;
+            ctx.progress
+                .apply(file, mac, &NodeEvent::Reached(Stage::Installed))?;
             earlier.push(mac);
             tally.ok(mac, format!("{mac} {} already installed", host(n)));
         } else {
@@ -657,7 +661,8 @@ async fn pxe_stage(
     while let Some(r) = stream.next().await {
         match r.result {
             Ok(()) => {
-                file.apply(r.key, &NodeEvent::Reached(Stage::PxeRequested))?;
+                ctx.progress
+                    .apply(file, r.key, &NodeEvent::Reached(Stage::PxeRequested))?;
                 ctx.progress
                     .log(&format!("{} PXE boot requested through {}", r.key, r.bmc));
                 waiting.insert(r.key, Instant::now());
@@ -691,7 +696,11 @@ async fn pxe_stage(
                     r.reason.unwrap_or_else(|| "no reason given".into())
                 ))),
                 Some(r) if r.stage == ReportStage::Installing => {
-                    if file.apply(*mac, &NodeEvent::Reached(Stage::InstallerBooted))? {
+                    if ctx.progress.apply(
+                        file,
+                        *mac,
+                        &NodeEvent::Reached(Stage::InstallerBooted),
+                    )? {
                         ctx.progress.log(&format!("{mac} installer booted"));
                     }
                     None
@@ -710,8 +719,10 @@ async fn pxe_stage(
             let name_of = selection.find_by_mac(*mac).map(host).unwrap_or_default();
             match verdict {
                 Ok(()) => {
-                    file.apply(*mac, &NodeEvent::Reached(Stage::InstallerBooted))?;
-                    file.apply(*mac, &NodeEvent::Reached(Stage::Installed))?;
+                    ctx.progress
+                        .apply(file, *mac, &NodeEvent::Reached(Stage::InstallerBooted))?;
+                    ctx.progress
+                        .apply(file, *mac, &NodeEvent::Reached(Stage::Installed))?;
                     tally.ok(*mac, format!("{mac} {name_of} installed"));
                 }
                 Err(reason) => tally.fail(file, *mac, &format!("{mac} {name_of}"), reason)?,
@@ -784,7 +795,8 @@ async fn os_up_stage(
                 .is_some_and(|r| r.state.stage() >= Stage::OsUp)
                 || reports.is_up(mac);
             if up {
-                file.apply(mac, &NodeEvent::Reached(Stage::OsUp))?;
+                ctx.progress
+                    .apply(file, mac, &NodeEvent::Reached(Stage::OsUp))?;
                 tally.ok(mac, format!("{mac} {} OS up", host(n)));
             } else if timed_out {
                 let reason = format!(

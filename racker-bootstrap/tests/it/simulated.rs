@@ -200,6 +200,17 @@ fn steps(events: &[Event], phase: Phase) -> Vec<(MacAddr, StepResult)> {
         .collect()
 }
 
+/// The states node `mac` went through, in order.
+fn changes(events: &[Event], mac: MacAddr) -> Vec<NodeState> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::NodeChanged { node, state } if *node == mac => Some(state.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulated_rack_is_provisioned_through_the_library() {
     let dir = tempfile::tempdir().unwrap();
@@ -276,6 +287,22 @@ async fn simulated_rack_is_provisioned_through_the_library() {
     }
     let on_disk = racker_bootstrap::StateFile::load(&state).unwrap().unwrap();
     assert_eq!(on_disk, report.state);
+    // Every transition was an event: each node went planned → os-up
+    // through every stage in order.
+    for mac in report.state.nodes.keys() {
+        assert_eq!(
+            changes(&events, *mac),
+            [
+                Stage::BmcReachable,
+                Stage::PxeRequested,
+                Stage::InstallerBooted,
+                Stage::Installed,
+                Stage::OsUp
+            ]
+            .map(|stage| NodeState::Active { stage }),
+            "{mac}"
+        );
+    }
     // The attempt log has the operator lines.
     let log = std::fs::read_to_string(&report.log).unwrap();
     assert!(log.contains("✓ OS installation via PXE (4/4)"), "{log}");
@@ -329,6 +356,21 @@ async fn a_failed_install_is_put_to_the_policy_and_excluded() {
         report.state.nodes[&bad].state,
         NodeState::Excluded { .. }
     ));
+    let bad_changes = changes(&events, bad);
+    assert!(
+        matches!(
+            &bad_changes[..],
+            [
+                ..,
+                NodeState::Failed {
+                    stage: Stage::PxeRequested | Stage::InstallerBooted,
+                    ..
+                },
+                NodeState::Excluded { .. }
+            ]
+        ),
+        "{bad_changes:?}"
+    );
     for i in [0, 2] {
         assert_eq!(
             report.state.nodes[&macs(Some(i))[0]].state,
