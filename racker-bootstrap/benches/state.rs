@@ -104,7 +104,7 @@ fn fan_out(c: &mut Criterion) {
                 };
                 let sinks: [&dyn EventSink; 3] = [&collect, &tx, &count];
                 for e in &events {
-                    sinks[..].event(e);
+                    sinks.event(e);
                 }
                 let mut received = 0;
                 while rx.try_recv().is_ok() {

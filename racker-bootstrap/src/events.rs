@@ -149,8 +149,17 @@ impl EventSink for tokio::sync::mpsc::UnboundedSender<Event> {
     }
 }
 
+/// Every event to each sink in turn (`&[&progress, &collector]`).
+impl<const N: usize> EventSink for [&dyn EventSink; N] {
+    fn event(&self, event: &Event) {
+        for sink in self {
+            sink.event(event);
+        }
+    }
+}
+
 /// Every event to each sink in turn.
-impl EventSink for [&dyn EventSink] {
+impl EventSink for Vec<Box<dyn EventSink>> {
     fn event(&self, event: &Event) {
         for sink in self {
             sink.event(event);
@@ -376,4 +385,104 @@ fn open_log(path: &Path) -> Result<std::fs::File, Error> {
         .append(true)
         .open(path)
         .map_err(|e| Error::io("opening", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_go_to_the_log_and_typed_events_to_the_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("logs/1-bootstrap.log");
+        let sink = CollectEvents::new();
+        let r = Reporter::new(&first, &sink).unwrap();
+        let mac = MacAddr::new([2, 0, 0, 1, 0, 7]);
+        r.say("hello");
+        r.stage(Phase::PxeInstall, 2);
+        r.step(
+            Phase::PxeInstall,
+            mac,
+            (1, 2),
+            StepResult::Ok,
+            format!("{mac} node-7 installed"),
+        );
+        r.finish(Phase::PxeInstall, 1, 2, false);
+        r.log("detail");
+        r.warn("careful".into());
+        let second = r.next_attempt(2).unwrap();
+        assert_eq!(second, dir.path().join("logs/1-bootstrap-attempt-2.log"));
+        r.say("again");
+        let third = r.next_attempt(3).unwrap();
+        assert_eq!(third, dir.path().join("logs/1-bootstrap-attempt-3.log"));
+
+        let log = std::fs::read_to_string(&first).unwrap();
+        let lines: Vec<&str> = log.lines().map(|l| l.split_once("] ").unwrap().1).collect();
+        assert_eq!(
+            lines,
+            [
+                "hello",
+                "OS installation via PXE (0/2)",
+                "OS installation via PXE (1/2)   ✓ 02:00:00:01:00:07 node-7 installed",
+                "× OS installation via PXE (1/2)",
+                "detail",
+                &format!("attempt 2 continues in {}", second.display()),
+            ]
+        );
+        let log2 = std::fs::read_to_string(&second).unwrap();
+        assert!(log2.contains("attempt 2 (after "), "{log2}");
+        assert!(log2.contains("] again\n"), "{log2}");
+        assert_eq!(r.log_path(), third);
+
+        let events = sink.events();
+        assert_eq!(events[0], Event::Message("hello".into()));
+        assert_eq!(
+            events[1],
+            Event::StageStarted {
+                phase: Phase::PxeInstall,
+                total: 2
+            }
+        );
+        assert!(matches!(
+            &events[2],
+            Event::NodeStep { node, done: 1, total: 2, result: StepResult::Ok, .. } if *node == mac
+        ));
+        assert_eq!(
+            events[3],
+            Event::StageFinished {
+                phase: Phase::PxeInstall,
+                done: 1,
+                total: 2,
+                ok: false
+            }
+        );
+        assert_eq!(events[4], Event::Detail("detail".into()));
+        assert_eq!(events[5], Event::Warning("careful".into()));
+        assert_eq!(
+            events[6],
+            Event::AttemptStarted {
+                attempt: 2,
+                log: second
+            }
+        );
+    }
+
+    #[test]
+    fn a_fixed_decision_and_fan_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = CollectEvents::new();
+        let b = CollectEvents::new();
+        let both: [&dyn EventSink; 2] = [&a, &b];
+        let r = Reporter::new(&dir.path().join("log"), &both).unwrap();
+        let q = FailedNodes {
+            nodes: &[],
+            attempt: 1,
+            retries: 0,
+            reporter: &r,
+        };
+        assert_eq!(Decision::Exclude.decide(&q), Decision::Exclude);
+        q.note("why");
+        assert_eq!(a.events(), [Event::Message("why".into())]);
+        assert_eq!(a.events(), b.events());
+    }
 }
