@@ -1,10 +1,13 @@
 //! Loading the rack (inventory, credentials, management node, address plan,
 //! selection) from the global options. Shared by every subcommand.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use anyhow::Context as _;
 use racker_inventory::{
-    AddressPlan, Credentials, Inventory, Management, PlanOptions, Provision, Selection,
-    SelectionOptions, StorageCount, StorageProvider, parse_mac_list, read_local_interfaces, select,
+    AddressPlan, Credentials, Inventory, PlanOptions, Provision, Selection, SelectionOptions,
+    StorageCount, StorageProvider, parse_mac_list, read_local_interfaces, select,
 };
 
 use crate::globals::Globals;
@@ -108,12 +111,7 @@ impl SelectionArgs {
 }
 
 /// The rack as racker sees it.
-#[derive(Debug, Clone)]
-pub(crate) struct Rack {
-    pub(crate) inventory: Inventory,
-    pub(crate) management: Management,
-    pub(crate) plan: AddressPlan,
-}
+pub(crate) use racker_bootstrap::Rack;
 
 /// Load nodes.csv, find the management node among the local interfaces and
 /// compute the address plan.
@@ -123,11 +121,7 @@ pub(crate) fn load_rack(globals: &Globals, plan_args: &PlanArgs) -> anyhow::Resu
         .with_context(|| "listing the local network interfaces (see --sys-class-net)")?;
     let management = inventory.management(&interfaces)?;
     let plan = AddressPlan::new(&inventory, &management, &plan_args.plan_options())?;
-    Ok(Rack {
-        inventory,
-        management,
-        plan,
-    })
+    Ok(Rack::new(inventory, management, plan))
 }
 
 /// [`load_rack`] plus the cluster selection.
@@ -150,50 +144,38 @@ pub(crate) fn load_credentials(globals: &Globals) -> anyhow::Result<Credentials>
     Ok(credentials)
 }
 
-/// Where a BMC address came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BmcSource {
-    /// The running simulator's table.
-    Simulator,
-    /// The BMC's active DHCP lease.
-    Lease,
-    /// The address plan.
-    Plan,
-}
+pub(crate) use racker_bootstrap::BmcSource;
 
-impl BmcSource {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Simulator => "simulator",
-            Self::Lease => "lease",
-            Self::Plan => "plan",
-        }
-    }
-}
-
-/// Finds BMC addresses: the simulator's table when a simulated rack runs
-/// ([`sim_bmc_addresses`]), else the BMC's active DHCP lease, else the
+/// Finds BMC addresses (racker-bootstrap's resolver): the simulator's table
+/// when a simulated rack runs with this state directory
+/// ([`running_simulator_bmcs`]), else the BMC's active DHCP lease, else the
 /// address plan. Loaded once, then queried per node.
 #[derive(Debug)]
-pub(crate) struct BmcResolver {
-    sim: std::collections::BTreeMap<racker_inventory::MacAddr, std::net::SocketAddr>,
-    leases: racker_netboot::LeaseTable,
-}
+pub(crate) struct BmcResolver(racker_bootstrap::BmcResolver);
 
 impl BmcResolver {
-    /// Read the simulator table and the lease table (a missing file is
-    /// empty; a corrupt lease table is an error).
+    /// Read the lease table (a missing file is empty; a corrupt lease table
+    /// is an error) and, for a running simulated rack, its BMC table.
     pub(crate) fn load(globals: &Globals) -> anyhow::Result<Self> {
-        let leases = racker_netboot::LeaseTable::load(&globals.state_dir).with_context(|| {
-            format!(
-                "reading the DHCP lease table in {}",
-                globals.state_dir.display()
-            )
-        })?;
-        Ok(Self {
-            sim: sim_bmc_addresses(globals),
-            leases,
-        })
+        Ok(Self(
+            racker_bootstrap::BmcResolver::load(&globals.state_dir)?
+                .with_overrides(running_simulator_bmcs(&globals.state_dir)),
+        ))
+    }
+
+    /// Like [`BmcResolver::load`], with the simulator's BMC addresses given.
+    pub(crate) fn with_overrides(
+        globals: &Globals,
+        bmcs: BTreeMap<racker_inventory::MacAddr, std::net::SocketAddr>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self(
+            racker_bootstrap::BmcResolver::load(&globals.state_dir)?.with_overrides(bmcs),
+        ))
+    }
+
+    /// The library's resolver.
+    pub(crate) fn inner(&self) -> &racker_bootstrap::BmcResolver {
+        &self.0
     }
 
     /// The BMC address of `node` and where it came from. A lease that
@@ -203,55 +185,112 @@ impl BmcResolver {
         node: &racker_inventory::PlannedNode,
         port: u16,
     ) -> (racker_ipmi::BmcAddress, BmcSource) {
-        let bmc_mac = node.node.bmc_mac;
-        if let Some(addr) = self.sim.get(&bmc_mac) {
-            return (
-                racker_ipmi::BmcAddress::from_ip(addr.ip(), addr.port()),
-                BmcSource::Simulator,
-            );
+        let r = self.0.resolve(node, port);
+        if let Some(w) = r.warning(node.node.bmc_mac) {
+            eprintln!("warning: {w}");
         }
-        let now = std::time::SystemTime::now();
-        match self.leases.get(bmc_mac).filter(|l| l.is_active(now)) {
-            Some(l) => {
-                if l.ip != node.bmc_ip {
-                    eprintln!(
-                        "warning: BMC {bmc_mac} holds a DHCP lease for {} but the plan says {}; using the lease",
-                        l.ip, node.bmc_ip
-                    );
-                }
-                (
-                    racker_ipmi::BmcAddress::from_ip(l.ip.into(), port),
-                    BmcSource::Lease,
-                )
-            }
-            None => (
-                racker_ipmi::BmcAddress::from_ip(node.bmc_ip.into(), port),
-                BmcSource::Plan,
-            ),
-        }
-    }
-
-    /// [`BmcResolver::resolve`] without the source.
-    pub(crate) fn address(
-        &self,
-        node: &racker_inventory::PlannedNode,
-        port: u16,
-    ) -> racker_ipmi::BmcAddress {
-        self.resolve(node, port).0
+        (r.address, r.source)
     }
 }
 
+/// The marker `racker sim up` and `racker demo` leave in the state
+/// directory while their simulated rack runs: the process id, which must
+/// also be the BMC table's.
+pub(crate) const SIMULATED_RACK_MARKER: &str = "sim-rack.pid";
+
+/// Mark `state_dir` as the state of the simulated rack of process `pid`.
+pub(crate) fn mark_simulated(state_dir: &Path, pid: u32) -> anyhow::Result<()> {
+    crate::fsutil::write_atomic(
+        &state_dir.join(SIMULATED_RACK_MARKER),
+        format!("{pid}\n").as_bytes(),
+        0o644,
+    )
+}
+
 /// The simulator's BMC table (`<state-dir>/sim-bmcs.json`, written by
-/// `racker sim up` and `racker demo`), if any.
-pub(crate) fn sim_bmc_addresses(
-    globals: &Globals,
-) -> std::collections::BTreeMap<racker_inventory::MacAddr, std::net::SocketAddr> {
-    racker_sim::BmcTable::load(&globals.state_dir)
-        .map(|t| {
-            t.bmcs
-                .iter()
-                .filter_map(|b| Some((b.bmc_mac.parse().ok()?, b.ipmi_address)))
-                .collect()
-        })
-        .unwrap_or_default()
+/// `racker sim up` and `racker demo`) — only while that simulated rack
+/// runs: the state directory carries the marker of a live process and the
+/// table is that process's. A table without the marker, or one left behind
+/// by a simulator that is gone, is ignored, so it never redirects a real
+/// rack's IPMI traffic. Empty when there is no simulated rack.
+pub(crate) fn running_simulator_bmcs(
+    state_dir: &Path,
+) -> BTreeMap<racker_inventory::MacAddr, std::net::SocketAddr> {
+    let Some(pid) = std::fs::read_to_string(state_dir.join(SIMULATED_RACK_MARKER))
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+    else {
+        return BTreeMap::new();
+    };
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        return BTreeMap::new();
+    }
+    match racker_sim::BmcTable::load(state_dir) {
+        Ok(t) if t.pid == pid => sim_table_addresses(&t),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// The BMC addresses of a simulator's table, by BMC MAC.
+pub(crate) fn sim_table_addresses(
+    table: &racker_sim::BmcTable,
+) -> BTreeMap<racker_inventory::MacAddr, std::net::SocketAddr> {
+    table
+        .bmcs
+        .iter()
+        .filter_map(|b| Some((b.bmc_mac.parse().ok()?, b.ipmi_address)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(pid: u32) -> racker_sim::BmcTable {
+        serde_json::from_value(serde_json::json!({
+            "pid": pid,
+            "user": "USER",
+            "bmcs": [{
+                "bmc_mac": "02:00:00:02:00:00",
+                "primary_mac": "02:00:00:01:00:00",
+                "ipmi_address": "127.0.0.1:6230"
+            }]
+        }))
+        .unwrap()
+    }
+
+    fn write_table(state: &Path, pid: u32) {
+        std::fs::create_dir_all(state).unwrap();
+        std::fs::write(
+            state.join(racker_sim::BMC_TABLE_FILE),
+            serde_json::to_vec(&table(pid)).unwrap(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_stale_simulator_table_never_redirects_ipmi() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path();
+        let me = std::process::id();
+        // A real state directory with a simulator's table left in it (even
+        // one naming a live process): no marker, so no redirection.
+        write_table(state, me);
+        assert!(running_simulator_bmcs(state).is_empty());
+        // A marker whose process is gone (a simulator that crashed).
+        let gone = u32::try_from(i32::MAX).unwrap();
+        write_table(state, gone);
+        mark_simulated(state, gone).unwrap();
+        assert!(running_simulator_bmcs(state).is_empty());
+        // A marker of a live process that is not the table's.
+        mark_simulated(state, me).unwrap();
+        assert!(running_simulator_bmcs(state).is_empty());
+        // The running simulator's own table: used.
+        write_table(state, me);
+        let bmcs = running_simulator_bmcs(state);
+        assert_eq!(
+            bmcs.get(&"02:00:00:02:00:00".parse().unwrap()),
+            Some(&"127.0.0.1:6230".parse().unwrap())
+        );
+    }
 }

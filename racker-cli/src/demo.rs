@@ -171,7 +171,7 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
         None => std::env::temp_dir().join(format!(
             "racker-demo-{}-{}",
             std::process::id(),
-            bootstrap::state::now_unix()
+            racker_bootstrap::now_unix()
         )),
     };
     let prefix_length = if args.nodes <= 63 {
@@ -213,6 +213,10 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
     let rack = SimRack::start(specs, "USER", Password::new("PASS")).await?;
     let table = racker_sim::BmcTable::of(&rack, std::process::id(), "USER");
     racker_sim::write_json_atomic(&globals.state_dir, racker_sim::BMC_TABLE_FILE, &table)?;
+    // `racker status` in the demo's state directory finds the simulated
+    // BMCs while the demo runs.
+    crate::context::mark_simulated(&globals.state_dir, std::process::id())?;
+    let bmcs = crate::context::sim_table_addresses(&table);
 
     // Netboot endpoints on loopback, and each node's firmware.
     let dhcp = free_udp_port()?;
@@ -286,7 +290,7 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
         "--ipmi-timeout".into(),
         "2".into(),
     ])?;
-    let outcome = bootstrap::bootstrap(&globals, &wrap.cmd).await;
+    let outcome = bootstrap::bootstrap(&globals, &wrap.cmd, bmcs.clone()).await;
     // The simulated nodes' final power and boot flags, as `racker sim status` shows them.
     racker_sim::write_json_atomic(
         &globals.state_dir,
@@ -295,7 +299,7 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
     )?;
     let outcome = outcome?;
     println!();
-    crate::status::print_status(&globals, &plan, racker_ipmi::DEFAULT_PORT).await?;
+    crate::status::print_status(&globals, &plan, racker_ipmi::DEFAULT_PORT, bmcs).await?;
     println!(
         "\nThe demo rack stays in {}; e.g. racker --oem-dir {} --state-dir {} --sys-class-net {} plan --subnet-prefix {subnet_prefix} --prefix-length {prefix_length}",
         dir.display(),

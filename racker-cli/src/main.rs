@@ -8,7 +8,6 @@ mod factory;
 mod fsutil;
 mod globals;
 mod ipmi;
-mod kube;
 mod netboot;
 #[allow(dead_code)] // until `racker netboot` wires fetch-assets, render --matchbox and serve
 mod netboot_content;

@@ -12,7 +12,7 @@ use racker_inventory::AddressPlan;
 use racker_netboot::dnsmasq::{self, DnsmasqOptions};
 use racker_netboot::iface::RouteSource;
 use racker_netboot::service::{DhcpListen, NetbootService, ServiceError};
-use racker_netboot::{DhcpConfig, LeaseTable, Mode, Reservation};
+use racker_netboot::{DhcpConfig, LeaseTable, Mode};
 
 use crate::context::{PlanArgs, SelectionArgs, load_rack};
 use crate::globals::Globals;
@@ -152,55 +152,7 @@ pub(crate) fn run(globals: &Globals, cmd: NetbootCmd) -> anyhow::Result<ExitCode
     }
 }
 
-/// Every node's primary MAC and every BMC MAC, from the address plan;
-/// with a selection, primary MACs also carry the node's short host name.
-pub(crate) fn reservations(
-    plan: &AddressPlan,
-    selection: Option<&racker_inventory::Selection>,
-) -> Vec<Reservation> {
-    plan.nodes()
-        .iter()
-        .flat_map(|n| {
-            let hostname = selection
-                .and_then(|s| s.find_by_mac(n.node.primary_mac))
-                .and_then(|s| s.hostname.as_deref())
-                .map(|h| h.split('.').next().unwrap_or(h).to_owned());
-            [
-                Reservation {
-                    mac: n.node.primary_mac,
-                    ip: n.ip,
-                    hostname,
-                },
-                Reservation {
-                    mac: n.node.bmc_mac,
-                    ip: n.bmc_ip,
-                    hostname: None,
-                },
-            ]
-        })
-        .collect()
-}
-
-/// Put the management node's internal address on the interface DHCP serves
-/// (stage 1 of SPEC section 5); returns
-/// `"<ip>/<prefix> on <if> (added|already present)"`.
-pub(crate) async fn ensure_internal_address(
-    rack: &crate::context::Rack,
-    iface: &str,
-) -> anyhow::Result<String> {
-    let ip = rack.plan.management_ip();
-    let prefix = rack.plan.subnet().prefix_len();
-    let change = racker_netboot::iface::ensure_address(iface, ip, prefix)
-        .await
-        .with_context(|| format!("putting {ip}/{prefix} on the PXE interface {iface}"))?;
-    Ok(format!(
-        "{ip}/{prefix} on {iface} ({})",
-        match change {
-            racker_netboot::iface::AddressChange::Added => "added",
-            racker_netboot::iface::AddressChange::AlreadyPresent => "already present",
-        }
-    ))
-}
+use racker_bootstrap::network::reservations;
 
 fn dhcp_config(plan: &AddressPlan, args: &DhcpArgs) -> anyhow::Result<DhcpConfig> {
     let server_ip = plan.management_ip();

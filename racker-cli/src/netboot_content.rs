@@ -2,32 +2,25 @@
 //! `racker netboot serve`, `racker netboot fetch-assets` and
 //! `racker netboot render --matchbox DIR`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use racker_inventory::{AddressPlan, Selection};
-use racker_netboot::ContentError;
+use racker_inventory::AddressPlan;
+use racker_netboot::IgnitionSource;
 use racker_netboot::assets::{
     FLATCAR_KEY_FINGERPRINT, FetchEvent, FetchOptions, FetchOutcome, SIGNING_KEY_FILE,
     fetch_flatcar,
 };
-use racker_netboot::http::metrics::Metrics;
-use racker_netboot::http::{HttpContent, HttpServer};
 use racker_netboot::matchbox::{Catalog, FlatcarBoot, NodeEntry};
-use racker_netboot::report::ReportStore;
-use racker_netboot::tftp::server::{TftpServer, locate_boot_files};
-use racker_netboot::tftp::transfer::TftpConfig;
-use racker_netboot::{IgnitionDir, IgnitionSource};
-use tokio::task::JoinHandle;
 
 use crate::context::{PlanArgs, SelectionArgs, load_selection};
 use crate::globals::Globals;
 
 /// Default HTTP port of the boot server.
-pub(crate) const HTTP_PORT: u16 = 8080;
+pub(crate) use racker_bootstrap::network::HTTP_PORT;
 
 /// Options of `racker netboot serve` for the boot content (TFTP + HTTP).
 #[derive(Debug, Clone, clap::Args)]
@@ -58,47 +51,22 @@ pub(crate) struct ContentArgs {
 }
 
 /// The running content servers.
-#[derive(Debug)]
-pub(crate) struct ContentServices {
-    /// Where HTTP listens.
-    pub(crate) http_addr: SocketAddr,
-    /// Where TFTP listens (when served).
-    pub(crate) tftp_addr: Option<SocketAddr>,
-    /// Base URL handed to nodes.
-    pub(crate) base_url: String,
-    /// Installer reports (also the DHCP core's "installed" predicate).
-    pub(crate) reports: ReportStore,
-    /// Counters; the DHCP server may register its own source here.
-    pub(crate) metrics: Arc<Metrics>,
-    /// The server tasks (they run until aborted or an error).
-    pub(crate) tasks: Vec<JoinHandle<Result<(), ContentError>>>,
-}
+pub(crate) use racker_bootstrap::network::ContentServices;
 
 /// Boot entries for the nodes of `plan`, minus excluded ones, with host
 /// names and roles from `selection` when given.
-pub(crate) fn node_entries(plan: &AddressPlan, selection: Option<&Selection>) -> Vec<NodeEntry> {
-    match selection {
-        Some(sel) => sel
-            .nodes()
-            .iter()
-            .filter(|n| !n.excluded)
-            .map(|n| NodeEntry {
-                mac: n.planned.node.primary_mac,
-                hostname: n.hostname.clone(),
-                ip: Some(n.planned.ip),
-                role: n.role.map(|r| r.to_string()),
-            })
-            .collect(),
-        None => plan
-            .nodes()
-            .iter()
-            .map(|n| NodeEntry {
-                mac: n.node.primary_mac,
-                hostname: None,
-                ip: Some(n.ip),
-                role: None,
-            })
-            .collect(),
+pub(crate) use racker_bootstrap::network::node_entries;
+
+impl ContentArgs {
+    /// The library's form of these options.
+    pub(crate) fn options(&self) -> racker_bootstrap::network::ContentOptions {
+        let mut o = racker_bootstrap::network::ContentOptions::new();
+        o.http_listen = self.http_listen;
+        o.tftp_listen = self.tftp_listen;
+        o.boot_files.clone_from(&self.boot_files);
+        o.without_tftp = self.without_tftp;
+        o.matchbox_data.clone_from(&self.matchbox_data);
+        o
     }
 }
 
@@ -113,10 +81,7 @@ pub(crate) async fn start(
     start_for(globals, args, plan, &node_entries(plan, None), None, None).await
 }
 
-/// Start TFTP and HTTP for `nodes`; `base_url` overrides the URL nodes use
-/// to reach the HTTP server (default `http://<http address>`, with the
-/// management IP when listening on 0.0.0.0); `ignition` overrides where
-/// Ignition configs come from (default `<state-dir>/ignition`).
+/// Start TFTP and HTTP for `nodes` (racker-bootstrap's content start-up).
 pub(crate) async fn start_for(
     globals: &Globals,
     args: &ContentArgs,
@@ -125,83 +90,15 @@ pub(crate) async fn start_for(
     base_url: Option<&str>,
     ignition: Option<Arc<dyn IgnitionSource>>,
 ) -> anyhow::Result<ContentServices> {
-    // Every descriptor the hard limit allows: connection floods are capped
-    // per service well below it (see racker_netboot::http::HttpLimits).
-    if let Err(e) = racker_netboot::http::raise_nofile_limit() {
-        tracing::warn!("cannot raise the open-file limit: {e}");
-    }
-    let mgmt = IpAddr::V4(plan.management_ip());
-    let http_addr = args.http_listen.unwrap_or(SocketAddr::new(mgmt, HTTP_PORT));
-    let tftp_addr = args.tftp_listen.unwrap_or(SocketAddr::new(mgmt, 69));
-    let metrics = Arc::new(Metrics::default());
-    let reports = ReportStore::open(&globals.state_dir)?;
-    let tftp = if args.without_tftp {
-        None
-    } else {
-        let boot_files = locate_boot_files(args.boot_files.as_deref())?;
-        let tftp = TftpServer::bind(
-            tftp_addr,
-            boot_files.dir(),
-            TftpConfig::default(),
-            metrics.tftp.clone(),
-        )
-        .await
-        .with_context(|| {
-            if tftp_addr.port() < 1024 {
-                "TFTP port below 1024 needs root (or use --tftp-listen ADDR:PORT with a high port)"
-            } else {
-                "starting TFTP"
-            }
-        })?
-        .with_boot_files(boot_files.clone());
-        Some((tftp, boot_files))
-    };
-    // Bind HTTP first so port 0 resolves before the base URL is chosen.
-    let listener = tokio::net::TcpListener::bind(http_addr)
-        .await
-        .with_context(|| format!("binding HTTP on {http_addr}"))?;
-    let http_addr = listener.local_addr()?;
-    let base_url = match base_url {
-        Some(b) => b.trim_end_matches('/').to_owned(),
-        None => {
-            let host = if http_addr.ip().is_unspecified() {
-                mgmt
-            } else {
-                http_addr.ip()
-            };
-            format!("http://{}", SocketAddr::new(host, http_addr.port()))
-        }
-    };
-    let catalog = match &args.matchbox_data {
-        Some(dir) => Catalog::load_dir(dir)?,
-        None => Catalog::flatcar(nodes, &FlatcarBoot::new(&base_url)),
-    };
-    let ignition =
-        ignition.unwrap_or_else(|| Arc::new(IgnitionDir::in_state_dir(&globals.state_dir)));
-    let mut content = HttpContent::new(
-        catalog,
-        reports.clone(),
-        ignition,
-        &globals.state_dir.join("assets"),
-        metrics.clone(),
-    );
-    let mut tasks = Vec::new();
-    let mut tftp_addr = None;
-    if let Some((tftp, boot_files)) = tftp {
-        content = content.with_boot_files(&boot_files);
-        tftp_addr = Some(tftp.local_addr());
-        tasks.push(tokio::spawn(tftp.run()));
-    }
-    let http = HttpServer::from_listener(listener, content)?;
-    tasks.push(tokio::spawn(http.run()));
-    Ok(ContentServices {
-        http_addr,
-        tftp_addr,
+    Ok(racker_bootstrap::network::start_content(
+        &globals.state_dir,
+        &args.options(),
+        plan,
+        nodes,
         base_url,
-        reports,
-        metrics,
-        tasks,
-    })
+        ignition,
+    )
+    .await?)
 }
 
 const CONTENT_EXAMPLES: &str = "\
@@ -350,7 +247,6 @@ pub(crate) fn run_render_matchbox(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn rack_fixture(dir: &Path) -> Globals {
         let oem = dir.join("oem");
@@ -371,80 +267,6 @@ mod tests {
             state_dir: dir.join("state"),
             sys_class_net: net,
         }
-    }
-
-    async fn get(addr: SocketAddr, path: &str) -> String {
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        out
-    }
-
-    #[tokio::test]
-    async fn start_serves_plan_nodes_on_loopback() {
-        let dir = tempfile::tempdir().unwrap();
-        let globals = rack_fixture(dir.path());
-        let boot = dir.path().join("boot");
-        std::fs::create_dir_all(&boot).unwrap();
-        std::fs::write(boot.join("undionly.kpxe"), b"bios").unwrap();
-        std::fs::write(boot.join("ipxe.efi"), b"efi").unwrap();
-        let plan_args = PlanArgs {
-            subnet_prefix: racker_inventory::DEFAULT_SUBNET_PREFIX.into(),
-            prefix_length: racker_inventory::DEFAULT_PREFIX_LEN,
-            exclude: String::new(),
-        };
-        let rack = crate::context::load_rack(&globals, &plan_args).unwrap();
-        let args = ContentArgs {
-            http_listen: Some("127.0.0.1:0".parse().unwrap()),
-            tftp_listen: Some("127.0.0.1:0".parse().unwrap()),
-            boot_files: Some(boot),
-            no_dhcp: true,
-            matchbox_data: None,
-            without_tftp: false,
-        };
-        let services = start(&globals, &args, &rack.plan).await.unwrap();
-        assert_eq!(services.base_url, format!("http://{}", services.http_addr));
-        let reply = get(services.http_addr, "/ipxe?mac=00-11-22-33-44-20").await;
-        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-        assert!(reply.contains(&format!(
-            "ignition.config.url={}/ignition",
-            services.base_url
-        )));
-        // The management node itself is not a boot target.
-        let reply = get(services.http_addr, "/ipxe?mac=00:11:22:33:44:00").await;
-        assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
-        let reply = get(services.http_addr, "/ipxe.efi").await;
-        assert!(reply.ends_with("\r\n\r\nefi"), "{reply}");
-        for t in services.tasks {
-            t.abort();
-        }
-    }
-
-    #[tokio::test]
-    async fn missing_boot_files_are_explained() {
-        let dir = tempfile::tempdir().unwrap();
-        let globals = rack_fixture(dir.path());
-        let plan_args = PlanArgs {
-            subnet_prefix: racker_inventory::DEFAULT_SUBNET_PREFIX.into(),
-            prefix_length: racker_inventory::DEFAULT_PREFIX_LEN,
-            exclude: String::new(),
-        };
-        let rack = crate::context::load_rack(&globals, &plan_args).unwrap();
-        let args = ContentArgs {
-            http_listen: Some("127.0.0.1:0".parse().unwrap()),
-            tftp_listen: Some("127.0.0.1:0".parse().unwrap()),
-            boot_files: Some(dir.path().join("nowhere")),
-            no_dhcp: true,
-            matchbox_data: None,
-            without_tftp: false,
-        };
-        let err = start(&globals, &args, &rack.plan).await.unwrap_err();
-        assert!(format!("{err:#}").contains("--boot-files"), "{err:#}");
     }
 
     #[test]

@@ -344,6 +344,9 @@ async fn serve(
     };
     write_status(&rack)?;
     let table_path = write_json_atomic(&globals.state_dir, BMC_TABLE_FILE, &table)?;
+    // Only a state directory with this marker (and this process alive)
+    // sends racker's IPMI to the table's addresses.
+    crate::context::mark_simulated(&globals.state_dir, pid)?;
 
     println!(
         "{} simulated BMCs up in {} ms (user {user}, password in {}):",
@@ -395,7 +398,11 @@ async fn serve(
         }
     };
     rack.shutdown().await;
-    for name in [BMC_TABLE_FILE, STATUS_FILE] {
+    for name in [
+        crate::context::SIMULATED_RACK_MARKER,
+        BMC_TABLE_FILE,
+        STATUS_FILE,
+    ] {
         let _ = std::fs::remove_file(globals.state_dir.join(name));
     }
     result?;

@@ -217,3 +217,89 @@ fn sim_up_refuses_bad_input() {
         "{out:?}"
     );
 }
+
+/// `racker ipmi --all power status` as JSON: every target's `address_source`,
+/// address and success.
+fn ipmi_all(oem: &Path, state: &Path, net: &Path) -> Vec<(String, String, bool)> {
+    let out = racker(oem, state)
+        .arg("--sys-class-net")
+        .arg(net)
+        .args(["ipmi", "--all", "--timeout", "1", "--retries", "0"])
+        .args(["--output", "json", "power", "status"])
+        .output()
+        .unwrap();
+    let docs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    docs.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["address_source"].as_str().unwrap().to_owned(),
+                d["bmc"].as_str().unwrap().to_owned(),
+                d["ok"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_stale_simulator_table_never_redirects_ipmi() {
+    let dir = tempfile::tempdir().unwrap();
+    let (oem, state, net) = (
+        dir.path().join("oem"),
+        dir.path().join("state"),
+        dir.path().join("net"),
+    );
+    let (mut child, _) = sim_up(
+        &oem,
+        &state,
+        &["--count", "3", "--bind", "127.89.7", "--ipmi-port", "0"],
+    );
+    // This machine is the generated management node (first row).
+    let csv = std::fs::read_to_string(oem.join("nodes.csv")).unwrap();
+    let secondary = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(2)
+        .unwrap()
+        .trim();
+    std::fs::create_dir_all(net.join("eth1")).unwrap();
+    std::fs::write(net.join("eth1/address"), format!("{secondary}\n")).unwrap();
+
+    // While the simulated rack runs, its state directory sends IPMI to it.
+    let live = ipmi_all(&oem, &state, &net);
+    assert_eq!(live.len(), 2, "{live:?}");
+    for (source, bmc, ok) in &live {
+        assert_eq!(source, "simulator", "{live:?}");
+        assert!(bmc.starts_with("127.89.7."), "{live:?}");
+        assert!(ok, "{live:?}");
+    }
+
+    // A real state directory that happens to hold a copy of the table
+    // (no marker): the plan's addresses, never the simulator's.
+    let real = dir.path().join("real-state");
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::copy(state.join("sim-bmcs.json"), real.join("sim-bmcs.json")).unwrap();
+    for (source, bmc, ok) in ipmi_all(&oem, &real, &net) {
+        assert_eq!(source, "plan");
+        assert!(bmc.starts_with("172.24.213."), "{bmc}");
+        assert!(!ok, "nothing answers at the planned address {bmc}");
+    }
+
+    // The simulator killed: its table and marker stay behind, stale.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(state.join("sim-bmcs.json").exists());
+    for (source, bmc, _) in ipmi_all(&oem, &state, &net) {
+        assert_eq!(source, "plan", "{bmc}");
+        assert!(bmc.starts_with("172.24.213."), "{bmc}");
+    }
+}

@@ -12,16 +12,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Context as _;
 use racker_inventory::MacAddr;
 use serde::{Deserialize, Serialize};
 
+use crate::Error;
 use crate::fsutil::write_atomic;
 
 /// Where a node is in the bootstrap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub(crate) enum Stage {
+pub enum Stage {
     /// In the plan, nothing done yet.
     Planned,
     /// Its BMC answered over IPMI.
@@ -39,7 +39,19 @@ pub(crate) enum Stage {
 }
 
 impl Stage {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// Every stage, in order.
+    pub const ALL: [Stage; 7] = [
+        Self::Planned,
+        Self::BmcReachable,
+        Self::PxeRequested,
+        Self::InstallerBooted,
+        Self::Installed,
+        Self::OsUp,
+        Self::Joined,
+    ];
+
+    /// The kebab-case name (as in the state file).
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Planned => "planned",
             Self::BmcReachable => "bmc-reachable",
@@ -55,7 +67,7 @@ impl Stage {
 /// A node's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
-pub(crate) enum NodeState {
+pub enum NodeState {
     /// Progressing normally.
     Active {
         /// Last stage reached.
@@ -76,7 +88,8 @@ pub(crate) enum NodeState {
 }
 
 impl NodeState {
-    pub(crate) fn stage(&self) -> Stage {
+    /// The last stage reached.
+    pub fn stage(&self) -> Stage {
         match self {
             Self::Active { stage } | Self::Excluded { stage } | Self::Failed { stage, .. } => {
                 *stage
@@ -84,7 +97,8 @@ impl NodeState {
         }
     }
 
-    pub(crate) fn label(&self) -> String {
+    /// `installed`, `excluded`, `failed after installed: <reason>`.
+    pub fn label(&self) -> String {
         match self {
             Self::Active { stage } => stage.as_str().to_owned(),
             Self::Excluded { .. } => "excluded".to_owned(),
@@ -95,35 +109,47 @@ impl NodeState {
 
 /// One node's record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct NodeRecord {
-    pub(crate) bmc_mac: MacAddr,
-    pub(crate) hostname: String,
+pub struct NodeRecord {
+    /// The node's BMC MAC.
+    pub bmc_mac: MacAddr,
+    /// Its host name (empty for plain Flatcar without names).
+    pub hostname: String,
+    /// Where it is.
     #[serde(flatten)]
-    pub(crate) state: NodeState,
+    pub state: NodeState,
     /// Installation attempts started (PXE requested).
-    pub(crate) attempts: u32,
+    pub attempts: u32,
     /// Unix time of the last transition.
-    pub(crate) updated_unix: u64,
+    pub updated_unix: u64,
 }
 
 /// A refused transition (a bug in the caller, or a stale event).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum TransitionError {
+#[non_exhaustive]
+pub enum TransitionError {
+    /// The node is not in the state.
     #[error("node {0} is not part of this bootstrap")]
     UnknownNode(MacAddr),
+    /// The event does not apply to the node's state.
     #[error("node {mac} cannot go from {from} to {to}")]
     Invalid {
+        /// The node.
         mac: MacAddr,
+        /// Its state's label.
         from: String,
+        /// The refused target.
         to: &'static str,
     },
 }
 
 /// An event that moves a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Event {
+pub enum NodeEvent {
+    /// The node reached a stage (moving backwards is a no-op).
     Reached(Stage),
+    /// The node failed, for this reason.
     Failed(String),
+    /// The node is left out from now on.
     Exclude,
     /// Start over (retry policy), keeping attempts: `failed` → `planned`,
     /// or → `installed` when the failure came after the install (an
@@ -134,20 +160,24 @@ pub(crate) enum Event {
 /// The whole bootstrap state (sans-IO: [`BootstrapState::apply`] is pure;
 /// [`StateFile`] persists it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct BootstrapState {
-    pub(crate) version: u32,
-    pub(crate) provision: String,
-    pub(crate) cluster_dir: PathBuf,
+pub struct BootstrapState {
+    /// Format version (1).
+    pub version: u32,
+    /// What is provisioned (`flatcar`, `lokomotive`).
+    pub provision: String,
+    /// The rendered cluster directory.
+    pub cluster_dir: PathBuf,
     /// Lokomotive: the kubeconfig joins were followed with (`racker status`
     /// asks the same API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) kubeconfig: Option<PathBuf>,
+    pub kubeconfig: Option<PathBuf>,
     /// Keyed by primary MAC.
-    pub(crate) nodes: BTreeMap<MacAddr, NodeRecord>,
+    pub nodes: BTreeMap<MacAddr, NodeRecord>,
 }
 
 impl BootstrapState {
-    pub(crate) fn new(provision: &str, cluster_dir: &Path) -> Self {
+    /// An empty state.
+    pub fn new(provision: &str, cluster_dir: &Path) -> Self {
         Self {
             version: 1,
             provision: provision.to_owned(),
@@ -158,7 +188,7 @@ impl BootstrapState {
     }
 
     /// Add a node in `planned` unless it is already known (resume).
-    pub(crate) fn ensure_node(&mut self, mac: MacAddr, bmc_mac: MacAddr, hostname: &str, now: u64) {
+    pub fn ensure_node(&mut self, mac: MacAddr, bmc_mac: MacAddr, hostname: &str, now: u64) {
         self.nodes.entry(mac).or_insert_with(|| NodeRecord {
             bmc_mac,
             hostname: hostname.to_owned(),
@@ -172,10 +202,10 @@ impl BootstrapState {
 
     /// Apply `event` to node `mac`. Returns whether the state changed
     /// (re-applying an event is a no-op, so replays are harmless).
-    pub(crate) fn apply(
+    pub fn apply(
         &mut self,
         mac: MacAddr,
-        event: &Event,
+        event: &NodeEvent,
         now: u64,
     ) -> Result<bool, TransitionError> {
         let rec = self
@@ -188,7 +218,7 @@ impl BootstrapState {
             to,
         };
         let next = match (&rec.state, event) {
-            (NodeState::Active { stage }, Event::Reached(to)) => {
+            (NodeState::Active { stage }, NodeEvent::Reached(to)) => {
                 if to <= stage {
                     return Ok(false);
                 }
@@ -197,28 +227,28 @@ impl BootstrapState {
                 }
                 NodeState::Active { stage: *to }
             }
-            (NodeState::Active { stage }, Event::Failed(reason)) => NodeState::Failed {
+            (NodeState::Active { stage }, NodeEvent::Failed(reason)) => NodeState::Failed {
                 stage: *stage,
                 reason: reason.clone(),
             },
-            (NodeState::Active { stage } | NodeState::Failed { stage, .. }, Event::Exclude) => {
+            (NodeState::Active { stage } | NodeState::Failed { stage, .. }, NodeEvent::Exclude) => {
                 NodeState::Excluded { stage: *stage }
             }
-            (NodeState::Failed { stage, .. }, Event::Reset) => NodeState::Active {
+            (NodeState::Failed { stage, .. }, NodeEvent::Reset) => NodeState::Active {
                 stage: if *stage >= Stage::Installed {
                     Stage::Installed
                 } else {
                     Stage::Planned
                 },
             },
-            (NodeState::Failed { reason, .. }, Event::Failed(r)) if reason == r => {
+            (NodeState::Failed { reason, .. }, NodeEvent::Failed(r)) if reason == r => {
                 return Ok(false);
             }
-            (NodeState::Excluded { .. }, Event::Exclude) => return Ok(false),
-            (NodeState::Active { .. }, Event::Reset) => return Ok(false),
-            (from, Event::Reached(s)) => return Err(invalid(s.as_str(), from)),
-            (from, Event::Failed(_)) => return Err(invalid("failed", from)),
-            (from, Event::Reset) => return Err(invalid("planned", from)),
+            (NodeState::Excluded { .. }, NodeEvent::Exclude) => return Ok(false),
+            (NodeState::Active { .. }, NodeEvent::Reset) => return Ok(false),
+            (from, NodeEvent::Reached(s)) => return Err(invalid(s.as_str(), from)),
+            (from, NodeEvent::Failed(_)) => return Err(invalid("failed", from)),
+            (from, NodeEvent::Reset) => return Err(invalid("planned", from)),
         };
         rec.state = next;
         rec.updated_unix = now;
@@ -226,7 +256,7 @@ impl BootstrapState {
     }
 
     /// Nodes in a given condition.
-    pub(crate) fn macs_where(&self, f: impl Fn(&NodeState) -> bool) -> Vec<MacAddr> {
+    pub fn macs_where(&self, f: impl Fn(&NodeState) -> bool) -> Vec<MacAddr> {
         self.nodes
             .iter()
             .filter(|(_, r)| f(&r.state))
@@ -237,37 +267,39 @@ impl BootstrapState {
 
 /// The state file: `<state-dir>/bootstrap.json`.
 #[derive(Debug)]
-pub(crate) struct StateFile {
+pub struct StateFile {
     path: PathBuf,
     pub(crate) state: BootstrapState,
 }
 
-pub(crate) fn now_unix() -> u64 {
+/// Seconds since the Unix epoch (0 before it).
+pub fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
 impl StateFile {
-    pub(crate) fn path(state_dir: &Path) -> PathBuf {
+    /// `<state-dir>/bootstrap.json`.
+    pub fn path(state_dir: &Path) -> PathBuf {
         state_dir.join("bootstrap.json")
     }
 
     /// Load the previous state, if any.
-    pub(crate) fn load(state_dir: &Path) -> anyhow::Result<Option<BootstrapState>> {
+    pub fn load(state_dir: &Path) -> Result<Option<BootstrapState>, Error> {
         let path = Self::path(state_dir);
         match std::fs::read(&path) {
-            Ok(bytes) => {
-                Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-                    format!("{} is corrupt", path.display())
-                })?))
-            }
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(state) => Ok(Some(state)),
+                Err(source) => Err(Error::CorruptState { path, source }),
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+            Err(e) => Err(Error::io("reading", path, e)),
         }
     }
 
-    pub(crate) fn new(state_dir: &Path, state: BootstrapState) -> anyhow::Result<Self> {
+    /// Persist `state` at `<state-dir>/bootstrap.json` (written at once).
+    pub fn new(state_dir: &Path, state: BootstrapState) -> Result<Self, Error> {
         let f = Self {
             path: Self::path(state_dir),
             state,
@@ -276,15 +308,20 @@ impl StateFile {
         Ok(f)
     }
 
-    fn save(&self) -> anyhow::Result<()> {
-        let mut json = serde_json::to_vec_pretty(&self.state)?;
+    /// The current state.
+    pub fn state(&self) -> &BootstrapState {
+        &self.state
+    }
+
+    fn save(&self) -> Result<(), Error> {
+        let mut json = serde_json::to_vec_pretty(&self.state)
+            .map_err(|e| Error::io("serializing", &self.path, e.into()))?;
         json.push(b'\n');
         write_atomic(&self.path, &json, 0o644)
     }
 
-    /// Apply and persist (only when something changed).
     /// Record the kubeconfig of the cluster (saved at once).
-    pub(crate) fn set_kubeconfig(&mut self, path: &Path) -> anyhow::Result<()> {
+    pub fn set_kubeconfig(&mut self, path: &Path) -> Result<(), Error> {
         if self.state.kubeconfig.as_deref() != Some(path) {
             self.state.kubeconfig = Some(path.to_owned());
             self.save()?;
@@ -292,7 +329,8 @@ impl StateFile {
         Ok(())
     }
 
-    pub(crate) fn apply(&mut self, mac: MacAddr, event: &Event) -> anyhow::Result<bool> {
+    /// Apply and persist (only when something changed).
+    pub fn apply(&mut self, mac: MacAddr, event: &NodeEvent) -> Result<bool, Error> {
         let changed = self.state.apply(mac, event, now_unix())?;
         if changed {
             self.save()?;
@@ -322,53 +360,77 @@ mod tests {
     fn forward_only_idempotent_and_counts_attempts() {
         let mut s = state(1);
         let m = mac(0);
-        assert!(s.apply(m, &Event::Reached(Stage::BmcReachable), 1).unwrap());
-        assert!(s.apply(m, &Event::Reached(Stage::PxeRequested), 2).unwrap());
-        assert!(!s.apply(m, &Event::Reached(Stage::PxeRequested), 3).unwrap());
-        assert!(!s.apply(m, &Event::Reached(Stage::BmcReachable), 3).unwrap());
+        assert!(
+            s.apply(m, &NodeEvent::Reached(Stage::BmcReachable), 1)
+                .unwrap()
+        );
+        assert!(
+            s.apply(m, &NodeEvent::Reached(Stage::PxeRequested), 2)
+                .unwrap()
+        );
+        assert!(
+            !s.apply(m, &NodeEvent::Reached(Stage::PxeRequested), 3)
+                .unwrap()
+        );
+        assert!(
+            !s.apply(m, &NodeEvent::Reached(Stage::BmcReachable), 3)
+                .unwrap()
+        );
         assert_eq!(s.nodes[&m].attempts, 1);
         assert!(
-            s.apply(m, &Event::Failed("install failed".into()), 4)
+            s.apply(m, &NodeEvent::Failed("install failed".into()), 4)
                 .unwrap()
         );
         assert_eq!(
             s.nodes[&m].state.label(),
             "failed after pxe-requested: install failed"
         );
-        assert!(s.apply(m, &Event::Reached(Stage::Installed), 5).is_err());
-        assert!(s.apply(m, &Event::Reset, 6).unwrap());
-        assert!(s.apply(m, &Event::Reached(Stage::PxeRequested), 7).unwrap());
+        assert!(
+            s.apply(m, &NodeEvent::Reached(Stage::Installed), 5)
+                .is_err()
+        );
+        assert!(s.apply(m, &NodeEvent::Reset, 6).unwrap());
+        assert!(
+            s.apply(m, &NodeEvent::Reached(Stage::PxeRequested), 7)
+                .unwrap()
+        );
         assert_eq!(s.nodes[&m].attempts, 2);
-        assert!(s.apply(m, &Event::Exclude, 8).unwrap());
-        assert!(s.apply(m, &Event::Reached(Stage::Installed), 9).is_err());
-        assert!(s.apply(mac(9), &Event::Exclude, 9).is_err());
+        assert!(s.apply(m, &NodeEvent::Exclude, 8).unwrap());
+        assert!(
+            s.apply(m, &NodeEvent::Reached(Stage::Installed), 9)
+                .is_err()
+        );
+        assert!(s.apply(mac(9), &NodeEvent::Exclude, 9).is_err());
     }
 
     #[test]
     fn retry_after_the_install_keeps_the_install() {
         let mut s = state(1);
         let m = mac(0);
-        s.apply(m, &Event::Reached(Stage::Installed), 1).unwrap();
-        s.apply(m, &Event::Failed("no OS up".into()), 2).unwrap();
+        s.apply(m, &NodeEvent::Reached(Stage::Installed), 1)
+            .unwrap();
+        s.apply(m, &NodeEvent::Failed("no OS up".into()), 2)
+            .unwrap();
         assert_eq!(
             s.nodes[&m].state.label(),
             "failed after installed: no OS up"
         );
-        assert!(s.apply(m, &Event::Reset, 3).unwrap());
+        assert!(s.apply(m, &NodeEvent::Reset, 3).unwrap());
         assert_eq!(
             s.nodes[&m].state,
             NodeState::Active {
                 stage: Stage::Installed
             }
         );
-        assert!(s.apply(m, &Event::Reached(Stage::OsUp), 4).unwrap());
+        assert!(s.apply(m, &NodeEvent::Reached(Stage::OsUp), 4).unwrap());
     }
 
     #[test]
     fn persisted_state_survives_reload() {
         let dir = tempfile::tempdir().unwrap();
         let mut f = StateFile::new(dir.path(), state(2)).unwrap();
-        f.apply(mac(1), &Event::Reached(Stage::Installed)).unwrap();
+        f.apply(mac(1), &NodeEvent::Reached(Stage::Installed))
+            .unwrap();
         let loaded = StateFile::load(dir.path()).unwrap().unwrap();
         assert_eq!(loaded, f.state);
         assert_eq!(
@@ -383,7 +445,7 @@ mod tests {
         assert_eq!(again, loaded);
     }
 
-    fn arb_event() -> impl Strategy<Value = Event> {
+    fn arb_event() -> impl Strategy<Value = NodeEvent> {
         prop_oneof![
             prop::sample::select(vec![
                 Stage::Planned,
@@ -394,10 +456,10 @@ mod tests {
                 Stage::OsUp,
                 Stage::Joined
             ])
-            .prop_map(Event::Reached),
-            "[a-z]{1,5}".prop_map(Event::Failed),
-            Just(Event::Exclude),
-            Just(Event::Reset),
+            .prop_map(NodeEvent::Reached),
+            "[a-z]{1,5}".prop_map(NodeEvent::Failed),
+            Just(NodeEvent::Exclude),
+            Just(NodeEvent::Reset),
         ]
     }
 
@@ -423,7 +485,7 @@ mod tests {
                 }
                 prop_assert!(after.attempts >= before.attempts);
                 // A retry never undoes an install.
-                if matches!(e, Event::Reset) && before.state.stage() >= Stage::Installed {
+                if matches!(e, NodeEvent::Reset) && before.state.stage() >= Stage::Installed {
                     prop_assert!(after.state.stage() >= Stage::Installed);
                 }
             }

@@ -6,25 +6,27 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use racker_inventory::{MacAddr, SelectedNode, Selection};
 
-use super::OnFailure;
-use super::progress::Progress;
-use super::state::{Event, Stage, StateFile};
+use crate::Error;
+use crate::events::{Decision, FailedNodes, FailurePolicy, Phase, Reporter, StepResult};
+use crate::state::{NodeEvent, Stage, StateFile};
 
-/// `lokoctl` on PATH (or `RACKER_LOKOCTL`).
-pub(crate) fn find_lokoctl() -> anyhow::Result<PathBuf> {
+/// `lokoctl` as a binary finds it: `RACKER_LOKOCTL`, else on `PATH`. A
+/// Lokomotive bootstrap needs its path in [`Config::lokoctl`](crate::Config).
+pub fn find_lokoctl() -> Result<PathBuf, Error> {
     if let Some(p) = std::env::var_os("RACKER_LOKOCTL").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
-        anyhow::ensure!(p.is_file(), "RACKER_LOKOCTL={} is not a file", p.display());
+        if !p.is_file() {
+            return Err(Error::LokoctlNotAFile(p));
+        }
         return Ok(p);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|d| d.join("lokoctl"))
         .find(|p| p.is_file())
-        .context("lokoctl was not found on PATH; install Lokomotive's lokoctl (racker's installer can ship it) or set RACKER_LOKOCTL")
+        .ok_or(Error::LokoctlNotFound)
 }
 
 /// Run `lokoctl <args>` in `dir`, appending its output to `log`.
@@ -33,14 +35,15 @@ async fn lokoctl(
     dir: &Path,
     log: &Path,
     args: &[&str],
-    progress: &Progress,
-) -> anyhow::Result<bool> {
+    progress: &Reporter<'_>,
+) -> Result<bool, Error> {
     progress.log(&format!("running {} {}", lokoctl.display(), args.join(" ")));
     let out = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
-        .open(log)?;
-    let err = out.try_clone()?;
+        .open(log)
+        .map_err(|e| Error::io("opening", log, e))?;
+    let err = out.try_clone().map_err(|e| Error::io("opening", log, e))?;
     let status = tokio::process::Command::new(lokoctl)
         .args(args)
         .current_dir(dir)
@@ -49,7 +52,10 @@ async fn lokoctl(
         .stderr(err)
         .status()
         .await
-        .with_context(|| format!("starting {}", lokoctl.display()))?;
+        .map_err(|source| Error::Spawn {
+            program: lokoctl.to_owned(),
+            source,
+        })?;
     progress.log(&format!("lokoctl {} exited with {status}", args.join(" ")));
     Ok(status.success())
 }
@@ -67,52 +73,58 @@ pub(crate) struct JoinOptions {
 
 /// The nodes of `selection` still in play (state `active`).
 fn active_macs(selection: &Selection, file: &StateFile) -> Vec<MacAddr> {
-    super::active_nodes(selection, file, Stage::Planned)
+    crate::run::active_nodes(selection, file, Stage::Planned)
         .iter()
         .map(|n| n.planned.node.primary_mac)
         .collect()
 }
 
 /// Bring-up, health check, components. Nodes that do not join go through
-/// `decide` (the `--on-failure` policy): retry reruns `lokoctl cluster
+/// `policy` (the `--on-failure` policy): retry reruns `lokoctl cluster
 /// apply` and waits again (up to `retries` times), exclude drops them from
-/// the rendered configuration and goes on. Returns `false` (after printing
-/// guidance) when a step failed.
+/// the rendered configuration and goes on. Returns `false` (after telling
+/// the operator what to do) when a step failed.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn stages(
-    progress: &Progress,
+    progress: &Reporter<'_>,
+    lokoctl_path: &Path,
     cluster_dir: &Path,
     log: &Path,
     selection: &Selection,
     file: &mut StateFile,
     retries: u32,
     join: &JoinOptions,
-    decide: &dyn Fn(&[MacAddr]) -> anyhow::Result<OnFailure>,
-) -> anyhow::Result<bool> {
-    let lokoctl_path = find_lokoctl()?;
+    policy: &dyn FailurePolicy,
+) -> Result<bool, Error> {
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        if !bring_up(progress, &lokoctl_path, cluster_dir, log, selection, file).await? {
+        if !bring_up(progress, lokoctl_path, cluster_dir, log, selection, file).await? {
             return Ok(false);
         }
         // Stage 4b: follow the joins through the Kubernetes API.
-        let failed = follow_joins(progress, "Cluster health check", selection, file, join).await?;
+        let failed = follow_joins(progress, Phase::ClusterHealth, selection, file, join).await?;
         if failed.is_empty() {
             break;
         }
-        match decide(&failed)? {
-            OnFailure::Retry if attempt <= retries => {
+        let question = FailedNodes {
+            nodes: &failed,
+            attempt,
+            retries,
+            reporter: progress,
+        };
+        match policy.decide(&question) {
+            Decision::Retry if attempt <= retries => {
                 for mac in &failed {
-                    file.apply(*mac, &Event::Reset)?;
+                    progress.apply(file, *mac, &NodeEvent::Reset)?;
                 }
                 progress.say(&format!(
                     "Retrying {} node(s) (retry {attempt} of {retries}): lokoctl cluster apply again",
                     failed.len()
                 ));
             }
-            OnFailure::Exclude => {
-                super::exclude_nodes(progress, file, cluster_dir, &failed)?;
+            Decision::Exclude => {
+                crate::run::exclude_nodes(progress, file, cluster_dir, &failed)?;
                 progress.say(&format!(
                     "Run `lokoctl cluster apply` in {} later to drop them from Lokomotive's state too.",
                     cluster_dir.display()
@@ -129,10 +141,10 @@ pub(crate) async fn stages(
         }
     }
     let total = active_macs(selection, file).len();
-    let name = "Cluster health check";
+    let name = Phase::ClusterHealth;
     let mut healthy = false;
     for attempt in 0..=retries {
-        if lokoctl(&lokoctl_path, cluster_dir, log, &["health"], progress).await? {
+        if lokoctl(lokoctl_path, cluster_dir, log, &["health"], progress).await? {
             healthy = true;
             break;
         }
@@ -150,10 +162,10 @@ pub(crate) async fn stages(
     }
     progress.finish(name, total, total, true);
 
-    let name = "Lokomotive component installation";
+    let name = Phase::Components;
     progress.stage(name, 1);
     let ok = lokoctl(
-        &lokoctl_path,
+        lokoctl_path,
         cluster_dir,
         log,
         &["component", "apply"],
@@ -174,16 +186,16 @@ pub(crate) async fn stages(
 /// `lokoctl cluster apply`: every active node moves to `os-up` when it
 /// succeeds, to `failed` when it does not.
 async fn bring_up(
-    progress: &Progress,
+    progress: &Reporter<'_>,
     lokoctl_path: &Path,
     cluster_dir: &Path,
     log: &Path,
     selection: &Selection,
     file: &mut StateFile,
-) -> anyhow::Result<bool> {
+) -> Result<bool, Error> {
     let active = active_macs(selection, file);
     let total = active.len();
-    let name = "Kubernetes bring-up";
+    let name = Phase::KubernetesBringUp;
     progress.stage(name, total);
     let ok = lokoctl(
         lokoctl_path,
@@ -202,9 +214,10 @@ async fn bring_up(
     if !ok {
         progress.finish(name, 0, total, false);
         for mac in &active {
-            file.apply(
+            progress.apply(
+                file,
                 *mac,
-                &Event::Failed("lokoctl cluster apply failed".to_owned()),
+                &NodeEvent::Failed("lokoctl cluster apply failed".to_owned()),
             )?;
         }
         progress.say(&format!(
@@ -214,7 +227,7 @@ async fn bring_up(
         return Ok(false);
     }
     for mac in &active {
-        file.apply(*mac, &Event::Reached(Stage::OsUp))?;
+        progress.apply(file, *mac, &NodeEvent::Reached(Stage::OsUp))?;
     }
     progress.finish(name, total, total, true);
     Ok(true)
@@ -224,13 +237,13 @@ async fn bring_up(
 /// node (by name, host name or internal address), moving each to `joined`
 /// as it appears; nodes still missing at the deadline fail (returned).
 async fn follow_joins(
-    progress: &Progress,
-    name: &str,
+    progress: &Reporter<'_>,
+    name: Phase,
     selection: &Selection,
     file: &mut StateFile,
     join: &JoinOptions,
-) -> anyhow::Result<Vec<MacAddr>> {
-    let nodes = super::active_nodes(selection, file, Stage::Planned);
+) -> Result<Vec<MacAddr>, Error> {
+    let nodes = crate::run::active_nodes(selection, file, Stage::Planned);
     let total = nodes.len();
     progress.stage(name, total);
     let started = Instant::now();
@@ -271,14 +284,14 @@ async fn follow_joins(
                             .find(|k| k.ready && k.is(&hostname, n.planned.ip))
                         {
                             Some(k) => {
-                                file.apply(mac, &Event::Reached(Stage::Joined))?;
+                                progress.apply(file, mac, &NodeEvent::Reached(Stage::Joined))?;
                                 done += 1;
                                 progress.step(
                                     name,
-                                    done,
-                                    total,
-                                    true,
-                                    &format!("{mac} {hostname} joined as {}", k.name),
+                                    mac,
+                                    (done, total),
+                                    StepResult::Ok,
+                                    format!("{mac} {hostname} joined as {}", k.name),
                                 );
                             }
                             None => still.push(n),
@@ -317,7 +330,7 @@ async fn follow_joins(
     let mut failed = Vec::new();
     for n in &waiting {
         let mac = n.planned.node.primary_mac;
-        file.apply(mac, &Event::Failed(why.clone()))?;
+        progress.apply(file, mac, &NodeEvent::Failed(why.clone()))?;
         progress.say(&format!(
             "  × {mac} {}: {why}",
             n.hostname.clone().unwrap_or_default()

@@ -1,0 +1,168 @@
+//! The error type of the crate.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use racker_inventory::MacAddr;
+
+use crate::state::TransitionError;
+
+/// Why a bootstrap (or a status collection) could not run.
+///
+/// Node failures are not errors: they are reported as events, decided on
+/// through the [`FailurePolicy`](crate::FailurePolicy), and end in an
+/// [`Outcome`](crate::Outcome). An `Error` means the bootstrap itself could
+/// not go on (bad input, a file that cannot be written, a port in use).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The inventory, address plan or selection was refused.
+    #[error(transparent)]
+    Inventory(#[from] racker_inventory::Error),
+    /// An IPMI session could not be set up.
+    #[error(transparent)]
+    Ipmi(#[from] racker_ipmi::Error),
+    /// The DHCP server refused its configuration or could not bind.
+    #[error(transparent)]
+    Dhcp(#[from] racker_netboot::DhcpError),
+    /// The boot content (HTTP, TFTP, reports) failed.
+    #[error(transparent)]
+    Content(#[from] racker_netboot::ContentError),
+    /// Rendering or writing the cluster configuration failed.
+    #[error(transparent)]
+    Render(#[from] racker_lokomotive::RenderError),
+    /// A node state transition was refused (a bug, or a hand-edited state file).
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// A file could not be read or written.
+    #[error("{action} {path}")]
+    Io {
+        /// What was being done (`"reading"`, `"writing"`, ...).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state file exists but does not parse.
+    #[error("{path} is corrupt")]
+    CorruptState {
+        /// The state file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The cluster directory belongs to no resumable bootstrap and is not empty.
+    #[error(
+        "the cluster directory {} exists and is not empty.\n  To keep it, pass another --cluster-dir.\n  To start over, move it away (and remove {} if a previous bootstrap left it).",
+        cluster_dir.display(),
+        state_file.display()
+    )]
+    ClusterDirNotEmpty {
+        /// The cluster directory.
+        cluster_dir: PathBuf,
+        /// The state file of the earlier bootstrap.
+        state_file: PathBuf,
+    },
+    /// A Lokomotive bootstrap needs `lokoctl`.
+    #[error(
+        "lokoctl was not found on PATH; install Lokomotive's lokoctl (racker's installer can ship it) or set RACKER_LOKOCTL"
+    )]
+    LokoctlNotFound,
+    /// `RACKER_LOKOCTL` names no file.
+    #[error("RACKER_LOKOCTL={} is not a file", .0.display())]
+    LokoctlNotAFile(PathBuf),
+    /// A program could not be started.
+    #[error("starting {}", program.display())]
+    Spawn {
+        /// The program.
+        program: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The PXE interface failed the safety checks.
+    #[error("refusing to serve DHCP on {interface} (--force overrides)")]
+    RefusedInterface {
+        /// The interface.
+        interface: String,
+        /// What the check found.
+        #[source]
+        source: racker_netboot::DhcpError,
+    },
+    /// The management node's internal address could not be put on the PXE interface.
+    #[error("putting {ip}/{prefix_len} on the PXE interface {interface}")]
+    InterfaceAddress {
+        /// The address.
+        ip: Ipv4Addr,
+        /// Its prefix length.
+        prefix_len: u8,
+        /// The interface.
+        interface: String,
+        /// The cause.
+        #[source]
+        source: racker_netboot::iface::IfaceError,
+    },
+    /// TFTP could not start.
+    #[error("{}", if addr.port() < 1024 {
+        "TFTP port below 1024 needs root (or use --tftp-listen ADDR:PORT with a high port)"
+    } else {
+        "starting TFTP"
+    })]
+    Tftp {
+        /// Where TFTP was to listen.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: racker_netboot::ContentError,
+    },
+    /// HTTP could not bind.
+    #[error("binding HTTP on {addr}")]
+    HttpBind {
+        /// Where HTTP was to listen.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The DHCP lease table could not be read.
+    #[error("reading the DHCP lease table in {}", state_dir.display())]
+    Leases {
+        /// The state directory.
+        state_dir: PathBuf,
+        /// The cause.
+        #[source]
+        source: racker_netboot::DhcpError,
+    },
+    /// An excluded node could not be removed from the rendered configuration.
+    #[error("removing {mac} from the rendered configuration")]
+    Exclude {
+        /// The node.
+        mac: MacAddr,
+        /// The cause.
+        #[source]
+        source: racker_lokomotive::RenderError,
+    },
+    /// The configuration is inconsistent.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl Error {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

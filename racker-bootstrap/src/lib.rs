@@ -1,0 +1,95 @@
+//! Provision a whole server rack from one of its servers, as a library:
+//! the orchestration behind `racker bootstrap`, `racker demo` and
+//! `racker status` (docs/bootstrap.md).
+//!
+//! A bootstrap renders the cluster configuration, starts DHCP/HTTP(/TFTP)
+//! netboot services, checks every BMC over IPMI, PXE-installs Flatcar on
+//! every node through its BMC and waits for the installers' and the
+//! installed OS's reports — or, for Lokomotive, drives `lokoctl` and
+//! follows the Kubernetes joins. Every node moves through a persisted state
+//! machine ([`BootstrapState`], `<state-dir>/bootstrap.json`), so a rerun
+//! after a crash resumes where the last one stopped.
+//!
+//! The crate never prints and never asks: progress arrives as typed
+//! [`Event`]s through an [`EventSink`] (every line also goes to the attempt
+//! log in `<cluster-dir>/logs`), and what to do with failed nodes (retry,
+//! exclude, cancel) is asked through a [`FailurePolicy`]. The `racker`
+//! binary turns the events into progress bars and implements the policy
+//! with an interactive prompt; a test collects the events
+//! ([`CollectEvents`]) and answers with a fixed [`Decision`].
+//!
+//! # Embedding a bootstrap
+//!
+//! Load the rack (nodes.csv, the management node among the local
+//! interfaces, the address plan), choose what to install, and run:
+//!
+//! ```no_run
+//! use racker_bootstrap::{Config, Decision, Event, Rack, bootstrap};
+//! use racker_inventory::{
+//!     AddressPlan, Inventory, PlanOptions, Provision, SelectionOptions, read_local_interfaces,
+//! };
+//! use racker_lokomotive::RenderOptions;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let inventory = Inventory::load("/usr/share/oem/nodes.csv".as_ref())?;
+//! let management = inventory.management(&read_local_interfaces("/sys/class/net".as_ref())?)?;
+//! let plan = AddressPlan::new(&inventory, &management, &PlanOptions::default())?;
+//! let rack = Rack::new(inventory, management, plan);
+//!
+//! let selection = SelectionOptions {
+//!     provision: Provision::Flatcar,
+//!     ..SelectionOptions::default()
+//! };
+//! let credentials = racker_ipmi::Credentials::new("ADMIN", "secret");
+//! let render = RenderOptions::new(vec!["ssh-ed25519 AAAA... admin@example".into()]);
+//! let mut config = Config::new("/opt/racker-state", rack, selection, credentials, render);
+//! config.retries = 1;
+//!
+//! // Progress: print the operator lines, keep the rest.
+//! let events = |event: &Event| {
+//!     if let Event::Message(line) = event {
+//!         println!("{line}");
+//!     }
+//! };
+//! // Failed nodes are left out and the others go on.
+//! let report = bootstrap(&config, &events, &Decision::Exclude).await?;
+//! println!("provisioned: {}", report.succeeded());
+//! for (mac, node) in &report.state.nodes {
+//!     println!("{mac} {}", node.state.label());
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`NetbootMode::External`] uses a netboot service that already runs;
+//! [`NetbootEndpoints::plain`] serves DHCP and HTTP on plain sockets, as
+//! the simulated rack needs. [`collect_status`] gathers what `racker
+//! status` shows.
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used)]
+
+mod bmc;
+mod config;
+mod error;
+mod events;
+mod fsutil;
+mod kube;
+mod lokomotive;
+pub mod network;
+mod run;
+mod state;
+mod status;
+
+pub use bmc::{BmcResolver, BmcSource, ResolvedBmc};
+pub use config::{Config, NetbootMode, Rack};
+pub use error::{Error, Result};
+pub use events::{
+    CollectEvents, Decision, Event, EventSink, FailedNodes, FailurePolicy, Phase, StepResult,
+};
+pub use lokomotive::find_lokoctl;
+pub use network::NetbootEndpoints;
+pub use run::{Outcome, Report, bootstrap};
+pub use state::{
+    BootstrapState, NodeEvent, NodeRecord, NodeState, Stage, StateFile, TransitionError, now_unix,
+};
+pub use status::{NodeStatus, StatusOptions, StatusReport, collect_status};

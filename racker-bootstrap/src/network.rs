@@ -1,0 +1,420 @@
+//! Stage 1: the netboot services (DHCP, HTTP, optionally TFTP) started in
+//! the bootstrap process itself, and the pieces `racker netboot serve`
+//! shares with it (boot content start-up, DHCP reservations, the internal
+//! address on the PXE interface).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use racker_inventory::{AddressPlan, MacAddr, Selection};
+use racker_netboot::dhcp::transport::{self, DhcpSocket};
+use racker_netboot::http::metrics::Metrics;
+use racker_netboot::http::{HttpContent, HttpServer};
+use racker_netboot::matchbox::{Catalog, FlatcarBoot, NodeEntry};
+use racker_netboot::report::ReportStore;
+use racker_netboot::tftp::server::{TftpServer, locate_boot_files};
+use racker_netboot::tftp::transfer::TftpConfig;
+use racker_netboot::{
+    BootConfig, ContentError, DhcpConfig, DhcpServer, IgnitionDir, IgnitionProfile, IgnitionSource,
+    InstalledNodes, LeaseTable, Reservation,
+};
+use tokio::task::JoinHandle;
+
+use crate::{Error, Rack};
+
+/// Default HTTP port of the boot server.
+pub const HTTP_PORT: u16 = 8080;
+
+/// Where the boot content (TFTP + HTTP) is served.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ContentOptions {
+    /// HTTP address [default: `<management internal IP>:8080`].
+    pub http_listen: Option<SocketAddr>,
+    /// TFTP address [default: `<management internal IP>:69`].
+    pub tftp_listen: Option<SocketAddr>,
+    /// Directory holding the iPXE binaries [default: found by
+    /// `locate_boot_files`].
+    pub boot_files: Option<PathBuf>,
+    /// Skip TFTP (nodes boot iPXE from elsewhere, e.g. the simulated rack).
+    pub without_tftp: bool,
+    /// Serve the profiles and groups of this matchbox data directory
+    /// instead of the generated Flatcar installer profile.
+    pub matchbox_data: Option<PathBuf>,
+}
+
+impl ContentOptions {
+    /// Defaults everywhere.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// The running content servers.
+#[derive(Debug)]
+pub struct ContentServices {
+    /// Where HTTP listens.
+    pub http_addr: SocketAddr,
+    /// Where TFTP listens (when served).
+    pub tftp_addr: Option<SocketAddr>,
+    /// Base URL handed to nodes.
+    pub base_url: String,
+    /// Installer reports (also the DHCP core's "installed" predicate).
+    pub reports: ReportStore,
+    /// Counters; the DHCP server may register its own source here.
+    pub metrics: Arc<Metrics>,
+    /// The server tasks (they run until aborted or an error).
+    pub tasks: Vec<JoinHandle<Result<(), ContentError>>>,
+}
+
+/// Boot entries for the nodes of `plan`, minus excluded ones, with host
+/// names and roles from `selection` when given.
+pub fn node_entries(plan: &AddressPlan, selection: Option<&Selection>) -> Vec<NodeEntry> {
+    match selection {
+        Some(sel) => sel
+            .nodes()
+            .iter()
+            .filter(|n| !n.excluded)
+            .map(|n| NodeEntry {
+                mac: n.planned.node.primary_mac,
+                hostname: n.hostname.clone(),
+                ip: Some(n.planned.ip),
+                role: n.role.map(|r| r.to_string()),
+            })
+            .collect(),
+        None => plan
+            .nodes()
+            .iter()
+            .map(|n| NodeEntry {
+                mac: n.node.primary_mac,
+                hostname: None,
+                ip: Some(n.ip),
+                role: None,
+            })
+            .collect(),
+    }
+}
+
+/// Start TFTP and HTTP for `nodes` with the reports and assets of
+/// `state_dir`; `base_url` overrides the URL nodes use to reach the HTTP
+/// server (default `http://<http address>`, with the management IP when
+/// listening on 0.0.0.0); `ignition` overrides where Ignition configs come
+/// from (default `<state-dir>/ignition`).
+pub async fn start_content(
+    state_dir: &Path,
+    args: &ContentOptions,
+    plan: &AddressPlan,
+    nodes: &[NodeEntry],
+    base_url: Option<&str>,
+    ignition: Option<Arc<dyn IgnitionSource>>,
+) -> Result<ContentServices, Error> {
+    // Every descriptor the hard limit allows: connection floods are capped
+    // per service well below it (see racker_netboot::http::HttpLimits).
+    if let Err(e) = racker_netboot::http::raise_nofile_limit() {
+        tracing::warn!("cannot raise the open-file limit: {e}");
+    }
+    let mgmt = IpAddr::V4(plan.management_ip());
+    let http_addr = args.http_listen.unwrap_or(SocketAddr::new(mgmt, HTTP_PORT));
+    let tftp_addr = args.tftp_listen.unwrap_or(SocketAddr::new(mgmt, 69));
+    let metrics = Arc::new(Metrics::default());
+    let reports = ReportStore::open(state_dir)?;
+    let tftp = if args.without_tftp {
+        None
+    } else {
+        let boot_files = locate_boot_files(args.boot_files.as_deref())?;
+        let tftp = TftpServer::bind(
+            tftp_addr,
+            boot_files.dir(),
+            TftpConfig::default(),
+            metrics.tftp.clone(),
+        )
+        .await
+        .map_err(|source| Error::Tftp {
+            addr: tftp_addr,
+            source,
+        })?
+        .with_boot_files(boot_files.clone());
+        Some((tftp, boot_files))
+    };
+    // Bind HTTP first so port 0 resolves before the base URL is chosen.
+    let listener = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .map_err(|source| Error::HttpBind {
+            addr: http_addr,
+            source,
+        })?;
+    let http_addr = listener.local_addr().map_err(|source| Error::HttpBind {
+        addr: http_addr,
+        source,
+    })?;
+    let base_url = match base_url {
+        Some(b) => b.trim_end_matches('/').to_owned(),
+        None => {
+            let host = if http_addr.ip().is_unspecified() {
+                mgmt
+            } else {
+                http_addr.ip()
+            };
+            format!("http://{}", SocketAddr::new(host, http_addr.port()))
+        }
+    };
+    let catalog = match &args.matchbox_data {
+        Some(dir) => Catalog::load_dir(dir)?,
+        None => Catalog::flatcar(nodes, &FlatcarBoot::new(&base_url)),
+    };
+    let ignition = ignition.unwrap_or_else(|| Arc::new(IgnitionDir::in_state_dir(state_dir)));
+    let mut content = HttpContent::new(
+        catalog,
+        reports.clone(),
+        ignition,
+        &state_dir.join("assets"),
+        metrics.clone(),
+    );
+    let mut tasks = Vec::new();
+    let mut tftp_addr = None;
+    if let Some((tftp, boot_files)) = tftp {
+        content = content.with_boot_files(&boot_files);
+        tftp_addr = Some(tftp.local_addr());
+        tasks.push(tokio::spawn(tftp.run()));
+    }
+    let http = HttpServer::from_listener(listener, content)?;
+    tasks.push(tokio::spawn(http.run()));
+    Ok(ContentServices {
+        http_addr,
+        tftp_addr,
+        base_url,
+        reports,
+        metrics,
+        tasks,
+    })
+}
+
+/// Every node's primary MAC and every BMC MAC, from the address plan;
+/// with a selection, primary MACs also carry the node's short host name.
+pub fn reservations(plan: &AddressPlan, selection: Option<&Selection>) -> Vec<Reservation> {
+    plan.nodes()
+        .iter()
+        .flat_map(|n| {
+            let hostname = selection
+                .and_then(|s| s.find_by_mac(n.node.primary_mac))
+                .and_then(|s| s.hostname.as_deref())
+                .map(|h| h.split('.').next().unwrap_or(h).to_owned());
+            [
+                Reservation {
+                    mac: n.node.primary_mac,
+                    ip: n.ip,
+                    hostname,
+                },
+                Reservation {
+                    mac: n.node.bmc_mac,
+                    ip: n.bmc_ip,
+                    hostname: None,
+                },
+            ]
+        })
+        .collect()
+}
+
+/// Put the management node's internal address on the interface DHCP serves
+/// (stage 1, docs/bootstrap.md); returns
+/// `"<ip>/<prefix> on <if> (added|already present)"`.
+pub async fn ensure_internal_address(rack: &Rack, iface: &str) -> Result<String, Error> {
+    let ip = rack.plan.management_ip();
+    let prefix = rack.plan.subnet().prefix_len();
+    let change = racker_netboot::iface::ensure_address(iface, ip, prefix)
+        .await
+        .map_err(|source| Error::InterfaceAddress {
+            ip,
+            prefix_len: prefix,
+            interface: iface.to_owned(),
+            source,
+        })?;
+    Ok(format!(
+        "{ip}/{prefix} on {iface} ({})",
+        match change {
+            racker_netboot::iface::AddressChange::Added => "added",
+            racker_netboot::iface::AddressChange::AlreadyPresent => "already present",
+        }
+    ))
+}
+
+/// Where the netboot services of a bootstrap listen.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NetbootEndpoints {
+    /// DHCP: a plain UDP address (simulator, tests) or `None` for the PXE
+    /// interface on port 67.
+    pub dhcp_listen: Option<SocketAddr>,
+    /// HTTP and TFTP, as `racker netboot serve` takes them.
+    pub content: ContentOptions,
+    /// Base URL nodes use to reach the HTTP server (default: derived from
+    /// the bound HTTP address).
+    pub http_url: Option<String>,
+    /// Serve DHCP on an interface that fails the safety checks.
+    pub force: bool,
+    /// Where interfaces are listed (for the safety checks).
+    pub sys_class_net: PathBuf,
+}
+
+impl NetbootEndpoints {
+    /// DHCP on the PXE interface, HTTP and TFTP on the management node's
+    /// internal address, interfaces listed in `sys_class_net`.
+    pub fn new(sys_class_net: impl Into<PathBuf>) -> Self {
+        Self {
+            dhcp_listen: None,
+            content: ContentOptions::default(),
+            http_url: None,
+            force: false,
+            sys_class_net: sys_class_net.into(),
+        }
+    }
+
+    /// Everything on loopback-style plain sockets: DHCP on `dhcp`, HTTP on
+    /// `http`, no TFTP (the simulated rack's firmware boots iPXE itself).
+    pub fn plain(dhcp: SocketAddr, http: SocketAddr) -> Self {
+        let mut e = Self::new("/sys/class/net");
+        e.dhcp_listen = Some(dhcp);
+        e.content.http_listen = Some(http);
+        e.content.without_tftp = true;
+        e
+    }
+}
+
+/// Ignition configs straight from the rendered cluster directory.
+#[derive(Debug)]
+pub(crate) struct ClusterIgnition {
+    pub(crate) cluster_dir: PathBuf,
+}
+
+impl IgnitionSource for ClusterIgnition {
+    fn ignition(
+        &self,
+        mac: MacAddr,
+        profile: IgnitionProfile,
+    ) -> Result<Option<Vec<u8>>, ContentError> {
+        let rel = match profile {
+            IgnitionProfile::Install => racker_lokomotive::install_ignition_path(mac),
+            IgnitionProfile::Os => racker_lokomotive::os_ignition_path(mac),
+        };
+        let path = self.cluster_dir.join(rel);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(ContentError::Io {
+                action: "reading",
+                path,
+                source,
+            }),
+        }
+    }
+}
+
+/// The running services.
+#[derive(Debug)]
+pub(crate) struct Netboot {
+    pub(crate) reports: ReportStore,
+    pub(crate) http_addr: SocketAddr,
+    pub(crate) base_url: String,
+    pub(crate) dhcp_addr: SocketAddr,
+    /// `"<ip>/<prefix> on <interface> (added|present)"` when DHCP serves on
+    /// the PXE interface.
+    pub(crate) address: Option<String>,
+    tasks: Vec<tokio::task::AbortHandle>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Netboot {
+    pub(crate) fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Start HTTP (+TFTP) through `racker netboot serve`'s content start-up,
+/// with Ignition from the rendered cluster directory, then DHCP.
+pub(crate) async fn start(
+    state_dir: &Path,
+    rack: &Rack,
+    selection: &Selection,
+    cluster_dir: &Path,
+    endpoints: &NetbootEndpoints,
+) -> Result<Netboot, Error> {
+    let plan = &rack.plan;
+    // The internal address must be on the PXE interface before HTTP and
+    // TFTP bind to it.
+    let address = match endpoints.dhcp_listen {
+        Some(_) => None,
+        None => Some(ensure_internal_address(rack, &rack.management.pxe_interface).await?),
+    };
+    let content = start_content(
+        state_dir,
+        &endpoints.content,
+        plan,
+        &node_entries(plan, Some(selection)),
+        endpoints.http_url.as_deref(),
+        Some(Arc::new(ClusterIgnition {
+            cluster_dir: cluster_dir.to_owned(),
+        })),
+    )
+    .await?;
+    let mut tasks: Vec<tokio::task::AbortHandle> =
+        content.tasks.iter().map(|t| t.abort_handle()).collect();
+
+    let mut config = DhcpConfig::new(plan.management_ip(), plan.subnet().prefix_len());
+    config.boot = BootConfig::new(content.base_url.clone());
+    let leases = LeaseTable::load(state_dir)?;
+    let server = DhcpServer::new(config, reservations(plan, Some(selection)), leases)?;
+    let socket = match endpoints.dhcp_listen {
+        Some(addr) => DhcpSocket::bind_plain(addr)?,
+        None => {
+            let iface = &rack.management.pxe_interface;
+            if !endpoints.force {
+                transport::check_interface(
+                    iface,
+                    &endpoints.sys_class_net,
+                    Path::new("/proc/net/route"),
+                    Some(rack.management.secondary_mac),
+                )
+                .map_err(|source| Error::RefusedInterface {
+                    interface: iface.clone(),
+                    source,
+                })?;
+            }
+            DhcpSocket::bind_interface(iface, transport::SERVER_PORT)?
+        }
+    };
+    let dhcp_addr = socket.local_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    // The report store knows which nodes are installed.
+    let installed: Arc<dyn InstalledNodes + Send + Sync> = Arc::new(content.reports.clone());
+    let state_dir = state_dir.to_owned();
+    // DHCP counters appear on the HTTP server's /metrics.
+    let stats = Arc::new(racker_netboot::dhcp::DhcpStats::default());
+    content.metrics.register(stats.clone());
+    let dhcp = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        if let Err(e) =
+            transport::serve_counted(socket, server, Some(state_dir), installed, stats, shutdown)
+                .await
+        {
+            tracing::error!("DHCP stopped: {e}");
+        }
+    });
+    tasks.push(dhcp.abort_handle());
+    Ok(Netboot {
+        reports: content.reports,
+        http_addr: content.http_addr,
+        base_url: content.base_url,
+        dhcp_addr,
+        address,
+        tasks,
+        shutdown: Some(tx),
+    })
+}

@@ -1,0 +1,105 @@
+//! The boot content start-up (`network::start_content`) on loopback, with a
+//! real HTTP client exchange.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use racker_bootstrap::network::{ContentOptions, node_entries, start_content};
+use racker_inventory::{AddressPlan, Inventory, LocalInterface, PlanOptions};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+fn plan() -> AddressPlan {
+    let inventory = Inventory::parse(
+        "nodes.csv",
+        b"Primary MAC address, BMC MAC address, Secondary MAC address, Node Type, Comments\n\
+          00:11:22:33:44:00, 00:11:22:33:44:01, 00:11:22:33:44:30, red, mgmt node\n\
+          00:11:22:33:44:10, 00:11:22:33:44:11, 00:11:22:33:44:40, red, node\n\
+          00:11:22:33:44:20, 00:11:22:33:44:21, 00:11:22:33:44:50, red, node\n"
+            .as_slice(),
+    )
+    .unwrap();
+    let management = inventory
+        .management(&[LocalInterface {
+            name: "eth1".into(),
+            mac: "00:11:22:33:44:30".parse().unwrap(),
+        }])
+        .unwrap();
+    AddressPlan::new(&inventory, &management, &PlanOptions::default()).unwrap()
+}
+
+fn options(boot_files: &Path) -> ContentOptions {
+    let mut o = ContentOptions::new();
+    o.http_listen = Some("127.0.0.1:0".parse().unwrap());
+    o.tftp_listen = Some("127.0.0.1:0".parse().unwrap());
+    o.boot_files = Some(boot_files.to_owned());
+    o
+}
+
+async fn get(addr: SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn start_serves_plan_nodes_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let boot = dir.path().join("boot");
+    std::fs::create_dir_all(&boot).unwrap();
+    std::fs::write(boot.join("undionly.kpxe"), b"bios").unwrap();
+    std::fs::write(boot.join("ipxe.efi"), b"efi").unwrap();
+    let plan = plan();
+    let services = start_content(
+        &dir.path().join("state"),
+        &options(&boot),
+        &plan,
+        &node_entries(&plan, None),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(services.base_url, format!("http://{}", services.http_addr));
+    assert!(services.tftp_addr.is_some());
+    let reply = get(services.http_addr, "/ipxe?mac=00-11-22-33-44-20").await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains(&format!(
+        "ignition.config.url={}/ignition",
+        services.base_url
+    )));
+    // The management node itself is not a boot target.
+    let reply = get(services.http_addr, "/ipxe?mac=00:11:22:33:44:00").await;
+    assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
+    let reply = get(services.http_addr, "/ipxe.efi").await;
+    assert!(reply.ends_with("\r\n\r\nefi"), "{reply}");
+    for t in services.tasks {
+        t.abort();
+    }
+}
+
+#[tokio::test]
+async fn missing_boot_files_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan();
+    let err = start_content(
+        &dir.path().join("state"),
+        &options(&dir.path().join("nowhere")),
+        &plan,
+        &node_entries(&plan, None),
+        None,
+        None,
+    )
+    .await
+    .unwrap_err();
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    assert!(text.contains("--boot-files"), "{text}");
+}
