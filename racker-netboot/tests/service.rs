@@ -144,7 +144,7 @@ async fn builder_wires_dhcp_tftp_and_http_on_loopback() {
     })
     .await
     .unwrap();
-    assert!(script.starts_with("HTTP/1.0 200"), "{script}");
+    assert!(script.starts_with("HTTP/1.1 200"), "{script}");
     assert!(
         script.contains(&format!("http://{http}/assets/")),
         "{script}"
@@ -214,7 +214,7 @@ async fn no_dhcp_serves_content_only_and_base_url_override_reaches_the_profile()
     let efi = tokio::task::spawn_blocking(move || http_get(http, "/ipxe.efi"))
         .await
         .unwrap();
-    assert!(efi.starts_with("HTTP/1.0 404"), "{efi}");
+    assert!(efi.starts_with("HTTP/1.1 404"), "{efi}");
     service.shutdown().await.unwrap();
 }
 
