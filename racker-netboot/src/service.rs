@@ -22,41 +22,70 @@
 //!    taken from the installer reports.
 //!
 //! ```no_run
+//! use std::net::SocketAddr;
+//! use std::path::Path;
 //! use std::sync::Arc;
-//! use racker_netboot::service::{DhcpListen, NetbootService};
-//! use racker_netboot::{DhcpConfig, Reservation};
 //!
-//! # async fn demo(
-//! #     reservations: Vec<Reservation>,
-//! #     nodes: Vec<racker_netboot::matchbox::NodeEntry>,
-//! #     ignition: Arc<dyn racker_netboot::IgnitionSource>,
-//! # ) -> Result<(), racker_netboot::service::ServiceError> {
-//! // What `racker bootstrap` runs: DHCP on the PXE interface (checked
-//! // against the management node's secondary MAC and the routes, address
-//! // added), TFTP on <server>:69, HTTP on <server>:8080, Ignition from the
-//! // rendered cluster.
-//! let config = DhcpConfig::new("172.24.213.1".parse()?, 24);
-//! let service = NetbootService::builder("/var/lib/racker", config)
-//!     .dhcp(DhcpListen::Interface("eno2".into()))
-//!     .expected_mac("02:11:22:33:44:30".parse()?)
-//!     .force(false)
-//!     .reservations(reservations)
-//!     .nodes(nodes)
-//!     .ignition(ignition)
-//!     .start()
-//!     .await?;
-//! if let Some(address) = service.interface_address() {
-//!     println!("{address}"); // 172.24.213.1/24 on eno2 (added)
+//! use racker_inventory::MacAddr;
+//! use racker_netboot::matchbox::NodeEntry;
+//! use racker_netboot::service::{DhcpListen, NetbootService};
+//! use racker_netboot::{DhcpConfig, IgnitionSource, Reservation};
+//!
+//! /// What `racker bootstrap` stage 1 needs (bootstrap/network.rs).
+//! async fn bootstrap_network(
+//!     state_dir: &Path,
+//!     sys_class_net: &Path,
+//!     pxe_interface: &str,
+//!     secondary_mac: MacAddr,   // the management node's PXE NIC
+//!     dhcp_listen: Option<SocketAddr>, // Some: plain UDP (simulator, tests)
+//!     http_listen: Option<SocketAddr>,
+//!     tftp_listen: Option<SocketAddr>,
+//!     boot_files: Option<std::path::PathBuf>,
+//!     http_url: Option<String>, // the base URL nodes use, if not the bound one
+//!     force: bool,
+//!     reservations: Vec<Reservation>,  // primary + BMC MACs, with host names
+//!     nodes: Vec<NodeEntry>,           // the selection, minus excluded nodes
+//!     ignition: Arc<dyn IgnitionSource>, // the rendered cluster directory
+//! ) -> Result<NetbootService, Box<dyn std::error::Error>> {
+//!     let config = DhcpConfig::new("172.24.213.1".parse()?, 24);
+//!     let mut builder = NetbootService::builder(state_dir, config)
+//!         .dhcp(match dhcp_listen {
+//!             Some(addr) => DhcpListen::Socket(addr),
+//!             None => DhcpListen::Interface(pxe_interface.to_owned()),
+//!         })
+//!         .sys_class_net(sys_class_net)
+//!         .expected_mac(secondary_mac)
+//!         .force(force)
+//!         .reservations(reservations)
+//!         .nodes(nodes)
+//!         .ignition(ignition)
+//!         .base_url(http_url)
+//!         .boot_files(boot_files)
+//!         // On plain UDP (simulator, tests) TFTP only runs when asked for.
+//!         .tftp(tftp_listen.is_some() || dhcp_listen.is_none());
+//!     if let Some(addr) = http_listen {
+//!         builder = builder.http_listen(addr);
+//!     }
+//!     if let Some(addr) = tftp_listen {
+//!         builder = builder.tftp_listen(addr);
+//!     }
+//!     let service = builder.start().await?;
+//!     if let Some(refusal) = service.forced_past() {
+//!         eprintln!("warning: {refusal}; serving anyway (--force)");
+//!     }
+//!     if let Some(address) = service.interface_address() {
+//!         println!("✓ Network: {address}"); // 172.24.213.1/24 on eno2 (added)
+//!     }
+//!     println!(
+//!         "✓ Network: DHCP on {:?}, HTTP on {} ({})",
+//!         service.dhcp_addr(),
+//!         service.http_addr(),
+//!         service.base_url()
+//!     );
+//!     // Drive the nodes, watching `service.reports()`; at the end
+//!     // `service.shutdown().await` (lease table saved) or `service.stop()`.
+//!     Ok(service)
 //! }
-//! println!(
-//!     "DHCP on {:?}, HTTP on {} (nodes use {})",
-//!     service.dhcp_addr(),
-//!     service.http_addr(),
-//!     service.base_url()
-//! );
-//! // ... drive the nodes, watch service.reports() ...
-//! service.shutdown().await?; // the lease table is saved
-//! # Ok(()) }
 //! ```
 
 use std::future::Future;
