@@ -55,6 +55,26 @@ pub(crate) struct ContentArgs {
     /// of the generated Flatcar installer profile.
     #[arg(long, value_name = "DIR")]
     pub(crate) matchbox_data: Option<PathBuf>,
+    /// Kernel console argument of the PXE-booted installer (repeatable; the
+    /// same as the rack's rendered `--kernel-console`)
+    /// [default: console=ttyS1,57600n8 earlyprintk=serial,ttyS1,57600n8].
+    #[arg(long, value_name = "ARG")]
+    pub(crate) kernel_console: Vec<String>,
+}
+
+/// The installer's boot settings: the rack's kernel console (default as the
+/// original racker: `ttyS1,57600n8`, docs/netboot-content.md).
+pub(crate) fn flatcar_boot(base_url: &str, kernel_console: &[String]) -> FlatcarBoot {
+    let mut boot = FlatcarBoot::new(base_url);
+    boot.console = if kernel_console.is_empty() {
+        racker_lokomotive::DEFAULT_KERNEL_CONSOLE
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
+    } else {
+        kernel_console.to_vec()
+    };
+    boot
 }
 
 /// The running content servers.
@@ -166,7 +186,7 @@ pub(crate) async fn start_for(
     };
     let catalog = match &args.matchbox_data {
         Some(dir) => Catalog::load_dir(dir)?,
-        None => Catalog::flatcar(nodes, &FlatcarBoot::new(&base_url)),
+        None => Catalog::flatcar(nodes, &flatcar_boot(&base_url, &args.kernel_console)),
     };
     let ignition =
         ignition.unwrap_or_else(|| Arc::new(IgnitionDir::in_state_dir(&globals.state_dir)));
@@ -312,7 +332,7 @@ pub(crate) fn render_matchbox(
     nodes: &[NodeEntry],
     base_url: &str,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    let catalog = Catalog::flatcar(nodes, &FlatcarBoot::new(base_url));
+    let catalog = Catalog::flatcar(nodes, &flatcar_boot(base_url, &[]));
     Ok(catalog.write_dir(dir)?)
 }
 
@@ -398,6 +418,7 @@ mod tests {
             no_dhcp: true,
             matchbox_data: None,
             without_tftp: false,
+            kernel_console: Vec::new(),
         };
         let services = start(&globals, &args, &rack.plan).await.unwrap();
         assert_eq!(services.base_url, format!("http://{}", services.http_addr));
@@ -407,6 +428,12 @@ mod tests {
             "ignition.config.url={}/ignition",
             services.base_url
         )));
+        // The rack's console (default as the original racker), not ttyS0.
+        assert!(
+            reply.contains(" console=ttyS1,57600n8 earlyprintk=serial,ttyS1,57600n8 "),
+            "{reply}"
+        );
+        assert!(!reply.contains("ttyS0"), "{reply}");
         // The management node itself is not a boot target.
         let reply = get(services.http_addr, "/ipxe?mac=00:11:22:33:44:00").await;
         assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
@@ -434,6 +461,7 @@ mod tests {
             no_dhcp: true,
             matchbox_data: None,
             without_tftp: false,
+            kernel_console: Vec::new(),
         };
         let err = start(&globals, &args, &rack.plan).await.unwrap_err();
         assert!(format!("{err:#}").contains("--boot-files"), "{err:#}");
