@@ -295,6 +295,161 @@ fn collect(script: &str, out: &mut Vec<String>, functions: &mut Vec<String>, dep
     }
 }
 
+/// One simple command of a script: its words (assignments before the
+/// program and redirection targets left out) and every program it runs
+/// (the first word, then those of its command substitutions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimpleCommand {
+    /// 1-based line of the script where it starts.
+    pub line: usize,
+    /// The words, quotes removed; `$(...)` stands for a substitution.
+    pub words: Vec<String>,
+    /// Programs it runs.
+    pub programs: Vec<String>,
+}
+
+/// A script split into the simple commands it runs in order, and the
+/// functions it defines (name → body), for a simulator to follow. `&&`,
+/// `||` and `|` separate commands like `;` does (a simulator runs each).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Script {
+    /// Top-level commands in order.
+    pub commands: Vec<SimpleCommand>,
+    /// Function bodies by name.
+    pub functions: Vec<(String, Vec<SimpleCommand>)>,
+}
+
+/// Split `script` into [`Script`]: the installer racker renders is a list
+/// of simple commands and one function (`report`).
+pub fn parse_script(script: &str) -> Script {
+    let mut out = Script::default();
+    let mut current: Vec<SimpleCommand> = Vec::new();
+    let mut function: Option<String> = None;
+    let mut line = 1;
+    for raw in split_lines(script) {
+        let (start_line, text) = raw;
+        line = line.max(start_line);
+        let mut subs = Vec::new();
+        let toks = tokenize(&text, &mut subs);
+        let sub_programs: Vec<String> = subs.iter().flat_map(|s| shell_commands(s)).collect();
+        let mut words: Vec<String> = Vec::new();
+        let mut skip_next = false;
+        let mut k = 0;
+        let flush = |words: &mut Vec<String>, current: &mut Vec<SimpleCommand>, subs: &[String]| {
+            let ws: Vec<String> = std::mem::take(words)
+                .into_iter()
+                .skip_while(|w| {
+                    w.split_once('=')
+                        .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(is_name_char))
+                })
+                .collect();
+            let has_sub = ws.iter().any(|w| w.contains("$(...)"));
+            let mut programs: Vec<String> = ws.first().cloned().into_iter().collect();
+            if has_sub {
+                programs.extend(subs.iter().cloned());
+            }
+            if !programs.is_empty() {
+                current.push(SimpleCommand {
+                    line: start_line,
+                    words: ws,
+                    programs,
+                });
+            }
+        };
+        // Assignments with a substitution and no command (`x=$(blkid)`).
+        let only_assignment_sub = !sub_programs.is_empty();
+        while k < toks.len() {
+            match &toks[k] {
+                Tok::Word(w) if skip_next => {
+                    let _ = w;
+                    skip_next = false;
+                }
+                Tok::Word(w) if words.is_empty() && w == "}" => {
+                    if let Some(name) = function.take() {
+                        out.functions.push((name, std::mem::take(&mut current)));
+                        current = std::mem::take(&mut out.commands);
+                    }
+                }
+                Tok::Word(w)
+                    if words.is_empty()
+                        && matches!(toks.get(k + 1), Some(Tok::Paren))
+                        && matches!(toks.get(k + 2), Some(Tok::Paren)) =>
+                {
+                    // `name() {`: commands until `}` are its body.
+                    out.commands.append(&mut current);
+                    function = Some(w.clone());
+                    k += 2;
+                    if matches!(toks.get(k + 1), Some(Tok::Word(b)) if b == "{") {
+                        k += 1;
+                    }
+                }
+                Tok::Word(w) => words.push(w.clone()),
+                Tok::Redirect { dup } => skip_next = !dup,
+                Tok::Sep | Tok::Paren => flush(&mut words, &mut current, &sub_programs),
+            }
+            k += 1;
+        }
+        let before = current.len();
+        flush(&mut words, &mut current, &sub_programs);
+        if current.len() == before && only_assignment_sub && function.is_none() {
+            // `x=$(prog)` alone: the substitution still runs.
+            current.push(SimpleCommand {
+                line: start_line,
+                words: Vec::new(),
+                programs: sub_programs.clone(),
+            });
+        }
+    }
+    out.commands.append(&mut current);
+    out
+}
+
+/// Logical lines (continuations joined) with their first line number;
+/// quotes spanning lines are kept together.
+fn split_lines(script: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut buf = String::new();
+    let mut start = 1;
+    let mut quote: Option<char> = None;
+    let mut line = 1;
+    let mut chars = script.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, '\\') if chars.peek() == Some(&'\n') => {
+                chars.next();
+                line += 1;
+                buf.push(' ');
+                continue;
+            }
+            (None, '\\') => {
+                buf.push(c);
+                if let Some(n) = chars.next() {
+                    buf.push(n);
+                }
+                continue;
+            }
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '\n') => {
+                line += 1;
+                if !buf.trim().is_empty() {
+                    out.push((start, std::mem::take(&mut buf)));
+                }
+                buf.clear();
+                start = line;
+                continue;
+            }
+            (Some(_), '\n') => line += 1,
+            _ => {}
+        }
+        buf.push(c);
+    }
+    if !buf.trim().is_empty() {
+        out.push((start, buf));
+    }
+    out
+}
+
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
@@ -553,6 +708,34 @@ mod tests {
                 "/usr/bin/curl"
             ]
         );
+    }
+
+    #[test]
+    fn scripts_split_into_commands_and_functions() {
+        let script = "#!/bin/bash\nset -e\nreport() {\n  curl -X POST \\\n    \"u?stage=$1\" || true\n}\ntrap 'report failed' ERR\noem=$(blkid -o device | head -n 1)\necho 'a b' >> /tmp/f\nreport installed\n";
+        let s = parse_script(script);
+        let words: Vec<Vec<&str>> = s
+            .commands
+            .iter()
+            .map(|c| c.words.iter().map(String::as_str).collect())
+            .collect();
+        assert_eq!(
+            words,
+            vec![
+                vec!["set", "-e"],
+                vec!["trap", "report failed", "ERR"],
+                vec![],
+                vec!["echo", "a b"],
+                vec!["report", "installed"],
+            ]
+        );
+        assert_eq!(s.commands[2].programs, ["blkid", "head"]);
+        assert_eq!(s.commands[4].line, 10);
+        assert_eq!(s.functions.len(), 1);
+        let (name, body) = &s.functions[0];
+        assert_eq!(name, "report");
+        assert_eq!(body[0].words, ["curl", "-X", "POST", "u?stage=$1"]);
+        assert_eq!(body[1].words, ["true"]);
     }
 
     #[test]

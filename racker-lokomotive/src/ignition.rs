@@ -299,7 +299,8 @@ pub const INSTALL_OS_CONFIG_PATH: &str = "/opt/racker/os.ign";
 /// The installer unit.
 pub const INSTALL_UNIT: &str = "racker-install.service";
 
-/// The installer script for `node`: install to the smallest disk, set the
+/// The installer script for `node`: report `installing`, install to the
+/// smallest disk, set the
 /// installed system's kernel console in the OEM partition's `grub.cfg` (as
 /// the original racker did), report `installed`, reboot. It runs only
 /// programs of a stock Flatcar image ([`crate::commands`]); persistent EFI
@@ -333,6 +334,7 @@ report() {{
     \"{url}/report?mac={mac}&stage=$1\" || true
 }}
 trap 'report failed' ERR
+report installing
 flatcar-install -s -b {url}/assets/flatcar -V current -i {os_config}
 {console}# racker sets persistent EFI disk boot over IPMI LAN when it sees this report.
 report installed
