@@ -42,6 +42,25 @@ pub struct ContentOptions {
     /// Serve the profiles and groups of this matchbox data directory
     /// instead of the generated Flatcar installer profile.
     pub matchbox_data: Option<PathBuf>,
+    /// Kernel console arguments of the PXE-booted installer (the rack's
+    /// `--kernel-console`) [default: [`racker_lokomotive::DEFAULT_KERNEL_CONSOLE`],
+    /// `ttyS1,57600n8` as the original racker].
+    pub kernel_console: Vec<String>,
+}
+
+/// The installer's boot settings with the rack's kernel console (default
+/// as the original racker: `ttyS1,57600n8`, docs/netboot-content.md).
+pub fn flatcar_boot(base_url: &str, kernel_console: &[String]) -> FlatcarBoot {
+    let mut boot = FlatcarBoot::new(base_url);
+    boot.console = if kernel_console.is_empty() {
+        racker_lokomotive::DEFAULT_KERNEL_CONSOLE
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
+    } else {
+        kernel_console.to_vec()
+    };
+    boot
 }
 
 impl ContentOptions {
@@ -161,7 +180,7 @@ pub async fn start_content(
     };
     let catalog = match &args.matchbox_data {
         Some(dir) => Catalog::load_dir(dir)?,
-        None => Catalog::flatcar(nodes, &FlatcarBoot::new(&base_url)),
+        None => Catalog::flatcar(nodes, &flatcar_boot(&base_url, &args.kernel_console)),
     };
     let ignition = ignition.unwrap_or_else(|| Arc::new(IgnitionDir::in_state_dir(state_dir)));
     let mut content = HttpContent::new(

@@ -548,6 +548,47 @@ fn boot_from<'a>(
     })
 }
 
+/// Persistent EFI disk boot, set from the management side because nothing
+/// on the node talks to its BMC (stock Flatcar has no ipmitool;
+/// docs/rendering.md, "Commands on the node"). Through the node's BMC over
+/// IPMI LAN: the 60 s boot-flag timeout off, then next boot = disk,
+/// persistent, EFI; no power action. Called when a node's `installed`
+/// report is seen (pxe_stage) and again on its `up` report (os_up_stage),
+/// since some BMCs lose the flags. A failure is a warning, never fatal: an
+/// installed node that PXE-boots again gets `exit` from racker's iPXE
+/// script and goes on to its disk.
+async fn set_disk_boot_from_management(ctx: &Ctx<'_>, nodes: &[&SelectedNode], why: &str) {
+    let targets: Vec<(MacAddr, racker_ipmi::BmcAddress)> = nodes
+        .iter()
+        .map(|n| (n.planned.node.primary_mac, bmc_of(ctx, n)))
+        .collect();
+    let creds = &ctx.credentials;
+    let opts = &ctx.session;
+    let mut stream = racker_ipmi::fan_out(targets, ctx.config.concurrency, move |bmc| async move {
+        let mut s = racker_ipmi::Session::connect(&bmc, creds, opts).await?;
+        let result = async {
+            s.disable_boot_flag_timeout().await?;
+            s.set_boot_device(BootDevice::Disk, true, true).await?;
+            Ok::<(), racker_ipmi::Error>(())
+        }
+        .await;
+        let _ = s.close().await;
+        result
+    });
+    while let Some(r) = stream.next().await {
+        match r.result {
+            Ok(()) => ctx.progress.log(&format!(
+                "{} {why}: persistent EFI disk boot set through {}",
+                r.key, r.bmc
+            )),
+            Err(e) => ctx.progress.say(&format!(
+                "  warning: {} {why}: setting disk boot through BMC {} failed: {e}",
+                r.key, r.bmc
+            )),
+        }
+    }
+}
+
 /// A counted stage: its `k/N` progress lines and the nodes that failed.
 struct Tally<'p, 'a> {
     progress: &'p Reporter<'a>,
@@ -719,6 +760,9 @@ async fn pxe_stage(
             let name_of = selection.find_by_mac(*mac).map(host).unwrap_or_default();
             match verdict {
                 Ok(()) => {
+                    if let Some(n) = selection.find_by_mac(*mac) {
+                        set_disk_boot_from_management(ctx, &[n], "installed").await;
+                    }
                     ctx.progress
                         .apply(file, *mac, &NodeEvent::Reached(Stage::InstallerBooted))?;
                     ctx.progress
@@ -795,6 +839,9 @@ async fn os_up_stage(
                 .is_some_and(|r| r.state.stage() >= Stage::OsUp)
                 || reports.is_up(mac);
             if up {
+                if reports.is_up(mac) {
+                    set_disk_boot_from_management(ctx, &[n], "up").await;
+                }
                 ctx.progress
                     .apply(file, mac, &NodeEvent::Reached(Stage::OsUp))?;
                 tally.ok(mac, format!("{mac} {} OS up", host(n)));

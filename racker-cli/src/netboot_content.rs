@@ -14,7 +14,7 @@ use racker_netboot::assets::{
     FLATCAR_KEY_FINGERPRINT, FetchEvent, FetchOptions, FetchOutcome, SIGNING_KEY_FILE,
     fetch_flatcar,
 };
-use racker_netboot::matchbox::{Catalog, FlatcarBoot, NodeEntry};
+use racker_netboot::matchbox::{Catalog, NodeEntry};
 
 use crate::context::{PlanArgs, SelectionArgs, load_selection};
 use crate::globals::Globals;
@@ -48,7 +48,14 @@ pub(crate) struct ContentArgs {
     /// of the generated Flatcar installer profile.
     #[arg(long, value_name = "DIR")]
     pub(crate) matchbox_data: Option<PathBuf>,
+    /// Kernel console argument of the PXE-booted installer (repeatable; the
+    /// same as the rack's rendered `--kernel-console`)
+    /// [default: console=ttyS1,57600n8 earlyprintk=serial,ttyS1,57600n8].
+    #[arg(long, value_name = "ARG")]
+    pub(crate) kernel_console: Vec<String>,
 }
+
+pub(crate) use racker_bootstrap::network::flatcar_boot;
 
 /// The running content servers.
 pub(crate) use racker_bootstrap::network::ContentServices;
@@ -63,6 +70,7 @@ impl ContentArgs {
         let mut o = racker_bootstrap::network::ContentOptions::new();
         o.http_listen = self.http_listen;
         o.tftp_listen = self.tftp_listen;
+        o.kernel_console = self.kernel_console.clone();
         o.boot_files.clone_from(&self.boot_files);
         o.without_tftp = self.without_tftp;
         o.matchbox_data.clone_from(&self.matchbox_data);
@@ -217,7 +225,7 @@ pub(crate) fn render_matchbox(
     nodes: &[NodeEntry],
     base_url: &str,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    let catalog = Catalog::flatcar(nodes, &FlatcarBoot::new(base_url));
+    let catalog = Catalog::flatcar(nodes, &flatcar_boot(base_url, &[]));
     Ok(catalog.write_dir(dir)?)
 }
 

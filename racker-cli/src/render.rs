@@ -92,7 +92,7 @@ pub(crate) struct RenderChoices {
     /// Kernel console argument of the installed nodes (repeatable)
     /// [default: console=ttyS1,57600n8 earlyprintk=serial,ttyS1,57600n8].
     #[arg(long, value_name = "ARG")]
-    kernel_console: Vec<String>,
+    pub(crate) kernel_console: Vec<String>,
     /// Port of the netboot (matchbox) HTTP server on the management node's
     /// internal address.
     #[arg(long, default_value_t = racker_lokomotive::DEFAULT_NETBOOT_PORT)]

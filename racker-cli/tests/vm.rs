@@ -551,7 +551,13 @@ fn a_vm_pxe_boots_through_racker_and_reports_installed() {
     fs::write(ignition_dir.join("install.ign"), ignition).unwrap();
 
     let mut server = lab
-        .racker(&["netboot", "serve"])
+        // QEMU's serial console is its first port.
+        .racker(&[
+            "netboot",
+            "serve",
+            "--kernel-console",
+            "console=ttyS0,115200n8",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -789,6 +795,8 @@ fn bootstrap_installs_a_vm_behind_ipmi_sim() {
             "240",
             "--cluster-dir",
             cluster.to_str().unwrap(),
+            "--kernel-console",
+            "console=ttyS0,115200n8",
         ])
         .stdout(fs::File::create(lab.path("bootstrap.out")).unwrap())
         .stderr(Stdio::piped())

@@ -3,10 +3,13 @@
 //! two per-node profiles racker's netboot server hands out.
 //!
 //! * `install`: what the PXE-booted Flatcar runs: install Flatcar to the
-//!   smallest disk with the node's OS config, set persistent EFI disk boot
-//!   through the local BMC, report `installed` to the netboot server, reboot.
+//!   smallest disk with the node's OS config, set the kernel console of the
+//!   installed system, report `installed` to the netboot server (which then
+//!   sets persistent EFI disk boot over IPMI LAN: nothing on the node talks
+//!   to its BMC, docs/rendering.md), reboot.
 //! * `os`: the installed system: `core` user with the SSH keys, host name,
-//!   `/etc/hosts`, the networkd units and the boot-flag service.
+//!   `/etc/hosts`, the networkd units, resolv.conf on systemd-resolved and
+//!   the up report.
 
 use serde::{Deserialize, Serialize};
 
@@ -178,7 +181,7 @@ pub(crate) struct Common {
     pub(crate) resolve_netdev: String,
     pub(crate) resolve_network: String,
     pub(crate) resolved: String,
-    pub(crate) boot: String,
+    pub(crate) resolv_conf: String,
 }
 
 impl Common {
@@ -188,7 +191,7 @@ impl Common {
             resolve_netdev: units::resolve_netdev(spec)?,
             resolve_network: units::resolve_network(spec)?,
             resolved: units::resolved_dropin(spec)?,
-            boot: units::boot_flags_service(spec)?,
+            resolv_conf: units::resolv_conf_service(spec)?,
         })
     }
 }
@@ -251,9 +254,9 @@ pub(crate) fn os_config_with(
         systemd: Some(Systemd {
             units: vec![
                 Unit {
-                    name: units::BOOT_FLAGS_UNIT.to_owned(),
+                    name: units::RESOLV_CONF_UNIT.to_owned(),
                     enabled: Some(true),
-                    contents: Some(common.boot.clone()),
+                    contents: Some(common.resolv_conf.clone()),
                 },
                 Unit {
                     name: REPORT_UP_UNIT.to_owned(),
@@ -296,11 +299,32 @@ pub const INSTALL_OS_CONFIG_PATH: &str = "/opt/racker/os.ign";
 /// The installer unit.
 pub const INSTALL_UNIT: &str = "racker-install.service";
 
-/// The installer script for `node`: install to the smallest disk, set
-/// persistent EFI disk boot through the local BMC, report, reboot.
+/// The installer script for `node`: report `installing`, install to the
+/// smallest disk, set the
+/// installed system's kernel console in the OEM partition's `grub.cfg` (as
+/// the original racker did), report `installed`, reboot. It runs only
+/// programs of a stock Flatcar image ([`crate::commands`]); persistent EFI
+/// disk boot is set by racker over IPMI LAN when the report arrives.
 pub fn install_script(spec: &ClusterSpec, node: &NodeSpec) -> String {
     let url = spec.netboot_url();
     let mac = node.mac;
+    // Kernel console arguments are validated tokens: safe inside quotes.
+    let console = if spec.kernel_console.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "# Kernel console of the installed system (Flatcar's GRUB reads the OEM
+# partition's grub.cfg).
+udevadm settle
+oem=$(blkid -t LABEL=OEM -o device | head -n 1)
+mkdir -p /tmp/oemfs
+mount \"$oem\" /tmp/oemfs
+echo 'set linux_console=\"{args}\"' >> /tmp/oemfs/grub.cfg
+umount /tmp/oemfs
+",
+            args = spec.kernel_console.join(" ")
+        )
+    };
     format!(
         "#!/bin/bash
 # Rendered by racker {version}: installs Flatcar on {name} ({mac}).
@@ -310,12 +334,9 @@ report() {{
     \"{url}/report?mac={mac}&stage=$1\" || true
 }}
 trap 'report failed' ERR
+report installing
 flatcar-install -s -b {url}/assets/flatcar -V current -i {os_config}
-# Boot from disk from now on (persistent, EFI); disable the 60 s timeout
-# that would clear the flag first.
-modprobe ipmi_devintf || true
-ipmitool raw 0x00 0x08 0x03 0x1f
-ipmitool raw 0x00 0x08 0x05 0xe0 0x08 0x00 0x00 0x00
+{console}# racker sets persistent EFI disk boot over IPMI LAN when it sees this report.
 report installed
 systemctl reboot
 ",

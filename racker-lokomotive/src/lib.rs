@@ -42,6 +42,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 
+pub mod commands;
 mod error;
 mod escape;
 mod exclude;

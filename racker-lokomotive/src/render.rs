@@ -23,9 +23,10 @@ pub const HOSTS_FILE: &str = "management-hosts";
 pub const BACKUP_CREDENTIALS: &str = "backup-credentials";
 
 /// Commands run by the installer after writing the disk and before the
-/// reboot: disable the 60 s boot-flag timeout, then set persistent EFI disk
-/// boot, both through the node's own BMC.
-pub const INSTALL_PRE_REBOOT_CMDS: &str = "(modprobe ipmi_devintf || true) && ipmitool raw 0x00 0x08 0x03 0x1f && ipmitool raw 0x00 0x08 0x05 0xe0 0x08 0x00 0x00 0x00";
+/// reboot: none. Stock Flatcar has no ipmitool, so nothing on the node
+/// talks to its BMC; persistent EFI disk boot is set from the management
+/// side over IPMI LAN (docs/rendering.md, "Commands on the node").
+pub const INSTALL_PRE_REBOOT_CMDS: &str = "true";
 
 /// Command Lokomotive runs (with `$mac` and `$domain` set) to PXE-boot a node.
 pub const PXE_COMMANDS: &str = "racker ipmi \"$mac\" boot-timeout off && racker ipmi \"$mac\" power off && racker ipmi \"$mac\" bootdev pxe && racker ipmi \"$mac\" power on";

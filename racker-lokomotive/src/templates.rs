@@ -32,7 +32,7 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "units/00-resolve.netdev.j2",
     "units/00-resolve.network.j2",
     "units/racker-resolved.conf.j2",
-    "units/boot-workaround-efi-disk-persist.service.j2",
+    "units/use-systemd-resolved.service.j2",
     "units/hosts.j2",
     "cl/node.yaml.j2",
     "cl/custom.yaml.j2",

@@ -20,8 +20,9 @@ pub const RESOLVE_NETDEV_UNIT: &str = "00-resolve.netdev";
 pub const RESOLVE_NETWORK_UNIT: &str = "00-resolve.network";
 /// systemd-resolved drop-in adding the extra stub listener.
 pub const RESOLVED_DROPIN_PATH: &str = "/etc/systemd/resolved.conf.d/racker-stub-listener.conf";
-/// The service re-asserting disk boot through the local BMC.
-pub const BOOT_FLAGS_UNIT: &str = "boot-workaround-efi-disk-persist.service";
+/// The service keeping `/etc/resolv.conf` on systemd-resolved's extra stub
+/// listener (the original racker's `use-systemd-resolved.service`).
+pub const RESOLV_CONF_UNIT: &str = "use-systemd-resolved.service";
 /// Address of the extra systemd-resolved stub listener (TEST-NET-1).
 pub const RESOLVE_ADDRESS: &str = "192.0.2.254";
 
@@ -79,9 +80,9 @@ pub fn resolved_dropin(spec: &ClusterSpec) -> Result<String, RenderError> {
     simple(spec, "units/racker-resolved.conf.j2")
 }
 
-/// The boot-flag service.
-pub fn boot_flags_service(spec: &ClusterSpec) -> Result<String, RenderError> {
-    simple(spec, "units/boot-workaround-efi-disk-persist.service.j2")
+/// The resolv.conf service.
+pub fn resolv_conf_service(spec: &ClusterSpec) -> Result<String, RenderError> {
+    simple(spec, "units/use-systemd-resolved.service.j2")
 }
 
 /// Every name of a node (host name first, then aliases).
@@ -129,7 +130,7 @@ pub(crate) fn clc_units(
         resolve_network => safe(common.resolve_network.clone()),
         resolved_path => RESOLVED_DROPIN_PATH,
         resolved => safe(common.resolved.clone()),
-        boot_name => BOOT_FLAGS_UNIT,
-        boot => safe(common.boot.clone()),
+        resolv_conf_name => RESOLV_CONF_UNIT,
+        resolv_conf => safe(common.resolv_conf.clone()),
     })
 }

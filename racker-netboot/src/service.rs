@@ -212,6 +212,7 @@ pub struct NetbootServiceBuilder {
     boot_files: Option<PathBuf>,
     tftp_config: TftpConfig,
     catalog: CatalogSource,
+    kernel_console: Option<Vec<String>>,
     ignition: Option<Arc<dyn IgnitionSource>>,
     assets_dir: Option<PathBuf>,
 }
@@ -293,6 +294,7 @@ impl NetbootService {
             boot_files: None,
             tftp_config: TftpConfig::default(),
             catalog: CatalogSource::Flatcar(Vec::new()),
+            kernel_console: None,
             ignition: None,
             assets_dir: None,
         }
@@ -546,6 +548,14 @@ impl NetbootServiceBuilder {
         self
     }
 
+    /// Kernel console arguments of the generated Flatcar installer profile
+    /// (the rack's console, e.g. `console=ttyS1,57600n8`, so the install
+    /// shows over serial-over-LAN) instead of [`FlatcarBoot`]'s default.
+    pub fn kernel_console(mut self, args: Vec<String>) -> Self {
+        self.kernel_console = Some(args);
+        self
+    }
+
     /// Boot these nodes with racker's Flatcar installer profile (the
     /// default, for no nodes).
     pub fn nodes(mut self, nodes: impl IntoIterator<Item = NodeEntry>) -> Self {
@@ -600,6 +610,7 @@ impl NetbootServiceBuilder {
             boot_files,
             tftp_config,
             catalog,
+            kernel_console,
             ignition,
             assets_dir,
         } = self;
@@ -691,7 +702,13 @@ impl NetbootServiceBuilder {
             format!("http://{}", SocketAddr::new(host, http_server_addr.port()))
         });
         let catalog = match catalog {
-            CatalogSource::Flatcar(nodes) => Catalog::flatcar(&nodes, &FlatcarBoot::new(&base_url)),
+            CatalogSource::Flatcar(nodes) => {
+                let mut boot = FlatcarBoot::new(&base_url);
+                if let Some(console) = kernel_console {
+                    boot.console = console;
+                }
+                Catalog::flatcar(&nodes, &boot)
+            }
             CatalogSource::MatchboxDir(dir) => Catalog::load_dir(&dir)?,
             CatalogSource::Ready(c) => c,
         };

@@ -71,6 +71,12 @@ async fn start_serves_plan_nodes_on_loopback() {
         "ignition.config.url={}/ignition",
         services.base_url
     )));
+    // The rack's console (default as the original racker), not ttyS0.
+    assert!(
+        reply.contains(" console=ttyS1,57600n8 earlyprintk=serial,ttyS1,57600n8 "),
+        "{reply}"
+    );
+    assert!(!reply.contains("ttyS0"), "{reply}");
     // The management node itself is not a boot target.
     let reply = get(services.http_addr, "/ipxe?mac=00:11:22:33:44:00").await;
     assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");

@@ -189,6 +189,11 @@ pub(crate) async fn bootstrap(
         endpoints.content.http_listen = args.http_listen;
         endpoints.content.tftp_listen = args.tftp_listen;
         endpoints.content.boot_files.clone_from(&args.boot_files);
+        // The installer's console is the rack's (--kernel-console).
+        endpoints
+            .content
+            .kernel_console
+            .clone_from(&args.choices.kernel_console);
         // On plain UDP (simulator, tests) TFTP only runs when asked for.
         endpoints.content.without_tftp = args.tftp_listen.is_none() && args.dhcp_listen.is_some();
         endpoints.http_url.clone_from(&args.http_url);

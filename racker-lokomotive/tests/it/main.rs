@@ -4,6 +4,7 @@
 
 mod exclusion;
 mod fixtures;
+mod node_commands;
 mod props;
 mod snapshots;
 mod validity;

@@ -115,8 +115,12 @@ fn ignition_carries_each_nodes_address_and_public_unit() {
         assert_eq!(file_text(&install, ignition::INSTALL_OS_CONFIG_PATH), text);
         let script = file_text(&install, ignition::INSTALL_SCRIPT_PATH);
         assert!(script.contains("flatcar-install -s "), "{script}");
+        // Nothing on the node talks to the BMC (docs/rendering.md).
+        assert!(!script.contains("ipmitool"), "{script}");
         assert!(
-            script.contains("ipmitool raw 0x00 0x08 0x05 0xe0 0x08 0x00 0x00 0x00"),
+            script.contains(
+                "echo 'set linux_console=\"console=ttyS1,57600n8 earlyprintk=serial,ttyS1,57600n8\"' >> /tmp/oemfs/grub.cfg"
+            ),
             "{script}"
         );
         assert!(
@@ -127,7 +131,7 @@ fn ignition_carries_each_nodes_address_and_public_unit() {
             "{script}"
         );
         let report = script.find("report installed").unwrap();
-        assert!(script.find("ipmitool raw 0x00 0x08 0x05").unwrap() < report);
+        assert!(script.find("umount /tmp/oemfs").unwrap() < report);
         assert!(report < script.find("systemctl reboot").unwrap());
         assert_eq!(
             install.unit(ignition::INSTALL_UNIT).unwrap().enabled,
@@ -335,4 +339,50 @@ fn container_linux_configs_and_ignition_carry_the_same_units() {
             None => assert!(custom.is_null(), "{custom:?}"),
         }
     }
+}
+
+/// `ignition-validate` (Debian's `ignition` package: the real CoreOS
+/// validator) accepts every rendered Ignition config and the OS config
+/// nested in each install config.
+#[test]
+fn real_ignition_validate_accepts_every_config() {
+    let test = "real_ignition_validate_accepts_every_config";
+    let Some(tool) = racker_testsupport::require_tool(test, "ignition-validate") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for scenario in [crate::fixtures::Scenario::flatcar("example"), {
+        let mut s = crate::fixtures::Scenario::flatcar("example");
+        s.public_ips = true;
+        s
+    }] {
+        let tree = crate::fixtures::render_scenario(&scenario);
+        for (path, file) in tree.files() {
+            if path.extension().is_none_or(|e| e != "ign") {
+                continue;
+            }
+            let mut texts = vec![file.text().to_owned()];
+            let config: ignition::Config = serde_json::from_str(file.text()).unwrap();
+            if config.file(ignition::INSTALL_OS_CONFIG_PATH).is_some() {
+                texts.push(file_text(&config, ignition::INSTALL_OS_CONFIG_PATH));
+            }
+            for text in texts {
+                let f = dir.path().join(format!("{checked}.ign"));
+                std::fs::write(&f, &text).unwrap();
+                let out = std::process::Command::new(&tool).arg(&f).output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "ignition-validate refused {} ({}):\n{}{}\n{text}",
+                    path.display(),
+                    f.display(),
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                checked += 1;
+            }
+        }
+    }
+    // 2 scenarios × 2 nodes × (install + nested OS + OS).
+    assert_eq!(checked, 12);
 }

@@ -6,6 +6,8 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use racker_lokomotive::commands::{self, Script, SimpleCommand};
+use racker_lokomotive::ignition::Config as IgnitionConfig;
 use url::Url;
 
 use super::dhcp::{self, Client, ClientId, ReplyKind};
@@ -297,8 +299,108 @@ pub struct FirmwareMachine {
     vars: Vars,
     plan: Option<BootPlan>,
     report_base: Option<Url>,
+    installer: Option<Installer>,
     xids: u32,
     next_id: u64,
+}
+
+/// The rendered installer script the Ignition config runs, being followed
+/// step by step (docs/simulated-firmware.md).
+#[derive(Debug, Clone)]
+struct Installer {
+    /// Its path (for messages like bash's).
+    path: String,
+    script: Script,
+    /// Next top-level command.
+    next: usize,
+    /// Inside a function call (or the ERR trap): the body, the next
+    /// command in it, the arguments.
+    call: Option<(Vec<SimpleCommand>, usize, Vec<String>)>,
+    /// The `trap ... ERR` command text.
+    trap: Option<String>,
+    /// Why it is failing (the ERR trap runs).
+    failing: Option<String>,
+}
+
+impl Installer {
+    /// The installer of an Ignition config: a unit whose `Exec*` runs a
+    /// `#!` script the config itself writes.
+    fn find(config: &IgnitionConfig) -> Option<Installer> {
+        let units = config.systemd.as_ref()?;
+        for unit in &units.units {
+            let Some(contents) = &unit.contents else {
+                continue;
+            };
+            for program in commands::unit_commands(contents) {
+                let Some(text) = config
+                    .file(&program)
+                    .and_then(|f| f.contents.as_ref())
+                    .and_then(|c| racker_lokomotive::decode_data_url(&c.source))
+                    .and_then(|b| String::from_utf8(b).ok())
+                else {
+                    continue;
+                };
+                if text.starts_with("#!") {
+                    return Some(Installer {
+                        path: program,
+                        script: commands::parse_script(&text),
+                        next: 0,
+                        call: None,
+                        trap: None,
+                        failing: None,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    fn function(&self, name: &str) -> Option<&Vec<SimpleCommand>> {
+        self.script
+            .functions
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, body)| body)
+    }
+
+    /// The next command to run with the arguments of its function call.
+    fn next_command(&mut self) -> Option<(SimpleCommand, Vec<String>)> {
+        loop {
+            if let Some((body, i, args)) = &mut self.call {
+                if let Some(c) = body.get(*i) {
+                    *i += 1;
+                    return Some((c.clone(), args.clone()));
+                }
+                self.call = None;
+                continue;
+            }
+            let c = self.script.commands.get(self.next)?.clone();
+            self.next += 1;
+            return Some((c, Vec::new()));
+        }
+    }
+}
+
+/// `$1`..`$9` of a function call replaced by its arguments.
+fn substitute(word: &str, args: &[String]) -> String {
+    let mut out = word.to_owned();
+    for (i, a) in args.iter().enumerate().take(9).rev() {
+        out = out.replace(&format!("${}", i + 1), a);
+    }
+    out
+}
+
+/// The `stage=` of a report URL.
+fn report_stage(url: &str) -> Option<ReportStage> {
+    let query = url.split_once('?')?.1;
+    let stage = query.split('&').find_map(|kv| kv.strip_prefix("stage="))?;
+    match stage {
+        "installing" => Some(ReportStage::Installing),
+        "installed" => Some(ReportStage::Installed),
+        "up" => Some(ReportStage::Up),
+        "failed" => Some(ReportStage::Failed),
+        _ => None,
+    }
 }
 
 impl FirmwareMachine {
@@ -344,6 +446,7 @@ impl FirmwareMachine {
             vars,
             plan: None,
             report_base,
+            installer: None,
             xids: 0,
             next_id: 0,
         }
@@ -389,6 +492,7 @@ impl FirmwareMachine {
         self.step = Step::Idle;
         self.deadline = None;
         self.plan = None;
+        self.installer = None;
         self.set_phase(Phase::Off);
     }
 
@@ -789,6 +893,12 @@ impl FirmwareMachine {
     }
 
     fn gave_up(&mut self, now: Instant, purpose: Purpose, url: &str, why: String) {
+        if self.installer.is_some() && matches!(purpose, Purpose::Report { .. }) {
+            // curl failed; the script's `|| true` goes on.
+            self.say(format!("curl: {url}: {why}"));
+            self.run_installer(now);
+            return;
+        }
         match purpose {
             Purpose::Script { .. } | Purpose::Kernel | Purpose::Initrd { .. } => {
                 self.say(format!(
@@ -839,7 +949,12 @@ impl FirmwareMachine {
             Purpose::Script { depth } => self.run_script(depth, url, &body),
             Purpose::Kernel => self.next_initrd(0),
             Purpose::Initrd { index } => self.next_initrd(index + 1),
-            Purpose::Ignition => self.ignition_fetched(&body),
+            Purpose::Ignition => self.ignition_fetched(now, &body),
+            Purpose::Report { stage, .. } if self.installer.is_some() => {
+                self.status.reports.push(stage.as_str().to_owned());
+                self.say(format!("installer: reported stage {}", stage.as_str()));
+                self.run_installer(now);
+            }
             Purpose::Report { stage, reason } => {
                 self.status.reports.push(stage.as_str().to_owned());
                 match stage {
@@ -949,7 +1064,7 @@ impl FirmwareMachine {
         }
     }
 
-    fn ignition_fetched(&mut self, body: &[u8]) {
+    fn ignition_fetched(&mut self, now: Instant, body: &[u8]) {
         let valid = serde_json::from_slice::<serde_json::Value>(body)
             .ok()
             .is_some_and(|v| v.get("ignition").is_some());
@@ -960,8 +1075,125 @@ impl FirmwareMachine {
             );
             return;
         }
+        // Racker's install config: follow the installer it runs.
+        if let Some(installer) = serde_json::from_slice::<IgnitionConfig>(body)
+            .ok()
+            .as_ref()
+            .and_then(Installer::find)
+        {
+            self.say(format!(
+                "ignition: config fetched and parsed\n[  OK  ] Started the installer {}.",
+                installer.path
+            ));
+            self.installer = Some(installer);
+            self.run_installer(now);
+            return;
+        }
+        // Any other config: the built-in simulated installer.
         self.say("ignition: config fetched and parsed");
         self.report(ReportStage::Installing, None);
+    }
+
+    /// Follow the installer script until a step has to wait (a report, the
+    /// disk write, the reboot) or it ends. Every program must be on a stock
+    /// Flatcar image (`racker_lokomotive::commands`); another one fails
+    /// like bash would (`command not found`, then the ERR trap).
+    fn run_installer(&mut self, now: Instant) {
+        loop {
+            let Some(inst) = self.installer.as_mut() else {
+                return;
+            };
+            let Some((cmd, args)) = inst.next_command() else {
+                let why = inst
+                    .failing
+                    .take()
+                    .unwrap_or_else(|| format!("{} ended without rebooting", inst.path));
+                self.installer = None;
+                self.halt(format!("installer: failed: {why}"));
+                return;
+            };
+            let words: Vec<String> = cmd.words.iter().map(|w| substitute(w, &args)).collect();
+            let unknown = cmd
+                .programs
+                .iter()
+                .find(|p| !commands::is_allowed(p) && inst.function(p).is_none())
+                .cloned();
+            if let Some(program) = unknown {
+                let why = format!(
+                    "{}: line {}: {program}: command not found",
+                    inst.path, cmd.line
+                );
+                self.installer_error(why);
+                continue;
+            }
+            let Some(program) = words.first().cloned() else {
+                continue;
+            };
+            if let Some(body) = inst.function(&program).cloned() {
+                inst.call = Some((body, 0, words[1..].to_vec()));
+                continue;
+            }
+            match program.rsplit('/').next().unwrap_or(&program) {
+                "trap" => {
+                    if words.last().is_some_and(|w| w == "ERR") {
+                        inst.trap = words.get(1).cloned();
+                    }
+                }
+                "flatcar-install" => {
+                    self.say(format!("+ {}", words.join(" ")));
+                    self.start_install(now);
+                    return;
+                }
+                "curl" if words.iter().any(|w| w == "POST") => {
+                    let Some(url) = words.iter().find(|w| w.contains("/report?")) else {
+                        continue;
+                    };
+                    let Some(stage) = report_stage(url) else {
+                        self.say(format!("installer: unknown report {url}"));
+                        continue;
+                    };
+                    let reason = if stage == ReportStage::Failed {
+                        inst.failing.clone()
+                    } else {
+                        None
+                    };
+                    self.report(stage, reason);
+                    if self.report_base.is_some() {
+                        return;
+                    }
+                }
+                "systemctl" if words.get(1).is_some_and(|w| w == "reboot") => {
+                    if let Some(why) = self.installer.as_mut().and_then(|i| i.failing.take()) {
+                        self.installer = None;
+                        self.halt(format!("installer: failed: {why}"));
+                        return;
+                    }
+                    self.installer = None;
+                    self.reboot();
+                    return;
+                }
+                _ => self.say(format!("+ {}", words.join(" "))),
+            }
+        }
+    }
+
+    /// A command of the installer failed: say why and run its ERR trap
+    /// (once), as `set -e` with `trap ... ERR` does; without a trap the
+    /// script stops.
+    fn installer_error(&mut self, why: String) {
+        self.say(&why);
+        let Some(inst) = self.installer.as_mut() else {
+            return;
+        };
+        if inst.failing.is_some() {
+            return;
+        }
+        inst.failing = Some(why);
+        inst.next = usize::MAX;
+        inst.call = inst
+            .trap
+            .as_deref()
+            .map(|t| (commands::parse_script(t).commands, 0, Vec::new()));
     }
 
     fn report(&mut self, stage: ReportStage, reason: Option<String>) {
@@ -997,8 +1229,26 @@ impl FirmwareMachine {
         self.deadline = Some(now + self.cfg.install_delay);
     }
 
-    fn install_done(&mut self) {
+    fn install_done(&mut self, now: Instant) {
         self.deadline = None;
+        if self.installer.is_some() {
+            self.step = Step::Idle;
+            if self.faults.install_fail {
+                self.installer_error(
+                    "flatcar-install: writing /dev/sda failed: Input/output error (simulated)"
+                        .to_owned(),
+                );
+            } else {
+                self.status.disk_installed = true;
+                self.status.installs = self.status.installs.saturating_add(1);
+                self.set_phase(Phase::Finishing);
+                self.say(
+                    "flatcar-install: Success! Flatcar Container Linux is installed on /dev/sda",
+                );
+            }
+            self.run_installer(now);
+            return;
+        }
         if self.faults.install_fail {
             let reason = "flatcar-install: writing /dev/sda failed: Input/output error (simulated)";
             self.say(format!("{reason}\ninstaller: reporting failure"));
@@ -1071,7 +1321,7 @@ impl FirmwareMachine {
                 let request = request.clone();
                 self.actions.push_back(Action::Http(request));
             }
-            Step::Installing => self.install_done(),
+            Step::Installing => self.install_done(now),
             _ => {}
         }
     }

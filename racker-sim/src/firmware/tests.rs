@@ -679,3 +679,144 @@ fn preinstalled_disk_from_a_known_server_reports_up() {
     assert!(matches!(h.m.status().phase, Phase::Halted { .. }));
     assert!(h.requests.is_empty());
 }
+
+/// Racker's rendered install config for the harness's node (MAC
+/// 00:11:22:33:44:10), with `edit` applied to its installer script.
+fn rendered_install_config(edit: impl Fn(String) -> String) -> Vec<u8> {
+    use racker_inventory::{
+        AddressPlan, Inventory, LocalInterface, PlanOptions, SelectionOptions, select,
+    };
+    let csv = "Primary, BMC, Secondary, Type, Comment\n\
+               00:11:22:33:44:00, 00:11:22:33:44:01, 00:11:22:33:44:30, red, mgmt\n\
+               00:11:22:33:44:10, 00:11:22:33:44:11, 00:11:22:33:44:40, red, node\n";
+    let inventory = Inventory::parse("nodes.csv", csv.as_bytes()).unwrap();
+    let local = [LocalInterface {
+        name: "eth1".into(),
+        mac: "00:11:22:33:44:30".parse().unwrap(),
+    }];
+    let plan = AddressPlan::new(
+        &inventory,
+        &inventory.management(&local).unwrap(),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    let selection = select(&plan, &SelectionOptions::default()).unwrap();
+    let options = racker_lokomotive::RenderOptions::new(vec![
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ7example admin".into(),
+    ]);
+    let tree = racker_lokomotive::render_cluster(&plan, &selection, &options, &Default::default())
+        .unwrap();
+    let text = tree
+        .get(racker_lokomotive::install_ignition_path(MacAddr::new(MAC)))
+        .unwrap()
+        .text();
+    let mut config: racker_lokomotive::ignition::Config = serde_json::from_str(text).unwrap();
+    for f in &mut config.storage.as_mut().unwrap().files {
+        if f.path == racker_lokomotive::ignition::INSTALL_SCRIPT_PATH {
+            let c = f.contents.as_mut().unwrap();
+            let script =
+                String::from_utf8(racker_lokomotive::decode_data_url(&c.source).unwrap()).unwrap();
+            c.source = racker_lokomotive::data_url(edit(script).as_bytes());
+        }
+    }
+    config.to_json().unwrap().into_bytes()
+}
+
+fn serving(install: Vec<u8>) -> impl FnMut(&HttpRequest) -> HttpOutcome {
+    move |req: &HttpRequest| {
+        if req.url.contains("/ignition?") {
+            ok(&install)
+        } else {
+            content(req)
+        }
+    }
+}
+
+#[test]
+fn the_rendered_installer_runs_step_by_step_without_touching_the_bmc() {
+    let mut h = Harness::default();
+    h.m.boot(h.now, BootDevice::Pxe, true);
+    h.pump(&mut serving(rendered_install_config(|s| s)));
+    let s = h.m.status().clone();
+    assert_eq!(s.phase, Phase::OsUp, "{}", h.console);
+    assert_eq!(s.reports, vec!["installing", "installed", "up"]);
+    assert_eq!(s.installs, 1);
+    // Nothing on the node sets boot flags: racker does, over IPMI LAN.
+    assert_eq!(h.bmc_calls, 0, "{}", h.console);
+    assert_eq!(h.reboots, 1);
+    for step in [
+        "[  OK  ] Started the installer /opt/racker/install.",
+        "+ flatcar-install -s -b http://172.24.213.1:8080/assets/flatcar -V current -i /opt/racker/os.ign",
+        "+ udevadm settle",
+        "+ mount $oem /tmp/oemfs",
+        "+ echo set linux_console=\"console=ttyS1,57600n8 earlyprintk=serial,ttyS1,57600n8\"",
+        "installer: reported stage installed",
+    ] {
+        assert!(h.console.contains(step), "{step}\n{}", h.console);
+    }
+    let posts: Vec<&str> = h
+        .requests
+        .iter()
+        .filter(|r| r.method == HttpMethod::Post)
+        .map(|r| r.url.as_str())
+        .collect();
+    assert_eq!(
+        posts,
+        vec![
+            format!("{BASE}/report?mac=00%3A11%3A22%3A33%3A44%3A10&stage=installing"),
+            format!("{BASE}/report?mac=00%3A11%3A22%3A33%3A44%3A10&stage=installed"),
+            format!("{BASE}/report?mac=00%3A11%3A22%3A33%3A44%3A10&stage=up"),
+        ]
+    );
+}
+
+#[test]
+fn an_installer_command_flatcar_lacks_fails_like_bash_and_reports_failed() {
+    let mut h = Harness::default();
+    h.m.boot(h.now, BootDevice::Pxe, true);
+    let config = rendered_install_config(|s| {
+        s.replace(
+            "udevadm settle",
+            "ipmitool raw 0x00 0x08 0x05 0xe0 0x08 0x00 0x00 0x00",
+        )
+    });
+    h.pump(&mut serving(config));
+    let s = h.m.status().clone();
+    let Phase::Halted { reason } = &s.phase else {
+        panic!("{:?}\n{}", s.phase, h.console);
+    };
+    assert!(
+        reason.contains("/opt/racker/install: line 13: ipmitool: command not found"),
+        "{reason}\n{}",
+        h.console
+    );
+    // The disk was written, but the ERR trap reported the failure and the
+    // script stopped before its own `report installed` and the reboot.
+    assert_eq!(s.reports, vec!["installing", "failed"], "{}", h.console);
+    assert_eq!(h.reboots, 0);
+    let failed = h
+        .requests
+        .iter()
+        .rev()
+        .find(|r| r.method == HttpMethod::Post)
+        .unwrap();
+    assert!(
+        failed.url.contains("stage=failed&reason="),
+        "{}",
+        failed.url
+    );
+    assert!(failed.url.contains("ipmitool"), "{}", failed.url);
+}
+
+#[test]
+fn a_failing_flatcar_install_runs_the_err_trap() {
+    let mut h = Harness::default();
+    h.m.set_faults(FirmwareFaults::only(FirmwareFault::InstallFail));
+    h.m.boot(h.now, BootDevice::Pxe, true);
+    h.pump(&mut serving(rendered_install_config(|s| s)));
+    let s = h.m.status().clone();
+    assert!(matches!(s.phase, Phase::Halted { .. }), "{:?}", s.phase);
+    assert_eq!(s.reports, vec!["installing", "failed"], "{}", h.console);
+    assert_eq!(s.installs, 0);
+    assert!(!s.disk_installed);
+}
