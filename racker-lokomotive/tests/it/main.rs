@@ -4,6 +4,7 @@
 
 mod exclusion;
 mod fixtures;
+mod original;
 mod props;
 mod snapshots;
 mod validity;
