@@ -16,6 +16,8 @@ pub use leases::{Lease, LeaseTable};
 pub mod assets;
 pub mod http;
 pub mod matchbox;
+#[cfg(feature = "grpc")]
+pub mod matchbox_api;
 mod profile;
 pub mod report;
 pub mod tftp;

@@ -12,7 +12,9 @@
 //! - `GET /metrics`: Prometheus text format.
 
 pub mod files;
+mod hook;
 pub mod metrics;
+pub use hook::{BootHook, HOOK_ENDPOINTS, HookReply};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -43,6 +45,7 @@ pub struct HttpContent {
     assets: PathBuf,
     boot_files: Option<PathBuf>,
     metrics: Arc<Metrics>,
+    hook: Option<Arc<dyn BootHook>>,
 }
 
 impl HttpContent {
@@ -63,6 +66,7 @@ impl HttpContent {
             assets: assets_dir.to_path_buf(),
             boot_files: None,
             metrics,
+            hook: None,
         }
     }
 
@@ -75,7 +79,8 @@ impl HttpContent {
 
     /// The axum router (for embedding or tests).
     pub fn router(self) -> Router {
-        Router::new()
+        let hook = self.hook.clone();
+        let router = Router::new()
             .route("/boot.ipxe", get(boot_ipxe))
             .route("/boot.ipxe.0", get(boot_ipxe))
             .route("/ipxe", get(node_ipxe))
@@ -86,7 +91,11 @@ impl HttpContent {
             .route("/boot-files/{*path}", get(boot_file))
             .route("/ipxe.efi", get(ipxe_efi))
             .fallback(not_found)
-            .with_state(Arc::new(self))
+            .with_state(Arc::new(self));
+        match hook {
+            Some(h) => router.layer(axum::middleware::from_fn_with_state(h, hook::layer)),
+            None => router,
+        }
     }
 }
 
