@@ -111,6 +111,10 @@ struct ServeArgs {
     /// Route table used to detect the default-route interface.
     #[arg(long, default_value = "/proc/net/route", hide = true)]
     proc_net_route: PathBuf,
+    /// Also serve the matchbox-compatible gRPC API (mutual TLS) for
+    /// Lokomotive on ADDR:PORT, e.g. 172.24.213.1:8081 [default: off].
+    #[arg(long, value_name = "ADDR:PORT")]
+    matchbox_grpc: Option<SocketAddr>,
     #[command(flatten)]
     content: ContentArgs,
 }
@@ -266,7 +270,11 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
             let address = ensure_internal_address(&rack, iface).await?;
             eprintln!("racker netboot: {address}");
         }
-        let content = netboot_content::start(globals, &args.content, &rack.plan).await?;
+        let mut content_args = args.content.clone();
+        let grpc =
+            crate::matchbox_grpc::start(globals, args.matchbox_grpc, &rack.plan, &mut content_args)
+                .await?;
+        let content = netboot_content::start(globals, &content_args, &rack.plan).await?;
         eprintln!(
             "racker netboot: HTTP listening on {} (nodes use {}), TFTP on {}",
             content.http_addr,
@@ -276,7 +284,7 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .map_or_else(|| "-".to_owned(), |a| a.to_string())
         );
         let mut tasks = tokio::task::JoinSet::new();
-        for task in content.tasks {
+        for task in content.tasks.into_iter().chain(grpc) {
             tasks.spawn(task);
         }
         if !dhcp_wanted {

@@ -55,6 +55,9 @@ pub(crate) struct ContentArgs {
     /// of the generated Flatcar installer profile.
     #[arg(long, value_name = "DIR")]
     pub(crate) matchbox_data: Option<PathBuf>,
+    /// Asked first by the HTTP boot endpoints (the matchbox gRPC store).
+    #[arg(skip)]
+    pub(crate) boot_hook: Option<Arc<dyn racker_netboot::http::BootHook>>,
 }
 
 /// The running content servers.
@@ -177,6 +180,9 @@ pub(crate) async fn start_for(
         &globals.state_dir.join("assets"),
         metrics.clone(),
     );
+    if let Some(hook) = &args.boot_hook {
+        content = content.with_hook(hook.clone());
+    }
     let mut tasks = Vec::new();
     let mut tftp_addr = None;
     if let Some((tftp, boot_files)) = tftp {
@@ -397,6 +403,7 @@ mod tests {
             boot_files: Some(boot),
             no_dhcp: true,
             matchbox_data: None,
+            boot_hook: None,
             without_tftp: false,
         };
         let services = start(&globals, &args, &rack.plan).await.unwrap();
@@ -433,6 +440,7 @@ mod tests {
             boot_files: Some(dir.path().join("nowhere")),
             no_dhcp: true,
             matchbox_data: None,
+            boot_hook: None,
             without_tftp: false,
         };
         let err = start(&globals, &args, &rack.plan).await.unwrap_err();

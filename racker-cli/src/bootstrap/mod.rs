@@ -300,6 +300,7 @@ fn endpoints(ctx: &Ctx<'_>) -> NetbootEndpoints {
             boot_files: args.boot_files.clone(),
             no_dhcp: false,
             matchbox_data: None,
+            boot_hook: None,
             // On plain UDP (simulator, tests) TFTP only runs when asked for.
             without_tftp: args.tftp_listen.is_none() && args.dhcp_listen.is_some(),
         },
