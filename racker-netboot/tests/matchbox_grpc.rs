@@ -134,6 +134,7 @@ async fn start(state: &Path) -> Servers {
 async fn client(py: &Path, gen_dir: &Path, phase: &str, s: &Servers, certs: &Path) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/matchbox_grpc/client.py");
     let mut cmd = tokio::process::Command::new(py);
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1");
     cmd.arg(script)
         .arg(phase)
         .arg(gen_dir)
