@@ -12,8 +12,9 @@ const NODES: usize = 1_000;
 fn rack(dir: &Path) {
     let oem = dir.join("oem");
     std::fs::create_dir_all(&oem).unwrap();
-    let mut csv =
-        String::from("Primary MAC address, BMC MAC address, Secondary MAC address, Node Type, Comments\n");
+    let mut csv = String::from(
+        "Primary MAC address, BMC MAC address, Secondary MAC address, Node Type, Comments\n",
+    );
     csv.push_str("02:00:00:00:00:00, 02:00:00:00:00:01, 02:00:00:00:00:02, mgmt, management\n");
     for i in 0..NODES {
         let (hi, lo) = (i / 256, i % 256);

@@ -8,6 +8,7 @@ mod factory;
 mod fsutil;
 mod globals;
 mod ipmi;
+mod matchbox_grpc;
 mod netboot;
 #[allow(dead_code)] // until `racker netboot` wires fetch-assets, render --matchbox and serve
 mod netboot_content;

@@ -112,6 +112,10 @@ struct ServeArgs {
     /// file in /proc/net/route format instead of asking the kernel (tests).
     #[arg(long, value_name = "FILE", hide = true)]
     proc_net_route: Option<PathBuf>,
+    /// Also serve the matchbox-compatible gRPC API (mutual TLS) for
+    /// Lokomotive on ADDR:PORT, e.g. 172.24.213.1:8081 [default: off].
+    #[arg(long, value_name = "ADDR:PORT")]
+    matchbox_grpc: Option<SocketAddr>,
     #[command(flatten)]
     content: ContentArgs,
 }
@@ -223,6 +227,15 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        // The matchbox gRPC API first: its store answers the HTTP boot
+        // endpoints before racker's own profiles.
+        let mut content_args = args.content.clone();
+        let grpc =
+            crate::matchbox_grpc::start(globals, args.matchbox_grpc, &rack.plan, &mut content_args)
+                .await?;
+        if let Some(hook) = content_args.boot_hook.clone() {
+            builder = builder.boot_hook(hook);
+        }
         let service = builder.start().await.map_err(|e| match e {
             ServiceError::Tftp { hint, .. } if !hint.is_empty() => anyhow::Error::new(e).context(
                 "TFTP port below 1024 needs root (or use --tftp-listen ADDR:PORT with a high port)",
@@ -248,7 +261,15 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
             Some(addr) => eprintln!("racker netboot: DHCP listening on {addr}"),
             None => eprintln!("racker netboot: DHCP disabled (--no-dhcp)"),
         }
-        service.run_until(shutdown_signal()).await?;
+        match grpc {
+            None => service.run_until(shutdown_signal()).await?,
+            Some(mut grpc) => tokio::select! {
+                served = service.run_until(shutdown_signal()) => served?,
+                failed = &mut grpc => {
+                    failed.context("matchbox gRPC API")??;
+                }
+            },
+        }
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

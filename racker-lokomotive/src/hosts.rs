@@ -8,7 +8,6 @@ use minijinja::value::Value;
 use crate::error::RenderError;
 use crate::spec::ClusterSpec;
 use crate::templates::{render, safe};
-use crate::units::names;
 
 /// First line of the block.
 pub const HOSTS_BEGIN: &str =
@@ -17,15 +16,26 @@ pub const HOSTS_BEGIN: &str =
 pub const HOSTS_END: &str = "# END racker cluster";
 
 /// The block (markers included, trailing newline) for `spec`.
+///
+/// The lines come in the order the original racker wrote them
+/// (docs/migrating.md): first one line per Lokomotive controller with the
+/// API name and the controller's etcd name, then one line per node with
+/// its host name, controllers first.
 pub fn hosts_block(spec: &ClusterSpec) -> Result<String, RenderError> {
-    let nodes: Vec<Value> = spec
+    let controllers = spec.controllers().map(|c| {
+        let (etcd, other): (Vec<&String>, Vec<&String>) =
+            c.aliases.iter().partition(|a| a.contains("-etcd"));
+        let names: Vec<String> = other.into_iter().chain(etcd).cloned().collect();
+        context! { ip => c.ip.to_string(), names => names }
+    });
+    let nodes = spec
         .nodes
         .iter()
-        .map(|n| context! { ip => n.ip.to_string(), names => names(n) })
-        .collect();
+        .map(|n| context! { ip => n.ip.to_string(), names => vec![n.name.clone()] });
+    let lines: Vec<Value> = controllers.chain(nodes).collect();
     render(
         "management-hosts.j2",
-        context! { begin => safe(HOSTS_BEGIN.to_owned()), end => safe(HOSTS_END.to_owned()), nodes => nodes },
+        context! { begin => safe(HOSTS_BEGIN.to_owned()), end => safe(HOSTS_END.to_owned()), nodes => lines },
     )
 }
 

@@ -137,6 +137,11 @@ pub struct RenderOptions {
     pub asset_dir: String,
     /// Directory of the matchbox API client certificate, key and CA.
     pub matchbox_client_dir: String,
+    /// Render for Lokomotive before v0.9 (the original's `OLD_LOKOMOTIVE=1`):
+    /// `k8s_domain_name` prefixed with the cluster name and the cluster
+    /// settings older lokoctl versions reject left out. Off by default:
+    /// lokoctl v0.9 prefixes the domain itself (docs/migrating.md).
+    pub old_lokomotive: bool,
 }
 
 impl RenderOptions {
@@ -157,6 +162,7 @@ impl RenderOptions {
             ssh_public_keys,
             asset_dir: "./lokoctl-assets".to_owned(),
             matchbox_client_dir: "/opt/racker-state/matchbox-client".to_owned(),
+            old_lokomotive: false,
         }
     }
 }

@@ -231,6 +231,7 @@ fn base_context(spec: &ClusterSpec) -> Value {
         version => safe(spec.racker_version.clone()),
         cluster_name => &spec.cluster_name,
         domain => &spec.domain,
+        old_lokomotive => spec.old_lokomotive,
         asset_dir => &spec.asset_dir,
         ssh_keys => &spec.ssh_public_keys,
         matchbox_addr => spec.management_ip.to_string(),

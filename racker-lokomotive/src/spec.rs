@@ -96,6 +96,13 @@ pub struct ClusterSpec {
     pub asset_dir: String,
     /// Directory of the matchbox API client certificate, key and CA.
     pub matchbox_client_dir: String,
+    /// Render for Lokomotive before v0.9 ([`RenderOptions::old_lokomotive`]).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub old_lokomotive: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl ClusterSpec {
@@ -202,6 +209,7 @@ impl ClusterSpec {
             ssh_public_keys: options.ssh_public_keys.clone(),
             asset_dir: options.asset_dir.clone(),
             matchbox_client_dir: options.matchbox_client_dir.clone(),
+            old_lokomotive: options.old_lokomotive && provision == ProvisionMode::Lokomotive,
         };
         spec.validate()?;
         if let Some((b, c)) = &options.backup {

@@ -85,13 +85,6 @@ pub fn resolv_conf_service(spec: &ClusterSpec) -> Result<String, RenderError> {
     simple(spec, "units/use-systemd-resolved.service.j2")
 }
 
-/// Every name of a node (host name first, then aliases).
-pub(crate) fn names(node: &NodeSpec) -> Vec<String> {
-    std::iter::once(node.name.clone())
-        .chain(node.aliases.iter().cloned())
-        .collect()
-}
-
 /// A node's `/etc/hosts`: localhost and, for Lokomotive, every controller
 /// with its etcd, controller and API names.
 pub fn etc_hosts(spec: &ClusterSpec) -> Result<String, RenderError> {

@@ -33,6 +33,8 @@ pub mod assets;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod matchbox;
+#[cfg(feature = "grpc")]
+pub mod matchbox_api;
 mod profile;
 pub mod query;
 pub mod report;

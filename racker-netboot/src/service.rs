@@ -213,6 +213,8 @@ pub struct NetbootServiceBuilder {
     tftp_config: TftpConfig,
     catalog: CatalogSource,
     kernel_console: Option<Vec<String>>,
+    #[cfg(feature = "grpc")]
+    boot_hook: Option<Arc<dyn crate::http::BootHook>>,
     ignition: Option<Arc<dyn IgnitionSource>>,
     assets_dir: Option<PathBuf>,
 }
@@ -295,6 +297,8 @@ impl NetbootService {
             tftp_config: TftpConfig::default(),
             catalog: CatalogSource::Flatcar(Vec::new()),
             kernel_console: None,
+            #[cfg(feature = "grpc")]
+            boot_hook: None,
             ignition: None,
             assets_dir: None,
         }
@@ -548,6 +552,14 @@ impl NetbootServiceBuilder {
         self
     }
 
+    /// Ask `hook` first on the HTTP boot endpoints (the matchbox gRPC
+    /// API's store, docs/lokomotive.md).
+    #[cfg(feature = "grpc")]
+    pub fn boot_hook(mut self, hook: Arc<dyn crate::http::BootHook>) -> Self {
+        self.boot_hook = Some(hook);
+        self
+    }
+
     /// Kernel console arguments of the generated Flatcar installer profile
     /// (the rack's console, e.g. `console=ttyS1,57600n8`, so the install
     /// shows over serial-over-LAN) instead of [`FlatcarBoot`]'s default.
@@ -611,6 +623,8 @@ impl NetbootServiceBuilder {
             tftp_config,
             catalog,
             kernel_console,
+            #[cfg(feature = "grpc")]
+            boot_hook,
             ignition,
             assets_dir,
         } = self;
@@ -716,6 +730,10 @@ impl NetbootServiceBuilder {
         let assets = assets_dir.unwrap_or_else(|| state_dir.join("assets"));
         let mut content =
             HttpContent::new(catalog, reports.clone(), ignition, &assets, metrics.clone());
+        #[cfg(feature = "grpc")]
+        if let Some(hook) = boot_hook {
+            content = content.with_hook(hook);
+        }
         let mut tasks = JoinSet::new();
         let mut tftp_addr = None;
         if let Some((tftp, root)) = tftp {

@@ -5,6 +5,7 @@
 mod exclusion;
 mod fixtures;
 mod node_commands;
+mod original;
 mod props;
 mod snapshots;
 mod validity;

@@ -12,9 +12,11 @@
 //! - `GET /metrics`: Prometheus text format.
 
 pub mod files;
+mod hook;
 pub mod metrics;
 mod serve;
 
+pub use hook::{BootHook, HOOK_ENDPOINTS, HookReply};
 pub use serve::{HttpLimits, raise_nofile_limit};
 
 use std::collections::BTreeMap;
@@ -47,6 +49,7 @@ pub struct HttpContent {
     assets: PathBuf,
     boot_files: Option<BootFiles>,
     metrics: Arc<Metrics>,
+    hook: Option<Arc<dyn BootHook>>,
 }
 
 impl HttpContent {
@@ -67,6 +70,7 @@ impl HttpContent {
             assets: assets_dir.to_path_buf(),
             boot_files: None,
             metrics,
+            hook: None,
         }
     }
 
@@ -81,7 +85,8 @@ impl HttpContent {
 
     /// The axum router (for embedding or tests).
     pub fn router(self) -> Router {
-        Router::new()
+        let hook = self.hook.clone();
+        let router = Router::new()
             .route("/boot.ipxe", get(boot_ipxe))
             .route("/boot.ipxe.0", get(boot_ipxe))
             .route("/ipxe", get(node_ipxe))
@@ -92,7 +97,11 @@ impl HttpContent {
             .route("/boot-files/{*path}", get(boot_file))
             .route("/ipxe.efi", get(ipxe_efi))
             .fallback(not_found)
-            .with_state(Arc::new(self))
+            .with_state(Arc::new(self));
+        match hook {
+            Some(h) => router.layer(axum::middleware::from_fn_with_state(h, hook::layer)),
+            None => router,
+        }
     }
 }
 
