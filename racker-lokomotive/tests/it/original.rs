@@ -196,10 +196,12 @@ fn original(s: &Scenario, controller_amount: usize, old_lokomotive: bool) -> Ori
     vars.insert("node_specific_labels".into(), labels.into());
     vars.insert("kernel_console".into(), json!(KERNEL_CONSOLE));
     // Deliberate differences "pxe_commands" and "install_pre_reboot_cmds":
-    // the original ran pxe-boot.sh and ipmitool from its container image.
+    // the original ran pxe-boot.sh and ipmitool from its container image;
+    // racker runs nothing on the node that stock Flatcar lacks (disk boot is
+    // set from the management side, docs/rendering.md).
     vars.insert(
         "install_pre_reboot_cmds".into(),
-        "<racker's own command>".into(),
+        racker_lokomotive::INSTALL_PRE_REBOOT_CMDS.into(),
     );
     vars.insert("pxe_commands".into(), "<racker's own command>".into());
     if s.backup {
