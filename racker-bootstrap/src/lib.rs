@@ -72,7 +72,7 @@ mod bmc;
 mod config;
 mod error;
 mod events;
-mod fsutil;
+pub mod fsutil;
 mod kube;
 mod lokomotive;
 pub mod network;

@@ -1,40 +1,12 @@
 //! Small file-system helpers for the CLI.
 
-use std::io::Write as _;
 use std::path::Path;
 
-use anyhow::Context as _;
-
-/// Write `contents` to `path` atomically: write a temporary file beside it,
-/// fsync, set `mode`, rename over the target, fsync the directory. A crash
-/// leaves either the old or the new file, never a torn one.
+/// Write `contents` to `path` atomically (temporary file, fsync, rename,
+/// fsync of the directory): racker-bootstrap's writer, so the CLI and the
+/// library give the same crash guarantee.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(contents)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing {}", path.display()))
+    Ok(racker_bootstrap::fsutil::write_atomic(
+        path, contents, mode,
+    )?)
 }

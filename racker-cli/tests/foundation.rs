@@ -310,3 +310,15 @@ fn factory_reset_and_ssh_key() {
         .clone();
     assert_eq!(first, second);
 }
+
+/// `--retries` is bounded: every retry waits out the install timeout again,
+/// so a huge count would outlive any timeout the operator chose.
+#[test]
+fn bootstrap_retries_are_bounded() {
+    let rack = Rack::new(&example());
+    rack.racker()
+        .args(["bootstrap", "--provision", "flatcar", "--retries", "21"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("21 is not in 0..=20"));
+}

@@ -58,8 +58,9 @@ pub(crate) struct BootstrapCmd {
     /// What to do when nodes fail.
     #[arg(long, value_enum, default_value = "ask")]
     pub(crate) on_failure: OnFailure,
-    /// How many times to retry failed nodes (with --on-failure retry/ask).
-    #[arg(long, default_value_t = 3)]
+    /// How many times to retry failed nodes (with --on-failure retry/ask;
+    /// 0-20: each retry waits out the install timeout again).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=20))]
     pub(crate) retries: u32,
     /// Nodes handled in parallel.
     #[arg(long, default_value_t = 64)]
