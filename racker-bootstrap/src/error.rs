@@ -83,6 +83,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The netboot services could not start.
+    #[error(transparent)]
+    Netboot(#[from] racker_netboot::service::ServiceError),
     /// The PXE interface failed the safety checks.
     #[error("refusing to serve DHCP on {interface} (--force overrides)")]
     RefusedInterface {

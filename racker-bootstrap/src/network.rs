@@ -8,16 +8,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use racker_inventory::{AddressPlan, MacAddr, Selection};
-use racker_netboot::dhcp::transport::{self, DhcpSocket};
 use racker_netboot::http::metrics::Metrics;
 use racker_netboot::http::{HttpContent, HttpServer};
 use racker_netboot::matchbox::{Catalog, FlatcarBoot, NodeEntry};
 use racker_netboot::report::ReportStore;
+use racker_netboot::service::{DhcpListen, NetbootService, ServiceError};
 use racker_netboot::tftp::server::{TftpServer, locate_boot_files};
 use racker_netboot::tftp::transfer::TftpConfig;
 use racker_netboot::{
-    BootConfig, ContentError, DhcpConfig, DhcpServer, IgnitionDir, IgnitionProfile, IgnitionSource,
-    InstalledNodes, LeaseTable, Reservation,
+    ContentError, DhcpConfig, IgnitionDir, IgnitionProfile, IgnitionSource, Reservation,
 };
 use tokio::task::JoinHandle;
 
@@ -336,26 +335,26 @@ pub(crate) struct Netboot {
     pub(crate) http_addr: SocketAddr,
     pub(crate) base_url: String,
     pub(crate) dhcp_addr: SocketAddr,
-    /// `"<ip>/<prefix> on <interface> (added|present)"` when DHCP serves on
-    /// the PXE interface.
+    /// `"<ip>/<prefix> on <interface> (added|already present)"` when DHCP
+    /// serves on the PXE interface.
     pub(crate) address: Option<String>,
-    tasks: Vec<tokio::task::AbortHandle>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The interface check `--force` overrode, for a warning.
+    pub(crate) forced_past: Option<String>,
+    service: NetbootService,
 }
 
 impl Netboot {
-    pub(crate) fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        for t in &self.tasks {
-            t.abort();
-        }
+    pub(crate) fn stop(self) {
+        self.service.stop();
     }
 }
 
-/// Start HTTP (+TFTP) through `racker netboot serve`'s content start-up,
-/// with Ignition from the rendered cluster directory, then DHCP.
+/// Start the netboot services of a bootstrap through racker-netboot's
+/// service builder — the same wiring as `racker netboot serve`
+/// (docs/netboot.md): on the PXE interface the guard runs first (a `--force`d
+/// refusal is kept for a warning), the internal address is put on the
+/// interface, then TFTP and HTTP bind, then DHCP; Ignition comes from the
+/// rendered cluster directory.
 pub(crate) async fn start(
     state_dir: &Path,
     rack: &Rack,
@@ -364,76 +363,58 @@ pub(crate) async fn start(
     endpoints: &NetbootEndpoints,
 ) -> Result<Netboot, Error> {
     let plan = &rack.plan;
-    // The internal address must be on the PXE interface before HTTP and
-    // TFTP bind to it.
-    let address = match endpoints.dhcp_listen {
-        Some(_) => None,
-        None => Some(ensure_internal_address(rack, &rack.management.pxe_interface).await?),
+    // Every descriptor the hard limit allows: connection floods are capped
+    // per service well below it (see racker_netboot::http::HttpLimits).
+    if let Err(e) = racker_netboot::http::raise_nofile_limit() {
+        tracing::warn!("cannot raise the open-file limit: {e}");
+    }
+    let iface = &rack.management.pxe_interface;
+    let dhcp = match endpoints.dhcp_listen {
+        Some(addr) => DhcpListen::Socket(addr),
+        None => DhcpListen::Interface(iface.clone()),
     };
-    let content = start_content(
-        state_dir,
-        &endpoints.content,
-        plan,
-        &node_entries(plan, Some(selection)),
-        endpoints.http_url.as_deref(),
-        Some(Arc::new(ClusterIgnition {
+    let content = &endpoints.content;
+    let config = DhcpConfig::new(plan.management_ip(), plan.subnet().prefix_len());
+    let mut builder = NetbootService::builder(state_dir, config)
+        .dhcp(dhcp)
+        .reservations(reservations(plan, Some(selection)))
+        .sys_class_net(&endpoints.sys_class_net)
+        .expected_mac(rack.management.secondary_mac)
+        .force(endpoints.force)
+        .base_url(endpoints.http_url.clone())
+        .tftp(!content.without_tftp)
+        .boot_files(content.boot_files.clone())
+        .kernel_console(flatcar_boot("", &content.kernel_console).console)
+        .nodes(node_entries(plan, Some(selection)))
+        .ignition(Arc::new(ClusterIgnition {
             cluster_dir: cluster_dir.to_owned(),
-        })),
-    )
-    .await?;
-    let mut tasks: Vec<tokio::task::AbortHandle> =
-        content.tasks.iter().map(|t| t.abort_handle()).collect();
-
-    let mut config = DhcpConfig::new(plan.management_ip(), plan.subnet().prefix_len());
-    config.boot = BootConfig::new(content.base_url.clone());
-    let leases = LeaseTable::load(state_dir)?;
-    let server = DhcpServer::new(config, reservations(plan, Some(selection)), leases)?;
-    let socket = match endpoints.dhcp_listen {
-        Some(addr) => DhcpSocket::bind_plain(addr)?,
-        None => {
-            let iface = &rack.management.pxe_interface;
-            if !endpoints.force {
-                transport::check_interface(
-                    iface,
-                    &endpoints.sys_class_net,
-                    Path::new("/proc/net/route"),
-                    Some(rack.management.secondary_mac),
-                )
-                .map_err(|source| Error::RefusedInterface {
-                    interface: iface.clone(),
-                    source,
-                })?;
+        }));
+    if let Some(addr) = content.http_listen {
+        builder = builder.http_listen(addr);
+    }
+    if let Some(addr) = content.tftp_listen {
+        builder = builder.tftp_listen(addr);
+    }
+    if let Some(dir) = &content.matchbox_data {
+        builder = builder.matchbox_data(dir);
+    }
+    let service = builder.start().await.map_err(|e| match e {
+        ServiceError::Dhcp(source @ racker_netboot::DhcpError::RefusedInterface { .. }) => {
+            Error::RefusedInterface {
+                interface: iface.clone(),
+                source,
             }
-            DhcpSocket::bind_interface(iface, transport::SERVER_PORT)?
         }
-    };
-    let dhcp_addr = socket.local_addr();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    // The report store knows which nodes are installed.
-    let installed: Arc<dyn InstalledNodes + Send + Sync> = Arc::new(content.reports.clone());
-    let state_dir = state_dir.to_owned();
-    // DHCP counters appear on the HTTP server's /metrics.
-    let stats = Arc::new(racker_netboot::dhcp::DhcpStats::default());
-    content.metrics.register(stats.clone());
-    let dhcp = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = rx.await;
-        };
-        if let Err(e) =
-            transport::serve_counted(socket, server, Some(state_dir), installed, stats, shutdown)
-                .await
-        {
-            tracing::error!("DHCP stopped: {e}");
-        }
-    });
-    tasks.push(dhcp.abort_handle());
+        e => Error::Netboot(e),
+    })?;
     Ok(Netboot {
-        reports: content.reports,
-        http_addr: content.http_addr,
-        base_url: content.base_url,
-        dhcp_addr,
-        address,
-        tasks,
-        shutdown: Some(tx),
+        reports: service.reports().clone(),
+        http_addr: service.http_addr(),
+        base_url: service.base_url().to_owned(),
+        // The builder binds DHCP unless told DhcpListen::Off.
+        dhcp_addr: service.dhcp_addr().unwrap_or(service.http_addr()),
+        address: service.interface_address().map(ToString::to_string),
+        forced_past: service.forced_past().map(ToString::to_string),
+        service,
     })
 }

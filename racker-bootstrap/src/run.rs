@@ -178,6 +178,10 @@ pub async fn bootstrap(
         NetbootMode::Serve(endpoints) => {
             let nb = network::start(state_dir, &config.rack, &selection, &cluster_dir, endpoints)
                 .await?;
+            if let Some(refusal) = &nb.forced_past {
+                ctx.progress
+                    .say(&format!("  warning: {refusal}; serving anyway (--force)"));
+            }
             if let Some(address) = &nb.address {
                 ctx.progress.say(&format!("✓ Network: {address}"));
             }
