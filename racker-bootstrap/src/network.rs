@@ -1,24 +1,18 @@
 //! Stage 1: the netboot services (DHCP, HTTP, optionally TFTP) started in
-//! the bootstrap process itself, and the pieces `racker netboot serve`
-//! shares with it (boot content start-up, DHCP reservations, the internal
-//! address on the PXE interface).
+//! the bootstrap process through racker-netboot's service builder (the same
+//! wiring as `racker netboot serve`), and the pieces `racker netboot serve`
+//! shares with it (node entries, DHCP reservations, the installer's console,
+//! the internal address on the PXE interface).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use racker_inventory::{AddressPlan, MacAddr, Selection};
-use racker_netboot::http::metrics::Metrics;
-use racker_netboot::http::{HttpContent, HttpServer};
-use racker_netboot::matchbox::{Catalog, FlatcarBoot, NodeEntry};
+use racker_netboot::matchbox::{FlatcarBoot, NodeEntry};
 use racker_netboot::report::ReportStore;
 use racker_netboot::service::{DhcpListen, NetbootService, ServiceError};
-use racker_netboot::tftp::server::{TftpServer, locate_boot_files};
-use racker_netboot::tftp::transfer::TftpConfig;
-use racker_netboot::{
-    ContentError, DhcpConfig, IgnitionDir, IgnitionProfile, IgnitionSource, Reservation,
-};
-use tokio::task::JoinHandle;
+use racker_netboot::{ContentError, DhcpConfig, IgnitionProfile, IgnitionSource, Reservation};
 
 use crate::{Error, Rack};
 
@@ -69,23 +63,6 @@ impl ContentOptions {
     }
 }
 
-/// The running content servers.
-#[derive(Debug)]
-pub struct ContentServices {
-    /// Where HTTP listens.
-    pub http_addr: SocketAddr,
-    /// Where TFTP listens (when served).
-    pub tftp_addr: Option<SocketAddr>,
-    /// Base URL handed to nodes.
-    pub base_url: String,
-    /// Installer reports (also the DHCP core's "installed" predicate).
-    pub reports: ReportStore,
-    /// Counters; the DHCP server may register its own source here.
-    pub metrics: Arc<Metrics>,
-    /// The server tasks (they run until aborted or an error).
-    pub tasks: Vec<JoinHandle<Result<(), ContentError>>>,
-}
-
 /// Boot entries for the nodes of `plan`, minus excluded ones, with host
 /// names and roles from `selection` when given.
 pub fn node_entries(plan: &AddressPlan, selection: Option<&Selection>) -> Vec<NodeEntry> {
@@ -112,100 +89,6 @@ pub fn node_entries(plan: &AddressPlan, selection: Option<&Selection>) -> Vec<No
             })
             .collect(),
     }
-}
-
-/// Start TFTP and HTTP for `nodes` with the reports and assets of
-/// `state_dir`; `base_url` overrides the URL nodes use to reach the HTTP
-/// server (default `http://<http address>`, with the management IP when
-/// listening on 0.0.0.0); `ignition` overrides where Ignition configs come
-/// from (default `<state-dir>/ignition`).
-pub async fn start_content(
-    state_dir: &Path,
-    args: &ContentOptions,
-    plan: &AddressPlan,
-    nodes: &[NodeEntry],
-    base_url: Option<&str>,
-    ignition: Option<Arc<dyn IgnitionSource>>,
-) -> Result<ContentServices, Error> {
-    // Every descriptor the hard limit allows: connection floods are capped
-    // per service well below it (see racker_netboot::http::HttpLimits).
-    if let Err(e) = racker_netboot::http::raise_nofile_limit() {
-        tracing::warn!("cannot raise the open-file limit: {e}");
-    }
-    let mgmt = IpAddr::V4(plan.management_ip());
-    let http_addr = args.http_listen.unwrap_or(SocketAddr::new(mgmt, HTTP_PORT));
-    let tftp_addr = args.tftp_listen.unwrap_or(SocketAddr::new(mgmt, 69));
-    let metrics = Arc::new(Metrics::default());
-    let reports = ReportStore::open(state_dir)?;
-    let tftp = if args.without_tftp {
-        None
-    } else {
-        let boot_files = locate_boot_files(args.boot_files.as_deref())?;
-        let tftp = TftpServer::bind(
-            tftp_addr,
-            boot_files.dir(),
-            TftpConfig::default(),
-            metrics.tftp.clone(),
-        )
-        .await
-        .map_err(|source| Error::Tftp {
-            addr: tftp_addr,
-            source,
-        })?
-        .with_boot_files(boot_files.clone());
-        Some((tftp, boot_files))
-    };
-    // Bind HTTP first so port 0 resolves before the base URL is chosen.
-    let listener = tokio::net::TcpListener::bind(http_addr)
-        .await
-        .map_err(|source| Error::HttpBind {
-            addr: http_addr,
-            source,
-        })?;
-    let http_addr = listener.local_addr().map_err(|source| Error::HttpBind {
-        addr: http_addr,
-        source,
-    })?;
-    let base_url = match base_url {
-        Some(b) => b.trim_end_matches('/').to_owned(),
-        None => {
-            let host = if http_addr.ip().is_unspecified() {
-                mgmt
-            } else {
-                http_addr.ip()
-            };
-            format!("http://{}", SocketAddr::new(host, http_addr.port()))
-        }
-    };
-    let catalog = match &args.matchbox_data {
-        Some(dir) => Catalog::load_dir(dir)?,
-        None => Catalog::flatcar(nodes, &flatcar_boot(&base_url, &args.kernel_console)),
-    };
-    let ignition = ignition.unwrap_or_else(|| Arc::new(IgnitionDir::in_state_dir(state_dir)));
-    let mut content = HttpContent::new(
-        catalog,
-        reports.clone(),
-        ignition,
-        &state_dir.join("assets"),
-        metrics.clone(),
-    );
-    let mut tasks = Vec::new();
-    let mut tftp_addr = None;
-    if let Some((tftp, boot_files)) = tftp {
-        content = content.with_boot_files(&boot_files);
-        tftp_addr = Some(tftp.local_addr());
-        tasks.push(tokio::spawn(tftp.run()));
-    }
-    let http = HttpServer::from_listener(listener, content)?;
-    tasks.push(tokio::spawn(http.run()));
-    Ok(ContentServices {
-        http_addr,
-        tftp_addr,
-        base_url,
-        reports,
-        metrics,
-        tasks,
-    })
 }
 
 /// Every node's primary MAC and every BMC MAC, from the address plan;

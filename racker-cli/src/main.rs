@@ -10,7 +10,6 @@ mod globals;
 mod ipmi;
 mod matchbox_grpc;
 mod netboot;
-#[allow(dead_code)] // until `racker netboot` wires fetch-assets, render --matchbox and serve
 mod netboot_content;
 mod plan;
 mod release;

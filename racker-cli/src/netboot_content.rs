@@ -8,8 +8,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use racker_inventory::AddressPlan;
-use racker_netboot::IgnitionSource;
 use racker_netboot::assets::{
     FLATCAR_KEY_FINGERPRINT, FetchEvent, FetchOptions, FetchOutcome, SIGNING_KEY_FILE,
     fetch_flatcar,
@@ -60,57 +58,9 @@ pub(crate) struct ContentArgs {
 
 pub(crate) use racker_bootstrap::network::flatcar_boot;
 
-/// The running content servers.
-pub(crate) use racker_bootstrap::network::ContentServices;
-
 /// Boot entries for the nodes of `plan`, minus excluded ones, with host
 /// names and roles from `selection` when given.
 pub(crate) use racker_bootstrap::network::node_entries;
-
-impl ContentArgs {
-    /// The library's form of these options.
-    pub(crate) fn options(&self) -> racker_bootstrap::network::ContentOptions {
-        let mut o = racker_bootstrap::network::ContentOptions::new();
-        o.http_listen = self.http_listen;
-        o.tftp_listen = self.tftp_listen;
-        o.kernel_console = self.kernel_console.clone();
-        o.boot_files.clone_from(&self.boot_files);
-        o.without_tftp = self.without_tftp;
-        o.matchbox_data.clone_from(&self.matchbox_data);
-        o
-    }
-}
-
-/// Start TFTP and HTTP for every node of `plan` (`netboot serve` now runs
-/// `racker_netboot::service::NetbootService`; kept for the tests below).
-#[cfg(test)]
-pub(crate) async fn start(
-    globals: &Globals,
-    args: &ContentArgs,
-    plan: &AddressPlan,
-) -> anyhow::Result<ContentServices> {
-    start_for(globals, args, plan, &node_entries(plan, None), None, None).await
-}
-
-/// Start TFTP and HTTP for `nodes` (racker-bootstrap's content start-up).
-pub(crate) async fn start_for(
-    globals: &Globals,
-    args: &ContentArgs,
-    plan: &AddressPlan,
-    nodes: &[NodeEntry],
-    base_url: Option<&str>,
-    ignition: Option<Arc<dyn IgnitionSource>>,
-) -> anyhow::Result<ContentServices> {
-    Ok(racker_bootstrap::network::start_content(
-        &globals.state_dir,
-        &args.options(),
-        plan,
-        nodes,
-        base_url,
-        ignition,
-    )
-    .await?)
-}
 
 const CONTENT_EXAMPLES: &str = "\
 Examples:

@@ -1,11 +1,14 @@
-//! The boot content start-up (`network::start_content`) on loopback, with a
-//! real HTTP client exchange.
+//! The boot content as bootstrap wires it (racker-netboot's service builder
+//! with bootstrap's node entries and the rack's default console), on
+//! loopback, with a real HTTP client exchange.
 
 use std::net::SocketAddr;
 use std::path::Path;
 
-use racker_bootstrap::network::{ContentOptions, node_entries, start_content};
+use racker_bootstrap::network::{flatcar_boot, node_entries};
 use racker_inventory::{AddressPlan, Inventory, LocalInterface, PlanOptions};
+use racker_netboot::DhcpConfig;
+use racker_netboot::service::{DhcpListen, NetbootService, NetbootServiceBuilder};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 fn plan() -> AddressPlan {
@@ -27,12 +30,18 @@ fn plan() -> AddressPlan {
     AddressPlan::new(&inventory, &management, &PlanOptions::default()).unwrap()
 }
 
-fn options(boot_files: &Path) -> ContentOptions {
-    let mut o = ContentOptions::new();
-    o.http_listen = Some("127.0.0.1:0".parse().unwrap());
-    o.tftp_listen = Some("127.0.0.1:0".parse().unwrap());
-    o.boot_files = Some(boot_files.to_owned());
-    o
+/// Content only (no DHCP), on loopback, as bootstrap's stage 1 builds it.
+fn builder(state: &Path, plan: &AddressPlan, boot_files: &Path) -> NetbootServiceBuilder {
+    NetbootService::builder(
+        state,
+        DhcpConfig::new(plan.management_ip(), plan.subnet().prefix_len()),
+    )
+    .dhcp(DhcpListen::Off)
+    .http_listen("127.0.0.1:0".parse().unwrap())
+    .tftp_listen("127.0.0.1:0".parse().unwrap())
+    .boot_files(Some(boot_files.to_owned()))
+    .kernel_console(flatcar_boot("", &[]).console)
+    .nodes(node_entries(plan, None))
 }
 
 async fn get(addr: SocketAddr, path: &str) -> String {
@@ -53,23 +62,19 @@ async fn start_serves_plan_nodes_on_loopback() {
     std::fs::write(boot.join("undionly.kpxe"), b"bios").unwrap();
     std::fs::write(boot.join("ipxe.efi"), b"efi").unwrap();
     let plan = plan();
-    let services = start_content(
-        &dir.path().join("state"),
-        &options(&boot),
-        &plan,
-        &node_entries(&plan, None),
-        None,
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(services.base_url, format!("http://{}", services.http_addr));
-    assert!(services.tftp_addr.is_some());
-    let reply = get(services.http_addr, "/ipxe?mac=00-11-22-33-44-20").await;
+    let service = builder(&dir.path().join("state"), &plan, &boot)
+        .start()
+        .await
+        .unwrap();
+    let http = service.http_addr();
+    assert_eq!(service.base_url(), format!("http://{http}"));
+    assert!(service.tftp_addr().is_some());
+    assert_eq!(service.dhcp_addr(), None);
+    let reply = get(http, "/ipxe?mac=00-11-22-33-44-20").await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.contains(&format!(
         "ignition.config.url={}/ignition",
-        services.base_url
+        service.base_url()
     )));
     // The rack's console (default as the original racker), not ttyS0.
     assert!(
@@ -78,27 +83,23 @@ async fn start_serves_plan_nodes_on_loopback() {
     );
     assert!(!reply.contains("ttyS0"), "{reply}");
     // The management node itself is not a boot target.
-    let reply = get(services.http_addr, "/ipxe?mac=00:11:22:33:44:00").await;
+    let reply = get(http, "/ipxe?mac=00:11:22:33:44:00").await;
     assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
-    let reply = get(services.http_addr, "/ipxe.efi").await;
+    let reply = get(http, "/ipxe.efi").await;
     assert!(reply.ends_with("\r\n\r\nefi"), "{reply}");
-    for t in services.tasks {
-        t.abort();
-    }
+    service.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn missing_boot_files_are_explained() {
     let dir = tempfile::tempdir().unwrap();
     let plan = plan();
-    let err = start_content(
+    let err = builder(
         &dir.path().join("state"),
-        &options(&dir.path().join("nowhere")),
         &plan,
-        &node_entries(&plan, None),
-        None,
-        None,
+        &dir.path().join("nowhere"),
     )
+    .start()
     .await
     .unwrap_err();
     let mut text = err.to_string();
