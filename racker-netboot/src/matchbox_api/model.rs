@@ -5,19 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Network boot settings of a profile.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NetBoot {
-    /// Kernel URL or `/assets/...` path.
-    #[serde(default)]
-    pub kernel: String,
-    /// Initrd URLs or paths.
-    #[serde(default)]
-    pub initrd: Vec<String>,
-    /// Kernel arguments (iPXE `${...}` variables allowed).
-    #[serde(default)]
-    pub args: Vec<String>,
-}
+/// Network boot settings of a profile: the same `boot` block as the
+/// matchbox data directories racker renders.
+pub use crate::matchbox::Boot as NetBoot;
 
 /// A profile: how a group of machines boots and which configs it gets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

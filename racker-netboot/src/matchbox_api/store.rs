@@ -5,7 +5,6 @@
 //! `generic/<name>`.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -387,32 +386,11 @@ fn files(dir: &Path) -> Result<Vec<(String, PathBuf)>, MatchboxApiError> {
     Ok(out)
 }
 
-/// Write `bytes` to `path` through a temporary file, fsync and rename.
+/// Write `bytes` to `path` through a temporary file, fsync and rename
+/// (the crate's one atomic writer).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), MatchboxApiError> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(MatchboxApiError::io("writing", path, e));
-    }
-    Ok(())
+    crate::report::write_atomic_mode(path, bytes, mode)
+        .map_err(|e| MatchboxApiError::io("writing", path, e))
 }
 
 fn remove(path: &Path) -> Result<(), MatchboxApiError> {

@@ -255,6 +255,13 @@ impl crate::dhcp::InstalledNodes for ReportStore {
 /// Write `bytes` to `path` atomically: a temporary file in the same
 /// directory, fsync, rename over `path`, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ContentError> {
+    write_atomic_mode(path, bytes, 0o644).map_err(|e| ContentError::io("writing", path, e))
+}
+
+/// [`write_atomic`] with the file's `mode` (the one writer of the crate:
+/// reports, matchbox directories and the gRPC API's store).
+pub(crate) fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -262,17 +269,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ContentError> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         std::fs::File::open(dir)?.sync_all()
     })();
-    if let Err(e) = result {
+    if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        return Err(ContentError::io("writing", path, e));
     }
-    Ok(())
+    result
 }
 
 #[cfg(test)]
