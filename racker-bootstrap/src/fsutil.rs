@@ -1,6 +1,6 @@
-//! Crash-safe file writes, shared by the library and the `racker` CLI.
+//! Crash-safe file writes, shared by the library and the `racker` CLI:
+//! racker-netboot's writer plus the clean-up of a killed writer's leftovers.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use crate::Error;
@@ -13,34 +13,17 @@ use crate::Error;
 /// rename) left beside `path` are removed on the next write, when the
 /// process that made them is gone.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+    racker_netboot::report::write_atomic_mode(path, contents, mode)
+        .map_err(|e| Error::io("writing", path, e))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(contents)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(|e| Error::io("writing", path, e))?;
     remove_stale_temporaries(dir, &name);
     Ok(())
 }

@@ -41,18 +41,23 @@ pub struct ContentOptions {
     pub kernel_console: Vec<String>,
 }
 
-/// The installer's boot settings with the rack's kernel console (default
-/// as the original racker: `ttyS1,57600n8`, docs/netboot-content.md).
-pub fn flatcar_boot(base_url: &str, kernel_console: &[String]) -> FlatcarBoot {
-    let mut boot = FlatcarBoot::new(base_url);
-    boot.console = if kernel_console.is_empty() {
+/// The installer's kernel console: the rack's `--kernel-console`, or the
+/// original racker's default (`ttyS1,57600n8`, docs/netboot-content.md).
+pub fn installer_console(kernel_console: &[String]) -> Vec<String> {
+    if kernel_console.is_empty() {
         racker_lokomotive::DEFAULT_KERNEL_CONSOLE
             .iter()
             .map(|s| (*s).to_owned())
             .collect()
     } else {
         kernel_console.to_vec()
-    };
+    }
+}
+
+/// The installer's boot settings with the rack's kernel console.
+pub fn flatcar_boot(base_url: &str, kernel_console: &[String]) -> FlatcarBoot {
+    let mut boot = FlatcarBoot::new(base_url);
+    boot.console = installer_console(kernel_console);
     boot
 }
 
@@ -267,7 +272,7 @@ pub(crate) async fn start(
         .base_url(endpoints.http_url.clone())
         .tftp(!content.without_tftp)
         .boot_files(content.boot_files.clone())
-        .kernel_console(flatcar_boot("", &content.kernel_console).console)
+        .kernel_console(installer_console(&content.kernel_console))
         .nodes(node_entries(plan, Some(selection)))
         .ignition(Arc::new(ClusterIgnition {
             cluster_dir: cluster_dir.to_owned(),

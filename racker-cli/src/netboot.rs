@@ -209,7 +209,9 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .base_url(args.dhcp.http_base_url.clone())
         .tftp(!content.without_tftp)
         .boot_files(content.boot_files.clone())
-        .kernel_console(netboot_content::flatcar_boot("", &content.kernel_console).console)
+        .kernel_console(racker_bootstrap::network::installer_console(
+            &content.kernel_console,
+        ))
         .nodes(netboot_content::node_entries(&rack.plan, None));
     if let Some(addr) = content.http_listen {
         builder = builder.http_listen(addr);

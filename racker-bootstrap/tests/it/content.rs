@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use racker_bootstrap::network::{flatcar_boot, node_entries};
+use racker_bootstrap::network::{installer_console, node_entries};
 use racker_inventory::{AddressPlan, Inventory, LocalInterface, PlanOptions};
 use racker_netboot::DhcpConfig;
 use racker_netboot::service::{DhcpListen, NetbootService, NetbootServiceBuilder};
@@ -40,7 +40,7 @@ fn builder(state: &Path, plan: &AddressPlan, boot_files: &Path) -> NetbootServic
     .http_listen("127.0.0.1:0".parse().unwrap())
     .tftp_listen("127.0.0.1:0".parse().unwrap())
     .boot_files(Some(boot_files.to_owned()))
-    .kernel_console(flatcar_boot("", &[]).console)
+    .kernel_console(installer_console(&[]))
     .nodes(node_entries(plan, None))
 }
 

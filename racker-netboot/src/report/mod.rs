@@ -258,16 +258,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ContentError> {
     write_atomic_mode(path, bytes, 0o644).map_err(|e| ContentError::io("writing", path, e))
 }
 
-/// [`write_atomic`] with the file's `mode` (the one writer of the crate:
-/// reports, matchbox directories and the gRPC API's store).
-pub(crate) fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
+/// [`write_atomic`] with the file's `mode`, set explicitly (the umask does
+/// not narrow it): the one writer of racker-netboot (reports, matchbox
+/// directories, the gRPC API's store) and of racker-bootstrap. The
+/// temporary file is `.<name>.tmp.<pid>` beside `path`.
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -276,6 +278,7 @@ pub(crate) fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io
             .mode(mode)
             .open(&tmp)?;
         f.write_all(bytes)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         std::fs::File::open(dir)?.sync_all()
