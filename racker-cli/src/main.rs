@@ -8,7 +8,6 @@ mod factory;
 mod fsutil;
 mod globals;
 mod ipmi;
-mod matchbox_grpc;
 mod netboot;
 mod netboot_content;
 mod plan;
