@@ -369,6 +369,25 @@ async fn stages(
             ctx.policy,
         )
         .await?;
+        // lokoctl's pxe_commands left the nodes on PXE boot; every node it
+        // installed boots from its disk from now on (as in Flatcar mode,
+        // set from here over IPMI LAN; docs/lokomotive.md).
+        let installed: Vec<&SelectedNode> = selection
+            .active()
+            .into_iter()
+            .filter(|n| {
+                file.state
+                    .nodes
+                    .get(&n.planned.node.primary_mac)
+                    .is_some_and(|r| {
+                        !matches!(r.state, NodeState::Excluded { .. })
+                            && r.state.stage() >= Stage::OsUp
+                    })
+            })
+            .collect();
+        if !installed.is_empty() {
+            set_disk_boot_from_management(ctx, &installed, "installed by lokoctl").await;
+        }
         if !ok {
             return Ok(Outcome::Failed {
                 nodes: file

@@ -8,6 +8,7 @@ mod factory;
 mod fsutil;
 mod globals;
 mod ipmi;
+mod management_node;
 mod netboot;
 mod netboot_content;
 mod plan;

@@ -60,6 +60,10 @@ enum NetbootSub {
     FetchAssets(FetchAssetsArgs),
     /// Print the DHCP lease table of the state directory.
     Leases(LeasesArgs),
+    /// Write the management node's own install (iPXE script, Ignition,
+    /// racker's binary for in-band persistent EFI disk boot) where
+    /// `netboot serve` serves it.
+    ManagementNode(crate::management_node::ManagementNodeArgs),
 }
 
 /// DHCP options shared by `serve` and `render`.
@@ -153,6 +157,7 @@ pub(crate) fn run(globals: &Globals, cmd: NetbootCmd) -> anyhow::Result<ExitCode
         NetbootSub::Render(args) => render(globals, *args),
         NetbootSub::FetchAssets(args) => netboot_content::run_fetch_assets(globals, &args),
         NetbootSub::Leases(args) => leases(globals, &args),
+        NetbootSub::ManagementNode(args) => crate::management_node::run(globals, &args),
     }
 }
 

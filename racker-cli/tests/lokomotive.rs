@@ -370,6 +370,16 @@ fn joins_are_followed_through_the_kubernetes_api() {
         std::fs::canonicalize(&link).unwrap(),
         std::fs::canonicalize(kubeconfig).unwrap()
     );
+    // Every node lokoctl installed boots from its disk: persistent EFI
+    // disk boot set over IPMI LAN after the bring-up.
+    let sim = json(state_dir.join("sim-status.json"));
+    let nodes = sim["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 4, "{sim}");
+    for node in nodes {
+        assert_eq!(node["boot_device"], "disk", "{node}");
+        assert_eq!(node["persistent"], true, "{node}");
+        assert_eq!(node["efi"], true, "{node}");
+    }
 
     // `racker status` asks the same API.
     let mut status = Command::cargo_bin("racker").unwrap();
