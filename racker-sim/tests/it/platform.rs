@@ -484,3 +484,144 @@ async fn ipmiconsole_connects_and_carries_sol_both_ways() {
         }
     }
 }
+
+/// Kills the child process when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The value of the sample of `metric` whose labels include `labels`.
+fn sample(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (name, rest) = series.split_once('{').unwrap_or((series, "}"));
+        if name != metric {
+            return None;
+        }
+        let rest = rest.strip_suffix('}')?;
+        let matches = labels
+            .iter()
+            .all(|(k, v)| rest.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
+        matches.then(|| value.parse().ok()).flatten()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_ipmi_exporter_reports_the_simulated_sensors() {
+    let test = "prometheus_ipmi_exporter_reports_the_simulated_sensors";
+    if require_tool(test, "prometheus-ipmi-exporter").is_none()
+        || require_tool(test, "ipmi-sensors").is_none()
+    {
+        return;
+    }
+    let rack = crate::rack(2).await;
+    let (healthy, failing) = (&rack.nodes()[0], &rack.nodes()[1]);
+    healthy.set_power(true);
+    failing.set_power(true);
+    failing.set_faults(Faults {
+        fan_fail: true,
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ipmi.yml");
+    std::fs::write(
+        &config,
+        "modules:\n  default:\n    user: \"USER\"\n    pass: \"PASS\"\n    driver: \"LAN_2_0\"\n    \
+         privilege: \"user\"\n    timeout: 10000\n    collectors:\n    - bmc\n    - ipmi\n    \
+         - chassis\n    - sel\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new("prometheus-ipmi-exporter")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--freeipmi.path=/usr/sbin")
+        .env("HOME", dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let child = KillOnDrop(child);
+    // Wait for its "Listening on" log line (EOF = it exited: fail).
+    tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let mut seen = String::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("Listening on") {
+                std::thread::spawn(move || for _ in lines {});
+                return;
+            }
+        }
+        panic!("prometheus-ipmi-exporter exited:\n{seen}");
+    })
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let scrape = |node: &SimNode| {
+        let url = format!(
+            "http://127.0.0.1:{port}/ipmi?module=default&target={}",
+            node.ipmi_addr()
+        );
+        let client = client.clone();
+        async move {
+            let resp = client
+                .get(url)
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.status().is_success(), "{resp:?}");
+            resp.text().await.unwrap()
+        }
+    };
+    let text = scrape(healthy).await;
+    for collector in ["bmc", "ipmi", "chassis", "sel"] {
+        assert_eq!(
+            sample(&text, "ipmi_up", &[("collector", collector)]),
+            Some(1.0),
+            "{collector}:\n{text}"
+        );
+    }
+    let value = |metric: &str, name: &str| {
+        sample(&text, metric, &[("name", name)])
+            .unwrap_or_else(|| panic!("no {metric}{{name={name:?}}} in\n{text}"))
+    };
+    assert_eq!(value("ipmi_temperature_celsius", "CPU Temp"), 45.0);
+    assert_eq!(value("ipmi_temperature_celsius", "Inlet Temp"), 24.0);
+    assert_eq!(value("ipmi_fan_speed_rpm", "FAN1"), 5400.0);
+    assert_eq!(value("ipmi_fan_speed_rpm", "FAN2"), 5600.0);
+    assert_eq!(value("ipmi_voltage_volts", "12V"), 12.0);
+    assert_eq!(value("ipmi_voltage_volts", "5V"), 5.0);
+    assert!((value("ipmi_voltage_volts", "3.3V") - 3.3).abs() < 1e-9);
+    assert_eq!(value("ipmi_power_watts", "PSU Power"), 180.0);
+    assert_eq!(value("ipmi_fan_speed_state", "FAN1"), 0.0, "nominal");
+    assert_eq!(sample(&text, "ipmi_chassis_power_state", &[]), Some(1.0));
+    let entries = sample(&text, "ipmi_sel_logs_count", &[]).unwrap();
+    assert_eq!(entries as usize, healthy.sel_records().len(), "{text}");
+    let text = scrape(failing).await;
+    assert_eq!(
+        sample(&text, "ipmi_fan_speed_rpm", &[("name", "FAN1")]),
+        Some(0.0)
+    );
+    // 2 = critical.
+    assert_eq!(
+        sample(&text, "ipmi_fan_speed_state", &[("name", "FAN1")]),
+        Some(2.0),
+        "{text}"
+    );
+    drop(child);
+}
