@@ -136,10 +136,10 @@ fn parse_pattern(whole: &str, item: &str) -> Result<HostItem> {
         }
     }
     for p in &parts {
-        if let Part::Text(t) = p {
-            if let Some(c) = t.chars().find(|c| !valid_text_char(*c)) {
-                return Err(bad(whole, format!("unexpected character {c:?}")));
-            }
+        if let Part::Text(t) = p
+            && let Some(c) = t.chars().find(|c| !valid_text_char(*c))
+        {
+            return Err(bad(whole, format!("unexpected character {c:?}")));
         }
     }
     // Adjacent bracket groups with no text between them would not print
