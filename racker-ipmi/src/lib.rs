@@ -57,6 +57,8 @@ mod client;
 pub mod codec;
 mod error;
 #[cfg(feature = "client")]
+pub mod exporter;
+#[cfg(feature = "client")]
 mod fanout;
 pub mod fru;
 #[cfg(feature = "local")]
@@ -81,7 +83,8 @@ pub use codec::{
 pub use error::{Error, Result};
 #[cfg(feature = "client")]
 pub use fanout::{
-    Diag, FanOutResult, Operation, Output, fan_out, fan_out_operation, run_operation,
+    DIAG_SEL_ENTRIES, Diag, FanOutResult, Operation, Output, fan_out, fan_out_operation,
+    run_operation,
 };
 #[cfg(feature = "local")]
 pub use local::{DEFAULT_DEVICE, LocalBmc};

@@ -311,6 +311,8 @@ impl SensorStatus {
 /// One sensor's reading: SDR definition plus Get Sensor Reading, converted.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SensorReading {
+    /// SDR record id (ipmi_exporter's `id` label).
+    pub record_id: u16,
     /// Sensor number.
     pub number: u8,
     /// ID string.
@@ -335,6 +337,7 @@ pub struct SensorReading {
 /// Interpret a Get Sensor Reading reply (completion code stripped) for `def`.
 pub fn interpret_reading(def: &SensorDef, data: &[u8]) -> SensorReading {
     let mut out = SensorReading {
+        record_id: def.record_id,
         number: def.number,
         name: def.name.clone(),
         sensor_type: def.sensor_type.clone(),

@@ -109,7 +109,25 @@ fn ipmitool(sim: &Sim, args: &[&str]) -> Option<String> {
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn suite3() -> racker_ipmi::SessionOptions {
+/// ipmi_sim applies `sensor_set_value` a moment after its LAN answers:
+/// wait (bounded, 10 s) until the first sensor reads a value.
+pub(crate) async fn wait_sensors_ready(bmc: &racker_ipmi::BmcAddress) {
+    for _ in 0..100 {
+        if let Ok(mut s) = Session::connect(bmc, &creds(), &suite3()).await {
+            let ok = monitor::sensors(&mut s, None)
+                .await
+                .is_ok_and(|r| r.first().is_some_and(|x| x.reading.is_some()));
+            s.close().await.ok();
+            if ok {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{bmc}: sensors never became readable");
+}
+
+pub(crate) fn suite3() -> racker_ipmi::SessionOptions {
     opts().cipher(CipherPreference::Only(CipherSuite::Suite3))
 }
 
@@ -118,6 +136,7 @@ async fn sensors_agree_with_ipmitool_sdr_list() {
     let Some(sim) = Sim::start_many_with("sensors_agree_with_ipmitool_sdr_list", 1, emu_for) else {
         return;
     };
+    wait_sensors_ready(sim.bmc()).await;
     let mut s = Session::connect(sim.bmc(), &creds(), &suite3())
         .await
         .expect("connect");
