@@ -68,9 +68,6 @@ pub(crate) struct IpmiCmd {
     /// BMCs talked to at the same time with --all.
     #[arg(long, global = true, default_value_t = 64)]
     concurrency: usize,
-    /// Output format.
-    #[arg(long, global = true, value_enum, default_value = "text")]
-    output: OutputFormat,
     /// What to do; the serial console when omitted.
     #[command(subcommand)]
     command: Option<IpmiSub>,
@@ -95,12 +92,6 @@ enum CipherArg {
     Suite3,
     #[value(name = "17")]
     Suite17,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum OutputFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -262,7 +253,15 @@ pub(crate) fn run(globals: &Globals, args: IpmiCmd) -> anyhow::Result<ExitCode> 
             let target = targets.into_iter().next().context("no node selected")?;
             runtime.block_on(console(&target, &creds, &opts))
         }
-        Some(op) => runtime.block_on(run_many(&args, command, targets, &creds, &opts, &op)),
+        Some(op) => runtime.block_on(run_many(
+            &args,
+            globals.output,
+            command,
+            targets,
+            &creds,
+            &opts,
+            &op,
+        )),
     };
     // The console's stdin reader may still block in a read(2): don't wait for it.
     runtime.shutdown_background();
@@ -481,6 +480,7 @@ struct JsonError {
 
 async fn run_many(
     args: &IpmiCmd,
+    format: crate::output::Format,
     command: &IpmiSub,
     targets: Vec<Target>,
     creds: &Credentials,
@@ -517,8 +517,8 @@ async fn run_many(
         if outcome.is_err() {
             failures += 1;
         }
-        match args.output {
-            OutputFormat::Json => {
+        match format.is_json() {
+            true => {
                 let (ok, result, error) = match &outcome {
                     Ok(o) => (true, Some(o.clone()), None),
                     Err(m) => (false, None, Some(m.clone())),
@@ -535,7 +535,7 @@ async fn run_many(
                     r.elapsed,
                 ));
             }
-            OutputFormat::Text => {
+            false => {
                 let mut text = String::new();
                 match &outcome {
                     Ok(o) => render(&mut text, &r.key, command, o),
@@ -557,7 +557,7 @@ async fn run_many(
             }
         }
     }
-    if args.output == OutputFormat::Json {
+    if format.is_json() {
         json.sort_by(|a, b| a.0.label.cmp(&b.0.label));
         let docs: Vec<JsonResult<'_>> = json
             .iter()

@@ -9,7 +9,6 @@ use racker_bootstrap::{StatusOptions, StatusReport, collect_status};
 
 use crate::context::{self, PlanArgs};
 use crate::globals::Globals;
-use crate::plan::OutputFormat;
 
 /// Arguments of `racker status`.
 #[derive(Debug, clap::Args)]
@@ -23,9 +22,6 @@ pub(crate) struct StatusCmd {
     /// Add every node's diagnostics (device, chassis status, boot flags).
     #[arg(long)]
     full: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
-    output: OutputFormat,
     /// IPMI UDP port of the BMCs.
     #[arg(long, default_value_t = racker_ipmi::DEFAULT_PORT)]
     ipmi_port: u16,
@@ -53,10 +49,10 @@ async fn run_async(globals: &Globals, args: &StatusCmd) -> anyhow::Result<ExitCo
     options.concurrency = args.concurrency;
     let bmcs = context::BmcResolver::load(globals)?;
     let status = collect(globals, &args.plan, &bmcs, &options).await?;
-    match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
-        OutputFormat::Text => print_text(&status, args.full),
-    }
+    crate::output::emit(globals.output, "status", &status, |_wide| {
+        print_text(&status, args.full);
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -128,7 +124,9 @@ fn print_text(status: &StatusReport, full: bool) {
                 } else {
                     "unreachable".into()
                 },
-                n.power.clone().unwrap_or_else(|| "?".into()),
+                n.power
+                    .clone()
+                    .unwrap_or_else(|| crate::output::power_str(None).into()),
                 match (n.os_up, n.os_provisioned) {
                     (true, _) => "up".into(),
                     (false, true) => "installed".into(),

@@ -507,7 +507,7 @@ fn planned(lab: &Lab, mac: &str) -> (String, String) {
     let nodes = plan["nodes"].as_array().expect("plan nodes");
     let node = nodes
         .iter()
-        .find(|n| n["primary_mac"] == mac)
+        .find(|n| n["mac"] == mac)
         .unwrap_or_else(|| panic!("{mac} not in {plan}"));
     let field = |k: &str| node[k].as_str().unwrap().to_owned();
     (field("ip"), field("bmc_ip"))

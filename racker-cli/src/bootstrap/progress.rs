@@ -8,6 +8,8 @@ use std::sync::Mutex;
 
 use racker_bootstrap::{Event, EventSink};
 
+use crate::output::{fail_mark, ok_mark};
+
 pub(crate) struct Progress {
     bar: Mutex<Option<indicatif::ProgressBar>>,
     tty: bool,
@@ -29,7 +31,7 @@ impl Progress {
     fn say(&self, line: &str) {
         match self.bar() {
             Some(bar) => bar.println(line),
-            None => println!("{line}"),
+            None => anstream::println!("{line}"),
         }
     }
 }
@@ -38,7 +40,7 @@ impl EventSink for Progress {
     fn event(&self, event: &Event) {
         match event {
             Event::Message(line) => self.say(line),
-            Event::Warning(line) => eprintln!("warning: {line}"),
+            Event::Warning(line) => crate::output::warn(line),
             Event::StageStarted { phase, total } => {
                 self.say(&format!("{phase} (0/{total})"));
                 if self.tty
@@ -62,14 +64,17 @@ impl EventSink for Progress {
                 line,
                 ..
             } => {
-                let mark = if result.is_ok() { "✓" } else { "×" };
-                let line = format!("  {mark} {line}");
+                let line = if result.is_ok() {
+                    format!("  {}", ok_mark(line))
+                } else {
+                    format!("  {}", fail_mark(line))
+                };
                 match self.bar() {
                     Some(bar) => {
                         bar.set_position(*done as u64);
                         bar.println(line);
                     }
-                    None => println!("{phase} ({done}/{total}) {line}"),
+                    None => anstream::println!("{phase} ({done}/{total}) {line}"),
                 }
             }
             Event::StageFinished {
@@ -83,8 +88,12 @@ impl EventSink for Progress {
                 {
                     bar.finish_and_clear();
                 }
-                let mark = if *ok { "✓" } else { "×" };
-                self.say(&format!("{mark} {phase} ({done}/{total})"));
+                let text = format!("{phase} ({done}/{total})");
+                self.say(&if *ok {
+                    ok_mark(&text)
+                } else {
+                    fail_mark(&text)
+                });
             }
             // Details and attempt changes are in the attempt log.
             _ => {}
