@@ -209,12 +209,11 @@ fn parse_hex_byte(s: &str) -> Result<u8, String> {
 }
 
 /// One BMC to talk to, with what the rack knows about its node.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 struct Target {
     /// BMC MAC (or the --host text).
     label: String,
     bmc: String,
-    #[serde(skip)]
     addr: BmcAddress,
     bmc_mac: Option<MacAddr>,
     node_mac: Option<MacAddr>,
@@ -460,16 +459,53 @@ fn resolve_targets(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Targ
     Ok(targets)
 }
 
+/// `racker ipmi -o json` (kind `ipmi`, docs/output.md).
+#[derive(Serialize)]
+struct JsonDoc<'a> {
+    results: Vec<JsonResult<'a>>,
+}
+
+/// One BMC's result in the contract's vocabulary.
 #[derive(Serialize)]
 struct JsonResult<'a> {
-    #[serde(flatten)]
-    target: &'a Target,
+    node: Option<String>,
+    mac: Option<MacAddr>,
+    bmc_mac: Option<MacAddr>,
+    ip: Option<Ipv4Addr>,
+    hostname: Option<&'a str>,
+    bmc_ip: &'a str,
+    bmc_port: u16,
+    address_source: &'static str,
     ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<&'a Output>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<JsonError>,
     elapsed_ms: u128,
+    result: Option<&'a Output>,
+}
+
+impl<'a> JsonResult<'a> {
+    fn new(
+        t: &'a Target,
+        result: Option<&'a Output>,
+        error: Option<JsonError>,
+        elapsed: Duration,
+    ) -> Self {
+        Self {
+            node: t
+                .node_mac
+                .map(|mac| crate::output::node_name(t.hostname.as_deref(), mac)),
+            mac: t.node_mac,
+            bmc_mac: t.bmc_mac,
+            ip: t.internal_ip,
+            hostname: t.hostname.as_deref(),
+            bmc_ip: t.addr.host(),
+            bmc_port: t.addr.port(),
+            address_source: t.address_source,
+            ok: error.is_none(),
+            error,
+            elapsed_ms: elapsed.as_millis(),
+            result,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -559,20 +595,23 @@ async fn run_many(
     }
     if format.is_json() {
         json.sort_by(|a, b| a.0.label.cmp(&b.0.label));
-        let docs: Vec<JsonResult<'_>> = json
-            .iter()
-            .map(|(t, ok, result, error, elapsed)| JsonResult {
-                target: t,
-                ok: *ok,
-                result: result.as_ref(),
-                error: error.as_ref().map(|e| JsonError {
-                    kind: e.kind,
-                    message: e.message.clone(),
-                }),
-                elapsed_ms: elapsed.as_millis(),
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&docs)?);
+        let doc = JsonDoc {
+            results: json
+                .iter()
+                .map(|(t, _ok, result, error, elapsed)| {
+                    JsonResult::new(
+                        t,
+                        result.as_ref(),
+                        error.as_ref().map(|e| JsonError {
+                            kind: e.kind,
+                            message: e.message.clone(),
+                        }),
+                        *elapsed,
+                    )
+                })
+                .collect(),
+        };
+        crate::output::print_json(format, "ipmi", &doc)?;
     }
     if args.all && total > 1 {
         eprintln!("{} of {total} succeeded", total - failures);

@@ -239,13 +239,14 @@ fn ipmi_all(oem: &Path, state: &Path, net: &Path) -> Vec<(String, String, bool)>
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    docs.as_array()
+    docs["results"]
+        .as_array()
         .unwrap()
         .iter()
         .map(|d| {
             (
                 d["address_source"].as_str().unwrap().to_owned(),
-                d["bmc"].as_str().unwrap().to_owned(),
+                format!("{}:{}", d["bmc_ip"].as_str().unwrap(), d["bmc_port"]),
                 d["ok"].as_bool().unwrap(),
             )
         })

@@ -124,8 +124,10 @@ pub enum Operation {
     Diag,
 }
 
-/// Diagnostics gathered by [`Operation::Diag`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Diagnostics gathered by [`Operation::Diag`]. Serialised as
+/// `cipher_suite`, `device`, `chassis`, `boot_flags` (null when unreadable)
+/// and `boot_flags_error` (null when read), docs/output.md.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diag {
     /// Negotiated cipher suite.
     pub cipher_suite: u8,
@@ -135,6 +137,19 @@ pub struct Diag {
     pub chassis: ChassisStatus,
     /// Boot parameter 5, or why it could not be read.
     pub boot_flags: std::result::Result<BootFlags, String>,
+}
+
+impl Serialize for Diag {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut m = s.serialize_struct("Diag", 5)?;
+        m.serialize_field("cipher_suite", &self.cipher_suite)?;
+        m.serialize_field("device", &self.device)?;
+        m.serialize_field("chassis", &self.chassis)?;
+        m.serialize_field("boot_flags", &self.boot_flags.as_ref().ok())?;
+        m.serialize_field("boot_flags_error", &self.boot_flags.as_ref().err())?;
+        m.end()
+    }
 }
 
 /// The result of an [`Operation`].
