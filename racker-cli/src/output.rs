@@ -180,7 +180,7 @@ impl Tone {
     pub(crate) fn of_state(word: &str) -> Tone {
         match word {
             "failed" | "unreachable" | "error" | "expired" => Self::Bad,
-            "excluded" | "unknown" | "off" => Self::Warn,
+            "excluded" | "unknown" => Self::Warn,
             "joined" | "os-up" | "installed" | "reached" | "on" | "up" | "ok" | "active" => {
                 Self::Good
             }

@@ -894,9 +894,10 @@ fn bootstrap_installs_a_vm_behind_ipmi_sim() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["provisioned"], "flatcar", "{status}");
     let node = &status["nodes"][0];
-    assert_eq!(node["primary_mac"], VM_MAC, "{status}");
-    assert_eq!(node["bmc_reached"], true, "{status}");
+    assert_eq!(status["schema_version"], 1, "{status}");
+    assert_eq!(node["mac"], VM_MAC, "{status}");
+    assert_eq!(node["bmc_reachable"], true, "{status}");
     assert_eq!(node["power"], "on", "{status}");
-    assert_eq!(node["os_provisioned"], true, "{status}");
+    assert_eq!(node["os_installed"], true, "{status}");
     assert!(node["diag"].is_object(), "{status}");
 }
