@@ -179,8 +179,8 @@ impl Tone {
     /// The tone of a node or BMC state word as racker prints it.
     pub(crate) fn of_state(word: &str) -> Tone {
         match word {
-            "failed" | "unreachable" | "error" | "expired" => Self::Bad,
-            "excluded" | "unknown" => Self::Warn,
+            "failed" | "unreachable" | "error" => Self::Bad,
+            "excluded" | "unknown" | "expired" => Self::Warn,
             "joined" | "os-up" | "installed" | "reached" | "on" | "up" | "ok" | "active" => {
                 Self::Good
             }
