@@ -220,6 +220,15 @@ pub(crate) fn error(text: impl std::fmt::Display) {
     anstream::eprintln!("{} {text}", paint(Tone::Bad, "error:"));
 }
 
+/// `text` as stderr shows it: colour codes removed where colour is off
+/// there (for writers that are not `anstream`'s, e.g. a progress bar).
+pub(crate) fn for_stderr(text: &str) -> String {
+    match anstream::AutoStream::choice(&std::io::stderr()) {
+        anstream::ColorChoice::Never => anstream::adapter::strip_str(text).to_string(),
+        _ => text.to_owned(),
+    }
+}
+
 /// Print `line` on stdout, colour codes removed where colour is off.
 pub(crate) fn line(line: impl std::fmt::Display) {
     anstream::println!("{line}");

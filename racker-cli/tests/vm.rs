@@ -808,7 +808,17 @@ fn bootstrap_installs_a_vm_behind_ipmi_sim() {
     );
     let mut boot = Reaped(boot);
     let status = wait_until(&mut boot.0, VM_DEADLINE);
-    let out = fs::read_to_string(lab.path("bootstrap.out")).unwrap_or_default();
+    // The summary is on stdout, the progress on stderr (copied into
+    // server.log by a thread that may still be draining it).
+    let read_out = || {
+        fs::read_to_string(lab.path("bootstrap.out")).unwrap_or_default()
+            + &fs::read_to_string(lab.path("server.log")).unwrap_or_default()
+    };
+    let settle = Instant::now() + Duration::from_secs(3);
+    while !read_out().contains("node(s) provisioned") && Instant::now() < settle {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = read_out();
     let diag = || {
         let serial = fs::read_to_string(bmc.join("serial.log")).unwrap_or_default();
         let tail: Vec<&str> = serial.lines().collect();
