@@ -80,6 +80,7 @@ pub mod network;
 mod run;
 mod state;
 mod status;
+mod summary;
 
 pub use bmc::{BmcResolver, BmcSource, ResolvedBmc};
 pub use config::{Config, NetbootMode, Rack};
@@ -95,3 +96,4 @@ pub use state::{
     BootstrapState, NodeEvent, NodeRecord, NodeState, Stage, StateFile, TransitionError, now_unix,
 };
 pub use status::{NodeStatus, StatusOptions, StatusReport, collect_status};
+pub use summary::{Summary, SummaryNode};

@@ -93,11 +93,7 @@ fn free_tcp_port() -> anyhow::Result<SocketAddr> {
 /// node's interfaces, and small stand-ins for Flatcar's PXE kernel and
 /// initrd.
 pub(crate) fn write_demo_rack(dir: &Path, nodes: usize) -> anyhow::Result<Globals> {
-    let globals = Globals {
-        oem_dir: dir.join("oem"),
-        state_dir: dir.join("state"),
-        sys_class_net: dir.join("net"),
-    };
+    let globals = Globals::for_dirs(dir.join("oem"), dir.join("state"), dir.join("net"));
     let mut csv = String::from(racker_inventory::NODES_CSV_HEADER);
     csv.push('\n');
     let [p, b, s] = demo_macs(None);

@@ -146,8 +146,8 @@ struct RenderArgs {
 
 #[derive(Debug, Args)]
 struct LeasesArgs {
-    /// Print JSON (the lease file format) instead of a table.
-    #[arg(long)]
+    /// Old spelling of `-o json`.
+    #[arg(long, hide = true)]
     json: bool,
 }
 
@@ -338,31 +338,73 @@ fn render(globals: &Globals, args: RenderArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `racker netboot leases -o json` (kind `leases`, docs/output.md).
+#[derive(serde::Serialize)]
+struct LeasesJson {
+    leases: Vec<LeaseJson>,
+}
+
+#[derive(serde::Serialize)]
+struct LeaseJson {
+    mac: racker_inventory::MacAddr,
+    ip: std::net::Ipv4Addr,
+    kind: &'static str,
+    state: &'static str,
+    expires_at: String,
+}
+
 fn leases(globals: &Globals, args: &LeasesArgs) -> anyhow::Result<ExitCode> {
+    use crate::output::{Format, Tone, paint};
     let table = LeaseTable::load(&globals.state_dir)?;
-    if args.json {
-        print!("{}", String::from_utf8_lossy(&table.to_json()));
-        return Ok(ExitCode::SUCCESS);
-    }
     let now = std::time::SystemTime::now();
-    println!("{:<17}  {:<15}  {:<8}  STATE", "MAC", "IP", "KIND");
-    for lease in table.iter() {
-        let kind = if lease.reserved {
-            "reserved"
-        } else {
-            "dynamic"
-        };
-        let state = if lease.is_active(now) {
-            "active"
-        } else {
-            "expired"
-        };
-        println!(
-            "{:<17}  {:<15}  {:<8}  {state}",
-            lease.mac.to_string(),
-            lease.ip.to_string(),
-            kind
-        );
-    }
+    let doc = LeasesJson {
+        leases: table
+            .iter()
+            .map(|lease| LeaseJson {
+                mac: lease.mac,
+                ip: lease.ip,
+                kind: if lease.reserved {
+                    "reserved"
+                } else {
+                    "dynamic"
+                },
+                state: if lease.is_active(now) {
+                    "active"
+                } else {
+                    "expired"
+                },
+                expires_at: humantime::format_rfc3339_seconds(lease.expires_at()).to_string(),
+            })
+            .collect(),
+    };
+    let format = if args.json && !globals.output.is_json() {
+        Format::Json
+    } else {
+        globals.output
+    };
+    crate::output::emit(format, "leases", &doc, |wide| {
+        let mut header = vec!["MAC", "IP", "KIND", "STATE"];
+        if wide {
+            header.push("EXPIRES");
+        }
+        let rows: Vec<Vec<String>> = doc
+            .leases
+            .iter()
+            .map(|l| {
+                let mut row = vec![
+                    l.mac.to_string(),
+                    l.ip.to_string(),
+                    l.kind.to_owned(),
+                    paint(Tone::of_state(l.state), l.state),
+                ];
+                if wide {
+                    row.push(l.expires_at.clone());
+                }
+                row
+            })
+            .collect();
+        crate::table::print_rows(&header, &rows);
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }

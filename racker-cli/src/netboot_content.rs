@@ -219,11 +219,7 @@ mod tests {
         .unwrap();
         std::fs::create_dir_all(net.join("eth1")).unwrap();
         std::fs::write(net.join("eth1/address"), "00:11:22:33:44:30\n").unwrap();
-        Globals {
-            oem_dir: oem,
-            state_dir: dir.join("state"),
-            sys_class_net: net,
-        }
+        Globals::for_dirs(oem, dir.join("state"), net)
     }
 
     #[test]

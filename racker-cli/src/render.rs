@@ -278,16 +278,55 @@ fn run_render(globals: &Globals, cmd: RenderCmd) -> anyhow::Result<ExitCode> {
         .files()
         .filter(|(p, _)| p.starts_with("cl") && !p.to_string_lossy().ends_with("-custom.yaml"))
         .count();
-    println!(
-        "✓ rendered {} files for {} nodes into {}",
-        tree.len(),
+    let doc = RenderJson {
+        provision: match cmd.selection.provision {
+            crate::context::ProvisionArg::Flatcar => "flatcar",
+            crate::context::ProvisionArg::Lokomotive => "lokomotive",
+        },
+        cluster_dir: out.clone(),
         nodes,
-        out.display()
-    );
-    for (path, file) in tree.files() {
-        println!("  {} ({:o})", path.display(), file.mode);
-    }
+        files: tree
+            .files()
+            .map(|(path, file)| RenderedFile {
+                path: path.to_owned(),
+                mode: format!("{:04o}", file.mode),
+            })
+            .collect(),
+        removed: stale,
+    };
+    crate::output::emit(globals.output, "render", &doc, |_wide| {
+        crate::output::line(crate::output::ok_mark(&format!(
+            "rendered {} files for {} nodes into {}",
+            doc.files.len(),
+            doc.nodes,
+            doc.cluster_dir.display()
+        )));
+        for f in &doc.files {
+            println!(
+                "  {} ({})",
+                f.path.display(),
+                f.mode.trim_start_matches('0')
+            );
+        }
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `racker render -o json` (kind `render`, docs/output.md).
+#[derive(serde::Serialize)]
+struct RenderJson {
+    provision: &'static str,
+    cluster_dir: PathBuf,
+    nodes: usize,
+    files: Vec<RenderedFile>,
+    removed: Vec<PathBuf>,
+}
+
+#[derive(serde::Serialize)]
+struct RenderedFile {
+    path: PathBuf,
+    mode: String,
 }
 
 /// Files of an earlier render in `out` that the new `tree` no longer has.

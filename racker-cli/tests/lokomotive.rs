@@ -280,7 +280,8 @@ fn joins_are_followed_through_the_kubernetes_api() {
         .args(["--nodes", "4"])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Progress is on stderr.
+    let stdout = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}");
     for expected in [
         "✓ Kubernetes bring-up (4/4)",
@@ -409,11 +410,11 @@ fn a_node_that_never_joins_fails_with_guidance() {
         .args(["--nodes", "4", "--join-timeout", "6s"])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("× Cluster health check (3/4)"))
-        .stdout(predicate::str::contains(
+        .stderr(predicate::str::contains("× Cluster health check (3/4)"))
+        .stderr(predicate::str::contains(
             "02:00:00:01:00:03 lokomotive-worker-0.k8s.localdomain: not a Ready Kubernetes node within 6s",
         ))
-        .stdout(predicate::str::contains("kubectl --kubeconfig"));
+        .stderr(predicate::str::contains("kubectl --kubeconfig"));
     let state = json(dir.path().join("rack/state/bootstrap.json"));
     assert_eq!(state["nodes"]["02:00:00:01:00:03"]["state"], "failed");
     assert_eq!(state["nodes"]["02:00:00:01:00:00"]["stage"], "joined");
@@ -442,10 +443,10 @@ fn a_node_that_never_joins_is_excluded_or_retried() {
         ])
         .assert()
         .success()
-        .stdout(predicate::str::contains(
+        .stderr(predicate::str::contains(
             "Excluded 1 node(s) from the cluster: 02:00:00:01:00:03",
         ))
-        .stdout(predicate::str::contains(
+        .stderr(predicate::str::contains(
             "✓ Lokomotive component installation (1/1)",
         ));
     let state = json(dir.path().join("rack/state/bootstrap.json"));
@@ -476,7 +477,7 @@ fn a_node_that_never_joins_is_excluded_or_retried() {
         .args(["--retries", "1"])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains(
+        .stderr(predicate::str::contains(
             "Retrying 1 node(s) (retry 1 of 1): lokoctl cluster apply again",
         ));
     let calls = std::fs::read_to_string(dir.path().join("lokoctl-calls")).unwrap();
@@ -500,8 +501,8 @@ fn failing_cluster_apply_is_reported() {
         .args(["--nodes", "2"])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("× Kubernetes bring-up (0/2)"))
-        .stdout(predicate::str::contains("lokoctl cluster apply failed"));
+        .stderr(predicate::str::contains("× Kubernetes bring-up (0/2)"))
+        .stderr(predicate::str::contains("lokoctl cluster apply failed"));
     let state = json(dir.path().join("rack/state/bootstrap.json"));
     assert_eq!(state["nodes"]["02:00:00:01:00:01"]["state"], "failed");
     assert_eq!(api.lists.load(Ordering::SeqCst), 0);

@@ -239,7 +239,9 @@ pub(crate) async fn bootstrap(
         NetbootMode::Serve(endpoints)
     };
     let progress = Progress::new();
+    let started = std::time::Instant::now();
     let report = racker_bootstrap::bootstrap(&config, &progress, &Policy(args.on_failure)).await?;
+    progress::print_summary(globals.output, &report, started.elapsed())?;
     Ok(if report.succeeded() {
         ExitCode::SUCCESS
     } else {
