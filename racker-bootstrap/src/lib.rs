@@ -77,6 +77,7 @@ mod kube;
 mod lokomotive;
 pub mod network;
 mod run;
+pub mod service;
 mod state;
 mod status;
 
@@ -88,7 +89,7 @@ pub use events::{
 };
 pub use lokomotive::find_lokoctl;
 pub use network::NetbootEndpoints;
-pub use run::{Outcome, Report, bootstrap};
+pub use run::{Outcome, Report, bootstrap, reprovision};
 pub use state::{
     BootstrapState, NodeEvent, NodeRecord, NodeState, Stage, StateFile, TransitionError, now_unix,
 };

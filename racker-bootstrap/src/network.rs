@@ -19,6 +19,10 @@ use crate::{Error, Rack};
 /// Default HTTP port of the boot server.
 pub const HTTP_PORT: u16 = 8080;
 
+/// DHCP lease time (1 day) of bootstrap and `racker netboot serve`: BMCs
+/// renew every 12 hours and keep their reserved address for years.
+pub const LEASE_TIME_SECS: u64 = 86_400;
+
 /// Where the boot content (TFTP + HTTP) is served.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -189,8 +193,9 @@ impl NetbootEndpoints {
 
 /// Ignition configs straight from the rendered cluster directory.
 #[derive(Debug)]
-pub(crate) struct ClusterIgnition {
-    pub(crate) cluster_dir: PathBuf,
+pub struct ClusterIgnition {
+    /// The cluster directory.
+    pub cluster_dir: PathBuf,
 }
 
 impl IgnitionSource for ClusterIgnition {
@@ -228,6 +233,8 @@ pub(crate) struct Netboot {
     pub(crate) address: Option<String>,
     /// The interface check `--force` overrode, for a warning.
     pub(crate) forced_past: Option<String>,
+    /// The services' event trail.
+    pub(crate) trail: racker_netboot::trail::EventTrail,
     service: NetbootService,
 }
 
@@ -262,7 +269,9 @@ pub(crate) async fn start(
         None => DhcpListen::Interface(iface.clone()),
     };
     let content = &endpoints.content;
-    let config = DhcpConfig::new(plan.management_ip(), plan.subnet().prefix_len());
+    let mut config = DhcpConfig::new(plan.management_ip(), plan.subnet().prefix_len());
+    // The service the bootstrap hands over to keeps the same long leases.
+    config.lease_time = std::time::Duration::from_secs(LEASE_TIME_SECS);
     let mut builder = NetbootService::builder(state_dir, config)
         .dhcp(dhcp)
         .reservations(reservations(plan, Some(selection)))
@@ -303,6 +312,7 @@ pub(crate) async fn start(
         dhcp_addr: service.dhcp_addr().unwrap_or(service.http_addr()),
         address: service.interface_address().map(ToString::to_string),
         forced_past: service.forced_past().map(ToString::to_string),
+        trail: service.trail().clone(),
         service,
     })
 }

@@ -80,13 +80,18 @@ pub struct NodeStatus {
     pub state: String,
     /// The OS is installed.
     pub os_provisioned: bool,
-    /// The installed OS reported up (racker-report-up.service).
+    /// The installed OS reported up (racker-report-up.service) in the
+    /// current bootstrap generation, and its power is not off.
     pub os_up: bool,
     /// A Ready Kubernetes node.
     pub joined: bool,
     /// Diagnostics (with [`StatusOptions::full`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diag: Option<serde_json::Value>,
+    /// The netboot server's last event of the node (its trail,
+    /// `<state-dir>/netboot/events`), e.g. `14:02:13 kernel 404 (... missing)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_event: Option<String>,
 }
 
 /// Gather the status of every node of `rack` with the state of
@@ -146,6 +151,7 @@ pub async fn collect_status(
             _ => (None, None),
         };
         let stage = record.map(|r| r.state.stage());
+        let powered_off = power.as_deref() == Some("off");
         nodes.push(NodeStatus {
             primary_mac: mac,
             bmc_mac: p.node.bmc_mac,
@@ -159,9 +165,14 @@ pub async fn collect_status(
             os_provisioned: reported
                 || (stage >= Some(Stage::Installed)
                     && matches!(record.map(|r| &r.state), Some(NodeState::Active { .. }))),
-            os_up: reported_up || stage >= Some(Stage::OsUp),
+            // Never "up" next to power off: a report or a recorded stage
+            // only counts while the node is not known to be off.
+            os_up: (reported_up || stage >= Some(Stage::OsUp)) && !powered_off,
             joined: stage == Some(Stage::Joined),
             diag,
+            last_event: racker_netboot::trail::load(state_dir, mac)
+                .last()
+                .map(|e| format!("{} {}", racker_netboot::trail::clock(e.unix_ms), e.label())),
         });
     }
     let provisioned = state

@@ -14,6 +14,7 @@ mod netboot_content;
 mod plan;
 mod release;
 mod render;
+mod reprovision;
 mod sim;
 mod status;
 mod table;
@@ -62,6 +63,8 @@ enum Command {
     Ipmi(ipmi::IpmiCmd),
     /// Provision the whole rack: network, BMC check, PXE install of every node.
     Bootstrap(Box<bootstrap::BootstrapCmd>),
+    /// Install nodes of a provisioned rack again (PXE), as bootstrap does.
+    Reprovision(Box<reprovision::ReprovisionCmd>),
     /// What was provisioned and the state of every node.
     Status(status::StatusCmd),
     /// Try racker without hardware: a simulated rack provisioned end to end.
@@ -137,6 +140,7 @@ fn main() -> ExitCode {
                 .unwrap_or_default();
             bootstrap::run(&cli.globals, *cmd, &given)
         }
+        Command::Reprovision(cmd) => reprovision::run(&cli.globals, *cmd),
         Command::Status(cmd) => status::run(&cli.globals, cmd),
         Command::Demo(cmd) => demo::run(cmd),
         Command::Ipmi(cmd) => ipmi::run(&cli.globals, cmd),

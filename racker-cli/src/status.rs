@@ -151,6 +151,9 @@ fn print_text(status: &StatusReport, full: bool) {
                 n.primary_mac, n.bmc_mac, n.bmc_address
             );
         }
+        if full && let Some(e) = &n.last_event {
+            println!("  {} last netboot event: {e}", n.primary_mac);
+        }
         if full && let Some(d) = &n.diag {
             println!("  {} diag: {d}", n.primary_mac);
         }

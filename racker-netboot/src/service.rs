@@ -103,9 +103,9 @@ use crate::http::{HttpContent, HttpServer};
 use crate::iface::{AddressChange, IfaceError, RouteSource};
 use crate::matchbox::{Catalog, FlatcarBoot, NodeEntry};
 use crate::report::{ReportKey, ReportStore};
-use crate::trail::EventTrail;
 use crate::tftp::server::{TftpServer, locate_boot_files};
 use crate::tftp::transfer::TftpConfig;
+use crate::trail::EventTrail;
 use crate::{
     ContentError, DhcpConfig, DhcpError, DhcpServer, IgnitionDir, IgnitionSource, InstalledNodes,
     LeaseTable, Reservation,
@@ -883,7 +883,10 @@ impl ServiceMarker {
     /// The marker of a service that runs and answers `GET /api/health`
     /// with its pid within `timeout`; `None` when there is none (a stale
     /// marker of a dead process is ignored).
-    pub async fn running(state_dir: &std::path::Path, timeout: std::time::Duration) -> Option<Self> {
+    pub async fn running(
+        state_dir: &std::path::Path,
+        timeout: std::time::Duration,
+    ) -> Option<Self> {
         let marker = Self::read(state_dir)?;
         if !std::path::Path::new(&format!("/proc/{}", marker.pid)).exists() {
             return None;

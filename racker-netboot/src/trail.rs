@@ -94,7 +94,11 @@ impl TrailEvent {
         };
         match self.status {
             Some(s) if s >= 400 => {
-                let file = path.split('?').next().unwrap_or(path).trim_start_matches('/');
+                let file = path
+                    .split('?')
+                    .next()
+                    .unwrap_or(path)
+                    .trim_start_matches('/');
                 if thing == "iPXE script" || thing == "Ignition" {
                     format!("{thing} {s}")
                 } else {
@@ -109,7 +113,12 @@ impl TrailEvent {
 /// `14:02:11` (UTC) of a millisecond timestamp.
 pub fn clock(unix_ms: u64) -> String {
     let secs = (unix_ms / 1000) % 86_400;
-    format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60)
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
 }
 
 /// `got its lease 14:02:11, iPXE script 14:02:13, kernel 404 (...)`: the
@@ -268,10 +277,10 @@ impl EventTrail {
                 .as_ref()
                 .map(|_| list.iter().cloned().collect::<Vec<_>>())
         };
-        if let (Some(dir), Some(events)) = (&self.dir, snapshot) {
-            if let Err(e) = save(dir, mac, &events) {
-                tracing::warn!(%mac, "event trail: {e}");
-            }
+        if let (Some(dir), Some(events)) = (&self.dir, snapshot)
+            && let Err(e) = save(dir, mac, &events)
+        {
+            tracing::warn!(%mac, "event trail: {e}");
         }
     }
 
@@ -377,7 +386,13 @@ mod tests {
         let stranger: MacAddr = "00:11:22:33:44:99".parse().unwrap();
         let t = EventTrail::open(dir.path(), [mac]);
         let t0 = UNIX_EPOCH + Duration::from_secs(14 * 3600 + 2 * 60 + 11);
-        t.record(mac, TrailKind::Dhcp, "DHCPREQUEST -> DHCPACK 172.24.213.2", None, t0);
+        t.record(
+            mac,
+            TrailKind::Dhcp,
+            "DHCPREQUEST -> DHCPACK 172.24.213.2",
+            None,
+            t0,
+        );
         t.leased("172.24.213.2".parse().unwrap(), mac);
         t.record_from(
             "172.24.213.2".parse().unwrap(),

@@ -40,9 +40,9 @@ use tokio::net::TcpListener;
 use crate::matchbox::{Catalog, ipxe_script};
 use crate::profile::{ContentError, IgnitionProfile, IgnitionSource};
 use crate::report::{ReportKey, ReportStore, Stage};
-use crate::trail::{EventTrail, TrailKind};
 use crate::tftp::jail::{Jail, JailError};
 use crate::tftp::server::BootFiles;
+use crate::trail::{EventTrail, TrailKind};
 use metrics::Metrics;
 
 /// Everything the HTTP server serves.
@@ -397,7 +397,10 @@ async fn trail_layer(
             .filter(|(k, _)| k.as_str() != "token")
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        (TrailKind::Http, format!("{method} {path}?{}", shown.join("&")))
+        (
+            TrailKind::Http,
+            format!("{method} {path}?{}", shown.join("&")),
+        )
     };
     let now = SystemTime::now();
     match (mac, peer) {

@@ -242,7 +242,8 @@ impl ReportKey {
                 let mut key = [0u8; 32];
                 rand_core::OsRng.fill_bytes(&mut key);
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| ContentError::io("creating", dir, e))?;
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| ContentError::io("creating", dir, e))?;
                 }
                 write_atomic_mode(&path, format!("{}\n", hex(&key)).as_bytes(), 0o600)
                     .map_err(|e| ContentError::io("writing", &path, e))?;
@@ -294,6 +295,9 @@ pub struct ReportStore {
     /// The generation file's modification time and content, re-read when
     /// it changes (another process starts a bootstrap).
     generation: Arc<Mutex<(Option<SystemTime>, Option<String>)>>,
+    /// The reports directory's modification time at the last read: a
+    /// change (another process cleared or wrote a report) re-reads it.
+    dir_mtime: Arc<Mutex<Option<SystemTime>>>,
 }
 
 /// Directory of the report files under a state directory.
@@ -311,13 +315,32 @@ impl ReportStore {
             state_dir: state_dir.to_owned(),
             reports: Arc::default(),
             generation: Arc::default(),
+            dir_mtime: Arc::default(),
         };
         store.refresh()?;
         Ok(store)
     }
 
+    fn dir_modified(&self) -> Option<SystemTime> {
+        std::fs::metadata(&self.dir).and_then(|m| m.modified()).ok()
+    }
+
+    /// Re-read the files when the directory changed since the last read.
+    fn refresh_if_changed(&self) {
+        let now = self.dir_modified();
+        let stale = *self
+            .dir_mtime
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            != now;
+        if stale {
+            let _ = self.refresh();
+        }
+    }
+
     /// Re-read the files (another process may have written them).
     pub fn refresh(&self) -> Result<(), ContentError> {
+        let mtime = self.dir_modified();
         let mut map = BTreeMap::new();
         let entries =
             std::fs::read_dir(&self.dir).map_err(|e| ContentError::io("reading", &self.dir, e))?;
@@ -335,6 +358,10 @@ impl ReportStore {
             map.insert(report.mac, report);
         }
         *self.lock() = map;
+        *self
+            .dir_mtime
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = mtime;
         Ok(())
     }
 
@@ -458,8 +485,10 @@ impl ReportStore {
         self.dir.join(format!("{mac}.json"))
     }
 
-    /// The latest report of `mac`.
+    /// The latest report of `mac` (re-read when another process changed
+    /// the directory).
     pub fn get(&self, mac: MacAddr) -> Option<Report> {
+        self.refresh_if_changed();
         self.lock().get(&mac).cloned()
     }
 

@@ -256,7 +256,11 @@ impl TftpServer {
                     if code == ErrorCode::FileNotFound {
                         tracing::info!(%peer, file = ?request.filename, "tftp: not found");
                     }
-                    let status = if code == ErrorCode::FileNotFound { 404 } else { 403 };
+                    let status = if code == ErrorCode::FileNotFound {
+                        404
+                    } else {
+                        403
+                    };
                     self.note(peer, &request.filename, status);
                     let _ = self.socket.send_to(&error_packet(code, msg), peer).await;
                     continue;
