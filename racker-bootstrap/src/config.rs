@@ -94,6 +94,13 @@ pub struct Config {
     pub bmc_overrides: BTreeMap<MacAddr, SocketAddr>,
     /// Netboot services [default: served on the PXE interface].
     pub netboot: NetbootMode,
+    /// Check every boot file the nodes will request before any node is
+    /// powered, and stop naming what is missing [default: on].
+    pub preflight: bool,
+    /// Hand the rack network over to a running `racker netboot serve`
+    /// found in the state directory instead of binding a second server
+    /// [default: on].
+    pub use_running_service: bool,
 }
 
 impl Config {
@@ -127,6 +134,8 @@ impl Config {
             ipmi_port: racker_ipmi::DEFAULT_PORT,
             bmc_overrides: BTreeMap::new(),
             netboot: NetbootMode::Serve(NetbootEndpoints::new("/sys/class/net")),
+            preflight: true,
+            use_running_service: true,
         }
     }
 }

@@ -78,6 +78,7 @@ pub mod lokoenv;
 mod lokomotive;
 pub mod network;
 mod run;
+pub mod service;
 mod state;
 mod status;
 mod summary;
@@ -91,7 +92,7 @@ pub use events::{
 pub use lokoenv::LokomotiveEnv;
 pub use lokomotive::find_lokoctl;
 pub use network::NetbootEndpoints;
-pub use run::{Outcome, Report, bootstrap};
+pub use run::{Outcome, Report, bootstrap, reprovision};
 pub use state::{
     BootstrapState, NodeEvent, NodeRecord, NodeState, Stage, StateFile, TransitionError, now_unix,
 };

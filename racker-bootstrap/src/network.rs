@@ -19,6 +19,10 @@ use crate::{Error, Rack};
 /// Default HTTP port of the boot server.
 pub const HTTP_PORT: u16 = 8080;
 
+/// DHCP lease time (1 day) of bootstrap and `racker netboot serve`: BMCs
+/// renew every 12 hours and keep their reserved address for years.
+pub const LEASE_TIME_SECS: u64 = 86_400;
+
 /// Where the boot content (TFTP + HTTP) is served.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -194,8 +198,9 @@ impl NetbootEndpoints {
 
 /// Ignition configs straight from the rendered cluster directory.
 #[derive(Debug)]
-pub(crate) struct ClusterIgnition {
-    pub(crate) cluster_dir: PathBuf,
+pub struct ClusterIgnition {
+    /// The cluster directory.
+    pub cluster_dir: PathBuf,
 }
 
 impl IgnitionSource for ClusterIgnition {
@@ -235,6 +240,8 @@ pub(crate) struct Netboot {
     pub(crate) forced_past: Option<String>,
     /// The matchbox gRPC API's address and client certificate directory.
     pub(crate) matchbox_api: Option<(SocketAddr, PathBuf)>,
+    /// The services' event trail.
+    pub(crate) trail: racker_netboot::trail::EventTrail,
     service: NetbootService,
 }
 
@@ -269,7 +276,9 @@ pub(crate) async fn start(
         None => DhcpListen::Interface(iface.clone()),
     };
     let content = &endpoints.content;
-    let config = DhcpConfig::new(plan.management_ip(), plan.subnet().prefix_len());
+    let mut config = DhcpConfig::new(plan.management_ip(), plan.subnet().prefix_len());
+    // The service the bootstrap hands over to keeps the same long leases.
+    config.lease_time = std::time::Duration::from_secs(LEASE_TIME_SECS);
     let mut builder = NetbootService::builder(state_dir, config)
         .dhcp(dhcp)
         .reservations(reservations(plan, Some(selection)))
@@ -314,6 +323,7 @@ pub(crate) async fn start(
         matchbox_api: service
             .matchbox_api()
             .map(|api| (api.addr, api.certs.client_dir.clone())),
+        trail: service.trail().clone(),
         service,
     })
 }

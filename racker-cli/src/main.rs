@@ -15,6 +15,7 @@ mod output;
 mod plan;
 mod release;
 mod render;
+mod reprovision;
 mod sim;
 mod status;
 mod table;
@@ -63,6 +64,8 @@ enum Command {
     Ipmi(ipmi::IpmiCmd),
     /// Provision the whole rack: network, BMC check, PXE install of every node.
     Bootstrap(Box<bootstrap::BootstrapCmd>),
+    /// Install nodes of a provisioned rack again (PXE), as bootstrap does.
+    Reprovision(Box<reprovision::ReprovisionCmd>),
     /// What was provisioned and the state of every node.
     Status(status::StatusCmd),
     /// Try racker without hardware: a simulated rack provisioned end to end.
@@ -149,6 +152,7 @@ fn main() -> ExitCode {
                 .unwrap_or_default();
             bootstrap::run(&cli.globals, *cmd, &given)
         }
+        Command::Reprovision(cmd) => reprovision::run(&cli.globals, *cmd),
         Command::Status(cmd) => status::run(&cli.globals, cmd),
         Command::Demo(cmd) => demo::run(cmd),
         Command::Ipmi(cmd) => ipmi::run(&cli.globals, cmd),

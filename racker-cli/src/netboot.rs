@@ -78,8 +78,10 @@ struct DhcpArgs {
     /// Hand out the dynamic range (.128-.254 of a /24) to unknown MACs.
     #[arg(long)]
     dynamic_range: bool,
-    /// Lease time in seconds.
-    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    /// Lease time in seconds [default: 1 day: BMCs and nodes keep their
+    /// reserved address and renew every 12 hours, so a netboot service
+    /// that is down for a while loses nothing].
+    #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
     lease_time: u64,
     /// Send this router (option 3); only for single-NIC setups.
     #[arg(long, value_name = "IP")]
@@ -201,7 +203,24 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
         (false, None, None) => DhcpListen::Interface(rack.management.pxe_interface.clone()),
     };
     let content = &args.content;
+    // Ignition from the cluster directory of the recorded bootstrap (so the
+    // service keeps serving what `racker bootstrap` rendered), else
+    // <state-dir>/ignition.
+    let ignition: std::sync::Arc<dyn racker_netboot::IgnitionSource> =
+        match racker_bootstrap::StateFile::load(&globals.state_dir)
+            .ok()
+            .flatten()
+        {
+            Some(state) => std::sync::Arc::new(racker_bootstrap::network::ClusterIgnition {
+                cluster_dir: state.cluster_dir,
+            }),
+            None => std::sync::Arc::new(racker_netboot::IgnitionDir::in_state_dir(
+                &globals.state_dir,
+            )),
+        };
+    let preflight_ignition = ignition.clone();
     let mut builder = NetbootService::builder(&globals.state_dir, config)
+        .ignition(ignition)
         .dhcp(dhcp)
         .reservations(reservations(&rack.plan, None))
         .sys_class_net(&globals.sys_class_net)
@@ -249,6 +268,36 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
         if let Some(address) = service.interface_address() {
             eprintln!("racker netboot: {address}");
         }
+        // Preflight: say what nodes would miss (their /ipxe is refused
+        // until it is there).
+        let macs: Vec<racker_inventory::MacAddr> =
+            rack.plan.nodes().iter().map(|n| n.node.primary_mac).collect();
+        let missing = racker_netboot::service::preflight(
+            &globals.state_dir.join("assets"),
+            None,
+            &*preflight_ignition,
+            &macs,
+        );
+        let (ignition_missing, files): (Vec<_>, Vec<_>) =
+            missing.iter().partition(|m| m.what.starts_with("Ignition"));
+        for m in &files {
+            eprintln!("warning: {m}");
+        }
+        if !files.is_empty() {
+            eprintln!(
+                "warning: nodes cannot PXE-install until then (their iPXE script is refused): racker netboot fetch-assets"
+            );
+        }
+        if !ignition_missing.is_empty() {
+            eprintln!(
+                "warning: {} of {} node(s) have no install Ignition yet (racker bootstrap or racker render writes it)",
+                ignition_missing.len(),
+                macs.len()
+            );
+        }
+        racker_netboot::service::ServiceMarker::of(&service)
+            .write(&globals.state_dir)
+            .context("writing the service marker")?;
         eprintln!(
             "racker netboot: HTTP listening on {} (nodes use {}), TFTP on {}",
             service.http_addr(),
@@ -276,7 +325,9 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 api.addr
             );
         }
-        service.run_until(shutdown_signal()).await?;
+        let served = service.run_until(shutdown_signal()).await;
+        racker_netboot::service::ServiceMarker::remove_own(&globals.state_dir);
+        served?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -294,13 +294,14 @@ Wants=network-online.target
 After=network-online.target
 [Service]
 Type=oneshot
-ExecStart=/usr/bin/curl --silent --show-error --fail --retry 10 --retry-delay 3 --retry-connrefused -X POST \"{url}/report?mac={mac}&stage=up\"
+ExecStart=/usr/bin/curl --silent --show-error --fail --retry 10 --retry-delay 3 --retry-connrefused -X POST \"{url}/report?mac={mac}&stage=up{token}\"
 StandardOutput=journal+console
 [Install]
 WantedBy=multi-user.target
 ",
         url = spec.netboot_url(),
         mac = node.mac,
+        token = spec.report_token_query(node.mac),
     )
 }
 
@@ -343,7 +344,7 @@ umount /tmp/oemfs
 set -euo pipefail
 report() {{
   curl --silent --show-error --fail --retry 10 --retry-delay 3 -X POST \\
-    \"{url}/report?mac={mac}&stage=$1\" || true
+    \"{url}/report?mac={mac}&stage=$1{token}\" || true
 }}
 trap 'report failed' ERR
 report installing
@@ -355,6 +356,7 @@ systemctl reboot
         version = spec.racker_version,
         name = node.name,
         os_config = INSTALL_OS_CONFIG_PATH,
+        token = spec.report_token_query(mac),
     )
 }
 
