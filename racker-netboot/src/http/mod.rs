@@ -10,10 +10,13 @@
 //! - `GET|HEAD /assets/<path>`: files under the assets directory.
 //! - `POST /report?mac=..&stage=installing|installed|up|failed[&reason=..]`.
 //! - `GET /metrics`: Prometheus text format.
+//! - `GET /`: the rack view page (with `/rackview.css`, `/rackview.js`);
+//!   `GET /api/rack`: its data as JSON ([`rackview`]).
 
 pub mod files;
 mod hook;
 pub mod metrics;
+pub mod rackview;
 mod serve;
 
 pub use hook::{BootHook, HOOK_ENDPOINTS, HookReply};
@@ -50,6 +53,8 @@ pub struct HttpContent {
     boot_files: Option<BootFiles>,
     metrics: Arc<Metrics>,
     hook: Option<Arc<dyn BootHook>>,
+    rack_plan: Arc<rackview::RackPlan>,
+    rack_status: Option<Arc<dyn rackview::RackStatusSource>>,
 }
 
 impl HttpContent {
@@ -71,7 +76,21 @@ impl HttpContent {
             boot_files: None,
             metrics,
             hook: None,
+            rack_plan: Arc::default(),
+            rack_status: None,
         }
+    }
+
+    /// Show these nodes in the rack view (`/`, `/api/rack`), with the
+    /// bootstrap's view of them from `status` (see [`rackview`]).
+    pub fn with_rack_view(
+        mut self,
+        plan: rackview::RackPlan,
+        status: Arc<dyn rackview::RackStatusSource>,
+    ) -> Self {
+        self.rack_plan = Arc::new(plan);
+        self.rack_status = Some(status);
+        self
     }
 
     /// Also serve the iPXE binaries (and the rest of their directory, the
@@ -96,6 +115,10 @@ impl HttpContent {
             .route("/assets/{*path}", get(asset))
             .route("/boot-files/{*path}", get(boot_file))
             .route("/ipxe.efi", get(ipxe_efi))
+            .route("/", get(rack_page))
+            .route("/rackview.css", get(rack_css))
+            .route("/rackview.js", get(rack_js))
+            .route("/api/rack", get(rack_api))
             .fallback(not_found)
             .with_state(Arc::new(self));
         match hook {
@@ -437,6 +460,51 @@ async fn jailed_file(
             plain(StatusCode::FORBIDDEN, format!("racker: refused: {why}\n"))
         }
     }
+}
+
+async fn rack_page(State(c): St) -> Response<Body> {
+    let r = text(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        rackview::PAGE_HTML.to_owned(),
+    );
+    c.done("/", r)
+}
+
+async fn rack_css(State(c): St) -> Response<Body> {
+    let r = text(
+        StatusCode::OK,
+        "text/css; charset=utf-8",
+        rackview::PAGE_CSS.to_owned(),
+    );
+    c.done("/rackview.css", r)
+}
+
+async fn rack_js(State(c): St) -> Response<Body> {
+    let r = text(
+        StatusCode::OK,
+        "text/javascript; charset=utf-8",
+        rackview::PAGE_JS.to_owned(),
+    );
+    c.done("/rackview.js", r)
+}
+
+async fn rack_api(State(c): St) -> Response<Body> {
+    let status = c.rack_status.as_ref().and_then(|s| s.status());
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let view = rackview::rack_view(&c.rack_plan, &c.reports.reports(), status.as_ref(), now);
+    let r = match serde_json::to_string(&view) {
+        Ok(json) => {
+            let mut r = text(StatusCode::OK, "application/json", json);
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, format!("racker: {e}\n")),
+    };
+    c.done("/api/rack", r)
 }
 
 async fn not_found(State(c): St) -> Response<Body> {
