@@ -76,6 +76,7 @@ pub mod fsutil;
 mod kube;
 mod lokomotive;
 pub mod network;
+mod rack_status;
 mod run;
 mod state;
 mod status;
@@ -88,6 +89,7 @@ pub use events::{
 };
 pub use lokomotive::find_lokoctl;
 pub use network::NetbootEndpoints;
+pub use rack_status::{PowerReading, RackStatusOptions, RackStatusWriter, compose_rack_status};
 pub use run::{Outcome, Report, bootstrap};
 pub use state::{
     BootstrapState, NodeEvent, NodeRecord, NodeState, Stage, StateFile, TransitionError, now_unix,
