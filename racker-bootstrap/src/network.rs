@@ -189,8 +189,17 @@ impl NetbootEndpoints {
 
 /// Ignition configs straight from the rendered cluster directory.
 #[derive(Debug)]
-pub(crate) struct ClusterIgnition {
+pub struct ClusterIgnition {
     pub(crate) cluster_dir: PathBuf,
+}
+
+impl ClusterIgnition {
+    /// Ignition from the cluster directory `cluster_dir`.
+    pub fn new(cluster_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            cluster_dir: cluster_dir.into(),
+        }
+    }
 }
 
 impl IgnitionSource for ClusterIgnition {
