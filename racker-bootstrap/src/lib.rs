@@ -77,6 +77,7 @@ mod kube;
 pub mod lokoenv;
 mod lokomotive;
 pub mod network;
+mod rack_status;
 mod run;
 pub mod service;
 mod state;
@@ -92,6 +93,7 @@ pub use events::{
 pub use lokoenv::LokomotiveEnv;
 pub use lokomotive::find_lokoctl;
 pub use network::NetbootEndpoints;
+pub use rack_status::{PowerReading, RackStatusOptions, RackStatusWriter, compose_rack_status};
 pub use run::{Outcome, Report, bootstrap, reprovision};
 pub use state::{
     BootstrapState, NodeEvent, NodeRecord, NodeState, Stage, StateFile, TransitionError, now_unix,

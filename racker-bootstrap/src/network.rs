@@ -203,6 +203,15 @@ pub struct ClusterIgnition {
     pub cluster_dir: PathBuf,
 }
 
+impl ClusterIgnition {
+    /// Ignition from the cluster directory `cluster_dir`.
+    pub fn new(cluster_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            cluster_dir: cluster_dir.into(),
+        }
+    }
+}
+
 impl IgnitionSource for ClusterIgnition {
     fn ignition(
         &self,

@@ -244,7 +244,17 @@ pub async fn bootstrap(
         external: netboot.is_none(),
     };
 
+    // The rack view (`/` of the netboot server) reads every node's state
+    // and power from `<state-dir>/rack-status.json`.
+    let rack_status = crate::RackStatusWriter::spawn(
+        state_dir,
+        &config.rack,
+        ctx.credentials.clone(),
+        ctx.bmcs.clone(),
+        rack_status_options(config),
+    );
     let result = stages(&ctx, &selection, &mut file, &watch, lokoctl.as_deref()).await;
+    rack_status.stop();
     if let Some(nb) = netboot {
         nb.stop();
     }
@@ -253,6 +263,13 @@ pub async fn bootstrap(
         state: file.state,
         log: ctx.progress.log_path(),
     })
+}
+
+fn rack_status_options(config: &Config) -> crate::RackStatusOptions {
+    let mut o = crate::RackStatusOptions::default();
+    o.ipmi_port = config.ipmi_port;
+    o.ipmi_timeout = o.ipmi_timeout.min(config.ipmi_timeout);
+    o
 }
 
 fn dir_has_entries(dir: &Path) -> bool {

@@ -154,7 +154,7 @@ fn main() -> ExitCode {
         }
         Command::Reprovision(cmd) => reprovision::run(&cli.globals, *cmd),
         Command::Status(cmd) => status::run(&cli.globals, cmd),
-        Command::Demo(cmd) => demo::run(cmd),
+        Command::Demo(cmd) => demo::run(&cli.globals, &demo::given_globals(&matches), cmd),
         Command::Ipmi(cmd) => ipmi::run(&cli.globals, cmd),
         Command::Netboot(cmd) => netboot::run(&cli.globals, cmd),
         Command::Completions(cmd) => completions::completions(cmd),

@@ -99,6 +99,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::dhcp::DhcpStats;
 use crate::dhcp::transport::{self, DhcpSocket};
 use crate::http::metrics::Metrics;
+use crate::http::rackview::{RackPlan, RackStatusFile, RackStatusSource};
 use crate::http::{HttpContent, HttpServer};
 use crate::iface::{AddressChange, IfaceError, RouteSource};
 use crate::matchbox::{Catalog, FlatcarBoot, NodeEntry};
@@ -225,6 +226,7 @@ pub struct NetbootServiceBuilder {
     ignition: Option<Arc<dyn IgnitionSource>>,
     assets_dir: Option<PathBuf>,
     report_tokens: bool,
+    rack_status: Option<Arc<dyn RackStatusSource>>,
 }
 
 /// The server address as put on the PXE interface.
@@ -361,6 +363,7 @@ impl NetbootService {
             ignition: None,
             assets_dir: None,
             report_tokens: true,
+            rack_status: None,
         }
     }
 
@@ -690,6 +693,14 @@ impl NetbootServiceBuilder {
         self
     }
 
+    /// Where the rack view (`/`, `/api/rack`) learns each node's state and
+    /// power (default: `<state-dir>/rack-status.json`, which a bootstrap
+    /// keeps current).
+    pub fn rack_status(mut self, source: Arc<dyn RackStatusSource>) -> Self {
+        self.rack_status = Some(source);
+        self
+    }
+
     /// Start the services (see the [module docs](self) for the order).
     /// Must be called inside a multi-threaded or current-thread tokio
     /// runtime, which then runs them.
@@ -721,6 +732,7 @@ impl NetbootServiceBuilder {
             ignition,
             assets_dir,
             report_tokens,
+            rack_status,
         } = self;
         let server_ip = config.server_ip;
         if dhcp != DhcpListen::Off {
@@ -815,6 +827,16 @@ impl NetbootServiceBuilder {
             };
             format!("http://{}", SocketAddr::new(host, http_server_addr.port()))
         });
+        let rack_nodes = match &catalog {
+            CatalogSource::Flatcar(nodes) => nodes.clone(),
+            _ => Vec::new(),
+        };
+        let rack_plan = RackPlan {
+            nodes: rack_nodes,
+            reservations: reservations.clone(),
+        };
+        let rack_status =
+            rack_status.unwrap_or_else(|| Arc::new(RackStatusFile::in_state_dir(&state_dir)));
         let catalog = match catalog {
             CatalogSource::Flatcar(nodes) => {
                 let mut boot = FlatcarBoot::new(&base_url);
@@ -830,7 +852,8 @@ impl NetbootServiceBuilder {
         let assets = assets_dir.unwrap_or_else(|| state_dir.join("assets"));
         let mut content =
             HttpContent::new(catalog, reports.clone(), ignition, &assets, metrics.clone())
-                .with_trail(trail.clone());
+                .with_trail(trail.clone())
+                .with_rack_view(rack_plan, rack_status);
         if report_tokens {
             content = content.with_report_key(ReportKey::load_or_create(&state_dir)?);
         }
