@@ -550,6 +550,32 @@ mod props {
             }
             prop_assert!(b.active_session_count() <= 1);
         }
+
+        #[test]
+        fn arbitrary_platform_requests_are_answered(
+            requests in proptest::collection::vec(
+                (prop_oneof![Just(0x00u8), Just(0x04), Just(0x06), Just(0x0A)], any::<u8>(), proptest::collection::vec(any::<u8>(), 0..24)),
+                1..30,
+            ),
+            power: bool,
+            fan_fail: bool,
+        ) {
+            let now = Instant::now();
+            let mut b = bmc();
+            b.node_power(now, power);
+            b.set_core_faults(now, CoreFaults { fan_fail, ..CoreFaults::default() });
+            let mut c = login(&mut b, 17, now);
+            for (netfn, cmd, data) in requests {
+                // Not the ones that end the session or change credentials.
+                if netfn == 0x06 && matches!(cmd, 0x3C | 0x43 | 0x45 | 0x47 | 0x48) {
+                    continue;
+                }
+                let p = c.request(netfn, cmd, &data);
+                let out = b.handle_datagram(now, peer(), &p);
+                prop_assert!(!out.is_empty(), "{netfn:#x}/{cmd:#x} {data:?} unanswered");
+            }
+            prop_assert!(b.sel_records().len() <= crate::sel::SEL_CAPACITY);
+        }
     }
 }
 
