@@ -756,6 +756,16 @@ fn sel_entries_fru_session_info_and_small_commands() {
     );
     assert_eq!(call(&mut b, &mut c, later, 0x06, 0x3D, &[0xFE, 1]).1[0], 1);
 
+    // System firmware version (set 0 holds encoding, length, 14 bytes).
+    let (cc, v) = call(&mut b, &mut c, later, 0x06, 0x59, &[0, 1, 0, 0]);
+    assert_eq!(cc, 0);
+    assert_eq!(&v[..4], &[0x11, 0, 0, 5]);
+    assert_eq!(&v[4..9], b"1.0.0");
+    assert_eq!(&v[9..], &[0; 9]);
+    let (_, v) = call(&mut b, &mut c, later, 0x06, 0x59, &[0, 2, 1, 0]);
+    // System name SIM-020000000001: 16 bytes, set 1 holds the last two.
+    assert_eq!(&v[2..4], b"01");
+    assert_eq!(&v[4..], &[0; 14]);
     // Channel payload support: IPMI + SOL (ipmiconsole asks first).
     let (cc, p) = call(&mut b, &mut c, later, 0x06, 0x4E, &[0x01]);
     assert_eq!((cc, p[0]), (0, 0x03));

@@ -610,6 +610,15 @@ async fn prometheus_ipmi_exporter_reports_the_simulated_sensors() {
     assert_eq!(value("ipmi_power_watts", "PSU Power"), 180.0);
     assert_eq!(value("ipmi_fan_speed_state", "FAN1"), 0.0, "nominal");
     assert_eq!(sample(&text, "ipmi_chassis_power_state", &[]), Some(1.0));
+    assert_eq!(
+        sample(
+            &text,
+            "ipmi_bmc_info",
+            &[("system_firmware_version", "1.0.0")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
     let entries = sample(&text, "ipmi_sel_logs_count", &[]).unwrap();
     assert_eq!(entries as usize, healthy.sel_records().len(), "{text}");
     let text = scrape(failing).await;
