@@ -74,6 +74,7 @@ mod error;
 mod events;
 pub mod fsutil;
 mod kube;
+pub mod lokoenv;
 mod lokomotive;
 pub mod network;
 mod run;
@@ -86,6 +87,7 @@ pub use error::{Error, Result};
 pub use events::{
     CollectEvents, Decision, Event, EventSink, FailedNodes, FailurePolicy, Phase, StepResult,
 };
+pub use lokoenv::LokomotiveEnv;
 pub use lokomotive::find_lokoctl;
 pub use network::NetbootEndpoints;
 pub use run::{Outcome, Report, bootstrap};

@@ -35,6 +35,11 @@ pub struct ContentOptions {
     /// Serve the profiles and groups of this matchbox data directory
     /// instead of the generated Flatcar installer profile.
     pub matchbox_data: Option<PathBuf>,
+    /// Serve the matchbox-compatible gRPC API (mutual TLS) that lokoctl's
+    /// Terraform stores its profiles in, on this address (Lokomotive:
+    /// `<management internal IP>:8081`, what `baremetal.lokocfg` points
+    /// at) [default: off].
+    pub matchbox_grpc: Option<SocketAddr>,
     /// Kernel console arguments of the PXE-booted installer (the rack's
     /// `--kernel-console`) [default: [`racker_lokomotive::DEFAULT_KERNEL_CONSOLE`],
     /// `ttyS1,57600n8` as the original racker].
@@ -228,6 +233,8 @@ pub(crate) struct Netboot {
     pub(crate) address: Option<String>,
     /// The interface check `--force` overrode, for a warning.
     pub(crate) forced_past: Option<String>,
+    /// The matchbox gRPC API's address and client certificate directory.
+    pub(crate) matchbox_api: Option<(SocketAddr, PathBuf)>,
     service: NetbootService,
 }
 
@@ -286,6 +293,7 @@ pub(crate) async fn start(
     if let Some(dir) = &content.matchbox_data {
         builder = builder.matchbox_data(dir);
     }
+    builder = builder.matchbox_grpc(content.matchbox_grpc);
     let service = builder.start().await.map_err(|e| match e {
         ServiceError::Dhcp(source @ racker_netboot::DhcpError::RefusedInterface { .. }) => {
             Error::RefusedInterface {
@@ -303,6 +311,9 @@ pub(crate) async fn start(
         dhcp_addr: service.dhcp_addr().unwrap_or(service.http_addr()),
         address: service.interface_address().map(ToString::to_string),
         forced_past: service.forced_past().map(ToString::to_string),
+        matchbox_api: service
+            .matchbox_api()
+            .map(|api| (api.addr, api.certs.client_dir.clone())),
         service,
     })
 }

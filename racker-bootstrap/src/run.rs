@@ -192,6 +192,12 @@ pub async fn bootstrap(
                 nb.http_addr,
                 nb.base_url
             ));
+            if let Some((addr, client_dir)) = &nb.matchbox_api {
+                ctx.progress.say(&format!(
+                    "✓ Network: matchbox gRPC API (mutual TLS) on {addr}, client certificates in {}",
+                    client_dir.display()
+                ));
+            }
             Some(nb)
         }
     };
@@ -335,12 +341,23 @@ async fn stages(
     let cluster_dir = &ctx.config.cluster_dir;
     if let Some(lokoctl) = lokoctl {
         // lokoctl installs the nodes itself (through the rendered
-        // pxe_commands, which call `racker ipmi`) and brings Kubernetes up.
+        // pxe_commands, which call `racker ipmi`) and brings Kubernetes up,
+        // with the management key in an ssh-agent and the nodes' names in
+        // the hosts file (docs/lokomotive.md).
+        let env = &ctx.config.lokomotive_env;
+        let prepared =
+            crate::lokoenv::prepare(env, &ctx.config.state_dir, cluster_dir, &ctx.progress)?;
+        let log = ctx.progress.log_path();
+        let run = lokomotive::Lokoctl {
+            path: lokoctl,
+            cluster_dir,
+            log: &log,
+            env,
+            prepared: &prepared,
+        };
         let ok = lokomotive::stages(
             &ctx.progress,
-            lokoctl,
-            cluster_dir,
-            &ctx.progress.log_path(),
+            &run,
             selection,
             file,
             ctx.config.retries,
@@ -352,6 +369,25 @@ async fn stages(
             ctx.policy,
         )
         .await?;
+        // lokoctl's pxe_commands left the nodes on PXE boot; every node it
+        // installed boots from its disk from now on (as in Flatcar mode,
+        // set from here over IPMI LAN; docs/lokomotive.md).
+        let installed: Vec<&SelectedNode> = selection
+            .active()
+            .into_iter()
+            .filter(|n| {
+                file.state
+                    .nodes
+                    .get(&n.planned.node.primary_mac)
+                    .is_some_and(|r| {
+                        !matches!(r.state, NodeState::Excluded { .. })
+                            && r.state.stage() >= Stage::OsUp
+                    })
+            })
+            .collect();
+        if !installed.is_empty() {
+            set_disk_boot_from_management(ctx, &installed, "installed by lokoctl").await;
+        }
         if !ok {
             return Ok(Outcome::Failed {
                 nodes: file

@@ -289,6 +289,17 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
         args.join_timeout.as_secs_f64().to_string(),
         "--ipmi-timeout".into(),
         "2".into(),
+        // Lokomotive: the gRPC API on loopback, the cluster's names and
+        // kubeconfig link inside the demo folder (never the machine's).
+        "--matchbox-grpc".into(),
+        "127.0.0.1:0".into(),
+        "--hosts-file".into(),
+        dir.join("hosts").to_string_lossy().into_owned(),
+        "--kubeconfig-link".into(),
+        dir.join("kube")
+            .join("config")
+            .to_string_lossy()
+            .into_owned(),
     ])?;
     let outcome = bootstrap::bootstrap(&globals, &wrap.cmd, bmcs.clone()).await;
     // The simulated nodes' final power and boot flags, as `racker sim status` shows them.

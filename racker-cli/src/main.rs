@@ -8,7 +8,7 @@ mod factory;
 mod fsutil;
 mod globals;
 mod ipmi;
-mod matchbox_grpc;
+mod management_node;
 mod netboot;
 mod netboot_content;
 mod plan;

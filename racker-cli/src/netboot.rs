@@ -60,6 +60,10 @@ enum NetbootSub {
     FetchAssets(FetchAssetsArgs),
     /// Print the DHCP lease table of the state directory.
     Leases(LeasesArgs),
+    /// Write the management node's own install (iPXE script, Ignition,
+    /// racker's binary for in-band persistent EFI disk boot) where
+    /// `netboot serve` serves it.
+    ManagementNode(crate::management_node::ManagementNodeArgs),
 }
 
 /// DHCP options shared by `serve` and `render`.
@@ -153,6 +157,7 @@ pub(crate) fn run(globals: &Globals, cmd: NetbootCmd) -> anyhow::Result<ExitCode
         NetbootSub::Render(args) => render(globals, *args),
         NetbootSub::FetchAssets(args) => netboot_content::run_fetch_assets(globals, &args),
         NetbootSub::Leases(args) => leases(globals, &args),
+        NetbootSub::ManagementNode(args) => crate::management_node::run(globals, &args),
     }
 }
 
@@ -222,6 +227,9 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &content.matchbox_data {
         builder = builder.matchbox_data(dir);
     }
+    // The matchbox gRPC API's store answers the HTTP boot endpoints before
+    // racker's own profiles (docs/lokomotive.md).
+    builder = builder.matchbox_grpc(args.matchbox_grpc);
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -229,15 +237,6 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        // The matchbox gRPC API first: its store answers the HTTP boot
-        // endpoints before racker's own profiles.
-        let mut content_args = args.content.clone();
-        let grpc =
-            crate::matchbox_grpc::start(globals, args.matchbox_grpc, &rack.plan, &mut content_args)
-                .await?;
-        if let Some(hook) = content_args.boot_hook.clone() {
-            builder = builder.boot_hook(hook);
-        }
         let service = builder.start().await.map_err(|e| match e {
             ServiceError::Tftp { hint, .. } if !hint.is_empty() => anyhow::Error::new(e).context(
                 "TFTP port below 1024 needs root (or use --tftp-listen ADDR:PORT with a high port)",
@@ -263,15 +262,21 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
             Some(addr) => eprintln!("racker netboot: DHCP listening on {addr}"),
             None => eprintln!("racker netboot: DHCP disabled (--no-dhcp)"),
         }
-        match grpc {
-            None => service.run_until(shutdown_signal()).await?,
-            Some(mut grpc) => tokio::select! {
-                served = service.run_until(shutdown_signal()) => served?,
-                failed = &mut grpc => {
-                    failed.context("matchbox gRPC API")??;
-                }
-            },
+        if let Some(api) = service.matchbox_api() {
+            if api.certs_made {
+                eprintln!(
+                    "racker netboot: made the matchbox API certificates in {} and {}",
+                    api.certs.server_dir.display(),
+                    api.certs.client_dir.display()
+                );
+            }
+            // Tests and scripts learn the bound port from this line.
+            eprintln!(
+                "racker netboot: matchbox gRPC API (mutual TLS) listening on {}",
+                api.addr
+            );
         }
+        service.run_until(shutdown_signal()).await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
