@@ -341,7 +341,16 @@ async fn freeipmi_sensors_sel_and_fru_over_a_host_range() {
         assert_eq!(row(4, "FAN1")[3..6], ["0.00", "RPM", "'OK'"], "powered off");
         assert_eq!(row(4, "CPU Temp")[3], "25.00");
     }
-    let out = run("ipmi-sel", &common(3, port)).await;
+    let cached = || {
+        let mut args = common(3, port);
+        args.extend([
+            "--sdr-cache-directory".to_owned(),
+            cache.path().display().to_string(),
+            "--quiet-cache".to_owned(),
+        ]);
+        args
+    };
+    let out = run("ipmi-sel", &cached()).await;
     assert_contains(
         &out,
         &[
@@ -362,7 +371,7 @@ async fn freeipmi_sensors_sel_and_fru_over_a_host_range() {
             .any(|l| l.starts_with(&format!("127.77.3.4:{port}:")) && l.contains('|')),
         "{out}"
     );
-    let out = run("ipmi-fru", &common(3, port)).await;
+    let out = run("ipmi-fru", &cached()).await;
     for i in 2..5 {
         let prefix = format!("127.77.3.{i}:{port}:");
         let host: Vec<&str> = out
