@@ -8,6 +8,7 @@ mod factory;
 mod fsutil;
 mod globals;
 mod ipmi;
+mod logging;
 mod matchbox_grpc;
 mod netboot;
 mod netboot_content;
@@ -113,16 +114,13 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     cli.globals.color.apply();
-    // Services log what they do; one-shot commands only what goes wrong.
+    // Services log what they do; other commands (bootstrap and the demo
+    // show their progress instead) only what goes wrong.
     let service = matches!(
         matches.subcommand(),
-        Some(("netboot", m)) if matches!(m.subcommand_name(), Some("serve"))
-    ) || matches!(matches.subcommand_name(), Some("bootstrap" | "demo"))
-        || matches!(
-            matches.subcommand(),
-            Some(("sim", m)) if matches!(m.subcommand_name(), Some("up"))
-        );
-    output::init_logging(&cli.globals, service);
+        Some(("netboot" | "sim", m)) if matches!(m.subcommand_name(), Some("serve" | "up"))
+    );
+    logging::init(&cli.globals, service);
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Release(cmd) => release::run(&cli.globals, cmd),
         Command::Factory(cmd) => factory::run(&cli.globals, cmd),

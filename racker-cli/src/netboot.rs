@@ -176,16 +176,6 @@ fn dhcp_config(plan: &AddressPlan, args: &DhcpArgs) -> anyhow::Result<DhcpConfig
     Ok(config)
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
-}
-
 fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let rack = load_rack(globals, &args.dhcp.plan)?;
     let config = dhcp_config(&rack.plan, &args.dhcp)?;
@@ -222,7 +212,6 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &content.matchbox_data {
         builder = builder.matchbox_data(dir);
     }
-    init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
