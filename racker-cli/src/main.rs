@@ -5,6 +5,7 @@ mod completions;
 mod context;
 mod demo;
 mod factory;
+mod flags;
 mod fsutil;
 mod globals;
 mod ipmi;
@@ -81,6 +82,12 @@ enum Command {
     // Each subcommand lives in its own module; add one variant per line below.
 }
 
+/// The command line with its environment twins (`RACKER_<FLAG>`), as
+/// parsed and as completions and man pages describe it.
+pub(crate) fn command() -> clap::Command {
+    flags::with_env_twins(Cli::command())
+}
+
 /// Die quietly on a closed pipe (`racker plan | head`) like other Unix
 /// tools, instead of panicking in `println!`.
 #[allow(unsafe_code)]
@@ -108,7 +115,7 @@ pub(crate) fn error_chain(err: &anyhow::Error) -> String {
 
 fn main() -> ExitCode {
     restore_default_sigpipe();
-    let matches = Cli::command().get_matches();
+    let matches = command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),

@@ -74,9 +74,9 @@ struct DhcpArgs {
     /// Hand out the dynamic range (.128-.254 of a /24) to unknown MACs.
     #[arg(long)]
     dynamic_range: bool,
-    /// Lease time in seconds.
-    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
-    lease_time: u64,
+    /// Lease time (seconds, or e.g. 2m, 1h).
+    #[arg(long, default_value = "120", value_parser = racker_inventory::parse_duration, value_name = "DURATION")]
+    lease_time: Duration,
     /// Send this router (option 3); only for single-NIC setups.
     #[arg(long, value_name = "IP")]
     router: Option<Ipv4Addr>,
@@ -161,7 +161,7 @@ use racker_bootstrap::network::reservations;
 fn dhcp_config(plan: &AddressPlan, args: &DhcpArgs) -> anyhow::Result<DhcpConfig> {
     let server_ip = plan.management_ip();
     let mut config = DhcpConfig::new(server_ip, plan.subnet().prefix_len());
-    config.lease_time = Duration::from_secs(args.lease_time);
+    config.lease_time = args.lease_time;
     config.dynamic_range = args.dynamic_range.then(|| plan.dynamic_range());
     config.router = args.router;
     config.dns.clone_from(&args.dns);

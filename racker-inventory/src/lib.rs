@@ -29,6 +29,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod credentials;
+mod duration;
 mod error;
 mod interfaces;
 mod mac;
@@ -38,6 +39,7 @@ mod public_ips;
 mod selection;
 
 pub use credentials::{Credentials, Password};
+pub use duration::{ParseDurationError, parse_duration};
 pub use error::{Error, Result};
 pub use interfaces::{LocalInterface, Management, read_local_interfaces};
 pub use mac::{MacAddr, ParseMacError};
