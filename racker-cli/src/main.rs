@@ -5,9 +5,11 @@ mod completions;
 mod context;
 mod demo;
 mod factory;
+mod flags;
 mod fsutil;
 mod globals;
 mod ipmi;
+mod logging;
 mod management_node;
 mod netboot;
 mod netboot_content;
@@ -83,6 +85,12 @@ enum Command {
     // Each subcommand lives in its own module; add one variant per line below.
 }
 
+/// The command line with its environment twins (`RACKER_<FLAG>`), as
+/// parsed and as completions and man pages describe it.
+pub(crate) fn command() -> clap::Command {
+    flags::with_env_twins(Cli::command())
+}
+
 /// Die quietly on a closed pipe (`racker plan | head`) like other Unix
 /// tools, instead of panicking in `println!`.
 #[allow(unsafe_code)]
@@ -110,22 +118,19 @@ pub(crate) fn error_chain(err: &anyhow::Error) -> String {
 
 fn main() -> ExitCode {
     restore_default_sigpipe();
-    let matches = Cli::command().get_matches();
+    let matches = command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
     cli.globals.color.apply();
-    // Services log what they do; one-shot commands only what goes wrong.
+    // Services log what they do; other commands (bootstrap and the demo
+    // show their progress instead) only what goes wrong.
     let service = matches!(
         matches.subcommand(),
-        Some(("netboot", m)) if matches!(m.subcommand_name(), Some("serve"))
-    ) || matches!(matches.subcommand_name(), Some("bootstrap" | "demo"))
-        || matches!(
-            matches.subcommand(),
-            Some(("sim", m)) if matches!(m.subcommand_name(), Some("up"))
-        );
-    output::init_logging(&cli.globals, service);
+        Some(("netboot" | "sim", m)) if matches!(m.subcommand_name(), Some("serve" | "up"))
+    );
+    logging::init(&cli.globals, service);
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Release(cmd) => release::run(&cli.globals, cmd),
         Command::Factory(cmd) => factory::run(&cli.globals, cmd),
