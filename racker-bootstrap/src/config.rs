@@ -8,6 +8,7 @@ use std::time::Duration;
 use racker_inventory::{AddressPlan, Inventory, MacAddr, Management, PublicIps, SelectionOptions};
 use racker_lokomotive::RenderOptions;
 
+use crate::lokoenv::LokomotiveEnv;
 use crate::network::NetbootEndpoints;
 
 /// The rack as racker sees it: nodes.csv, the management node found among
@@ -81,6 +82,9 @@ pub struct Config {
     pub kubeconfig: Option<PathBuf>,
     /// Lokomotive: the `lokoctl` binary (see [`find_lokoctl`](crate::find_lokoctl)).
     pub lokoctl: Option<PathBuf>,
+    /// Lokomotive: the ssh-agent, hosts file and kubeconfig link lokoctl
+    /// and kubectl rely on [default: none of them].
+    pub lokomotive_env: LokomotiveEnv,
     /// IPMI: time per exchange, retransmissions included [default: 5 s].
     pub ipmi_timeout: Duration,
     /// IPMI UDP port of the BMCs [default: 623].
@@ -125,6 +129,7 @@ impl Config {
             join_timeout: Duration::from_secs(20 * 60),
             kubeconfig: None,
             lokoctl: None,
+            lokomotive_env: LokomotiveEnv::new(),
             ipmi_timeout: Duration::from_secs(5),
             ipmi_port: racker_ipmi::DEFAULT_PORT,
             bmc_overrides: BTreeMap::new(),

@@ -39,6 +39,11 @@ pub struct ContentOptions {
     /// Serve the profiles and groups of this matchbox data directory
     /// instead of the generated Flatcar installer profile.
     pub matchbox_data: Option<PathBuf>,
+    /// Serve the matchbox-compatible gRPC API (mutual TLS) that lokoctl's
+    /// Terraform stores its profiles in, on this address (Lokomotive:
+    /// `<management internal IP>:8081`, what `baremetal.lokocfg` points
+    /// at) [default: off].
+    pub matchbox_grpc: Option<SocketAddr>,
     /// Kernel console arguments of the PXE-booted installer (the rack's
     /// `--kernel-console`) [default: [`racker_lokomotive::DEFAULT_KERNEL_CONSOLE`],
     /// `ttyS1,57600n8` as the original racker].
@@ -198,6 +203,15 @@ pub struct ClusterIgnition {
     pub cluster_dir: PathBuf,
 }
 
+impl ClusterIgnition {
+    /// Ignition from the cluster directory `cluster_dir`.
+    pub fn new(cluster_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            cluster_dir: cluster_dir.into(),
+        }
+    }
+}
+
 impl IgnitionSource for ClusterIgnition {
     fn ignition(
         &self,
@@ -233,6 +247,8 @@ pub(crate) struct Netboot {
     pub(crate) address: Option<String>,
     /// The interface check `--force` overrode, for a warning.
     pub(crate) forced_past: Option<String>,
+    /// The matchbox gRPC API's address and client certificate directory.
+    pub(crate) matchbox_api: Option<(SocketAddr, PathBuf)>,
     /// The services' event trail.
     pub(crate) trail: racker_netboot::trail::EventTrail,
     service: NetbootService,
@@ -295,6 +311,7 @@ pub(crate) async fn start(
     if let Some(dir) = &content.matchbox_data {
         builder = builder.matchbox_data(dir);
     }
+    builder = builder.matchbox_grpc(content.matchbox_grpc);
     let service = builder.start().await.map_err(|e| match e {
         ServiceError::Dhcp(source @ racker_netboot::DhcpError::RefusedInterface { .. }) => {
             Error::RefusedInterface {
@@ -312,6 +329,9 @@ pub(crate) async fn start(
         dhcp_addr: service.dhcp_addr().unwrap_or(service.http_addr()),
         address: service.interface_address().map(ToString::to_string),
         forced_past: service.forced_past().map(ToString::to_string),
+        matchbox_api: service
+            .matchbox_api()
+            .map(|api| (api.addr, api.certs.client_dir.clone())),
         trail: service.trail().clone(),
         service,
     })

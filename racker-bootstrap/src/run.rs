@@ -224,6 +224,12 @@ pub async fn bootstrap(
                 nb.http_addr,
                 nb.base_url
             ));
+            if let Some((addr, client_dir)) = &nb.matchbox_api {
+                ctx.progress.say(&format!(
+                    "✓ Network: matchbox gRPC API (mutual TLS) on {addr}, client certificates in {}",
+                    client_dir.display()
+                ));
+            }
             Some(nb)
         }
     };
@@ -238,7 +244,17 @@ pub async fn bootstrap(
         external: netboot.is_none(),
     };
 
+    // The rack view (`/` of the netboot server) reads every node's state
+    // and power from `<state-dir>/rack-status.json`.
+    let rack_status = crate::RackStatusWriter::spawn(
+        state_dir,
+        &config.rack,
+        ctx.credentials.clone(),
+        ctx.bmcs.clone(),
+        rack_status_options(config),
+    );
     let result = stages(&ctx, &selection, &mut file, &watch, lokoctl.as_deref()).await;
+    rack_status.stop();
     if let Some(nb) = netboot {
         nb.stop();
     }
@@ -247,6 +263,13 @@ pub async fn bootstrap(
         state: file.state,
         log: ctx.progress.log_path(),
     })
+}
+
+fn rack_status_options(config: &Config) -> crate::RackStatusOptions {
+    let mut o = crate::RackStatusOptions::default();
+    o.ipmi_port = config.ipmi_port;
+    o.ipmi_timeout = o.ipmi_timeout.min(config.ipmi_timeout);
+    o
 }
 
 fn dir_has_entries(dir: &Path) -> bool {
@@ -382,12 +405,23 @@ async fn stages(
     let cluster_dir = &ctx.config.cluster_dir;
     if let Some(lokoctl) = lokoctl {
         // lokoctl installs the nodes itself (through the rendered
-        // pxe_commands, which call `racker ipmi`) and brings Kubernetes up.
+        // pxe_commands, which call `racker ipmi`) and brings Kubernetes up,
+        // with the management key in an ssh-agent and the nodes' names in
+        // the hosts file (docs/lokomotive.md).
+        let env = &ctx.config.lokomotive_env;
+        let prepared =
+            crate::lokoenv::prepare(env, &ctx.config.state_dir, cluster_dir, &ctx.progress)?;
+        let log = ctx.progress.log_path();
+        let run = lokomotive::Lokoctl {
+            path: lokoctl,
+            cluster_dir,
+            log: &log,
+            env,
+            prepared: &prepared,
+        };
         let ok = lokomotive::stages(
             &ctx.progress,
-            lokoctl,
-            cluster_dir,
-            &ctx.progress.log_path(),
+            &run,
             selection,
             file,
             ctx.config.retries,
@@ -399,6 +433,25 @@ async fn stages(
             ctx.policy,
         )
         .await?;
+        // lokoctl's pxe_commands left the nodes on PXE boot; every node it
+        // installed boots from its disk from now on (as in Flatcar mode,
+        // set from here over IPMI LAN; docs/lokomotive.md).
+        let installed: Vec<&SelectedNode> = selection
+            .active()
+            .into_iter()
+            .filter(|n| {
+                file.state
+                    .nodes
+                    .get(&n.planned.node.primary_mac)
+                    .is_some_and(|r| {
+                        !matches!(r.state, NodeState::Excluded { .. })
+                            && r.state.stage() >= Stage::OsUp
+                    })
+            })
+            .collect();
+        if !installed.is_empty() {
+            set_disk_boot_from_management(ctx, &installed, "installed by lokoctl").await;
+        }
         if !ok {
             return Ok(Outcome::Failed {
                 nodes: file

@@ -97,6 +97,24 @@ impl NodeState {
         }
     }
 
+    /// The state as one fixed lowercase word (docs/output.md): the stage's
+    /// name while active, else `excluded` or `failed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Active { stage } => stage.as_str(),
+            Self::Excluded { .. } => "excluded",
+            Self::Failed { .. } => "failed",
+        }
+    }
+
+    /// Why the node is in this state (a failure's reason).
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Failed { reason, .. } => Some(reason),
+            Self::Active { .. } | Self::Excluded { .. } => None,
+        }
+    }
+
     /// `installed`, `excluded`, `failed after installed: <reason>`.
     pub fn label(&self) -> String {
         match self {
@@ -361,6 +379,23 @@ mod tests {
 
     fn mac(i: u8) -> MacAddr {
         MacAddr::new([2, 0, 0, 0, 0, i])
+    }
+
+    #[test]
+    fn names_are_fixed_words_and_reasons_separate() {
+        let failed = NodeState::Failed {
+            stage: Stage::Installed,
+            reason: "no OS".into(),
+        };
+        assert_eq!(failed.name(), "failed");
+        assert_eq!(failed.reason(), Some("no OS"));
+        assert_eq!(failed.label(), "failed after installed: no OS");
+        let active = NodeState::Active { stage: Stage::OsUp };
+        assert_eq!((active.name(), active.reason()), ("os-up", None));
+        let excluded = NodeState::Excluded {
+            stage: Stage::Planned,
+        };
+        assert_eq!((excluded.name(), excluded.reason()), ("excluded", None));
     }
 
     fn state(n: u8) -> BootstrapState {

@@ -106,8 +106,19 @@ pub struct File {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Resource {
-    /// URL (racker always uses `data:` URLs).
+    /// URL (`data:` URLs for racker's own files).
     pub source: String,
+    /// The expected hash of what `source` yields (downloads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+}
+
+/// A download's expected hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Verification {
+    /// `sha512-<hex>` (or `sha256-<hex>`).
+    pub hash: String,
 }
 
 /// `systemd` section.
@@ -161,6 +172,7 @@ fn file(path: &str, mode: u32, contents: &[u8]) -> File {
         mode: Some(mode),
         contents: Some(Resource {
             source: data_url(contents),
+            verification: None,
         }),
     }
 }

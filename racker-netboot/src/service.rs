@@ -99,6 +99,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::dhcp::DhcpStats;
 use crate::dhcp::transport::{self, DhcpSocket};
 use crate::http::metrics::Metrics;
+use crate::http::rackview::{RackPlan, RackStatusFile, RackStatusSource};
 use crate::http::{HttpContent, HttpServer};
 use crate::iface::{AddressChange, IfaceError, RouteSource};
 use crate::matchbox::{Catalog, FlatcarBoot, NodeEntry};
@@ -166,6 +167,10 @@ pub enum ServiceError {
     /// The HTTP side or the boot content (reports, matchbox data).
     #[error(transparent)]
     Content(#[from] ContentError),
+    /// The matchbox gRPC API could not start (certificates, store, socket).
+    #[cfg(feature = "grpc")]
+    #[error("starting the matchbox gRPC API: {0}")]
+    MatchboxApi(#[from] crate::matchbox_api::MatchboxApiError),
     /// A server task stopped unexpectedly (they serve until shut down).
     #[error("the {0} server stopped")]
     Stopped(&'static str),
@@ -216,9 +221,12 @@ pub struct NetbootServiceBuilder {
     kernel_console: Option<Vec<String>>,
     #[cfg(feature = "grpc")]
     boot_hook: Option<Arc<dyn crate::http::BootHook>>,
+    #[cfg(feature = "grpc")]
+    matchbox_grpc: Option<SocketAddr>,
     ignition: Option<Arc<dyn IgnitionSource>>,
     assets_dir: Option<PathBuf>,
     report_tokens: bool,
+    rack_status: Option<Arc<dyn RackStatusSource>>,
 }
 
 /// The server address as put on the PXE interface.
@@ -268,6 +276,54 @@ pub struct NetbootService {
     dhcp: Option<JoinHandle<Result<DhcpServer, DhcpError>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     trail: EventTrail,
+    #[cfg(feature = "grpc")]
+    matchbox_api: Option<MatchboxApiInfo>,
+}
+
+/// The running matchbox gRPC API (see
+/// [`NetbootServiceBuilder::matchbox_grpc`]).
+#[cfg(feature = "grpc")]
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MatchboxApiInfo {
+    /// The bound address (port 0 resolved).
+    pub addr: SocketAddr,
+    /// Where its certificates are (server side and the client's).
+    pub certs: crate::matchbox_api::CertPaths,
+    /// Whether they were made by this start (first use).
+    pub certs_made: bool,
+}
+
+/// Certificates (made on first use), store, boot hook and bound server of
+/// the matchbox gRPC API.
+#[cfg(feature = "grpc")]
+async fn start_matchbox_api(
+    state_dir: &std::path::Path,
+    server_ip: IpAddr,
+    addr: SocketAddr,
+) -> Result<
+    (
+        MatchboxApiInfo,
+        Arc<dyn crate::http::BootHook>,
+        crate::matchbox_api::GrpcServer,
+    ),
+    ServiceError,
+> {
+    use crate::matchbox_api::{CertPaths, GrpcServer, Store, store_dir};
+    let certs = CertPaths::in_state_dir(state_dir);
+    let mut ips = vec![server_ip];
+    if !addr.ip().is_unspecified() && addr.ip() != server_ip {
+        ips.push(addr.ip());
+    }
+    let certs_made = certs.ensure(&ips)?;
+    let store = Arc::new(Store::open(&store_dir(state_dir))?);
+    let server = GrpcServer::bind(addr, store.clone(), &certs).await?;
+    let info = MatchboxApiInfo {
+        addr: server.local_addr(),
+        certs,
+        certs_made,
+    };
+    Ok((info, store, server))
 }
 
 impl NetbootService {
@@ -302,9 +358,12 @@ impl NetbootService {
             kernel_console: None,
             #[cfg(feature = "grpc")]
             boot_hook: None,
+            #[cfg(feature = "grpc")]
+            matchbox_grpc: None,
             ignition: None,
             assets_dir: None,
             report_tokens: true,
+            rack_status: None,
         }
     }
 
@@ -326,6 +385,12 @@ impl NetbootService {
     /// Where DHCP listens, when it runs.
     pub fn dhcp_addr(&self) -> Option<SocketAddr> {
         self.dhcp_addr
+    }
+
+    /// The matchbox gRPC API, when it was asked for.
+    #[cfg(feature = "grpc")]
+    pub fn matchbox_api(&self) -> Option<&MatchboxApiInfo> {
+        self.matchbox_api.as_ref()
     }
 
     /// The base URL handed to nodes (no trailing slash).
@@ -569,6 +634,18 @@ impl NetbootServiceBuilder {
         self
     }
 
+    /// Also serve the matchbox-compatible gRPC API (mutual TLS) on `addr`
+    /// (docs/lokomotive.md): its certificates are made on first use in
+    /// `<state-dir>/matchbox/certs` and `<state-dir>/matchbox-client` (for
+    /// the service's address and `addr`'s), the stored objects live in
+    /// `<state-dir>/matchbox`, and the HTTP boot endpoints answer from them
+    /// first (replacing a [`boot_hook`](Self::boot_hook)).
+    #[cfg(feature = "grpc")]
+    pub fn matchbox_grpc(mut self, addr: Option<SocketAddr>) -> Self {
+        self.matchbox_grpc = addr;
+        self
+    }
+
     /// Kernel console arguments of the generated Flatcar installer profile
     /// (the rack's console, e.g. `console=ttyS1,57600n8`, so the install
     /// shows over serial-over-LAN) instead of [`FlatcarBoot`]'s default.
@@ -616,6 +693,14 @@ impl NetbootServiceBuilder {
         self
     }
 
+    /// Where the rack view (`/`, `/api/rack`) learns each node's state and
+    /// power (default: `<state-dir>/rack-status.json`, which a bootstrap
+    /// keeps current).
+    pub fn rack_status(mut self, source: Arc<dyn RackStatusSource>) -> Self {
+        self.rack_status = Some(source);
+        self
+    }
+
     /// Start the services (see the [module docs](self) for the order).
     /// Must be called inside a multi-threaded or current-thread tokio
     /// runtime, which then runs them.
@@ -642,9 +727,12 @@ impl NetbootServiceBuilder {
             kernel_console,
             #[cfg(feature = "grpc")]
             boot_hook,
+            #[cfg(feature = "grpc")]
+            matchbox_grpc,
             ignition,
             assets_dir,
             report_tokens,
+            rack_status,
         } = self;
         let server_ip = config.server_ip;
         if dhcp != DhcpListen::Off {
@@ -739,6 +827,16 @@ impl NetbootServiceBuilder {
             };
             format!("http://{}", SocketAddr::new(host, http_server_addr.port()))
         });
+        let rack_nodes = match &catalog {
+            CatalogSource::Flatcar(nodes) => nodes.clone(),
+            _ => Vec::new(),
+        };
+        let rack_plan = RackPlan {
+            nodes: rack_nodes,
+            reservations: reservations.clone(),
+        };
+        let rack_status =
+            rack_status.unwrap_or_else(|| Arc::new(RackStatusFile::in_state_dir(&state_dir)));
         let catalog = match catalog {
             CatalogSource::Flatcar(nodes) => {
                 let mut boot = FlatcarBoot::new(&base_url);
@@ -754,15 +852,35 @@ impl NetbootServiceBuilder {
         let assets = assets_dir.unwrap_or_else(|| state_dir.join("assets"));
         let mut content =
             HttpContent::new(catalog, reports.clone(), ignition, &assets, metrics.clone())
-                .with_trail(trail.clone());
+                .with_trail(trail.clone())
+                .with_rack_view(rack_plan, rack_status);
         if report_tokens {
             content = content.with_report_key(ReportKey::load_or_create(&state_dir)?);
         }
-        #[cfg(feature = "grpc")]
-        if let Some(hook) = boot_hook {
-            content = content.with_hook(hook);
-        }
         let mut tasks = JoinSet::new();
+        #[cfg(feature = "grpc")]
+        let mut matchbox_api = None;
+        #[cfg(feature = "grpc")]
+        {
+            let mut boot_hook = boot_hook;
+            if let Some(addr) = matchbox_grpc {
+                let (info, hook, server) = start_matchbox_api(&state_dir, server, addr).await?;
+                boot_hook = Some(hook);
+                let local = info.addr;
+                tasks.spawn(async move {
+                    let result = server.run().await.map_err(|e| ContentError::Socket {
+                        what: "serving the matchbox gRPC API",
+                        addr: local,
+                        source: std::io::Error::other(e),
+                    });
+                    ("matchbox gRPC", result)
+                });
+                matchbox_api = Some(info);
+            }
+            if let Some(hook) = boot_hook {
+                content = content.with_hook(hook);
+            }
+        }
         let mut tftp_addr = None;
         if let Some((tftp, root)) = tftp {
             content = content.with_boot_files(&root);
@@ -785,6 +903,8 @@ impl NetbootServiceBuilder {
             content: tasks,
             dhcp: None,
             shutdown: None,
+            #[cfg(feature = "grpc")]
+            matchbox_api,
             trail,
         };
         let Some(leases) = leases else {

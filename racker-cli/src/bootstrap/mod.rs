@@ -111,6 +111,24 @@ pub(crate) struct BootstrapCmd {
     /// Serve DHCP even on an interface that fails the safety checks.
     #[arg(long)]
     pub(crate) force: bool,
+    /// Lokomotive: serve the matchbox gRPC API (mutual TLS) lokoctl's
+    /// Terraform stores its profiles in on this address
+    /// [default: <management internal IP>:8081].
+    #[arg(long, env = "RACKER_MATCHBOX_GRPC", value_name = "ADDR")]
+    pub(crate) matchbox_grpc: Option<SocketAddr>,
+    /// Lokomotive: hosts file that gets the cluster's names (API, etcd,
+    /// every node) between racker's markers, for lokoctl and kubectl.
+    #[arg(
+        long,
+        env = "RACKER_HOSTS_FILE",
+        value_name = "FILE",
+        default_value = "/etc/hosts"
+    )]
+    pub(crate) hosts_file: PathBuf,
+    /// Lokomotive: link the cluster's kubeconfig here once lokoctl wrote
+    /// it (never over an existing file) [default: ~/.kube/config].
+    #[arg(long, env = "RACKER_KUBECONFIG_LINK", value_name = "FILE")]
+    pub(crate) kubeconfig_link: Option<PathBuf>,
     /// Do not check the boot files (kernel, initrd, image, iPXE binaries,
     /// Ignition) before powering nodes.
     #[arg(long)]
@@ -202,6 +220,18 @@ pub(crate) fn config(
     config.os_timeout = args.os_timeout;
     config.join_timeout = args.join_timeout;
     config.kubeconfig.clone_from(&args.kubeconfig);
+    if lokoctl.is_some() {
+        // lokoctl's SSH steps and kubectl (docs/lokomotive.md).
+        let mut env = racker_bootstrap::LokomotiveEnv::new();
+        env.ssh_key = Some(globals.state_dir.join("ssh").join("id_ed25519"));
+        env.hosts_file = Some(args.hosts_file.clone());
+        env.kubeconfig_link = args.kubeconfig_link.clone().or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".kube").join("config"))
+        });
+        config.lokomotive_env = env;
+    }
     config.lokoctl = lokoctl;
     config.ipmi_timeout = args.ipmi_timeout;
     config.ipmi_port = args.ipmi_port;
@@ -223,6 +253,13 @@ pub(crate) fn config(
         endpoints.content.without_tftp = args.tftp_listen.is_none() && args.dhcp_listen.is_some();
         endpoints.http_url.clone_from(&args.http_url);
         endpoints.force = args.force;
+        if config.lokoctl.is_some() {
+            endpoints.content.matchbox_grpc =
+                Some(args.matchbox_grpc.unwrap_or(SocketAddr::from((
+                    config.rack.plan.management_ip(),
+                    racker_netboot::matchbox_api::DEFAULT_GRPC_PORT,
+                ))));
+        }
         NetbootMode::Serve(endpoints)
     };
     config.preflight = !args.skip_preflight;
@@ -238,8 +275,10 @@ pub(crate) async fn bootstrap(
 ) -> anyhow::Result<ExitCode> {
     let config = config(globals, args, bmc_overrides)?;
     let progress = Progress::new();
+    let started = std::time::Instant::now();
     let report = racker_bootstrap::bootstrap(&config, &progress, &Policy(args.on_failure)).await?;
     handover(globals, args, &config);
+    progress::print_summary(globals.output, &report, started.elapsed())?;
     Ok(if report.succeeded() {
         ExitCode::SUCCESS
     } else {

@@ -14,10 +14,13 @@
 //! - `GET /api/health`: `{"service":"racker-netboot","pid":N}`.
 //! - `GET /api/events[?mac=..]`: the event trail ([`crate::trail`]) of one
 //!   node (a JSON array) or of every node (an object by MAC).
+//! - `GET /`: the rack view page (with `/rackview.css`, `/rackview.js`);
+//!   `GET /api/rack`: its data as JSON ([`rackview`]).
 
 pub mod files;
 mod hook;
 pub mod metrics;
+pub mod rackview;
 mod serve;
 
 pub use hook::{BootHook, HOOK_ENDPOINTS, HookReply};
@@ -57,6 +60,8 @@ pub struct HttpContent {
     hook: Option<Arc<dyn BootHook>>,
     report_key: Option<ReportKey>,
     trail: Option<EventTrail>,
+    rack_plan: Arc<rackview::RackPlan>,
+    rack_status: Option<Arc<dyn rackview::RackStatusSource>>,
 }
 
 impl HttpContent {
@@ -80,6 +85,8 @@ impl HttpContent {
             hook: None,
             report_key: None,
             trail: None,
+            rack_plan: Arc::default(),
+            rack_status: None,
         }
     }
 
@@ -94,6 +101,18 @@ impl HttpContent {
     /// `/api/events`).
     pub fn with_trail(mut self, trail: EventTrail) -> Self {
         self.trail = Some(trail);
+        self
+    }
+
+    /// Show these nodes in the rack view (`/`, `/api/rack`), with the
+    /// bootstrap's view of them from `status` (see [`rackview`]).
+    pub fn with_rack_view(
+        mut self,
+        plan: rackview::RackPlan,
+        status: Arc<dyn rackview::RackStatusSource>,
+    ) -> Self {
+        self.rack_plan = Arc::new(plan);
+        self.rack_status = Some(status);
         self
     }
 
@@ -122,6 +141,10 @@ impl HttpContent {
             .route("/ipxe.efi", get(ipxe_efi))
             .route("/api/health", get(health))
             .route("/api/events", get(events))
+            .route("/", get(rack_page))
+            .route("/rackview.css", get(rack_css))
+            .route("/rackview.js", get(rack_js))
+            .route("/api/rack", get(rack_api))
             .fallback(not_found)
             .with_state(Arc::new(self));
         let router = match trail {
@@ -634,6 +657,51 @@ async fn jailed_file(
             plain(StatusCode::FORBIDDEN, format!("racker: refused: {why}\n"))
         }
     }
+}
+
+async fn rack_page(State(c): St) -> Response<Body> {
+    let r = text(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        rackview::PAGE_HTML.to_owned(),
+    );
+    c.done("/", r)
+}
+
+async fn rack_css(State(c): St) -> Response<Body> {
+    let r = text(
+        StatusCode::OK,
+        "text/css; charset=utf-8",
+        rackview::PAGE_CSS.to_owned(),
+    );
+    c.done("/rackview.css", r)
+}
+
+async fn rack_js(State(c): St) -> Response<Body> {
+    let r = text(
+        StatusCode::OK,
+        "text/javascript; charset=utf-8",
+        rackview::PAGE_JS.to_owned(),
+    );
+    c.done("/rackview.js", r)
+}
+
+async fn rack_api(State(c): St) -> Response<Body> {
+    let status = c.rack_status.as_ref().and_then(|s| s.status());
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let view = rackview::rack_view(&c.rack_plan, &c.reports.reports(), status.as_ref(), now);
+    let r = match serde_json::to_string(&view) {
+        Ok(json) => {
+            let mut r = text(StatusCode::OK, "application/json", json);
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, format!("racker: {e}\n")),
+    };
+    c.done("/api/rack", r)
 }
 
 async fn not_found(State(c): St) -> Response<Body> {
