@@ -191,7 +191,10 @@ fn default_folder_is_reused_and_folder_options_are_honored_or_refused() {
         text.contains("Simulated: ") && text.contains("Real: "),
         "{text}"
     );
-    assert!(text.contains("`racker demo --keep-running` keeps them up"), "{text}");
+    assert!(
+        text.contains("`racker demo --keep-running` keeps them up"),
+        "{text}"
+    );
     let second = run(&[], &[]);
     let text = String::from_utf8_lossy(&second.stdout);
     assert!(second.status.success(), "{text}");
