@@ -112,11 +112,7 @@ fn free_tcp_port() -> anyhow::Result<SocketAddr> {
 /// node's interfaces, and small stand-ins for Flatcar's PXE kernel and
 /// initrd.
 pub(crate) fn write_demo_rack(dir: &Path, nodes: usize) -> anyhow::Result<Globals> {
-    let globals = Globals {
-        oem_dir: dir.join("oem"),
-        state_dir: dir.join("state"),
-        sys_class_net: dir.join("net"),
-    };
+    let globals = Globals::for_dirs(dir.join("oem"), dir.join("state"), dir.join("net"));
     let mut csv = String::from(racker_inventory::NODES_CSV_HEADER);
     csv.push('\n');
     let [p, b, s] = demo_macs(None);
@@ -184,11 +180,7 @@ pub(crate) fn given_globals(matches: &clap::ArgMatches) -> Vec<&'static str> {
 
 /// The demo's folders for `dir`.
 fn demo_globals(dir: &Path) -> Globals {
-    Globals {
-        oem_dir: dir.join("oem"),
-        state_dir: dir.join("state"),
-        sys_class_net: dir.join("net"),
-    }
+    Globals::for_dirs(dir.join("oem"), dir.join("state"), dir.join("net"))
 }
 
 /// The demo folder: `--dir`, else the one the given folder options name
@@ -457,6 +449,17 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
         args.join_timeout.as_secs_f64().to_string(),
         "--ipmi-timeout".into(),
         "2".into(),
+        // Lokomotive: the gRPC API on loopback, the cluster's names and
+        // kubeconfig link inside the demo folder (never the machine's).
+        "--matchbox-grpc".into(),
+        "127.0.0.1:0".into(),
+        "--hosts-file".into(),
+        dir.join("hosts").to_string_lossy().into_owned(),
+        "--kubeconfig-link".into(),
+        dir.join("kube")
+            .join("config")
+            .to_string_lossy()
+            .into_owned(),
     ])?;
     let flags = format!(
         "--oem-dir {} --state-dir {} --sys-class-net {}",

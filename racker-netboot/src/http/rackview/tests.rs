@@ -31,6 +31,7 @@ fn report(i: u8, stage: Stage, at: u64) -> Report {
         reason: (stage == Stage::Failed).then(|| "disk error".to_owned()),
         first_unix: at,
         updated_unix: at,
+        generation: None,
     }
 }
 
