@@ -68,7 +68,7 @@ pub(crate) struct UpArgs {
     #[arg(long)]
     ipmi_port: Option<u16>,
     /// Inject a fault: MAC=KIND with KIND unreachable, wrong-password,
-    /// loss:PERCENT or latency:DURATION (MAC = BMC or primary MAC), or with
+    /// fan-fail, loss:PERCENT or latency:DURATION (MAC = BMC or primary MAC), or with
     /// --pxe-dhcp a firmware fault: no-lease, download-fail, install-fail, hang, no-os-up.
     #[arg(long = "fault", value_name = "MAC=KIND")]
     faults: Vec<String>,
@@ -180,7 +180,7 @@ fn parse_fault(spec: &str) -> anyhow::Result<(MacAddr, NodeFault)> {
         .parse()
         .map_err(|_| {
             anyhow::anyhow!(
-                "--fault {spec:?}: invalid fault {:?}: expected unreachable, wrong-password, loss:PERCENT, latency:DURATION, or (with --pxe-dhcp) no-lease, download-fail, install-fail, hang, no-os-up",
+                "--fault {spec:?}: invalid fault {:?}: expected unreachable, wrong-password, fan-fail, loss:PERCENT, latency:DURATION, or (with --pxe-dhcp) no-lease, download-fail, install-fail, hang, no-os-up",
                 kind.trim()
             )
         })?;
