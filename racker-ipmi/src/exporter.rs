@@ -142,8 +142,8 @@ impl Exporter {
         let creds = &self.creds;
         let opts = &self.opts;
         let cache = &self.cache;
-        let mut results = futures::stream::iter(self.targets.iter())
-            .map(|t| async move {
+        let mut results = futures::stream::iter(self.targets.clone())
+            .map(|t: ExportTarget| async move {
                 let start = Instant::now();
                 let r = tokio::time::timeout(
                     opts.bmc_timeout,
