@@ -303,10 +303,16 @@ fn host_option_json_and_diag() {
     let host = format!("127.0.0.6:{}", rig.port);
     let out = stdout_of(&mut rig.ipmi(&["--host", &host, "power", "status", "--output", "json"]));
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
-    assert_eq!(v[0]["ok"], true);
-    assert_eq!(v[0]["result"]["type"], "chassis-status");
-    assert_eq!(v[0]["result"]["value"]["power_on"], false);
-    assert_eq!(v[0]["bmc"], host);
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["kind"], "ipmi");
+    let r = &v["results"][0];
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["result"]["type"], "chassis-status");
+    assert_eq!(r["result"]["value"]["power"], "off");
+    assert_eq!(
+        format!("{}:{}", r["bmc_ip"].as_str().unwrap(), r["bmc_port"]),
+        host
+    );
     rig.ipmi(&["00:11:22:33:44:20", "diag"])
         .assert()
         .success()
@@ -607,15 +613,18 @@ fn sensors_sel_fru_mc_info_text_and_json() {
     for _ in 0..50 {
         let out = stdout_of(&mut rig.ipmi(&["node-0", "sensors", "-o", "json"]));
         v = serde_json::from_str(&out).expect("json");
-        if v[0]["result"]["value"][0]["reading"].is_number() {
+        if v["results"][0]["result"]["value"][0]["reading"].is_number() {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(v[0]["schema_version"], 1);
-    assert_eq!(v[0]["ok"], true);
-    assert_eq!(v[0]["result"]["type"], "sensors");
-    let sensors = v[0]["result"]["value"].as_array().unwrap();
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["kind"], "ipmi");
+    let r = &v["results"][0];
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["node"], "node-0");
+    assert_eq!(r["result"]["type"], "sensors");
+    let sensors = r["result"]["value"].as_array().unwrap();
     assert_eq!(sensors.len(), 2, "{v}");
     assert_eq!(sensors[0]["name"], "CPU Temp");
     assert_eq!(sensors[0]["reading"], 45.0);

@@ -156,8 +156,11 @@ pub enum Operation {
     SetPolicy(crate::codec::RestorePolicy),
 }
 
-/// Diagnostics gathered by [`Operation::Diag`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Diagnostics gathered by [`Operation::Diag`]. Serialised as
+/// `cipher_suite`, `device`, `chassis`, `boot_flags`, `sensors`, `sel`
+/// (each null when unreadable) and `boot_flags_error`, `sensors_error`,
+/// `sel_error` (null when read), docs/output.md.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Diag {
     /// Negotiated cipher suite.
     pub cipher_suite: u8,
@@ -175,6 +178,23 @@ pub struct Diag {
 
 /// SEL entries [`Operation::Diag`] reports.
 pub const DIAG_SEL_ENTRIES: usize = 5;
+
+impl Serialize for Diag {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut m = s.serialize_struct("Diag", 9)?;
+        m.serialize_field("cipher_suite", &self.cipher_suite)?;
+        m.serialize_field("device", &self.device)?;
+        m.serialize_field("chassis", &self.chassis)?;
+        m.serialize_field("boot_flags", &self.boot_flags.as_ref().ok())?;
+        m.serialize_field("boot_flags_error", &self.boot_flags.as_ref().err())?;
+        m.serialize_field("sensors", &self.sensors.as_ref().ok())?;
+        m.serialize_field("sensors_error", &self.sensors.as_ref().err())?;
+        m.serialize_field("sel", &self.sel.as_ref().ok())?;
+        m.serialize_field("sel_error", &self.sel.as_ref().err())?;
+        m.end()
+    }
+}
 
 /// The result of an [`Operation`].
 #[derive(Debug, Clone, PartialEq, Serialize)]

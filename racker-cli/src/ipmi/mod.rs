@@ -85,9 +85,6 @@ pub(crate) struct IpmiCmd {
     /// BMCs talked to at the same time with --all.
     #[arg(long, global = true, default_value_t = 64)]
     concurrency: usize,
-    /// Output format.
-    #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
-    output: OutputFormat,
     /// One line per host: `host: result`.
     #[arg(long, global = true)]
     one_line: bool,
@@ -119,12 +116,6 @@ enum CipherArg {
     Suite3,
     #[value(name = "17")]
     Suite17,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum OutputFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -316,12 +307,11 @@ fn parse_hex_byte(s: &str) -> Result<u8, String> {
 }
 
 /// One BMC to talk to, with what the rack knows about its node.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 struct Target {
     /// BMC MAC (or the --host text).
     label: String,
     bmc: String,
-    #[serde(skip)]
     addr: BmcAddress,
     bmc_mac: Option<MacAddr>,
     node_mac: Option<MacAddr>,
@@ -351,7 +341,7 @@ pub(crate) fn run(globals: &Globals, args: IpmiCmd) -> anyhow::Result<ExitCode> 
     let op = operation(command)?;
     if args.local {
         let op = op.context("the serial console is not available with --local")?;
-        return run_local(&args, command, &op);
+        return run_local(&args, globals.output, command, &op);
     }
     let targets =
         if matches!(command, IpmiSub::Exporter(_)) && args.node.is_none() && args.host.is_none() {
@@ -391,7 +381,15 @@ pub(crate) fn run(globals: &Globals, args: IpmiCmd) -> anyhow::Result<ExitCode> 
             let target = targets.into_iter().next().context("no node selected")?;
             runtime.block_on(console(&target, &creds, &opts))
         }
-        Some(op) => runtime.block_on(run_many(&args, command, targets, &creds, &opts, &op)),
+        Some(op) => runtime.block_on(run_many(
+            &args,
+            globals.output,
+            command,
+            targets,
+            &creds,
+            &opts,
+            &op,
+        )),
     };
     // The console's stdin reader may still block in a read(2): don't wait for it.
     runtime.shutdown_background();
@@ -399,7 +397,12 @@ pub(crate) fn run(globals: &Globals, args: IpmiCmd) -> anyhow::Result<ExitCode> 
 }
 
 /// One command against this machine's BMC through /dev/ipmi0.
-fn run_local(args: &IpmiCmd, command: &IpmiSub, op: &Operation) -> anyhow::Result<ExitCode> {
+fn run_local(
+    args: &IpmiCmd,
+    format: crate::output::Format,
+    command: &IpmiSub,
+    op: &Operation,
+) -> anyhow::Result<ExitCode> {
     use racker_ipmi::monitor;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -451,27 +454,22 @@ fn run_local(args: &IpmiCmd, command: &IpmiSub, op: &Operation) -> anyhow::Resul
         address_source: "local",
     };
     let ok = result.is_ok();
-    match args.output {
-        OutputFormat::Json => {
-            let (result, reason) = match &result {
-                Ok(o) => (Some(o), None),
-                Err(e) => (None, Some(format!("{e:#}"))),
-            };
-            let doc = JsonResult {
-                schema_version: 1,
-                target: &target,
-                ok,
-                reason: reason.clone(),
-                result,
-                error: reason.map(|message| JsonError {
-                    kind: "local",
-                    message,
-                }),
-                elapsed_ms: 0,
-            };
-            println!("{}", serde_json::to_string_pretty(&[doc])?);
-        }
-        OutputFormat::Text => match &result {
+    if format.is_json() {
+        let error = result.as_ref().err().map(|e| JsonError {
+            kind: "local",
+            message: format!("{e:#}"),
+        });
+        let doc = JsonDoc {
+            results: vec![JsonResult::new(
+                &target,
+                result.as_ref().ok(),
+                error,
+                Duration::ZERO,
+            )],
+        };
+        crate::output::print_json(format, "ipmi", &doc)?;
+    } else {
+        match &result {
             Ok(o) if args.one_line => println!("{}: {}", target.label, render::one_line(o)),
             Ok(o) => {
                 let mut text = String::new();
@@ -479,7 +477,7 @@ fn run_local(args: &IpmiCmd, command: &IpmiSub, op: &Operation) -> anyhow::Resul
                 print!("{text}");
             }
             Err(e) => println!("error: {e:#}"),
-        },
+        }
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -776,20 +774,53 @@ fn resolve(
     Ok(targets)
 }
 
+/// `racker ipmi -o json` (kind `ipmi`, docs/output.md).
+#[derive(Serialize)]
+struct JsonDoc<'a> {
+    results: Vec<JsonResult<'a>>,
+}
+
+/// One BMC's result in the contract's vocabulary.
 #[derive(Serialize)]
 struct JsonResult<'a> {
-    schema_version: u32,
-    #[serde(flatten)]
-    target: &'a Target,
+    node: Option<String>,
+    mac: Option<MacAddr>,
+    bmc_mac: Option<MacAddr>,
+    ip: Option<Ipv4Addr>,
+    hostname: Option<&'a str>,
+    bmc_ip: &'a str,
+    bmc_port: u16,
+    address_source: &'static str,
     ok: bool,
-    /// Why it failed (the error message), or absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<&'a Output>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<JsonError>,
     elapsed_ms: u128,
+    result: Option<&'a Output>,
+}
+
+impl<'a> JsonResult<'a> {
+    fn new(
+        t: &'a Target,
+        result: Option<&'a Output>,
+        error: Option<JsonError>,
+        elapsed: Duration,
+    ) -> Self {
+        Self {
+            node: t
+                .node_mac
+                .map(|mac| crate::output::node_name(t.hostname.as_deref(), mac)),
+            mac: t.node_mac,
+            bmc_mac: t.bmc_mac,
+            ip: t.internal_ip,
+            hostname: t.hostname.as_deref(),
+            bmc_ip: t.addr.host(),
+            bmc_port: t.addr.port(),
+            address_source: t.address_source,
+            ok: error.is_none(),
+            error,
+            elapsed_ms: elapsed.as_millis(),
+            result,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -800,6 +831,7 @@ struct JsonError {
 
 async fn run_many(
     args: &IpmiCmd,
+    format: crate::output::Format,
     command: &IpmiSub,
     targets: Vec<Target>,
     creds: &Credentials,
@@ -837,8 +869,8 @@ async fn run_many(
         if outcome.is_err() {
             failures += 1;
         }
-        match args.output {
-            OutputFormat::Json => {
+        match format.is_json() {
+            true => {
                 let (ok, result, error) = match &outcome {
                     Ok(o) => (true, Some(o.clone()), None),
                     Err(m) => (false, None, Some(m.clone())),
@@ -855,7 +887,7 @@ async fn run_many(
                     r.elapsed,
                 ));
             }
-            OutputFormat::Text => {
+            false => {
                 let multi = args.all || total > 1;
                 if args.one_line || args.consolidate {
                     let text = match &outcome {
@@ -910,24 +942,25 @@ async fn run_many(
             }
         }
     }
-    if args.output == OutputFormat::Json {
+    if format.is_json() {
         json.sort_by(|a, b| a.0.label.cmp(&b.0.label));
-        let docs: Vec<JsonResult<'_>> = json
-            .iter()
-            .map(|(t, ok, result, error, elapsed)| JsonResult {
-                schema_version: 1,
-                target: t,
-                ok: *ok,
-                reason: error.as_ref().map(|e| e.message.clone()),
-                result: result.as_ref(),
-                error: error.as_ref().map(|e| JsonError {
-                    kind: e.kind,
-                    message: e.message.clone(),
-                }),
-                elapsed_ms: elapsed.as_millis(),
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&docs)?);
+        let doc = JsonDoc {
+            results: json
+                .iter()
+                .map(|(t, _ok, result, error, elapsed)| {
+                    JsonResult::new(
+                        t,
+                        result.as_ref(),
+                        error.as_ref().map(|e| JsonError {
+                            kind: e.kind,
+                            message: e.message.clone(),
+                        }),
+                        *elapsed,
+                    )
+                })
+                .collect(),
+        };
+        crate::output::print_json(format, "ipmi", &doc)?;
     }
     if total > 1 {
         eprintln!("{} of {total} succeeded", total - failures);
