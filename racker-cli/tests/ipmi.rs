@@ -676,3 +676,76 @@ fn sensors_sel_fru_mc_info_text_and_json() {
             .stdout(predicate::str::contains("/dev/ipmi0"));
     }
 }
+
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+#[test]
+fn exporter_serves_metrics_for_the_selected_nodes() {
+    let Some(rig) = Rig::start("exporter_serves_metrics_for_the_selected_nodes") else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("racker"));
+    cmd.env_clear()
+        .env("RACKER_OEM_DIR", rig.dir.path().join("oem"))
+        .env("RACKER_STATE_DIR", rig.state_dir())
+        .env("RACKER_SYS_CLASS_NET", rig.dir.path().join("net"))
+        .args([
+            "ipmi",
+            "--subnet-prefix",
+            "127.0.0",
+            "--port",
+            &rig.port.to_string(),
+        ])
+        .args(["--timeout", "1", "--retries", "1", "node-[0-1]", "exporter"])
+        .args(["--listen", &listen, "--interval", "1", "--bmc-timeout", "3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut text = String::new();
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(body) = http_get(&listen, "/metrics")
+            && body.contains("ipmi_temperature_celsius{node=\"node-0\"")
+        {
+            text = body;
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(
+        text.contains("ipmi_up{node=\"node-0\",mac=\"00:11:22:33:44:11\",collector=\"ipmi\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ipmi_temperature_celsius{node=\"node-0\",mac=\"00:11:22:33:44:11\",id=\"1\",name=\"CPU Temp\"} 45"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ipmi_chassis_power_state{node=\"node-1\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("node=\"node-2\""),
+        "only the selected nodes: {text}"
+    );
+}
