@@ -267,7 +267,12 @@ fn main() {
         .build()
         .unwrap();
     let freeipmi = racker_testsupport::find_tool("ipmi-sensors");
-    for size in [63usize, n] {
+    let sizes: Vec<usize> = if std::env::var_os("RACKER_BENCH_EXPORTER_ONLY").is_some() {
+        Vec::new()
+    } else {
+        vec![63, n]
+    };
+    for size in sizes {
         let size = size.min(n);
         let bmcs = &sims.bmcs[..size];
         let cache = Arc::new(Mutex::new(SdrCache::new()));
@@ -332,10 +337,25 @@ fn main() {
     for what in ["cold", "SDR cache reused", "SDR cache reused"] {
         let t = Instant::now();
         rt.block_on(exporter.poll());
+        let text = exporter.render();
+        let down = text
+            .lines()
+            .filter(|l| l.starts_with("ipmi_up{") && l.ends_with(" 0"))
+            .count();
+        let mut slow: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with("ipmi_scrape_duration_seconds{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        slow.sort_by(|a, b| b.total_cmp(a));
         println!(
-            "[{n} BMCs] exporter poll ({what}): {:.3} s",
-            t.elapsed().as_secs_f64()
+            "[{n} BMCs] exporter poll ({what}): {:.3} s; {down} ipmi_up series at 0; slowest BMCs {:?} s",
+            t.elapsed().as_secs_f64(),
+            &slow[..slow.len().min(5)]
         );
+        if let Some((bmc, e)) = exporter.errors().first() {
+            println!("  first failure: {bmc}: {e}");
+        }
     }
     let (addr, body_len, scrape) = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

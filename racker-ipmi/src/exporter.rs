@@ -193,6 +193,18 @@ impl Exporter {
         }
     }
 
+    /// The BMCs whose last poll failed, with the reason.
+    pub fn errors(&self) -> Vec<(String, String)> {
+        self.state
+            .lock()
+            .map(|st| {
+                st.iter()
+                    .filter_map(|(b, s)| s.last_error.clone().map(|e| (b.clone(), e)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The metrics as of now.
     pub fn render(&self) -> String {
         let now = Instant::now();
