@@ -331,7 +331,10 @@ fn main() {
         ExporterOptions {
             session: opts(),
             bmc_timeout: Duration::from_secs(10),
-            concurrency: n,
+            concurrency: std::env::var("RACKER_BENCH_EXPORTER_CONCURRENCY")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(n),
         },
     ));
     for what in ["cold", "SDR cache reused", "SDR cache reused"] {
