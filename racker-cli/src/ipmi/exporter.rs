@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use racker_ipmi::exporter::{ExportTarget, Exporter, ExporterOptions};
 use racker_ipmi::{Credentials, SessionOptions};
 
-use super::{Target, parse_seconds};
+use super::Target;
 
 /// Arguments of `racker ipmi exporter`.
 #[derive(Debug, clap::Args)]
@@ -18,11 +18,11 @@ pub(crate) struct ExporterArgs {
     /// Address to serve /metrics on.
     #[arg(long, default_value = "127.0.0.1:9290")]
     listen: SocketAddr,
-    /// Seconds between polls of every BMC.
-    #[arg(long, default_value = "30", value_parser = parse_seconds)]
+    /// Time between polls of every BMC (e.g. `30s`, `1m`).
+    #[arg(long, default_value = "30s", value_parser = crate::flags::ipmi_timeout, value_name = "DURATION")]
     interval: Duration,
-    /// Seconds one BMC may take per poll before it counts as down.
-    #[arg(long, default_value = "10", value_parser = parse_seconds)]
+    /// Time one BMC may take per poll before it counts as down.
+    #[arg(long, default_value = "10s", value_parser = crate::flags::ipmi_timeout, value_name = "DURATION")]
     bmc_timeout: Duration,
 }
 
