@@ -314,6 +314,11 @@ fn main() {
 
     // The exporter: one poll of every BMC (cold, then with the SDR cache),
     // and one scrape over HTTP.
+    let (t, sensors, failures) = racker_round(&rt, &sims.bmcs[..1], None);
+    println!(
+        "[1 BMC] racker sensors before the exporter: {:.3} s ({sensors} readings, {failures} failures)",
+        t.as_secs_f64()
+    );
     let rss_before = rss("VmHWM");
     let targets: Vec<ExportTarget> = sims
         .bmcs
