@@ -65,6 +65,15 @@ fn hex(bytes: &[u8]) -> String {
 
 fn start(bin: &std::path::Path, n: usize, port: u16) -> Sims {
     let dir = tempfile::tempdir().unwrap();
+    // Like a real BMC, each answers Get Chassis Status from a chassis_control program.
+    let script = dir.path().join("chassis.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncase \"$1\" in get) echo power:1;; esac\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut children = Vec::new();
     let mut bmcs = Vec::new();
     for (p, chunk) in (0..n).collect::<Vec<_>>().chunks(PER_PROCESS).enumerate() {
@@ -75,8 +84,9 @@ fn start(bin: &std::path::Path, n: usize, port: u16) -> Sims {
             conf.push_str(&format!(
                 "set_working_mc {mc:#x}\n startlan 1\n  addr {} {port}\n  priv_limit admin\n  \
                  allowed_auths_admin none md5 straight\n  guid a123456789abcdefa1234567{i:08x}\n endlan\n \
-                 user 2 true \"admin\" \"secret\" admin 10 none md5 straight\n",
+                 chassis_control \"{}\"\n user 2 true \"admin\" \"secret\" admin 10 none md5 straight\n",
                 ip(*i),
+                script.display()
             ));
             emu.push_str(&format!(
                 "mc_add {mc:#x} 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable {mc:#x}\n"
