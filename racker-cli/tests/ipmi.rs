@@ -45,6 +45,65 @@ esac
 /// node (whose planned .7 has no BMC: only the lease table finds it).
 const BMC_IPS: [&str; 3] = ["127.0.0.5", "127.0.0.6", "127.0.0.9"];
 
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:#04x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// SDRs, sensors, two SEL entries and FRU data for controller `mc`.
+fn monitoring_emu(mc: usize) -> String {
+    let mut e = String::new();
+    for (i, (num, ty, unit, m, raw, name)) in [
+        (0x30u8, 0x01u8, 1u8, 1i16, 45u8, "CPU Temp"),
+        (0x40, 0x04, 18, 50, 100, "FAN1"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut rec = racker_ipmi::sdr::full_sensor_record(
+            i as u16 + 1,
+            num,
+            ty,
+            unit,
+            m,
+            0,
+            [250, 240, 230, 0, 1, 2],
+            name,
+        );
+        rec[5] = mc as u8;
+        e.push_str(&format!("main_sdr_add {mc:#x} {}\n", hex(&rec)));
+        e.push_str(&format!("sensor_add {mc:#x} 0 {num:#x} {ty:#x} 0x01\n"));
+        e.push_str(&format!("sensor_set_value {mc:#x} 0 {num:#x} {raw:#x} 0\n"));
+    }
+    e.push_str(&format!("sel_enable {mc:#x} 1000 0x0a\n"));
+    e.push_str(&format!(
+        "sel_add {mc:#x} 0x02 0x10 0x00 0x00 0x60 {mc:#x} 0x00 0x04 0x01 0x30 0x01 0x09 0xff 0xff\n"
+    ));
+    let fru = racker_ipmi::fru::encode(
+        &racker_ipmi::fru::BoardInfo {
+            manufacturer: "Racker".into(),
+            product: "Sim Board".into(),
+            serial: "SN0001".into(),
+            ..Default::default()
+        },
+        &racker_ipmi::fru::ProductInfo {
+            manufacturer: "Racker".into(),
+            name: "Sim Node".into(),
+            serial: "NODE0001".into(),
+            ..Default::default()
+        },
+    );
+    e.push_str(&format!(
+        "mc_add_fru_data {mc:#x} 0 {:#x} data {}\n",
+        fru.len(),
+        hex(&fru)
+    ));
+    e
+}
+
 struct Rig {
     dir: tempfile::TempDir,
     port: u16,
@@ -96,6 +155,9 @@ impl Rig {
             emu.push_str(&format!(
                 "mc_add {mc:#x} 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable {mc:#x}\n"
             ));
+            if i == 0 {
+                emu.push_str(&monitoring_emu(mc));
+            }
         }
         std::fs::write(dir.path().join("lan.conf"), conf).unwrap();
         std::fs::write(dir.path().join("bmc.emu"), emu).unwrap();
@@ -478,4 +540,212 @@ fn credential_rotation_across_the_rack() {
     std::fs::write(rig.dir.path().join("oem/ipmi_user"), "admin\n").unwrap();
     std::fs::write(rig.dir.path().join("oem/ipmi_password"), "secret\n").unwrap();
     rig.ipmi(&["node-0", "power", "status"]).assert().failure();
+}
+
+#[test]
+fn host_ranges_one_line_consolidation_and_exit_codes() {
+    let Some(rig) = Rig::start("host_ranges_one_line_consolidation_and_exit_codes") else {
+        return;
+    };
+    let out = stdout_of(&mut rig.ipmi(&["node-[0-1]", "power", "status", "--one-line"]));
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["node-0: power off", "node-1: power off"], "{out}");
+    rig.ipmi(&[
+        "node-[0-1]",
+        "power",
+        "status",
+        "--one-line",
+        "--consolidate",
+    ])
+    .assert()
+    .success()
+    .stdout("node-[0-1]: power off\n");
+    // Names and ranges in --exclude filter a list; MACs and names mix in NODES.
+    rig.ipmi(&[
+        "--exclude",
+        "node-1",
+        "node-[0-1],00:11:22:33:44:20",
+        "power",
+        "status",
+        "--one-line",
+    ])
+    .assert()
+    .success()
+    .stdout("node-0: power off\n");
+    // node-2's BMC does not answer at its planned address: exit code 1,
+    // its failure consolidated apart from the others.
+    let out = rig
+        .ipmi(&[
+            "node-[0-2]",
+            "power",
+            "status",
+            "--one-line",
+            "--consolidate",
+            "--retries",
+            "1",
+            "--timeout",
+            "0.6",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("node-[0-1]: power off"), "{text}");
+    assert!(text.contains("node-2: error: "), "{text}");
+    rig.ipmi(&["node-[0-9]", "power", "status"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no node \"node-3\""));
+    rig.ipmi(&["node-[1-0]", "power", "status"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("runs backwards"));
+}
+
+#[test]
+fn sensors_sel_fru_mc_info_text_and_json() {
+    let Some(rig) = Rig::start("sensors_sel_fru_mc_info_text_and_json") else {
+        return;
+    };
+    // ipmi_sim applies sensor values a moment after its LAN answers.
+    let mut v = serde_json::Value::Null;
+    for _ in 0..50 {
+        let out = stdout_of(&mut rig.ipmi(&["node-0", "sensors", "-o", "json"]));
+        v = serde_json::from_str(&out).expect("json");
+        if v["results"][0]["result"]["value"][0]["reading"].is_number() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["kind"], "ipmi");
+    let r = &v["results"][0];
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["node"], "node-0");
+    assert_eq!(r["result"]["type"], "sensors");
+    let sensors = r["result"]["value"].as_array().unwrap();
+    assert_eq!(sensors.len(), 2, "{v}");
+    assert_eq!(sensors[0]["name"], "CPU Temp");
+    assert_eq!(sensors[0]["reading"], 45.0);
+    assert_eq!(sensors[0]["unit"], "degrees C");
+    assert_eq!(sensors[0]["status"], "ok");
+    assert_eq!(sensors[0]["thresholds"]["upper_critical"], 240.0);
+    assert_eq!(sensors[1]["reading"], 5000.0);
+    rig.ipmi(&["node-0", "sensors"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("CPU Temp").and(predicate::str::contains("45 degrees C")));
+    rig.ipmi(&["node-0", "sel", "list"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("Temperature #0x30").and(predicate::str::contains("asserted")),
+        );
+    rig.ipmi(&["node-0", "sel", "info"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Entries          : 1"));
+    rig.ipmi(&["node-0", "fru"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Product Name          : Sim Node"));
+    rig.ipmi(&["node-0", "mc", "info"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Firmware Revision         : 9.08"));
+    rig.ipmi(&["node-0", "chassis", "capabilities"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("SDR Device Address"));
+    rig.ipmi(&["node-0", "diag"]).assert().success().stdout(
+        predicate::str::contains("Sensors              : 2 (2 ok")
+            .and(predicate::str::contains("Last SEL entries     : 1")),
+    );
+    rig.ipmi(&["node-0", "sel", "clear"]).assert().success();
+    rig.ipmi(&["node-0", "sel", "info"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Entries          : 0"));
+    // In-band access needs /dev/ipmi0: a clear error without it.
+    if !std::path::Path::new("/dev/ipmi0").exists() {
+        rig.racker()
+            .args(["ipmi", "--local", "mc", "info"])
+            .assert()
+            .failure()
+            .stdout(predicate::str::contains("/dev/ipmi0"));
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+#[test]
+fn exporter_serves_metrics_for_the_selected_nodes() {
+    let Some(rig) = Rig::start("exporter_serves_metrics_for_the_selected_nodes") else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("racker"));
+    cmd.env_clear()
+        .env("RACKER_OEM_DIR", rig.dir.path().join("oem"))
+        .env("RACKER_STATE_DIR", rig.state_dir())
+        .env("RACKER_SYS_CLASS_NET", rig.dir.path().join("net"))
+        .args([
+            "ipmi",
+            "--subnet-prefix",
+            "127.0.0",
+            "--port",
+            &rig.port.to_string(),
+        ])
+        .args(["--timeout", "1", "--retries", "1", "node-[0-1]", "exporter"])
+        .args(["--listen", &listen, "--interval", "1", "--bmc-timeout", "3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut text = String::new();
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(body) = http_get(&listen, "/metrics")
+            && body.contains("ipmi_temperature_celsius{node=\"node-0\"")
+        {
+            text = body;
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(
+        text.contains("ipmi_up{node=\"node-0\",mac=\"00:11:22:33:44:11\",collector=\"ipmi\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ipmi_temperature_celsius{node=\"node-0\",mac=\"00:11:22:33:44:11\",id=\"1\",name=\"CPU Temp\"} 45"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ipmi_chassis_power_state{node=\"node-1\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("node=\"node-2\""),
+        "only the selected nodes: {text}"
+    );
 }

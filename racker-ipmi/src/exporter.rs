@@ -41,8 +41,8 @@ pub struct ExportTarget {
 /// What one successful poll of a BMC read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BmcSnapshot {
-    /// Sensor readings.
-    pub sensors: Vec<SensorReading>,
+    /// Sensor readings (`None`: the sensors could not be read this time).
+    pub sensors: Option<Vec<SensorReading>>,
     /// Chassis power on.
     pub power_on: Option<bool>,
     /// SEL info.
@@ -101,13 +101,13 @@ async fn read_bmc(
     cache: &Mutex<SdrCache>,
 ) -> Result<BmcSnapshot> {
     let mut s = Session::connect(bmc, creds, opts).await?;
-    let sensors = monitor::sensors(&mut s, Some(cache)).await;
+    let sensors = monitor::sensors(&mut s, Some(cache)).await.ok();
     let power_on = s.chassis_status().await.ok().map(|c| c.power_on);
     let sel = monitor::sel_info(&mut s).await.ok();
     let mc = monitor::mc_info(&mut s).await.ok();
     let _ = s.close().await;
     Ok(BmcSnapshot {
-        sensors: sensors?,
+        sensors,
         power_on,
         sel,
         mc,
@@ -142,8 +142,8 @@ impl Exporter {
         let creds = &self.creds;
         let opts = &self.opts;
         let cache = &self.cache;
-        let mut results = futures::stream::iter(self.targets.iter())
-            .map(|t| async move {
+        let mut results = futures::stream::iter(self.targets.clone())
+            .map(|t: ExportTarget| async move {
                 let start = Instant::now();
                 let r = tokio::time::timeout(
                     opts.bmc_timeout,
@@ -191,6 +191,18 @@ impl Exporter {
             tick.tick().await;
             self.poll().await;
         }
+    }
+
+    /// The BMCs whose last poll failed, with the reason.
+    pub fn errors(&self) -> Vec<(String, String)> {
+        self.state
+            .lock()
+            .map(|st| {
+                st.iter()
+                    .filter_map(|(b, s)| s.last_error.clone().map(|e| (b.clone(), e)))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The metrics as of now.
@@ -369,6 +381,7 @@ fn render(
         for collector in ["ipmi", "chassis", "bmc", "sel"] {
             let v = match (collector, snap) {
                 (_, None) => 0.0,
+                ("ipmi", Some((_, s))) if s.sensors.is_none() => 0.0,
                 ("chassis", Some((_, s))) if s.power_on.is_none() => 0.0,
                 ("bmc", Some((_, s))) if s.mc.is_none() => 0.0,
                 ("sel", Some((_, s))) if s.sel.is_none() => 0.0,
@@ -422,7 +435,7 @@ fn render(
                 f64::from(sel.free_bytes),
             );
         }
-        for r in &snap.sensors {
+        for r in snap.sensors.iter().flatten() {
             let (vf, sf, scale) = families_of(r);
             let mut labels = format!("{base},id=\"{}\",name=\"{}\"", r.record_id, esc(&r.name));
             if vf == "ipmi_sensor_value" {
@@ -560,7 +573,7 @@ mod tests {
                 last_good: Some((
                     now,
                     BmcSnapshot {
-                        sensors: vec![
+                        sensors: Some(vec![
                             reading("CPU Temp", "degrees C", 1, Some(45.0), SensorStatus::Ok),
                             reading(
                                 "Odd \"x\"",
@@ -569,7 +582,7 @@ mod tests {
                                 None,
                                 SensorStatus::Unavailable,
                             ),
-                        ],
+                        ]),
                         power_on: Some(true),
                         sel: None,
                         mc: None,

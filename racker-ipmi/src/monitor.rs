@@ -178,7 +178,12 @@ pub async fn sensor_defs<T: Transport>(
     if let Some(defs) = cache.and_then(|c| c.lock().ok().and_then(|c| c.get(&key, &stamp))) {
         return Ok(defs);
     }
-    let defs = sdr::sensor_defs(&read_sdrs(t).await?);
+    // An empty repository has no record 0 to read (BMCs answer 0xCB).
+    let defs = if stamp.records == 0 {
+        Vec::new()
+    } else {
+        sdr::sensor_defs(&read_sdrs(t).await?)
+    };
     Ok(match cache.and_then(|c| c.lock().ok()) {
         Some(mut c) => c.insert(&key, stamp, defs),
         None => std::sync::Arc::new(defs),

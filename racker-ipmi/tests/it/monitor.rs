@@ -262,3 +262,21 @@ async fn sel_and_fru_agree_with_ipmitool() {
     assert_eq!(monitor::sel_info(&mut s).await.expect("info").entries, 0);
     s.close().await.ok();
 }
+
+/// The in-band transport on this machine's BMC, when there is one.
+#[cfg(feature = "local")]
+#[tokio::test]
+async fn local_device_reads_mc_info() {
+    let dev = std::path::Path::new(racker_ipmi::DEFAULT_DEVICE);
+    if !dev.exists() {
+        eprintln!(
+            "skipping local_device_reads_mc_info: {} is absent (no BMC or ipmi_devintf not loaded)",
+            dev.display()
+        );
+        return;
+    }
+    let mut bmc = racker_ipmi::LocalBmc::open(dev, std::time::Duration::from_secs(5))
+        .expect("open /dev/ipmi0");
+    let mc = monitor::mc_info(&mut bmc).await.expect("mc info");
+    assert!(!mc.firmware.is_empty());
+}

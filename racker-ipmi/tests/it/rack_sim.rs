@@ -250,3 +250,112 @@ async fn response_netfn_fails_at_once() {
     // The session is still usable.
     s.chassis_status().await.expect("chassis status");
 }
+
+/// Sensors, SEL, FRU and MC info from racker-sim's BMC over suite 17; the
+/// readings follow power state and the `fan-fail` fault, and agree with
+/// ipmitool's `sdr list` of the same BMC.
+#[tokio::test]
+async fn sensors_sel_fru_from_racker_sim_follow_power_and_faults() {
+    use racker_ipmi::monitor;
+    use racker_ipmi::sdr::{SdrCache, SensorStatus};
+    let rack = rack(1).await;
+    let bmc = addr(&rack, 0);
+    let mut s = Session::connect(&bmc, &creds(), &opts())
+        .await
+        .expect("connect");
+    assert_eq!(s.cipher_suite(), CipherSuite::Suite17);
+    let cache = std::sync::Mutex::new(SdrCache::new());
+    let off = monitor::sensors(&mut s, Some(&cache))
+        .await
+        .expect("sensors");
+    assert!(off.len() >= 8, "{off:?}");
+    let names: Vec<&str> = off.iter().map(|r| r.name.as_str()).collect();
+    for n in ["CPU Temp", "Inlet Temp", "FAN1", "12V", "PSU Power"] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    s.power(PowerAction::On).await.expect("power on");
+    let on = monitor::sensors(&mut s, Some(&cache))
+        .await
+        .expect("sensors on");
+    let fan = |list: &[racker_ipmi::sdr::SensorReading]| {
+        list.iter()
+            .find(|r| r.name == "FAN1")
+            .cloned()
+            .expect("FAN1")
+    };
+    assert_eq!(fan(&on).unit, "RPM");
+    assert!(fan(&on).reading.unwrap_or(0.0) > 0.0, "{:?}", fan(&on));
+    assert_eq!(fan(&on).status, SensorStatus::Ok);
+    rack.nodes()[0].set_faults(racker_sim::Faults {
+        fan_fail: true,
+        ..Default::default()
+    });
+    let failing = monitor::sensors(&mut s, Some(&cache))
+        .await
+        .expect("sensors fan-fail");
+    assert!(
+        matches!(
+            fan(&failing).status,
+            SensorStatus::Critical | SensorStatus::Nonrecoverable
+        ),
+        "{:?}",
+        fan(&failing)
+    );
+    let sel = monitor::sel_list(&mut s, None).await.expect("sel");
+    assert!(!sel.is_empty(), "power on must be logged");
+    let info = monitor::sel_info(&mut s).await.expect("sel info");
+    assert_eq!(usize::from(info.entries), sel.len());
+    let fru = monitor::fru(&mut s).await.expect("fru");
+    assert!(fru.board.is_some() || fru.product.is_some(), "{fru:?}");
+    let mc = monitor::mc_info(&mut s).await.expect("mc info");
+    assert!(mc.capabilities.contains(&"sdr".to_string()), "{mc:?}");
+    monitor::identify(&mut s, monitor::Identify::Seconds(5))
+        .await
+        .expect("identify");
+    monitor::chassis_capabilities(&mut s)
+        .await
+        .expect("capabilities");
+
+    if let Some(ipmitool) = racker_testsupport::find_tool("ipmitool") {
+        // tokio's Command: the simulated BMC runs on this test's runtime.
+        let out = tokio::process::Command::new(ipmitool)
+            .args(["-I", "lanplus", "-C", "17", "-H", bmc.host(), "-p"])
+            .arg(bmc.port().to_string())
+            .args(["-U", USER, "-P", PASSWORD, "sdr", "list"])
+            .output()
+            .await
+            .expect("ipmitool");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let ours = monitor::sensors(&mut s, Some(&cache))
+            .await
+            .expect("sensors");
+        for r in ours.iter().filter(|r| r.reading.is_some()) {
+            let line = text
+                .lines()
+                .find(|l| l.split('|').next().is_some_and(|n| n.trim() == r.name))
+                .unwrap_or_else(|| panic!("{} not in ipmitool sdr list:\n{text}", r.name));
+            let theirs: f64 = line
+                .split('|')
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let v = r.reading.unwrap();
+            // ipmitool prints 2 decimals at most; sensors may move between reads by one step.
+            assert!(
+                (theirs - v).abs() <= v.abs() * 0.05 + 0.5,
+                "{}: ipmitool {theirs}, racker {v}",
+                r.name
+            );
+        }
+    }
+    s.close().await.ok();
+}

@@ -8,13 +8,17 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
-use racker_inventory::MacAddr;
+use racker_inventory::{Host, HostList, MacAddr};
+use racker_ipmi::monitor::Identify;
 use racker_ipmi::{
     BmcAddress, BootDevice, BootFlags, ChassisStatus, CipherPreference, CipherSuite, Credentials,
-    Operation, Output, Password, PowerAction, PowerOutcome, Privilege, RawRequest, Session,
-    SessionOptions, SolConsole,
+    Operation, Output, Password, PowerAction, PowerOutcome, Privilege, RawRequest, RestorePolicy,
+    Session, SessionOptions, SolConsole,
 };
 use serde::Serialize;
+
+mod exporter;
+mod render;
 
 use crate::context::{PlanArgs, SelectionArgs, load_credentials, load_rack};
 use crate::globals::Globals;
@@ -33,6 +37,12 @@ use crate::globals::Globals;
   racker ipmi --host 172.24.213.40:623 diag --output json
   racker ipmi --host 10.0.0.9 raw 0x06 0x01
   racker ipmi --all user set-password 2 --password-file /root/new-ipmi-password
+  racker ipmi 'node-[0-7]' --exclude node-3 power status --one-line --consolidate
+  racker ipmi node-2 sensors -o json
+  racker ipmi --all sel list --last 5
+  racker ipmi node-1 identify 30
+  racker ipmi --local mc info               # this machine's BMC via /dev/ipmi0
+  racker ipmi exporter --listen 0.0.0.0:9290
 
 The BMC address comes from the DHCP lease table in --state-dir when the BMC
 holds a lease there, else from the address plan. Credentials always come from
@@ -40,15 +50,22 @@ holds a lease there, else from the address plan. Credentials always come from
 command line."
 )]
 pub(crate) struct IpmiCmd {
-    /// The node: host name, primary MAC or BMC MAC from nodes.csv.
-    #[arg(value_name = "NODE", required_unless_present_any = ["all", "host"])]
+    /// The nodes: host names, primary or BMC MACs from nodes.csv, comma
+    /// lists and ranges like `node-[0-7]` or `lokomotive-worker-[1,3-5]`.
+    #[arg(value_name = "NODES", required_unless_present_any = ["all", "host", "local"])]
     node: Option<String>,
     /// Every node of the plan (excluded ones left out), in parallel.
-    #[arg(long, conflicts_with_all = ["node", "host"])]
+    #[arg(long, conflicts_with_all = ["node", "host", "local"])]
     all: bool,
     /// Address a BMC directly, without looking it up in nodes.csv.
-    #[arg(long, value_name = "ADDR[:PORT]", conflicts_with = "node")]
+    #[arg(long, value_name = "ADDR[:PORT]", conflicts_with_all = ["node", "local"])]
     host: Option<String>,
+    /// This machine's own BMC, in-band through the kernel's IPMI device.
+    #[arg(long, conflicts_with = "node")]
+    local: bool,
+    /// The IPMI device for --local.
+    #[arg(long, default_value = racker_ipmi::DEFAULT_DEVICE, requires = "local")]
+    device: PathBuf,
     #[command(flatten)]
     plan: PlanArgs,
     #[command(flatten)]
@@ -74,6 +91,13 @@ pub(crate) struct IpmiCmd {
     /// BMCs talked to at the same time with --all.
     #[arg(long, global = true, default_value_t = 64)]
     concurrency: usize,
+    /// One line per host: `host: result`.
+    #[arg(long, global = true)]
+    one_line: bool,
+    /// Print hosts with identical results once, as a host range
+    /// (`node-[0-3]: on`), like ipmipower's consolidated output.
+    #[arg(long, global = true)]
+    consolidate: bool,
     /// What to do; the serial console when omitted.
     #[command(subcommand)]
     command: Option<IpmiSub>,
@@ -117,10 +141,10 @@ enum IpmiSub {
         #[arg(value_enum)]
         state: OffArg,
     },
-    /// `lan dhcp`: LAN channel 1 address source back to DHCP.
+    /// `lan dhcp`: LAN channel address source back to DHCP; `lan print`: its configuration.
     Lan {
         #[arg(value_enum)]
-        mode: DhcpArg,
+        mode: LanArg,
         /// LAN channel.
         #[arg(long, default_value_t = 1)]
         channel: u8,
@@ -137,6 +161,79 @@ enum IpmiSub {
         #[arg(value_parser = parse_hex_byte)]
         data: Vec<u8>,
     },
+    /// Every sensor: name, type, reading with unit, status, thresholds.
+    Sensors,
+    /// System Event Log.
+    #[command(subcommand)]
+    Sel(SelSub),
+    /// FRU inventory (chassis, board, product).
+    Fru,
+    /// Chassis identify light: `on`, `off` or a number of seconds (default 15).
+    Identify {
+        #[arg(default_value = "15", value_parser = parse_identify)]
+        state: Identify,
+    },
+    /// Management controller.
+    #[command(subcommand)]
+    Mc(McSub),
+    /// Chassis capabilities, restart cause and power restore policy.
+    #[command(subcommand)]
+    Chassis(ChassisSub),
+    /// Prometheus exporter for every BMC (ipmi_exporter metric names plus node/mac labels).
+    Exporter(exporter::ExporterArgs),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum SelSub {
+    /// SEL entries, oldest first.
+    List {
+        /// Only the newest N entries.
+        #[arg(long)]
+        last: Option<usize>,
+    },
+    /// Entries, free space, last addition and erase.
+    Info,
+    /// Erase every entry.
+    Clear,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum McSub {
+    /// Device id, firmware, IPMI version, manufacturer, GUID.
+    Info,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ChassisSub {
+    /// Get Chassis Capabilities.
+    Capabilities,
+    /// Get System Restart Cause.
+    RestartCause,
+    /// Power restore policy: set one, or `list` the supported ones.
+    Policy {
+        #[arg(value_enum)]
+        policy: PolicyArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PolicyArg {
+    AlwaysOn,
+    AlwaysOff,
+    Previous,
+    List,
+}
+
+fn parse_identify(s: &str) -> Result<Identify, String> {
+    match s {
+        "on" | "force" => Ok(Identify::On),
+        "off" => Ok(Identify::Off),
+        n => match n.parse::<u8>() {
+            Ok(0) => Ok(Identify::Off),
+            Ok(v) => Ok(Identify::Seconds(v)),
+            Err(_) => Err(format!("{s:?}: expected on, off or 1-255 seconds")),
+        },
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -161,8 +258,9 @@ enum OffArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum DhcpArg {
+enum LanArg {
     Dhcp,
+    Print,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -217,6 +315,16 @@ struct Target {
     address_source: &'static str,
 }
 
+impl Target {
+    /// The node's short host name, else its BMC MAC (or the --host text).
+    fn host_label(&self) -> String {
+        self.hostname
+            .as_deref()
+            .and_then(|h| h.split('.').next())
+            .map_or_else(|| self.label.clone(), str::to_string)
+    }
+}
+
 pub(crate) fn run(globals: &Globals, args: IpmiCmd) -> anyhow::Result<ExitCode> {
     let command = args.command.as_ref().unwrap_or(&IpmiSub::Sol);
     if args.all && matches!(command, IpmiSub::Sol) {
@@ -225,7 +333,23 @@ pub(crate) fn run(globals: &Globals, args: IpmiCmd) -> anyhow::Result<ExitCode> 
         );
     }
     let op = operation(command)?;
-    let targets = resolve_targets(globals, &args)?;
+    if args.local {
+        let op = op.context("the serial console is not available with --local")?;
+        return run_local(&args, globals.output, command, &op);
+    }
+    let targets =
+        if matches!(command, IpmiSub::Exporter(_)) && args.node.is_none() && args.host.is_none() {
+            resolve_all(globals, &args)?
+        } else {
+            resolve_targets(globals, &args)?
+        };
+    if targets.len() > 1 && matches!(command, IpmiSub::Sol) {
+        bail!(
+            "the serial console needs one node, but {:?} names {}",
+            args.node.as_deref().unwrap_or_default(),
+            targets.len()
+        );
+    }
     let creds = load_credentials(globals)?;
     let creds = Credentials::new(creds.user.clone(), creds.password.expose());
     let opts = SessionOptions::default()
@@ -241,6 +365,11 @@ pub(crate) fn run(globals: &Globals, args: IpmiCmd) -> anyhow::Result<ExitCode> 
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    if let IpmiSub::Exporter(e) = command {
+        let result = runtime.block_on(exporter::run(e, targets, &creds, &opts, args.concurrency));
+        runtime.shutdown_background();
+        return result;
+    }
     let result = match op {
         None => {
             let target = targets.into_iter().next().context("no node selected")?;
@@ -259,6 +388,96 @@ pub(crate) fn run(globals: &Globals, args: IpmiCmd) -> anyhow::Result<ExitCode> 
     // The console's stdin reader may still block in a read(2): don't wait for it.
     runtime.shutdown_background();
     result
+}
+
+/// One command against this machine's BMC through /dev/ipmi0.
+fn run_local(
+    args: &IpmiCmd,
+    format: crate::output::Format,
+    command: &IpmiSub,
+    op: &Operation,
+) -> anyhow::Result<ExitCode> {
+    use racker_ipmi::monitor;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let device = args.device.display().to_string();
+    let result: anyhow::Result<Output> = runtime.block_on(async {
+        let mut bmc = racker_ipmi::LocalBmc::open(&args.device, args.timeout)?;
+        let b = &mut bmc;
+        Ok(match op {
+            Operation::Sensors => Output::Sensors(monitor::sensors(b, None).await?),
+            Operation::SelInfo => Output::SelInfo(monitor::sel_info(b).await?),
+            Operation::SelList { last } => Output::Sel(monitor::sel_list(b, *last).await?),
+            Operation::SelClear => {
+                monitor::sel_clear(b).await?;
+                Output::Done
+            }
+            Operation::Fru => Output::Fru(Box::new(monitor::fru(b).await?)),
+            Operation::Identify(w) => {
+                monitor::identify(b, *w).await?;
+                Output::Done
+            }
+            Operation::LanPrint { channel } => {
+                Output::Lan(Box::new(monitor::lan_print(b, *channel).await?))
+            }
+            Operation::McInfo => Output::McInfo(Box::new(monitor::mc_info(b).await?)),
+            Operation::ChassisCapabilities => {
+                Output::ChassisCapabilities(monitor::chassis_capabilities(b).await?)
+            }
+            Operation::RestartCause => Output::RestartCause(monitor::restart_cause(b).await?),
+            Operation::SetPolicy(p) => Output::Policies(monitor::set_restore_policy(b, *p).await?),
+            Operation::Raw(r) => {
+                use racker_ipmi::Transport as _;
+                Output::Raw(b.raw(r.clone()).await?)
+            }
+            _ => bail!(
+                "--local supports sensors, sel, fru, identify, lan print, mc info, chassis and raw"
+            ),
+        })
+    });
+    let target = Target {
+        label: device.clone(),
+        bmc: device,
+        addr: BmcAddress::new("localhost", 0),
+        bmc_mac: None,
+        node_mac: None,
+        internal_ip: None,
+        hostname: None,
+        address_source: "local",
+    };
+    let ok = result.is_ok();
+    if format.is_json() {
+        let error = result.as_ref().err().map(|e| JsonError {
+            kind: "local",
+            message: format!("{e:#}"),
+        });
+        let doc = JsonDoc {
+            results: vec![JsonResult::new(
+                &target,
+                result.as_ref().ok(),
+                error,
+                Duration::ZERO,
+            )],
+        };
+        crate::output::print_json(format, "ipmi", &doc)?;
+    } else {
+        match &result {
+            Ok(o) if args.one_line => println!("{}: {}", target.label, render::one_line(o)),
+            Ok(o) => {
+                let mut text = String::new();
+                render(&mut text, &target, command, o);
+                print!("{text}");
+            }
+            Err(e) => println!("error: {e:#}"),
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The library operation for a command; `None` for the console.
@@ -289,9 +508,30 @@ fn operation(command: &IpmiSub) -> anyhow::Result<Option<Operation>> {
         IpmiSub::Bootparam => Operation::BootFlags,
         IpmiSub::BootTimeout { state: OffArg::Off } => Operation::DisableBootFlagTimeout,
         IpmiSub::Lan {
-            mode: DhcpArg::Dhcp,
+            mode: LanArg::Dhcp,
             channel,
         } => Operation::LanDhcp { channel: *channel },
+        IpmiSub::Lan {
+            mode: LanArg::Print,
+            channel,
+        } => Operation::LanPrint { channel: *channel },
+        IpmiSub::Sensors => Operation::Sensors,
+        IpmiSub::Sel(SelSub::List { last }) => Operation::SelList { last: *last },
+        IpmiSub::Sel(SelSub::Info) => Operation::SelInfo,
+        IpmiSub::Sel(SelSub::Clear) => Operation::SelClear,
+        IpmiSub::Fru => Operation::Fru,
+        IpmiSub::Identify { state } => Operation::Identify(*state),
+        IpmiSub::Mc(McSub::Info) => Operation::McInfo,
+        IpmiSub::Chassis(ChassisSub::Capabilities) => Operation::ChassisCapabilities,
+        IpmiSub::Chassis(ChassisSub::RestartCause) => Operation::RestartCause,
+        IpmiSub::Chassis(ChassisSub::Policy { policy }) => Operation::SetPolicy(match policy {
+            PolicyArg::AlwaysOn => RestorePolicy::AlwaysOn,
+            PolicyArg::AlwaysOff => RestorePolicy::AlwaysOff,
+            PolicyArg::Previous => RestorePolicy::Previous,
+            PolicyArg::List => RestorePolicy::Unknown,
+        }),
+        // The exporter is not one operation; run() handles it.
+        IpmiSub::Exporter(_) => Operation::Diag,
         IpmiSub::User(u) => match u {
             UserSub::List { channel } => Operation::ListUsers { channel: *channel },
             UserSub::SetName { id, name } => Operation::SetUserName {
@@ -364,6 +604,11 @@ fn host_address(text: &str, port: u16) -> anyhow::Result<BmcAddress> {
     })
 }
 
+/// The exporter without NODES or --host: every node, like --all.
+fn resolve_all(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Target>> {
+    resolve(globals, args, None, true)
+}
+
 fn resolve_targets(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Target>> {
     if let Some(host) = &args.host {
         let addr = host_address(host, args.port)?;
@@ -378,14 +623,84 @@ fn resolve_targets(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Targ
             address_source: "host",
         }]);
     }
+    let wanted = match &args.node {
+        Some(text) if !args.all => Some(
+            text.parse::<HostList>()
+                .with_context(|| format!("NODES {text:?}"))?
+                .expand(),
+        ),
+        _ => None,
+    };
+    resolve(globals, args, wanted, args.all)
+}
+
+/// True when `name` (as typed) names the node `selected` (host name, short
+/// host name or alias, case-insensitive).
+fn name_matches(selected: Option<&racker_inventory::SelectedNode>, want: &str) -> bool {
+    let Some(s) = selected else {
+        return false;
+    };
+    s.aliases
+        .iter()
+        .map(String::as_str)
+        .chain(s.hostname.as_deref())
+        .any(|n| {
+            n.eq_ignore_ascii_case(want)
+                || n.split('.')
+                    .next()
+                    .is_some_and(|short| short.eq_ignore_ascii_case(want))
+        })
+}
+
+fn host_matches(
+    node: &racker_inventory::Node,
+    selected: Option<&racker_inventory::SelectedNode>,
+    host: &Host,
+) -> bool {
+    match host {
+        Host::Mac(mac) => *mac == node.primary_mac || *mac == node.bmc_mac,
+        Host::Name(n) => name_matches(selected, n),
+    }
+}
+
+/// Targets for `wanted` hosts (a NODES list) or, with `all`, every node.
+/// `--exclude` takes MACs (they also leave the cluster selection, as
+/// before) and names or ranges; it filters --all and multi-host lists, never
+/// a single named node.
+fn resolve(
+    globals: &Globals,
+    args: &IpmiCmd,
+    wanted: Option<Vec<Host>>,
+    all: bool,
+) -> anyhow::Result<Vec<Target>> {
     let rack = load_rack(globals, &args.plan)?;
+    let exclude: Vec<Host> = args
+        .plan
+        .exclude
+        .parse::<HostList>()
+        .with_context(|| format!("--exclude {:?}", args.plan.exclude))?
+        .expand();
+    let excluded_macs: Vec<MacAddr> = exclude
+        .iter()
+        .filter_map(|h| match h {
+            Host::Mac(m) => Some(*m),
+            Host::Name(_) => None,
+        })
+        .collect();
+    let mut plan_args = args.plan.clone();
+    plan_args.exclude = excluded_macs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ");
     // Host names need the selection; without one (e.g. too few controllers
     // for the given options) only MACs match.
     let selection =
-        racker_inventory::select(&rack.plan, &args.selection.selection_options(&args.plan)?).ok();
+        racker_inventory::select(&rack.plan, &args.selection.selection_options(&plan_args)?).ok();
     let bmcs = crate::context::BmcResolver::load(globals)?;
-    let excluded: Vec<MacAddr> = racker_inventory::parse_mac_list(&args.plan.exclude)?;
+    let filter_excluded = all || wanted.as_ref().is_some_and(|w| w.len() > 1);
     let mut targets = Vec::new();
+    let mut matched = vec![false; wanted.as_ref().map_or(0, Vec::len)];
     for planned in rack.plan.nodes() {
         let node = &planned.node;
         let selected = selection.as_ref().and_then(|s| {
@@ -395,31 +710,26 @@ fn resolve_targets(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Targ
         });
         let hostname = selected.and_then(|s| s.hostname.clone());
         let is_excluded = selected.is_some_and(|s| s.excluded)
-            || excluded.iter().any(|m| {
+            || excluded_macs.iter().any(|m| {
                 *m == node.primary_mac || *m == node.bmc_mac || Some(*m) == node.secondary_mac
-            });
-        let wanted = if args.all {
-            !is_excluded
-        } else {
-            let want = args.node.as_deref().unwrap_or_default();
-            match want.parse::<MacAddr>() {
-                Ok(mac) => mac == node.primary_mac || mac == node.bmc_mac,
-                Err(_) => {
-                    let names = selected.map(|s| {
-                        let mut v: Vec<&str> = s.aliases.iter().map(String::as_str).collect();
-                        v.extend(s.hostname.as_deref());
-                        v
-                    });
-                    names.unwrap_or_default().iter().any(|n| {
-                        n.eq_ignore_ascii_case(want)
-                            || n.split('.')
-                                .next()
-                                .is_some_and(|short| short.eq_ignore_ascii_case(want))
-                    })
+            })
+            || exclude
+                .iter()
+                .any(|h| matches!(h, Host::Name(_)) && host_matches(node, selected, h));
+        let is_wanted = match &wanted {
+            None => all,
+            Some(list) => {
+                let mut any = false;
+                for (i, h) in list.iter().enumerate() {
+                    if host_matches(node, selected, h) {
+                        matched[i] = true;
+                        any = true;
+                    }
                 }
+                any
             }
         };
-        if !wanted {
+        if !is_wanted || (filter_excluded && is_excluded) {
             continue;
         }
         let (addr, source) = bmcs.resolve(planned, args.port);
@@ -434,21 +744,26 @@ fn resolve_targets(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Targ
             address_source: source.as_str(),
         });
     }
-    if targets.is_empty() {
-        match &args.node {
-            Some(n) => bail!(
-                "no node {n:?} in {} (give a host name, primary MAC or BMC MAC; the management node has no plan entry)",
+    if let Some(list) = &wanted {
+        let unknown: Vec<String> = list
+            .iter()
+            .zip(&matched)
+            .filter(|(_, m)| !**m)
+            .map(|(h, _)| format!("{:?}", h.to_string()))
+            .collect();
+        if !unknown.is_empty() {
+            bail!(
+                "no node {} in {} (give a host name, primary MAC or BMC MAC; the management node has no plan entry)",
+                unknown.join(", "),
                 globals.nodes_csv().display()
-            ),
-            None => bail!("no nodes selected"),
+            );
+        }
+        if list.len() == 1 && targets.len() > 1 {
+            bail!("{:?} matches {} nodes", list[0].to_string(), targets.len());
         }
     }
-    if !args.all && targets.len() > 1 {
-        bail!(
-            "{:?} matches {} nodes",
-            args.node.as_deref().unwrap_or_default(),
-            targets.len()
-        );
+    if targets.is_empty() {
+        bail!("no nodes selected");
     }
     Ok(targets)
 }
@@ -531,6 +846,7 @@ async fn run_many(
     ));
     let mut failures = 0usize;
     let mut json = Vec::new();
+    let mut lines: Vec<(String, String, bool)> = Vec::new();
     let mut done = 0usize;
     let stdout = std::io::stdout();
     while let Some(r) = stream.next().await {
@@ -566,23 +882,56 @@ async fn run_many(
                 ));
             }
             false => {
+                let multi = args.all || total > 1;
+                if args.one_line || args.consolidate {
+                    let text = match &outcome {
+                        Ok(o) if args.one_line => render::one_line(o),
+                        Ok(o) => {
+                            let mut t = String::new();
+                            render(&mut t, &r.key, command, o);
+                            t
+                        }
+                        Err(m) => format!("error: {m}"),
+                    };
+                    let host = r.key.host_label();
+                    if args.consolidate {
+                        lines.push((host, text, outcome.is_ok()));
+                    } else {
+                        writeln!(stdout.lock(), "{host}: {text}")?;
+                    }
+                    continue;
+                }
                 let mut text = String::new();
                 match &outcome {
                     Ok(o) => render(&mut text, &r.key, command, o),
                     Err(m) => text.push_str(&format!("error: {m}\n")),
                 }
                 let mut out = stdout.lock();
-                if args.all {
+                if multi {
                     writeln!(out, "== {} ({}) ==", r.key.label, r.key.bmc)?;
                 }
                 out.write_all(text.as_bytes())?;
-                if args.all {
+                if multi {
                     writeln!(out)?;
                     eprintln!(
                         "[{done}/{total}] {} {}",
                         r.key.label,
                         if outcome.is_ok() { "ok" } else { "FAILED" }
                     );
+                }
+            }
+        }
+    }
+    if args.consolidate {
+        let mut out = stdout.lock();
+        for (hosts, text) in render::consolidate(&lines) {
+            if args.one_line {
+                writeln!(out, "{hosts}: {text}")?;
+            } else {
+                writeln!(out, "== {hosts} ==")?;
+                out.write_all(text.as_bytes())?;
+                if !text.ends_with('\n') {
+                    writeln!(out)?;
                 }
             }
         }
@@ -607,7 +956,7 @@ async fn run_many(
         };
         crate::output::print_json(format, "ipmi", &doc)?;
     }
-    if args.all && total > 1 {
+    if total > 1 {
         eprintln!("{} of {total} succeeded", total - failures);
     }
     Ok(if failures == 0 {
@@ -762,6 +1111,18 @@ fn render(out: &mut String, t: &Target, command: &IpmiSub, o: &Output) {
                 Ok(f) => render_boot(out, f),
                 Err(e) => out.push_str(&format!("Boot flags: unavailable ({e})\n")),
             }
+            render::diag_extras(out, &d.sensors, &d.sel);
+        }
+        (_, Output::Sensors(list)) => render::sensors(out, list),
+        (_, Output::SelInfo(i)) => render::sel_info(out, i),
+        (_, Output::Sel(list)) => render::sel_entries(out, list),
+        (_, Output::Fru(f)) => render::fru(out, f),
+        (_, Output::McInfo(m)) => render::mc_info(out, m),
+        (_, Output::Lan(l)) => render::lan(out, l),
+        (_, Output::ChassisCapabilities(c)) => render::capabilities(out, c),
+        (_, Output::RestartCause(r)) => render::restart_cause(out, r),
+        (_, Output::Policies(p)) => {
+            out.push_str(&format!("Supported restore policies: {}\n", p.join(", ")))
         }
         (_, Output::Done) => out.push_str("done\n"),
         (_, other) => out.push_str(&format!("{other:?}\n")),
