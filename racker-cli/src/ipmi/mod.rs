@@ -432,8 +432,27 @@ fn run_local(
                 use racker_ipmi::Transport as _;
                 Output::Raw(b.raw(r.clone()).await?)
             }
+            // The management node's own install sets its disk boot this
+            // way (docs/lokomotive.md, "Installing the management node").
+            Operation::SetBootDevice {
+                device,
+                persistent,
+                efi,
+            } => {
+                use racker_ipmi::Transport as _;
+                let flags = racker_ipmi::BootFlags::new(*device, *persistent, *efi);
+                b.raw(racker_ipmi::RawRequest::new(0x00, 0x08, flags.encode_request()))
+                    .await?;
+                Output::BootFlags(flags)
+            }
+            Operation::DisableBootFlagTimeout => {
+                use racker_ipmi::Transport as _;
+                b.raw(racker_ipmi::RawRequest::new(0x00, 0x08, vec![0x03, 0x1F]))
+                    .await?;
+                Output::Done
+            }
             _ => bail!(
-                "--local supports sensors, sel, fru, identify, lan print, mc info, chassis and raw"
+                "--local supports sensors, sel, fru, identify, lan print, mc info, chassis, bootdev, boot-timeout and raw"
             ),
         })
     });
