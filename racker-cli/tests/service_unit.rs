@@ -320,11 +320,7 @@ fn the_service_keeps_serving_dhcp_after_bootstrap_exits() {
     let exited = Instant::now();
     assert_eq!(rc.trim(), "1", "{}", diag());
     let out = fs::read_to_string(state.join("bootstrap.out")).unwrap();
-    assert!(
-        out.contains("✓ Network: DHCP on 0.0.0.0:67"),
-        "{}",
-        diag()
-    );
+    assert!(out.contains("✓ Network: DHCP on 0.0.0.0:67"), "{}", diag());
     assert!(out.contains("BMC(s) could not be reached"), "{}", diag());
     assert!(
         out.contains("handed over to racker-netboot.service"),
