@@ -574,3 +574,37 @@ async fn reprovision_reinstalls_exactly_one_node_and_a_new_generation_reinstalls
     assert_eq!(installs(&lab), [2, 3, 2]);
     lab.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_rendered_file_survives_a_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let lab = lab(1, &[]).await;
+    let mut config = config(&lab, rack(1, &state), &state);
+    let report = racker_bootstrap::bootstrap(&config, &CollectEvents::new(), &Decision::Cancel)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Provisioned);
+    // The user edits a rendered file; the rerun would render it otherwise
+    // (another kernel console).
+    let mac = macs(Some(0))[0];
+    let rel = racker_lokomotive::os_ignition_path(mac);
+    let file = config.cluster_dir.join(&rel);
+    let edited = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("ignition", "ignition ");
+    std::fs::write(&file, &edited).unwrap();
+    config.render.kernel_console = vec!["console=ttyS0,115200n8".into()];
+    let events = CollectEvents::new();
+    let report = racker_bootstrap::bootstrap(&config, &events, &Decision::Cancel)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Provisioned);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), edited);
+    let said = events
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Message(m) if m.contains(&format!("kept your edit of {rel}"))));
+    assert!(said, "{:#?}", events.events());
+    lab.sim.shutdown().await;
+}
