@@ -98,6 +98,7 @@ pub async fn bootstrap(
         .join("logs")
         .join(format!("{stamp}-bootstrap.log"));
     let progress = Reporter::new(&log_path, events)?;
+    progress.begin();
 
     // Exclusions: the operator's plus those a previous run decided.
     let mut options = config.selection.clone();
