@@ -78,6 +78,7 @@ pub mod lokoenv;
 mod lokomotive;
 pub mod network;
 mod rack_status;
+pub mod rendered;
 mod run;
 pub mod service;
 mod state;

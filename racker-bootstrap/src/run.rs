@@ -305,7 +305,14 @@ fn render(ctx: &Ctx<'_>, selection: &Selection, key: &ReportKey) -> Result<(), E
         &options,
         &ctx.config.public_ips,
     )?;
-    tree.write_to(cluster_dir)?;
+    let written = crate::rendered::write_keeping_edits(&tree, cluster_dir, false)?;
+    for kept in &written.kept {
+        ctx.progress.say(&format!(
+            "  kept your edit of {}: racker would change it (see `racker render --diff --out {}`; remove the file to take racker's)",
+            kept.display(),
+            cluster_dir.display()
+        ));
+    }
     ctx.progress.say(&format!(
         "✓ Configuration rendered into {} ({} files)",
         cluster_dir.display(),

@@ -46,8 +46,14 @@ pub(crate) struct RenderCmd {
     out: PathBuf,
     /// Overwrite a non-empty directory (files of an earlier render that no
     /// longer belong to the cluster are removed; other files are kept).
+    /// Files you edited since racker wrote them are overwritten too, and
+    /// named.
     #[arg(long)]
     force: bool,
+    /// Show what a render into --out would change (a diff per file) and
+    /// write nothing.
+    #[arg(long)]
+    diff: bool,
     #[command(flatten)]
     choices: RenderChoices,
     /// Also put the cluster's host names into this hosts file (e.g.
@@ -250,6 +256,23 @@ fn update_hosts(file: &Path, block: &str) -> anyhow::Result<()> {
 }
 
 fn run_render(globals: &Globals, cmd: RenderCmd) -> anyhow::Result<ExitCode> {
+    if cmd.diff {
+        let (rack, selection) = load_selection(globals, &cmd.plan, &cmd.selection)?;
+        let out = std::path::absolute(&cmd.out)
+            .with_context(|| format!("resolving {}", cmd.out.display()))?;
+        let (options, public) = cmd.choices.resolve(globals, &rack, &cmd.selection, &out)?;
+        let tree = render_cluster(&rack.plan, &selection, &options, &public)?;
+        let changes = racker_bootstrap::rendered::diff(&tree, &out);
+        for change in &changes {
+            print!("{}", racker_bootstrap::rendered::render_change(change));
+        }
+        println!(
+            "{} file(s) would change in {}",
+            changes.len(),
+            out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if !cmd.force && !is_empty_dir(&cmd.out)? {
         bail!(
             "{} exists and is not empty; choose another --out, remove it, or pass --force to overwrite it",
@@ -263,7 +286,10 @@ fn run_render(globals: &Globals, cmd: RenderCmd) -> anyhow::Result<ExitCode> {
     let (options, public) = cmd.choices.resolve(globals, &rack, &cmd.selection, &out)?;
     let tree = render_cluster(&rack.plan, &selection, &options, &public)?;
     let stale = stale_files(&out, &tree);
-    tree.write_to(&out)?;
+    let written = racker_bootstrap::rendered::write_keeping_edits(&tree, &out, cmd.force)?;
+    for path in &written.overwritten {
+        eprintln!("note: overwrote your edit of {} (--force)", path.display());
+    }
     for rel in &stale {
         let _ = std::fs::remove_file(out.join(rel));
     }

@@ -307,6 +307,13 @@ impl SimRack {
         let assets = rack.path("state/assets/flatcar/current");
         std::fs::create_dir_all(&assets).unwrap();
         std::fs::write(assets.join("flatcar_production_pxe.vmlinuz"), [1u8; 4096]).unwrap();
+        // What flatcar-install fetches (the bootstrap's preflight checks it).
+        std::fs::write(assets.join("flatcar_production_image.bin.bz2"), [3u8; 64]).unwrap();
+        std::fs::write(
+            assets.join("flatcar_production_image.bin.bz2.sig"),
+            [4u8; 64],
+        )
+        .unwrap();
         std::fs::write(
             assets.join("flatcar_production_pxe_image.cpio.gz"),
             [2u8; 8192],

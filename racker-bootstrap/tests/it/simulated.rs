@@ -83,7 +83,7 @@ fn rack(nodes: usize, state: &Path) -> Rack {
 /// A running simulated rack: BMCs and firmware.
 struct Lab {
     sim: SimRack,
-    _firmware: Vec<Firmware>,
+    firmware: Vec<Firmware>,
     bmcs: BTreeMap<MacAddr, SocketAddr>,
     dhcp: SocketAddr,
     http: SocketAddr,
@@ -129,7 +129,7 @@ async fn lab(nodes: usize, faults: &[(usize, &str)]) -> Lab {
     }
     Lab {
         sim,
-        _firmware: firmware,
+        firmware,
         bmcs,
         dhcp,
         http,
@@ -379,5 +379,232 @@ async fn a_failed_install_is_put_to_the_policy_and_excluded() {
             NodeState::Active { stage: Stage::OsUp }
         );
     }
+    lab.sim.shutdown().await;
+}
+
+/// How many times each node's firmware ran an install so far.
+fn installs(lab: &Lab) -> Vec<u32> {
+    lab.firmware.iter().map(|f| f.status().installs).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_assets_the_preflight_stops_before_any_bmc() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let rack = rack(2, &state);
+    std::fs::remove_file(state.join("assets/flatcar/current/flatcar_production_pxe.vmlinuz"))
+        .unwrap();
+    std::fs::remove_file(state.join("assets/flatcar/current/flatcar_production_image.bin.bz2.sig"))
+        .unwrap();
+    // Every "BMC" is a socket of this test: any IPMI packet would land here.
+    let bmc = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    bmc.set_nonblocking(true).unwrap();
+    let selection = SelectionOptions {
+        provision: Provision::Flatcar,
+        ..SelectionOptions::default()
+    };
+    let mut config = Config::new(
+        &state,
+        rack,
+        selection,
+        racker_ipmi::Credentials::new("USER", "PASS"),
+        racker_lokomotive::RenderOptions::new(vec![KEY.into()]),
+    );
+    config.bmc_overrides = (0..2)
+        .map(|i| (macs(Some(i))[1], bmc.local_addr().unwrap()))
+        .collect();
+    config.netboot =
+        racker_bootstrap::NetbootMode::Serve(NetbootEndpoints::plain(free_udp(), free_tcp()));
+    let events = CollectEvents::new();
+    let err = racker_bootstrap::bootstrap(&config, &events, &Decision::Cancel)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, racker_bootstrap::Error::Preflight { .. }),
+        "{text}"
+    );
+    for want in [
+        "kernel: ",
+        "flatcar_production_pxe.vmlinuz missing",
+        "image signature: ",
+        "no node was powered",
+        "racker netboot fetch-assets",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    assert!(!text.contains("initrd:"), "{text}");
+    let mut buf = [0u8; 512];
+    assert_eq!(
+        bmc.recv_from(&mut buf).map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::WouldBlock),
+        "an IPMI packet reached a BMC"
+    );
+    assert!(
+        !events
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::StageStarted { .. })),
+        "{:#?}",
+        events.events()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_kernel_fails_the_node_with_its_404_in_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let lab = lab(1, &[]).await;
+    let mut config = config(&lab, rack(1, &state), &state);
+    // Past the preflight (the kernel goes away later, or --skip-preflight).
+    config.preflight = false;
+    config.install_timeout = Duration::from_secs(120);
+    std::fs::remove_file(state.join("assets/flatcar/current/flatcar_production_pxe.vmlinuz"))
+        .unwrap();
+    let events = CollectEvents::new();
+    let started = std::time::Instant::now();
+    let report = racker_bootstrap::bootstrap(&config, &events, &Decision::Cancel)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let mac = macs(Some(0))[0];
+    let NodeState::Failed { reason, .. } = &report.state.nodes[&mac].state else {
+        panic!("{:?}", report.state.nodes[&mac]);
+    };
+    eprintln!("missing kernel: failed after {took:.2?}: {reason}");
+    assert!(took < Duration::from_secs(20), "{took:?}: {reason}");
+    assert!(
+        reason.contains("its boot failed: iPXE script 503"),
+        "{reason}"
+    );
+    assert!(reason.contains("got its lease"), "{reason}");
+    lab.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kernel_404_after_the_script_names_the_kernel() {
+    // The /ipxe script is handed out (the kernel is there), then the
+    // kernel disappears before iPXE fetches it: the trail has the 404.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let trail = racker_netboot::trail::EventTrail::in_memory([macs(Some(0))[0]]);
+    let t0 = std::time::SystemTime::now();
+    let mac = macs(Some(0))[0];
+    trail.record(
+        mac,
+        racker_netboot::trail::TrailKind::Dhcp,
+        "DHCPREQUEST -> DHCPACK 172.24.213.2",
+        None,
+        t0,
+    );
+    trail.record(
+        mac,
+        racker_netboot::trail::TrailKind::Http,
+        "GET /ipxe?mac=02-00-00-01-00-00",
+        Some(200),
+        t0,
+    );
+    trail.record(
+        mac,
+        racker_netboot::trail::TrailKind::Http,
+        "GET /assets/flatcar/current/flatcar_production_pxe.vmlinuz",
+        Some(404),
+        t0,
+    );
+    let events = trail.events(mac);
+    let failure = racker_netboot::trail::fatal_failure(&events, 0).unwrap();
+    assert_eq!(
+        failure.label(),
+        "kernel 404 (assets/flatcar/current/flatcar_production_pxe.vmlinuz missing)"
+    );
+    let _ = state;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reprovision_reinstalls_exactly_one_node_and_a_new_generation_reinstalls_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let lab = lab(3, &[]).await;
+    let config = config(&lab, rack(3, &state), &state);
+    let report = racker_bootstrap::bootstrap(&config, &CollectEvents::new(), &Decision::Cancel)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Provisioned);
+    assert_eq!(installs(&lab), [1, 1, 1]);
+    let reports_dir = racker_netboot::report::reports_dir(&state);
+    let report_of = |i: usize| {
+        std::fs::read_to_string(reports_dir.join(format!("{}.json", macs(Some(i))[0]))).unwrap()
+    };
+    let before: Vec<String> = (0..3).map(report_of).collect();
+
+    // Reprovision node 1: exactly it is installed again.
+    let node1 = macs(Some(1))[0];
+    let events = CollectEvents::new();
+    let report = racker_bootstrap::reprovision(&config, &[node1], &events, &Decision::Cancel)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        Outcome::Provisioned,
+        "{:#?}",
+        events.events()
+    );
+    assert_eq!(installs(&lab), [1, 2, 1]);
+    assert_eq!(report_of(0), before[0]);
+    assert_eq!(report_of(2), before[2]);
+    assert_ne!(report_of(1), before[1]);
+    for (mac, record) in &report.state.nodes {
+        assert_eq!(
+            record.state,
+            NodeState::Active { stage: Stage::OsUp },
+            "{mac}"
+        );
+    }
+    let pxe = steps(&events.events(), Phase::PxeInstall);
+    assert_eq!(pxe.len(), 3);
+
+    // A new bootstrap (state file and cluster directory gone, the old
+    // reports left behind): a new generation, every node reinstalled.
+    std::fs::remove_file(racker_bootstrap::StateFile::path(&state)).unwrap();
+    std::fs::remove_dir_all(&config.cluster_dir).unwrap();
+    let report = racker_bootstrap::bootstrap(&config, &CollectEvents::new(), &Decision::Cancel)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Provisioned);
+    assert_eq!(installs(&lab), [2, 3, 2]);
+    lab.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_rendered_file_survives_a_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let lab = lab(1, &[]).await;
+    let mut config = config(&lab, rack(1, &state), &state);
+    let report = racker_bootstrap::bootstrap(&config, &CollectEvents::new(), &Decision::Cancel)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Provisioned);
+    // The user edits a rendered file; the rerun would render it otherwise
+    // (another kernel console).
+    let mac = macs(Some(0))[0];
+    let rel = racker_lokomotive::os_ignition_path(mac);
+    let file = config.cluster_dir.join(&rel);
+    let edited = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("ignition", "ignition ");
+    std::fs::write(&file, &edited).unwrap();
+    config.render.kernel_console = vec!["console=ttyS0,115200n8".into()];
+    let events = CollectEvents::new();
+    let report = racker_bootstrap::bootstrap(&config, &events, &Decision::Cancel)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Provisioned);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), edited);
+    let said = events
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Message(m) if m.contains(&format!("kept your edit of {rel}"))));
+    assert!(said, "{:#?}", events.events());
     lab.sim.shutdown().await;
 }
