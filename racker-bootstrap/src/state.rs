@@ -173,6 +173,9 @@ pub enum NodeEvent {
     /// or → `installed` when the failure came after the install (an
     /// installed node is never reinstalled by a retry).
     Reset,
+    /// Install again (`racker reprovision`): any active or failed state →
+    /// `planned`.
+    Reprovision,
 }
 
 /// The whole bootstrap state (sans-IO: [`BootstrapState::apply`] is pure;
@@ -191,6 +194,10 @@ pub struct BootstrapState {
     pub kubeconfig: Option<PathBuf>,
     /// Keyed by primary MAC.
     pub nodes: BTreeMap<MacAddr, NodeRecord>,
+    /// The bootstrap generation: install reports of another generation
+    /// never count for this one (racker_netboot::report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<String>,
 }
 
 impl BootstrapState {
@@ -202,6 +209,7 @@ impl BootstrapState {
             cluster_dir: cluster_dir.to_owned(),
             kubeconfig: None,
             nodes: BTreeMap::new(),
+            generation: None,
         }
     }
 
@@ -262,11 +270,18 @@ impl BootstrapState {
             (NodeState::Failed { reason, .. }, NodeEvent::Failed(r)) if reason == r => {
                 return Ok(false);
             }
+            (NodeState::Active { .. } | NodeState::Failed { .. }, NodeEvent::Reprovision) => {
+                NodeState::Active {
+                    stage: Stage::Planned,
+                }
+            }
             (NodeState::Excluded { .. }, NodeEvent::Exclude) => return Ok(false),
             (NodeState::Active { .. }, NodeEvent::Reset) => return Ok(false),
             (from, NodeEvent::Reached(s)) => return Err(invalid(s.as_str(), from)),
             (from, NodeEvent::Failed(_)) => return Err(invalid("failed", from)),
-            (from, NodeEvent::Reset) => return Err(invalid("planned", from)),
+            (from, NodeEvent::Reset | NodeEvent::Reprovision) => {
+                return Err(invalid("planned", from));
+            }
         };
         rec.state = next;
         rec.updated_unix = now;

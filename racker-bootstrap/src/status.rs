@@ -98,13 +98,18 @@ pub struct NodeStatus {
     /// The OS is installed.
     #[serde(rename = "os_installed")]
     pub os_provisioned: bool,
-    /// The installed OS reported up (racker-report-up.service).
+    /// The installed OS reported up (racker-report-up.service) in the
+    /// current bootstrap generation, and its power is not off.
     pub os_up: bool,
     /// A Ready Kubernetes node.
     pub joined: bool,
     /// Diagnostics (with [`StatusOptions::full`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diag: Option<serde_json::Value>,
+    /// The netboot server's last event of the node (its trail,
+    /// `<state-dir>/netboot/events`), e.g. `14:02:13 kernel 404 (... missing)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_event: Option<String>,
 }
 
 /// Gather the status of every node of `rack` with the state of
@@ -163,6 +168,7 @@ pub async fn collect_status(
         };
         let stage = record.map(|r| r.state.stage());
         let hostname = record.map(|r| r.hostname.clone()).filter(|h| !h.is_empty());
+        let powered_off = power.as_deref() == Some("off");
         nodes.push(NodeStatus {
             node: hostname.clone().unwrap_or_else(|| mac.to_string()),
             primary_mac: mac,
@@ -184,9 +190,14 @@ pub async fn collect_status(
             os_provisioned: reported
                 || (stage >= Some(Stage::Installed)
                     && matches!(record.map(|r| &r.state), Some(NodeState::Active { .. }))),
-            os_up: reported_up || stage >= Some(Stage::OsUp),
+            // Never "up" next to power off: a report or a recorded stage
+            // only counts while the node is not known to be off.
+            os_up: (reported_up || stage >= Some(Stage::OsUp)) && !powered_off,
             joined: stage == Some(Stage::Joined),
             diag,
+            last_event: racker_netboot::trail::load(state_dir, mac)
+                .last()
+                .map(|e| format!("{} {}", racker_netboot::trail::clock(e.unix_ms), e.label())),
         });
     }
     let provisioned = state

@@ -10,13 +10,14 @@ mod fsutil;
 mod globals;
 mod ipmi;
 mod logging;
-mod matchbox_grpc;
+mod management_node;
 mod netboot;
 mod netboot_content;
 mod output;
 mod plan;
 mod release;
 mod render;
+mod reprovision;
 mod sim;
 mod status;
 mod table;
@@ -65,6 +66,8 @@ enum Command {
     Ipmi(ipmi::IpmiCmd),
     /// Provision the whole rack: network, BMC check, PXE install of every node.
     Bootstrap(Box<bootstrap::BootstrapCmd>),
+    /// Install nodes of a provisioned rack again (PXE), as bootstrap does.
+    Reprovision(Box<reprovision::ReprovisionCmd>),
     /// What was provisioned and the state of every node.
     Status(status::StatusCmd),
     /// Try racker without hardware: a simulated rack provisioned end to end.
@@ -154,8 +157,9 @@ fn main() -> ExitCode {
                 .unwrap_or_default();
             bootstrap::run(&cli.globals, *cmd, &given)
         }
+        Command::Reprovision(cmd) => reprovision::run(&cli.globals, *cmd),
         Command::Status(cmd) => status::run(&cli.globals, cmd),
-        Command::Demo(cmd) => demo::run(cmd),
+        Command::Demo(cmd) => demo::run(&cli.globals, &demo::given_globals(&matches), cmd),
         Command::Ipmi(cmd) => ipmi::run(&cli.globals, cmd),
         Command::Netboot(cmd) => netboot::run(&cli.globals, cmd),
         Command::Completions(cmd) => completions::completions(cmd),

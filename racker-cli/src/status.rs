@@ -179,6 +179,9 @@ fn print_text(status: &StatusReport, full: bool, wide: bool) {
                 ))
             ));
         }
+        if full && let Some(e) = &n.last_event {
+            println!("  {} last netboot event: {e}", n.primary_mac);
+        }
         if full && let Some(d) = &n.diag {
             line(format!("  {} diag: {d}", n.primary_mac));
         }
