@@ -143,6 +143,9 @@ pub(crate) fn write_demo_rack(dir: &Path, nodes: usize) -> anyhow::Result<Global
     for (name, size) in [
         (racker_netboot::matchbox::PXE_KERNEL, 256 * 1024),
         (racker_netboot::matchbox::PXE_INITRD, 1024 * 1024),
+        // What flatcar-install fetches (the simulated installer does not).
+        ("flatcar_production_image.bin.bz2", 4096),
+        ("flatcar_production_image.bin.bz2.sig", 64),
     ] {
         let path = assets.join(name);
         if !path.exists() {
@@ -410,8 +413,10 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
         if let Some(f) = primary.and_then(|mac| fw_faults.get(&mac)) {
             cfg = cfg.faults(*f);
         }
-        if primary.is_some_and(|mac| reports.is_installed(mac)) {
-            cfg = cfg.installed_from(base_url.clone());
+        if let Some(mac) = primary.filter(|mac| reports.is_installed(*mac)) {
+            // The installed OS reports with the token of its Ignition.
+            let key = racker_netboot::report::ReportKey::load_or_create(&globals.state_dir)?;
+            cfg = cfg.installed_from(format!("{base_url}/?token={}", key.token(mac)));
         }
         firmware.push(Firmware::spawn_with(node, cfg, &client)?);
     }

@@ -78,7 +78,7 @@ struct DhcpArgs {
     /// Hand out the dynamic range (.128-.254 of a /24) to unknown MACs.
     #[arg(long)]
     dynamic_range: bool,
-    /// Lease time (seconds, or e.g. 12h, 1d) [default: 1 day: BMCs and
+    /// Lease time (seconds, or e.g. 2m, 12h, 1d) [default: 1 day: BMCs and
     /// nodes keep their reserved address and renew every 12 hours, so a
     /// netboot service that is down for a while loses nothing].
     #[arg(long, default_value = "1d", value_parser = racker_inventory::parse_duration, value_name = "DURATION")]

@@ -138,6 +138,13 @@ fn sim_rack(count: usize, faults: &[&str]) -> SimRack {
         vec![2u8; 8192],
     )
     .unwrap();
+    // What flatcar-install fetches: the bootstrap's preflight checks it.
+    for (name, size) in [
+        ("flatcar_production_image.bin.bz2", 1024),
+        ("flatcar_production_image.bin.bz2.sig", 64),
+    ] {
+        std::fs::write(assets.join(name), vec![3u8; size]).unwrap();
+    }
     rack
 }
 
