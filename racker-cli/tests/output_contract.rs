@@ -312,6 +312,13 @@ impl SimRack {
             [2u8; 8192],
         )
         .unwrap();
+        // What flatcar-install would fetch (the preflight asks for them).
+        std::fs::write(assets.join("flatcar_production_image.bin.bz2"), [3u8; 4096]).unwrap();
+        std::fs::write(
+            assets.join("flatcar_production_image.bin.bz2.sig"),
+            [4u8; 64],
+        )
+        .unwrap();
         rack
     }
 
@@ -345,6 +352,19 @@ impl SimRack {
                                 format!("[{}]", k.to_uppercase()).into()
                             }
                             "log" => "[LOG]".into(),
+                            "timestamp" | "last_event" => "[TIME]".into(),
+                            // SEL records carry their time in their bytes.
+                            "sel" => Value::Array(
+                                v.as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .map(|record| {
+                                        let mut r = self.redact(record);
+                                        r["raw"] = "[RAW]".into();
+                                        r
+                                    })
+                                    .collect(),
+                            ),
                             _ => self.redact(v),
                         };
                         (k.clone(), v)
