@@ -599,3 +599,67 @@ fn data_on_stdout_progress_on_stderr_and_colour_rules() {
     assert!(stderr.contains("error:\u{1b}[0m no node"), "{stderr:?}");
     assert!(stderr.starts_with('\u{1b}'), "{stderr:?}");
 }
+
+/// `racker status --watch`: piped, one status after the other until
+/// Ctrl-C (exit 0); JSON formats one document per round.
+#[test]
+fn status_watch_prints_rounds_until_interrupted() {
+    use std::io::Read as _;
+    let rack = SimRack::start(2);
+    for (format, marker) in [
+        ("text", "--- "),
+        ("jsonl", "{\"schema_version\":1,\"kind\":\"status\""),
+    ] {
+        let mut child = rack
+            .racker()
+            .args(["status", "--watch", "200ms", "-o", format])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1200));
+        let status = racker_testsupport::interrupt(&mut child, Duration::from_secs(10));
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert!(status.success(), "{status:?}\n{out}");
+        let rounds = out.matches(marker).count();
+        assert!(rounds >= 2, "{format}: {rounds} round(s):\n{out}");
+        assert!(!out.contains('\u{1b}'), "{out}");
+        if format == "jsonl" {
+            for line in out.lines() {
+                check_document(&Schema::load(), "status --watch", "status", line.as_bytes());
+            }
+        } else {
+            assert!(out.contains("PRIMARY MAC"), "{out}");
+        }
+    }
+    // A watch interval below 100ms is refused.
+    let out = rack.run(&["status", "--watch", "0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 100ms"));
+}
+
+/// On a terminal the status is redrawn in place until Ctrl-C.
+#[test]
+fn status_watch_redraws_in_place_on_a_terminal() {
+    let rack = SimRack::start(2);
+    let mut cmd = rack.racker();
+    cmd.env("TERM", "xterm")
+        .args(["status", "--watch", "200ms"]);
+    let mut p = rexpect::session::spawn_command(cmd, Some(15_000)).unwrap();
+    p.exp_string("Every 200ms: racker status").unwrap();
+    let first = p.exp_string("Every 200ms: racker status").unwrap();
+    assert!(first.contains("PRIMARY MAC"), "{first:?}");
+    assert!(first.contains("planned"), "{first:?}");
+    // Each line is cleared to its end, the rest of the screen after the
+    // frame, and the next frame starts at the top left.
+    assert!(first.contains("\u{1b}[K"), "{first:?}");
+    assert!(first.ends_with("\u{1b}[J\u{1b}[H"), "{first:?}");
+    p.send_control('c').unwrap();
+    p.exp_eof().unwrap();
+}
