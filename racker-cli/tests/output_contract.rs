@@ -481,6 +481,19 @@ fn every_reporting_command_follows_the_documented_schema() {
         check_document(&schema, "leases --json", "leases", &old.stdout)["leases"],
         leases["leases"]
     );
+    // The text forms of the same facts (no colour: not a terminal).
+    for (name, args) in [
+        ("status_text_after", &["status"][..]),
+        ("leases_text", &["netboot", "leases"][..]),
+        ("sim_status_text_after", &["sim", "status"][..]),
+    ] {
+        let out = rack.run(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(!text.contains('\u{1b}'), "{text}");
+        let ports = regex::Regex::new(r"(127\.97\.0\.\d+):\d+").unwrap();
+        insta::assert_snapshot!(name, ports.replace_all(&text, "$1:[PORT]"));
+    }
     let out = rack.path("render");
     check(
         "render",
