@@ -482,6 +482,7 @@ fn every_reporting_command_follows_the_documented_schema() {
         leases["leases"]
     );
     // The text forms of the same facts (no colour: not a terminal).
+    let ports = regex::Regex::new(r"(127\.97\.0\.\d+):\d+").unwrap();
     for (name, args) in [
         ("status_text_after", &["status"][..]),
         ("leases_text", &["netboot", "leases"][..]),
@@ -491,7 +492,6 @@ fn every_reporting_command_follows_the_documented_schema() {
         assert!(out.status.success(), "{args:?}: {out:?}");
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(!text.contains('\u{1b}'), "{text}");
-        let ports = regex::Regex::new(r"(127\.97\.0\.\d+):\d+").unwrap();
         insta::assert_snapshot!(name, ports.replace_all(&text, "$1:[PORT]"));
     }
     let out = rack.path("render");
