@@ -1,6 +1,7 @@
 //! The `racker` command line.
 
 mod bootstrap;
+mod compat;
 mod completions;
 mod context;
 mod demo;
@@ -118,7 +119,20 @@ pub(crate) fn error_chain(err: &anyhow::Error) -> String {
 
 fn main() -> ExitCode {
     restore_default_sigpipe();
-    let matches = command().get_matches();
+    // The original racker's flag spellings (`-provision`, `-onfailure`,
+    // ...) are hidden aliases (docs/migrating.md).
+    let translated = match compat::translate(std::env::args_os(), &std::env::temp_dir()) {
+        Ok(t) => t,
+        Err(e) => {
+            output::error(e.to_string());
+            return ExitCode::from(2);
+        }
+    };
+    for note in &translated.notes {
+        eprintln!("note: {note}");
+    }
+    let ini_files = translated.ini_files;
+    let matches = command().get_matches_from(translated.args);
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -165,6 +179,9 @@ fn main() -> ExitCode {
         Command::Completions(cmd) => completions::completions(cmd),
         Command::Manpages(cmd) => completions::manpages(cmd),
     };
+    for file in &ini_files {
+        let _ = std::fs::remove_file(file);
+    }
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -290,7 +290,14 @@ fn wizard_lokomotive_choices_reach_the_rendered_config() {
             .arg("bootstrap")
             .args(["--on-failure", "cancel", "--install-timeout", "30"])
             .args(["--dhcp-listen", &rack.dhcp.to_string()])
-            .args(["--http-listen", &rack.http.to_string()]);
+            .args(["--http-listen", &rack.http.to_string()])
+            // Lokomotive's gRPC API on loopback, the cluster's names and
+            // kubeconfig link in the test's folder (never the machine's).
+            .args(["--matchbox-grpc", "127.0.0.1:0"])
+            .arg("--hosts-file")
+            .arg(rack.dir.path().join("hosts"))
+            .arg("--kubeconfig-link")
+            .arg(rack.dir.path().join("kube/config"));
         rexpect::session::spawn_command(cmd, Some(60_000)).unwrap()
     };
     const DOWN: &str = "\x1b[B";
