@@ -139,7 +139,7 @@ pub(crate) fn load_selection(
 pub(crate) fn load_credentials(globals: &Globals) -> anyhow::Result<Credentials> {
     let credentials = Credentials::load(&globals.oem_dir)?;
     for w in &credentials.warnings {
-        eprintln!("warning: {w}");
+        crate::output::warn(w);
     }
     Ok(credentials)
 }
@@ -187,7 +187,7 @@ impl BmcResolver {
     ) -> (racker_ipmi::BmcAddress, BmcSource) {
         let r = self.0.resolve(node, port);
         if let Some(w) = r.warning(node.node.bmc_mac) {
-            eprintln!("warning: {w}");
+            crate::output::warn(w);
         }
         (r.address, r.source)
     }

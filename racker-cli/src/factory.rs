@@ -226,10 +226,10 @@ fn reset(
         layout
             .mark_factory_reset()
             .with_context(|| format!("recording the factory reset under {}", prefix.display()))?;
-        println!(
-            "✓ installed version forgotten ({}): the next `racker update` installs the newest release",
+        crate::output::line(crate::output::ok_mark(&format!(
+            "installed version forgotten ({}): the next `racker update` installs the newest release",
             layout.factory_reset_marker().display()
-        );
+        )));
     }
     if nodes {
         write_atomic(
@@ -237,11 +237,20 @@ fn reset(
             format!("{NODES_CSV_HEADER}\n").as_bytes(),
             0o644,
         )?;
-        println!("✓ {} reset to its header", globals.nodes_csv().display());
+        crate::output::line(crate::output::ok_mark(&format!(
+            "{} reset to its header",
+            globals.nodes_csv().display()
+        )));
         match std::fs::remove_dir_all(&globals.state_dir) {
-            Ok(()) => println!("✓ removed {}", globals.state_dir.display()),
+            Ok(()) => crate::output::line(crate::output::ok_mark(&format!(
+                "removed {}",
+                globals.state_dir.display()
+            ))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                println!("✓ {} was already absent", globals.state_dir.display());
+                crate::output::line(crate::output::ok_mark(&format!(
+                    "{} was already absent",
+                    globals.state_dir.display()
+                )));
             }
             Err(e) => {
                 return Err(e).with_context(|| format!("removing {}", globals.state_dir.display()));

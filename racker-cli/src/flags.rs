@@ -17,6 +17,15 @@ pub(crate) fn ipmi_timeout(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `--watch`: a duration of at least 100ms (no busy loop).
+pub(crate) fn watch_interval(text: &str) -> Result<Duration, String> {
+    let d = racker_inventory::parse_duration(text).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(100) {
+        return Err(format!("{text}: expected at least 100ms"));
+    }
+    Ok(d)
+}
+
 /// Options that deliberately have no environment twin: switches that
 /// overwrite or skip a confirmation must be typed for each command, and
 /// the log verbosity has `RUST_LOG`.
@@ -58,6 +67,8 @@ mod tests {
             assert!(ipmi_timeout(bad).is_err(), "{bad}");
         }
         assert_eq!(ipmi_timeout(IPMI_TIMEOUT).unwrap(), Duration::from_secs(5));
+        assert_eq!(watch_interval("2s").unwrap(), Duration::from_secs(2));
+        assert!(watch_interval("0").is_err() && watch_interval("50ms").is_err());
     }
 
     /// Every option of every command has its twin, and one variable never

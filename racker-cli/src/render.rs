@@ -371,12 +371,12 @@ fn stale_files(out: &Path, tree: &Tree) -> Vec<PathBuf> {
 
 fn run_exclude(cmd: ExcludeCmd) -> anyhow::Result<ExitCode> {
     let done = exclude_in_dir(&cmd.dir, cmd.mac, cmd.force)?;
-    println!(
-        "✓ excluded {} ({}) from {}",
+    crate::output::line(crate::output::ok_mark(&format!(
+        "excluded {} ({}) from {}",
         done.name,
         done.mac,
         cmd.dir.display()
-    );
+    )));
     for path in done.write.files().map(|(p, _)| p) {
         println!("  updated {}", path.display());
     }

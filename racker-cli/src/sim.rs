@@ -201,7 +201,7 @@ fn credentials(oem_dir: &Path, default_user: &str) -> anyhow::Result<(String, Pa
     }
     let creds = racker_inventory::Credentials::load(oem_dir)?;
     for w in &creds.warnings {
-        eprintln!("warning: {w}");
+        crate::output::warn(w);
     }
     Ok((creds.user, Password::new(creds.password.expose())))
 }
@@ -391,7 +391,7 @@ async fn serve(
                 // Coalesce bursts into one write.
                 while events.try_recv().is_ok() {}
                 if let Err(err) = write_status(&rack) {
-                    eprintln!("warning: {err:#}");
+                    crate::output::warn(format_args!("{err:#}"));
                 }
             }
         }

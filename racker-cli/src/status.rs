@@ -15,7 +15,9 @@ use crate::globals::Globals;
 #[command(after_help = "Examples:
   racker status
   racker status --full
-  racker status --output json")]
+  racker status -o json
+  racker status --watch          # redraw every 2s until Ctrl-C
+  racker status --watch 10s -o jsonl")]
 pub(crate) struct StatusCmd {
     #[command(flatten)]
     plan: PlanArgs,
@@ -32,6 +34,16 @@ pub(crate) struct StatusCmd {
     /// BMCs queried in parallel.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Show the status again every INTERVAL (default 2s) until Ctrl-C:
+    /// redrawn in place on a terminal, one after the other otherwise.
+    #[arg(
+        long,
+        value_name = "INTERVAL",
+        num_args = 0..=1,
+        default_missing_value = "2s",
+        value_parser = crate::flags::watch_interval
+    )]
+    watch: Option<Duration>,
 }
 
 pub(crate) fn run(globals: &Globals, args: StatusCmd) -> anyhow::Result<ExitCode> {
@@ -49,11 +61,93 @@ async fn run_async(globals: &Globals, args: &StatusCmd) -> anyhow::Result<ExitCo
     options.ipmi_timeout = args.ipmi_timeout;
     options.concurrency = args.concurrency;
     let bmcs = context::BmcResolver::load(globals)?;
+    if let Some(interval) = args.watch {
+        return watch(globals, args, &bmcs, &options, interval).await;
+    }
     let status = collect(globals, &args.plan, &bmcs, &options).await?;
     crate::output::emit(globals.output, "status", &status, |wide| {
         print_text(&status, args.full, wide);
         Ok(())
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `racker status --watch`: collect and show the status every `interval`
+/// until Ctrl-C. On a terminal the text is redrawn in place (cursor home,
+/// each line cleared to its end, the rest of the screen cleared); piped,
+/// every round is printed after a `--- <time> ---` line, and JSON formats
+/// print one document per round.
+async fn watch(
+    globals: &Globals,
+    args: &StatusCmd,
+    bmcs: &context::BmcResolver,
+    options: &StatusOptions,
+    interval: Duration,
+) -> anyhow::Result<ExitCode> {
+    use std::io::{IsTerminal as _, Write as _};
+    let format = globals.output;
+    let in_place = !format.is_json() && std::io::stdout().is_terminal();
+    let colour = !matches!(
+        anstream::AutoStream::choice(&std::io::stdout()),
+        anstream::ColorChoice::Never
+    );
+    let every = humantime::format_duration(interval);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    if in_place {
+        // Clear once; later rounds overwrite in place (no flicker).
+        print!("\x1b[2J");
+    }
+    loop {
+        let round = tokio::select! {
+            r = collect(globals, &args.plan, bmcs, options) => r,
+            _ = &mut ctrl_c => break,
+        };
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+        let lines = match &round {
+            Ok(status) => text_lines(status, args.full, format.is_wide()),
+            Err(e) => vec![crate::output::fail_mark(&crate::error_chain(e))],
+        };
+        if in_place {
+            let mut frame = format!(
+                "\x1b[HEvery {every}: racker status    {now}    (Ctrl-C to stop)\x1b[K\n\x1b[K\n"
+            );
+            for line in lines {
+                let line = if colour {
+                    line
+                } else {
+                    anstream::adapter::strip_str(&line).to_string()
+                };
+                frame.push_str(&line);
+                frame.push_str("\x1b[K\n");
+            }
+            frame.push_str("\x1b[J");
+            let mut out = std::io::stdout().lock();
+            out.write_all(frame.as_bytes())?;
+            out.flush()?;
+        } else {
+            match &round {
+                Ok(status) if format.is_json() => {
+                    crate::output::print_json(format, "status", status)?;
+                }
+                Err(e) if format.is_json() => crate::output::error(crate::error_chain(e)),
+                _ => {
+                    crate::output::line(format!("--- {now} ---"));
+                    for line in lines {
+                        crate::output::line(line);
+                    }
+                }
+            }
+            std::io::stdout().flush()?;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = &mut ctrl_c => break,
+        }
+    }
+    if in_place {
+        println!();
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -95,7 +189,16 @@ async fn collect(
 
 /// The status table; `wide` adds the BMC address, stage and reason.
 fn print_text(status: &StatusReport, full: bool, wide: bool) {
-    use crate::output::{Tone, fail_mark, line, paint};
+    for l in text_lines(status, full, wide) {
+        crate::output::line(l);
+    }
+}
+
+/// The lines of [`print_text`].
+fn text_lines(status: &StatusReport, full: bool, wide: bool) -> Vec<String> {
+    use crate::output::{Tone, fail_mark, paint};
+    let mut out = Vec::new();
+    let mut line = |l: String| out.push(l);
     line(format!("Provisioned: {}", status.provisioned));
     if let Some(api) = status.kubernetes_api {
         line(format!(
@@ -107,7 +210,7 @@ fn print_text(status: &StatusReport, full: bool, wide: bool) {
             }
         ));
     }
-    line("");
+    line(String::new());
     let mut header = vec!["PRIMARY MAC", "IP", "HOSTNAME", "BMC"];
     if wide {
         header.push("BMC ADDRESS");
@@ -159,7 +262,9 @@ fn print_text(status: &StatusReport, full: bool, wide: bool) {
             row
         })
         .collect();
-    crate::table::print_rows(&header, &rows);
+    for l in crate::table::render(&header, &rows) {
+        line(l);
+    }
     for n in &status.nodes {
         if !wide && let Some(reason) = &n.reason {
             line(format!(
@@ -180,10 +285,11 @@ fn print_text(status: &StatusReport, full: bool, wide: bool) {
             ));
         }
         if full && let Some(e) = &n.last_event {
-            println!("  {} last netboot event: {e}", n.primary_mac);
+            line(format!("  {} last netboot event: {e}", n.primary_mac));
         }
         if full && let Some(d) = &n.diag {
             line(format!("  {} diag: {d}", n.primary_mac));
         }
     }
+    out
 }

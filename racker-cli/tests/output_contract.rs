@@ -319,6 +319,13 @@ impl SimRack {
             [2u8; 8192],
         )
         .unwrap();
+        // What flatcar-install would fetch (the preflight asks for them).
+        std::fs::write(assets.join("flatcar_production_image.bin.bz2"), [3u8; 4096]).unwrap();
+        std::fs::write(
+            assets.join("flatcar_production_image.bin.bz2.sig"),
+            [4u8; 64],
+        )
+        .unwrap();
         rack
     }
 
@@ -352,6 +359,19 @@ impl SimRack {
                                 format!("[{}]", k.to_uppercase()).into()
                             }
                             "log" => "[LOG]".into(),
+                            "timestamp" | "last_event" => "[TIME]".into(),
+                            // SEL records carry their time in their bytes.
+                            "sel" => Value::Array(
+                                v.as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .map(|record| {
+                                        let mut r = self.redact(record);
+                                        r["raw"] = "[RAW]".into();
+                                        r
+                                    })
+                                    .collect(),
+                            ),
                             _ => self.redact(v),
                         };
                         (k.clone(), v)
@@ -468,6 +488,19 @@ fn every_reporting_command_follows_the_documented_schema() {
         check_document(&schema, "leases --json", "leases", &old.stdout)["leases"],
         leases["leases"]
     );
+    // The text forms of the same facts (no colour: not a terminal).
+    let ports = regex::Regex::new(r"(127\.97\.0\.\d+):\d+").unwrap();
+    for (name, args) in [
+        ("status_text_after", &["status"][..]),
+        ("leases_text", &["netboot", "leases"][..]),
+        ("sim_status_text_after", &["sim", "status"][..]),
+    ] {
+        let out = rack.run(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(!text.contains('\u{1b}'), "{text}");
+        insta::assert_snapshot!(name, ports.replace_all(&text, "$1:[PORT]"));
+    }
     let out = rack.path("render");
     check(
         "render",
@@ -585,4 +618,68 @@ fn data_on_stdout_progress_on_stderr_and_colour_rules() {
     let stderr = String::from_utf8_lossy(&forced_error.stderr);
     assert!(stderr.contains("error:\u{1b}[0m no node"), "{stderr:?}");
     assert!(stderr.starts_with('\u{1b}'), "{stderr:?}");
+}
+
+/// `racker status --watch`: piped, one status after the other until
+/// Ctrl-C (exit 0); JSON formats one document per round.
+#[test]
+fn status_watch_prints_rounds_until_interrupted() {
+    use std::io::Read as _;
+    let rack = SimRack::start(2);
+    for (format, marker) in [
+        ("text", "--- "),
+        ("jsonl", "{\"schema_version\":1,\"kind\":\"status\""),
+    ] {
+        let mut child = rack
+            .racker()
+            .args(["status", "--watch", "200ms", "-o", format])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1200));
+        let status = racker_testsupport::interrupt(&mut child, Duration::from_secs(10));
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert!(status.success(), "{status:?}\n{out}");
+        let rounds = out.matches(marker).count();
+        assert!(rounds >= 2, "{format}: {rounds} round(s):\n{out}");
+        assert!(!out.contains('\u{1b}'), "{out}");
+        if format == "jsonl" {
+            for line in out.lines() {
+                check_document(&Schema::load(), "status --watch", "status", line.as_bytes());
+            }
+        } else {
+            assert!(out.contains("PRIMARY MAC"), "{out}");
+        }
+    }
+    // A watch interval below 100ms is refused.
+    let out = rack.run(&["status", "--watch", "0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 100ms"));
+}
+
+/// On a terminal the status is redrawn in place until Ctrl-C.
+#[test]
+fn status_watch_redraws_in_place_on_a_terminal() {
+    let rack = SimRack::start(2);
+    let mut cmd = rack.racker();
+    cmd.env("TERM", "xterm")
+        .args(["status", "--watch", "200ms"]);
+    let mut p = rexpect::session::spawn_command(cmd, Some(15_000)).unwrap();
+    p.exp_string("Every 200ms: racker status").unwrap();
+    let first = p.exp_string("Every 200ms: racker status").unwrap();
+    assert!(first.contains("PRIMARY MAC"), "{first:?}");
+    assert!(first.contains("planned"), "{first:?}");
+    // Each line is cleared to its end, the rest of the screen after the
+    // frame, and the next frame starts at the top left.
+    assert!(first.contains("\u{1b}[K"), "{first:?}");
+    assert!(first.ends_with("\u{1b}[J\u{1b}[H"), "{first:?}");
+    p.send_control('c').unwrap();
+    p.exp_eof().unwrap();
 }

@@ -30,12 +30,28 @@ impl Progress {
         self.bar.lock().ok().and_then(|b| b.clone())
     }
 
-    /// A line for the operator, on stderr (above the bar when there is one).
+    /// A line for the operator, on stderr (above the bar when there is one);
+    /// a leading ✓ or × (racker-bootstrap's success and failure lines) is
+    /// coloured.
     fn say(&self, line: &str) {
+        let line = &coloured_marks(line);
         match self.bar() {
             Some(bar) => bar.println(crate::output::for_stderr(line)),
             None => anstream::eprintln!("{line}"),
         }
+    }
+}
+
+/// `line` with a leading `✓ ` in green or `× ` in red (after indentation).
+fn coloured_marks(line: &str) -> String {
+    let text = line.trim_start();
+    let indent = &line[..line.len() - text.len()];
+    if let Some(rest) = text.strip_prefix("✓ ") {
+        format!("{indent}{}", ok_mark(rest))
+    } else if let Some(rest) = text.strip_prefix("× ") {
+        format!("{indent}{}", fail_mark(rest))
+    } else {
+        line.to_owned()
     }
 }
 
@@ -117,6 +133,22 @@ impl Drop for Progress {
     /// The bootstrap is over: its attempt log gets no more events.
     fn drop(&mut self) {
         crate::logging::copy_events_to(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leading_marks_are_coloured() {
+        assert_eq!(coloured_marks("✓ Network: up"), ok_mark("Network: up"));
+        assert_eq!(
+            coloured_marks("  × 2 failed"),
+            format!("  {}", fail_mark("2 failed"))
+        );
+        assert_eq!(coloured_marks("plain ✓ line"), "plain ✓ line");
+        assert_ne!(ok_mark("x"), "✓ x");
     }
 }
 
