@@ -58,7 +58,7 @@ const ORIGINAL: &[(&str, Rewrite)] = &[
     ("backup-aws-location", Rewrite::Rename("--backup-region")),
     ("full", Rewrite::Switch("--full")),
     ("racker-version", Rewrite::Switch("--racker-version")),
-    ("nodes", Rewrite::Switch("--nodes")),
+    ("nodes", Rewrite::Switch("--inventory")),
     ("confirm-reset", Rewrite::Switch("--yes")),
 ];
 
