@@ -109,8 +109,8 @@ fn free_tcp_port() -> anyhow::Result<SocketAddr> {
 }
 
 /// Write the demo rack's inputs: nodes.csv, credentials, the management
-/// node's interfaces, and small stand-ins for Flatcar's PXE kernel and
-/// initrd.
+/// node's interfaces, and small stand-ins for Flatcar's PXE kernel,
+/// initrd, image and signature.
 pub(crate) fn write_demo_rack(dir: &Path, nodes: usize) -> anyhow::Result<Globals> {
     let globals = Globals::for_dirs(dir.join("oem"), dir.join("state"), dir.join("net"));
     let mut csv = String::from(racker_inventory::NODES_CSV_HEADER);
@@ -137,10 +137,15 @@ pub(crate) fn write_demo_rack(dir: &Path, nodes: usize) -> anyhow::Result<Global
         .join("assets")
         .join("flatcar")
         .join("current");
-    for (name, size) in [
-        (racker_netboot::matchbox::PXE_KERNEL, 256 * 1024),
-        (racker_netboot::matchbox::PXE_INITRD, 1024 * 1024),
-    ] {
+    // Stand-ins for every file a PXE install requests (the bootstrap's
+    // preflight checks them all); the simulated installer fetches the
+    // kernel and initrd.
+    for (what, name) in racker_netboot::service::PREFLIGHT_ASSETS {
+        let size = match what {
+            "kernel" => 256 * 1024,
+            "initrd" => 1024 * 1024,
+            _ => 4 * 1024,
+        };
         let path = assets.join(name);
         if !path.exists() {
             let bytes: Vec<u8> = (0..size).map(|i: usize| (i % 251) as u8).collect();
@@ -393,6 +398,7 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
     // their OS back, installed from this run's netboot server (a new port
     // each run; a real server's address is stable).
     let reports = racker_netboot::report::ReportStore::open(&globals.state_dir)?;
+    let report_key = racker_netboot::report::ReportKey::load_or_create(&globals.state_dir)?;
     let base_url = format!("http://{http}");
     let mut firmware = Vec::new();
     for (i, node) in rack.nodes().iter().enumerate() {
@@ -406,8 +412,9 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
         if let Some(f) = primary.and_then(|mac| fw_faults.get(&mac)) {
             cfg = cfg.faults(*f);
         }
-        if primary.is_some_and(|mac| reports.is_installed(mac)) {
-            cfg = cfg.installed_from(base_url.clone());
+        if let Some(mac) = primary.filter(|mac| reports.is_installed(*mac)) {
+            // With the node's report token, as its installed OS has it.
+            cfg = cfg.installed_from(format!("{base_url}/?token={}", report_key.token(mac)));
         }
         firmware.push(Firmware::spawn_with(node, cfg, &client)?);
     }

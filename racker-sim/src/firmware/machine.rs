@@ -449,8 +449,14 @@ impl FirmwareMachine {
             status,
             vars,
             plan: None,
+            // The installed OS's report token, as its Ignition carried it
+            // (`installed_from` may end in `?token=<hex>`).
+            report_token: report_base.as_ref().and_then(|u| {
+                u.query_pairs()
+                    .find(|(k, _)| k == "token")
+                    .map(|(_, v)| v.into_owned())
+            }),
             report_base,
-            report_token: None,
             installer: None,
             xids: 0,
             next_id: 0,
