@@ -68,7 +68,7 @@ pub(crate) struct DemoCmd {
     stagger: bool,
     /// Inject a fault (repeatable): PRIMARY_MAC=KIND, KIND a firmware fault
     /// (no-lease, download-fail, install-fail, hang, no-os-up) or a BMC fault
-    /// (unreachable, wrong-password, loss=PERCENT, latency=MS), as
+    /// (unreachable, wrong-password, loss:PERCENT, latency:DURATION), as
     /// `racker sim up --fault`.
     #[arg(long, value_name = "MAC=KIND")]
     fault: Vec<String>,
