@@ -449,8 +449,7 @@ impl FirmwareMachine {
             status,
             vars,
             plan: None,
-            // The installed OS's report token, as its Ignition carried it
-            // (`installed_from` may end in `?token=<hex>`).
+            // A preinstalled OS reports with the token its URL carries.
             report_token: report_base.as_ref().and_then(|u| {
                 u.query_pairs()
                     .find(|(k, _)| k == "token")
