@@ -71,7 +71,7 @@ pub(crate) struct DemoCmd {
     stagger: bool,
     /// Inject a fault (repeatable): PRIMARY_MAC=KIND, KIND a firmware fault
     /// (no-lease, download-fail, install-fail, hang, no-os-up) or a BMC fault
-    /// (unreachable, wrong-password, loss=PERCENT, latency=MS), as
+    /// (unreachable, wrong-password, loss:PERCENT, latency:DURATION), as
     /// `racker sim up --fault`.
     #[arg(long, value_name = "MAC=KIND")]
     fault: Vec<String>,
@@ -112,8 +112,8 @@ fn free_tcp_port() -> anyhow::Result<SocketAddr> {
 }
 
 /// Write the demo rack's inputs: nodes.csv, credentials, the management
-/// node's interfaces, and small stand-ins for Flatcar's PXE kernel and
-/// initrd.
+/// node's interfaces, and small stand-ins for Flatcar's PXE kernel,
+/// initrd, image and signature.
 pub(crate) fn write_demo_rack(dir: &Path, nodes: usize) -> anyhow::Result<Globals> {
     let globals = Globals::for_dirs(dir.join("oem"), dir.join("state"), dir.join("net"));
     let mut csv = String::from(racker_inventory::NODES_CSV_HEADER);

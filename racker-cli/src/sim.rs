@@ -373,10 +373,9 @@ async fn serve(
             a.port()
         );
         println!(
-            "  racker --oem-dir {} --state-dir {} ipmi {} status",
+            "  racker --oem-dir {} ipmi --host {} power status",
             globals.oem_dir.display(),
-            globals.state_dir.display(),
-            first.bmc_mac
+            a
         );
     }
     println!("BMC table: {}; press Ctrl-C to stop.", table_path.display());

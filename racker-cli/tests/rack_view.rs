@@ -103,23 +103,19 @@ fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// Stand-ins for every Flatcar file a PXE install requests (the
+/// bootstrap's preflight checks them all).
 fn write_assets(state: &Path) {
     let assets = state.join("assets/flatcar/current");
     std::fs::create_dir_all(&assets).unwrap();
-    std::fs::write(
-        assets.join("flatcar_production_pxe.vmlinuz"),
-        vec![1u8; 4096],
-    )
-    .unwrap();
-    std::fs::write(
-        assets.join("flatcar_production_pxe_image.cpio.gz"),
-        vec![2u8; 8192],
-    )
-    .unwrap();
-    // Stand-ins for the disk image and its signature, which bootstrap's
-    // preflight looks for (the simulated installer never reads them).
-    std::fs::write(assets.join("flatcar_production_image.bin.bz2"), b"image").unwrap();
-    std::fs::write(assets.join("flatcar_production_image.bin.bz2.sig"), b"sig").unwrap();
+    for name in [
+        "flatcar_production_pxe.vmlinuz",
+        "flatcar_production_pxe_image.cpio.gz",
+        "flatcar_production_image.bin.bz2",
+        "flatcar_production_image.bin.bz2.sig",
+    ] {
+        std::fs::write(assets.join(name), vec![1u8; 4096]).unwrap();
+    }
 }
 
 #[test]
@@ -213,7 +209,15 @@ fn rack_view_in_chromium_follows_a_simulated_bootstrap() {
     wait_for(
         "the bootstrap's HTTP server",
         Duration::from_secs(30),
-        || TcpStream::connect(web).is_ok(),
+        || {
+            if let Some(status) = bootstrap.0.try_wait().unwrap() {
+                panic!(
+                    "the bootstrap ended ({status}) before serving:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            TcpStream::connect(web).is_ok()
+        },
     );
 
     let driver = free_tcp();

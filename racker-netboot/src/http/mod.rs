@@ -691,7 +691,33 @@ async fn rack_api(State(c): St) -> Response<Body> {
     let now = SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let view = rackview::rack_view(&c.rack_plan, &c.reports.reports(), status.as_ref(), now);
+    // Each node's latest event on the trail (DHCP, TFTP, HTTP, reports).
+    let trail: BTreeMap<MacAddr, rackview::LastEvent> = c
+        .trail
+        .as_ref()
+        .map(|t| {
+            t.all()
+                .into_iter()
+                .filter_map(|(mac, events)| {
+                    let e = events.last()?;
+                    Some((
+                        mac,
+                        rackview::LastEvent {
+                            unix: e.unix_ms / 1000,
+                            text: e.label(),
+                        },
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let view = rackview::rack_view(
+        &c.rack_plan,
+        &c.reports.reports(),
+        status.as_ref(),
+        &trail,
+        now,
+    );
     let r = match serde_json::to_string(&view) {
         Ok(json) => {
             let mut r = text(StatusCode::OK, "application/json", json);

@@ -217,11 +217,13 @@ pub struct RackPlan {
 /// installed, up.
 const REPORT_STEPS: u32 = 4;
 
-/// Assemble the rack view (pure: plan, reports, status and the time in).
+/// Assemble the rack view (pure: plan, reports, status, each node's
+/// latest event on the netboot server's trail and the time in).
 pub fn rack_view(
     plan: &RackPlan,
     reports: &[Report],
     status: Option<&RackStatus>,
+    trail: &BTreeMap<MacAddr, LastEvent>,
     now_unix: u64,
 ) -> RackView {
     #[derive(Default)]
@@ -268,27 +270,28 @@ pub fn rack_view(
                 unix: r.updated_unix,
                 text: format!("installer reported {}", r.stage.as_str()),
             });
-            let (state, reason, power, bmc_error, step, steps, last_event) = match entry {
-                Some(e) => {
-                    let state_event = LastEvent {
-                        unix: e.updated_unix,
-                        text: format!("bootstrap: {}", e.state),
-                    };
-                    // The newer of the two (a report wins a tie: it says more).
-                    let last = match report_event {
-                        Some(r) if r.unix >= state_event.unix => r,
-                        _ => state_event,
-                    };
-                    (
-                        e.state.clone(),
-                        e.reason.clone(),
-                        e.power.clone(),
-                        e.bmc_error.clone(),
-                        e.step,
-                        e.steps,
-                        Some(last),
-                    )
-                }
+            let state_event = entry.map(|e| LastEvent {
+                unix: e.updated_unix,
+                text: format!("bootstrap: {}", e.state),
+            });
+            // The newest of the three; on a tie the trail (most precise),
+            // then the report.
+            let last_event = [trail.get(&mac).cloned(), report_event, state_event]
+                .into_iter()
+                .flatten()
+                .fold(None::<LastEvent>, |best, e| match best {
+                    Some(b) if b.unix >= e.unix => Some(b),
+                    _ => Some(e),
+                });
+            let (state, reason, power, bmc_error, step, steps) = match entry {
+                Some(e) => (
+                    e.state.clone(),
+                    e.reason.clone(),
+                    e.power.clone(),
+                    e.bmc_error.clone(),
+                    e.step,
+                    e.steps,
+                ),
                 None => {
                     let (state, step) = match report.map(|r| r.stage) {
                         None => ("waiting", 1),
@@ -304,7 +307,6 @@ pub fn rack_view(
                         None,
                         step,
                         REPORT_STEPS,
-                        report_event,
                     )
                 }
             };

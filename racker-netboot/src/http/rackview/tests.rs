@@ -43,7 +43,7 @@ fn without_a_bootstrap_state_follows_the_reports() {
         reservations: vec![],
     };
     let reports = [report(1, Stage::Up, 50), report(3, Stage::Failed, 60)];
-    let view = rack_view(&plan, &reports, None, 100);
+    let view = rack_view(&plan, &reports, None, &BTreeMap::new(), 100);
     assert!(!view.bootstrap);
     assert_eq!(view.schema_version, SCHEMA_VERSION);
     let got: Vec<_> = view
@@ -99,10 +99,18 @@ fn bootstrap_status_gives_state_power_and_excluded_nodes() {
     b.updated_unix = 20;
     status.nodes.insert(mac(2), b);
     // The installer's report is older than the bootstrap's transition.
+    let trail = BTreeMap::from([(
+        mac(2),
+        LastEvent {
+            unix: 30,
+            text: "got its lease".into(),
+        },
+    )]);
     let view = rack_view(
         &plan,
         &[report(1, Stage::Installed, 65)],
         Some(&status),
+        &trail,
         100,
     );
     assert!(view.bootstrap);
@@ -117,6 +125,8 @@ fn bootstrap_status_gives_state_power_and_excluded_nodes() {
     assert_eq!(n2.hostname.as_deref(), Some("b"));
     assert_eq!(n2.state, "excluded");
     assert_eq!(n2.bmc_error.as_deref(), Some("timeout"));
+    // The trail's event is newer than the exclusion.
+    assert_eq!(n2.last_event.as_ref().unwrap().text, "got its lease");
 }
 
 #[test]
@@ -158,6 +168,7 @@ async fn api_rack_serves_the_plan_reports_and_status_file_live() {
     let catalog = Catalog::flatcar(&nodes, &FlatcarBoot::new("http://10.0.0.1:8080"));
     let reports = ReportStore::open(dir.path()).unwrap();
     let ignition: Arc<dyn IgnitionSource> = Arc::new(IgnitionDir::in_state_dir(dir.path()));
+    let trail = crate::trail::EventTrail::in_memory([mac(1), mac(2)]);
     let router = HttpContent::new(
         catalog,
         reports.clone(),
@@ -172,6 +183,7 @@ async fn api_rack_serves_the_plan_reports_and_status_file_live() {
         },
         Arc::new(RackStatusFile::in_state_dir(dir.path())),
     )
+    .with_trail(trail.clone())
     .router();
 
     let (code, ctype, page) = get(&router, "/").await;
@@ -232,4 +244,19 @@ async fn api_rack_serves_the_plan_reports_and_status_file_live() {
     assert_eq!(v["nodes"][0]["step"], 3);
     // A node the bootstrap does not list keeps its report-derived state.
     assert_eq!(v["nodes"][1]["state"], "installing");
+
+    // The netboot server's own trail gives the latest event.
+    trail.record(
+        mac(1),
+        crate::trail::TrailKind::Http,
+        "GET /assets/flatcar/current/flatcar_production_pxe.vmlinuz",
+        Some(404),
+        UNIX_EPOCH + Duration::from_secs(30),
+    );
+    let v = json(&get(&router, "/api/rack").await.2);
+    assert_eq!(
+        v["nodes"][0]["last_event"]["text"],
+        "kernel 404 (assets/flatcar/current/flatcar_production_pxe.vmlinuz missing)"
+    );
+    assert_eq!(v["nodes"][0]["last_event"]["unix"], 30);
 }
