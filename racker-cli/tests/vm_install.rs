@@ -484,9 +484,11 @@ fn hostname_in(install_ign: &Path) -> String {
             .unwrap_or_else(|| panic!("no {path} in {cfg}"));
         racker_lokomotive::decode_data_url(f["contents"]["source"].as_str().unwrap()).unwrap()
     };
-    let os: serde_json::Value =
-        serde_json::from_slice(&file(&install, racker_lokomotive::ignition::INSTALL_OS_CONFIG_PATH))
-            .unwrap();
+    let os: serde_json::Value = serde_json::from_slice(&file(
+        &install,
+        racker_lokomotive::ignition::INSTALL_OS_CONFIG_PATH,
+    ))
+    .unwrap();
     String::from_utf8(file(&os, "/etc/hostname"))
         .unwrap()
         .trim()
@@ -542,13 +544,21 @@ fn bootstrap_installs_the_real_image_with_real_ignition_and_flatcar_install() {
     ] {
         fs::copy(peers.image.dir.join(v).join(f), release.join(f)).unwrap();
     }
-    fs::write(release.join("version.txt"), format!("FLATCAR_VERSION={v}\n")).unwrap();
+    fs::write(
+        release.join("version.txt"),
+        format!("FLATCAR_VERSION={v}\n"),
+    )
+    .unwrap();
     fs::copy(
         peers.image.dir.join("signing-key.asc"),
         release.join(racker_lokomotive::ignition::IMAGE_SIGNING_KEY_FILE),
     )
     .unwrap();
-    fs::copy(&peers.vmlinuz, release.join("flatcar_production_pxe.vmlinuz")).unwrap();
+    fs::copy(
+        &peers.vmlinuz,
+        release.join("flatcar_production_pxe.vmlinuz"),
+    )
+    .unwrap();
     fs::write(
         release.join("flatcar_production_pxe_image.cpio.gz"),
         live_initrd(&peers, &modules),
@@ -779,12 +789,12 @@ fn bootstrap_installs_the_real_image_with_real_ignition_and_flatcar_install() {
             })
             .unwrap_or_default()
     };
+    assert!(link(VM_MAC).contains(&format!("{vm_ip}/24")), "{}", diag());
     assert!(
-        link(VM_MAC).contains(&format!("{vm_ip}/24")),
+        link(VM_PUBLIC_MAC).contains(VM_PUBLIC_ADDRESS),
         "{}",
         diag()
     );
-    assert!(link(VM_PUBLIC_MAC).contains(VM_PUBLIC_ADDRESS), "{}", diag());
 
     // racker recorded the up report, and the state says os-up.
     let report: serde_json::Value = serde_json::from_slice(
@@ -804,8 +814,18 @@ fn bootstrap_installs_the_real_image_with_real_ignition_and_flatcar_install() {
         .args(["netns", "exec", &ns.0])
         .arg(&peers.ipmitool)
         .args([
-            "-I", "lan", "-H", &bmc_ip, "-U", "admin", "-P", "secret", "chassis", "bootparam",
-            "get", "5",
+            "-I",
+            "lan",
+            "-H",
+            &bmc_ip,
+            "-U",
+            "admin",
+            "-P",
+            "secret",
+            "chassis",
+            "bootparam",
+            "get",
+            "5",
         ])
         .output()
         .unwrap();

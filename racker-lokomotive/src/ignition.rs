@@ -342,8 +342,8 @@ report() {{
 trap 'report failed' ERR
 report installing
 # The key racker verified this release with: flatcar-install checks the
-# image's signature against it (its built-in key may be older than the
-# release).
+# signature of the image against it (its built-in key may be older than
+# the release).
 curl --silent --show-error --fail --retry 10 --retry-delay 3 \
   -o {key_path} {url}/assets/flatcar/current/{key_file}
 flatcar-install -s -b {url}/assets/flatcar -V current -k {key_path} -i {os_config}

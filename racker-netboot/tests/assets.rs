@@ -187,8 +187,11 @@ async fn fetch_verifies_installs_and_skips_when_current() {
         format!("FLATCAR_VERSION={VERSION}\n")
     );
     assert_eq!(
-        std::fs::read_to_string(m.assets().join("flatcar/current/Flatcar_Image_Signing_Key.asc"))
-            .unwrap(),
+        std::fs::read_to_string(
+            m.assets()
+                .join("flatcar/current/Flatcar_Image_Signing_Key.asc")
+        )
+        .unwrap(),
         m.options(&m.signer).signing_key
     );
 
