@@ -80,8 +80,10 @@ for stage in fetch disks mount files umount; do
   echo "racker-live: ignition $stage done"
 done
 grep -h -E 'files: (op|createFiles|createUnits|createUsers|createResultFile)|parsing config|fetched' /run/ignition-fetch.log /run/ignition-files.log | sed 's/^/racker-live: /' | head -n 40
-# systemd takes the link over (Flatcar's zz-default.network: DHCP).
+# systemd takes the link over (Flatcar's zz-default.network: DHCP); down,
+# so that udev can give it its predictable name first.
 ip addr flush dev eth0
+ip link set eth0 down
 exec /sbin/init
 "#;
 
@@ -586,8 +588,36 @@ fn bootstrap_installs_the_real_image_with_real_ignition_and_flatcar_install() {
     ip(&["tuntap", "add", "dev", "pxe0", "mode", "tap"]);
     ip(&["link", "set", "pxe0", "address", MGMT_SECONDARY]);
     ip(&["tuntap", "add", "dev", "pub0", "mode", "tap"]);
+    ip(&["addr", "add", "203.0.113.1/24", "dev", "pub0"]);
     ip(&["link", "set", "pub0", "up"]);
     let (vm_ip, bmc_ip) = planned(&ns.0, &oem, VM_MAC);
+    // The public network's gateway with a DHCP server (dnsmasq), as a
+    // public network may have: the PXE-booted installer leases there too
+    // (Flatcar's catch-all unit) instead of waiting out
+    // systemd-networkd-wait-online; the installed OS uses the static
+    // address and routes through this gateway.
+    let Some(dnsmasq) = racker_testsupport::require_tool(test, "dnsmasq") else {
+        return;
+    };
+    let _public_dhcp = Reaped(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.0])
+            .arg(dnsmasq)
+            .args([
+                "--no-daemon",
+                "--conf-file=/dev/null",
+                "--port=0",
+                "--interface=pub0",
+                "--bind-interfaces",
+                "--dhcp-range=203.0.113.100,203.0.113.199,255.255.255.0,10m",
+            ])
+            .arg(format!("--dhcp-leasefile={}", path("public.leases").display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
 
     // The BMC and the machine behind it.
     let bmc = path("bmc");
