@@ -8,6 +8,7 @@ use std::time::Duration;
 use racker_inventory::{AddressPlan, Inventory, MacAddr, Management, PublicIps, SelectionOptions};
 use racker_lokomotive::RenderOptions;
 
+use crate::lokoenv::LokomotiveEnv;
 use crate::network::NetbootEndpoints;
 
 /// The rack as racker sees it: nodes.csv, the management node found among
@@ -81,6 +82,9 @@ pub struct Config {
     pub kubeconfig: Option<PathBuf>,
     /// Lokomotive: the `lokoctl` binary (see [`find_lokoctl`](crate::find_lokoctl)).
     pub lokoctl: Option<PathBuf>,
+    /// Lokomotive: the ssh-agent, hosts file and kubeconfig link lokoctl
+    /// and kubectl rely on [default: none of them].
+    pub lokomotive_env: LokomotiveEnv,
     /// IPMI: time per exchange, retransmissions included [default: 5 s].
     pub ipmi_timeout: Duration,
     /// IPMI UDP port of the BMCs [default: 623].
@@ -90,6 +94,13 @@ pub struct Config {
     pub bmc_overrides: BTreeMap<MacAddr, SocketAddr>,
     /// Netboot services [default: served on the PXE interface].
     pub netboot: NetbootMode,
+    /// Check every boot file the nodes will request before any node is
+    /// powered, and stop naming what is missing [default: on].
+    pub preflight: bool,
+    /// Hand the rack network over to a running `racker netboot serve`
+    /// found in the state directory instead of binding a second server
+    /// [default: on].
+    pub use_running_service: bool,
 }
 
 impl Config {
@@ -118,10 +129,13 @@ impl Config {
             join_timeout: Duration::from_secs(20 * 60),
             kubeconfig: None,
             lokoctl: None,
+            lokomotive_env: LokomotiveEnv::new(),
             ipmi_timeout: Duration::from_secs(5),
             ipmi_port: racker_ipmi::DEFAULT_PORT,
             bmc_overrides: BTreeMap::new(),
             netboot: NetbootMode::Serve(NetbootEndpoints::new("/sys/class/net")),
+            preflight: true,
+            use_running_service: true,
         }
     }
 }

@@ -45,6 +45,24 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Boot files the nodes will request are missing (nothing was powered).
+    #[error(
+        "preflight: {} boot file(s) the nodes will request are missing; no node was powered:\n{}\nFetch the Flatcar files with: racker netboot fetch-assets{}",
+        missing.len(),
+        missing.iter().map(|m| format!("  {m}")).collect::<Vec<_>>().join("\n"),
+        if missing.iter().any(|m| m.starts_with("iPXE")) { "\nInstall the iPXE binaries (Debian: apt-get install ipxe) or pass --boot-files DIR" } else { "" }
+    )]
+    Preflight {
+        /// What is missing, one line each (`kernel: <path> missing`).
+        missing: Vec<String>,
+    },
+    /// `racker reprovision` without a recorded bootstrap, or of a node it
+    /// does not know.
+    #[error("{0}")]
+    Reprovision(String),
+    /// Handing the rack network over to the service failed.
+    #[error("{0}")]
+    Service(String),
     /// The state file exists but does not parse.
     #[error("{path} is corrupt")]
     CorruptState {

@@ -74,11 +74,15 @@ mod error;
 mod events;
 pub mod fsutil;
 mod kube;
+pub mod lokoenv;
 mod lokomotive;
 pub mod network;
+mod rack_status;
 mod run;
+pub mod service;
 mod state;
 mod status;
+mod summary;
 
 pub use bmc::{BmcResolver, BmcSource, ResolvedBmc};
 pub use config::{Config, NetbootMode, Rack};
@@ -86,10 +90,13 @@ pub use error::{Error, Result};
 pub use events::{
     CollectEvents, Decision, Event, EventSink, FailedNodes, FailurePolicy, Phase, StepResult,
 };
+pub use lokoenv::LokomotiveEnv;
 pub use lokomotive::find_lokoctl;
 pub use network::NetbootEndpoints;
-pub use run::{Outcome, Report, bootstrap};
+pub use rack_status::{PowerReading, RackStatusOptions, RackStatusWriter, compose_rack_status};
+pub use run::{Outcome, Report, bootstrap, reprovision};
 pub use state::{
     BootstrapState, NodeEvent, NodeRecord, NodeState, Stage, StateFile, TransitionError, now_unix,
 };
 pub use status::{NodeStatus, StatusOptions, StatusReport, collect_status};
+pub use summary::{Summary, SummaryNode};

@@ -2,6 +2,7 @@
 //! cluster directory. Its output goes to the attempt log; only its exit
 //! status is interpreted (never its text).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use racker_inventory::{MacAddr, SelectedNode, Selection};
 
 use crate::Error;
 use crate::events::{Decision, FailedNodes, FailurePolicy, Phase, Reporter, StepResult};
+use crate::lokoenv::{KubeconfigLink, LokomotiveEnv, Prepared};
 use crate::state::{NodeEvent, Stage, StateFile};
 
 /// `lokoctl` as a binary finds it: `RACKER_LOKOCTL`, else on `PATH`. A
@@ -29,14 +31,21 @@ pub fn find_lokoctl() -> Result<PathBuf, Error> {
         .ok_or(Error::LokoctlNotFound)
 }
 
-/// Run `lokoctl <args>` in `dir`, appending its output to `log`.
-async fn lokoctl(
-    lokoctl: &Path,
-    dir: &Path,
-    log: &Path,
-    args: &[&str],
-    progress: &Reporter<'_>,
-) -> Result<bool, Error> {
+/// Where and how lokoctl runs: its binary, the cluster directory, the
+/// attempt log and the prepared environment (docs/lokomotive.md).
+pub(crate) struct Lokoctl<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) cluster_dir: &'a Path,
+    pub(crate) log: &'a Path,
+    pub(crate) env: &'a LokomotiveEnv,
+    pub(crate) prepared: &'a Prepared,
+}
+
+/// Run `lokoctl <args>` in the cluster directory with the prepared
+/// environment, appending its output to the attempt log.
+async fn lokoctl(run: &Lokoctl<'_>, args: &[&str], progress: &Reporter<'_>) -> Result<bool, Error> {
+    let (lokoctl, dir, log) = (run.path, run.cluster_dir, run.log);
+    let vars: &[(OsString, OsString)] = run.prepared.vars();
     progress.log(&format!("running {} {}", lokoctl.display(), args.join(" ")));
     let out = std::fs::OpenOptions::new()
         .append(true)
@@ -46,6 +55,7 @@ async fn lokoctl(
     let err = out.try_clone().map_err(|e| Error::io("opening", log, e))?;
     let status = tokio::process::Command::new(lokoctl)
         .args(args)
+        .envs(vars.iter().map(|(k, v)| (k, v)))
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(out)
@@ -87,20 +97,34 @@ fn active_macs(selection: &Selection, file: &StateFile) -> Vec<MacAddr> {
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn stages(
     progress: &Reporter<'_>,
-    lokoctl_path: &Path,
-    cluster_dir: &Path,
-    log: &Path,
+    run: &Lokoctl<'_>,
     selection: &Selection,
     file: &mut StateFile,
     retries: u32,
     join: &JoinOptions,
     policy: &dyn FailurePolicy,
 ) -> Result<bool, Error> {
+    let (cluster_dir, log) = (run.cluster_dir, run.log);
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        if !bring_up(progress, lokoctl_path, cluster_dir, log, selection, file).await? {
+        if !bring_up(progress, run, selection, file).await? {
             return Ok(false);
+        }
+        if let Some(link) = &run.env.kubeconfig_link {
+            match crate::lokoenv::link_kubeconfig(link, &join.kubeconfig)? {
+                KubeconfigLink::Created => progress.say(&format!(
+                    "✓ kubectl uses the cluster: {} links to {}",
+                    link.display(),
+                    join.kubeconfig.display()
+                )),
+                KubeconfigLink::Kept => progress.say(&format!(
+                    "{} exists and was kept; use kubectl --kubeconfig {}",
+                    link.display(),
+                    join.kubeconfig.display()
+                )),
+                KubeconfigLink::AlreadyThere | KubeconfigLink::NoKubeconfig => {}
+            }
         }
         // Stage 4b: follow the joins through the Kubernetes API.
         let failed = follow_joins(progress, Phase::ClusterHealth, selection, file, join).await?;
@@ -125,6 +149,10 @@ pub(crate) async fn stages(
             }
             Decision::Exclude => {
                 crate::run::exclude_nodes(progress, file, cluster_dir, &failed)?;
+                // The excluded nodes' names leave the hosts file too.
+                if let Some(hosts) = &run.env.hosts_file {
+                    crate::lokoenv::sync_hosts(hosts, cluster_dir, progress)?;
+                }
                 progress.say(&format!(
                     "Run `lokoctl cluster apply` in {} later to drop them from Lokomotive's state too.",
                     cluster_dir.display()
@@ -144,7 +172,7 @@ pub(crate) async fn stages(
     let name = Phase::ClusterHealth;
     let mut healthy = false;
     for attempt in 0..=retries {
-        if lokoctl(lokoctl_path, cluster_dir, log, &["health"], progress).await? {
+        if lokoctl(run, &["health"], progress).await? {
             healthy = true;
             break;
         }
@@ -164,14 +192,7 @@ pub(crate) async fn stages(
 
     let name = Phase::Components;
     progress.stage(name, 1);
-    let ok = lokoctl(
-        lokoctl_path,
-        cluster_dir,
-        log,
-        &["component", "apply"],
-        progress,
-    )
-    .await?;
+    let ok = lokoctl(run, &["component", "apply"], progress).await?;
     progress.finish(name, usize::from(ok), 1, ok);
     if !ok {
         progress.say(&format!(
@@ -187,9 +208,7 @@ pub(crate) async fn stages(
 /// succeeds, to `failed` when it does not.
 async fn bring_up(
     progress: &Reporter<'_>,
-    lokoctl_path: &Path,
-    cluster_dir: &Path,
-    log: &Path,
+    run: &Lokoctl<'_>,
     selection: &Selection,
     file: &mut StateFile,
 ) -> Result<bool, Error> {
@@ -198,9 +217,7 @@ async fn bring_up(
     let name = Phase::KubernetesBringUp;
     progress.stage(name, total);
     let ok = lokoctl(
-        lokoctl_path,
-        cluster_dir,
-        log,
+        run,
         &[
             "cluster",
             "apply",
@@ -222,7 +239,7 @@ async fn bring_up(
         }
         progress.say(&format!(
             "lokoctl cluster apply failed; its output is in {}.\nTo debug: racker status, racker ipmi <node> sol, then rerun racker bootstrap (it resumes).",
-            log.display()
+            run.log.display()
         ));
         return Ok(false);
     }

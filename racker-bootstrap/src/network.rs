@@ -19,6 +19,10 @@ use crate::{Error, Rack};
 /// Default HTTP port of the boot server.
 pub const HTTP_PORT: u16 = 8080;
 
+/// DHCP lease time (1 day) of bootstrap and `racker netboot serve`: BMCs
+/// renew every 12 hours and keep their reserved address for years.
+pub const LEASE_TIME_SECS: u64 = 86_400;
+
 /// Where the boot content (TFTP + HTTP) is served.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -35,6 +39,11 @@ pub struct ContentOptions {
     /// Serve the profiles and groups of this matchbox data directory
     /// instead of the generated Flatcar installer profile.
     pub matchbox_data: Option<PathBuf>,
+    /// Serve the matchbox-compatible gRPC API (mutual TLS) that lokoctl's
+    /// Terraform stores its profiles in, on this address (Lokomotive:
+    /// `<management internal IP>:8081`, what `baremetal.lokocfg` points
+    /// at) [default: off].
+    pub matchbox_grpc: Option<SocketAddr>,
     /// Kernel console arguments of the PXE-booted installer (the rack's
     /// `--kernel-console`) [default: [`racker_lokomotive::DEFAULT_KERNEL_CONSOLE`],
     /// `ttyS1,57600n8` as the original racker].
@@ -189,8 +198,18 @@ impl NetbootEndpoints {
 
 /// Ignition configs straight from the rendered cluster directory.
 #[derive(Debug)]
-pub(crate) struct ClusterIgnition {
-    pub(crate) cluster_dir: PathBuf,
+pub struct ClusterIgnition {
+    /// The cluster directory.
+    pub cluster_dir: PathBuf,
+}
+
+impl ClusterIgnition {
+    /// Ignition from the cluster directory `cluster_dir`.
+    pub fn new(cluster_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            cluster_dir: cluster_dir.into(),
+        }
+    }
 }
 
 impl IgnitionSource for ClusterIgnition {
@@ -228,6 +247,10 @@ pub(crate) struct Netboot {
     pub(crate) address: Option<String>,
     /// The interface check `--force` overrode, for a warning.
     pub(crate) forced_past: Option<String>,
+    /// The matchbox gRPC API's address and client certificate directory.
+    pub(crate) matchbox_api: Option<(SocketAddr, PathBuf)>,
+    /// The services' event trail.
+    pub(crate) trail: racker_netboot::trail::EventTrail,
     service: NetbootService,
 }
 
@@ -262,7 +285,9 @@ pub(crate) async fn start(
         None => DhcpListen::Interface(iface.clone()),
     };
     let content = &endpoints.content;
-    let config = DhcpConfig::new(plan.management_ip(), plan.subnet().prefix_len());
+    let mut config = DhcpConfig::new(plan.management_ip(), plan.subnet().prefix_len());
+    // The service the bootstrap hands over to keeps the same long leases.
+    config.lease_time = std::time::Duration::from_secs(LEASE_TIME_SECS);
     let mut builder = NetbootService::builder(state_dir, config)
         .dhcp(dhcp)
         .reservations(reservations(plan, Some(selection)))
@@ -286,6 +311,7 @@ pub(crate) async fn start(
     if let Some(dir) = &content.matchbox_data {
         builder = builder.matchbox_data(dir);
     }
+    builder = builder.matchbox_grpc(content.matchbox_grpc);
     let service = builder.start().await.map_err(|e| match e {
         ServiceError::Dhcp(source @ racker_netboot::DhcpError::RefusedInterface { .. }) => {
             Error::RefusedInterface {
@@ -303,6 +329,10 @@ pub(crate) async fn start(
         dhcp_addr: service.dhcp_addr().unwrap_or(service.http_addr()),
         address: service.interface_address().map(ToString::to_string),
         forced_past: service.forced_past().map(ToString::to_string),
+        matchbox_api: service
+            .matchbox_api()
+            .map(|api| (api.addr, api.certs.client_dir.clone())),
+        trail: service.trail().clone(),
         service,
     })
 }

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use racker_inventory::{MacAddr, SelectedNode, Selection};
 use racker_ipmi::{BootDevice, Operation, PowerAction, SessionOptions};
-use racker_netboot::report::{ReportStore, Stage as ReportStage};
+use racker_netboot::report::{ReportKey, ReportStore, Stage as ReportStage};
+use racker_netboot::service::ServiceMarker;
+use racker_netboot::trail::{self, EventTrail};
 
 use crate::bmc::BmcResolver;
 use crate::events::{Decision, EventSink, FailedNodes, FailurePolicy, Phase, Reporter, StepResult};
@@ -130,8 +132,9 @@ pub async fn bootstrap(
     ));
 
     // Render the cluster configuration (deterministic, so a resume rewrites
-    // identical files).
-    render(&ctx, &selection)?;
+    // identical files), each node's install-report token in its own files.
+    let key = ReportKey::load_or_create(state_dir)?;
+    render(&ctx, &selection, &key)?;
 
     let mut state = match previous.filter(|_| resuming) {
         Some(p) => p,
@@ -147,6 +150,11 @@ pub async fn bootstrap(
             now,
         );
     }
+    // A new bootstrap is a new generation: install reports of an earlier
+    // one never count for it (a resume keeps its generation).
+    let generation = state.generation.clone().unwrap_or_else(new_generation);
+    state.generation = Some(generation.clone());
+    racker_netboot::report::write_generation(state_dir, &generation)?;
     let mut file = StateFile::new(state_dir, state)?;
     for n in selection.nodes().iter().filter(|n| n.excluded) {
         ctx.progress
@@ -168,11 +176,35 @@ pub async fn bootstrap(
         ));
     }
 
+    // A `racker netboot serve` of this state directory (the systemd
+    // service) already serves the rack: use it, never bind a second one.
+    let running = match &config.netboot {
+        NetbootMode::Serve(_) if config.use_running_service => {
+            ServiceMarker::running(state_dir, Duration::from_secs(2)).await
+        }
+        _ => None,
+    };
+
+    // Preflight: every boot file the nodes will request, before any BMC
+    // is touched.
+    if config.preflight && lokoctl.is_none() {
+        preflight(&ctx, &selection, &file, running.is_some())?;
+    }
+
     // Stage 1: network.
     let netboot = match &config.netboot {
         NetbootMode::External => {
             ctx.progress
                 .say("✓ Network: using the running netboot service (--no-netboot)");
+            None
+        }
+        NetbootMode::Serve(_) if let Some(m) = &running => {
+            ctx.progress.say(&format!(
+                "✓ Network: using the running netboot service (pid {}, HTTP {}, DHCP {})",
+                m.pid,
+                m.base_url,
+                m.dhcp.map_or_else(|| "off".to_owned(), |d| d.to_string())
+            ));
             None
         }
         NetbootMode::Serve(endpoints) => {
@@ -192,6 +224,12 @@ pub async fn bootstrap(
                 nb.http_addr,
                 nb.base_url
             ));
+            if let Some((addr, client_dir)) = &nb.matchbox_api {
+                ctx.progress.say(&format!(
+                    "✓ Network: matchbox gRPC API (mutual TLS) on {addr}, client certificates in {}",
+                    client_dir.display()
+                ));
+            }
             Some(nb)
         }
     };
@@ -199,8 +237,24 @@ pub async fn bootstrap(
         Some(nb) => nb.reports.clone(),
         None => ReportStore::open(state_dir)?,
     };
+    let trail = netboot.as_ref().map(|nb| nb.trail.clone());
+    let watch = Watch {
+        reports: &reports,
+        trail: trail.as_ref(),
+        external: netboot.is_none(),
+    };
 
-    let result = stages(&ctx, &selection, &mut file, &reports, lokoctl.as_deref()).await;
+    // The rack view (`/` of the netboot server) reads every node's state
+    // and power from `<state-dir>/rack-status.json`.
+    let rack_status = crate::RackStatusWriter::spawn(
+        state_dir,
+        &config.rack,
+        ctx.credentials.clone(),
+        ctx.bmcs.clone(),
+        rack_status_options(config),
+    );
+    let result = stages(&ctx, &selection, &mut file, &watch, lokoctl.as_deref()).await;
+    rack_status.stop();
     if let Some(nb) = netboot {
         nb.stop();
     }
@@ -211,14 +265,29 @@ pub async fn bootstrap(
     })
 }
 
+fn rack_status_options(config: &Config) -> crate::RackStatusOptions {
+    let mut o = crate::RackStatusOptions::default();
+    o.ipmi_port = config.ipmi_port;
+    o.ipmi_timeout = o.ipmi_timeout.min(config.ipmi_timeout);
+    o
+}
+
 fn dir_has_entries(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
 }
 
-fn render(ctx: &Ctx<'_>, selection: &Selection) -> Result<(), Error> {
+fn render(ctx: &Ctx<'_>, selection: &Selection, key: &ReportKey) -> Result<(), Error> {
     let cluster_dir = &ctx.config.cluster_dir;
     std::fs::create_dir_all(cluster_dir).map_err(|e| Error::io("creating", cluster_dir, e))?;
     let mut options = ctx.config.render.clone();
+    options.report_tokens = selection
+        .nodes()
+        .iter()
+        .map(|n| {
+            let mac = n.planned.node.primary_mac;
+            (mac, key.token(mac))
+        })
+        .collect();
     if let NetbootMode::Serve(endpoints) = &ctx.config.netboot
         && let Some(addr) = endpoints.content.http_listen
     {
@@ -253,9 +322,10 @@ async fn stages(
     ctx: &Ctx<'_>,
     selection: &Selection,
     file: &mut StateFile,
-    reports: &ReportStore,
+    watch: &Watch<'_>,
     lokoctl: Option<&Path>,
 ) -> Result<Outcome, Error> {
+    let reports = watch.reports;
     // Stage 2: BMC connectivity, every active node.
     let active: Vec<&SelectedNode> = selection.active();
     let total = active.len();
@@ -335,12 +405,23 @@ async fn stages(
     let cluster_dir = &ctx.config.cluster_dir;
     if let Some(lokoctl) = lokoctl {
         // lokoctl installs the nodes itself (through the rendered
-        // pxe_commands, which call `racker ipmi`) and brings Kubernetes up.
+        // pxe_commands, which call `racker ipmi`) and brings Kubernetes up,
+        // with the management key in an ssh-agent and the nodes' names in
+        // the hosts file (docs/lokomotive.md).
+        let env = &ctx.config.lokomotive_env;
+        let prepared =
+            crate::lokoenv::prepare(env, &ctx.config.state_dir, cluster_dir, &ctx.progress)?;
+        let log = ctx.progress.log_path();
+        let run = lokomotive::Lokoctl {
+            path: lokoctl,
+            cluster_dir,
+            log: &log,
+            env,
+            prepared: &prepared,
+        };
         let ok = lokomotive::stages(
             &ctx.progress,
-            lokoctl,
-            cluster_dir,
-            &ctx.progress.log_path(),
+            &run,
             selection,
             file,
             ctx.config.retries,
@@ -352,6 +433,25 @@ async fn stages(
             ctx.policy,
         )
         .await?;
+        // lokoctl's pxe_commands left the nodes on PXE boot; every node it
+        // installed boots from its disk from now on (as in Flatcar mode,
+        // set from here over IPMI LAN; docs/lokomotive.md).
+        let installed: Vec<&SelectedNode> = selection
+            .active()
+            .into_iter()
+            .filter(|n| {
+                file.state
+                    .nodes
+                    .get(&n.planned.node.primary_mac)
+                    .is_some_and(|r| {
+                        !matches!(r.state, NodeState::Excluded { .. })
+                            && r.state.stage() >= Stage::OsUp
+                    })
+            })
+            .collect();
+        if !installed.is_empty() {
+            set_disk_boot_from_management(ctx, &installed, "installed by lokoctl").await;
+        }
         if !ok {
             return Ok(Outcome::Failed {
                 nodes: file
@@ -374,7 +474,7 @@ async fn stages(
     let mut repower: Vec<MacAddr> = Vec::new();
     loop {
         attempt += 1;
-        let (mut failed, earlier) = pxe_stage(ctx, selection, file, reports).await?;
+        let (mut failed, earlier) = pxe_stage(ctx, selection, file, watch).await?;
         if attempt == 1 {
             // Resuming: nodes installed by an earlier run whose OS has not
             // reported up (it may have tried while racker was down) boot
@@ -385,7 +485,7 @@ async fn stages(
                 .collect();
         }
         if !ctx.config.os_timeout.is_zero() {
-            failed.extend(os_up_stage(ctx, selection, file, reports, &repower).await?);
+            failed.extend(os_up_stage(ctx, selection, file, watch, &repower).await?);
         }
         if failed.is_empty() {
             break;
@@ -668,8 +768,9 @@ async fn pxe_stage(
     ctx: &Ctx<'_>,
     selection: &Selection,
     file: &mut StateFile,
-    reports: &ReportStore,
+    watch: &Watch<'_>,
 ) -> Result<(Vec<MacAddr>, Vec<MacAddr>), Error> {
+    let reports = watch.reports;
     let active = active_nodes(selection, file, Stage::Planned);
     let mut tally = Tally::start(&ctx.progress, Phase::PxeInstall, active.len());
     let _ = reports.refresh();
@@ -678,6 +779,9 @@ async fn pxe_stage(
     let mut earlier = Vec::new();
     let mut to_request = Vec::new();
     let mut waiting: BTreeMap<MacAddr, Instant> = BTreeMap::new();
+    // When each node's PXE boot was requested (trail events before it
+    // belong to an earlier boot).
+    let mut since_ms: BTreeMap<MacAddr, u64> = BTreeMap::new();
     for n in &active {
         let mac = n.planned.node.primary_mac;
         let stage = file
@@ -711,6 +815,7 @@ async fn pxe_stage(
                 ctx.progress
                     .log(&format!("{} PXE boot requested through {}", r.key, r.bmc));
                 waiting.insert(r.key, Instant::now());
+                since_ms.insert(r.key, unix_ms().saturating_sub(1000));
             }
             Err(e) => {
                 let reason = format!("PXE request through BMC {} failed: {e}", r.bmc);
@@ -722,8 +827,9 @@ async fn pxe_stage(
 
     // Wait for the installers' reports.
     let timeout = ctx.config.install_timeout;
-    let external = matches!(ctx.config.netboot, NetbootMode::External);
+    let external = watch.external;
     let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut trail_checked = Instant::now();
     while !waiting.is_empty() {
         tick.tick().await;
         if external {
@@ -731,8 +837,20 @@ async fn pxe_stage(
             // shares this store, so re-reading is only needed then.
             let _ = reports.refresh();
         }
+        // The event trail: a boot the server could not serve (kernel 404,
+        // no Ignition) fails the node now, not at the timeout.
+        let check_trail = trail_checked.elapsed() >= Duration::from_millis(250);
+        if check_trail {
+            trail_checked = Instant::now();
+        }
         let mut finished = Vec::new();
         for (mac, since) in &waiting {
+            let from_ms = since_ms.get(mac).copied().unwrap_or(0);
+            let events = if check_trail || since.elapsed() > timeout {
+                watch.events(ctx, *mac, from_ms)
+            } else {
+                Vec::new()
+            };
             // Ok: installed; Err: failed with this reason; None: not yet.
             let verdict = match reports.get(*mac) {
                 Some(r) if r.stage.is_installed() => Some(Ok(())),
@@ -753,10 +871,20 @@ async fn pxe_stage(
                 _ => None,
             }
             .or_else(|| {
+                trail::fatal_failure(&events, from_ms).map(|f| {
+                    Err(format!(
+                        "its boot failed: {} ({})",
+                        f.label(),
+                        trail::summarize(&events)
+                    ))
+                })
+            })
+            .or_else(|| {
                 (since.elapsed() > timeout).then(|| {
                     Err(format!(
-                        "no installer report within {}",
-                        humantime::format_duration(timeout)
+                        "no installer report within {} ({})",
+                        humantime::format_duration(timeout),
+                        heard(&events)
                     ))
                 })
             });
@@ -791,9 +919,10 @@ async fn os_up_stage(
     ctx: &Ctx<'_>,
     selection: &Selection,
     file: &mut StateFile,
-    reports: &ReportStore,
+    watch: &Watch<'_>,
     repower: &[MacAddr],
 ) -> Result<Vec<MacAddr>, Error> {
+    let reports = watch.reports;
     let nodes = active_nodes(selection, file, Stage::Installed);
     if nodes.is_empty() {
         return Ok(Vec::new());
@@ -820,8 +949,9 @@ async fn os_up_stage(
     drop(stream);
 
     let timeout = ctx.config.os_timeout;
-    let external = matches!(ctx.config.netboot, NetbootMode::External);
+    let external = watch.external;
     let started = Instant::now();
+    let started_ms = unix_ms();
     let mut waiting: Vec<&SelectedNode> = nodes
         .into_iter()
         .filter(|n| !tally.failed.contains(&n.planned.node.primary_mac))
@@ -851,8 +981,9 @@ async fn os_up_stage(
                 tally.ok(mac, format!("{mac} {} OS up", host(n)));
             } else if timed_out {
                 let reason = format!(
-                    "installed, but its OS did not report up within {} (check its console: racker ipmi {mac} sol)",
-                    humantime::format_duration(timeout)
+                    "installed, but its OS did not report up within {} ({}; check its console: racker ipmi {mac} sol)",
+                    humantime::format_duration(timeout),
+                    heard(&watch.events(ctx, mac, started_ms))
                 );
                 tally.fail(file, mac, &format!("{mac} {}", host(n)), reason)?;
             } else {
@@ -877,4 +1008,154 @@ fn kubeconfig_path(ctx: &Ctx<'_>) -> PathBuf {
 
 fn host(n: &SelectedNode) -> String {
     n.hostname.clone().unwrap_or_default()
+}
+
+/// Where a bootstrap learns what the nodes did: the install reports and
+/// the netboot server's event trail (in this process, or on disk when
+/// another process serves).
+struct Watch<'a> {
+    reports: &'a ReportStore,
+    trail: Option<&'a EventTrail>,
+    external: bool,
+}
+
+impl Watch<'_> {
+    /// `mac`'s trail events at or after `since_ms`.
+    fn events(&self, ctx: &Ctx<'_>, mac: MacAddr, since_ms: u64) -> Vec<trail::TrailEvent> {
+        let all = match self.trail {
+            Some(t) => t.events(mac),
+            None => trail::load(&ctx.config.state_dir, mac),
+        };
+        all.into_iter().filter(|e| e.unix_ms >= since_ms).collect()
+    }
+}
+
+/// What the netboot server heard from a node, for a timeout's reason.
+fn heard(events: &[trail::TrailEvent]) -> String {
+    if events.is_empty() {
+        "the netboot server heard nothing from it: no DHCP request".to_owned()
+    } else {
+        trail::summarize(events)
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A fresh generation id: `<unix seconds>-<pid>-<nanoseconds>`.
+fn new_generation() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{}-{}-{:09}",
+        now.as_secs(),
+        std::process::id(),
+        now.subsec_nanos()
+    )
+}
+
+/// Stop before any node is powered when a boot file its nodes will request
+/// is missing (docs/bootstrap.md, "Preflight").
+fn preflight(
+    ctx: &Ctx<'_>,
+    selection: &Selection,
+    file: &StateFile,
+    running_service: bool,
+) -> Result<(), Error> {
+    let to_install: Vec<MacAddr> = selection
+        .active()
+        .iter()
+        .map(|n| n.planned.node.primary_mac)
+        .filter(|mac| {
+            file.state
+                .nodes
+                .get(mac)
+                .is_none_or(|r| r.state.stage() < Stage::Installed)
+        })
+        .collect();
+    if to_install.is_empty() {
+        return Ok(());
+    }
+    let (assets, boot_files) = match &ctx.config.netboot {
+        NetbootMode::Serve(e) if !running_service => (
+            ctx.config.state_dir.join("assets"),
+            (!e.content.without_tftp).then_some(e.content.boot_files.as_deref()),
+        ),
+        _ => (ctx.config.state_dir.join("assets"), None),
+    };
+    let ignition = network::ClusterIgnition {
+        cluster_dir: ctx.config.cluster_dir.clone(),
+    };
+    let missing = racker_netboot::service::preflight(&assets, boot_files, &ignition, &to_install);
+    if missing.is_empty() {
+        ctx.progress.say(&format!(
+            "✓ Preflight: kernel, initrd, image and signature{}, Ignition of {} node(s)",
+            if boot_files.is_some() {
+                ", iPXE binaries"
+            } else {
+                ""
+            },
+            to_install.len()
+        ));
+        return Ok(());
+    }
+    Err(Error::Preflight {
+        missing: missing.iter().map(ToString::to_string).collect(),
+    })
+}
+
+/// Install `nodes` (primary MACs) again (`racker reprovision`): their
+/// install reports and trails are cleared, their state goes back to
+/// `planned`, and the recorded bootstrap resumes — the same stages and
+/// failure policy — so they are PXE-installed while every other node is
+/// left as it is. Needs a recorded bootstrap with the same cluster
+/// directory (`config.cluster_dir`).
+pub async fn reprovision(
+    config: &Config,
+    nodes: &[MacAddr],
+    events: &dyn EventSink,
+    policy: &dyn FailurePolicy,
+) -> Result<Report, Error> {
+    let state_dir = &config.state_dir;
+    let Some(previous) = StateFile::load(state_dir)? else {
+        return Err(Error::Reprovision(format!(
+            "no bootstrap is recorded in {}: run `racker bootstrap` first",
+            StateFile::path(state_dir).display()
+        )));
+    };
+    if previous.cluster_dir != config.cluster_dir {
+        return Err(Error::Reprovision(format!(
+            "the recorded bootstrap used the cluster directory {}, not {}",
+            previous.cluster_dir.display(),
+            config.cluster_dir.display()
+        )));
+    }
+    let reports = ReportStore::open(state_dir)?;
+    let mut file = StateFile::new(state_dir, previous)?;
+    for mac in nodes {
+        match file.state.nodes.get(mac).map(|r| &r.state) {
+            None => {
+                return Err(Error::Reprovision(format!(
+                    "{mac} is not a node of the recorded bootstrap"
+                )));
+            }
+            Some(NodeState::Excluded { .. }) => {
+                return Err(Error::Reprovision(format!(
+                    "{mac} is excluded from the cluster"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    for mac in nodes {
+        file.apply(*mac, &NodeEvent::Reprovision)?;
+        reports.clear(*mac)?;
+        trail::clear(state_dir, *mac);
+    }
+    drop(file);
+    bootstrap(config, events, policy).await
 }

@@ -97,6 +97,24 @@ impl NodeState {
         }
     }
 
+    /// The state as one fixed lowercase word (docs/output.md): the stage's
+    /// name while active, else `excluded` or `failed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Active { stage } => stage.as_str(),
+            Self::Excluded { .. } => "excluded",
+            Self::Failed { .. } => "failed",
+        }
+    }
+
+    /// Why the node is in this state (a failure's reason).
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Failed { reason, .. } => Some(reason),
+            Self::Active { .. } | Self::Excluded { .. } => None,
+        }
+    }
+
     /// `installed`, `excluded`, `failed after installed: <reason>`.
     pub fn label(&self) -> String {
         match self {
@@ -155,6 +173,9 @@ pub enum NodeEvent {
     /// or → `installed` when the failure came after the install (an
     /// installed node is never reinstalled by a retry).
     Reset,
+    /// Install again (`racker reprovision`): any active or failed state →
+    /// `planned`.
+    Reprovision,
 }
 
 /// The whole bootstrap state (sans-IO: [`BootstrapState::apply`] is pure;
@@ -173,6 +194,10 @@ pub struct BootstrapState {
     pub kubeconfig: Option<PathBuf>,
     /// Keyed by primary MAC.
     pub nodes: BTreeMap<MacAddr, NodeRecord>,
+    /// The bootstrap generation: install reports of another generation
+    /// never count for this one (racker_netboot::report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<String>,
 }
 
 impl BootstrapState {
@@ -184,6 +209,7 @@ impl BootstrapState {
             cluster_dir: cluster_dir.to_owned(),
             kubeconfig: None,
             nodes: BTreeMap::new(),
+            generation: None,
         }
     }
 
@@ -244,11 +270,18 @@ impl BootstrapState {
             (NodeState::Failed { reason, .. }, NodeEvent::Failed(r)) if reason == r => {
                 return Ok(false);
             }
+            (NodeState::Active { .. } | NodeState::Failed { .. }, NodeEvent::Reprovision) => {
+                NodeState::Active {
+                    stage: Stage::Planned,
+                }
+            }
             (NodeState::Excluded { .. }, NodeEvent::Exclude) => return Ok(false),
             (NodeState::Active { .. }, NodeEvent::Reset) => return Ok(false),
             (from, NodeEvent::Reached(s)) => return Err(invalid(s.as_str(), from)),
             (from, NodeEvent::Failed(_)) => return Err(invalid("failed", from)),
-            (from, NodeEvent::Reset) => return Err(invalid("planned", from)),
+            (from, NodeEvent::Reset | NodeEvent::Reprovision) => {
+                return Err(invalid("planned", from));
+            }
         };
         rec.state = next;
         rec.updated_unix = now;
@@ -346,6 +379,23 @@ mod tests {
 
     fn mac(i: u8) -> MacAddr {
         MacAddr::new([2, 0, 0, 0, 0, i])
+    }
+
+    #[test]
+    fn names_are_fixed_words_and_reasons_separate() {
+        let failed = NodeState::Failed {
+            stage: Stage::Installed,
+            reason: "no OS".into(),
+        };
+        assert_eq!(failed.name(), "failed");
+        assert_eq!(failed.reason(), Some("no OS"));
+        assert_eq!(failed.label(), "failed after installed: no OS");
+        let active = NodeState::Active { stage: Stage::OsUp };
+        assert_eq!((active.name(), active.reason()), ("os-up", None));
+        let excluded = NodeState::Excluded {
+            stage: Stage::Planned,
+        };
+        assert_eq!((excluded.name(), excluded.reason()), ("excluded", None));
     }
 
     fn state(n: u8) -> BootstrapState {

@@ -56,37 +56,60 @@ pub struct StatusReport {
     pub nodes: Vec<NodeStatus>,
 }
 
-/// One node's status.
+/// One node's status. Its JSON form follows the output contract of
+/// docs/output.md (`mac`, `bmc_ip`, `power` as `on`/`off`/`unknown`,
+/// `state` a fixed word with a separate `reason`).
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct NodeStatus {
+    /// The node's name: its host name when it has one, else its primary MAC.
+    pub node: String,
     /// Primary MAC.
+    #[serde(rename = "mac")]
     pub primary_mac: MacAddr,
     /// BMC MAC.
     pub bmc_mac: MacAddr,
     /// Internal address.
     pub ip: String,
-    /// Where its BMC was asked.
+    /// Where its BMC was asked (`HOST:PORT`; `bmc_ip` and `bmc_port` in JSON).
+    #[serde(skip)]
     pub bmc_address: String,
+    /// The BMC's address (empty when it was not asked).
+    pub bmc_ip: String,
+    /// The BMC's UDP port (none when it was not asked).
+    pub bmc_port: Option<u16>,
     /// Host name, once a bootstrap named it.
     pub hostname: Option<String>,
     /// The BMC answered.
+    #[serde(rename = "bmc_reachable")]
     pub bmc_reached: bool,
     /// Why it did not.
     pub bmc_error: Option<String>,
-    /// `on` / `off`, when the BMC answered.
+    /// `on` / `off`, when the BMC answered (`unknown` in JSON otherwise).
+    #[serde(serialize_with = "power_or_unknown")]
     pub power: Option<String>,
-    /// The bootstrap state's label.
+    /// The bootstrap state as a fixed word ([`NodeState::name`]; `planned`
+    /// before any bootstrap).
     pub state: String,
+    /// The last stage reached.
+    pub stage: String,
+    /// Why the node is in its state (a failure's reason).
+    pub reason: Option<String>,
     /// The OS is installed.
+    #[serde(rename = "os_installed")]
     pub os_provisioned: bool,
-    /// The installed OS reported up (racker-report-up.service).
+    /// The installed OS reported up (racker-report-up.service) in the
+    /// current bootstrap generation, and its power is not off.
     pub os_up: bool,
     /// A Ready Kubernetes node.
     pub joined: bool,
     /// Diagnostics (with [`StatusOptions::full`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diag: Option<serde_json::Value>,
+    /// The netboot server's last event of the node (its trail,
+    /// `<state-dir>/netboot/events`), e.g. `14:02:13 kernel 404 (... missing)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_event: Option<String>,
 }
 
 /// Gather the status of every node of `rack` with the state of
@@ -117,14 +140,12 @@ pub async fn collect_status(
             )
         })
         .collect();
-    let mut results: BTreeMap<MacAddr, (String, Result<Output, String>)> = BTreeMap::new();
+    let mut results: BTreeMap<MacAddr, (Option<racker_ipmi::BmcAddress>, Result<Output, String>)> =
+        BTreeMap::new();
     let mut stream =
         racker_ipmi::fan_out_operation(targets, credentials, &opts, &op, options.concurrency);
     while let Some(r) = stream.next().await {
-        results.insert(
-            r.key,
-            (r.bmc.to_string(), r.result.map_err(|e| e.to_string())),
-        );
+        results.insert(r.key, (Some(r.bmc), r.result.map_err(|e| e.to_string())));
     }
     drop(stream);
 
@@ -134,9 +155,9 @@ pub async fn collect_status(
         let record = state.as_ref().and_then(|s| s.nodes.get(&mac));
         let reported = reports.as_ref().is_some_and(|r| r.is_installed(mac));
         let reported_up = reports.as_ref().is_some_and(|r| r.is_up(mac));
-        let (bmc_address, result) = results
+        let (bmc, result) = results
             .remove(&mac)
-            .unwrap_or_else(|| (String::new(), Err("not queried".to_owned())));
+            .unwrap_or_else(|| (None, Err("not queried".to_owned())));
         let (power, diag) = match &result {
             Ok(Output::ChassisStatus(c)) => (Some(on_off(c.power_on)), None),
             Ok(Output::Diag(d)) => (
@@ -146,22 +167,37 @@ pub async fn collect_status(
             _ => (None, None),
         };
         let stage = record.map(|r| r.state.stage());
+        let hostname = record.map(|r| r.hostname.clone()).filter(|h| !h.is_empty());
+        let powered_off = power.as_deref() == Some("off");
         nodes.push(NodeStatus {
+            node: hostname.clone().unwrap_or_else(|| mac.to_string()),
             primary_mac: mac,
             bmc_mac: p.node.bmc_mac,
             ip: p.ip.to_string(),
-            bmc_address,
-            hostname: record.map(|r| r.hostname.clone()).filter(|h| !h.is_empty()),
+            bmc_address: bmc.as_ref().map(ToString::to_string).unwrap_or_default(),
+            bmc_ip: bmc
+                .as_ref()
+                .map(|b| b.host().to_owned())
+                .unwrap_or_default(),
+            bmc_port: bmc.as_ref().map(racker_ipmi::BmcAddress::port),
+            hostname,
             bmc_reached: result.is_ok(),
             bmc_error: result.as_ref().err().cloned(),
             power,
-            state: record.map_or_else(|| "planned".to_owned(), |r| r.state.label()),
+            state: record.map_or("planned", |r| r.state.name()).to_owned(),
+            stage: stage.unwrap_or(Stage::Planned).as_str().to_owned(),
+            reason: record.and_then(|r| r.state.reason()).map(str::to_owned),
             os_provisioned: reported
                 || (stage >= Some(Stage::Installed)
                     && matches!(record.map(|r| &r.state), Some(NodeState::Active { .. }))),
-            os_up: reported_up || stage >= Some(Stage::OsUp),
+            // Never "up" next to power off: a report or a recorded stage
+            // only counts while the node is not known to be off.
+            os_up: (reported_up || stage >= Some(Stage::OsUp)) && !powered_off,
             joined: stage == Some(Stage::Joined),
             diag,
+            last_event: racker_netboot::trail::load(state_dir, mac)
+                .last()
+                .map(|e| format!("{} {}", racker_netboot::trail::clock(e.unix_ms), e.label())),
         });
     }
     let provisioned = state
@@ -201,6 +237,10 @@ async fn kube_nodes(path: &Path) -> Result<Vec<crate::kube::KubeNode>, crate::ku
     crate::kube::Client::from_file(path, Duration::from_secs(3))?
         .nodes()
         .await
+}
+
+fn power_or_unknown<S: serde::Serializer>(power: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(power.as_deref().unwrap_or("unknown"))
 }
 
 fn on_off(on: bool) -> String {

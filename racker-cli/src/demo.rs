@@ -1,7 +1,11 @@
 //! `racker demo`: a whole rack on this machine — simulated BMCs and
 //! PXE-booting nodes, racker's netboot server on loopback, and a native
 //! Flatcar bootstrap of every node — then `racker status`. No root, no
-//! internet, no containers.
+//! internet, no containers. It says what is simulated and what is real;
+//! with `--keep-running` the rack stays up (BMCs, firmware, netboot server,
+//! rack view) for `racker status`, `racker ipmi` and a browser, until
+//! Ctrl-C. The default folder (`$TMPDIR/racker-demo`) is reused by the next
+//! demo, never piled up.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -11,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser as _;
+use clap::parser::ValueSource;
 use racker_inventory::MacAddr;
 use racker_sim::firmware::{BmcAccess, Firmware, FirmwareConfig, FirmwareFaults, NodeFault};
 use racker_sim::{NodeSpec, Password, SimRack};
@@ -27,9 +32,17 @@ use crate::globals::Globals;
   racker demo --nodes 60 --install-delay-ms 0
   racker demo --nodes 4 --fault 02:00:00:01:00:02=install-fail --on-failure exclude
 
-The demo rack lives in --dir (a new directory under /tmp by default) and is
-left there so `racker --oem-dir DIR/oem --state-dir DIR/state --sys-class-net
-DIR/net status` can be rerun while a demo runs.")]
+The demo rack lives in --dir (default: racker-demo in the temporary directory,
+cleared and reused by every demo; an explicit --dir is resumed). Its nodes.csv
+is DIR/oem, its state DIR/state, its interfaces DIR/net: --oem-dir,
+--state-dir and --sys-class-net (or RACKER_OEM_DIR, RACKER_STATE_DIR,
+RACKER_SYS_CLASS_NET) must name those folders or be left out.
+
+With --keep-running the simulated BMCs, the firmware and racker's netboot
+server (with the rack view) stay up after the bootstrap, and the demo prints
+the `export RACKER_...` lines that point racker at it: `racker status`,
+`racker ipmi node-3 sol`, `racker ipmi --all power status` then work from
+another shell. Ctrl-C stops everything and prints a summary.")]
 pub(crate) struct DemoCmd {
     /// Number of nodes (the management node comes on top).
     #[arg(long, default_value_t = 8)]
@@ -37,9 +50,15 @@ pub(crate) struct DemoCmd {
     /// What to provision (lokomotive drives `lokoctl` from PATH or RACKER_LOKOCTL).
     #[arg(long, value_enum, default_value = "flatcar")]
     provision: crate::context::ProvisionArg,
-    /// Working directory [default: a new directory under /tmp].
+    /// Working directory [default: racker-demo in the temporary directory,
+    /// cleared and reused].
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Keep the simulated rack and racker's netboot server running after
+    /// the bootstrap (until Ctrl-C), for `racker status`, `racker ipmi` and
+    /// the rack view.
+    #[arg(long)]
+    keep_running: bool,
     /// How long each simulated installer "writes the disk".
     #[arg(long, default_value_t = 300)]
     install_delay_ms: u64,
@@ -93,11 +112,7 @@ fn free_tcp_port() -> anyhow::Result<SocketAddr> {
 /// node's interfaces, and small stand-ins for Flatcar's PXE kernel and
 /// initrd.
 pub(crate) fn write_demo_rack(dir: &Path, nodes: usize) -> anyhow::Result<Globals> {
-    let globals = Globals {
-        oem_dir: dir.join("oem"),
-        state_dir: dir.join("state"),
-        sys_class_net: dir.join("net"),
-    };
+    let globals = Globals::for_dirs(dir.join("oem"), dir.join("state"), dir.join("net"));
     let mut csv = String::from(racker_inventory::NODES_CSV_HEADER);
     csv.push('\n');
     let [p, b, s] = demo_macs(None);
@@ -146,15 +161,165 @@ fn parse_fault(text: &str) -> anyhow::Result<(MacAddr, NodeFault)> {
     Ok((mac.trim().parse()?, fault))
 }
 
-pub(crate) fn run(args: DemoCmd) -> anyhow::Result<ExitCode> {
+/// The global folder options given on the command line or in the
+/// environment (`oem_dir`, `state_dir`, `sys_class_net`).
+pub(crate) fn given_globals(matches: &clap::ArgMatches) -> Vec<&'static str> {
+    let Some(m) = matches.subcommand_matches("demo") else {
+        return Vec::new();
+    };
+    ["oem_dir", "state_dir", "sys_class_net"]
+        .into_iter()
+        .filter(|id| {
+            matches!(
+                m.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        })
+        .collect()
+}
+
+/// The demo's folders for `dir`.
+fn demo_globals(dir: &Path) -> Globals {
+    Globals::for_dirs(dir.join("oem"), dir.join("state"), dir.join("net"))
+}
+
+/// The demo folder: `--dir`, else the one the given folder options name
+/// (`DIR/oem`, `DIR/state`, `DIR/net`, e.g. the demo's own exports), else
+/// the default. Folder options naming anything else are refused: the demo
+/// writes its own nodes.csv and never touches a real rack's.
+fn choose_dir(
+    dir: Option<&Path>,
+    globals: &Globals,
+    given: &[&str],
+) -> anyhow::Result<(PathBuf, bool)> {
+    let value = |id: &str| match id {
+        "oem_dir" => (&globals.oem_dir, "--oem-dir", "RACKER_OEM_DIR", "oem"),
+        "state_dir" => (
+            &globals.state_dir,
+            "--state-dir",
+            "RACKER_STATE_DIR",
+            "state",
+        ),
+        _ => (
+            &globals.sys_class_net,
+            "--sys-class-net",
+            "RACKER_SYS_CLASS_NET",
+            "net",
+        ),
+    };
+    let Some(first) = given.first() else {
+        return Ok(match dir {
+            Some(d) => (d.to_owned(), false),
+            None => (std::env::temp_dir().join("racker-demo"), true),
+        });
+    };
+    let chosen = match dir {
+        Some(d) => d.to_owned(),
+        None => {
+            let (path, ..) = value(first);
+            path.parent().map(Path::to_owned).unwrap_or_default()
+        }
+    };
+    for id in given {
+        let (path, flag, env, leaf) = value(id);
+        if *path != chosen.join(leaf) {
+            bail!(
+                "racker demo builds its own rack in --dir DIR (nodes.csv in DIR/oem, state in \
+                 DIR/state, interfaces in DIR/net), so {flag}/{env} must be {} or left out (got {}); \
+                 unset RACKER_OEM_DIR, RACKER_STATE_DIR and RACKER_SYS_CLASS_NET or pass --dir",
+                chosen.join(leaf).display(),
+                path.display()
+            );
+        }
+    }
+    Ok((chosen, false))
+}
+
+/// The process id of a live simulated rack (a running demo or `racker sim
+/// up`) in `state_dir`, other than this process.
+fn live_rack_pid(state_dir: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(state_dir.join(crate::context::SIMULATED_RACK_MARKER))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()).then_some(pid)
+}
+
+/// Make `dir` ready: refuse one a live rack uses; the default folder is
+/// cleared (when it holds only a demo's folders), an explicit one resumed.
+fn prepare_dir(dir: &Path, default: bool) -> anyhow::Result<()> {
+    let globals = demo_globals(dir);
+    if let Some(pid) = live_rack_pid(&globals.state_dir) {
+        bail!(
+            "a simulated rack (pid {pid}) is running in {}: stop it (Ctrl-C in its terminal, or kill -INT {pid}) or pass another --dir",
+            dir.display()
+        );
+    }
+    if !default || !dir.exists() {
+        if globals.state_dir.join("bootstrap.json").exists() {
+            println!(
+                "Resuming the demo rack in {} (installed nodes stay installed)",
+                dir.display()
+            );
+        }
+        return Ok(());
+    }
+    let foreign: Vec<String> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !["oem", "state", "net"].contains(&n.as_str()))
+        .collect();
+    if !foreign.is_empty() {
+        bail!(
+            "{} holds more than a demo rack ({}); pass --dir",
+            dir.display(),
+            foreign.join(", ")
+        );
+    }
+    std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+    println!(
+        "Reusing {} (the previous demo's rack was cleared)",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// What the demo simulates and what is real racker.
+fn explain(nodes: usize, dir: &Path, keep_running: bool) {
+    println!(
+        "racker demo: {nodes} simulated server(s) and a simulated management node, provisioned by the real racker, all on this machine."
+    );
+    println!(
+        "  Simulated: every server's BMC (real IPMI 2.0 over UDP on 127.0.0.1, one port each: power, boot device, serial-over-LAN) \
+         and its firmware (a PXE ROM and iPXE doing real DHCP and HTTP against racker, an installer that \"writes the disk\" \
+         by waiting, then reports like Flatcar's and boots \"from disk\"); Flatcar's kernel and initrd are small stand-in files."
+    );
+    println!(
+        "  Real: racker's own bootstrap, as on a rack: the address plan from {}, the rendered Flatcar configuration and Ignition, \
+         racker's DHCP and HTTP boot server (on 127.0.0.1 instead of the PXE interface), IPMI to every BMC, the state file and logs in {}.",
+        dir.join("oem/nodes.csv").display(),
+        dir.join("state").display()
+    );
+    if !keep_running {
+        println!(
+            "  The simulated rack stops when the demo ends; --keep-running keeps it up for racker status, racker ipmi and the rack view."
+        );
+    }
+    println!();
+}
+
+pub(crate) fn run(globals: &Globals, given: &[&str], args: DemoCmd) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(run_async(args))
+    let (dir, default) = choose_dir(args.dir.as_deref(), globals, given)?;
+    rt.block_on(run_async(args, dir, default))
 }
 
-async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
+async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Result<ExitCode> {
     let provision = match args.provision {
         crate::context::ProvisionArg::Flatcar => "flatcar",
         crate::context::ProvisionArg::Lokomotive => {
@@ -166,14 +331,8 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
     if args.nodes == 0 {
         bail!("--nodes must be at least 1");
     }
-    let dir = match &args.dir {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!(
-            "racker-demo-{}-{}",
-            std::process::id(),
-            racker_bootstrap::now_unix()
-        )),
-    };
+    let started = std::time::Instant::now();
+    prepare_dir(&dir, default_dir)?;
     let prefix_length = if args.nodes <= 63 {
         24
     } else if args.nodes <= 447 {
@@ -187,6 +346,7 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
         _ => "172.24.192",
     };
     let globals = write_demo_rack(&dir, args.nodes)?;
+    explain(args.nodes, &dir, args.keep_running);
     println!("Demo rack of {} node(s) in {}", args.nodes, dir.display());
 
     // Faults per primary MAC: the BMC's and the firmware's.
@@ -289,25 +449,233 @@ async fn run_async(args: DemoCmd) -> anyhow::Result<ExitCode> {
         args.join_timeout.as_secs_f64().to_string(),
         "--ipmi-timeout".into(),
         "2".into(),
+        // Lokomotive: the gRPC API on loopback, the cluster's names and
+        // kubeconfig link inside the demo folder (never the machine's).
+        "--matchbox-grpc".into(),
+        "127.0.0.1:0".into(),
+        "--hosts-file".into(),
+        dir.join("hosts").to_string_lossy().into_owned(),
+        "--kubeconfig-link".into(),
+        dir.join("kube")
+            .join("config")
+            .to_string_lossy()
+            .into_owned(),
     ])?;
-    let outcome = bootstrap::bootstrap(&globals, &wrap.cmd, bmcs.clone()).await;
+    let flags = format!(
+        "--oem-dir {} --state-dir {} --sys-class-net {}",
+        globals.oem_dir.display(),
+        globals.state_dir.display(),
+        globals.sys_class_net.display()
+    );
+    let plan_flags = format!("--subnet-prefix {subnet_prefix} --prefix-length {prefix_length}");
+    let interrupted = tokio::select! {
+        outcome = bootstrap::bootstrap(&globals, &wrap.cmd, bmcs.clone()) => Some(outcome),
+        _ = tokio::signal::ctrl_c() => None,
+    };
     // The simulated nodes' final power and boot flags, as `racker sim status` shows them.
     racker_sim::write_json_atomic(
         &globals.state_dir,
         racker_sim::STATUS_FILE,
         &racker_sim::StatusFile::of(&rack, std::process::id()),
     )?;
-    let outcome = outcome?;
+    let Some(outcome) = interrupted else {
+        println!();
+        println!(
+            "Interrupted during the bootstrap after {}: the simulated rack is stopped. What was done is in {}; \
+             `racker demo --dir {}` resumes it (installed nodes stay installed).",
+            human_duration(started.elapsed()),
+            globals.state_dir.join("bootstrap.json").display(),
+            dir.display()
+        );
+        drop(firmware);
+        rack.shutdown().await;
+        remove_marker(&globals.state_dir);
+        return Ok(ExitCode::from(130));
+    };
+    let outcome = match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            drop(firmware);
+            rack.shutdown().await;
+            remove_marker(&globals.state_dir);
+            return Err(e.context(format!(
+                "the demo's bootstrap failed; its rack is in {} (look with `racker {flags} {plan_flags} plan`, logs in {})",
+                dir.display(),
+                globals.state_dir.join("cluster/logs").display()
+            )));
+        }
+    };
     println!();
-    crate::status::print_status(&globals, &plan, racker_ipmi::DEFAULT_PORT, bmcs).await?;
+    crate::status::print_status(&globals, &plan, racker_ipmi::DEFAULT_PORT, bmcs.clone()).await?;
+    if outcome != ExitCode::SUCCESS {
+        println!(
+            "\nThe demo's commands take its folders: racker {flags} {plan_flags} status (with --keep-running, while the rack runs); \
+             the logs are in {}; `racker demo --dir {}` resumes.",
+            globals.state_dir.join("cluster/logs").display(),
+            dir.display()
+        );
+    }
+    if !args.keep_running {
+        println!(
+            "\nThe simulated BMCs and firmware stop with the demo, so a later `racker status` finds them unreachable; \
+             `racker demo --keep-running` keeps them up. The demo's files stay in {}{}.",
+            dir.display(),
+            if default_dir {
+                " (the next `racker demo` clears and reuses it)"
+            } else {
+                ""
+            }
+        );
+        drop(firmware);
+        rack.shutdown().await;
+        remove_marker(&globals.state_dir);
+        return Ok(outcome);
+    }
+
+    // --keep-running: racker's netboot server again (the bootstrap's own
+    // stopped with it) on the same addresses, so a power-cycled node boots
+    // and the rack view stays up, and the rack status for the view.
+    let rack_def = crate::context::load_rack(&globals, &plan)?;
+    let netboot = keep_netboot(&globals, &rack_def, dhcp, http).await?;
+    let inv = crate::context::load_credentials(&globals)?;
+    let credentials = racker_ipmi::Credentials::new(inv.user.clone(), inv.password.expose());
+    let resolver = racker_bootstrap::BmcResolver::load(&globals.state_dir)?.with_overrides(bmcs);
+    let writer = racker_bootstrap::RackStatusWriter::spawn(
+        &globals.state_dir,
+        &rack_def,
+        credentials,
+        resolver,
+        racker_bootstrap::RackStatusOptions::default(),
+    );
+    let example = racker_bootstrap::StateFile::load(&globals.state_dir)
+        .ok()
+        .flatten()
+        .and_then(|s| {
+            let names: Vec<String> = s
+                .nodes
+                .values()
+                .map(|n| n.hostname.clone())
+                .filter(|h| !h.is_empty())
+                .collect();
+            names.get(3).or(names.last()).cloned()
+        })
+        .unwrap_or_else(|| "node-0".to_owned());
+    println!();
     println!(
-        "\nThe demo rack stays in {}; e.g. racker --oem-dir {} --state-dir {} --sys-class-net {} plan --subnet-prefix {subnet_prefix} --prefix-length {prefix_length}",
-        dir.display(),
-        globals.oem_dir.display(),
-        globals.state_dir.display(),
+        "The demo rack keeps running: {} simulated BMC(s), their firmware and racker's netboot server. In another shell:",
+        args.nodes
+    );
+    println!();
+    println!("  export RACKER_OEM_DIR={}", globals.oem_dir.display());
+    println!("  export RACKER_STATE_DIR={}", globals.state_dir.display());
+    println!(
+        "  export RACKER_SYS_CLASS_NET={}",
         globals.sys_class_net.display()
     );
+    println!("  export RACKER_SUBNET_PREFIX={subnet_prefix} RACKER_PREFIX_LENGTH={prefix_length}");
+    for (cmd, what) in [
+        ("racker status".to_owned(), "every node: state, power, OS"),
+        (
+            format!("racker ipmi {example} sol"),
+            "its serial console over SOL (detach with ~.)",
+        ),
+        (
+            "racker ipmi --all sensors".to_owned(),
+            "every BMC's sensors",
+        ),
+        (
+            "racker ipmi --all power status".to_owned(),
+            "every node's power",
+        ),
+    ] {
+        println!("  {cmd:<32} # {what}");
+    }
+    println!();
+    println!("Ctrl-C here stops the rack.");
+    println!("Rack view: {}/", netboot.base_url());
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+
+    let signal = tokio::signal::ctrl_c().await;
+    writer.stop();
+    let _ = netboot.shutdown().await;
+    let final_state = racker_bootstrap::StateFile::load(&globals.state_dir)
+        .ok()
+        .flatten();
     drop(firmware);
     rack.shutdown().await;
+    remove_marker(&globals.state_dir);
+    signal.context("waiting for Ctrl-C")?;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for n in final_state.iter().flat_map(|s| s.nodes.values()) {
+        let label = match &n.state {
+            racker_bootstrap::NodeState::Failed { .. } => "failed".to_owned(),
+            other => other.label(),
+        };
+        *counts.entry(label).or_default() += 1;
+    }
+    let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    println!();
+    println!(
+        "Demo stopped after {}: {} node(s) ({}); the simulated BMCs, their firmware and the netboot server are down. \
+         The rack's files stay in {}{}.",
+        human_duration(started.elapsed()),
+        args.nodes,
+        counts.join(", "),
+        dir.display(),
+        if default_dir {
+            " (the next `racker demo` clears and reuses it)"
+        } else {
+            "; `racker demo --dir` with it resumes"
+        }
+    );
     Ok(outcome)
+}
+
+/// "42 s", "3 min 5 s".
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{s} s")
+    } else {
+        format!("{} min {} s", s / 60, s % 60)
+    }
+}
+
+/// The simulated rack is gone: `racker status` must not look for it.
+fn remove_marker(state_dir: &Path) {
+    let _ = std::fs::remove_file(state_dir.join(crate::context::SIMULATED_RACK_MARKER));
+}
+
+/// racker's netboot services for the kept demo rack, on the bootstrap's
+/// addresses (retried briefly while the bootstrap's sockets close).
+async fn keep_netboot(
+    globals: &Globals,
+    rack: &racker_bootstrap::Rack,
+    dhcp: SocketAddr,
+    http: SocketAddr,
+) -> anyhow::Result<racker_netboot::service::NetbootService> {
+    use racker_netboot::service::{DhcpListen, NetbootService};
+    let plan = &rack.plan;
+    let config = racker_netboot::DhcpConfig::new(plan.management_ip(), plan.subnet().prefix_len());
+    let builder = NetbootService::builder(&globals.state_dir, config)
+        .dhcp(DhcpListen::Socket(dhcp))
+        .http_listen(http)
+        .tftp(false)
+        .reservations(racker_bootstrap::network::reservations(plan, None))
+        .nodes(racker_bootstrap::network::node_entries(plan, None))
+        .ignition(std::sync::Arc::new(
+            racker_bootstrap::network::ClusterIgnition::new(globals.state_dir.join("cluster")),
+        ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match builder.clone().start().await {
+            Ok(s) => return Ok(s),
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::debug!("netboot for the kept demo rack: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e).context("restarting the netboot server for --keep-running"),
+        }
+    }
 }

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::output::{ColorWhen, Format};
+
 /// Global options; each is also an environment variable so tests and the
 /// simulator never touch `/usr` or `/opt`.
 #[derive(Debug, Clone, clap::Args)]
@@ -30,9 +32,57 @@ pub(crate) struct Globals {
         default_value = "/sys/class/net"
     )]
     pub(crate) sys_class_net: PathBuf,
+    /// Output format of commands that report: text, wide (every column),
+    /// json (one document with `schema_version`, see docs/output.md) or
+    /// jsonl (the same on one line).
+    #[arg(
+        short = 'o',
+        long,
+        global = true,
+        env = "RACKER_OUTPUT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub(crate) output: Format,
+    /// Colour: auto (terminals, unless NO_COLOR is set; CLICOLOR_FORCE=1
+    /// forces it), always or never.
+    #[arg(
+        long,
+        global = true,
+        env = "RACKER_COLOR",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub(crate) color: ColorWhen,
+    /// More log output on stderr (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Less log output on stderr (-q errors only, -qq nothing).
+    #[arg(
+        short = 'q',
+        long,
+        global = true,
+        action = clap::ArgAction::Count,
+        conflicts_with = "verbose"
+    )]
+    pub(crate) quiet: u8,
 }
 
 impl Globals {
+    /// Globals for these directories, every other option at its default
+    /// (the demo and tests build their own rack).
+    pub(crate) fn for_dirs(oem_dir: PathBuf, state_dir: PathBuf, sys_class_net: PathBuf) -> Self {
+        Self {
+            oem_dir,
+            state_dir,
+            sys_class_net,
+            output: Format::default(),
+            color: ColorWhen::default(),
+            verbose: 0,
+            quiet: 0,
+        }
+    }
+
     /// Path of nodes.csv.
     pub(crate) fn nodes_csv(&self) -> PathBuf {
         self.oem_dir.join("nodes.csv")

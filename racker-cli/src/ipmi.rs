@@ -68,9 +68,6 @@ pub(crate) struct IpmiCmd {
     /// BMCs talked to at the same time with --all.
     #[arg(long, global = true, default_value_t = 64)]
     concurrency: usize,
-    /// Output format.
-    #[arg(long, global = true, value_enum, default_value = "text")]
-    output: OutputFormat,
     /// What to do; the serial console when omitted.
     #[command(subcommand)]
     command: Option<IpmiSub>,
@@ -95,12 +92,6 @@ enum CipherArg {
     Suite3,
     #[value(name = "17")]
     Suite17,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum OutputFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -218,12 +209,11 @@ fn parse_hex_byte(s: &str) -> Result<u8, String> {
 }
 
 /// One BMC to talk to, with what the rack knows about its node.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 struct Target {
     /// BMC MAC (or the --host text).
     label: String,
     bmc: String,
-    #[serde(skip)]
     addr: BmcAddress,
     bmc_mac: Option<MacAddr>,
     node_mac: Option<MacAddr>,
@@ -262,7 +252,15 @@ pub(crate) fn run(globals: &Globals, args: IpmiCmd) -> anyhow::Result<ExitCode> 
             let target = targets.into_iter().next().context("no node selected")?;
             runtime.block_on(console(&target, &creds, &opts))
         }
-        Some(op) => runtime.block_on(run_many(&args, command, targets, &creds, &opts, &op)),
+        Some(op) => runtime.block_on(run_many(
+            &args,
+            globals.output,
+            command,
+            targets,
+            &creds,
+            &opts,
+            &op,
+        )),
     };
     // The console's stdin reader may still block in a read(2): don't wait for it.
     runtime.shutdown_background();
@@ -461,16 +459,53 @@ fn resolve_targets(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Targ
     Ok(targets)
 }
 
+/// `racker ipmi -o json` (kind `ipmi`, docs/output.md).
+#[derive(Serialize)]
+struct JsonDoc<'a> {
+    results: Vec<JsonResult<'a>>,
+}
+
+/// One BMC's result in the contract's vocabulary.
 #[derive(Serialize)]
 struct JsonResult<'a> {
-    #[serde(flatten)]
-    target: &'a Target,
+    node: Option<String>,
+    mac: Option<MacAddr>,
+    bmc_mac: Option<MacAddr>,
+    ip: Option<Ipv4Addr>,
+    hostname: Option<&'a str>,
+    bmc_ip: &'a str,
+    bmc_port: u16,
+    address_source: &'static str,
     ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<&'a Output>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<JsonError>,
     elapsed_ms: u128,
+    result: Option<&'a Output>,
+}
+
+impl<'a> JsonResult<'a> {
+    fn new(
+        t: &'a Target,
+        result: Option<&'a Output>,
+        error: Option<JsonError>,
+        elapsed: Duration,
+    ) -> Self {
+        Self {
+            node: t
+                .node_mac
+                .map(|mac| crate::output::node_name(t.hostname.as_deref(), mac)),
+            mac: t.node_mac,
+            bmc_mac: t.bmc_mac,
+            ip: t.internal_ip,
+            hostname: t.hostname.as_deref(),
+            bmc_ip: t.addr.host(),
+            bmc_port: t.addr.port(),
+            address_source: t.address_source,
+            ok: error.is_none(),
+            error,
+            elapsed_ms: elapsed.as_millis(),
+            result,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -481,6 +516,7 @@ struct JsonError {
 
 async fn run_many(
     args: &IpmiCmd,
+    format: crate::output::Format,
     command: &IpmiSub,
     targets: Vec<Target>,
     creds: &Credentials,
@@ -517,8 +553,8 @@ async fn run_many(
         if outcome.is_err() {
             failures += 1;
         }
-        match args.output {
-            OutputFormat::Json => {
+        match format.is_json() {
+            true => {
                 let (ok, result, error) = match &outcome {
                     Ok(o) => (true, Some(o.clone()), None),
                     Err(m) => (false, None, Some(m.clone())),
@@ -535,7 +571,7 @@ async fn run_many(
                     r.elapsed,
                 ));
             }
-            OutputFormat::Text => {
+            false => {
                 let mut text = String::new();
                 match &outcome {
                     Ok(o) => render(&mut text, &r.key, command, o),
@@ -557,22 +593,25 @@ async fn run_many(
             }
         }
     }
-    if args.output == OutputFormat::Json {
+    if format.is_json() {
         json.sort_by(|a, b| a.0.label.cmp(&b.0.label));
-        let docs: Vec<JsonResult<'_>> = json
-            .iter()
-            .map(|(t, ok, result, error, elapsed)| JsonResult {
-                target: t,
-                ok: *ok,
-                result: result.as_ref(),
-                error: error.as_ref().map(|e| JsonError {
-                    kind: e.kind,
-                    message: e.message.clone(),
-                }),
-                elapsed_ms: elapsed.as_millis(),
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&docs)?);
+        let doc = JsonDoc {
+            results: json
+                .iter()
+                .map(|(t, _ok, result, error, elapsed)| {
+                    JsonResult::new(
+                        t,
+                        result.as_ref(),
+                        error.as_ref().map(|e| JsonError {
+                            kind: e.kind,
+                            message: e.message.clone(),
+                        }),
+                        *elapsed,
+                    )
+                })
+                .collect(),
+        };
+        crate::output::print_json(format, "ipmi", &doc)?;
     }
     if args.all && total > 1 {
         eprintln!("{} of {total} succeeded", total - failures);

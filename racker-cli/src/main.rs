@@ -8,12 +8,14 @@ mod factory;
 mod fsutil;
 mod globals;
 mod ipmi;
-mod matchbox_grpc;
+mod management_node;
 mod netboot;
 mod netboot_content;
+mod output;
 mod plan;
 mod release;
 mod render;
+mod reprovision;
 mod sim;
 mod status;
 mod table;
@@ -62,6 +64,8 @@ enum Command {
     Ipmi(ipmi::IpmiCmd),
     /// Provision the whole rack: network, BMC check, PXE install of every node.
     Bootstrap(Box<bootstrap::BootstrapCmd>),
+    /// Install nodes of a provisioned rack again (PXE), as bootstrap does.
+    Reprovision(Box<reprovision::ReprovisionCmd>),
     /// What was provisioned and the state of every node.
     Status(status::StatusCmd),
     /// Try racker without hardware: a simulated rack provisioned end to end.
@@ -92,7 +96,7 @@ fn restore_default_sigpipe() {
 
 /// The error and its causes, `: `-separated, leaving out a cause whose text
 /// the message already carries (many library errors print their source).
-fn error_chain(err: &anyhow::Error) -> String {
+pub(crate) fn error_chain(err: &anyhow::Error) -> String {
     let mut msg = err.to_string();
     for cause in err.chain().skip(1) {
         let text = cause.to_string();
@@ -111,6 +115,17 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    cli.globals.color.apply();
+    // Services log what they do; one-shot commands only what goes wrong.
+    let service = matches!(
+        matches.subcommand(),
+        Some(("netboot", m)) if matches!(m.subcommand_name(), Some("serve"))
+    ) || matches!(matches.subcommand_name(), Some("bootstrap" | "demo"))
+        || matches!(
+            matches.subcommand(),
+            Some(("sim", m)) if matches!(m.subcommand_name(), Some("up"))
+        );
+    output::init_logging(&cli.globals, service);
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Release(cmd) => release::run(&cli.globals, cmd),
         Command::Factory(cmd) => factory::run(&cli.globals, cmd),
@@ -137,8 +152,9 @@ fn main() -> ExitCode {
                 .unwrap_or_default();
             bootstrap::run(&cli.globals, *cmd, &given)
         }
+        Command::Reprovision(cmd) => reprovision::run(&cli.globals, *cmd),
         Command::Status(cmd) => status::run(&cli.globals, cmd),
-        Command::Demo(cmd) => demo::run(cmd),
+        Command::Demo(cmd) => demo::run(&cli.globals, &demo::given_globals(&matches), cmd),
         Command::Ipmi(cmd) => ipmi::run(&cli.globals, cmd),
         Command::Netboot(cmd) => netboot::run(&cli.globals, cmd),
         Command::Completions(cmd) => completions::completions(cmd),
@@ -147,7 +163,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", error_chain(&err));
+            output::error(error_chain(&err));
             ExitCode::FAILURE
         }
     }

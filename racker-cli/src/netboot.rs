@@ -60,6 +60,10 @@ enum NetbootSub {
     FetchAssets(FetchAssetsArgs),
     /// Print the DHCP lease table of the state directory.
     Leases(LeasesArgs),
+    /// Write the management node's own install (iPXE script, Ignition,
+    /// racker's binary for in-band persistent EFI disk boot) where
+    /// `netboot serve` serves it.
+    ManagementNode(crate::management_node::ManagementNodeArgs),
 }
 
 /// DHCP options shared by `serve` and `render`.
@@ -74,8 +78,10 @@ struct DhcpArgs {
     /// Hand out the dynamic range (.128-.254 of a /24) to unknown MACs.
     #[arg(long)]
     dynamic_range: bool,
-    /// Lease time in seconds.
-    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    /// Lease time in seconds [default: 1 day: BMCs and nodes keep their
+    /// reserved address and renew every 12 hours, so a netboot service
+    /// that is down for a while loses nothing].
+    #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
     lease_time: u64,
     /// Send this router (option 3); only for single-NIC setups.
     #[arg(long, value_name = "IP")]
@@ -142,8 +148,8 @@ struct RenderArgs {
 
 #[derive(Debug, Args)]
 struct LeasesArgs {
-    /// Print JSON (the lease file format) instead of a table.
-    #[arg(long)]
+    /// Old spelling of `-o json`.
+    #[arg(long, hide = true)]
     json: bool,
 }
 
@@ -153,6 +159,7 @@ pub(crate) fn run(globals: &Globals, cmd: NetbootCmd) -> anyhow::Result<ExitCode
         NetbootSub::Render(args) => render(globals, *args),
         NetbootSub::FetchAssets(args) => netboot_content::run_fetch_assets(globals, &args),
         NetbootSub::Leases(args) => leases(globals, &args),
+        NetbootSub::ManagementNode(args) => crate::management_node::run(globals, &args),
     }
 }
 
@@ -196,7 +203,24 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
         (false, None, None) => DhcpListen::Interface(rack.management.pxe_interface.clone()),
     };
     let content = &args.content;
+    // Ignition from the cluster directory of the recorded bootstrap (so the
+    // service keeps serving what `racker bootstrap` rendered), else
+    // <state-dir>/ignition.
+    let ignition: std::sync::Arc<dyn racker_netboot::IgnitionSource> =
+        match racker_bootstrap::StateFile::load(&globals.state_dir)
+            .ok()
+            .flatten()
+        {
+            Some(state) => std::sync::Arc::new(racker_bootstrap::network::ClusterIgnition {
+                cluster_dir: state.cluster_dir,
+            }),
+            None => std::sync::Arc::new(racker_netboot::IgnitionDir::in_state_dir(
+                &globals.state_dir,
+            )),
+        };
+    let preflight_ignition = ignition.clone();
     let mut builder = NetbootService::builder(&globals.state_dir, config)
+        .ignition(ignition)
         .dhcp(dhcp)
         .reservations(reservations(&rack.plan, None))
         .sys_class_net(&globals.sys_class_net)
@@ -222,6 +246,9 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &content.matchbox_data {
         builder = builder.matchbox_data(dir);
     }
+    // The matchbox gRPC API's store answers the HTTP boot endpoints before
+    // racker's own profiles (docs/lokomotive.md).
+    builder = builder.matchbox_grpc(args.matchbox_grpc);
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -229,15 +256,6 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        // The matchbox gRPC API first: its store answers the HTTP boot
-        // endpoints before racker's own profiles.
-        let mut content_args = args.content.clone();
-        let grpc =
-            crate::matchbox_grpc::start(globals, args.matchbox_grpc, &rack.plan, &mut content_args)
-                .await?;
-        if let Some(hook) = content_args.boot_hook.clone() {
-            builder = builder.boot_hook(hook);
-        }
         let service = builder.start().await.map_err(|e| match e {
             ServiceError::Tftp { hint, .. } if !hint.is_empty() => anyhow::Error::new(e).context(
                 "TFTP port below 1024 needs root (or use --tftp-listen ADDR:PORT with a high port)",
@@ -250,6 +268,36 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
         if let Some(address) = service.interface_address() {
             eprintln!("racker netboot: {address}");
         }
+        // Preflight: say what nodes would miss (their /ipxe is refused
+        // until it is there).
+        let macs: Vec<racker_inventory::MacAddr> =
+            rack.plan.nodes().iter().map(|n| n.node.primary_mac).collect();
+        let missing = racker_netboot::service::preflight(
+            &globals.state_dir.join("assets"),
+            None,
+            &*preflight_ignition,
+            &macs,
+        );
+        let (ignition_missing, files): (Vec<_>, Vec<_>) =
+            missing.iter().partition(|m| m.what.starts_with("Ignition"));
+        for m in &files {
+            eprintln!("warning: {m}");
+        }
+        if !files.is_empty() {
+            eprintln!(
+                "warning: nodes cannot PXE-install until then (their iPXE script is refused): racker netboot fetch-assets"
+            );
+        }
+        if !ignition_missing.is_empty() {
+            eprintln!(
+                "warning: {} of {} node(s) have no install Ignition yet (racker bootstrap or racker render writes it)",
+                ignition_missing.len(),
+                macs.len()
+            );
+        }
+        racker_netboot::service::ServiceMarker::of(&service)
+            .write(&globals.state_dir)
+            .context("writing the service marker")?;
         eprintln!(
             "racker netboot: HTTP listening on {} (nodes use {}), TFTP on {}",
             service.http_addr(),
@@ -263,15 +311,23 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
             Some(addr) => eprintln!("racker netboot: DHCP listening on {addr}"),
             None => eprintln!("racker netboot: DHCP disabled (--no-dhcp)"),
         }
-        match grpc {
-            None => service.run_until(shutdown_signal()).await?,
-            Some(mut grpc) => tokio::select! {
-                served = service.run_until(shutdown_signal()) => served?,
-                failed = &mut grpc => {
-                    failed.context("matchbox gRPC API")??;
-                }
-            },
+        if let Some(api) = service.matchbox_api() {
+            if api.certs_made {
+                eprintln!(
+                    "racker netboot: made the matchbox API certificates in {} and {}",
+                    api.certs.server_dir.display(),
+                    api.certs.client_dir.display()
+                );
+            }
+            // Tests and scripts learn the bound port from this line.
+            eprintln!(
+                "racker netboot: matchbox gRPC API (mutual TLS) listening on {}",
+                api.addr
+            );
         }
+        let served = service.run_until(shutdown_signal()).await;
+        racker_netboot::service::ServiceMarker::remove_own(&globals.state_dir);
+        served?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
@@ -333,31 +389,73 @@ fn render(globals: &Globals, args: RenderArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `racker netboot leases -o json` (kind `leases`, docs/output.md).
+#[derive(serde::Serialize)]
+struct LeasesJson {
+    leases: Vec<LeaseJson>,
+}
+
+#[derive(serde::Serialize)]
+struct LeaseJson {
+    mac: racker_inventory::MacAddr,
+    ip: std::net::Ipv4Addr,
+    kind: &'static str,
+    state: &'static str,
+    expires_at: String,
+}
+
 fn leases(globals: &Globals, args: &LeasesArgs) -> anyhow::Result<ExitCode> {
+    use crate::output::{Format, Tone, paint};
     let table = LeaseTable::load(&globals.state_dir)?;
-    if args.json {
-        print!("{}", String::from_utf8_lossy(&table.to_json()));
-        return Ok(ExitCode::SUCCESS);
-    }
     let now = std::time::SystemTime::now();
-    println!("{:<17}  {:<15}  {:<8}  STATE", "MAC", "IP", "KIND");
-    for lease in table.iter() {
-        let kind = if lease.reserved {
-            "reserved"
-        } else {
-            "dynamic"
-        };
-        let state = if lease.is_active(now) {
-            "active"
-        } else {
-            "expired"
-        };
-        println!(
-            "{:<17}  {:<15}  {:<8}  {state}",
-            lease.mac.to_string(),
-            lease.ip.to_string(),
-            kind
-        );
-    }
+    let doc = LeasesJson {
+        leases: table
+            .iter()
+            .map(|lease| LeaseJson {
+                mac: lease.mac,
+                ip: lease.ip,
+                kind: if lease.reserved {
+                    "reserved"
+                } else {
+                    "dynamic"
+                },
+                state: if lease.is_active(now) {
+                    "active"
+                } else {
+                    "expired"
+                },
+                expires_at: humantime::format_rfc3339_seconds(lease.expires_at()).to_string(),
+            })
+            .collect(),
+    };
+    let format = if args.json && !globals.output.is_json() {
+        Format::Json
+    } else {
+        globals.output
+    };
+    crate::output::emit(format, "leases", &doc, |wide| {
+        let mut header = vec!["MAC", "IP", "KIND", "STATE"];
+        if wide {
+            header.push("EXPIRES");
+        }
+        let rows: Vec<Vec<String>> = doc
+            .leases
+            .iter()
+            .map(|l| {
+                let mut row = vec![
+                    l.mac.to_string(),
+                    l.ip.to_string(),
+                    l.kind.to_owned(),
+                    paint(Tone::of_state(l.state), l.state),
+                ];
+                if wide {
+                    row.push(l.expires_at.clone());
+                }
+                row
+            })
+            .collect();
+        crate::table::print_rows(&header, &rows);
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }

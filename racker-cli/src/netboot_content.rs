@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use racker_netboot::assets::{
@@ -51,9 +50,6 @@ pub(crate) struct ContentArgs {
     /// [default: console=ttyS1,57600n8 earlyprintk=serial,ttyS1,57600n8].
     #[arg(long, value_name = "ARG")]
     pub(crate) kernel_console: Vec<String>,
-    /// Asked first by the HTTP boot endpoints (the matchbox gRPC store).
-    #[arg(skip)]
-    pub(crate) boot_hook: Option<Arc<dyn racker_netboot::http::BootHook>>,
 }
 
 pub(crate) use racker_bootstrap::network::flatcar_boot;
@@ -223,11 +219,7 @@ mod tests {
         .unwrap();
         std::fs::create_dir_all(net.join("eth1")).unwrap();
         std::fs::write(net.join("eth1/address"), "00:11:22:33:44:30\n").unwrap();
-        Globals {
-            oem_dir: oem,
-            state_dir: dir.join("state"),
-            sys_class_net: net,
-        }
+        Globals::for_dirs(oem, dir.join("state"), net)
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use std::net::Ipv4Addr;
+
 use racker_inventory::{MacAddr, Selection};
 use serde::Serialize;
 
@@ -20,43 +22,41 @@ pub(crate) struct PlanCmd {
     plan: PlanArgs,
     #[command(flatten)]
     selection: SelectionArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
-    output: OutputFormat,
 }
 
-/// `--output` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum OutputFormat {
-    /// A table for people.
-    Text,
-    /// JSON for programs.
-    Json,
-}
-
+/// `racker plan -o json` (kind `plan`, docs/output.md).
 #[derive(Serialize)]
 struct PlanJson {
     management: ManagementJson,
     pxe_interface: String,
     subnet: String,
+    dynamic_range: RangeJson,
     nodes: Vec<NodeJson>,
 }
 
 #[derive(Serialize)]
 struct ManagementJson {
-    primary_mac: MacAddr,
+    mac: MacAddr,
     bmc_mac: MacAddr,
     secondary_mac: MacAddr,
+    ip: Ipv4Addr,
+}
+
+#[derive(Serialize)]
+struct RangeJson {
+    first: Ipv4Addr,
+    last: Ipv4Addr,
 }
 
 #[derive(Serialize)]
 struct NodeJson {
-    primary_mac: MacAddr,
+    node: String,
+    mac: MacAddr,
     bmc_mac: MacAddr,
     secondary_mac: Option<MacAddr>,
     node_type: String,
-    ip: String,
-    bmc_ip: String,
+    ip: Ipv4Addr,
+    bmc_ip: Ipv4Addr,
     role: Option<String>,
     hostname: Option<String>,
     storage: bool,
@@ -65,24 +65,28 @@ struct NodeJson {
 
 fn to_json(rack: &Rack, selection: &Selection) -> PlanJson {
     let m = &rack.management;
+    let (first, last) = rack.plan.dynamic_range();
     PlanJson {
         management: ManagementJson {
-            primary_mac: m.node.primary_mac,
+            mac: m.node.primary_mac,
             bmc_mac: m.node.bmc_mac,
             secondary_mac: m.secondary_mac,
+            ip: rack.plan.management_ip(),
         },
         pxe_interface: m.pxe_interface.clone(),
         subnet: rack.plan.subnet().to_string(),
+        dynamic_range: RangeJson { first, last },
         nodes: selection
             .nodes()
             .iter()
             .map(|n| NodeJson {
-                primary_mac: n.planned.node.primary_mac,
+                node: crate::output::node_name(n.hostname.as_deref(), n.planned.node.primary_mac),
+                mac: n.planned.node.primary_mac,
                 bmc_mac: n.planned.node.bmc_mac,
                 secondary_mac: n.planned.node.secondary_mac,
                 node_type: n.planned.node.node_type.clone(),
-                ip: n.planned.ip.to_string(),
-                bmc_ip: n.planned.bmc_ip.to_string(),
+                ip: n.planned.ip,
+                bmc_ip: n.planned.bmc_ip,
                 role: n.role.map(|r| r.to_string()),
                 hostname: n.hostname.clone(),
                 storage: n.storage,
@@ -95,18 +99,19 @@ fn to_json(rack: &Rack, selection: &Selection) -> PlanJson {
 pub(crate) fn run(globals: &Globals, args: PlanCmd) -> anyhow::Result<ExitCode> {
     let (rack, selection) = load_selection(globals, &args.plan, &args.selection)?;
     let json = to_json(&rack, &selection);
-    match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&json)?),
-        OutputFormat::Text => print_text(&rack, &json),
-    }
+    crate::output::emit(globals.output, "plan", &json, |wide| {
+        print_text(&rack, &json, wide);
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_text(rack: &Rack, json: &PlanJson) {
+/// The text and wide forms are the same: the table already has every column.
+fn print_text(rack: &Rack, json: &PlanJson, _wide: bool) {
     let m = &json.management;
     println!(
         "Management node: primary {} BMC {} secondary {} (line {})",
-        m.primary_mac, m.bmc_mac, m.secondary_mac, rack.management.node.line
+        m.mac, m.bmc_mac, m.secondary_mac, rack.management.node.line
     );
     println!(
         "PXE interface:   {} ({}/{}, internal subnet {})",
@@ -115,8 +120,8 @@ fn print_text(rack: &Rack, json: &PlanJson) {
         rack.plan.subnet().prefix_len(),
         json.subnet
     );
-    let (lo, hi) = rack.plan.dynamic_range();
-    println!("Dynamic range:   {lo} - {hi}");
+    let r = &json.dynamic_range;
+    println!("Dynamic range:   {} - {}", r.first, r.last);
     println!();
     let header = [
         "PRIMARY MAC",
@@ -135,7 +140,7 @@ fn print_text(rack: &Rack, json: &PlanJson) {
         .iter()
         .map(|n| {
             [
-                n.primary_mac.to_string(),
+                n.mac.to_string(),
                 n.bmc_mac.to_string(),
                 n.secondary_mac
                     .map_or_else(|| "-".to_owned(), |m| m.to_string()),
@@ -144,8 +149,8 @@ fn print_text(rack: &Rack, json: &PlanJson) {
                 } else {
                     n.node_type.clone()
                 },
-                n.ip.clone(),
-                n.bmc_ip.clone(),
+                n.ip.to_string(),
+                n.bmc_ip.to_string(),
                 n.role.clone().unwrap_or_else(|| "-".to_owned()),
                 n.hostname.clone().unwrap_or_else(|| "-".to_owned()),
                 yes_no(n.storage),

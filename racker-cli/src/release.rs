@@ -107,9 +107,9 @@ pub(crate) struct GetArgs {
     index: IndexArgs,
 }
 
-pub(crate) fn run(_globals: &Globals, command: ReleaseCommand) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(globals: &Globals, command: ReleaseCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ReleaseCommand::Version(layout) => version(&layout),
+        ReleaseCommand::Version(layout) => version(globals, &layout),
         ReleaseCommand::Install(args) => install(args),
         ReleaseCommand::Update(args) => {
             if layout(&args.layout).factory_reset_pending() {
@@ -139,24 +139,64 @@ fn layout(args: &LayoutArgs) -> Layout {
     Layout::new(&args.prefix, &args.bin_dir, &args.systemd_dir)
 }
 
-fn version(args: &LayoutArgs) -> anyhow::Result<ExitCode> {
-    println!("racker {}", crate::LONG_VERSION);
-    let state = match layout(args).state() {
-        Ok(state) => state,
-        Err(err) => {
-            println!("installed release unknown: {err}");
-            return Ok(ExitCode::SUCCESS);
-        }
+/// `racker version -o json` (kind `version`, docs/output.md).
+#[derive(Debug, serde::Serialize)]
+struct VersionJson {
+    version: &'static str,
+    commit: &'static str,
+    build_date: &'static str,
+    target: &'static str,
+    installed: Option<ReleaseJson>,
+    previous: Option<ReleaseJson>,
+    factory_reset_pending: bool,
+    installed_error: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct ReleaseJson {
+    version: String,
+    dir: PathBuf,
+}
+
+fn version(globals: &Globals, args: &LayoutArgs) -> anyhow::Result<ExitCode> {
+    let mut doc = VersionJson {
+        version: env!("CARGO_PKG_VERSION"),
+        commit: env!("RACKER_BUILD_COMMIT"),
+        build_date: env!("RACKER_BUILD_DATE"),
+        target: env!("RACKER_BUILD_TARGET"),
+        installed: None,
+        previous: None,
+        factory_reset_pending: layout(args).factory_reset_pending(),
+        installed_error: None,
     };
-    if let Some(current) = state.current {
-        println!("installed {} ({})", current.version, current.dir.display());
+    match layout(args).state() {
+        Ok(state) => {
+            let release = |r: racker_installer::Installed| ReleaseJson {
+                version: r.version.to_string(),
+                dir: r.dir,
+            };
+            doc.installed = state.current.map(release);
+            doc.previous = state.previous.map(release);
+        }
+        Err(err) => doc.installed_error = Some(err.to_string()),
     }
-    if layout(args).factory_reset_pending() {
-        println!("factory reset: the next `racker update` installs the newest release");
-    }
-    if let Some(previous) = state.previous {
-        println!("previous {} (racker rollback)", previous.version);
-    }
+    crate::output::emit(globals.output, "version", &doc, |_wide| {
+        println!("racker {}", crate::LONG_VERSION);
+        if let Some(err) = &doc.installed_error {
+            println!("installed release unknown: {err}");
+            return Ok(());
+        }
+        if let Some(current) = &doc.installed {
+            println!("installed {} ({})", current.version, current.dir.display());
+        }
+        if doc.factory_reset_pending {
+            println!("factory reset: the next `racker update` installs the newest release");
+        }
+        if let Some(previous) = &doc.previous {
+            println!("previous {} (racker rollback)", previous.version);
+        }
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

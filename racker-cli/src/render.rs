@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use racker_inventory::{MacAddr, PublicIps};
 use racker_lokomotive::{
     Backup, BackupCredentials, HOSTS_FILE, MANIFEST, RenderOptions, Secret, Storage, Tree,
-    apply_hosts_block, exclude_in_dir, read_manifest, render, render_cluster,
+    exclude_in_dir, read_manifest, render, render_cluster,
 };
 
 use crate::context::{PlanArgs, SelectionArgs, StorageArg, load_selection};
@@ -100,6 +100,11 @@ pub(crate) struct RenderChoices {
     /// Lokomotive asset directory [default: <out>/lokoctl-assets].
     #[arg(long)]
     pub(crate) asset_dir: Option<String>,
+    /// Render for a Lokomotive older than v0.9: the cluster-prefixed
+    /// `k8s_domain_name` and without the settings old lokoctl rejects (the
+    /// original racker's OLD_LOKOMOTIVE=1; docs/lokomotive.md).
+    #[arg(long, env = "RACKER_OLD_LOKOMOTIVE")]
+    pub(crate) old_lokomotive: bool,
 }
 
 impl RenderChoices {
@@ -135,6 +140,7 @@ impl RenderChoices {
             options.kernel_console = self.kernel_console.clone();
         }
         options.netboot_port = self.netboot_port;
+        options.old_lokomotive = self.old_lokomotive;
         options.matchbox_client_dir = globals
             .state_dir
             .join("matchbox-client")
@@ -239,15 +245,7 @@ fn ssh_keys(globals: &Globals, files: &[PathBuf]) -> anyhow::Result<Vec<String>>
 }
 
 fn update_hosts(file: &Path, block: &str) -> anyhow::Result<()> {
-    let existing = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
-    };
-    let updated = apply_hosts_block(&existing, block);
-    if updated != existing {
-        std::fs::write(file, updated).with_context(|| format!("writing {}", file.display()))?;
-    }
+    racker_bootstrap::lokoenv::update_hosts_file(file, block)?;
     Ok(())
 }
 
@@ -280,16 +278,55 @@ fn run_render(globals: &Globals, cmd: RenderCmd) -> anyhow::Result<ExitCode> {
         .files()
         .filter(|(p, _)| p.starts_with("cl") && !p.to_string_lossy().ends_with("-custom.yaml"))
         .count();
-    println!(
-        "✓ rendered {} files for {} nodes into {}",
-        tree.len(),
+    let doc = RenderJson {
+        provision: match cmd.selection.provision {
+            crate::context::ProvisionArg::Flatcar => "flatcar",
+            crate::context::ProvisionArg::Lokomotive => "lokomotive",
+        },
+        cluster_dir: out.clone(),
         nodes,
-        out.display()
-    );
-    for (path, file) in tree.files() {
-        println!("  {} ({:o})", path.display(), file.mode);
-    }
+        files: tree
+            .files()
+            .map(|(path, file)| RenderedFile {
+                path: path.to_owned(),
+                mode: format!("{:04o}", file.mode),
+            })
+            .collect(),
+        removed: stale,
+    };
+    crate::output::emit(globals.output, "render", &doc, |_wide| {
+        crate::output::line(crate::output::ok_mark(&format!(
+            "rendered {} files for {} nodes into {}",
+            doc.files.len(),
+            doc.nodes,
+            doc.cluster_dir.display()
+        )));
+        for f in &doc.files {
+            println!(
+                "  {} ({})",
+                f.path.display(),
+                f.mode.trim_start_matches('0')
+            );
+        }
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `racker render -o json` (kind `render`, docs/output.md).
+#[derive(serde::Serialize)]
+struct RenderJson {
+    provision: &'static str,
+    cluster_dir: PathBuf,
+    nodes: usize,
+    files: Vec<RenderedFile>,
+    removed: Vec<PathBuf>,
+}
+
+#[derive(serde::Serialize)]
+struct RenderedFile {
+    path: PathBuf,
+    mode: String,
 }
 
 /// Files of an earlier render in `out` that the new `tree` no longer has.

@@ -84,19 +84,9 @@ pub(crate) struct UpArgs {
     install_delay_ms: u64,
 }
 
-/// Options of `racker sim status`.
+/// Options of `racker sim status` (none but the global ones).
 #[derive(Debug, clap::Args)]
-pub(crate) struct StatusArgs {
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
-    output: Output,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Output {
-    Text,
-    Json,
-}
+pub(crate) struct StatusArgs {}
 
 pub(crate) fn run(globals: &Globals, cmd: SimCmd) -> anyhow::Result<ExitCode> {
     match cmd {
@@ -410,7 +400,104 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-fn status(globals: &Globals, args: StatusArgs) -> anyhow::Result<ExitCode> {
+/// `racker sim status -o json` (kind `sim-status`, docs/output.md).
+#[derive(serde::Serialize)]
+struct SimStatusJson {
+    nodes: Vec<SimNodeJson>,
+}
+
+#[derive(serde::Serialize)]
+struct SimNodeJson {
+    mac: Option<String>,
+    bmc_mac: String,
+    bmc_ip: String,
+    bmc_port: Option<u16>,
+    power: String,
+    boot_device: String,
+    persistent: bool,
+    efi: bool,
+    boot_valid: bool,
+    boot_flags: String,
+    boot_flag_clearing: String,
+    sessions: usize,
+    faults: Vec<String>,
+}
+
+impl From<&racker_sim::NodeStatus> for SimNodeJson {
+    fn from(n: &racker_sim::NodeStatus) -> Self {
+        let (bmc_ip, bmc_port) = crate::output::split_host_port(&n.ipmi_address);
+        Self {
+            mac: Some(n.primary_mac.clone()).filter(|m| !m.is_empty()),
+            bmc_mac: n.bmc_mac.clone(),
+            bmc_ip,
+            bmc_port,
+            power: n.power.clone(),
+            boot_device: n.boot_device.clone(),
+            persistent: n.persistent,
+            efi: n.efi,
+            boot_valid: n.boot_valid,
+            boot_flags: n.boot_flags.clone(),
+            boot_flag_clearing: n.boot_flag_clearing.clone(),
+            sessions: n.sessions,
+            faults: n.faults.clone(),
+        }
+    }
+}
+
+/// The table: BMC and boot state; `wide` adds the raw boot flags and
+/// the open sessions.
+fn print_status_table(view: &SimStatusJson, wide: bool) {
+    use crate::output::{Tone, paint};
+    let mut header = vec![
+        "BMC MAC",
+        "PRIMARY MAC",
+        "IPMI ADDRESS",
+        "POWER",
+        "BOOT",
+        "PERSISTENT",
+        "EFI",
+    ];
+    if wide {
+        header.extend(["BOOT FLAGS", "CLEARING", "SESSIONS"]);
+    }
+    header.push("FAULTS");
+    let yn = |b: bool| if b { "yes" } else { "no" }.to_owned();
+    let rows: Vec<Vec<String>> = view
+        .nodes
+        .iter()
+        .map(|n| {
+            let address = match n.bmc_port {
+                Some(p) => format!("{}:{p}", n.bmc_ip),
+                None => n.bmc_ip.clone(),
+            };
+            let mut row = vec![
+                n.bmc_mac.clone(),
+                n.mac.clone().unwrap_or_default(),
+                address,
+                paint(Tone::of_state(&n.power), &n.power),
+                n.boot_device.clone(),
+                yn(n.persistent),
+                yn(n.efi),
+            ];
+            if wide {
+                row.extend([
+                    n.boot_flags.clone(),
+                    n.boot_flag_clearing.clone(),
+                    n.sessions.to_string(),
+                ]);
+            }
+            row.push(if n.faults.is_empty() {
+                "-".to_owned()
+            } else {
+                paint(Tone::Warn, &n.faults.join(","))
+            });
+            row
+        })
+        .collect();
+    crate::table::print_rows(&header, &rows);
+}
+
+fn status(globals: &Globals, _args: StatusArgs) -> anyhow::Result<ExitCode> {
     let file: StatusFile = read_json(&globals.state_dir, STATUS_FILE).with_context(|| {
         format!(
             "no simulated rack is running with state directory {}",
@@ -418,38 +505,18 @@ fn status(globals: &Globals, args: StatusArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     if !Path::new(&format!("/proc/{}", file.pid)).exists() {
-        eprintln!(
-            "warning: racker sim up (pid {}) is no longer running; showing its last state",
+        crate::output::warn(format_args!(
+            "racker sim up (pid {}) is no longer running; showing its last state",
             file.pid
-        );
+        ));
     }
-    match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&file.nodes)?),
-        Output::Text => {
-            println!(
-                "{:<17}  {:<17}  {:<21}  {:<5}  {:<9}  {:<10}  {:<3}  FAULTS",
-                "BMC MAC", "PRIMARY MAC", "IPMI ADDRESS", "POWER", "BOOT", "PERSISTENT", "EFI"
-            );
-            for n in &file.nodes {
-                let yn = |b: bool| if b { "yes" } else { "no" };
-                println!(
-                    "{:<17}  {:<17}  {:<21}  {:<5}  {:<9}  {:<10}  {:<3}  {}",
-                    n.bmc_mac,
-                    n.primary_mac,
-                    n.ipmi_address,
-                    n.power,
-                    n.boot_device,
-                    yn(n.persistent),
-                    yn(n.efi),
-                    if n.faults.is_empty() {
-                        "-".to_owned()
-                    } else {
-                        n.faults.join(",")
-                    }
-                );
-            }
-        }
-    }
+    let view = SimStatusJson {
+        nodes: file.nodes.iter().map(SimNodeJson::from).collect(),
+    };
+    crate::output::emit(globals.output, "sim-status", &view, |wide| {
+        print_status_table(&view, wide);
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

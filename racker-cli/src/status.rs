@@ -9,7 +9,6 @@ use racker_bootstrap::{StatusOptions, StatusReport, collect_status};
 
 use crate::context::{self, PlanArgs};
 use crate::globals::Globals;
-use crate::plan::OutputFormat;
 
 /// Arguments of `racker status`.
 #[derive(Debug, clap::Args)]
@@ -23,9 +22,6 @@ pub(crate) struct StatusCmd {
     /// Add every node's diagnostics (device, chassis status, boot flags).
     #[arg(long)]
     full: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
-    output: OutputFormat,
     /// IPMI UDP port of the BMCs.
     #[arg(long, default_value_t = racker_ipmi::DEFAULT_PORT)]
     ipmi_port: u16,
@@ -53,10 +49,10 @@ async fn run_async(globals: &Globals, args: &StatusCmd) -> anyhow::Result<ExitCo
     options.concurrency = args.concurrency;
     let bmcs = context::BmcResolver::load(globals)?;
     let status = collect(globals, &args.plan, &bmcs, &options).await?;
-    match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
-        OutputFormat::Text => print_text(&status, args.full),
-    }
+    crate::output::emit(globals.output, "status", &status, |wide| {
+        print_text(&status, args.full, wide);
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -75,7 +71,7 @@ pub(crate) async fn print_status(
     options.probe_api_port = false;
     let bmcs = context::BmcResolver::with_overrides(globals, bmcs)?;
     let status = collect(globals, plan, &bmcs, &options).await?;
-    print_text(&status, false);
+    print_text(&status, false, false);
     Ok(())
 }
 
@@ -96,63 +92,97 @@ async fn collect(
     Ok(collect_status(&rack, &creds, &globals.state_dir, bmcs.inner(), options).await?)
 }
 
-fn print_text(status: &StatusReport, full: bool) {
-    println!("Provisioned: {}", status.provisioned);
+/// The status table; `wide` adds the BMC address, stage and reason.
+fn print_text(status: &StatusReport, full: bool, wide: bool) {
+    use crate::output::{Tone, fail_mark, line, paint};
+    line(format!("Provisioned: {}", status.provisioned));
     if let Some(api) = status.kubernetes_api {
-        println!(
+        line(format!(
             "Kubernetes API: {}",
-            if api { "answers" } else { "does not answer" }
-        );
+            if api {
+                paint(Tone::Good, "answers")
+            } else {
+                paint(Tone::Bad, "does not answer")
+            }
+        ));
     }
-    println!();
-    let header = [
-        "PRIMARY MAC",
-        "IP",
-        "HOSTNAME",
-        "BMC",
-        "POWER",
-        "OS",
-        "JOINED",
-        "STATE",
-    ];
-    let rows: Vec<[String; 8]> = status
+    line("");
+    let mut header = vec!["PRIMARY MAC", "IP", "HOSTNAME", "BMC"];
+    if wide {
+        header.push("BMC ADDRESS");
+    }
+    header.extend(["POWER", "OS", "JOINED", "STATE"]);
+    if wide {
+        header.extend(["STAGE", "REASON"]);
+    }
+    let word = |w: &str| paint(Tone::of_state(w), w);
+    let rows: Vec<Vec<String>> = status
         .nodes
         .iter()
         .map(|n| {
-            [
+            let mut row = vec![
                 n.primary_mac.to_string(),
                 n.ip.clone(),
                 n.hostname.clone().unwrap_or_else(|| "-".into()),
-                if n.bmc_reached {
-                    "reached".into()
+                word(if n.bmc_reached {
+                    "reached"
                 } else {
-                    "unreachable".into()
-                },
-                n.power.clone().unwrap_or_else(|| "?".into()),
+                    "unreachable"
+                }),
+            ];
+            if wide {
+                row.push(if n.bmc_address.is_empty() {
+                    "-".into()
+                } else {
+                    n.bmc_address.clone()
+                });
+            }
+            row.extend([
+                word(n.power.as_deref().unwrap_or(crate::output::power_str(None))),
                 match (n.os_up, n.os_provisioned) {
-                    (true, _) => "up".into(),
-                    (false, true) => "installed".into(),
+                    (true, _) => word("up"),
+                    (false, true) => word("installed"),
                     (false, false) => "-".into(),
                 },
                 match (status.provisioned.as_str(), n.joined) {
-                    ("lokomotive", true) => "yes".into(),
+                    ("lokomotive", true) => paint(Tone::Good, "yes"),
                     ("lokomotive", false) => "no".into(),
                     _ => "-".into(),
                 },
-                n.state.clone(),
-            ]
+                word(&n.state),
+            ]);
+            if wide {
+                row.push(n.stage.clone());
+                row.push(n.reason.clone().unwrap_or_else(|| "-".into()));
+            }
+            row
         })
         .collect();
-    crate::table::print(header, &rows);
+    crate::table::print_rows(&header, &rows);
     for n in &status.nodes {
+        if !wide && let Some(reason) = &n.reason {
+            line(format!(
+                "  {}",
+                fail_mark(&format!(
+                    "{} {} after {}: {reason}",
+                    n.primary_mac, n.state, n.stage
+                ))
+            ));
+        }
         if let Some(e) = &n.bmc_error {
-            println!(
-                "  {} BMC {} ({}): {e}",
-                n.primary_mac, n.bmc_mac, n.bmc_address
-            );
+            line(format!(
+                "  {}",
+                fail_mark(&format!(
+                    "{} BMC {} ({}): {e}",
+                    n.primary_mac, n.bmc_mac, n.bmc_address
+                ))
+            ));
+        }
+        if full && let Some(e) = &n.last_event {
+            println!("  {} last netboot event: {e}", n.primary_mac);
         }
         if full && let Some(d) = &n.diag {
-            println!("  {} diag: {d}", n.primary_mac);
+            line(format!("  {} diag: {d}", n.primary_mac));
         }
     }
 }

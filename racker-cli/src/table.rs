@@ -1,37 +1,66 @@
-//! Plain-text tables: left-aligned columns two spaces apart.
+//! Plain-text tables: left-aligned columns two spaces apart. Cells may
+//! carry colour codes ([`crate::output::paint`]); they take no width and
+//! are dropped where colour is off.
 
-/// Print `header` and `rows` as aligned columns.
+/// Print `header` and `rows` as aligned columns on stdout.
 pub(crate) fn print<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.to_vec()).collect();
+    print_rows(&header, &rows);
+}
+
+/// Print `header` and `rows` (each as long as `header`) as aligned columns.
+pub(crate) fn print_rows(header: &[&str], rows: &[Vec<String>]) {
     for line in render(header, rows) {
-        println!("{line}");
+        crate::output::line(line);
     }
+}
+
+/// Characters a terminal shows for `cell`: ANSI escape sequences
+/// (`ESC [ ... letter`) take no room.
+fn visible_width(cell: &str) -> usize {
+    let mut width = 0;
+    let mut chars = cell.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            width += 1;
+        }
+    }
+    width
 }
 
 /// The lines of the table. Cells are padded by hand, never with a format
 /// width, which panics above `u16::MAX` (a 65,536-character Node Type).
-fn render<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> Vec<String> {
-    let mut widths = header.map(|h| h.chars().count());
+pub(crate) fn render(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
+    let mut widths: Vec<usize> = header.iter().map(|h| visible_width(h)).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(visible_width(cell));
         }
     }
-    let line = |cells: [&str; N]| {
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
         let mut out = String::new();
-        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+        for (i, (c, w)) in cells.zip(&widths).enumerate() {
             if i > 0 {
                 out.push_str("  ");
             }
             out.push_str(c);
-            let pad = w.saturating_sub(c.chars().count());
+            let pad = w.saturating_sub(visible_width(c));
             out.extend(std::iter::repeat_n(' ', pad));
         }
         out.trim_end().to_owned()
     };
-    let mut lines = vec![line(header)];
+    let mut lines = vec![line(&mut header.iter().copied())];
     lines.extend(
         rows.iter()
-            .map(|row| line(row.each_ref().map(String::as_str))),
+            .map(|row| line(&mut row.iter().map(String::as_str))),
     );
     lines
 }
@@ -40,23 +69,39 @@ fn render<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> Vec<String
 mod tests {
     use super::*;
 
+    fn rows(r: &[&[&str]]) -> Vec<Vec<String>> {
+        r.iter()
+            .map(|row| row.iter().map(|c| (*c).to_owned()).collect())
+            .collect()
+    }
+
     #[test]
     fn aligned() {
-        let rows = [
-            ["a".to_owned(), "bb".to_owned()],
-            ["ccc".to_owned(), "d".to_owned()],
+        let rows = rows(&[&["a", "bb"], &["ccc", "d"]]);
+        assert_eq!(render(&["X", "Y"], &rows), ["X    Y", "a    bb", "ccc  d"]);
+    }
+
+    #[test]
+    fn colour_codes_take_no_width() {
+        let red = crate::output::paint(crate::output::Tone::Bad, "no");
+        let rows = vec![
+            vec![red.clone(), "x".to_owned()],
+            rows(&[&["yes", "y"]]).remove(0),
         ];
-        assert_eq!(render(["X", "Y"], &rows), ["X    Y", "a    bb", "ccc  d"]);
+        let lines = render(&["OK", "V"], &rows);
+        assert_eq!(lines[0], "OK   V");
+        assert_eq!(lines[1], format!("{red}   x"));
+        assert_eq!(lines[2], "yes  y");
     }
 
     #[test]
     fn cells_wider_than_u16_do_not_panic() {
         let wide = "é".repeat(70_000);
-        let rows = [
-            [wide.clone(), "x".to_owned()],
-            ["y".to_owned(), "z".to_owned()],
+        let rows = vec![
+            vec![wide.clone(), "x".to_owned()],
+            vec!["y".to_owned(), "z".to_owned()],
         ];
-        let lines = render(["NODE TYPE", "N"], &rows);
+        let lines = render(&["NODE TYPE", "N"], &rows);
         assert_eq!(lines[1], format!("{wide}  x"));
         assert_eq!(lines[2].chars().count(), 70_000 + 3);
     }

@@ -43,11 +43,11 @@ fn happy_path_eight_nodes() {
         .args(["--nodes", "8"])
         .assert()
         .success()
-        .stdout(predicate::str::contains(
+        .stderr(predicate::str::contains(
             "✓ Checking BMC connectivity (8/8)",
         ))
-        .stdout(predicate::str::contains("✓ OS installation via PXE (8/8)"))
-        .stdout(predicate::str::contains(
+        .stderr(predicate::str::contains("✓ OS installation via PXE (8/8)"))
+        .stderr(predicate::str::contains(
             "✓ 8 node(s) provisioned with flatcar",
         ));
     let state_dir = dir.path().join("state");
@@ -93,8 +93,8 @@ fn unreachable_bmc_stops_with_exclude_hint_and_exclude_completes() {
         .args(["--nodes", "4", "--fault", &format!("{primary}=unreachable")])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("1 BMC(s) could not be reached"))
-        .stdout(predicate::str::contains(format!("--exclude \"{bmc}\"")));
+        .stderr(predicate::str::contains("1 BMC(s) could not be reached"))
+        .stderr(predicate::str::contains(format!("--exclude \"{bmc}\"")));
     let dir = tempfile::tempdir().unwrap();
     demo(dir.path())
         .args([
@@ -107,7 +107,7 @@ fn unreachable_bmc_stops_with_exclude_hint_and_exclude_completes() {
         ])
         .assert()
         .success()
-        .stdout(predicate::str::contains("✓ 3 node(s) provisioned"));
+        .stderr(predicate::str::contains("✓ 3 node(s) provisioned"));
     let state = json(dir.path().join("state/bootstrap.json"));
     assert_eq!(node_state(&state, &primary)["state"], "excluded");
 }
@@ -127,7 +127,7 @@ fn failed_install_is_excluded_with_on_failure_exclude() {
         ])
         .assert()
         .success()
-        .stdout(predicate::str::contains(
+        .stderr(predicate::str::contains(
             "Excluded 1 node(s) from the cluster",
         ));
     let state_dir = dir.path().join("state");
@@ -162,10 +162,10 @@ fn failed_install_retries_then_cancels_with_guidance() {
         ])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains(
+        .stderr(predicate::str::contains(
             "Retrying 1 node(s) (retry 2 of 2; log: ",
         ))
-        .stdout(predicate::str::contains("racker ipmi <node> diag"));
+        .stderr(predicate::str::contains("racker ipmi <node> diag"));
     // One log per attempt.
     let mut logs: Vec<String> = std::fs::read_dir(dir.path().join("state/cluster/logs"))
         .unwrap()
@@ -201,21 +201,21 @@ fn failed_install_retries_then_cancels_with_guidance() {
         ])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains(format!(
+        .stderr(predicate::str::contains(format!(
             "{primary} node-0: failed after"
         )))
-        .stdout(predicate::str::contains("--exclude"));
+        .stderr(predicate::str::contains("--exclude"));
     // Rerun once the cause is gone: the failed node is retried, the
     // installed one is left alone.
     demo(dir.path())
         .args(["--nodes", "2", "--on-failure", "cancel"])
         .assert()
         .success()
-        .stdout(predicate::str::contains(format!(
+        .stderr(predicate::str::contains(format!(
             "Retrying 1 node(s) that failed in the previous run: {primary}"
         )))
-        .stdout(predicate::str::contains("node-1 already installed"))
-        .stdout(predicate::str::contains("✓ 2 node(s) provisioned"));
+        .stderr(predicate::str::contains("node-1 already installed"))
+        .stderr(predicate::str::contains("✓ 2 node(s) provisioned"));
     let state = json(dir.path().join("state/bootstrap.json"));
     assert_eq!(node_state(&state, &primary)["stage"], "os-up");
     assert_eq!(node_state(&state, &primary)["attempts"], 2);
@@ -232,12 +232,13 @@ fn kill_mid_install_then_rerun_resumes_without_reinstalling() {
         .arg("--dir")
         .arg(dir.path())
         .args(["--nodes", "6", "--install-delay-ms", "400", "--stagger"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
+    // Progress is on stderr.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
     // Wait (bounded by the demo's own timeouts) for the first installed node.
     let mut seen = false;
     for line in lines.by_ref().take(200) {
@@ -267,9 +268,9 @@ fn kill_mid_install_then_rerun_resumes_without_reinstalling() {
         .args(["--nodes", "6"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("Resuming the bootstrap"))
-        .stdout(predicate::str::contains("already installed"))
-        .stdout(predicate::str::contains("✓ 6 node(s) provisioned"));
+        .stderr(predicate::str::contains("Resuming the bootstrap"))
+        .stderr(predicate::str::contains("already installed"))
+        .stderr(predicate::str::contains("✓ 6 node(s) provisioned"));
     let after = json(state_dir.join("bootstrap.json"));
     for (mac, n) in after["nodes"].as_object().unwrap() {
         assert_eq!(n["stage"], "os-up", "{mac}: {n}");
@@ -309,15 +310,15 @@ fn os_that_never_comes_up_is_excluded_or_retried_without_reinstall() {
         .args(["--fault", &format!("{bad}=no-os-up")])
         .assert()
         .success()
-        .stdout(predicate::str::contains("✓ OS installation via PXE (3/3)"))
-        .stdout(predicate::str::contains(
+        .stderr(predicate::str::contains("✓ OS installation via PXE (3/3)"))
+        .stderr(predicate::str::contains(
             "× Waiting for the installed OS (2/3)",
         ))
-        .stdout(predicate::str::contains("did not report up within 2s"))
-        .stdout(predicate::str::contains(format!(
+        .stderr(predicate::str::contains("did not report up within 2s"))
+        .stderr(predicate::str::contains(format!(
             "Excluded 1 node(s) from the cluster: {bad}"
         )))
-        .stdout(predicate::str::contains(
+        .stderr(predicate::str::contains(
             "✓ 2 node(s) provisioned with flatcar, OS up on 2",
         ));
     let state = json(dir.path().join("state/bootstrap.json"));
@@ -338,10 +339,10 @@ fn os_that_never_comes_up_is_excluded_or_retried_without_reinstall() {
         .args(["--retries", "1", "--fault", &format!("{bad}=no-os-up")])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains(
+        .stderr(predicate::str::contains(
             "Retrying 1 node(s) (retry 1 of 1; log: ",
         ))
-        .stdout(predicate::str::contains(format!(
+        .stderr(predicate::str::contains(format!(
             "{bad} node-1: failed after installed: installed, but its OS did not report up"
         )));
     let state = json(dir.path().join("state/bootstrap.json"));
@@ -376,13 +377,13 @@ fn os_that_never_comes_up_is_excluded_or_retried_without_reinstall() {
         ])
         .assert()
         .success()
-        .stdout(predicate::str::contains(format!(
+        .stderr(predicate::str::contains(format!(
             "Retrying 1 node(s) that failed in the previous run: {bad}"
         )))
-        .stdout(predicate::str::contains(format!(
+        .stderr(predicate::str::contains(format!(
             "{bad} node-1 already installed"
         )))
-        .stdout(predicate::str::contains(format!("{bad} node-1 OS up")));
+        .stderr(predicate::str::contains(format!("{bad} node-1 OS up")));
     let state = json(dir.path().join("state/bootstrap.json"));
     assert_eq!(node_state(&state, &bad)["stage"], "os-up", "{state}");
     assert_eq!(node_state(&state, &bad)["attempts"], 1, "{state}");

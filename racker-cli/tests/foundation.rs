@@ -168,7 +168,20 @@ fn plan_json_has_exactly_the_documented_keys() {
         .clone();
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["management", "nodes", "pxe_interface", "subnet"]);
+    assert_eq!(
+        keys,
+        [
+            "dynamic_range",
+            "kind",
+            "management",
+            "nodes",
+            "pxe_interface",
+            "schema_version",
+            "subnet"
+        ]
+    );
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["kind"], "plan");
     assert_eq!(v["pxe_interface"], "eth1");
     assert_eq!(v["subnet"], "172.24.213.0/24");
     assert_eq!(v["management"]["secondary_mac"], "00:11:22:33:44:30");
@@ -188,8 +201,9 @@ fn plan_json_has_exactly_the_documented_keys() {
             "excluded",
             "hostname",
             "ip",
+            "mac",
+            "node",
             "node_type",
-            "primary_mac",
             "role",
             "secondary_mac",
             "storage"

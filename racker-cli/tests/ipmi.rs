@@ -241,10 +241,16 @@ fn host_option_json_and_diag() {
     let host = format!("127.0.0.6:{}", rig.port);
     let out = stdout_of(&mut rig.ipmi(&["--host", &host, "power", "status", "--output", "json"]));
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
-    assert_eq!(v[0]["ok"], true);
-    assert_eq!(v[0]["result"]["type"], "chassis-status");
-    assert_eq!(v[0]["result"]["value"]["power_on"], false);
-    assert_eq!(v[0]["bmc"], host);
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["kind"], "ipmi");
+    let r = &v["results"][0];
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["result"]["type"], "chassis-status");
+    assert_eq!(r["result"]["value"]["power"], "off");
+    assert_eq!(
+        format!("{}:{}", r["bmc_ip"].as_str().unwrap(), r["bmc_port"]),
+        host
+    );
     rig.ipmi(&["00:11:22:33:44:20", "diag"])
         .assert()
         .success()

@@ -204,7 +204,10 @@ fn demo_cluster_nodes() -> Vec<FakeNode> {
 
 /// A fake `lokoctl`: logs its calls, checks its working directory holds
 /// the rendered files, writes `kubeconfig` where Lokomotive does on
-/// `cluster apply`, exits 1 on `fail_step`.
+/// `cluster apply`, exits 1 on `fail_step`. On `cluster apply` it also
+/// records what lokoctl would rely on: the keys in its ssh-agent
+/// (`agent-keys`), the demo rack's hosts file (`hosts-at-apply`) and the
+/// matchbox client certificate the rendered config names (`cert-at-apply`).
 fn fake_lokoctl(dir: &Path, kubeconfig: &str, fail_step: &str) -> PathBuf {
     let path = dir.join("lokoctl");
     let calls = dir.join("lokoctl-calls");
@@ -220,12 +223,18 @@ fn fake_lokoctl(dir: &Path, kubeconfig: &str, fail_step: &str) -> PathBuf {
              echo \"fake lokoctl output for $1\"\n\
              [ \"$1\" = '{fail_step}' ] && exit 1\n\
              if [ \"$1\" = cluster ]; then\n\
+               ssh-add -L > '{seen}/agent-keys' 2>&1 || true\n\
+               cp '{hosts}' '{seen}/hosts-at-apply' || true\n\
+               cert=$(sed -n 's/^ *matchbox_client_cert_path *= *\"\\(.*\\)\"$/\\1/p' baremetal.lokocfg)\n\
+               test -s \"$cert\" && echo \"$cert\" > '{seen}/cert-at-apply'\n\
                assets=$(sed -n 's/^asset_dir *= *\"\\(.*\\)\"$/\\1/p' lokocfg.vars)\n\
                mkdir -p \"$assets/cluster-assets/auth\" && cp '{source}' \"$assets/cluster-assets/auth/kubeconfig\"\n\
              fi\n\
              exit 0\n",
             calls = calls.display(),
             source = source.display(),
+            seen = dir.display(),
+            hosts = dir.join("rack/hosts").display(),
         ),
     )
     .unwrap();
@@ -271,7 +280,8 @@ fn joins_are_followed_through_the_kubernetes_api() {
         .args(["--nodes", "4"])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Progress is on stderr.
+    let stdout = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}");
     for expected in [
         "✓ Kubernetes bring-up (4/4)",
@@ -319,6 +329,59 @@ fn joins_are_followed_through_the_kubernetes_api() {
             .contains("fake lokoctl output for cluster")
     );
 
+    // lokoctl's environment (docs/lokomotive.md): the management key in an
+    // ssh-agent that racker started and stopped again, ...
+    let public_key = std::fs::read_to_string(state_dir.join("ssh/id_ed25519.pub")).unwrap();
+    let key_body: Vec<&str> = public_key.split_whitespace().take(2).collect();
+    let agent_keys = std::fs::read_to_string(dir.path().join("agent-keys")).unwrap();
+    assert!(
+        agent_keys.contains(&key_body.join(" ")),
+        "agent keys: {agent_keys}\nmanagement key: {public_key}"
+    );
+    let agents: Vec<_> = std::fs::read_dir(state_dir.join("ssh"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("agent."))
+        .collect();
+    assert!(agents.is_empty(), "agent socket left behind: {agents:?}");
+    // ... the cluster's names in the hosts file before lokoctl ran, ...
+    let hosts = std::fs::read_to_string(dir.path().join("hosts-at-apply")).unwrap();
+    for name in [
+        "lokomotive.k8s.localdomain",
+        "lokomotive-etcd0.k8s.localdomain",
+        "lokomotive-controller-0.k8s.localdomain",
+    ] {
+        assert!(hosts.contains(name), "{name} missing in\n{hosts}");
+    }
+    assert!(hosts.contains(racker_lokomotive::HOSTS_BEGIN), "{hosts}");
+    // ... the matchbox gRPC API's client certificate where the rendered
+    // config points, the API started by the bootstrap itself, ...
+    let cert = std::fs::read_to_string(dir.path().join("cert-at-apply")).unwrap();
+    assert!(
+        cert.trim().ends_with("state/matchbox-client/client.crt"),
+        "{cert}"
+    );
+    assert!(
+        stdout.contains("matchbox gRPC API (mutual TLS) on 127.0.0.1:"),
+        "{stdout}"
+    );
+    // ... and kubectl's kubeconfig linked to the cluster's.
+    let link = dir.path().join("rack/kube/config");
+    assert_eq!(
+        std::fs::canonicalize(&link).unwrap(),
+        std::fs::canonicalize(kubeconfig).unwrap()
+    );
+    // Every node lokoctl installed boots from its disk: persistent EFI
+    // disk boot set over IPMI LAN after the bring-up.
+    let sim = json(state_dir.join("sim-status.json"));
+    let nodes = sim["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 4, "{sim}");
+    for node in nodes {
+        assert_eq!(node["boot_device"], "disk", "{node}");
+        assert_eq!(node["persistent"], true, "{node}");
+        assert_eq!(node["efi"], true, "{node}");
+    }
+
     // `racker status` asks the same API.
     let mut status = Command::cargo_bin("racker").unwrap();
     let out = status
@@ -347,11 +410,11 @@ fn a_node_that_never_joins_fails_with_guidance() {
         .args(["--nodes", "4", "--join-timeout", "6s"])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("× Cluster health check (3/4)"))
-        .stdout(predicate::str::contains(
+        .stderr(predicate::str::contains("× Cluster health check (3/4)"))
+        .stderr(predicate::str::contains(
             "02:00:00:01:00:03 lokomotive-worker-0.k8s.localdomain: not a Ready Kubernetes node within 6s",
         ))
-        .stdout(predicate::str::contains("kubectl --kubeconfig"));
+        .stderr(predicate::str::contains("kubectl --kubeconfig"));
     let state = json(dir.path().join("rack/state/bootstrap.json"));
     assert_eq!(state["nodes"]["02:00:00:01:00:03"]["state"], "failed");
     assert_eq!(state["nodes"]["02:00:00:01:00:00"]["stage"], "joined");
@@ -380,10 +443,10 @@ fn a_node_that_never_joins_is_excluded_or_retried() {
         ])
         .assert()
         .success()
-        .stdout(predicate::str::contains(
+        .stderr(predicate::str::contains(
             "Excluded 1 node(s) from the cluster: 02:00:00:01:00:03",
         ))
-        .stdout(predicate::str::contains(
+        .stderr(predicate::str::contains(
             "✓ Lokomotive component installation (1/1)",
         ));
     let state = json(dir.path().join("rack/state/bootstrap.json"));
@@ -391,6 +454,15 @@ fn a_node_that_never_joins_is_excluded_or_retried() {
     let vars = std::fs::read_to_string(dir.path().join("rack/state/cluster/lokocfg.vars")).unwrap();
     assert!(!vars.contains("02:00:00:01:00:03"), "{vars}");
     assert!(vars.contains("02:00:00:01:00:02"), "{vars}");
+    // The excluded worker's name left the hosts file; the others stayed.
+    let hosts = std::fs::read_to_string(dir.path().join("hosts-at-apply")).unwrap();
+    assert!(hosts.contains("172.24.213.5 "), "{hosts}");
+    let hosts = std::fs::read_to_string(dir.path().join("rack/hosts")).unwrap();
+    assert!(!hosts.contains("172.24.213.5 "), "{hosts}");
+    assert!(
+        hosts.contains("lokomotive-controller-0.k8s.localdomain"),
+        "{hosts}"
+    );
 
     let (_api, dir, lokoctl) = lab(true, "none");
     demo(&dir.path().join("rack"), &lokoctl)
@@ -405,7 +477,7 @@ fn a_node_that_never_joins_is_excluded_or_retried() {
         .args(["--retries", "1"])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains(
+        .stderr(predicate::str::contains(
             "Retrying 1 node(s) (retry 1 of 1): lokoctl cluster apply again",
         ));
     let calls = std::fs::read_to_string(dir.path().join("lokoctl-calls")).unwrap();
@@ -429,8 +501,8 @@ fn failing_cluster_apply_is_reported() {
         .args(["--nodes", "2"])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("× Kubernetes bring-up (0/2)"))
-        .stdout(predicate::str::contains("lokoctl cluster apply failed"));
+        .stderr(predicate::str::contains("× Kubernetes bring-up (0/2)"))
+        .stderr(predicate::str::contains("lokoctl cluster apply failed"));
     let state = json(dir.path().join("rack/state/bootstrap.json"));
     assert_eq!(state["nodes"]["02:00:00:01:00:01"]["state"], "failed");
     assert_eq!(api.lists.load(Ordering::SeqCst), 0);

@@ -217,3 +217,133 @@ fn fetch_assets_without_key_names_the_key() {
     );
     assert!(!Path::new(&rack.path("state/assets/flatcar/current")).exists());
 }
+
+/// GET `path` and return the status and the body's bytes.
+fn http_bytes(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, out[split + 4..].to_vec())
+}
+
+/// `racker netboot management-node`: the original's management-node-ipxe
+/// for this rack, served by `netboot serve`; real Ignition accepts the
+/// config, which pins racker's binary by its SHA-512.
+#[test]
+fn management_node_install_is_served_and_verifiable() {
+    use sha2::Digest as _;
+    let rack = Rack::new();
+    // Without a source the command says what it needs.
+    let out = rack
+        .racker()
+        .args(["netboot", "management-node"])
+        .env_remove("RACKER_MANAGEMENT_BASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--base-url URL"));
+
+    let (_server, addr) = start_serve(&rack);
+    let base = format!("http://{addr}");
+    let out = rack
+        .racker()
+        .args(["netboot", "management-node", "--base-url", &base])
+        .args(["--kernel-console", "console=ttyS0,115200n8"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("chain {base}/assets/management-node/install.ipxe")),
+        "{stdout}"
+    );
+
+    let (status, ipxe) = http_bytes(addr, "/assets/management-node/install.ipxe");
+    assert_eq!(status, 200);
+    let ipxe = String::from_utf8(ipxe).unwrap();
+    assert!(ipxe.starts_with("#!ipxe\n"), "{ipxe}");
+    // No assets fetched: Flatcar's own stable release, as the original.
+    assert!(
+        ipxe.contains("set base-url https://stable.release.flatcar-linux.net/amd64-usr/current"),
+        "{ipxe}"
+    );
+    assert!(
+        ipxe.contains(&format!(
+            "console=ttyS0,115200n8 flatcar.autologin ignition.config.url={base}/assets/management-node/install-ignition.json"
+        )),
+        "{ipxe}"
+    );
+    let (status, ign) = http_bytes(addr, "/assets/management-node/install-ignition.json");
+    assert_eq!(status, 200);
+    let config: serde_json::Value = serde_json::from_slice(&ign).unwrap();
+    let files = config["storage"]["files"].as_array().unwrap();
+    let binary = files
+        .iter()
+        .find(|f| f["path"] == "/opt/bin/racker")
+        .unwrap();
+    assert_eq!(
+        binary["contents"]["source"],
+        format!("{base}/assets/management-node/racker")
+    );
+    let (status, served) = http_bytes(addr, "/assets/management-node/racker");
+    assert_eq!(status, 200);
+    let digest: String = sha2::Sha512::digest(&served)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        binary["contents"]["verification"]["hash"],
+        format!("sha512-{digest}")
+    );
+    assert_eq!(
+        served,
+        std::fs::read(assert_cmd::cargo::cargo_bin("racker")).unwrap()
+    );
+    let installer = files
+        .iter()
+        .find(|f| f["path"] == "/opt/installer")
+        .unwrap();
+    let script =
+        racker_lokomotive::decode_data_url(installer["contents"]["source"].as_str().unwrap())
+            .map(|b| String::from_utf8(b).unwrap())
+            .unwrap();
+    assert!(
+        script.contains("/opt/bin/racker ipmi --local bootdev disk"),
+        "{script}"
+    );
+    assert!(
+        script
+            .contains("echo 'set linux_console=\"console=ttyS0,115200n8\"' >> /tmp/oemfs/grub.cfg"),
+        "{script}"
+    );
+
+    // The real Ignition's validator accepts it.
+    let test = "management_node_install_is_served_and_verifiable";
+    if let Some(tool) = racker_testsupport::require_tool(test, "ignition-validate") {
+        let file = rack.path("state/assets/management-node/install-ignition.json");
+        let out = Command::new(tool).arg(&file).output().unwrap();
+        assert!(
+            out.status.success(),
+            "ignition-validate: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

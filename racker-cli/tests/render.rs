@@ -269,3 +269,29 @@ fn render_refuses_hostile_choices_and_missing_keys() {
         .failure()
         .stderr(predicate::str::contains("not a rendered cluster directory"));
 }
+
+/// `--old-lokomotive` (the original's OLD_LOKOMOTIVE=1) prefixes the
+/// domain with the cluster name; without it lokoctl v0.9 gets the plain
+/// domain.
+#[test]
+fn old_lokomotive_prefixes_the_domain_only_when_asked() {
+    let env = Env::new();
+    for (flag, expected) in [
+        (None, "k8s_domain_name  = \"k8s.localdomain\""),
+        (
+            Some("--old-lokomotive"),
+            "k8s_domain_name  = \"lokomotive.k8s.localdomain\"",
+        ),
+    ] {
+        let out = env.path(if flag.is_some() { "old" } else { "new" });
+        env.racker()
+            .args(["render", "--provision", "lokomotive", "--out"])
+            .arg(&out)
+            .args(flag)
+            .env_remove("RACKER_OLD_LOKOMOTIVE")
+            .assert()
+            .success();
+        let vars = std::fs::read_to_string(out.join("lokocfg.vars")).unwrap();
+        assert!(vars.contains(expected), "{flag:?}: {vars}");
+    }
+}

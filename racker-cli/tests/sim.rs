@@ -30,7 +30,10 @@ fn status_json(oem: &Path, state: &Path) -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["schema_version"], 1, "{doc}");
+    assert_eq!(doc["kind"], "sim-status", "{doc}");
+    doc["nodes"].clone()
 }
 
 fn interrupt(child: &mut Child) -> std::process::ExitStatus {
@@ -81,8 +84,9 @@ fn sim_up_count_writes_table_and_status_follows_ipmitool() {
     assert_eq!(nodes.len(), 3);
     for key in [
         "bmc_mac",
-        "primary_mac",
-        "ipmi_address",
+        "mac",
+        "bmc_ip",
+        "bmc_port",
         "power",
         "boot_device",
         "persistent",
@@ -91,7 +95,7 @@ fn sim_up_count_writes_table_and_status_follows_ipmitool() {
         assert!(nodes[0].get(key).is_some(), "missing {key} in {status}");
     }
     assert_eq!(nodes[1]["power"], "off");
-    assert_eq!(nodes[1]["primary_mac"], "02:52:4b:00:00:01");
+    assert_eq!(nodes[1]["mac"], "02:52:4b:00:00:01");
     assert_eq!(nodes[2]["faults"][0], "unreachable");
 
     let text = racker(&oem, &state)
@@ -235,13 +239,14 @@ fn ipmi_all(oem: &Path, state: &Path, net: &Path) -> Vec<(String, String, bool)>
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    docs.as_array()
+    docs["results"]
+        .as_array()
         .unwrap()
         .iter()
         .map(|d| {
             (
                 d["address_source"].as_str().unwrap().to_owned(),
-                d["bmc"].as_str().unwrap().to_owned(),
+                format!("{}:{}", d["bmc_ip"].as_str().unwrap(), d["bmc_port"]),
                 d["ok"].as_bool().unwrap(),
             )
         })

@@ -358,8 +358,12 @@ fn bootstrap_against_racker_sim_up() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Progress is on stderr; stdout has the summary table.
+    let stdout = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("✓ flatcar provisioned in"), "{summary}");
+    assert!(summary.contains("excluded"), "{summary}");
     for expected in [
         "× OS installation via PXE (2/3)",
         "Excluded 1 node(s) from the cluster: 02:52:4b:00:00:02",

@@ -319,7 +319,7 @@ fn planned(lab: &Lab, mac: &str) -> (String, String) {
     let nodes = plan["nodes"].as_array().expect("plan nodes");
     let node = nodes
         .iter()
-        .find(|n| n["primary_mac"] == mac)
+        .find(|n| n["mac"] == mac)
         .unwrap_or_else(|| panic!("{mac} not in {plan}"));
     let field = |k: &str| node[k].as_str().unwrap().to_owned();
     (field("ip"), field("bmc_ip"))
@@ -620,7 +620,17 @@ fn bootstrap_installs_a_vm_behind_ipmi_sim() {
     );
     let mut boot = Reaped(boot);
     let status = wait_until(&mut boot.0, VM_DEADLINE);
-    let out = fs::read_to_string(lab.path("bootstrap.out")).unwrap_or_default();
+    // The summary is on stdout, the progress on stderr (copied into
+    // server.log by a thread that may still be draining it).
+    let read_out = || {
+        fs::read_to_string(lab.path("bootstrap.out")).unwrap_or_default()
+            + &fs::read_to_string(lab.path("server.log")).unwrap_or_default()
+    };
+    let settle = Instant::now() + Duration::from_secs(3);
+    while !read_out().contains("node(s) provisioned") && Instant::now() < settle {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = read_out();
     let diag = || {
         let serial = fs::read_to_string(bmc.join("serial.log")).unwrap_or_default();
         let tail: Vec<&str> = serial.lines().collect();
@@ -706,9 +716,10 @@ fn bootstrap_installs_a_vm_behind_ipmi_sim() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["provisioned"], "flatcar", "{status}");
     let node = &status["nodes"][0];
-    assert_eq!(node["primary_mac"], VM_MAC, "{status}");
-    assert_eq!(node["bmc_reached"], true, "{status}");
+    assert_eq!(status["schema_version"], 1, "{status}");
+    assert_eq!(node["mac"], VM_MAC, "{status}");
+    assert_eq!(node["bmc_reachable"], true, "{status}");
     assert_eq!(node["power"], "on", "{status}");
-    assert_eq!(node["os_provisioned"], true, "{status}");
+    assert_eq!(node["os_installed"], true, "{status}");
     assert!(node["diag"].is_object(), "{status}");
 }

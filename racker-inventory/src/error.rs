@@ -324,6 +324,14 @@ pub enum Error {
         /// The MAC.
         mac: MacAddr,
     },
+    /// A host list (`node-[0-7],00:11:22:33:44:55`) does not parse.
+    #[error("host list \"{value}\": {reason}")]
+    InvalidHostList {
+        /// The text given.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Result alias.

@@ -9,6 +9,8 @@
 //! - [`AddressPlan`]: the deterministic internal addresses.
 //! - [`select`]: exclusions, roles, host names, storage nodes, labels.
 //! - [`PublicIps`]: the public-IP INI.
+//! - [`HostList`]: pdsh/FreeIPMI host lists (`node-[0-7]`, MACs) and
+//!   [`compress`] for consolidated output.
 //!
 //! ```
 //! use racker_inventory::*;
@@ -30,6 +32,7 @@
 
 mod credentials;
 mod error;
+mod hostlist;
 mod interfaces;
 mod mac;
 mod nodes;
@@ -39,6 +42,7 @@ mod selection;
 
 pub use credentials::{Credentials, Password};
 pub use error::{Error, Result};
+pub use hostlist::{Host, HostItem, HostList, MAX_HOSTS, Part, Range, compress};
 pub use interfaces::{LocalInterface, Management, read_local_interfaces};
 pub use mac::{MacAddr, ParseMacError};
 pub use nodes::{

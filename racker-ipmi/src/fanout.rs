@@ -13,6 +13,10 @@ use crate::codec::{
 };
 use crate::codec::{Password, RawRequest, RawResponse};
 use crate::error::Result;
+use crate::fru::Fru;
+use crate::monitor::{self, ChassisCapabilities, Identify, LanConfig, McInfo, RestartCause};
+use crate::sdr::SensorReading;
+use crate::sel::{SelEntry, SelInfo};
 use crate::session::{Credentials, SessionOptions};
 
 /// One BMC's result, yielded as soon as it is known.
@@ -120,12 +124,43 @@ pub enum Operation {
     },
     /// Raw request.
     Raw(RawRequest),
-    /// Device id, chassis status and boot flags.
+    /// Device id, chassis status, boot flags, sensor summary, last SEL entries.
     Diag,
+    /// Every sensor of the SDR repository, read.
+    Sensors,
+    /// Get SEL Info.
+    SelInfo,
+    /// SEL entries (the newest `last` when given).
+    SelList {
+        /// Keep only the newest N.
+        last: Option<usize>,
+    },
+    /// Clear the SEL.
+    SelClear,
+    /// FRU device 0.
+    Fru,
+    /// Chassis identify.
+    Identify(Identify),
+    /// LAN configuration of a channel.
+    LanPrint {
+        /// Channel.
+        channel: u8,
+    },
+    /// Device id, firmware, GUID.
+    McInfo,
+    /// Get Chassis Capabilities.
+    ChassisCapabilities,
+    /// Get System Restart Cause.
+    RestartCause,
+    /// Set Power Restore Policy (`Unknown`: list the supported ones).
+    SetPolicy(crate::codec::RestorePolicy),
 }
 
-/// Diagnostics gathered by [`Operation::Diag`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Diagnostics gathered by [`Operation::Diag`]. Serialised as
+/// `cipher_suite`, `device`, `chassis`, `boot_flags`, `sensors`, `sel`
+/// (each null when unreadable) and `boot_flags_error`, `sensors_error`,
+/// `sel_error` (null when read), docs/output.md.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Diag {
     /// Negotiated cipher suite.
     pub cipher_suite: u8,
@@ -135,10 +170,34 @@ pub struct Diag {
     pub chassis: ChassisStatus,
     /// Boot parameter 5, or why it could not be read.
     pub boot_flags: std::result::Result<BootFlags, String>,
+    /// Sensors, or why they could not be read.
+    pub sensors: std::result::Result<Vec<SensorReading>, String>,
+    /// The newest SEL entries (up to [`DIAG_SEL_ENTRIES`]), or why not.
+    pub sel: std::result::Result<Vec<SelEntry>, String>,
+}
+
+/// SEL entries [`Operation::Diag`] reports.
+pub const DIAG_SEL_ENTRIES: usize = 5;
+
+impl Serialize for Diag {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut m = s.serialize_struct("Diag", 9)?;
+        m.serialize_field("cipher_suite", &self.cipher_suite)?;
+        m.serialize_field("device", &self.device)?;
+        m.serialize_field("chassis", &self.chassis)?;
+        m.serialize_field("boot_flags", &self.boot_flags.as_ref().ok())?;
+        m.serialize_field("boot_flags_error", &self.boot_flags.as_ref().err())?;
+        m.serialize_field("sensors", &self.sensors.as_ref().ok())?;
+        m.serialize_field("sensors_error", &self.sensors.as_ref().err())?;
+        m.serialize_field("sel", &self.sel.as_ref().ok())?;
+        m.serialize_field("sel_error", &self.sel.as_ref().err())?;
+        m.end()
+    }
 }
 
 /// The result of an [`Operation`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", content = "value", rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Output {
@@ -156,6 +215,24 @@ pub enum Output {
     Raw(RawResponse),
     /// Diagnostics.
     Diag(Box<Diag>),
+    /// Sensor readings.
+    Sensors(Vec<SensorReading>),
+    /// SEL info.
+    SelInfo(SelInfo),
+    /// SEL entries.
+    Sel(Vec<SelEntry>),
+    /// FRU inventory.
+    Fru(Box<Fru>),
+    /// MC info.
+    McInfo(Box<McInfo>),
+    /// LAN configuration.
+    Lan(Box<LanConfig>),
+    /// Chassis capabilities.
+    ChassisCapabilities(ChassisCapabilities),
+    /// Restart cause.
+    RestartCause(RestartCause),
+    /// Supported power restore policies.
+    Policies(Vec<String>),
     /// Done, nothing to report.
     Done,
 }
@@ -205,12 +282,43 @@ impl Session {
                 let device = self.device_id().await?;
                 let chassis = self.chassis_status().await?;
                 let boot_flags = self.boot_flags().await.map_err(|e| e.to_string());
+                let sensors = monitor::sensors(self, None)
+                    .await
+                    .map_err(|e| e.to_string());
+                let sel = monitor::sel_list(self, Some(DIAG_SEL_ENTRIES))
+                    .await
+                    .map_err(|e| e.to_string());
                 Output::Diag(Box::new(Diag {
                     cipher_suite: self.cipher_suite().id(),
                     device,
                     chassis,
                     boot_flags,
+                    sensors,
+                    sel,
                 }))
+            }
+            Operation::Sensors => Output::Sensors(monitor::sensors(self, None).await?),
+            Operation::SelInfo => Output::SelInfo(monitor::sel_info(self).await?),
+            Operation::SelList { last } => Output::Sel(monitor::sel_list(self, *last).await?),
+            Operation::SelClear => {
+                monitor::sel_clear(self).await?;
+                Output::Done
+            }
+            Operation::Fru => Output::Fru(Box::new(monitor::fru(self).await?)),
+            Operation::Identify(what) => {
+                monitor::identify(self, *what).await?;
+                Output::Done
+            }
+            Operation::LanPrint { channel } => {
+                Output::Lan(Box::new(monitor::lan_print(self, *channel).await?))
+            }
+            Operation::McInfo => Output::McInfo(Box::new(monitor::mc_info(self).await?)),
+            Operation::ChassisCapabilities => {
+                Output::ChassisCapabilities(monitor::chassis_capabilities(self).await?)
+            }
+            Operation::RestartCause => Output::RestartCause(monitor::restart_cause(self).await?),
+            Operation::SetPolicy(p) => {
+                Output::Policies(monitor::set_restore_policy(self, *p).await?)
             }
         })
     }

@@ -14,9 +14,27 @@
 //!   simulated BMC use (framing, RAKP messages, keys, integrity,
 //!   confidentiality, typed commands, completion codes).
 //!
+//! - [`sdr`], [`sel`], [`fru`]: sans-IO decoders for sensors, the event
+//!   log and FRU inventory. SDR records, sensor types, SEL entries and
+//!   Device ID are decoded by `ipmi-rs-core`; where it is wrong or
+//!   missing something (negative M, one's-complement readings,
+//!   linearization, panics on short records, no FRU, private timestamps)
+//!   these modules wrap or extend it, each case with a test.
+//! - [`monitor`]: sensors (with an SDR cache keyed by the repository's
+//!   change timestamps), SEL, FRU, MC info, LAN print, identify, chassis
+//!   capabilities over any [`Transport`]; [`monitor::command`] is the one
+//!   adapter running an `ipmi-rs-core` typed command over our session.
+//!
+//! Why racker has its own RMCP+ layer instead of `ipmi-rs`'s: that one is
+//! blocking (one thread per BMC for a rack-wide fan-out) and has no
+//! Serial-over-LAN. `ipmi-rs` is used for what it does well: its typed
+//! commands and decoders, and its `/dev/ipmi0` ioctl transport for local
+//! use (feature `local`, [`LocalBmc`]).
+//!
 //! Cargo features: `client` (default) adds the tokio edge ([`Session`],
-//! SOL, fan-out). With `default-features = false` the crate is the codec
-//! and [`SessionCore`] only, without tokio.
+//! SOL, fan-out, [`monitor`]); `local` adds the in-band transport. With
+//! `default-features = false` the crate is the codec, [`SessionCore`] and
+//! the sans-IO decoders only, without tokio.
 //!
 //! ```no_run
 //! use racker_ipmi::{BmcAddress, Credentials, PowerAction, Session, SessionOptions};
@@ -39,9 +57,18 @@ mod client;
 pub mod codec;
 mod error;
 #[cfg(feature = "client")]
+pub mod exporter;
+#[cfg(feature = "client")]
 mod fanout;
+pub mod fru;
+#[cfg(feature = "local")]
+mod local;
+#[cfg(feature = "client")]
+pub mod monitor;
 #[cfg(feature = "client")]
 mod ops;
+pub mod sdr;
+pub mod sel;
 mod session;
 #[cfg(feature = "client")]
 mod sol;
@@ -56,8 +83,13 @@ pub use codec::{
 pub use error::{Error, Result};
 #[cfg(feature = "client")]
 pub use fanout::{
-    Diag, FanOutResult, Operation, Output, fan_out, fan_out_operation, run_operation,
+    DIAG_SEL_ENTRIES, Diag, FanOutResult, Operation, Output, fan_out, fan_out_operation,
+    run_operation,
 };
+#[cfg(feature = "local")]
+pub use local::{DEFAULT_DEVICE, LocalBmc};
+#[cfg(feature = "client")]
+pub use monitor::Transport;
 pub use session::{CipherPreference, Credentials, Event, SessionCore, SessionOptions};
 #[cfg(feature = "client")]
 pub use sol::{EscapeScanner, SolConsole};

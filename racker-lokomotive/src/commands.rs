@@ -39,6 +39,10 @@ pub const FLATCAR_COMMANDS: &[(&str, &str)] = &[
     ("sed", "points the resolved stub file at the extra listener"),
     ("ln", "links /etc/resolv.conf to the stub file"),
     ("sleep", "paces the resolv.conf loop"),
+    (
+        "modprobe",
+        "loads the IPMI drivers for the management node's in-band disk-boot step",
+    ),
 ];
 
 /// Shell builtins and keywords the rendered scripts use (bash and sh).
@@ -511,7 +515,17 @@ pub fn config_commands(source: &str, config: &Config) -> Vec<NodeCommand> {
 
 fn config_commands_into(source: &str, config: &Config, out: &mut Vec<NodeCommand>, depth: u32) {
     let files = config.storage.as_ref().map(|s| &s.files[..]).unwrap_or(&[]);
-    let written: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    // Scripts the config writes inline are followed (their commands are
+    // listed instead); a downloaded file it runs is listed itself.
+    let written: Vec<&str> = files
+        .iter()
+        .filter(|f| {
+            f.contents
+                .as_ref()
+                .is_some_and(|c| c.source.starts_with("data:"))
+        })
+        .map(|f| f.path.as_str())
+        .collect();
     let mut push = |where_: String, program: String| {
         if !written.contains(&program.as_str()) {
             out.push(NodeCommand {
@@ -747,7 +761,7 @@ mod tests {
         assert!(!is_allowed("/usr/bin/set"));
         assert!(!is_allowed("ipmitool"));
         assert!(!is_allowed("docker"));
-        assert!(!is_allowed("modprobe"));
+        assert!(!is_allowed("apt-get"));
     }
 
     #[test]

@@ -106,8 +106,19 @@ pub struct File {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Resource {
-    /// URL (racker always uses `data:` URLs).
+    /// URL (`data:` URLs for racker's own files).
     pub source: String,
+    /// The expected hash of what `source` yields (downloads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+}
+
+/// A download's expected hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Verification {
+    /// `sha512-<hex>` (or `sha256-<hex>`).
+    pub hash: String,
 }
 
 /// `systemd` section.
@@ -161,6 +172,7 @@ fn file(path: &str, mode: u32, contents: &[u8]) -> File {
         mode: Some(mode),
         contents: Some(Resource {
             source: data_url(contents),
+            verification: None,
         }),
     }
 }
@@ -282,13 +294,14 @@ Wants=network-online.target
 After=network-online.target
 [Service]
 Type=oneshot
-ExecStart=/usr/bin/curl --silent --show-error --fail --retry 10 --retry-delay 3 --retry-connrefused -X POST \"{url}/report?mac={mac}&stage=up\"
+ExecStart=/usr/bin/curl --silent --show-error --fail --retry 10 --retry-delay 3 --retry-connrefused -X POST \"{url}/report?mac={mac}&stage=up{token}\"
 StandardOutput=journal+console
 [Install]
 WantedBy=multi-user.target
 ",
         url = spec.netboot_url(),
         mac = node.mac,
+        token = spec.report_token_query(node.mac),
     )
 }
 
@@ -337,7 +350,7 @@ umount /tmp/oemfs
 set -euo pipefail
 report() {{
   curl --silent --show-error --fail --retry 10 --retry-delay 3 -X POST \\
-    \"{url}/report?mac={mac}&stage=$1\" || true
+    \"{url}/report?mac={mac}&stage=$1{token}\" || true
 }}
 trap 'report failed' ERR
 report installing
@@ -356,6 +369,7 @@ systemctl reboot
         os_config = INSTALL_OS_CONFIG_PATH,
         key_path = INSTALL_KEY_PATH,
         key_file = IMAGE_SIGNING_KEY_FILE,
+        token = spec.report_token_query(mac),
     )
 }
 

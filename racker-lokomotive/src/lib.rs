@@ -48,6 +48,7 @@ mod escape;
 mod exclude;
 mod hosts;
 pub mod ignition;
+pub mod management;
 mod options;
 mod render;
 mod spec;
@@ -59,6 +60,7 @@ pub use error::RenderError;
 pub use escape::{data_url, decode_data_url, hcl_string, is_token};
 pub use exclude::{Exclusion, exclude_in_dir, plan_exclusion, read_manifest};
 pub use hosts::{HOSTS_BEGIN, HOSTS_END, apply_hosts_block, hosts_block, remove_hosts_block};
+pub use management::{ManagementInstall, RackerBinary, render_management_install};
 pub use options::{
     Backup, BackupCredentials, DEFAULT_KERNEL_CONSOLE, DEFAULT_NETBOOT_PORT, ProvisionMode,
     PublicAddress, RenderOptions, Secret, Storage,

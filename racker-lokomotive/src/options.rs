@@ -1,9 +1,11 @@
 //! The cluster choices that are not part of the address plan or the
 //! selection.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use racker_inventory::MacAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RenderError;
@@ -142,6 +144,10 @@ pub struct RenderOptions {
     /// settings older lokoctl versions reject left out. Off by default:
     /// lokoctl v0.9 prefixes the domain itself (docs/migrating.md).
     pub old_lokomotive: bool,
+    /// Per-node install-report tokens (primary MAC → token) that the
+    /// installer and `racker-report-up.service` send with their reports
+    /// (racker-netboot refuses reports without them; docs/netboot.md).
+    pub report_tokens: BTreeMap<MacAddr, String>,
 }
 
 impl RenderOptions {
@@ -163,6 +169,7 @@ impl RenderOptions {
             asset_dir: "./lokoctl-assets".to_owned(),
             matchbox_client_dir: "/opt/racker-state/matchbox-client".to_owned(),
             old_lokomotive: false,
+            report_tokens: BTreeMap::new(),
         }
     }
 }

@@ -99,6 +99,10 @@ pub struct ClusterSpec {
     /// Render for Lokomotive before v0.9 ([`RenderOptions::old_lokomotive`]).
     #[serde(default, skip_serializing_if = "is_false")]
     pub old_lokomotive: bool,
+    /// Per-node install-report tokens ([`RenderOptions::report_tokens`]);
+    /// the node's rendered files carry its token anyway.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub report_tokens: BTreeMap<MacAddr, String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -210,6 +214,7 @@ impl ClusterSpec {
             asset_dir: options.asset_dir.clone(),
             matchbox_client_dir: options.matchbox_client_dir.clone(),
             old_lokomotive: options.old_lokomotive && provision == ProvisionMode::Lokomotive,
+            report_tokens: options.report_tokens.clone(),
         };
         spec.validate()?;
         if let Some((b, c)) = &options.backup {
@@ -354,6 +359,16 @@ impl ClusterSpec {
     /// The netboot server's base URL, e.g. `http://172.24.213.1:8080`.
     pub fn netboot_url(&self) -> String {
         format!("http://{}:{}", self.management_ip, self.netboot_port)
+    }
+
+    /// `&token=<hex>` for `mac`'s install reports, or nothing.
+    pub fn report_token_query(&self, mac: MacAddr) -> String {
+        self.report_tokens
+            .get(&mac)
+            // Hex only: it goes into shell words and URLs unescaped.
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(|t| format!("&token={t}"))
+            .unwrap_or_default()
     }
 
     /// The API server name `<cluster>.<domain>` (Lokomotive).

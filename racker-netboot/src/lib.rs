@@ -39,6 +39,7 @@ mod profile;
 pub mod query;
 pub mod report;
 pub mod tftp;
+pub mod trail;
 pub use profile::{ContentError, IgnitionDir, IgnitionProfile, IgnitionSource};
 
 // DHCP + TFTP + HTTP in one builder (`racker netboot serve`, bootstrap).

@@ -99,12 +99,14 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::dhcp::DhcpStats;
 use crate::dhcp::transport::{self, DhcpSocket};
 use crate::http::metrics::Metrics;
+use crate::http::rackview::{RackPlan, RackStatusFile, RackStatusSource};
 use crate::http::{HttpContent, HttpServer};
 use crate::iface::{AddressChange, IfaceError, RouteSource};
 use crate::matchbox::{Catalog, FlatcarBoot, NodeEntry};
-use crate::report::ReportStore;
+use crate::report::{ReportKey, ReportStore};
 use crate::tftp::server::{TftpServer, locate_boot_files};
 use crate::tftp::transfer::TftpConfig;
+use crate::trail::EventTrail;
 use crate::{
     ContentError, DhcpConfig, DhcpError, DhcpServer, IgnitionDir, IgnitionSource, InstalledNodes,
     LeaseTable, Reservation,
@@ -165,6 +167,10 @@ pub enum ServiceError {
     /// The HTTP side or the boot content (reports, matchbox data).
     #[error(transparent)]
     Content(#[from] ContentError),
+    /// The matchbox gRPC API could not start (certificates, store, socket).
+    #[cfg(feature = "grpc")]
+    #[error("starting the matchbox gRPC API: {0}")]
+    MatchboxApi(#[from] crate::matchbox_api::MatchboxApiError),
     /// A server task stopped unexpectedly (they serve until shut down).
     #[error("the {0} server stopped")]
     Stopped(&'static str),
@@ -215,8 +221,12 @@ pub struct NetbootServiceBuilder {
     kernel_console: Option<Vec<String>>,
     #[cfg(feature = "grpc")]
     boot_hook: Option<Arc<dyn crate::http::BootHook>>,
+    #[cfg(feature = "grpc")]
+    matchbox_grpc: Option<SocketAddr>,
     ignition: Option<Arc<dyn IgnitionSource>>,
     assets_dir: Option<PathBuf>,
+    report_tokens: bool,
+    rack_status: Option<Arc<dyn RackStatusSource>>,
 }
 
 /// The server address as put on the PXE interface.
@@ -265,6 +275,55 @@ pub struct NetbootService {
     content: JoinSet<(&'static str, Result<(), ContentError>)>,
     dhcp: Option<JoinHandle<Result<DhcpServer, DhcpError>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    trail: EventTrail,
+    #[cfg(feature = "grpc")]
+    matchbox_api: Option<MatchboxApiInfo>,
+}
+
+/// The running matchbox gRPC API (see
+/// [`NetbootServiceBuilder::matchbox_grpc`]).
+#[cfg(feature = "grpc")]
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MatchboxApiInfo {
+    /// The bound address (port 0 resolved).
+    pub addr: SocketAddr,
+    /// Where its certificates are (server side and the client's).
+    pub certs: crate::matchbox_api::CertPaths,
+    /// Whether they were made by this start (first use).
+    pub certs_made: bool,
+}
+
+/// Certificates (made on first use), store, boot hook and bound server of
+/// the matchbox gRPC API.
+#[cfg(feature = "grpc")]
+async fn start_matchbox_api(
+    state_dir: &std::path::Path,
+    server_ip: IpAddr,
+    addr: SocketAddr,
+) -> Result<
+    (
+        MatchboxApiInfo,
+        Arc<dyn crate::http::BootHook>,
+        crate::matchbox_api::GrpcServer,
+    ),
+    ServiceError,
+> {
+    use crate::matchbox_api::{CertPaths, GrpcServer, Store, store_dir};
+    let certs = CertPaths::in_state_dir(state_dir);
+    let mut ips = vec![server_ip];
+    if !addr.ip().is_unspecified() && addr.ip() != server_ip {
+        ips.push(addr.ip());
+    }
+    let certs_made = certs.ensure(&ips)?;
+    let store = Arc::new(Store::open(&store_dir(state_dir))?);
+    let server = GrpcServer::bind(addr, store.clone(), &certs).await?;
+    let info = MatchboxApiInfo {
+        addr: server.local_addr(),
+        certs,
+        certs_made,
+    };
+    Ok((info, store, server))
 }
 
 impl NetbootService {
@@ -299,9 +358,18 @@ impl NetbootService {
             kernel_console: None,
             #[cfg(feature = "grpc")]
             boot_hook: None,
+            #[cfg(feature = "grpc")]
+            matchbox_grpc: None,
             ignition: None,
             assets_dir: None,
+            report_tokens: true,
+            rack_status: None,
         }
+    }
+
+    /// The per-node event trail (also on disk and at `/api/events`).
+    pub fn trail(&self) -> &EventTrail {
+        &self.trail
     }
 
     /// Where HTTP listens.
@@ -317,6 +385,12 @@ impl NetbootService {
     /// Where DHCP listens, when it runs.
     pub fn dhcp_addr(&self) -> Option<SocketAddr> {
         self.dhcp_addr
+    }
+
+    /// The matchbox gRPC API, when it was asked for.
+    #[cfg(feature = "grpc")]
+    pub fn matchbox_api(&self) -> Option<&MatchboxApiInfo> {
+        self.matchbox_api.as_ref()
     }
 
     /// The base URL handed to nodes (no trailing slash).
@@ -560,6 +634,18 @@ impl NetbootServiceBuilder {
         self
     }
 
+    /// Also serve the matchbox-compatible gRPC API (mutual TLS) on `addr`
+    /// (docs/lokomotive.md): its certificates are made on first use in
+    /// `<state-dir>/matchbox/certs` and `<state-dir>/matchbox-client` (for
+    /// the service's address and `addr`'s), the stored objects live in
+    /// `<state-dir>/matchbox`, and the HTTP boot endpoints answer from them
+    /// first (replacing a [`boot_hook`](Self::boot_hook)).
+    #[cfg(feature = "grpc")]
+    pub fn matchbox_grpc(mut self, addr: Option<SocketAddr>) -> Self {
+        self.matchbox_grpc = addr;
+        self
+    }
+
     /// Kernel console arguments of the generated Flatcar installer profile
     /// (the rack's console, e.g. `console=ttyS1,57600n8`, so the install
     /// shows over serial-over-LAN) instead of [`FlatcarBoot`]'s default.
@@ -599,6 +685,22 @@ impl NetbootServiceBuilder {
         self
     }
 
+    /// Require each install report to carry the node's token (default
+    /// on; the key is `<state-dir>/netboot/report.key`, created on first
+    /// use).
+    pub fn report_tokens(mut self, on: bool) -> Self {
+        self.report_tokens = on;
+        self
+    }
+
+    /// Where the rack view (`/`, `/api/rack`) learns each node's state and
+    /// power (default: `<state-dir>/rack-status.json`, which a bootstrap
+    /// keeps current).
+    pub fn rack_status(mut self, source: Arc<dyn RackStatusSource>) -> Self {
+        self.rack_status = Some(source);
+        self
+    }
+
     /// Start the services (see the [module docs](self) for the order).
     /// Must be called inside a multi-threaded or current-thread tokio
     /// runtime, which then runs them.
@@ -625,8 +727,12 @@ impl NetbootServiceBuilder {
             kernel_console,
             #[cfg(feature = "grpc")]
             boot_hook,
+            #[cfg(feature = "grpc")]
+            matchbox_grpc,
             ignition,
             assets_dir,
+            report_tokens,
+            rack_status,
         } = self;
         let server_ip = config.server_ip;
         if dhcp != DhcpListen::Off {
@@ -672,6 +778,11 @@ impl NetbootServiceBuilder {
         let server = IpAddr::V4(server_ip);
         let metrics = Arc::new(Metrics::default());
         let reports = ReportStore::open(&state_dir)?;
+        let mut known: Vec<MacAddr> = reservations.iter().map(|r| r.mac).collect();
+        if let CatalogSource::Flatcar(nodes) = &catalog {
+            known.extend(nodes.iter().map(|n| n.mac));
+        }
+        let trail = EventTrail::open(&state_dir, known);
         let tftp = if tftp {
             let addr = tftp_listen.unwrap_or(SocketAddr::new(server, TFTP_PORT));
             let hint = if addr.port() < 1024 {
@@ -686,7 +797,8 @@ impl NetbootServiceBuilder {
             let server = TftpServer::bind(addr, root.dir(), tftp_config, metrics.tftp.clone())
                 .await
                 .map_err(tftp_err)?
-                .with_boot_files(root.clone());
+                .with_boot_files(root.clone())
+                .with_trail(trail.clone());
             Some((server, root))
         } else {
             None
@@ -715,6 +827,16 @@ impl NetbootServiceBuilder {
             };
             format!("http://{}", SocketAddr::new(host, http_server_addr.port()))
         });
+        let rack_nodes = match &catalog {
+            CatalogSource::Flatcar(nodes) => nodes.clone(),
+            _ => Vec::new(),
+        };
+        let rack_plan = RackPlan {
+            nodes: rack_nodes,
+            reservations: reservations.clone(),
+        };
+        let rack_status =
+            rack_status.unwrap_or_else(|| Arc::new(RackStatusFile::in_state_dir(&state_dir)));
         let catalog = match catalog {
             CatalogSource::Flatcar(nodes) => {
                 let mut boot = FlatcarBoot::new(&base_url);
@@ -729,12 +851,36 @@ impl NetbootServiceBuilder {
         let ignition = ignition.unwrap_or_else(|| Arc::new(IgnitionDir::in_state_dir(&state_dir)));
         let assets = assets_dir.unwrap_or_else(|| state_dir.join("assets"));
         let mut content =
-            HttpContent::new(catalog, reports.clone(), ignition, &assets, metrics.clone());
-        #[cfg(feature = "grpc")]
-        if let Some(hook) = boot_hook {
-            content = content.with_hook(hook);
+            HttpContent::new(catalog, reports.clone(), ignition, &assets, metrics.clone())
+                .with_trail(trail.clone())
+                .with_rack_view(rack_plan, rack_status);
+        if report_tokens {
+            content = content.with_report_key(ReportKey::load_or_create(&state_dir)?);
         }
         let mut tasks = JoinSet::new();
+        #[cfg(feature = "grpc")]
+        let mut matchbox_api = None;
+        #[cfg(feature = "grpc")]
+        {
+            let mut boot_hook = boot_hook;
+            if let Some(addr) = matchbox_grpc {
+                let (info, hook, server) = start_matchbox_api(&state_dir, server, addr).await?;
+                boot_hook = Some(hook);
+                let local = info.addr;
+                tasks.spawn(async move {
+                    let result = server.run().await.map_err(|e| ContentError::Socket {
+                        what: "serving the matchbox gRPC API",
+                        addr: local,
+                        source: std::io::Error::other(e),
+                    });
+                    ("matchbox gRPC", result)
+                });
+                matchbox_api = Some(info);
+            }
+            if let Some(hook) = boot_hook {
+                content = content.with_hook(hook);
+            }
+        }
         let mut tftp_addr = None;
         if let Some((tftp, root)) = tftp {
             content = content.with_boot_files(&root);
@@ -757,6 +903,9 @@ impl NetbootServiceBuilder {
             content: tasks,
             dhcp: None,
             shutdown: None,
+            #[cfg(feature = "grpc")]
+            matchbox_api,
+            trail,
         };
         let Some(leases) = leases else {
             return Ok(service);
@@ -778,6 +927,7 @@ impl NetbootServiceBuilder {
         };
         service.dhcp_addr = Some(socket.local_addr());
         let stats = Arc::new(DhcpStats::default());
+        stats.attach_trail(service.trail.clone());
         service.metrics.register(stats.clone());
         service.dhcp_stats = Some(stats.clone());
         let installed: Arc<dyn InstalledNodes + Send + Sync> = Arc::new(service.reports.clone());
@@ -793,4 +943,165 @@ impl NetbootServiceBuilder {
         }));
         Ok(service)
     }
+}
+
+/// What a running `racker netboot serve` leaves in its state directory
+/// (`<state-dir>/netboot/service.json`) so `racker bootstrap` uses it
+/// instead of binding a second server (docs/netboot.md, "As a service").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct ServiceMarker {
+    /// The serving process.
+    pub pid: u32,
+    /// Where HTTP listens.
+    pub http: SocketAddr,
+    /// The base URL nodes use.
+    pub base_url: String,
+    /// Where DHCP listens, when it runs.
+    pub dhcp: Option<SocketAddr>,
+}
+
+/// Path of the service marker.
+pub fn marker_path(state_dir: &std::path::Path) -> PathBuf {
+    state_dir.join("netboot").join("service.json")
+}
+
+impl ServiceMarker {
+    /// The marker of `service`, run by this process.
+    pub fn of(service: &NetbootService) -> Self {
+        Self {
+            pid: std::process::id(),
+            http: service.http_addr(),
+            base_url: service.base_url().to_owned(),
+            dhcp: service.dhcp_addr(),
+        }
+    }
+
+    /// Write it (atomically).
+    pub fn write(&self, state_dir: &std::path::Path) -> Result<(), ContentError> {
+        let path = marker_path(state_dir);
+        let json = serde_json::to_vec(self).map_err(|source| ContentError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        crate::report::write_atomic(&path, &json)
+    }
+
+    /// Remove it if it is this process's.
+    pub fn remove_own(state_dir: &std::path::Path) {
+        if Self::read(state_dir).is_some_and(|m| m.pid == std::process::id()) {
+            let _ = std::fs::remove_file(marker_path(state_dir));
+        }
+    }
+
+    /// The marker, if one is there.
+    pub fn read(state_dir: &std::path::Path) -> Option<Self> {
+        let bytes = std::fs::read(marker_path(state_dir)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// The marker of a service that runs and answers `GET /api/health`
+    /// with its pid within `timeout`; `None` when there is none (a stale
+    /// marker of a dead process is ignored).
+    pub async fn running(
+        state_dir: &std::path::Path,
+        timeout: std::time::Duration,
+    ) -> Option<Self> {
+        let marker = Self::read(state_dir)?;
+        if !std::path::Path::new(&format!("/proc/{}", marker.pid)).exists() {
+            return None;
+        }
+        let probe = async {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let mut stream = tokio::net::TcpStream::connect(marker.http).await.ok()?;
+            stream
+                .write_all(b"GET /api/health HTTP/1.0\r\nHost: racker\r\nConnection: close\r\n\r\n")
+                .await
+                .ok()?;
+            let mut reply = Vec::new();
+            stream.read_to_end(&mut reply).await.ok()?;
+            let text = String::from_utf8_lossy(&reply);
+            (text.starts_with("HTTP/1.") && text.contains(&format!("\"pid\":{}", marker.pid)))
+                .then_some(())
+        };
+        tokio::time::timeout(timeout, probe).await.ok().flatten()?;
+        Some(marker)
+    }
+}
+
+/// A boot file nodes will request that the server cannot serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Missing {
+    /// What it is: `kernel`, `initrd`, `image`, `image signature`,
+    /// `iPXE binaries`, `Ignition of 00:11:...`.
+    pub what: String,
+    /// Where it should be, or why it cannot be used.
+    pub detail: String,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.detail)
+    }
+}
+
+/// The Flatcar files a PXE install requests below `<assets>/flatcar/current`
+/// (kernel and initrd by iPXE, image and signature by `flatcar-install`).
+pub const PREFLIGHT_ASSETS: [(&str, &str); 4] = [
+    ("kernel", crate::matchbox::PXE_KERNEL),
+    ("initrd", crate::matchbox::PXE_INITRD),
+    ("image", "flatcar_production_image.bin.bz2"),
+    ("image signature", "flatcar_production_image.bin.bz2.sig"),
+];
+
+/// Check every boot file the `nodes` will request before any of them is
+/// powered: the Flatcar kernel, initrd, image and its signature under
+/// `assets_dir/flatcar/current`, the iPXE binaries when TFTP serves them
+/// (`boot_files`: `Some(dir or default)`), and each node's install
+/// Ignition. Empty: all there.
+pub fn preflight(
+    assets_dir: &std::path::Path,
+    boot_files: Option<Option<&std::path::Path>>,
+    ignition: &dyn IgnitionSource,
+    nodes: &[MacAddr],
+) -> Vec<Missing> {
+    let mut missing = Vec::new();
+    let jail = crate::tftp::jail::Jail::new(assets_dir).ok();
+    for (what, file) in PREFLIGHT_ASSETS {
+        let rel = format!("flatcar/current/{file}");
+        let ok = jail
+            .as_ref()
+            .and_then(|j| j.resolve(&rel).ok())
+            .and_then(|p| std::fs::metadata(p).ok())
+            .is_some_and(|m| m.is_file() && m.len() > 0);
+        if !ok {
+            missing.push(Missing {
+                what: what.to_owned(),
+                detail: format!("{} missing", assets_dir.join(&rel).display()),
+            });
+        }
+    }
+    if let Some(dir) = boot_files
+        && let Err(e) = locate_boot_files(dir)
+    {
+        missing.push(Missing {
+            what: "iPXE binaries".to_owned(),
+            detail: e.to_string(),
+        });
+    }
+    for mac in nodes {
+        match ignition.ignition(*mac, crate::IgnitionProfile::Install) {
+            Ok(Some(_)) => {}
+            Ok(None) => missing.push(Missing {
+                what: format!("Ignition of {mac}"),
+                detail: "not rendered".to_owned(),
+            }),
+            Err(e) => missing.push(Missing {
+                what: format!("Ignition of {mac}"),
+                detail: e.to_string(),
+            }),
+        }
+    }
+    missing
 }

@@ -69,6 +69,36 @@ fn discover(mac: [u8; 6]) -> Vec<u8> {
     msg.to_vec().unwrap()
 }
 
+/// Kernel, initrd and the node's install Ignition in `state`, so its iPXE
+/// script is handed out.
+fn bootable(state: &Path) {
+    let assets = state.join("assets/flatcar/current");
+    fs::create_dir_all(&assets).unwrap();
+    for f in [
+        racker_netboot::matchbox::PXE_KERNEL,
+        racker_netboot::matchbox::PXE_INITRD,
+    ] {
+        fs::write(assets.join(f), b"x").unwrap();
+    }
+    let ign = racker_netboot::IgnitionDir::in_state_dir(state)
+        .path(MacAddr::new(NODE), racker_netboot::IgnitionProfile::Install);
+    fs::create_dir_all(ign.parent().unwrap()).unwrap();
+    fs::write(&ign, br#"{"ignition":{"version":"3.4.0"}}"#).unwrap();
+}
+
+fn http_req(addr: SocketAddr, method: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 fn http_get(addr: SocketAddr, path: &str) -> String {
     use std::io::{Read as _, Write as _};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -98,6 +128,7 @@ fn tftp_first_block(addr: SocketAddr, name: &str) -> Vec<u8> {
 async fn builder_wires_dhcp_tftp_and_http_on_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
+    bootable(&state);
     let loopback = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let service = NetbootService::builder(&state, DhcpConfig::new(SERVER, 24))
         .dhcp(DhcpListen::Socket(loopback(0)))
@@ -180,6 +211,54 @@ async fn builder_wires_dhcp_tftp_and_http_on_loopback() {
         .unwrap();
     let ack = Message::from_bytes(&buf[..n]).unwrap();
     assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
+
+    // Install reports: refused without the node's token (forged), with a
+    // wrong one, and going backwards; accepted with it.
+    let key = racker_netboot::report::ReportKey::load_or_create(&state).unwrap();
+    let token = key.token(MacAddr::new(NODE));
+    let (forged, wrong, good, back, events, health) = tokio::task::spawn_blocking(move || {
+        let report =
+            |q: &str| http_req(http, "POST", &format!("/report?mac=02:11:22:33:44:10&{q}"));
+        (
+            report("stage=installed"),
+            report(&format!("stage=installed&token={}", "0".repeat(32))),
+            report(&format!("stage=installed&token={token}")),
+            report(&format!("stage=installing&token={token}")),
+            http_get(http, "/api/events?mac=02:11:22:33:44:10"),
+            http_get(http, "/api/health"),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
+    assert!(wrong.starts_with("HTTP/1.1 403"), "{wrong}");
+    assert!(good.starts_with("HTTP/1.1 200"), "{good}");
+    assert!(back.starts_with("HTTP/1.1 409"), "{back}");
+    assert!(service.reports().is_installed(MacAddr::new(NODE)));
+    // The event trail: the DHCP exchange, the script, TFTP and the
+    // reports (never the token), in memory, on disk and over HTTP.
+    let trail = racker_netboot::trail::load(&state, MacAddr::new(NODE));
+    let text = format!("{trail:?}");
+    for want in [
+        "DHCPDISCOVER -> DHCPOFFER",
+        "DHCPREQUEST -> DHCPACK",
+        "GET /ipxe",
+        "RRQ ipxe.efi",
+        "installed (403)",
+        "installed (200)",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    assert!(!text.contains(&key.token(MacAddr::new(NODE))), "{text}");
+    assert_eq!(trail, service.trail().events(MacAddr::new(NODE)));
+    assert!(
+        events.starts_with("HTTP/1.1 200") && events.contains("DHCPACK"),
+        "{events}"
+    );
+    assert!(
+        health.contains(&format!("\"pid\":{}", std::process::id())),
+        "{health}"
+    );
     service.shutdown().await.unwrap();
     let leases = LeaseTable::load(&state).unwrap();
     assert_eq!(
@@ -191,6 +270,7 @@ async fn builder_wires_dhcp_tftp_and_http_on_loopback() {
 #[tokio::test]
 async fn no_dhcp_serves_content_only_and_base_url_override_reaches_the_profile() {
     let dir = tempfile::tempdir().unwrap();
+    bootable(dir.path());
     let service = NetbootService::builder(dir.path(), DhcpConfig::new(SERVER, 24))
         .nodes([node()])
         .http_listen("127.0.0.1:0".parse().unwrap())

@@ -15,6 +15,10 @@ use racker_ipmi::codec::{
 };
 
 use crate::chassis::{BootFlags, Chassis, Event, MAX_USERS, User};
+use crate::sel::Sel;
+
+mod platform;
+use platform::Identify;
 
 /// Privilege levels.
 const PRIV_USER: u8 = codec::privilege::USER;
@@ -53,6 +57,7 @@ pub struct BmcConfig {
     suites: Vec<CipherSuite>,
     sol_port: u16,
     seed: u64,
+    clock: Option<(Instant, u32)>,
 }
 
 impl BmcConfig {
@@ -71,6 +76,7 @@ impl BmcConfig {
             suites: ALL_SUITES.to_vec(),
             sol_port: 623,
             seed: u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0x5a, 0xa5]),
+            clock: None,
         }
     }
     /// Number of concurrent sessions (pending handshakes included).
@@ -108,6 +114,13 @@ impl BmcConfig {
     /// Seed for session IDs and random numbers (fresh entropy in servers).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+    /// The SEL clock: at `at` the wall clock read `unix_secs` (seconds
+    /// since 1970). Without it SEL timestamps count from the first event,
+    /// which tools print as "pre-init" times.
+    pub fn wall_clock(mut self, at: Instant, unix_secs: u32) -> Self {
+        self.clock = Some((at, unix_secs));
         self
     }
 }
@@ -152,6 +165,10 @@ struct Cached {
 
 #[derive(Debug, Clone)]
 struct Session {
+    /// Get Session Info handle (1-255, unique among sessions).
+    handle: u8,
+    /// User ID (1-based) once RAKP 1 named the user.
+    user_id: u8,
     sid_c: u32,
     sid_m: u32,
     peer: SocketAddr,
@@ -241,6 +258,7 @@ impl Session {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct CoreFaults {
     pub(crate) wrong_credentials: bool,
+    pub(crate) fan_fail: bool,
 }
 
 /// One simulated BMC (sans-IO).
@@ -263,6 +281,11 @@ pub struct Bmc {
     rng: StdRng,
     events: Vec<Event>,
     faults: CoreFaults,
+    sel: Sel,
+    clock: Option<(Instant, u32)>,
+    sdr_reservation: u16,
+    identify: Identify,
+    global_enables: u8,
 }
 
 impl Bmc {
@@ -275,6 +298,7 @@ impl Bmc {
         ];
         let chassis = Chassis::new(config.mac, config.ip, &config.user, &config.password);
         let rng = StdRng::seed_from_u64(config.seed);
+        let clock = config.clock;
         Bmc {
             config,
             guid,
@@ -283,6 +307,12 @@ impl Bmc {
             rng,
             events: Vec::new(),
             faults: CoreFaults::default(),
+            sel: Sel::default(),
+            clock,
+            sdr_reservation: 0,
+            identify: Identify::Off,
+            // System event logging enabled.
+            global_enables: 0x08,
         }
     }
 
@@ -309,8 +339,27 @@ impl Bmc {
         std::mem::take(&mut self.events)
     }
 
-    pub(crate) fn set_core_faults(&mut self, f: CoreFaults) {
+    /// The System Event Log, oldest record first (16 bytes each, IPMI 2.0
+    /// §32.1).
+    pub fn sel_records(&self) -> Vec<[u8; 16]> {
+        self.sel.records().copied().collect()
+    }
+
+    /// Whether the chassis identify light is on at `now`.
+    pub fn identify_on(&self, now: Instant) -> bool {
+        self.identify.state(now) != 0
+    }
+
+    pub(crate) fn set_core_faults(&mut self, now: Instant, f: CoreFaults) {
+        let fan_changed = f.fan_fail != self.faults.fan_fail;
+        if fan_changed && !f.fan_fail {
+            self.faults = f;
+            self.log_fan_fault(now, false);
+        }
         self.faults = f;
+        if fan_changed && f.fan_fail {
+            self.log_fan_fault(now, true);
+        }
     }
 
     /// The BMC restarts: every session (and SOL) is dropped; chassis power
@@ -323,15 +372,19 @@ impl Bmc {
     /// The node itself changes power (OS shutdown, firmware reboot).
     pub fn node_power(&mut self, now: Instant, on: bool) {
         self.chassis.tick(now, &mut self.events);
+        let mark = self.events.len();
         let op = if on { 1 } else { 0 };
         self.chassis.control(now, op, false, &mut self.events);
+        self.log_events(now, mark);
     }
 
     /// The node sets its own boot flags (in-band, like `ipmitool` on the host).
     pub fn node_set_boot_flags(&mut self, now: Instant, flags: BootFlags) {
         self.chassis.tick(now, &mut self.events);
+        let mark = self.events.len();
         self.chassis
             .set_boot_flags(now, flags.raw, &mut self.events);
+        self.log_events(now, mark);
     }
 
     /// Disable (true) or enable the 60-s boot-flag timer, like parameter 3.
@@ -542,7 +595,9 @@ impl Bmc {
                 }
                 session.last_activity = now;
                 session.peer = peer;
+                let mark = self.events.len();
                 let (cc, data, close) = self.session_command(now, i, &req);
+                self.log_events(now, mark);
                 let response = req.response(cc, &data);
                 let session = &mut self.sessions[i];
                 session.cached = Some(Cached {
@@ -619,7 +674,12 @@ impl Bmc {
         } else {
             req.max_privilege
         };
+        let handle = (1..=u8::MAX)
+            .find(|h| !self.sessions.iter().any(|s| s.handle == *h))
+            .unwrap_or(u8::MAX);
         self.sessions.push(Session {
+            handle,
+            user_id: 0,
             sid_c,
             sid_m,
             peer,
@@ -710,6 +770,7 @@ impl Bmc {
         };
         let code = params.rakp2_code(&key);
         session.max_priv = if requested == 0 { limit } else { requested };
+        session.user_id = (user + 1) as u8;
         session.state = State::AwaitRakp3 {
             rm,
             rc,
@@ -1013,7 +1074,12 @@ impl Bmc {
                     on_via_ipmi: c.last_on_by_ipmi,
                     ..LastPowerEvent::default()
                 };
-                ok(ChassisStatus::new(c.power, RestorePolicy::Previous, last).encode())
+                let mut status = ChassisStatus::new(c.power, RestorePolicy::Previous, last);
+                status.fan_fault = self.faults.fan_fail;
+                let mut data = status.encode();
+                // Identify command and state supported; the state.
+                data[2] |= 0x40 | (self.identify.state(now) << 4);
+                ok(data)
             }
             command::CHASSIS_CONTROL => {
                 if !need(PRIV_OPERATOR) {
@@ -1082,8 +1148,10 @@ impl Bmc {
                 let ch = &self.chassis;
                 let data: Vec<u8> = match param {
                     0 => vec![ch.lan_set_in_progress],
-                    1 => vec![0x14],
-                    2 => vec![0x14, 0x14, 0x14, 0x14, 0x00],
+                    // No IPMI 1.5 authentication types (RMCP+ only), as Get
+                    // Channel Authentication Capabilities says.
+                    1 => vec![0x00],
+                    2 => vec![0x00, 0x00, 0x00, 0x00, 0x00],
                     3 => ch.lan_ip.to_vec(),
                     4 => vec![ch.lan_ip_source],
                     5 => ch.mac.to_vec(),
@@ -1159,7 +1227,10 @@ impl Bmc {
                 }
                 ok(Vec::new())
             }
-            _ => (cc::INVALID_COMMAND, Vec::new(), None),
+            _ => match self.platform_command(now, i, req) {
+                Some((cc, data)) => (cc, data, None),
+                None => (cc::INVALID_COMMAND, Vec::new(), None),
+            },
         }
     }
 

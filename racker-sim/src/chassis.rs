@@ -79,6 +79,11 @@ pub struct Chassis {
     pub(crate) mac: [u8; 6],
     pub(crate) users: Vec<User>,
     pub(crate) console_log: VecDeque<u8>,
+    /// Get System Restart Cause: 1 = chassis control command, 0 = unknown.
+    pub(crate) restart_cause: u8,
+    /// Power-on time accumulated before the current on period.
+    powered: Duration,
+    on_since: Option<Instant>,
 }
 
 impl Chassis {
@@ -120,6 +125,9 @@ impl Chassis {
             mac,
             users,
             console_log: VecDeque::new(),
+            restart_cause: 0,
+            powered: Duration::ZERO,
+            on_since: None,
         }
     }
 
@@ -146,6 +154,22 @@ impl Chassis {
     /// The console output kept so far (newest 64 KiB).
     pub fn console_log(&self) -> Vec<u8> {
         self.console_log.iter().copied().collect()
+    }
+
+    /// Total time powered on up to `now` (the POH counter).
+    pub(crate) fn powered_for(&self, now: Instant) -> Duration {
+        self.powered
+            + self
+                .on_since
+                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
+    }
+
+    fn account_power(&mut self, now: Instant, on: bool) {
+        if on {
+            self.on_since.get_or_insert(now);
+        } else if let Some(t) = self.on_since.take() {
+            self.powered += now.saturating_duration_since(t);
+        }
     }
 
     pub(crate) fn log_console(&mut self, bytes: &[u8]) {
@@ -221,9 +245,11 @@ impl Chassis {
         if self.valid_deadline.is_some() {
             self.valid_deadline = Some(now + BOOT_FLAG_TIMEOUT);
         }
+        let cause = if by_ipmi { 1 } else { 0 };
         match op & 0x0F {
             0 | 5 => {
                 if self.power {
+                    self.account_power(now, false);
                     self.power = false;
                     events.push(Event::Power { on: false });
                 }
@@ -231,7 +257,9 @@ impl Chassis {
             }
             1 => {
                 if !self.power {
+                    self.account_power(now, true);
                     self.power = true;
+                    self.restart_cause = cause;
                     self.last_on_by_ipmi = by_ipmi;
                     events.push(Event::Power { on: true });
                     self.boot(events);
@@ -245,12 +273,14 @@ impl Chassis {
                 }
                 events.push(Event::Power { on: false });
                 events.push(Event::Power { on: true });
+                self.restart_cause = cause;
                 self.last_on_by_ipmi = by_ipmi;
                 self.boot(events);
                 0
             }
             3 => {
                 if self.power {
+                    self.restart_cause = cause;
                     self.boot(events);
                 }
                 0

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::Error;
 
 /// One fault, as given on the command line (`unreachable`,
-/// `wrong-password`, `loss:30`, `latency:250ms`).
+/// `wrong-password`, `loss:30`, `latency:250ms`, `fan-fail`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
@@ -19,6 +19,10 @@ pub enum Fault {
     PacketLoss(u8),
     /// Every answer is delayed by this much.
     Latency(Duration),
+    /// FAN1 stops: it reads 0 RPM, below its lower critical threshold;
+    /// the SEL records the threshold crossings and Get Chassis Status
+    /// reports a cooling fault.
+    FanFail,
 }
 
 /// The set of faults active on one node.
@@ -32,6 +36,8 @@ pub struct Faults {
     pub loss_percent: u8,
     /// Delay before each answer.
     pub latency: Duration,
+    /// FAN1 has failed (reads 0 RPM).
+    pub fan_fail: bool,
 }
 
 impl Faults {
@@ -42,6 +48,7 @@ impl Faults {
             Fault::WrongCredentials => self.wrong_credentials = true,
             Fault::PacketLoss(p) => self.loss_percent = p,
             Fault::Latency(d) => self.latency = d,
+            Fault::FanFail => self.fan_fail = true,
         }
     }
 
@@ -58,6 +65,7 @@ impl fmt::Display for Fault {
             Fault::WrongCredentials => f.write_str("wrong-password"),
             Fault::PacketLoss(p) => write!(f, "loss:{p}"),
             Fault::Latency(d) => write!(f, "latency:{}ms", d.as_millis()),
+            Fault::FanFail => f.write_str("fan-fail"),
         }
     }
 }
@@ -76,6 +84,7 @@ impl FromStr for Fault {
         };
         match (kind, arg) {
             ("unreachable", None) => Ok(Fault::Unreachable),
+            ("fan-fail", None) => Ok(Fault::FanFail),
             ("wrong-password" | "wrong-credentials", None) => Ok(Fault::WrongCredentials),
             ("loss", Some(a)) => {
                 let p: u8 = a
@@ -99,7 +108,7 @@ impl FromStr for Fault {
                     .map_err(|_| bad("latency needs a duration like 250ms or 2s"))
             }
             _ => Err(bad(
-                "expected unreachable, wrong-password, loss:PERCENT or latency:DURATION",
+                "expected unreachable, wrong-password, loss:PERCENT, latency:DURATION or fan-fail",
             )),
         }
     }
@@ -116,6 +125,7 @@ mod tests {
             Fault::WrongCredentials,
             Fault::PacketLoss(30),
             Fault::Latency(Duration::from_millis(250)),
+            Fault::FanFail,
         ] {
             assert_eq!(f.to_string().parse::<Fault>().unwrap(), f);
         }

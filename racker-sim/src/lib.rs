@@ -36,7 +36,10 @@ mod chassis;
 mod error;
 mod fault;
 pub mod firmware;
+mod fru;
 mod rack;
+mod sel;
+mod sensors;
 mod table;
 
 pub use bmc::{Bmc, BmcConfig, DEFAULT_HANDSHAKE_TIMEOUT, Transmit};

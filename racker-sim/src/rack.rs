@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -89,6 +89,8 @@ pub struct NodeSnapshot {
     pub active_sessions: usize,
     /// Faults in force.
     pub faults: Faults,
+    /// The chassis identify light is on.
+    pub identify: bool,
 }
 
 struct Shared {
@@ -204,6 +206,7 @@ impl SimNode {
                 lan_ip_source: c.lan_ip_source(),
                 active_sessions: bmc.active_session_count(),
                 faults,
+                identify: bmc.identify_on(Instant::now()),
             }
         })
     }
@@ -239,15 +242,24 @@ impl SimNode {
     pub fn set_faults(&self, faults: Faults) {
         *lock(&self.shared.faults) = faults;
         self.with_bmc(|bmc| {
-            bmc.set_core_faults(CoreFaults {
-                wrong_credentials: faults.wrong_credentials,
-            })
+            bmc.set_core_faults(
+                Instant::now(),
+                CoreFaults {
+                    wrong_credentials: faults.wrong_credentials,
+                    fan_fail: faults.fan_fail,
+                },
+            )
         });
     }
 
     /// Faults in force.
     pub fn faults(&self) -> Faults {
         *lock(&self.shared.faults)
+    }
+
+    /// The node's System Event Log, oldest record first.
+    pub fn sel_records(&self) -> Vec<[u8; 16]> {
+        self.with_bmc(|bmc| bmc.sel_records())
     }
 
     /// Reboot the BMC: all sessions are dropped.
@@ -338,11 +350,23 @@ impl SimRack {
                 IpAddr::V6(_) => [0; 4],
             };
             let seed: u64 = rand::random();
-            let cfg = config(&spec).ip(ip).sol_port(addr.port()).seed(seed);
+            let now = Instant::now();
+            let unix = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as u32);
+            let cfg = config(&spec)
+                .ip(ip)
+                .sol_port(addr.port())
+                .seed(seed)
+                .wall_clock(now, unix);
             let mut bmc = Bmc::new(cfg);
-            bmc.set_core_faults(CoreFaults {
-                wrong_credentials: spec.faults.wrong_credentials,
-            });
+            bmc.set_core_faults(
+                now,
+                CoreFaults {
+                    wrong_credentials: spec.faults.wrong_credentials,
+                    fan_fail: spec.faults.fan_fail,
+                },
+            );
             let shared = Arc::new(Shared {
                 bmc_mac: spec.bmc_mac,
                 primary_mac: spec.primary_mac,

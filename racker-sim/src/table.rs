@@ -90,6 +90,9 @@ impl From<&NodeSnapshot> for NodeStatus {
         if !s.faults.latency.is_zero() {
             faults.push(format!("latency:{}ms", s.faults.latency.as_millis()));
         }
+        if s.faults.fan_fail {
+            faults.push("fan-fail".to_owned());
+        }
         NodeStatus {
             bmc_mac: MacAddr::new(s.bmc_mac).to_string(),
             primary_mac: s

@@ -70,6 +70,27 @@ async fn start_serves_plan_nodes_on_loopback() {
     assert_eq!(service.base_url(), format!("http://{http}"));
     assert!(service.tftp_addr().is_some());
     assert_eq!(service.dhcp_addr(), None);
+    // Nothing to boot yet: the script is refused, naming what is missing.
+    let reply = get(http, "/ipxe?mac=00-11-22-33-44-20").await;
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    assert!(reply.contains("racker netboot fetch-assets"), "{reply}");
+    let state = dir.path().join("state");
+    let assets = state.join("assets/flatcar/current");
+    std::fs::create_dir_all(&assets).unwrap();
+    for f in [
+        racker_netboot::matchbox::PXE_KERNEL,
+        racker_netboot::matchbox::PXE_INITRD,
+    ] {
+        std::fs::write(assets.join(f), b"x").unwrap();
+    }
+    let reply = get(http, "/ipxe?mac=00-11-22-33-44-20").await;
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    assert!(reply.contains("no install Ignition config"), "{reply}");
+    let mac = "00:11:22:33:44:20".parse().unwrap();
+    let ign = racker_netboot::IgnitionDir::in_state_dir(&state)
+        .path(mac, racker_netboot::IgnitionProfile::Install);
+    std::fs::create_dir_all(ign.parent().unwrap()).unwrap();
+    std::fs::write(&ign, br#"{"ignition":{"version":"3.4.0"}}"#).unwrap();
     let reply = get(http, "/ipxe?mac=00-11-22-33-44-20").await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.contains(&format!(

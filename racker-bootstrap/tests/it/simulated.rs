@@ -72,6 +72,8 @@ fn rack(nodes: usize, state: &Path) -> Rack {
     for (name, size) in [
         (racker_netboot::matchbox::PXE_KERNEL, 64 * 1024),
         (racker_netboot::matchbox::PXE_INITRD, 128 * 1024),
+        ("flatcar_production_image.bin.bz2", 1024),
+        ("flatcar_production_image.bin.bz2.sig", 64),
     ] {
         std::fs::write(assets.join(name), vec![7u8; size]).unwrap();
     }

@@ -111,6 +111,49 @@ pub(crate) struct BootstrapCmd {
     /// Serve DHCP even on an interface that fails the safety checks.
     #[arg(long)]
     pub(crate) force: bool,
+    /// Lokomotive: serve the matchbox gRPC API (mutual TLS) lokoctl's
+    /// Terraform stores its profiles in on this address
+    /// [default: <management internal IP>:8081].
+    #[arg(long, env = "RACKER_MATCHBOX_GRPC", value_name = "ADDR")]
+    pub(crate) matchbox_grpc: Option<SocketAddr>,
+    /// Lokomotive: hosts file that gets the cluster's names (API, etcd,
+    /// every node) between racker's markers, for lokoctl and kubectl.
+    #[arg(
+        long,
+        env = "RACKER_HOSTS_FILE",
+        value_name = "FILE",
+        default_value = "/etc/hosts"
+    )]
+    pub(crate) hosts_file: PathBuf,
+    /// Lokomotive: link the cluster's kubeconfig here once lokoctl wrote
+    /// it (never over an existing file) [default: ~/.kube/config].
+    #[arg(long, env = "RACKER_KUBECONFIG_LINK", value_name = "FILE")]
+    pub(crate) kubeconfig_link: Option<PathBuf>,
+    /// Do not check the boot files (kernel, initrd, image, iPXE binaries,
+    /// Ignition) before powering nodes.
+    #[arg(long)]
+    pub(crate) skip_preflight: bool,
+    /// At the end, keep the rack network up: write the PXE interface's
+    /// `10-pxe.network` and `systemctl enable --now racker-netboot.service`.
+    /// `auto`: when DHCP served on the PXE interface and systemd runs;
+    /// `none`: never.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) handover: Handover,
+    /// systemctl for the handover (`auto`: `systemctl` when systemd runs).
+    #[arg(long, env = "RACKER_SYSTEMCTL", default_value = "auto", hide = true)]
+    pub(crate) systemctl: String,
+    /// Directory of the PXE interface's systemd-networkd file.
+    #[arg(long, default_value = "/etc/systemd/network", hide = true)]
+    pub(crate) networkd_dir: PathBuf,
+}
+
+/// `--handover`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Handover {
+    /// When DHCP served on the PXE interface and systemd runs.
+    Auto,
+    /// Never.
+    None,
 }
 
 /// `racker bootstrap`; `given` holds the ids of the options the user set
@@ -134,13 +177,12 @@ pub(crate) fn run(
     rt.block_on(bootstrap(globals, &args, simulated))
 }
 
-/// Run the bootstrap; the exit code says whether every stage succeeded.
-/// `bmc_overrides`: the BMC addresses of a simulated rack.
-pub(crate) async fn bootstrap(
+/// The bootstrap's configuration from its options.
+pub(crate) fn config(
     globals: &Globals,
     args: &BootstrapCmd,
     bmc_overrides: BTreeMap<MacAddr, SocketAddr>,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Config> {
     // Lokomotive needs lokoctl at stage 4: say so before installing anything.
     let lokoctl = match args.selection.provision {
         context::ProvisionArg::Lokomotive => Some(racker_bootstrap::find_lokoctl()?),
@@ -178,6 +220,18 @@ pub(crate) async fn bootstrap(
     config.os_timeout = args.os_timeout;
     config.join_timeout = args.join_timeout;
     config.kubeconfig.clone_from(&args.kubeconfig);
+    if lokoctl.is_some() {
+        // lokoctl's SSH steps and kubectl (docs/lokomotive.md).
+        let mut env = racker_bootstrap::LokomotiveEnv::new();
+        env.ssh_key = Some(globals.state_dir.join("ssh").join("id_ed25519"));
+        env.hosts_file = Some(args.hosts_file.clone());
+        env.kubeconfig_link = args.kubeconfig_link.clone().or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".kube").join("config"))
+        });
+        config.lokomotive_env = env;
+    }
     config.lokoctl = lokoctl;
     config.ipmi_timeout = args.ipmi_timeout;
     config.ipmi_port = args.ipmi_port;
@@ -199,15 +253,97 @@ pub(crate) async fn bootstrap(
         endpoints.content.without_tftp = args.tftp_listen.is_none() && args.dhcp_listen.is_some();
         endpoints.http_url.clone_from(&args.http_url);
         endpoints.force = args.force;
+        if config.lokoctl.is_some() {
+            endpoints.content.matchbox_grpc =
+                Some(args.matchbox_grpc.unwrap_or(SocketAddr::from((
+                    config.rack.plan.management_ip(),
+                    racker_netboot::matchbox_api::DEFAULT_GRPC_PORT,
+                ))));
+        }
         NetbootMode::Serve(endpoints)
     };
+    config.preflight = !args.skip_preflight;
+    Ok(config)
+}
+
+/// Run the bootstrap; the exit code says whether every stage succeeded.
+/// `bmc_overrides`: the BMC addresses of a simulated rack.
+pub(crate) async fn bootstrap(
+    globals: &Globals,
+    args: &BootstrapCmd,
+    bmc_overrides: BTreeMap<MacAddr, SocketAddr>,
+) -> anyhow::Result<ExitCode> {
+    let config = config(globals, args, bmc_overrides)?;
     let progress = Progress::new();
+    let started = std::time::Instant::now();
     let report = racker_bootstrap::bootstrap(&config, &progress, &Policy(args.on_failure)).await?;
+    handover(globals, args, &config);
+    progress::print_summary(globals.output, &report, started.elapsed())?;
     Ok(if report.succeeded() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Keep the rack network up after the bootstrap process ends
+/// (docs/operating.md): when this bootstrap served DHCP on the PXE
+/// interface itself, make the interface's address persistent and enable
+/// and start `racker-netboot.service`. Failures are warnings with the
+/// commands to run by hand.
+pub(crate) fn handover(globals: &Globals, args: &BootstrapCmd, config: &Config) {
+    let on_interface =
+        matches!(&config.netboot, NetbootMode::Serve(_)) && args.dhcp_listen.is_none();
+    if args.handover == Handover::None || !on_interface {
+        return;
+    }
+    // A running service took over already (the bootstrap used it).
+    if racker_netboot::service::ServiceMarker::read(&globals.state_dir)
+        .is_some_and(|m| std::path::Path::new(&format!("/proc/{}", m.pid)).exists())
+    {
+        return;
+    }
+    let rack = &config.rack;
+    let iface = &rack.management.pxe_interface;
+    let unit = racker_bootstrap::service::NETBOOT_UNIT;
+    match racker_bootstrap::service::write_pxe_network(
+        &args.networkd_dir,
+        iface,
+        rack.plan.management_ip(),
+        rack.plan.subnet().prefix_len(),
+    ) {
+        Ok((path, true)) => println!(
+            "✓ Network: {} keeps the PXE interface's address",
+            path.display()
+        ),
+        Ok((_, false)) => {}
+        Err(e) => eprintln!("warning: {e}"),
+    }
+    let systemctl = match args.systemctl.as_str() {
+        "none" => None,
+        "auto" => std::path::Path::new("/run/systemd/system")
+            .is_dir()
+            .then(|| PathBuf::from("systemctl")),
+        path => Some(PathBuf::from(path)),
+    };
+    match systemctl {
+        Some(systemctl) => match racker_bootstrap::service::enable_now(&systemctl, unit) {
+            Ok(()) => println!(
+                "✓ Network: handed over to {unit} (enabled; DHCP, TFTP and HTTP keep serving the rack)"
+            ),
+            Err(e) => eprintln!(
+                "warning: {e}\n  The rack network is down until you run: systemctl enable --now {unit}"
+            ),
+        },
+        None => eprintln!(
+            "note: the rack network stopped with this bootstrap; keep it up with: systemctl enable --now {unit}"
+        ),
+    }
+}
+
+/// The progress display of `racker bootstrap` (also `racker reprovision`'s).
+pub(crate) fn progress_sink() -> impl racker_bootstrap::EventSink {
+    Progress::new()
 }
 
 /// Check that `lokoctl` can be found (Lokomotive mode).
@@ -240,7 +376,7 @@ fn resolved_dir(dir: &Path) -> PathBuf {
 }
 
 /// `--on-failure`: a fixed answer, or the operator's.
-struct Policy(OnFailure);
+pub(crate) struct Policy(pub(crate) OnFailure);
 
 impl FailurePolicy for Policy {
     fn decide(&self, failed: &FailedNodes<'_>) -> Decision {

@@ -1,12 +1,17 @@
-//! Live progress: a counter per stage with ✓ / × lines, readable on a plain
-//! terminal and in a log (no cursor tricks needed to follow it), plus an
-//! `indicatif` bar when stdout is a terminal. The events come from
-//! racker-bootstrap, which also writes every line to the attempt log.
+//! Live progress on stderr: a counter per stage with ✓ / × lines, readable
+//! on a plain terminal and in a log (no cursor tricks needed to follow it),
+//! plus an `indicatif` bar when stderr is a terminal. The events come from
+//! racker-bootstrap, which also writes them to the attempt log. The final
+//! summary is data and goes to stdout in the `-o` format ([`print_summary`]).
 
 use std::io::IsTerminal as _;
 use std::sync::Mutex;
+use std::time::Duration;
 
-use racker_bootstrap::{Event, EventSink};
+use racker_bootstrap::{Event, EventSink, Report};
+use serde::Serialize;
+
+use crate::output::{Format, Tone, fail_mark, ok_mark, paint};
 
 pub(crate) struct Progress {
     bar: Mutex<Option<indicatif::ProgressBar>>,
@@ -17,7 +22,7 @@ impl Progress {
     pub(crate) fn new() -> Self {
         Self {
             bar: Mutex::new(None),
-            tty: std::io::stdout().is_terminal(),
+            tty: std::io::stderr().is_terminal(),
         }
     }
 
@@ -25,11 +30,11 @@ impl Progress {
         self.bar.lock().ok().and_then(|b| b.clone())
     }
 
-    /// A line for the operator.
+    /// A line for the operator, on stderr (above the bar when there is one).
     fn say(&self, line: &str) {
         match self.bar() {
-            Some(bar) => bar.println(line),
-            None => println!("{line}"),
+            Some(bar) => bar.println(crate::output::for_stderr(line)),
+            None => anstream::eprintln!("{line}"),
         }
     }
 }
@@ -38,7 +43,13 @@ impl EventSink for Progress {
     fn event(&self, event: &Event) {
         match event {
             Event::Message(line) => self.say(line),
-            Event::Warning(line) => eprintln!("warning: {line}"),
+            Event::Warning(line) => match self.bar() {
+                Some(bar) => bar.println(crate::output::for_stderr(&format!(
+                    "{} {line}",
+                    paint(Tone::Warn, "warning:")
+                ))),
+                None => crate::output::warn(line),
+            },
             Event::StageStarted { phase, total } => {
                 self.say(&format!("{phase} (0/{total})"));
                 if self.tty
@@ -62,14 +73,17 @@ impl EventSink for Progress {
                 line,
                 ..
             } => {
-                let mark = if result.is_ok() { "✓" } else { "×" };
-                let line = format!("  {mark} {line}");
+                let line = if result.is_ok() {
+                    format!("  {}", ok_mark(line))
+                } else {
+                    format!("  {}", fail_mark(line))
+                };
                 match self.bar() {
                     Some(bar) => {
                         bar.set_position(*done as u64);
-                        bar.println(line);
+                        bar.println(crate::output::for_stderr(&line));
                     }
-                    None => println!("{phase} ({done}/{total}) {line}"),
+                    None => anstream::eprintln!("{phase} ({done}/{total}) {line}"),
                 }
             }
             Event::StageFinished {
@@ -83,11 +97,75 @@ impl EventSink for Progress {
                 {
                     bar.finish_and_clear();
                 }
-                let mark = if *ok { "✓" } else { "×" };
-                self.say(&format!("{mark} {phase} ({done}/{total})"));
+                let text = format!("{phase} ({done}/{total})");
+                self.say(&if *ok {
+                    ok_mark(&text)
+                } else {
+                    fail_mark(&text)
+                });
             }
             // Details and attempt changes are in the attempt log.
             _ => {}
         }
     }
+}
+
+/// `racker bootstrap -o json` (kind `bootstrap`, docs/output.md).
+#[derive(Serialize)]
+struct SummaryJson {
+    #[serde(flatten)]
+    summary: racker_bootstrap::Summary,
+    elapsed_ms: u128,
+}
+
+/// Print how the bootstrap ended on stdout: a table of the nodes, or the
+/// `bootstrap` document.
+pub(crate) fn print_summary(
+    format: Format,
+    report: &Report,
+    elapsed: Duration,
+) -> anyhow::Result<()> {
+    let doc = SummaryJson {
+        summary: report.summary(),
+        elapsed_ms: elapsed.as_millis(),
+    };
+    crate::output::emit(format, "bootstrap", &doc, |wide| {
+        let s = &doc.summary;
+        let mut header = vec!["NODE", "MAC", "STATE", "ATTEMPTS"];
+        if wide {
+            header.extend(["BMC MAC", "STAGE"]);
+        }
+        header.push("REASON");
+        let rows: Vec<Vec<String>> = s
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut row = vec![
+                    n.node.clone(),
+                    n.mac.to_string(),
+                    paint(Tone::of_state(n.state), n.state),
+                    n.attempts.to_string(),
+                ];
+                if wide {
+                    row.extend([n.bmc_mac.to_string(), n.stage.to_owned()]);
+                }
+                row.push(n.reason.clone().unwrap_or_else(|| "-".into()));
+                row
+            })
+            .collect();
+        crate::table::print_rows(&header, &rows);
+        // Tenths of a second are enough.
+        let tenths = u64::try_from(elapsed.as_millis() / 100).unwrap_or(u64::MAX);
+        let took = humantime::format_duration(Duration::from_millis(tenths.saturating_mul(100)));
+        crate::output::line(if s.ok {
+            ok_mark(&format!("{} provisioned in {took}", s.provision))
+        } else {
+            fail_mark(&format!(
+                "{} bootstrap failed after {took} (log: {})",
+                s.provision,
+                s.log.display()
+            ))
+        });
+        Ok(())
+    })
 }

@@ -41,7 +41,9 @@ pub struct LastPowerEvent {
 /// Decoded Get Chassis Status reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ChassisStatus {
-    /// System power is on.
+    /// System power is on (serialised as `"power": "on"`/`"off"`, the
+    /// vocabulary of docs/output.md).
+    #[serde(rename = "power", serialize_with = "on_off")]
     pub power_on: bool,
     /// Power overload.
     pub power_overload: bool,
@@ -63,6 +65,10 @@ pub struct ChassisStatus {
     pub drive_fault: bool,
     /// Cooling/fan fault.
     pub fan_fault: bool,
+}
+
+fn on_off<S: serde::Serializer>(on: &bool, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(if *on { "on" } else { "off" })
 }
 
 impl ChassisStatus {

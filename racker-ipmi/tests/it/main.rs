@@ -5,6 +5,8 @@
 // Test helpers outside #[test] functions may panic on setup failures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod exporter;
+mod monitor;
 mod rack_sim;
 mod sim;
 
@@ -17,11 +19,11 @@ use racker_ipmi::{
 };
 use sim::{PASSWORD, Sim, USER};
 
-fn creds() -> Credentials {
+pub(crate) fn creds() -> Credentials {
     Credentials::new(USER, PASSWORD)
 }
 
-fn opts() -> SessionOptions {
+pub(crate) fn opts() -> SessionOptions {
     SessionOptions::default()
         .timeout(Duration::from_secs(4))
         .retries(3)

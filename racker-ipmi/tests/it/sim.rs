@@ -64,6 +64,16 @@ impl Sim {
 
     /// Start `n` BMCs in one ipmi_sim process.
     pub(crate) fn start_many(test: &str, n: usize) -> Option<Sim> {
+        Sim::start_many_with(test, n, |_| String::new())
+    }
+
+    /// Start `n` BMCs; `extra(mc)` adds emulator commands (SDRs, sensors,
+    /// SEL, FRU) for controller `mc` after it is enabled.
+    pub(crate) fn start_many_with(
+        test: &str,
+        n: usize,
+        extra: impl Fn(usize) -> String,
+    ) -> Option<Sim> {
         let bin = racker_testsupport::require_tool(test, "ipmi_sim")?;
         let dir = tempfile::tempdir().expect("tempdir");
         let script = dir.path().join("chassis.sh");
@@ -93,6 +103,7 @@ impl Sim {
             emu.push_str(&format!(
                 "mc_add {mc:#x} 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable {mc:#x}\n"
             ));
+            emu.push_str(&extra(mc));
             bmcs.push(BmcAddress::new("127.0.0.1", *port));
         }
         let config = dir.path().join("lan.conf");

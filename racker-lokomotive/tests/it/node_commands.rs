@@ -103,7 +103,7 @@ fn a_command_outside_the_allowlist_is_found_wherever_it_is() {
             )
             .replace(
                 "install_pre_reboot_cmds = \"true\"",
-                "install_pre_reboot_cmds = \"modprobe ipmi_devintf\"",
+                "install_pre_reboot_cmds = \"lvchange -an x\"",
             )
         };
         evil.insert(path, changed, file.mode);
@@ -113,7 +113,7 @@ fn a_command_outside_the_allowlist_is_found_wherever_it_is() {
         .iter()
         .map(|c| c.program.as_str())
         .collect();
-    for expected in ["ipmitool", "docker", "modprobe"] {
+    for expected in ["ipmitool", "docker", "lvchange"] {
         assert!(bad.contains(&expected), "{expected} not found in {bad:?}");
     }
 }

@@ -20,6 +20,7 @@ pub struct DhcpStats {
     malformed: AtomicU64,
     send_failed: AtomicU64,
     leases: AtomicU64,
+    trail: std::sync::OnceLock<crate::trail::EventTrail>,
 }
 
 fn label(kind: MessageKind) -> &'static str {
@@ -44,8 +45,38 @@ fn bump(map: &Mutex<BTreeMap<&'static str, u64>>, key: &'static str) {
 }
 
 impl DhcpStats {
+    /// Also record each transaction of a known node on `trail` (once).
+    pub fn attach_trail(&self, trail: crate::trail::EventTrail) {
+        let _ = self.trail.set(trail);
+    }
+
     /// Count one handled request and its answer (or the lack of one).
     pub fn transaction(&self, t: &Transaction) {
+        if let Some(trail) = self.trail.get()
+            && trail.knows(t.mac)
+        {
+            let mut what = format!("DHCP{}", t.received);
+            match t.sent {
+                Some(sent) => what.push_str(&format!(" -> DHCP{sent}")),
+                None => what.push_str(" -> (no reply)"),
+            }
+            if let Some(ip) = t.ip {
+                what.push_str(&format!(" {ip}"));
+                if t.sent == Some(MessageKind::Ack) {
+                    trail.leased(std::net::IpAddr::V4(ip), t.mac);
+                }
+            }
+            if let Some(note) = t.note {
+                what.push_str(&format!(" ({note})"));
+            }
+            trail.record(
+                t.mac,
+                crate::trail::TrailKind::Dhcp,
+                what,
+                None,
+                std::time::SystemTime::now(),
+            );
+        }
         bump(&self.received, label(t.received));
         match t.sent {
             Some(kind) => bump(&self.sent, label(kind)),

@@ -8,12 +8,19 @@
 //! - `GET /ignition?mac=..[&profile=install|os]`: the node's Ignition JSON
 //!   (profile defaults to `os` once installed, else `install`).
 //! - `GET|HEAD /assets/<path>`: files under the assets directory.
-//! - `POST /report?mac=..&stage=installing|installed|up|failed[&reason=..]`.
+//! - `POST /report?mac=..&stage=installing|installed|up|failed&token=..[&reason=..]`
+//!   (the token is checked when a report key is set: 403 otherwise).
 //! - `GET /metrics`: Prometheus text format.
+//! - `GET /api/health`: `{"service":"racker-netboot","pid":N}`.
+//! - `GET /api/events[?mac=..]`: the event trail ([`crate::trail`]) of one
+//!   node (a JSON array) or of every node (an object by MAC).
+//! - `GET /`: the rack view page (with `/rackview.css`, `/rackview.js`);
+//!   `GET /api/rack`: its data as JSON ([`rackview`]).
 
 pub mod files;
 mod hook;
 pub mod metrics;
+pub mod rackview;
 mod serve;
 
 pub use hook::{BootHook, HOOK_ENDPOINTS, HookReply};
@@ -35,9 +42,10 @@ use tokio::net::TcpListener;
 
 use crate::matchbox::{Catalog, ipxe_script};
 use crate::profile::{ContentError, IgnitionProfile, IgnitionSource};
-use crate::report::{ReportStore, Stage};
+use crate::report::{ReportKey, ReportStore, Stage};
 use crate::tftp::jail::{Jail, JailError};
 use crate::tftp::server::BootFiles;
+use crate::trail::{EventTrail, TrailKind};
 use metrics::Metrics;
 
 /// Everything the HTTP server serves.
@@ -50,6 +58,10 @@ pub struct HttpContent {
     boot_files: Option<BootFiles>,
     metrics: Arc<Metrics>,
     hook: Option<Arc<dyn BootHook>>,
+    report_key: Option<ReportKey>,
+    trail: Option<EventTrail>,
+    rack_plan: Arc<rackview::RackPlan>,
+    rack_status: Option<Arc<dyn rackview::RackStatusSource>>,
 }
 
 impl HttpContent {
@@ -71,7 +83,37 @@ impl HttpContent {
             boot_files: None,
             metrics,
             hook: None,
+            report_key: None,
+            trail: None,
+            rack_plan: Arc::default(),
+            rack_status: None,
         }
+    }
+
+    /// Accept install reports only with the node's token under `key`
+    /// (refused: 403, logged, on the node's trail).
+    pub fn with_report_key(mut self, key: ReportKey) -> Self {
+        self.report_key = Some(key);
+        self
+    }
+
+    /// Record every request of a known node on `trail` (and serve it at
+    /// `/api/events`).
+    pub fn with_trail(mut self, trail: EventTrail) -> Self {
+        self.trail = Some(trail);
+        self
+    }
+
+    /// Show these nodes in the rack view (`/`, `/api/rack`), with the
+    /// bootstrap's view of them from `status` (see [`rackview`]).
+    pub fn with_rack_view(
+        mut self,
+        plan: rackview::RackPlan,
+        status: Arc<dyn rackview::RackStatusSource>,
+    ) -> Self {
+        self.rack_plan = Arc::new(plan);
+        self.rack_status = Some(status);
+        self
     }
 
     /// Also serve the iPXE binaries (and the rest of their directory, the
@@ -86,6 +128,7 @@ impl HttpContent {
     /// The axum router (for embedding or tests).
     pub fn router(self) -> Router {
         let hook = self.hook.clone();
+        let trail = self.trail.clone();
         let router = Router::new()
             .route("/boot.ipxe", get(boot_ipxe))
             .route("/boot.ipxe.0", get(boot_ipxe))
@@ -96,8 +139,18 @@ impl HttpContent {
             .route("/assets/{*path}", get(asset))
             .route("/boot-files/{*path}", get(boot_file))
             .route("/ipxe.efi", get(ipxe_efi))
+            .route("/api/health", get(health))
+            .route("/api/events", get(events))
+            .route("/", get(rack_page))
+            .route("/rackview.css", get(rack_css))
+            .route("/rackview.js", get(rack_js))
+            .route("/api/rack", get(rack_api))
             .fallback(not_found)
             .with_state(Arc::new(self));
+        let router = match trail {
+            Some(t) => router.layer(axum::middleware::from_fn_with_state(t, trail_layer)),
+            None => router,
+        };
         match hook {
             Some(h) => router.layer(axum::middleware::from_fn_with_state(h, hook::layer)),
             None => router,
@@ -231,7 +284,18 @@ async fn node_ipxe(State(c): St, query: RawQuery) -> Response<Body> {
         )
     } else {
         match c.catalog.select(&labels) {
-            Some((_, profile)) => plain(StatusCode::OK, ipxe_script(profile)),
+            Some((_, profile)) => match unservable(&c, mac, &labels, profile) {
+                Some(missing) => {
+                    tracing::warn!(%mac, "http: /ipxe refused: {missing}");
+                    plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "#!ipxe\necho racker: cannot boot {mac}: {missing}\nsleep 30\nexit 1\n"
+                        ),
+                    )
+                }
+                None => plain(StatusCode::OK, ipxe_script(profile)),
+            },
             None => {
                 tracing::info!(%mac, "http: /ipxe for unknown MAC");
                 plain(
@@ -245,6 +309,136 @@ async fn node_ipxe(State(c): St, query: RawQuery) -> Response<Body> {
         }
     };
     c.done("/ipxe", r)
+}
+
+/// What of `profile`'s boot the server cannot serve itself: its kernel or
+/// initrd under `/assets/` missing, or its Ignition (when the kernel
+/// command line points at `/ignition`) not there. `None`: bootable.
+fn unservable(
+    c: &HttpContent,
+    mac: MacAddr,
+    labels: &BTreeMap<String, String>,
+    profile: &crate::matchbox::Profile,
+) -> Option<String> {
+    let boot = &profile.boot;
+    for url in std::iter::once(&boot.kernel).chain(boot.initrd.iter()) {
+        let Some((_, rel)) = url.split_once("/assets/") else {
+            continue;
+        };
+        let rel = rel.split(['?', '#']).next().unwrap_or(rel);
+        let ok = Jail::new(&c.assets)
+            .ok()
+            .is_some_and(|j| j.resolve(rel).is_ok());
+        if !ok {
+            return Some(format!(
+                "assets/{rel} is missing (run `racker netboot fetch-assets`)"
+            ));
+        }
+    }
+    let wants_ignition = boot
+        .args
+        .iter()
+        .any(|a| a.starts_with("ignition.config.url=") && a.contains("/ignition?"));
+    if wants_ignition {
+        let profile_kind = if c.reports.is_installed(mac) {
+            IgnitionProfile::Os
+        } else {
+            IgnitionProfile::Install
+        };
+        let have = matches!(c.ignition.ignition(mac, profile_kind), Ok(Some(_)))
+            || matchbox_ignition(&c.catalog, labels).is_some();
+        if !have {
+            return Some(format!(
+                "no {} Ignition config for {mac} (render the cluster: racker bootstrap or racker render)",
+                profile_kind.as_str()
+            ));
+        }
+    }
+    None
+}
+
+async fn health(State(c): St) -> Response<Body> {
+    let body = serde_json::json!({"service": "racker-netboot", "pid": std::process::id()});
+    c.done(
+        "/api/health",
+        text(StatusCode::OK, "application/json", body.to_string()),
+    )
+}
+
+async fn events(State(c): St, query: RawQuery) -> Response<Body> {
+    let labels = labels(query);
+    let Some(trail) = &c.trail else {
+        return c.done(
+            "/api/events",
+            plain(StatusCode::NOT_FOUND, "racker: no event trail\n".into()),
+        );
+    };
+    let body = if labels.contains_key("mac") {
+        match mac_label(&labels) {
+            Ok(mac) => serde_json::to_string(&trail.events(mac)).unwrap_or_default(),
+            Err(r) => return c.done("/api/events", *r),
+        }
+    } else {
+        serde_json::to_string(&trail.all()).unwrap_or_default()
+    };
+    c.done(
+        "/api/events",
+        text(StatusCode::OK, "application/json", body),
+    )
+}
+
+/// Records each request of a known node on the trail, with its status:
+/// by the `mac` label when the request has one, else by client address.
+async fn trail_layer(
+    State(trail): State<EventTrail>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    if path.starts_with("/api/") || path == "/metrics" {
+        return next.run(request).await;
+    }
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    let method = request.method().clone();
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let labels = crate::query::parse_labels(&query);
+    let mac = crate::query::mac_label(&labels).ok();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let (kind, what) = if path == "/report" {
+        // Never the token.
+        let stage = labels.get("stage").map_or("?", String::as_str);
+        (TrailKind::Report, format!("{stage} ({status})"))
+    } else if query.is_empty() {
+        (TrailKind::Http, format!("{method} {path}"))
+    } else {
+        let shown: Vec<String> = labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != "token")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        (
+            TrailKind::Http,
+            format!("{method} {path}?{}", shown.join("&")),
+        )
+    };
+    let now = SystemTime::now();
+    match (mac, peer) {
+        (Some(mac), peer) => {
+            if let Some(ip) = peer
+                && (path == "/ipxe" || path.starts_with("/boot.ipxe"))
+            {
+                trail.ipxe_from(ip, mac);
+            }
+            trail.record(mac, kind, what, Some(status), now);
+        }
+        (None, Some(ip)) => trail.record_from(ip, kind, what, Some(status), now),
+        (None, None) => {}
+    }
+    response
 }
 
 async fn ignition(State(c): St, query: RawQuery) -> Response<Body> {
@@ -324,6 +518,22 @@ async fn report(State(c): St, query: RawQuery, body: Bytes) -> Response<Body> {
             );
         }
     };
+    if let Some(key) = &c.report_key
+        && !labels.get("token").is_some_and(|t| key.verify(mac, t))
+    {
+        tracing::warn!(
+            %mac,
+            stage = stage.as_str(),
+            "http: install report refused: missing or wrong token"
+        );
+        return c.done(
+            "/report",
+            plain(
+                StatusCode::FORBIDDEN,
+                format!("racker: report for {mac} refused: missing or wrong token\n"),
+            ),
+        );
+    }
     if c.catalog.select_mac(mac).is_none() && c.reports.get(mac).is_none() {
         return c.done(
             "/report",
@@ -339,8 +549,18 @@ async fn report(State(c): St, query: RawQuery, body: Bytes) -> Response<Body> {
             .to_owned();
         (!b.is_empty()).then_some(b)
     });
-    let r = match c.reports.record(mac, stage, reason, SystemTime::now()) {
-        Ok(changed) => {
+    let r = match c
+        .reports
+        .record_checked(mac, stage, reason, SystemTime::now())
+    {
+        Ok(Err(refusal)) => {
+            tracing::warn!(%mac, "http: install report refused: {refusal}");
+            plain(
+                StatusCode::CONFLICT,
+                format!("racker: report for {mac} refused: {refusal}\n"),
+            )
+        }
+        Ok(Ok(changed)) => {
             if changed {
                 tracing::info!(%mac, stage = stage.as_str(), "http: installer report");
             }
@@ -437,6 +657,51 @@ async fn jailed_file(
             plain(StatusCode::FORBIDDEN, format!("racker: refused: {why}\n"))
         }
     }
+}
+
+async fn rack_page(State(c): St) -> Response<Body> {
+    let r = text(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        rackview::PAGE_HTML.to_owned(),
+    );
+    c.done("/", r)
+}
+
+async fn rack_css(State(c): St) -> Response<Body> {
+    let r = text(
+        StatusCode::OK,
+        "text/css; charset=utf-8",
+        rackview::PAGE_CSS.to_owned(),
+    );
+    c.done("/rackview.css", r)
+}
+
+async fn rack_js(State(c): St) -> Response<Body> {
+    let r = text(
+        StatusCode::OK,
+        "text/javascript; charset=utf-8",
+        rackview::PAGE_JS.to_owned(),
+    );
+    c.done("/rackview.js", r)
+}
+
+async fn rack_api(State(c): St) -> Response<Body> {
+    let status = c.rack_status.as_ref().and_then(|s| s.status());
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let view = rackview::rack_view(&c.rack_plan, &c.reports.reports(), status.as_ref(), now);
+    let r = match serde_json::to_string(&view) {
+        Ok(json) => {
+            let mut r = text(StatusCode::OK, "application/json", json);
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, format!("racker: {e}\n")),
+    };
+    c.done("/api/rack", r)
 }
 
 async fn not_found(State(c): St) -> Response<Body> {

@@ -13,6 +13,19 @@
 //! phoned home: the rendered `racker-report-up.service`) or `failed` (with
 //! `reason`). Reporting the same stage and reason again changes nothing
 //! (idempotent); a node that is `up` counts as installed.
+//!
+//! Generations: a bootstrap writes its generation id to
+//! `<state-dir>/netboot/generation` ([`write_generation`]); every report is
+//! stamped with the generation current when it arrived, and only reports
+//! of the current generation count as installed or up. Within a generation
+//! stages only move forward (`installing` → `installed` → `up`; `failed`
+//! only before `installed`); going back needs [`ReportStore::clear`]
+//! (`racker reprovision`).
+//!
+//! Tokens: a report must carry `token=<hex>`, the node's
+//! [`ReportKey::token`] (HMAC-SHA256 of its MAC under the secret
+//! `<state-dir>/netboot/report.key`), which racker renders into that node's
+//! own Ignition (docs/netboot.md, "Install reports").
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -95,6 +108,7 @@ impl FromStr for Stage {
 
 /// The latest report of one node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Report {
     /// The node's MAC.
     pub mac: MacAddr,
@@ -106,6 +120,169 @@ pub struct Report {
     pub first_unix: u64,
     /// When the report last changed.
     pub updated_unix: u64,
+    /// The bootstrap generation current when it arrived (absent: before
+    /// generations, or no bootstrap ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<String>,
+}
+
+/// Why a report was not recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The stage would go backwards within the generation.
+    Backwards {
+        /// The recorded stage.
+        from: Stage,
+        /// The reported one.
+        to: Stage,
+    },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Backwards { from, to } => write!(
+                f,
+                "stage {} after {} (stages only move forward; `racker reprovision` starts over)",
+                to.as_str(),
+                from.as_str()
+            ),
+        }
+    }
+}
+
+/// Whether `to` may follow `from` within one generation.
+fn moves_forward(from: Stage, to: Stage) -> bool {
+    let rank = |s: Stage| match s {
+        Stage::Installing | Stage::Failed => 0,
+        Stage::Installed => 1,
+        Stage::Up => 2,
+    };
+    from == to || rank(to) > rank(from) || (rank(from) == 0 && rank(to) == 0)
+}
+
+/// File holding the current bootstrap generation.
+pub fn generation_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("netboot").join("generation")
+}
+
+/// Make `generation` current (a new bootstrap, or a resumed one).
+pub fn write_generation(state_dir: &Path, generation: &str) -> Result<(), ContentError> {
+    let path = generation_path(state_dir);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| ContentError::io("creating", dir, e))?;
+    }
+    write_atomic(&path, format!("{generation}\n").as_bytes())
+}
+
+/// The current generation, if a bootstrap set one.
+pub fn read_generation(state_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(generation_path(state_dir))
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// The secret behind the per-node report tokens.
+#[derive(Clone)]
+pub struct ReportKey([u8; 32]);
+
+impl std::fmt::Debug for ReportKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReportKey(<redacted>)")
+    }
+}
+
+/// File of the report key (mode 0600).
+pub fn report_key_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("netboot").join("report.key")
+}
+
+impl ReportKey {
+    /// A key from its bytes (tests).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Load `<state-dir>/netboot/report.key`, creating it (32 random bytes,
+    /// hex, mode 0600) on first use.
+    pub fn load_or_create(state_dir: &Path) -> Result<Self, ContentError> {
+        let path = report_key_path(state_dir);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let text = text.trim();
+                let mut key = [0u8; 32];
+                if text.len() != 64 {
+                    return Err(ContentError::io(
+                        "reading",
+                        &path,
+                        std::io::Error::new(std::io::ErrorKind::InvalidData, "not 64 hex digits"),
+                    ));
+                }
+                for (i, k) in key.iter_mut().enumerate() {
+                    *k = text
+                        .get(2 * i..2 * i + 2)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        .ok_or_else(|| {
+                            ContentError::io(
+                                "reading",
+                                &path,
+                                std::io::Error::new(
+                                    std::io::ErrorKind::InvalidData,
+                                    "not 64 hex digits",
+                                ),
+                            )
+                        })?;
+                }
+                Ok(Self(key))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                use rand_core::RngCore as _;
+                let mut key = [0u8; 32];
+                rand_core::OsRng.fill_bytes(&mut key);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| ContentError::io("creating", dir, e))?;
+                }
+                write_atomic_mode(&path, format!("{}\n", hex(&key)).as_bytes(), 0o600)
+                    .map_err(|e| ContentError::io("writing", &path, e))?;
+                Ok(Self(key))
+            }
+            Err(e) => Err(ContentError::io("reading", &path, e)),
+        }
+    }
+
+    /// The report token of `mac`: 32 hex digits.
+    pub fn token(&self, mac: MacAddr) -> String {
+        use hmac::Mac as _;
+        #[allow(clippy::expect_used)] // HMAC takes keys of any length
+        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0)
+            .expect("HMAC accepts any key length");
+        m.update(b"racker-report:");
+        m.update(mac.to_string().as_bytes());
+        let out = m.finalize().into_bytes();
+        hex(out.get(..16).unwrap_or_default())
+    }
+
+    /// Whether `token` is `mac`'s (constant time).
+    pub fn verify(&self, mac: MacAddr, token: &str) -> bool {
+        let want = self.token(mac);
+        want.len() == token.len()
+            && want
+                .bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// The report store; cheap to clone, shared between the HTTP server, the
@@ -113,7 +290,14 @@ pub struct Report {
 #[derive(Debug, Clone)]
 pub struct ReportStore {
     dir: PathBuf,
+    state_dir: PathBuf,
     reports: Arc<Mutex<BTreeMap<MacAddr, Report>>>,
+    /// The generation file's modification time and content, re-read when
+    /// it changes (another process starts a bootstrap).
+    generation: Arc<Mutex<(Option<SystemTime>, Option<String>)>>,
+    /// The reports directory's modification time at the last read: a
+    /// change (another process cleared or wrote a report) re-reads it.
+    dir_mtime: Arc<Mutex<Option<SystemTime>>>,
 }
 
 /// Directory of the report files under a state directory.
@@ -128,14 +312,35 @@ impl ReportStore {
         std::fs::create_dir_all(&dir).map_err(|e| ContentError::io("creating", &dir, e))?;
         let store = Self {
             dir,
+            state_dir: state_dir.to_owned(),
             reports: Arc::default(),
+            generation: Arc::default(),
+            dir_mtime: Arc::default(),
         };
         store.refresh()?;
         Ok(store)
     }
 
+    fn dir_modified(&self) -> Option<SystemTime> {
+        std::fs::metadata(&self.dir).and_then(|m| m.modified()).ok()
+    }
+
+    /// Re-read the files when the directory changed since the last read.
+    fn refresh_if_changed(&self) {
+        let now = self.dir_modified();
+        let stale = *self
+            .dir_mtime
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            != now;
+        if stale {
+            let _ = self.refresh();
+        }
+    }
+
     /// Re-read the files (another process may have written them).
     pub fn refresh(&self) -> Result<(), ContentError> {
+        let mtime = self.dir_modified();
         let mut map = BTreeMap::new();
         let entries =
             std::fs::read_dir(&self.dir).map_err(|e| ContentError::io("reading", &self.dir, e))?;
@@ -153,6 +358,10 @@ impl ReportStore {
             map.insert(report.mac, report);
         }
         *self.lock() = map;
+        *self
+            .dir_mtime
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = mtime;
         Ok(())
     }
 
@@ -162,7 +371,56 @@ impl ReportStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Record a report; returns whether anything changed.
+    /// The current bootstrap generation (see the [module docs](self)).
+    pub fn current_generation(&self) -> Option<String> {
+        let path = generation_path(&self.state_dir);
+        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        let mut cached = self
+            .generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cached.0 != mtime || (mtime.is_some() && cached.1.is_none()) {
+            *cached = (mtime, read_generation(&self.state_dir));
+        }
+        cached.1.clone()
+    }
+
+    /// Whether `report` belongs to the current generation (always, when no
+    /// bootstrap set one).
+    pub fn is_current(&self, report: &Report) -> bool {
+        match self.current_generation() {
+            None => true,
+            Some(g) => report.generation.as_deref() == Some(g.as_str()),
+        }
+    }
+
+    /// The latest report of `mac` if it belongs to the current generation.
+    pub fn current(&self, mac: MacAddr) -> Option<Report> {
+        self.get(mac).filter(|r| self.is_current(r))
+    }
+
+    /// Record a report; returns whether anything changed. A stage going
+    /// backwards within the current generation is refused.
+    pub fn record_checked(
+        &self,
+        mac: MacAddr,
+        stage: Stage,
+        reason: Option<String>,
+        now: SystemTime,
+    ) -> Result<Result<bool, Refusal>, ContentError> {
+        if let Some(old) = self.current(mac)
+            && !moves_forward(old.stage, stage)
+        {
+            return Ok(Err(Refusal::Backwards {
+                from: old.stage,
+                to: stage,
+            }));
+        }
+        self.record(mac, stage, reason, now).map(Ok)
+    }
+
+    /// Record a report, stamped with the current generation; returns
+    /// whether anything changed.
     pub fn record(
         &self,
         mac: MacAddr,
@@ -170,6 +428,7 @@ impl ReportStore {
         reason: Option<String>,
         now: SystemTime,
     ) -> Result<bool, ContentError> {
+        let generation = self.current_generation();
         let reason = if stage == Stage::Failed {
             reason.map(cap_reason).filter(|r| !r.is_empty())
         } else {
@@ -183,12 +442,13 @@ impl ReportStore {
         if let Some(old) = map.get(&mac)
             && old.stage == stage
             && old.reason == reason
+            && old.generation == generation
         {
             return Ok(false);
         }
         let first_unix = map
             .get(&mac)
-            .filter(|o| o.stage == stage)
+            .filter(|o| o.stage == stage && o.generation == generation)
             .map_or(secs, |o| o.first_unix);
         let report = Report {
             mac,
@@ -196,6 +456,7 @@ impl ReportStore {
             reason,
             first_unix,
             updated_unix: secs,
+            generation,
         };
         let path = self.path_of(mac);
         let mut text = serde_json::to_vec(&report).map_err(|source| ContentError::Json {
@@ -224,19 +485,23 @@ impl ReportStore {
         self.dir.join(format!("{mac}.json"))
     }
 
-    /// The latest report of `mac`.
+    /// The latest report of `mac` (re-read when another process changed
+    /// the directory).
     pub fn get(&self, mac: MacAddr) -> Option<Report> {
+        self.refresh_if_changed();
         self.lock().get(&mac).cloned()
     }
 
-    /// True once `mac` reported `installed` (or `up`).
+    /// True once `mac` reported `installed` (or `up`) in the current
+    /// generation.
     pub fn is_installed(&self, mac: MacAddr) -> bool {
-        self.get(mac).is_some_and(|r| r.stage.is_installed())
+        self.current(mac).is_some_and(|r| r.stage.is_installed())
     }
 
-    /// True once `mac`'s installed OS reported `up`.
+    /// True once `mac`'s installed OS reported `up` in the current
+    /// generation.
     pub fn is_up(&self, mac: MacAddr) -> bool {
-        self.get(mac).is_some_and(|r| r.stage == Stage::Up)
+        self.current(mac).is_some_and(|r| r.stage == Stage::Up)
     }
 
     /// Every report, ordered by MAC.

@@ -130,6 +130,7 @@ pub struct TftpServer {
     config: TftpConfig,
     stats: Arc<TftpStats>,
     boot_files: Option<BootFiles>,
+    trail: Option<crate::trail::EventTrail>,
 }
 
 enum Source {
@@ -174,6 +175,7 @@ impl TftpServer {
             config,
             stats,
             boot_files: None,
+            trail: None,
         })
     }
 
@@ -182,6 +184,25 @@ impl TftpServer {
     pub fn with_boot_files(mut self, files: BootFiles) -> Self {
         self.boot_files = Some(files);
         self
+    }
+
+    /// Record each read request of a known node on `trail` (`0` served,
+    /// `404` not found, `403` refused).
+    pub fn with_trail(mut self, trail: crate::trail::EventTrail) -> Self {
+        self.trail = Some(trail);
+        self
+    }
+
+    fn note(&self, peer: SocketAddr, file: &str, status: u16) {
+        if let Some(t) = &self.trail {
+            t.record_from(
+                peer.ip(),
+                crate::trail::TrailKind::Tftp,
+                format!("RRQ {file}"),
+                Some(status),
+                std::time::SystemTime::now(),
+            );
+        }
     }
 
     /// The bound address (useful with port 0).
@@ -235,6 +256,12 @@ impl TftpServer {
                     if code == ErrorCode::FileNotFound {
                         tracing::info!(%peer, file = ?request.filename, "tftp: not found");
                     }
+                    let status = if code == ErrorCode::FileNotFound {
+                        404
+                    } else {
+                        403
+                    };
+                    self.note(peer, &request.filename, status);
                     let _ = self.socket.send_to(&error_packet(code, msg), peer).await;
                     continue;
                 }
@@ -243,6 +270,7 @@ impl TftpServer {
             if !lock(&active).insert(peer) {
                 continue;
             }
+            self.note(peer, &request.filename, 200);
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break Ok(());
             };

@@ -200,9 +200,13 @@ fn wrong_password_unknown_user_and_suite_refused() {
     assert_eq!(console::login(&mut c, exchange(&mut b, now)), Err(0x11));
     // The wrong-credentials fault makes the right password fail.
     let mut b = bmc();
-    b.set_core_faults(CoreFaults {
-        wrong_credentials: true,
-    });
+    b.set_core_faults(
+        now,
+        CoreFaults {
+            wrong_credentials: true,
+            ..CoreFaults::default()
+        },
+    );
     let mut c = Console::new(17, "USER", "PASS");
     assert_eq!(console::login(&mut c, exchange(&mut b, now)), Err(0xFE));
 }

@@ -299,6 +299,10 @@ pub struct FirmwareMachine {
     vars: Vars,
     plan: Option<BootPlan>,
     report_base: Option<Url>,
+    /// The install-report token of the installer's report URLs (racker
+    /// renders it into the node's own Ignition); sent with every report,
+    /// also the installed OS's `up`.
+    report_token: Option<String>,
     installer: Option<Installer>,
     xids: u32,
     next_id: u64,
@@ -446,6 +450,7 @@ impl FirmwareMachine {
             vars,
             plan: None,
             report_base,
+            report_token: None,
             installer: None,
             xids: 0,
             next_id: 0,
@@ -1152,6 +1157,12 @@ impl FirmwareMachine {
                         self.say(format!("installer: unknown report {url}"));
                         continue;
                     };
+                    if let Some(token) = url
+                        .split_once('?')
+                        .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
+                    {
+                        self.report_token = Some(token.trim_matches('"').to_owned());
+                    }
                     let reason = if stage == ReportStage::Failed {
                         inst.failing.clone()
                     } else {
@@ -1210,6 +1221,9 @@ impl FirmwareMachine {
             q.append_pair("stage", stage.as_str());
             if let Some(r) = &reason {
                 q.append_pair("reason", r);
+            }
+            if let Some(t) = &self.report_token {
+                q.append_pair("token", t);
             }
         }
         self.fetch(url, Purpose::Report { stage, reason }, false, 0);

@@ -6,7 +6,7 @@ use racker_sim::{NodeSpec, Password, SimRack};
 use racker_testsupport::require_tool;
 
 /// Three BMCs on 127.77.<k>.2-4 sharing one port (a host range).
-async fn ranged_rack(k: u8) -> (SimRack, u16) {
+pub(crate) async fn ranged_rack(k: u8) -> (SimRack, u16) {
     let first = SimRack::start(
         vec![NodeSpec::new(
             [2, 0x52, 0x4B, k, 0, 2],
@@ -35,7 +35,7 @@ async fn ranged_rack(k: u8) -> (SimRack, u16) {
     )
 }
 
-async fn run(tool: &str, args: &[String]) -> String {
+pub(crate) async fn run(tool: &str, args: &[String]) -> String {
     let path = racker_testsupport::find_tool(tool).unwrap();
     let out = tokio::process::Command::new(path)
         .args(args)
@@ -52,7 +52,7 @@ async fn run(tool: &str, args: &[String]) -> String {
     stdout
 }
 
-fn common(k: u8, port: u16) -> Vec<String> {
+pub(crate) fn common(k: u8, port: u16) -> Vec<String> {
     [
         "-h",
         &format!("127.77.{k}.[2-4]:{port}"),

@@ -211,7 +211,7 @@ async fn wrong_password_and_faults_fail_promptly() {
 }
 
 /// Read from `r` until `needle` appears (bounded by a timeout).
-async fn read_until(
+pub(crate) async fn read_until(
     r: &mut (impl tokio::io::AsyncRead + Unpin),
     seen: &mut Vec<u8>,
     needle: &[u8],

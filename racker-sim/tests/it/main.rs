@@ -2,6 +2,7 @@
 
 mod freeipmi;
 mod ipmitool;
+mod platform;
 mod rack;
 
 use std::net::SocketAddr;

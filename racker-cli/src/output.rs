@@ -1,0 +1,315 @@
+//! The output contract (docs/output.md): every command that reports data
+//! prints it on stdout through these helpers, as a table for people
+//! (`-o text`, `-o wide`) or as one JSON document for programs (`-o json`,
+//! `-o jsonl`) carrying `schema_version` and `kind`. Progress, warnings and
+//! logs go to stderr. Colours go through `anstream`, which drops them for
+//! `NO_COLOR`, non-terminals and `--color never`, and keeps them for
+//! `CLICOLOR_FORCE` / `--color always`.
+
+use std::io::Write as _;
+
+use anstyle::{AnsiColor, Style};
+use serde::Serialize;
+
+/// Version of every JSON document's layout (docs/output.md). Bump it when a
+/// key is renamed or removed or changes type; adding a key does not.
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+
+/// `-o/--output`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// A table or summary for people.
+    #[default]
+    Text,
+    /// The table with every column.
+    Wide,
+    /// One pretty-printed JSON document.
+    Json,
+    /// One JSON document per line (for `jq -c`, log shippers, `--watch`).
+    Jsonl,
+}
+
+impl Format {
+    /// `json` or `jsonl`.
+    pub(crate) fn is_json(self) -> bool {
+        matches!(self, Self::Json | Self::Jsonl)
+    }
+
+    /// `wide`.
+    pub(crate) fn is_wide(self) -> bool {
+        self == Self::Wide
+    }
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ColorWhen {
+    /// Colour on terminals unless `NO_COLOR` is set (`CLICOLOR_FORCE=1`
+    /// forces it).
+    #[default]
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+impl ColorWhen {
+    /// Make the choice for every stream of this process.
+    pub(crate) fn apply(self) {
+        let choice = match self {
+            Self::Auto => anstream::ColorChoice::Auto,
+            Self::Always => anstream::ColorChoice::Always,
+            Self::Never => anstream::ColorChoice::Never,
+        };
+        choice.write_global();
+    }
+}
+
+/// A JSON document: `schema_version`, `kind`, then the data's own keys.
+#[derive(Serialize)]
+struct Document<'a, T: Serialize> {
+    schema_version: u32,
+    kind: &'a str,
+    #[serde(flatten)]
+    data: &'a T,
+}
+
+/// The document `data` (a struct or map) of `kind` as text: pretty for
+/// `json`, one line for `jsonl`; ends with a newline.
+pub(crate) fn to_json<T: Serialize>(
+    format: Format,
+    kind: &str,
+    data: &T,
+) -> anyhow::Result<String> {
+    let doc = Document {
+        schema_version: SCHEMA_VERSION,
+        kind,
+        data,
+    };
+    let mut text = if format == Format::Jsonl {
+        serde_json::to_string(&doc)?
+    } else {
+        serde_json::to_string_pretty(&doc)?
+    };
+    text.push('\n');
+    Ok(text)
+}
+
+/// Print `data` of `kind` as JSON on stdout (see [`to_json`]).
+pub(crate) fn print_json<T: Serialize>(format: Format, kind: &str, data: &T) -> anyhow::Result<()> {
+    let text = to_json(format, kind, data)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Print `data` as JSON when the format asks for it, else call `text`
+/// (which prints the human form, `wide` telling it to add every column).
+pub(crate) fn emit<T: Serialize>(
+    format: Format,
+    kind: &str,
+    data: &T,
+    text: impl FnOnce(bool) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    if format.is_json() {
+        print_json(format, kind, data)
+    } else {
+        text(format.is_wide())
+    }
+}
+
+/// The `node` key: the host name when the node has one, else its primary
+/// MAC.
+pub(crate) fn node_name(hostname: Option<&str>, mac: racker_inventory::MacAddr) -> String {
+    match hostname {
+        Some(h) if !h.is_empty() => h.to_owned(),
+        _ => mac.to_string(),
+    }
+}
+
+/// `IP:PORT` split into the contract's `bmc_ip` and `bmc_port`; a text
+/// without a port keeps it whole with no port.
+pub(crate) fn split_host_port(addr: &str) -> (String, Option<u16>) {
+    match addr.parse::<std::net::SocketAddr>() {
+        Ok(sa) => (sa.ip().to_string(), Some(sa.port())),
+        Err(_) => (addr.to_owned(), None),
+    }
+}
+
+/// Power as the contract spells it: `on`, `off` or `unknown`.
+pub(crate) fn power_str(on: Option<bool>) -> &'static str {
+    match on {
+        Some(true) => "on",
+        Some(false) => "off",
+        None => "unknown",
+    }
+}
+
+const GREEN: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Green)));
+const RED: Style = Style::new()
+    .fg_color(Some(anstyle::Color::Ansi(AnsiColor::Red)))
+    .bold();
+const YELLOW: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Yellow)));
+
+/// How a piece of text reads: success, failure, warning or aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tone {
+    /// Green.
+    Good,
+    /// Red.
+    Bad,
+    /// Yellow.
+    Warn,
+    /// As is.
+    Plain,
+}
+
+impl Tone {
+    fn style(self) -> Style {
+        match self {
+            Self::Good => GREEN,
+            Self::Bad => RED,
+            Self::Warn => YELLOW,
+            Self::Plain => Style::new(),
+        }
+    }
+
+    /// The tone of a node or BMC state word as racker prints it.
+    pub(crate) fn of_state(word: &str) -> Tone {
+        match word {
+            "failed" | "unreachable" | "error" => Self::Bad,
+            "excluded" | "unknown" | "expired" => Self::Warn,
+            "joined" | "os-up" | "installed" | "reached" | "on" | "up" | "ok" | "active" => {
+                Self::Good
+            }
+            _ => Self::Plain,
+        }
+    }
+}
+
+/// `text` wrapped in the tone's ANSI codes; print it with [`anstream`]'s
+/// `println!`/`eprintln!` (re-exported below), which strips them where
+/// colour is off.
+pub(crate) fn paint(tone: Tone, text: &str) -> String {
+    let style = tone.style();
+    if style == Style::new() {
+        return text.to_owned();
+    }
+    format!("{style}{text}{style:#}")
+}
+
+/// `✓ text` in green.
+pub(crate) fn ok_mark(text: &str) -> String {
+    format!("{} {text}", paint(Tone::Good, "✓"))
+}
+
+/// `× text` in red.
+pub(crate) fn fail_mark(text: &str) -> String {
+    format!("{} {text}", paint(Tone::Bad, "×"))
+}
+
+/// `warning: text` on stderr, `warning:` in yellow.
+pub(crate) fn warn(text: impl std::fmt::Display) {
+    anstream::eprintln!("{} {text}", paint(Tone::Warn, "warning:"));
+}
+
+/// `error: text` on stderr, `error:` in red.
+pub(crate) fn error(text: impl std::fmt::Display) {
+    anstream::eprintln!("{} {text}", paint(Tone::Bad, "error:"));
+}
+
+/// `text` as stderr shows it: colour codes removed where colour is off
+/// there (for writers that are not `anstream`'s, e.g. a progress bar).
+pub(crate) fn for_stderr(text: &str) -> String {
+    match anstream::AutoStream::choice(&std::io::stderr()) {
+        anstream::ColorChoice::Never => anstream::adapter::strip_str(text).to_string(),
+        _ => text.to_owned(),
+    }
+}
+
+/// Print `line` on stdout, colour codes removed where colour is off.
+pub(crate) fn line(line: impl std::fmt::Display) {
+    anstream::println!("{line}");
+}
+
+/// The log filter for `-v`/`-q` when `RUST_LOG` is not set: services
+/// (`netboot serve`, `bootstrap`, `demo`, `sim up`) start at `info`, other
+/// commands at `warn`.
+pub(crate) fn log_filter(verbose: u8, quiet: u8, service: bool) -> &'static str {
+    let base: i8 = if service { 2 } else { 1 };
+    let level = base + i8::try_from(verbose).unwrap_or(i8::MAX).min(3)
+        - i8::try_from(quiet).unwrap_or(i8::MAX).min(3);
+    match level {
+        i8::MIN..=-1 => "off",
+        0 => "error",
+        1 => "warn",
+        2 => "info",
+        3 => "debug",
+        _ => "trace",
+    }
+}
+
+/// Send `tracing` events to stderr: `RUST_LOG` when set, else the level
+/// `-v`/`-q` give (see [`log_filter`]).
+pub(crate) fn init_logging(globals: &crate::globals::Globals, service: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(log_filter(globals.verbose, globals.quiet, service))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Data {
+        nodes: Vec<u8>,
+    }
+
+    #[test]
+    fn documents_lead_with_schema_version_and_kind() {
+        let d = Data { nodes: vec![1, 2] };
+        let pretty = to_json(Format::Json, "plan", &d).unwrap();
+        assert!(pretty.starts_with("{\n  \"schema_version\": 1,\n  \"kind\": \"plan\",\n"));
+        let line = to_json(Format::Jsonl, "plan", &d).unwrap();
+        assert_eq!(
+            line,
+            "{\"schema_version\":1,\"kind\":\"plan\",\"nodes\":[1,2]}\n"
+        );
+    }
+
+    #[test]
+    fn verbosity_moves_the_level() {
+        assert_eq!(log_filter(0, 0, false), "warn");
+        assert_eq!(log_filter(0, 0, true), "info");
+        assert_eq!(log_filter(1, 0, false), "info");
+        assert_eq!(log_filter(2, 0, false), "debug");
+        assert_eq!(log_filter(9, 0, false), "trace");
+        assert_eq!(log_filter(0, 1, false), "error");
+        assert_eq!(log_filter(0, 2, false), "off");
+        assert_eq!(log_filter(0, 255, true), "off");
+    }
+
+    #[test]
+    fn power_words() {
+        assert_eq!(power_str(Some(true)), "on");
+        assert_eq!(power_str(Some(false)), "off");
+        assert_eq!(power_str(None), "unknown");
+    }
+
+    #[test]
+    fn paint_wraps_and_resets() {
+        let p = paint(Tone::Bad, "failed");
+        assert!(p.contains("failed") && p.starts_with('\u{1b}') && p.ends_with("\u{1b}[0m"));
+        assert_eq!(paint(Tone::Plain, "x"), "x");
+        assert_eq!(Tone::of_state("failed"), Tone::Bad);
+        assert_eq!(Tone::of_state("joined"), Tone::Good);
+    }
+}
