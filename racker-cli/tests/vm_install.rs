@@ -611,7 +611,10 @@ fn bootstrap_installs_the_real_image_with_real_ignition_and_flatcar_install() {
                 "--bind-interfaces",
                 "--dhcp-range=203.0.113.100,203.0.113.199,255.255.255.0,10m",
             ])
-            .arg(format!("--dhcp-leasefile={}", path("public.leases").display()))
+            .arg(format!(
+                "--dhcp-leasefile={}",
+                path("public.leases").display()
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -802,7 +805,7 @@ fn bootstrap_installs_the_real_image_with_real_ignition_and_flatcar_install() {
     let probe = |s: &str| serial.contains(&format!("racker-probe: {s}"));
     for expected in [
         format!("hostname={hostname}"),
-        format!("resolv.conf -> /run/systemd/resolve/stub-resolv.conf"),
+        "resolv.conf -> /run/systemd/resolve/stub-resolv.conf".to_owned(),
         format!("nameservers {RESOLVE_ADDRESS} "),
         "unit racker-report-up.service enabled=enabled ActiveState=inactive Result=success ExecMainStatus=0".to_owned(),
         format!("report-up output: recorded {VM_MAC} up"),
