@@ -465,7 +465,7 @@ fn planned(ns: &str, oem: &Path, mac: &str) -> (String, String) {
         .as_array()
         .expect("plan nodes")
         .iter()
-        .find(|n| n["primary_mac"] == mac)
+        .find(|n| n["mac"] == mac)
         .unwrap_or_else(|| panic!("{mac} not in {plan}"))
         .clone();
     let field = |k: &str| node[k].as_str().unwrap().to_owned();
