@@ -348,11 +348,12 @@ umount /tmp/oemfs
         "#!/bin/bash
 # Rendered by racker {version}: installs Flatcar on {name} ({mac}).
 set -euo pipefail
+# report STAGE [REASON]: the reason goes in the body (racker keeps it).
 report() {{
   curl --silent --show-error --fail --retry 10 --retry-delay 3 -X POST \\
-    \"{url}/report?mac={mac}&stage=$1{token}\" || true
+    --data-binary \"${{2:-}}\" \"{url}/report?mac={mac}&stage=$1{token}\" || true
 }}
-trap 'report failed' ERR
+trap 'report failed \"line $LINENO: $BASH_COMMAND\"' ERR
 report installing
 # The key racker verified this release with: flatcar-install checks the
 # signature of the image against it (its built-in key may be older than

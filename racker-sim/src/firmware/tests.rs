@@ -786,7 +786,7 @@ fn an_installer_command_flatcar_lacks_fails_like_bash_and_reports_failed() {
         panic!("{:?}\n{}", s.phase, h.console);
     };
     assert!(
-        reason.contains("/opt/racker/install: line 17: ipmitool: command not found"),
+        reason.contains("/opt/racker/install: line 18: ipmitool: command not found"),
         "{reason}\n{}",
         h.console
     );
