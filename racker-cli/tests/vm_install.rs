@@ -127,7 +127,7 @@ if [ ! -e /sysroot/etc/machine-id ]; then
   mount --bind /dev /sysroot/dev
   mount -t tmpfs tmpfs /sysroot/run
   for stage in fetch disks mount files umount; do
-    if ! chroot /sysroot /usr/lib/dracut/modules.d/30ignition/ignition -platform metal -stage $stage -root / -log-to-stdout > /ignition-$stage.log 2>&1; then
+    if ! chroot /sysroot /usr/bin/env PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/lib/dracut/modules.d/30ignition/ignition -platform metal -stage $stage -root / -log-to-stdout > /ignition-$stage.log 2>&1; then
       cat /ignition-$stage.log
       echo "racker-os: ignition $stage failed"
       poweroff -f
@@ -256,7 +256,7 @@ while [ $n -lt 4 ]; do
     $QEMU $common -boot n
   else
     echo "machine: boot $n from disk (boot device $boot)"
-    line=$(sfdisk -d "$dir/disk.img" | grep 'name="OEM"')
+    line=$(sfdisk -d "$dir/disk.img" 2>/dev/null | grep 'name="OEM"')
     start=$(echo "$line" | sed -n 's/.*start= *\([0-9]*\).*/\1/p')
     size=$(echo "$line" | sed -n 's/.*size= *\([0-9]*\).*/\1/p')
     console=""
