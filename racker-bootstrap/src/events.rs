@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use racker_inventory::MacAddr;
 
 use crate::Error;
-use crate::state::{NodeEvent, NodeState, StateFile, now_unix};
+use crate::state::{NodeEvent, NodeState, StateFile};
 
 /// A counted stage of the bootstrap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -76,7 +76,7 @@ pub enum Event {
     /// A detail written to the attempt log only (lokoctl runs, BMC
     /// requests); a front end may ignore it.
     Detail(String),
-    /// A warning for the operator (not in the attempt log), e.g. a BMC
+    /// A warning for the operator (also in the attempt log), e.g. a BMC
     /// whose DHCP lease disagrees with the plan.
     Warning(String),
     /// A counted stage started with `total` nodes.
@@ -120,9 +120,10 @@ pub enum Event {
         /// Its new state.
         state: NodeState,
     },
-    /// A retry started; its lines go to a new attempt log.
+    /// An attempt started (1 when the bootstrap starts, 2 for the first
+    /// retry); its lines go to this attempt log.
     AttemptStarted {
-        /// The attempt (2 for the first retry).
+        /// The attempt (1 = the first run, 2 = the first retry).
         attempt: u32,
         /// Its log file.
         log: PathBuf,
@@ -263,10 +264,20 @@ impl<'a> Reporter<'a> {
         })
     }
 
+    /// One line of the attempt log: `[<RFC 3339 UTC, milliseconds>] line`.
     fn write(&self, line: &str) {
+        let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
         if let Ok(mut f) = self.log.lock() {
-            let _ = writeln!(f.1, "[{}] {line}", now_unix());
+            let _ = writeln!(f.1, "[{now}] {line}");
         }
+    }
+
+    /// Start the first attempt: its log file is announced as
+    /// [`Event::AttemptStarted`] with attempt 1.
+    pub(crate) fn begin(&self) {
+        let log = self.log_path();
+        self.write("attempt 1");
+        self.sink.event(&Event::AttemptStarted { attempt: 1, log });
     }
 
     /// A line for the log only.
@@ -275,8 +286,9 @@ impl<'a> Reporter<'a> {
         self.sink.event(&Event::Detail(line.to_owned()));
     }
 
-    /// A warning for the operator only.
+    /// A warning for the operator (and the log).
     pub(crate) fn warn(&self, line: String) {
+        self.write(&format!("warning: {line}"));
         self.sink.event(&Event::Warning(line));
     }
 
@@ -322,6 +334,18 @@ impl<'a> Reporter<'a> {
     ) -> Result<bool, Error> {
         let changed = file.apply(mac, event)?;
         if changed && let Some(record) = file.state.nodes.get(&mac) {
+            let name = if record.hostname.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", record.hostname)
+            };
+            self.write(&match &record.state {
+                NodeState::Failed { stage, reason } => format!(
+                    "node {mac}{name}: failed (after {}): {reason}",
+                    stage.as_str()
+                ),
+                state => format!("node {mac}{name}: {}", state.name()),
+            });
             self.sink.event(&Event::NodeChanged {
                 node: mac,
                 state: record.state.clone(),
@@ -426,6 +450,7 @@ mod tests {
                 "OS installation via PXE (1/2)   ✓ 02:00:00:01:00:07 node-7 installed",
                 "× OS installation via PXE (1/2)",
                 "detail",
+                "warning: careful",
                 &format!("attempt 2 continues in {}", second.display()),
             ]
         );
@@ -463,6 +488,53 @@ mod tests {
             Event::AttemptStarted {
                 attempt: 2,
                 log: second
+            }
+        );
+    }
+
+    #[test]
+    fn the_log_has_timestamps_node_changes_and_warnings() {
+        use crate::state::{BootstrapState, Stage};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/1-bootstrap.log");
+        let sink = CollectEvents::new();
+        let r = Reporter::new(&path, &sink).unwrap();
+        r.begin();
+        let mac = MacAddr::new([2, 0, 0, 1, 0, 7]);
+        let mut state = BootstrapState::new("flatcar", dir.path());
+        state.ensure_node(mac, MacAddr::new([2, 0, 0, 2, 0, 7]), "node-7", 0);
+        let mut file = StateFile::new(dir.path(), state).unwrap();
+        r.apply(&mut file, mac, &NodeEvent::Reached(Stage::BmcReachable))
+            .unwrap();
+        r.apply(&mut file, mac, &NodeEvent::Failed("no lease".into()))
+            .unwrap();
+        r.warn("lease disagrees".into());
+        let log = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<(&str, &str)> = log
+            .lines()
+            .map(|l| l.strip_prefix('[').unwrap().split_once("] ").unwrap())
+            .collect();
+        for (stamp, _) in &lines {
+            // 2026-12-02T09:15:00.123Z
+            let t = humantime::parse_rfc3339(stamp).unwrap();
+            assert!(t <= std::time::SystemTime::now(), "{stamp}");
+            assert_eq!(stamp.len(), 24, "{stamp}");
+        }
+        let texts: Vec<&str> = lines.iter().map(|(_, t)| *t).collect();
+        assert_eq!(
+            texts,
+            [
+                "attempt 1",
+                "node 02:00:00:01:00:07 node-7: bmc-reachable",
+                "node 02:00:00:01:00:07 node-7: failed (after bmc-reachable): no lease",
+                "warning: lease disagrees",
+            ]
+        );
+        assert_eq!(
+            sink.events()[0],
+            Event::AttemptStarted {
+                attempt: 1,
+                log: path
             }
         );
     }

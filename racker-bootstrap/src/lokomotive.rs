@@ -108,7 +108,11 @@ pub(crate) async fn stages(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        if !bring_up(progress, run, selection, file).await? {
+        // lokoctl runs for minutes: what happened so far is on disk first.
+        file.flush()?;
+        let up = bring_up(progress, run, selection, file).await?;
+        file.flush()?;
+        if !up {
             return Ok(false);
         }
         if let Some(link) = &run.env.kubeconfig_link {
@@ -326,6 +330,7 @@ async fn follow_joins(
             }
         }
         if !waiting.is_empty() {
+            file.flush()?;
             tokio::time::sleep(join.interval).await;
         }
     }

@@ -280,6 +280,7 @@ mod tests {
             &crate::state::NodeEvent::Reached(Stage::BmcReachable),
         )
         .unwrap();
+        file.flush().unwrap();
         write_if_changed(dir.path(), &power, &mut last);
         let read: RackStatus = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(read.nodes[&mac(0)].state, "bmc-reachable");

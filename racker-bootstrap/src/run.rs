@@ -98,6 +98,7 @@ pub async fn bootstrap(
         .join("logs")
         .join(format!("{stamp}-bootstrap.log"));
     let progress = Reporter::new(&log_path, events)?;
+    progress.begin();
 
     // Exclusions: the operator's plus those a previous run decided.
     let mut options = config.selection.clone();
@@ -254,13 +255,18 @@ pub async fn bootstrap(
         rack_status_options(config),
     );
     let result = stages(&ctx, &selection, &mut file, &watch, lokoctl.as_deref()).await;
+    // Node events are written behind: everything is on disk before the
+    // rack view takes its last look and the caller reads the state.
+    let flushed = file.flush();
     rack_status.stop();
     if let Some(nb) = netboot {
         nb.stop();
     }
+    let outcome = result?;
+    flushed?;
     Ok(Report {
-        outcome: result?,
-        state: file.state,
+        outcome,
+        state: file.state.clone(),
         log: ctx.progress.log_path(),
     })
 }
@@ -736,6 +742,8 @@ impl<'p, 'a> Tally<'p, 'a> {
     ) -> Result<(), Error> {
         self.progress
             .apply(file, mac, &NodeEvent::Failed(reason.clone()))?;
+        // What the line reports is on disk before it is shown.
+        file.flush()?;
         self.done += 1;
         let line = format!("{who} {reason}");
         self.progress.step(
@@ -831,6 +839,7 @@ async fn pxe_stage(
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut trail_checked = Instant::now();
     while !waiting.is_empty() {
+        file.save_if_due()?;
         tick.tick().await;
         if external {
             // Another process records the reports; the in-process server
@@ -844,6 +853,7 @@ async fn pxe_stage(
             trail_checked = Instant::now();
         }
         let mut finished = Vec::new();
+        let mut installed_now: Vec<MacAddr> = Vec::new();
         for (mac, since) in &waiting {
             let from_ms = since_ms.get(mac).copied().unwrap_or(0);
             let events = if check_trail || since.elapsed() > timeout {
@@ -889,21 +899,35 @@ async fn pxe_stage(
                 })
             });
             let Some(verdict) = verdict else { continue };
-            let name_of = selection.find_by_mac(*mac).map(host).unwrap_or_default();
             match verdict {
-                Ok(()) => {
-                    if let Some(n) = selection.find_by_mac(*mac) {
-                        set_disk_boot_from_management(ctx, &[n], "installed").await;
-                    }
-                    ctx.progress
-                        .apply(file, *mac, &NodeEvent::Reached(Stage::InstallerBooted))?;
-                    ctx.progress
-                        .apply(file, *mac, &NodeEvent::Reached(Stage::Installed))?;
-                    tally.ok(*mac, format!("{mac} {name_of} installed"));
+                Ok(()) => installed_now.push(*mac),
+                Err(reason) => {
+                    let name_of = selection.find_by_mac(*mac).map(host).unwrap_or_default();
+                    tally.fail(file, *mac, &format!("{mac} {name_of}"), reason)?;
                 }
-                Err(reason) => tally.fail(file, *mac, &format!("{mac} {name_of}"), reason)?,
             }
             finished.push(*mac);
+        }
+        // Disk boot for every node installed since the last tick, in one
+        // fan-out (one node at a time made large racks slow).
+        if !installed_now.is_empty() {
+            let nodes: Vec<&SelectedNode> = installed_now
+                .iter()
+                .filter_map(|mac| selection.find_by_mac(*mac))
+                .collect();
+            set_disk_boot_from_management(ctx, &nodes, "installed").await;
+            for mac in &installed_now {
+                ctx.progress
+                    .apply(file, *mac, &NodeEvent::Reached(Stage::InstallerBooted))?;
+                ctx.progress
+                    .apply(file, *mac, &NodeEvent::Reached(Stage::Installed))?;
+            }
+            // One write for the whole batch, before its lines are shown.
+            file.flush()?;
+            for mac in installed_now.drain(..) {
+                let name_of = selection.find_by_mac(mac).map(host).unwrap_or_default();
+                tally.ok(mac, format!("{mac} {name_of} installed"));
+            }
         }
         for mac in finished {
             waiting.remove(&mac);
@@ -958,12 +982,14 @@ async fn os_up_stage(
         .collect();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     while !waiting.is_empty() {
+        file.save_if_due()?;
         tick.tick().await;
         if external {
             let _ = reports.refresh();
         }
         let timed_out = started.elapsed() > timeout;
         let mut still = Vec::new();
+        let mut up_now: Vec<&SelectedNode> = Vec::new();
         for n in waiting {
             let mac = n.planned.node.primary_mac;
             let up = file
@@ -973,12 +999,7 @@ async fn os_up_stage(
                 .is_some_and(|r| r.state.stage() >= Stage::OsUp)
                 || reports.is_up(mac);
             if up {
-                if reports.is_up(mac) {
-                    set_disk_boot_from_management(ctx, &[n], "up").await;
-                }
-                ctx.progress
-                    .apply(file, mac, &NodeEvent::Reached(Stage::OsUp))?;
-                tally.ok(mac, format!("{mac} {} OS up", host(n)));
+                up_now.push(n);
             } else if timed_out {
                 let reason = format!(
                     "installed, but its OS did not report up within {} ({}; check its console: racker ipmi {mac} sol)",
@@ -989,6 +1010,28 @@ async fn os_up_stage(
             } else {
                 still.push(n);
             }
+        }
+        // Disk boot again for every node up since the last tick, in one
+        // fan-out (some BMCs lose the flags on the way).
+        let reported: Vec<&SelectedNode> = up_now
+            .iter()
+            .copied()
+            .filter(|n| reports.is_up(n.planned.node.primary_mac))
+            .collect();
+        if !reported.is_empty() {
+            set_disk_boot_from_management(ctx, &reported, "up").await;
+        }
+        for n in &up_now {
+            ctx.progress.apply(
+                file,
+                n.planned.node.primary_mac,
+                &NodeEvent::Reached(Stage::OsUp),
+            )?;
+        }
+        file.flush()?;
+        for n in up_now {
+            let mac = n.planned.node.primary_mac;
+            tally.ok(mac, format!("{mac} {} OS up", host(n)));
         }
         waiting = still;
     }

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use racker_inventory::MacAddr;
 use serde::{Deserialize, Serialize};
@@ -299,10 +299,32 @@ impl BootstrapState {
 }
 
 /// The state file: `<state-dir>/bootstrap.json`.
+///
+/// Node events are written behind, at most every `SAVE_INTERVAL` (200 ms): a
+/// burst of events on a large rack costs one write per interval instead of
+/// one whole-file write per event (which made bootstraps of 1,000 nodes
+/// quadratic, docs/bootstrap.md). [`flush`](Self::flush) (also on drop)
+/// writes what is pending; the stages call [`save_if_due`](Self::save_if_due)
+/// on every tick, so the file is never more than about a quarter of a
+/// second behind. What a crash loses in that window is re-derived on
+/// resume from the install reports, which are written at once.
 #[derive(Debug)]
 pub struct StateFile {
     path: PathBuf,
     pub(crate) state: BootstrapState,
+    dirty: bool,
+    last_save: Option<Instant>,
+}
+
+/// How often pending node events are written at most.
+pub(crate) const SAVE_INTERVAL: Duration = Duration::from_millis(200);
+
+impl Drop for StateFile {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::warn!("writing {}: {e}", self.path.display());
+        }
+    }
 }
 
 /// Seconds since the Unix epoch (0 before it).
@@ -333,9 +355,11 @@ impl StateFile {
 
     /// Persist `state` at `<state-dir>/bootstrap.json` (written at once).
     pub fn new(state_dir: &Path, state: BootstrapState) -> Result<Self, Error> {
-        let f = Self {
+        let mut f = Self {
             path: Self::path(state_dir),
             state,
+            dirty: true,
+            last_save: None,
         };
         f.save()?;
         Ok(f)
@@ -346,11 +370,29 @@ impl StateFile {
         &self.state
     }
 
-    fn save(&self) -> Result<(), Error> {
+    fn save(&mut self) -> Result<(), Error> {
         let mut json = serde_json::to_vec_pretty(&self.state)
             .map_err(|e| Error::io("serializing", &self.path, e.into()))?;
         json.push(b'\n');
-        write_atomic(&self.path, &json, 0o644)
+        write_atomic(&self.path, &json, 0o644)?;
+        self.dirty = false;
+        self.last_save = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Write pending node events now.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        if self.dirty { self.save() } else { Ok(()) }
+    }
+
+    /// Write pending node events when the last write is at least
+    /// `SAVE_INTERVAL` (200 ms) ago.
+    pub fn save_if_due(&mut self) -> Result<(), Error> {
+        if self.dirty && self.last_save.is_none_or(|t| t.elapsed() >= SAVE_INTERVAL) {
+            self.save()
+        } else {
+            Ok(())
+        }
     }
 
     /// Record the kubeconfig of the cluster (saved at once).
@@ -362,11 +404,12 @@ impl StateFile {
         Ok(())
     }
 
-    /// Apply and persist (only when something changed).
+    /// Apply; a change is written behind (see [`StateFile`]).
     pub fn apply(&mut self, mac: MacAddr, event: &NodeEvent) -> Result<bool, Error> {
         let changed = self.state.apply(mac, event, now_unix())?;
         if changed {
-            self.save()?;
+            self.dirty = true;
+            self.save_if_due()?;
         }
         Ok(changed)
     }
@@ -475,12 +518,36 @@ mod tests {
         assert!(s.apply(m, &NodeEvent::Reached(Stage::OsUp), 4).unwrap());
     }
 
+    /// Node events are written behind: a burst costs one write, pending
+    /// events reach the disk when due, on flush and on drop.
+    #[test]
+    fn events_are_written_behind_and_never_lost_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let on_disk = || StateFile::load(dir.path()).unwrap().unwrap();
+        let mut f = StateFile::new(dir.path(), state(3)).unwrap();
+        let reached = |s| NodeEvent::Reached(s);
+        f.apply(mac(0), &reached(Stage::BmcReachable)).unwrap();
+        f.apply(mac(1), &reached(Stage::BmcReachable)).unwrap();
+        // Within the interval of the first write: still pending.
+        assert_ne!(on_disk(), f.state);
+        f.save_if_due().unwrap();
+        assert_ne!(on_disk(), f.state);
+        std::thread::sleep(SAVE_INTERVAL);
+        f.save_if_due().unwrap();
+        assert_eq!(on_disk(), f.state);
+        f.apply(mac(2), &reached(Stage::BmcReachable)).unwrap();
+        let expected = f.state.clone();
+        drop(f);
+        assert_eq!(on_disk(), expected);
+    }
+
     #[test]
     fn persisted_state_survives_reload() {
         let dir = tempfile::tempdir().unwrap();
         let mut f = StateFile::new(dir.path(), state(2)).unwrap();
         f.apply(mac(1), &NodeEvent::Reached(Stage::Installed))
             .unwrap();
+        f.flush().unwrap();
         let loaded = StateFile::load(dir.path()).unwrap().unwrap();
         assert_eq!(loaded, f.state);
         assert_eq!(

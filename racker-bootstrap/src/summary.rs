@@ -48,8 +48,8 @@ pub struct SummaryNode {
     pub reason: Option<String>,
     /// Installation attempts started.
     pub attempts: u32,
-    /// Last transition, seconds since the Unix epoch.
-    pub updated_unix: u64,
+    /// Last transition (RFC 3339, UTC).
+    pub updated_at: String,
 }
 
 impl Report {
@@ -85,7 +85,10 @@ impl Report {
                         stage: r.state.stage().as_str(),
                         reason: r.state.reason().map(str::to_owned),
                         attempts: r.attempts,
-                        updated_unix: r.updated_unix,
+                        updated_at: humantime::format_rfc3339_seconds(
+                            std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.updated_unix),
+                        )
+                        .to_string(),
                     }
                 })
                 .collect(),
@@ -144,5 +147,6 @@ mod tests {
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["nodes"][1]["mac"], b.to_string());
         assert_eq!(json["nodes"][1]["hostname"], serde_json::Value::Null);
+        assert_eq!(json["nodes"][1]["updated_at"], "1970-01-01T00:00:07Z");
     }
 }

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::CommandFactory as _;
 
 /// Arguments of `racker completions`.
 #[derive(Debug, clap::Args)]
@@ -37,7 +36,7 @@ pub(crate) struct ManpagesCmd {
 }
 
 pub(crate) fn completions(cmd: CompletionsCmd) -> anyhow::Result<ExitCode> {
-    let mut command = crate::Cli::command();
+    let mut command = crate::command();
     match cmd.dir {
         None => clap_complete::generate(cmd.shell, &mut command, "racker", &mut std::io::stdout()),
         Some(dir) => {
@@ -64,7 +63,7 @@ pub(crate) fn completions(cmd: CompletionsCmd) -> anyhow::Result<ExitCode> {
 
 pub(crate) fn manpages(cmd: ManpagesCmd) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&cmd.dir).with_context(|| format!("creating {}", cmd.dir.display()))?;
-    let command = crate::Cli::command();
+    let command = crate::command();
     let mut written = 0usize;
     write_pages(&command, "racker", &cmd.dir, &mut written)?;
     eprintln!("✓ wrote {written} man pages into {}", cmd.dir.display());

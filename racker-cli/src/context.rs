@@ -16,15 +16,15 @@ use crate::globals::Globals;
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct PlanArgs {
     /// First three octets of the rack-internal network.
-    #[arg(long, env = "RACKER_SUBNET_PREFIX", default_value = racker_inventory::DEFAULT_SUBNET_PREFIX)]
+    #[arg(long, global = true, env = "RACKER_SUBNET_PREFIX", default_value = racker_inventory::DEFAULT_SUBNET_PREFIX)]
     pub(crate) subnet_prefix: String,
     /// Prefix length of the rack-internal network (16-24); above 63 nodes use
     /// a larger network such as /22.
-    #[arg(long, env = "RACKER_PREFIX_LENGTH", default_value_t = racker_inventory::DEFAULT_PREFIX_LEN)]
+    #[arg(long, global = true, env = "RACKER_PREFIX_LENGTH", default_value_t = racker_inventory::DEFAULT_PREFIX_LEN)]
     pub(crate) prefix_length: u8,
     /// MACs (primary, BMC or secondary) of nodes to leave out, separated by
     /// spaces or commas.
-    #[arg(long, env = "RACKER_EXCLUDE", default_value = "")]
+    #[arg(long, global = true, env = "RACKER_EXCLUDE", default_value = "")]
     pub(crate) exclude: String,
 }
 

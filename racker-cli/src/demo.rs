@@ -29,8 +29,8 @@ use crate::globals::Globals;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   racker demo
-  racker demo --nodes 60 --install-delay-ms 0
-  racker demo --nodes 4 --fault 02:00:00:01:00:02=install-fail --on-failure exclude
+  racker demo --count 60 --install-delay 0
+  racker demo --count 4 --fault 02:00:00:01:00:02=install-fail --on-failure exclude
 
 The demo rack lives in --dir (default: racker-demo in the temporary directory,
 cleared and reused by every demo; an explicit --dir is resumed). Its nodes.csv
@@ -45,7 +45,7 @@ the `export RACKER_...` lines that point racker at it: `racker status`,
 another shell. Ctrl-C stops everything and prints a summary.")]
 pub(crate) struct DemoCmd {
     /// Number of nodes (the management node comes on top).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long = "count", alias = "nodes", default_value_t = 8)]
     nodes: usize,
     /// What to provision (lokomotive drives `lokoctl` from PATH or RACKER_LOKOCTL).
     #[arg(long, value_enum, default_value = "flatcar")]
@@ -60,9 +60,12 @@ pub(crate) struct DemoCmd {
     #[arg(long)]
     keep_running: bool,
     /// How long each simulated installer "writes the disk".
-    #[arg(long, default_value_t = 300)]
-    install_delay_ms: u64,
-    /// Node i's installer takes (i + 1) times --install-delay-ms instead, so
+    #[arg(long, default_value = "300ms", value_parser = bootstrap::parse_duration, value_name = "DURATION")]
+    install_delay: Duration,
+    /// Old spelling of --install-delay, in milliseconds.
+    #[arg(long, hide = true, conflicts_with = "install_delay")]
+    install_delay_ms: Option<u64>,
+    /// Node i's installer takes (i + 1) times --install-delay instead, so
     /// installs finish one after the other.
     #[arg(long)]
     stagger: bool,
@@ -140,6 +143,9 @@ pub(crate) fn write_demo_rack(dir: &Path, nodes: usize) -> anyhow::Result<Global
     for (name, size) in [
         (racker_netboot::matchbox::PXE_KERNEL, 256 * 1024),
         (racker_netboot::matchbox::PXE_INITRD, 1024 * 1024),
+        // What flatcar-install fetches (the simulated installer does not).
+        ("flatcar_production_image.bin.bz2", 4096),
+        ("flatcar_production_image.bin.bz2.sig", 64),
     ] {
         let path = assets.join(name);
         if !path.exists() {
@@ -329,7 +335,7 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
         }
     };
     if args.nodes == 0 {
-        bail!("--nodes must be at least 1");
+        bail!("--count must be at least 1");
     }
     let started = std::time::Instant::now();
     prepare_dir(&dir, default_dir)?;
@@ -381,12 +387,15 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
     // Netboot endpoints on loopback, and each node's firmware.
     let dhcp = free_udp_port()?;
     let http = free_tcp_port()?;
+    let install_delay = args
+        .install_delay_ms
+        .map_or(args.install_delay, Duration::from_millis);
     let config = FirmwareConfig::new(dhcp)
         .bmc(BmcAccess::Lan {
             user: "USER".into(),
             password: Password::new("PASS"),
         })
-        .install_delay(Duration::from_millis(args.install_delay_ms));
+        .install_delay(install_delay);
     let client = racker_sim::firmware::HttpClient::new(&config)?;
     // The simulated disks live only as long as this process: resuming in
     // an existing --dir, nodes the report store knows as installed get
@@ -398,16 +407,16 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
     for (i, node) in rack.nodes().iter().enumerate() {
         let mut cfg = config.clone();
         if args.stagger {
-            cfg = cfg.install_delay(Duration::from_millis(
-                args.install_delay_ms * (i as u64 + 1),
-            ));
+            cfg = cfg.install_delay(install_delay * (i as u32 + 1));
         }
         let primary = node.primary_mac().map(MacAddr::new);
         if let Some(f) = primary.and_then(|mac| fw_faults.get(&mac)) {
             cfg = cfg.faults(*f);
         }
-        if primary.is_some_and(|mac| reports.is_installed(mac)) {
-            cfg = cfg.installed_from(base_url.clone());
+        if let Some(mac) = primary.filter(|mac| reports.is_installed(*mac)) {
+            // The installed OS reports with the token of its Ignition.
+            let key = racker_netboot::report::ReportKey::load_or_create(&globals.state_dir)?;
+            cfg = cfg.installed_from(format!("{base_url}/?token={}", key.token(mac)));
         }
         firmware.push(Firmware::spawn_with(node, cfg, &client)?);
     }

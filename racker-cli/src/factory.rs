@@ -24,16 +24,16 @@ pub(crate) enum FactoryCmd {
     },
     /// Clear the recorded installed version and/or reset nodes.csv to its
     /// header and remove the state directory. Without --racker-version or
-    /// --nodes, does both.
+    /// --inventory, does both.
     #[command(after_help = "Examples:
-  racker factory reset --nodes --yes
+  racker factory reset --inventory --yes
   racker factory reset --racker-version")]
     Reset {
         /// Clear the recorded installed racker version.
         #[arg(long)]
         racker_version: bool,
         /// Reset nodes.csv to the header line and remove the state directory.
-        #[arg(long)]
+        #[arg(long = "inventory", alias = "nodes")]
         nodes: bool,
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]

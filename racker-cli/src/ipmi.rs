@@ -54,16 +54,22 @@ pub(crate) struct IpmiCmd {
     #[command(flatten)]
     selection: SelectionArgs,
     /// BMC UDP port (unless --host names one).
-    #[arg(long, global = true, default_value_t = racker_ipmi::DEFAULT_PORT)]
+    #[arg(long = "ipmi-port", alias = "port", global = true, default_value_t = racker_ipmi::DEFAULT_PORT)]
     port: u16,
     /// RMCP+ cipher suite: 17, 3, or auto (17, then 3 if refused).
     #[arg(long, global = true, value_enum, default_value = "auto")]
     cipher_suite: CipherArg,
-    /// Seconds allowed per request/reply exchange, retransmissions included.
-    #[arg(long, global = true, default_value = "5", value_parser = parse_seconds)]
+    /// Time allowed per request/reply exchange, retransmissions included
+    /// (seconds, or e.g. 500ms, 5s).
+    #[arg(long = "ipmi-timeout", alias = "timeout", global = true, default_value = crate::flags::IPMI_TIMEOUT, value_parser = crate::flags::ipmi_timeout, value_name = "DURATION")]
     timeout: Duration,
     /// Retransmissions of an unanswered packet.
-    #[arg(long, global = true, default_value_t = 3)]
+    #[arg(
+        long = "ipmi-retries",
+        alias = "retries",
+        global = true,
+        default_value_t = 3
+    )]
     retries: u32,
     /// BMCs talked to at the same time with --all.
     #[arg(long, global = true, default_value_t = 64)]
@@ -71,18 +77,6 @@ pub(crate) struct IpmiCmd {
     /// What to do; the serial console when omitted.
     #[command(subcommand)]
     command: Option<IpmiSub>,
-}
-
-/// An IPMI timeout: `0 < seconds <= 3600` (shared by `racker ipmi`,
-/// `status` and `bootstrap`).
-pub(crate) fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !(v > 0.0 && v <= 3600.0) {
-        return Err(format!("{s}: expected 0 < seconds <= 3600"));
-    }
-    Ok(Duration::from_secs_f64(v))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,13 +1,16 @@
 //! The `racker` command line.
 
 mod bootstrap;
+mod compat;
 mod completions;
 mod context;
 mod demo;
 mod factory;
+mod flags;
 mod fsutil;
 mod globals;
 mod ipmi;
+mod logging;
 mod management_node;
 mod netboot;
 mod netboot_content;
@@ -83,6 +86,12 @@ enum Command {
     // Each subcommand lives in its own module; add one variant per line below.
 }
 
+/// The command line with its environment twins (`RACKER_<FLAG>`), as
+/// parsed and as completions and man pages describe it.
+pub(crate) fn command() -> clap::Command {
+    flags::with_env_twins(Cli::command())
+}
+
 /// Die quietly on a closed pipe (`racker plan | head`) like other Unix
 /// tools, instead of panicking in `println!`.
 #[allow(unsafe_code)]
@@ -110,22 +119,32 @@ pub(crate) fn error_chain(err: &anyhow::Error) -> String {
 
 fn main() -> ExitCode {
     restore_default_sigpipe();
-    let matches = Cli::command().get_matches();
+    // The original racker's flag spellings (`-provision`, `-onfailure`,
+    // ...) are hidden aliases (docs/migrating.md).
+    let translated = match compat::translate(std::env::args_os(), &std::env::temp_dir()) {
+        Ok(t) => t,
+        Err(e) => {
+            output::error(e.to_string());
+            return ExitCode::from(2);
+        }
+    };
+    for note in &translated.notes {
+        eprintln!("note: {note}");
+    }
+    let ini_files = translated.ini_files;
+    let matches = command().get_matches_from(translated.args);
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
     cli.globals.color.apply();
-    // Services log what they do; one-shot commands only what goes wrong.
+    // Services log what they do; other commands (bootstrap and the demo
+    // show their progress instead) only what goes wrong.
     let service = matches!(
         matches.subcommand(),
-        Some(("netboot", m)) if matches!(m.subcommand_name(), Some("serve"))
-    ) || matches!(matches.subcommand_name(), Some("bootstrap" | "demo"))
-        || matches!(
-            matches.subcommand(),
-            Some(("sim", m)) if matches!(m.subcommand_name(), Some("up"))
-        );
-    output::init_logging(&cli.globals, service);
+        Some(("netboot" | "sim", m)) if matches!(m.subcommand_name(), Some("serve" | "up"))
+    );
+    logging::init(&cli.globals, service);
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Release(cmd) => release::run(&cli.globals, cmd),
         Command::Factory(cmd) => factory::run(&cli.globals, cmd),
@@ -160,6 +179,9 @@ fn main() -> ExitCode {
         Command::Completions(cmd) => completions::completions(cmd),
         Command::Manpages(cmd) => completions::manpages(cmd),
     };
+    for file in &ini_files {
+        let _ = std::fs::remove_file(file);
+    }
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -78,11 +78,11 @@ struct DhcpArgs {
     /// Hand out the dynamic range (.128-.254 of a /24) to unknown MACs.
     #[arg(long)]
     dynamic_range: bool,
-    /// Lease time in seconds [default: 1 day: BMCs and nodes keep their
-    /// reserved address and renew every 12 hours, so a netboot service
-    /// that is down for a while loses nothing].
-    #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
-    lease_time: u64,
+    /// Lease time (seconds, or e.g. 2m, 12h, 1d) [default: 1 day: BMCs and
+    /// nodes keep their reserved address and renew every 12 hours, so a
+    /// netboot service that is down for a while loses nothing].
+    #[arg(long, default_value = "1d", value_parser = racker_inventory::parse_duration, value_name = "DURATION")]
+    lease_time: Duration,
     /// Send this router (option 3); only for single-NIC setups.
     #[arg(long, value_name = "IP")]
     router: Option<Ipv4Addr>,
@@ -168,7 +168,7 @@ use racker_bootstrap::network::reservations;
 fn dhcp_config(plan: &AddressPlan, args: &DhcpArgs) -> anyhow::Result<DhcpConfig> {
     let server_ip = plan.management_ip();
     let mut config = DhcpConfig::new(server_ip, plan.subnet().prefix_len());
-    config.lease_time = Duration::from_secs(args.lease_time);
+    config.lease_time = args.lease_time;
     config.dynamic_range = args.dynamic_range.then(|| plan.dynamic_range());
     config.router = args.router;
     config.dns.clone_from(&args.dns);
@@ -181,16 +181,6 @@ fn dhcp_config(plan: &AddressPlan, args: &DhcpArgs) -> anyhow::Result<DhcpConfig
     config.boot.arm64_file = Some(args.arm64_boot_file.clone());
     config.validate()?;
     Ok(config)
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
 }
 
 fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -249,7 +239,6 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The matchbox gRPC API's store answers the HTTP boot endpoints before
     // racker's own profiles (docs/lokomotive.md).
     builder = builder.matchbox_grpc(args.matchbox_grpc);
-    init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

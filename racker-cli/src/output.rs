@@ -234,36 +234,6 @@ pub(crate) fn line(line: impl std::fmt::Display) {
     anstream::println!("{line}");
 }
 
-/// The log filter for `-v`/`-q` when `RUST_LOG` is not set: services
-/// (`netboot serve`, `bootstrap`, `demo`, `sim up`) start at `info`, other
-/// commands at `warn`.
-pub(crate) fn log_filter(verbose: u8, quiet: u8, service: bool) -> &'static str {
-    let base: i8 = if service { 2 } else { 1 };
-    let level = base + i8::try_from(verbose).unwrap_or(i8::MAX).min(3)
-        - i8::try_from(quiet).unwrap_or(i8::MAX).min(3);
-    match level {
-        i8::MIN..=-1 => "off",
-        0 => "error",
-        1 => "warn",
-        2 => "info",
-        3 => "debug",
-        _ => "trace",
-    }
-}
-
-/// Send `tracing` events to stderr: `RUST_LOG` when set, else the level
-/// `-v`/`-q` give (see [`log_filter`]).
-pub(crate) fn init_logging(globals: &crate::globals::Globals, service: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(log_filter(globals.verbose, globals.quiet, service))
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,18 +253,6 @@ mod tests {
             line,
             "{\"schema_version\":1,\"kind\":\"plan\",\"nodes\":[1,2]}\n"
         );
-    }
-
-    #[test]
-    fn verbosity_moves_the_level() {
-        assert_eq!(log_filter(0, 0, false), "warn");
-        assert_eq!(log_filter(0, 0, true), "info");
-        assert_eq!(log_filter(1, 0, false), "info");
-        assert_eq!(log_filter(2, 0, false), "debug");
-        assert_eq!(log_filter(9, 0, false), "trace");
-        assert_eq!(log_filter(0, 1, false), "error");
-        assert_eq!(log_filter(0, 2, false), "off");
-        assert_eq!(log_filter(0, 255, true), "off");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::globals::Globals;
 #[command(after_help = "Examples:
   racker plan
   racker plan --provision lokomotive --num-controllers 3 --controller-type red
-  racker plan --exclude \"00:11:22:33:44:10 00:11:22:33:44:21\" --output json
+  racker plan --exclude \"00:11:22:33:44:10 00:11:22:33:44:21\" -o json
   racker plan --subnet-prefix 10.20.0 --prefix-length 22")]
 pub(crate) struct PlanCmd {
     #[command(flatten)]

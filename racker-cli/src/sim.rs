@@ -36,20 +36,25 @@ are created (USER / PASS, or --user and RACKER_SIM_PASSWORD) when missing.
 
 Examples:
   racker --oem-dir /tmp/rack --state-dir /tmp/state sim up --count 4
-  racker sim up --nodes nodes.csv --bind 127.24.213 --ipmi-port 6230 \\
+  racker sim up --nodes-csv nodes.csv --bind 127.24.213 --ipmi-port 6230 \\
       --fault 00:11:22:33:44:21=unreachable --fault 00:11:22:33:44:11=loss:30
   IPMI_PASSWORD=PASS ipmitool -I lanplus -H 127.24.213.2 -p 6230 -U USER -E chassis status";
 
 const STATUS_HELP: &str = "\
 Examples:
   racker --state-dir /tmp/state sim status
-  racker --state-dir /tmp/state sim status --output json | jq '.[] | select(.power == \"on\")'";
+  racker --state-dir /tmp/state sim status -o json | jq '.nodes[] | select(.power == \"on\")'";
 
 /// Options of `racker sim up`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct UpArgs {
     /// nodes.csv to simulate (default: <oem-dir>/nodes.csv).
-    #[arg(long, conflicts_with = "count")]
+    #[arg(
+        long = "nodes-csv",
+        alias = "nodes",
+        value_name = "FILE",
+        conflicts_with = "count"
+    )]
     nodes: Option<std::path::PathBuf>,
     /// Generate N nodes (the first is the management node) and write their
     /// nodes.csv into the OEM directory.
@@ -80,8 +85,11 @@ pub(crate) struct UpArgs {
     #[arg(long, value_name = "ADDR:PORT")]
     pxe_dhcp: Option<std::net::SocketAddr>,
     /// How long each simulated installer takes (with --pxe-dhcp).
-    #[arg(long, default_value_t = 300)]
-    install_delay_ms: u64,
+    #[arg(long, default_value = "300ms", value_parser = racker_inventory::parse_duration, value_name = "DURATION")]
+    install_delay: std::time::Duration,
+    /// Old spelling of --install-delay, in milliseconds.
+    #[arg(long, hide = true, conflicts_with = "install_delay")]
+    install_delay_ms: Option<u64>,
 }
 
 /// Options of `racker sim status` (none but the global ones).
@@ -278,7 +286,8 @@ fn up(globals: &Globals, args: UpArgs) -> anyhow::Result<ExitCode> {
     let firmware = args.pxe_dhcp.map(|dhcp| {
         (
             dhcp,
-            std::time::Duration::from_millis(args.install_delay_ms),
+            args.install_delay_ms
+                .map_or(args.install_delay, std::time::Duration::from_millis),
             node_firmware_faults,
         )
     });

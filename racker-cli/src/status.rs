@@ -25,8 +25,9 @@ pub(crate) struct StatusCmd {
     /// IPMI UDP port of the BMCs.
     #[arg(long, default_value_t = racker_ipmi::DEFAULT_PORT)]
     ipmi_port: u16,
-    /// IPMI: seconds per exchange.
-    #[arg(long, default_value = "3", value_parser = crate::ipmi::parse_seconds)]
+    /// IPMI: time per exchange, retransmissions included (seconds, or
+    /// e.g. 500ms, 5s).
+    #[arg(long, default_value = crate::flags::IPMI_TIMEOUT, value_parser = crate::flags::ipmi_timeout, value_name = "DURATION")]
     ipmi_timeout: Duration,
     /// BMCs queried in parallel.
     #[arg(long, default_value_t = 64)]

@@ -336,3 +336,48 @@ fn bootstrap_retries_are_bounded() {
         .code(2)
         .stderr(predicate::str::contains("21 is not in 0..=20"));
 }
+
+/// The original racker's spellings (`-provision`, `-exclude=...`) are
+/// hidden aliases: the same result as racker's, with a note on stderr.
+#[test]
+fn original_flag_spellings_are_accepted_with_a_note() {
+    let rack = Rack::new(&example());
+    let run = |args: &[&str]| {
+        rack.racker()
+            .args(args)
+            .assert()
+            .success()
+            .get_output()
+            .clone()
+    };
+    let ours = run(&[
+        "plan",
+        "--provision",
+        "lokomotive",
+        "--exclude",
+        "00:11:22:33:44:21",
+        "-o",
+        "json",
+    ]);
+    let original = run(&[
+        "plan",
+        "-provision",
+        "lokomotive",
+        "-exclude=00:11:22:33:44:21",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(ours.stdout, original.stdout);
+    let stderr = String::from_utf8_lossy(&original.stderr);
+    assert!(
+        stderr.contains("note: -provision is the original racker's spelling of --provision"),
+        "{stderr}"
+    );
+    // A secret is never taken from the command line, not even this way.
+    rack.racker()
+        .args(["bootstrap", "-aws-secret-key", "s3cr3t"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("RACKER_BACKUP_SECRET_ACCESS_KEY"))
+        .stderr(predicate::str::contains("s3cr3t").not());
+}

@@ -113,6 +113,20 @@ fn start_serve(rack: &Rack) -> (Server, SocketAddr) {
 #[test]
 fn serve_no_dhcp_boot_flow_over_http() {
     let rack = Rack::new();
+    // Kernel, initrd and the node's Ignition: its iPXE script is handed out.
+    let assets = rack.path("state/assets/flatcar/current");
+    std::fs::create_dir_all(&assets).unwrap();
+    for f in [
+        racker_netboot::matchbox::PXE_KERNEL,
+        racker_netboot::matchbox::PXE_INITRD,
+    ] {
+        std::fs::write(assets.join(f), b"x").unwrap();
+    }
+    let node: racker_inventory::MacAddr = "00:11:22:33:44:10".parse().unwrap();
+    let ign = racker_netboot::IgnitionDir::in_state_dir(&rack.path("state"))
+        .path(node, racker_netboot::IgnitionProfile::Install);
+    std::fs::create_dir_all(ign.parent().unwrap()).unwrap();
+    std::fs::write(&ign, br#"{"ignition":{"version":"3.4.0"}}"#).unwrap();
     let (_server, addr) = start_serve(&rack);
     let (status, script) = http(addr, "GET", "/boot.ipxe");
     assert_eq!(status, 200);
@@ -125,10 +139,20 @@ fn serve_no_dhcp_boot_flow_over_http() {
     assert_eq!(status, 404, "the management node is no boot target: {body}");
     assert_eq!(http(addr, "GET", "/ipxe.efi"), (200, "efi-ipxe".into()));
 
+    // A report without the node's token is refused; its token is accepted.
     let (status, _) = http(
         addr,
         "POST",
         "/report?mac=00:11:22:33:44:10&stage=installed",
+    );
+    assert_eq!(status, 403);
+    let token = racker_netboot::report::ReportKey::load_or_create(&rack.path("state"))
+        .unwrap()
+        .token(node);
+    let (status, _) = http(
+        addr,
+        "POST",
+        &format!("/report?mac=00:11:22:33:44:10&stage=installed&token={token}"),
     );
     assert_eq!(status, 200);
     let report = rack.path("state/netboot/reports/00:11:22:33:44:10.json");

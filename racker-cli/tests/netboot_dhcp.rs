@@ -94,10 +94,10 @@ fn render_writes_a_dnsmasq_conf_that_dnsmasq_accepts() {
     for want in [
         "interface=eth1",
         "bind-interfaces",
-        "dhcp-host=02:11:22:33:44:10,172.24.213.2,120s",
-        "dhcp-host=02:11:22:33:44:20,172.24.213.3,120s",
-        "dhcp-host=02:11:22:33:44:11,172.24.213.4,120s",
-        "dhcp-host=02:11:22:33:44:21,172.24.213.5,120s",
+        "dhcp-host=02:11:22:33:44:10,172.24.213.2,86400s",
+        "dhcp-host=02:11:22:33:44:20,172.24.213.3,86400s",
+        "dhcp-host=02:11:22:33:44:11,172.24.213.4,86400s",
+        "dhcp-host=02:11:22:33:44:21,172.24.213.5,86400s",
         "dhcp-ignore=tag:!known",
         "dhcp-boot=tag:ipxe,tag:!installed,http://172.24.213.1:8080/boot.ipxe",
     ] {

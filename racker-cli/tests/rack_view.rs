@@ -116,6 +116,10 @@ fn write_assets(state: &Path) {
         vec![2u8; 8192],
     )
     .unwrap();
+    // Stand-ins for the disk image and its signature, which bootstrap's
+    // preflight looks for (the simulated installer never reads them).
+    std::fs::write(assets.join("flatcar_production_image.bin.bz2"), b"image").unwrap();
+    std::fs::write(assets.join("flatcar_production_image.bin.bz2.sig"), b"sig").unwrap();
 }
 
 #[test]

@@ -138,6 +138,13 @@ fn sim_rack(count: usize, faults: &[&str]) -> SimRack {
         vec![2u8; 8192],
     )
     .unwrap();
+    // What flatcar-install fetches: the bootstrap's preflight checks it.
+    for (name, size) in [
+        ("flatcar_production_image.bin.bz2", 1024),
+        ("flatcar_production_image.bin.bz2.sig", 64),
+    ] {
+        std::fs::write(assets.join(name), vec![3u8; size]).unwrap();
+    }
     rack
 }
 
@@ -283,7 +290,14 @@ fn wizard_lokomotive_choices_reach_the_rendered_config() {
             .arg("bootstrap")
             .args(["--on-failure", "cancel", "--install-timeout", "30"])
             .args(["--dhcp-listen", &rack.dhcp.to_string()])
-            .args(["--http-listen", &rack.http.to_string()]);
+            .args(["--http-listen", &rack.http.to_string()])
+            // Lokomotive's gRPC API on loopback, the cluster's names and
+            // kubeconfig link in the test's folder (never the machine's).
+            .args(["--matchbox-grpc", "127.0.0.1:0"])
+            .arg("--hosts-file")
+            .arg(rack.dir.path().join("hosts"))
+            .arg("--kubeconfig-link")
+            .arg(rack.dir.path().join("kube/config"));
         rexpect::session::spawn_command(cmd, Some(60_000)).unwrap()
     };
     const DOWN: &str = "\x1b[B";

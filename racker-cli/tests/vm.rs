@@ -67,11 +67,11 @@ while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); d
 ip link set eth0 up
 mac=$(cat /sys/class/net/eth0/address)
 if grep -q racker.boot=disk /proc/cmdline; then
-  read -r mark base rest < /dev/vda
+  read -r mark base token rest < /dev/vda
   echo "racker-vm: booted from disk ($mark) mac=$mac base=$base"
   udhcpc -i eth0 -f -q -n -t 10 -T 2 -s /udhcpc.sh
   echo "racker-vm: ip=$(cat /tmp/ip)"
-  if wget -q -O /tmp/reply --post-data "" "$base/report?mac=$mac&stage=up"; then
+  if wget -q -O /tmp/reply --post-data "" "$base/report?mac=$mac&stage=up&token=$token"; then
     echo "racker-vm: reported: $(cat /tmp/reply)"
   fi
   echo "racker-vm: os up"
@@ -91,11 +91,14 @@ if wget -q -O /tmp/ignition "$url"; then
   echo "racker-vm: ignition-sha256=$(sha256sum /tmp/ignition | cut -d' ' -f1)"
   echo "racker-vm: ignition-head=$(tr -d " \n" < /tmp/ignition | head -c 32)"
 fi
+# The node's install-report token, as racker rendered it into its Ignition
+# (racker-report-up.service and the installer script send it).
+token=$(sed -nE 's/.*token(=|%3[dD]|%253[dD])([0-9a-f]{32}).*/\2/p' /tmp/ignition | head -n 1)
 if [ -b /dev/vda ]; then
-  echo "RACKER-INSTALLED $base" | dd of=/dev/vda bs=512 count=1 conv=sync 2>/dev/null && sync
+  echo "RACKER-INSTALLED $base $token" | dd of=/dev/vda bs=512 count=1 conv=sync 2>/dev/null && sync
   echo "racker-vm: disk written"
 fi
-if wget -q -O /tmp/reply --post-data "" "$base/report?mac=$mac&stage=installed"; then
+if wget -q -O /tmp/reply --post-data "" "$base/report?mac=$mac&stage=installed&token=$token"; then
   echo "racker-vm: reported: $(cat /tmp/reply)"
 fi
 echo "racker-vm: done"
@@ -214,6 +217,14 @@ impl Lab {
             self::initramfs(&peers.busybox, &load_order(&peers.modules, MODULES)),
         )
         .unwrap();
+        // What flatcar-install would fetch (this initramfs does not; the
+        // bootstrap's preflight checks they are there).
+        for name in [
+            "flatcar_production_image.bin.bz2",
+            "flatcar_production_image.bin.bz2.sig",
+        ] {
+            fs::write(assets.join(name), b"stand-in").unwrap();
+        }
         // The TFTP root: the iPXE loader that real PXE firmware would fetch.
         let boot = work.path().join("boot-files");
         fs::create_dir_all(&boot).unwrap();
@@ -357,7 +368,13 @@ fn a_vm_pxe_boots_through_racker_and_reports_installed() {
     let lab = Lab::new(&peers, NODES_CSV);
     let (vm_ip, _) = planned(&lab, VM_MAC);
     // Its install-time Ignition config.
-    let ignition = br#"{"ignition":{"version":"3.3.0"}}"#;
+    // It carries the VM's install-report token, as racker's rendered
+    // Ignition does (the VM's init finds it there).
+    let token = racker_netboot::report::ReportKey::load_or_create(&lab.state)
+        .unwrap()
+        .token(VM_MAC.parse().unwrap());
+    let ignition = format!(r#"{{"ignition":{{"version":"3.3.0"}},"racker":"&token={token}"}}"#);
+    let ignition = ignition.as_bytes();
     let ignition_dir = lab.state.join("ignition").join(VM_MAC);
     fs::create_dir_all(&ignition_dir).unwrap();
     fs::write(ignition_dir.join("install.ign"), ignition).unwrap();

@@ -31,6 +31,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod credentials;
+mod duration;
 mod error;
 mod hostlist;
 mod interfaces;
@@ -41,6 +42,7 @@ mod public_ips;
 mod selection;
 
 pub use credentials::{Credentials, Password};
+pub use duration::{ParseDurationError, parse_duration};
 pub use error::{Error, Result};
 pub use hostlist::{Host, HostItem, HostList, MAX_HOSTS, Part, Range, compress};
 pub use interfaces::{LocalInterface, Management, read_local_interfaces};

@@ -68,7 +68,9 @@ async fn main() {
     let lost = Arc::new(AtomicU64::new(0));
     let t_login = Instant::now();
     let (login_tx, mut login_rx) = tokio::sync::mpsc::channel::<()>(tasks);
-    let go = Arc::new(tokio::sync::Notify::new());
+    // A barrier, not a Notify: a task that has not reached its wait yet
+    // would miss notify_waiters and the run would hang.
+    let go = Arc::new(tokio::sync::Barrier::new(tasks + 1));
     let stop = Instant::now() + Duration::from_secs(3600);
     let stop = Arc::new(std::sync::Mutex::new(stop));
     let mut handles = Vec::new();
@@ -98,7 +100,7 @@ async fn main() {
                 sessions.push((to, c));
             }
             login_tx.send(()).await.expect("report login");
-            go.notified().await;
+            go.wait().await;
             let end = *stop.lock().expect("lock");
             while Instant::now() < end {
                 for (to, c) in sessions.iter_mut() {
@@ -132,7 +134,7 @@ async fn main() {
     );
     *stop.lock().expect("lock") = Instant::now() + Duration::from_secs(secs);
     let t_run = Instant::now();
-    go.notify_waiters();
+    go.wait().await;
     for h in handles {
         h.await.expect("client task");
     }

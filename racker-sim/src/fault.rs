@@ -96,17 +96,10 @@ impl FromStr for Fault {
                 }
                 Ok(Fault::PacketLoss(p))
             }
-            ("latency", Some(a)) => {
-                let d = if let Some(ms) = a.strip_suffix("ms") {
-                    ms.parse().map(Duration::from_millis)
-                } else if let Some(sec) = a.strip_suffix('s') {
-                    sec.parse().map(Duration::from_secs)
-                } else {
-                    a.parse().map(Duration::from_millis)
-                };
-                d.map(Fault::Latency)
-                    .map_err(|_| bad("latency needs a duration like 250ms or 2s"))
-            }
+            // racker's one duration syntax (a bare number is seconds).
+            ("latency", Some(a)) => racker_inventory::parse_duration(a)
+                .map(Fault::Latency)
+                .map_err(|_| bad("latency needs a duration like 250ms or 2s")),
             _ => Err(bad(
                 "expected unreachable, wrong-password, loss:PERCENT, latency:DURATION or fan-fail",
             )),

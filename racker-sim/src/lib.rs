@@ -9,8 +9,11 @@
 //!   behaviour. It keeps sessions
 //!   (RAKP handshake, integrity, AES confidentiality, sequence window,
 //!   duplicate requests, idle timeout, limited slots), the chassis (power,
-//!   boot options with the 60-s valid-bit timer, LAN settings, users) and
-//!   the Serial-over-LAN console.
+//!   boot options with the 60-s valid-bit timer, LAN settings, users), the
+//!   Serial-over-LAN console, and what monitoring tools read: an SDR
+//!   repository of temperature, fan, voltage and power sensors whose
+//!   readings follow power and faults, a bounded System Event Log and FRU
+//!   inventory data (see `docs/simulator.md`).
 //! * [`SimRack`] runs many BMCs in one tokio process, one UDP socket each,
 //!   with per-node fault injection and a rack-wide event stream; [`SimNode`]
 //!   is the handle a test or the simulated firmware uses to look at and

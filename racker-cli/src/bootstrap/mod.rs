@@ -82,8 +82,9 @@ pub(crate) struct BootstrapCmd {
     /// <asset dir>/cluster-assets/auth/kubeconfig, as lokoctl writes it].
     #[arg(long, value_name = "FILE")]
     pub(crate) kubeconfig: Option<PathBuf>,
-    /// IPMI: seconds per exchange (retransmissions included).
-    #[arg(long, default_value = "5", value_parser = crate::ipmi::parse_seconds)]
+    /// IPMI: time per exchange, retransmissions included (seconds, or
+    /// e.g. 500ms, 5s).
+    #[arg(long, default_value = crate::flags::IPMI_TIMEOUT, value_parser = crate::flags::ipmi_timeout, value_name = "DURATION")]
     pub(crate) ipmi_timeout: Duration,
     /// IPMI UDP port of the BMCs.
     #[arg(long, default_value_t = racker_ipmi::DEFAULT_PORT)]
@@ -419,44 +420,6 @@ fn ask_policy(failed: &FailedNodes<'_>) -> Decision {
     }
 }
 
-/// A duration option: plain seconds (`900`, `0.5`) or humantime's units
-/// (`90s`, `15m`, `1h 30m`, `500ms`).
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("invalid duration {text:?}: must be 0 or more seconds"));
-    }
-    humantime::parse_duration(t).map_err(|e| {
-        format!("invalid duration {text:?} ({e}): expected seconds or e.g. 90s, 15m, 1h30m")
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn durations_in_seconds_or_with_units() {
-        let d = |s: &str| parse_duration(s).unwrap();
-        assert_eq!(d("900"), Duration::from_secs(900));
-        assert_eq!(d("0.5"), Duration::from_millis(500));
-        assert_eq!(d("0"), Duration::ZERO);
-        assert_eq!(d("15m"), Duration::from_secs(900));
-        assert_eq!(d("1h30m"), Duration::from_secs(5400));
-        assert_eq!(d("1h 30m"), Duration::from_secs(5400));
-        assert_eq!(d("500ms"), Duration::from_millis(500));
-        for bad in ["", "-1", "15 parsecs", "m", "1e400"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-        assert!(parse_duration("x").unwrap_err().contains("15m"));
-    }
-
-    proptest! {
-        #[test]
-        fn any_text_is_a_duration_or_an_error(s in ".{0,20}") {
-            let _ = parse_duration(&s);
-        }
-    }
-}
+/// The one duration syntax (seconds, or e.g. 90s, 15m, 1h30m), from
+/// racker-inventory.
+pub(crate) use racker_inventory::parse_duration;

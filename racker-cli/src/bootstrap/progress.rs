@@ -104,9 +104,19 @@ impl EventSink for Progress {
                     fail_mark(&text)
                 });
             }
-            // Details and attempt changes are in the attempt log.
+            // The netboot services' and IPMI events go into the
+            // attempt log too, from the attempt's start.
+            Event::AttemptStarted { log, .. } => crate::logging::copy_events_to(Some(log)),
+            // Details and node changes are in the attempt log.
             _ => {}
         }
+    }
+}
+
+impl Drop for Progress {
+    /// The bootstrap is over: its attempt log gets no more events.
+    fn drop(&mut self) {
+        crate::logging::copy_events_to(None);
     }
 }
 

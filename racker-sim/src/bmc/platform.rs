@@ -18,6 +18,10 @@ const NETFN_SENSOR: u8 = 0x04;
 const NETFN_APP: u8 = 0x06;
 const NETFN_STORAGE: u8 = 0x0A;
 
+/// System firmware (BIOS) version in Get System Info Parameters: digits
+/// and dots, as `ipmi_exporter` parses it (`bmc-info` prints any text).
+pub(crate) const FIRMWARE_VERSION: &str = "1.0.0";
+
 /// Default Chassis Identify interval (IPMI 2.0 §28.5).
 const IDENTIFY_DEFAULT_SECS: u64 = 15;
 
@@ -231,6 +235,24 @@ impl Bmc {
             }
             (NETFN_APP, 0x2F) => ok(vec![self.global_enables]),
             (NETFN_APP, 0x3D) => Some(self.session_info(i, d)),
+            // Get System Info Parameters: set in progress, system firmware
+            // version, system name; other strings empty.
+            (NETFN_APP, 0x59) => {
+                let (Some(&get), Some(&param), Some(&set)) = (d.first(), d.get(1), d.get(2)) else {
+                    return short;
+                };
+                if get & 0x80 != 0 {
+                    return ok(vec![0x11]);
+                }
+                let text = match param {
+                    0 => return ok(vec![0x11, 0x00]),
+                    1 => FIRMWARE_VERSION.to_owned(),
+                    2 => fru::serial(self.config.mac),
+                    3 | 4 => String::new(),
+                    _ => return code(cc::COMMAND_SPECIFIC_80),
+                };
+                ok(system_info_block(text.as_bytes(), set))
+            }
             // Get Channel Access: alerting disabled, per-message auth enabled
             // (as Get Channel Authentication Capabilities says), user-level auth
             // enabled, always available; limit Administrator.
@@ -472,4 +494,24 @@ fn event_status(status: u8) -> Vec<u8> {
         }
     }
     vec![0xC0, a as u8, (a >> 8) as u8, 0x00, 0x00]
+}
+
+/// One set of a string-valued system info parameter (IPMI 2.0 §22.14a):
+/// revision, set selector, then for set 0 the encoding (ASCII+Latin 1),
+/// length and the first 14 bytes, for set N the 16 bytes from 14 + 16(N-1);
+/// always 16 data bytes, zero-padded.
+fn system_info_block(text: &[u8], set: u8) -> Vec<u8> {
+    let mut r = vec![0x11, set];
+    let (head, start) = if set == 0 {
+        (vec![0x00, text.len().min(255) as u8], 0)
+    } else {
+        (Vec::new(), 14 + 16 * (usize::from(set) - 1))
+    };
+    r.extend_from_slice(&head);
+    let room = 16 - head.len();
+    let bytes = text.get(start..).unwrap_or(&[]);
+    let n = bytes.len().min(room);
+    r.extend_from_slice(&bytes[..n]);
+    r.resize(2 + 16, 0);
+    r
 }

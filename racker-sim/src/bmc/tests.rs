@@ -550,5 +550,242 @@ mod props {
             }
             prop_assert!(b.active_session_count() <= 1);
         }
+
+        #[test]
+        fn arbitrary_platform_requests_are_answered(
+            requests in proptest::collection::vec(
+                (prop_oneof![Just(0x00u8), Just(0x04), Just(0x06), Just(0x0A)], any::<u8>(), proptest::collection::vec(any::<u8>(), 0..24)),
+                1..30,
+            ),
+            power: bool,
+            fan_fail: bool,
+        ) {
+            let now = Instant::now();
+            let mut b = bmc();
+            b.node_power(now, power);
+            b.set_core_faults(now, CoreFaults { fan_fail, ..CoreFaults::default() });
+            let mut c = login(&mut b, 17, now);
+            for (netfn, cmd, data) in requests {
+                // Not the ones that end the session or change credentials.
+                if netfn == 0x06 && matches!(cmd, 0x3C | 0x43 | 0x45 | 0x47 | 0x48) {
+                    continue;
+                }
+                let p = c.request(netfn, cmd, &data);
+                let out = b.handle_datagram(now, peer(), &p);
+                prop_assert!(!out.is_empty(), "{netfn:#x}/{cmd:#x} {data:?} unanswered");
+            }
+            prop_assert!(b.sel_records().len() <= crate::sel::SEL_CAPACITY);
+        }
     }
+}
+
+/// Read every SDR record the way ipmitool does: reserve, read the 5-byte
+/// header, then the body in chunks of `chunk` bytes at increasing offsets.
+fn walk_sdr(b: &mut Bmc, c: &mut Console, now: Instant, chunk: u8) -> Vec<Vec<u8>> {
+    let (cc, r) = call(b, c, now, 0x0A, 0x22, &[]);
+    assert_eq!(cc, 0);
+    let res = [r[0], r[1]];
+    let mut id = [0u8, 0u8];
+    let mut records = Vec::new();
+    loop {
+        let (cc, h) = call(b, c, now, 0x0A, 0x23, &[res[0], res[1], id[0], id[1], 0, 5]);
+        assert_eq!(cc, 0);
+        let next = [h[0], h[1]];
+        let mut rec = h[2..].to_vec();
+        let len = usize::from(rec[4]) + 5;
+        while rec.len() < len {
+            let n = chunk.min((len - rec.len()) as u8);
+            let (cc, part) = call(
+                b,
+                c,
+                now,
+                0x0A,
+                0x23,
+                &[res[0], res[1], id[0], id[1], rec.len() as u8, n],
+            );
+            assert_eq!(cc, 0);
+            rec.extend_from_slice(&part[2..]);
+        }
+        records.push(rec);
+        if next == [0xFF, 0xFF] {
+            return records;
+        }
+        id = next;
+    }
+}
+
+#[test]
+fn sdr_partial_reads_match_whole_records_and_need_the_reservation() {
+    let now = Instant::now();
+    let mut b = bmc();
+    let mut c = login(&mut b, 17, now);
+    let (cc, info) = call(&mut b, &mut c, now, 0x0A, 0x20, &[]);
+    assert_eq!(cc, 0);
+    assert_eq!((info[0], info[1], info[2]), (0x51, 8, 0));
+    let whole = walk_sdr(&mut b, &mut c, now, 0xFF);
+    assert_eq!(whole.len(), 8);
+    for chunk in [1, 7, 16] {
+        assert_eq!(walk_sdr(&mut b, &mut c, now, chunk), whole);
+    }
+    // A new reservation cancels the old one for partial reads.
+    let (_, r1) = call(&mut b, &mut c, now, 0x0A, 0x22, &[]);
+    let (_, r2) = call(&mut b, &mut c, now, 0x04, 0x22, &[]);
+    assert_ne!(r1, r2);
+    let (cc, _) = call(&mut b, &mut c, now, 0x0A, 0x23, &[r1[0], r1[1], 1, 0, 5, 4]);
+    assert_eq!(cc, 0xC5);
+    let (cc, _) = call(&mut b, &mut c, now, 0x0A, 0x23, &[r2[0], r2[1], 1, 0, 5, 4]);
+    assert_eq!(cc, 0);
+    let (cc, _) = call(&mut b, &mut c, now, 0x0A, 0x23, &[0, 0, 99, 0, 0, 0xFF]);
+    assert_eq!(cc, 0xCB);
+}
+
+#[test]
+fn sensor_readings_follow_power_and_fan_fail() {
+    let now = Instant::now();
+    let mut b = bmc();
+    let mut c = login(&mut b, 3, now);
+    let reading = |b: &mut Bmc, c: &mut Console, n: u8| call(b, c, now, 0x04, 0x2D, &[n]);
+    assert_eq!(reading(&mut b, &mut c, 3), (0, vec![0, 0xC0, 0x00]));
+    assert_eq!(reading(&mut b, &mut c, 1), (0, vec![25, 0xC0, 0x00]));
+    b.node_power(now, true);
+    assert_eq!(reading(&mut b, &mut c, 3), (0, vec![54, 0xC0, 0x00]));
+    assert_eq!(reading(&mut b, &mut c, 8), (0, vec![90, 0xC0, 0x00]));
+    assert_eq!(reading(&mut b, &mut c, 0x77).0, 0xCB);
+    b.set_core_faults(
+        now,
+        CoreFaults {
+            fan_fail: true,
+            ..CoreFaults::default()
+        },
+    );
+    // 0 RPM, at or below lower non-critical and critical.
+    assert_eq!(reading(&mut b, &mut c, 3), (0, vec![0, 0xC0, 0x03]));
+    let (cc, status) = call(&mut b, &mut c, now, 0x00, 0x01, &[]);
+    assert_eq!(cc, 0);
+    assert_eq!(status[2] & 0x08, 0x08, "cooling/fan fault");
+    let (cc, t) = call(&mut b, &mut c, now, 0x04, 0x27, &[3]);
+    assert_eq!((cc, t), (0, vec![0x03, 8, 5, 0, 0, 0, 0]));
+    let (cc, e) = call(&mut b, &mut c, now, 0x04, 0x2B, &[3]);
+    assert_eq!((cc, e), (0, vec![0xC0, 0x05, 0x00, 0x00, 0x00]));
+    // The SEL: power on, boot, then the two threshold crossings.
+    let sel = b.sel_records();
+    assert_eq!(sel.len(), 4);
+    assert_eq!(&sel[2][10..16], &[0x04, 0x03, 0x01, 0x50, 0x00, 0x08]);
+    assert_eq!(&sel[3][10..16], &[0x04, 0x03, 0x01, 0x52, 0x00, 0x05]);
+    b.set_core_faults(now, CoreFaults::default());
+    let sel = b.sel_records();
+    assert_eq!(&sel[5][10..14], &[0x04, 0x03, 0x81, 0x52], "deasserted");
+}
+
+#[test]
+fn sel_entries_fru_session_info_and_small_commands() {
+    let now = Instant::now();
+    let mut b = Bmc::new(
+        BmcConfig::new([2, 0, 0, 0, 0, 1], "USER", Password::new("PASS"))
+            .seed(7)
+            .wall_clock(now, 1_800_000_000),
+    );
+    let mut c = login(&mut b, 3, now);
+    let later = now + Duration::from_secs(30);
+    let (cc, _) = call(&mut b, &mut c, later, 0x00, 0x02, &[0x01]);
+    assert_eq!(cc, 0);
+    let (cc, t) = call(&mut b, &mut c, later, 0x0A, 0x48, &[]);
+    assert_eq!(
+        (cc, u32::from_le_bytes([t[0], t[1], t[2], t[3]])),
+        (0, 1_800_000_030)
+    );
+    let (cc, info) = call(&mut b, &mut c, later, 0x0A, 0x40, &[]);
+    assert_eq!((cc, info[1]), (0, 2));
+    let (cc, e) = call(&mut b, &mut c, later, 0x0A, 0x43, &[0, 0, 0, 0, 0, 0xFF]);
+    assert_eq!(cc, 0);
+    assert_eq!(&e[..2], &[2, 0], "next record");
+    assert_eq!(u32::from_le_bytes([e[5], e[6], e[7], e[8]]), 1_800_000_030);
+    assert_eq!(&e[12..15], &[0x22, 0x11, 0x6F]);
+    // Add SEL Entry keeps the event, sets ID and time.
+    let mut rec = [0u8; 16];
+    rec[2] = 0x02;
+    rec[7..16].copy_from_slice(&[0x41, 0x00, 0x04, 0x01, 0x30, 0x01, 0x52, 0x00, 0x05]);
+    let (cc, id) = call(&mut b, &mut c, later, 0x0A, 0x44, &rec);
+    assert_eq!((cc, id), (0, vec![3, 0]));
+    let (cc, e) = call(
+        &mut b,
+        &mut c,
+        later,
+        0x0A,
+        0x43,
+        &[0, 0, 0xFF, 0xFF, 0, 0xFF],
+    );
+    assert_eq!(cc, 0);
+    assert_eq!(&e[2 + 7..], &rec[7..]);
+    // Clear needs the reservation.
+    let (cc, _) = call(&mut b, &mut c, later, 0x0A, 0x47, b"\x00\x00CLR\xAA");
+    assert_eq!(cc, 0xC5);
+    let (_, r) = call(&mut b, &mut c, later, 0x0A, 0x42, &[]);
+    let (cc, done) = call(
+        &mut b,
+        &mut c,
+        later,
+        0x0A,
+        0x47,
+        &[r[0], r[1], b'C', b'L', b'R', 0xAA],
+    );
+    assert_eq!((cc, done), (0, vec![1]));
+    assert_eq!(b.sel_records().len(), 1);
+
+    // FRU: header via two partial reads.
+    let (cc, area) = call(&mut b, &mut c, later, 0x0A, 0x10, &[0]);
+    assert_eq!(cc, 0);
+    let size = u16::from_le_bytes([area[0], area[1]]);
+    assert_eq!(usize::from(size), crate::fru::size());
+    let (cc, h) = call(&mut b, &mut c, later, 0x0A, 0x11, &[0, 0, 0, 8]);
+    assert_eq!((cc, h[0], h[1]), (0, 8, 0x01));
+    let (cc, _) = call(&mut b, &mut c, later, 0x0A, 0x11, &[1, 0, 0, 8]);
+    assert_eq!(cc, 0xCB);
+    let (cc, _) = call(&mut b, &mut c, later, 0x0A, 0x11, &[0, 0xFF, 0x0F, 8]);
+    assert_eq!(cc, 0xC9);
+
+    // Session info: this session, the 2nd (none), by handle.
+    let (cc, s) = call(&mut b, &mut c, later, 0x06, 0x3D, &[0x00]);
+    assert_eq!(cc, 0);
+    assert_eq!(&s[..6], &[1, 8, 1, 2, 4, 0x11]);
+    assert_eq!(&s[6..10], &[127, 0, 0, 1]);
+    assert_eq!(&s[16..18], &40000u16.to_le_bytes());
+    assert_eq!(
+        call(&mut b, &mut c, later, 0x06, 0x3D, &[0x02]),
+        (0, vec![0, 8, 1])
+    );
+    assert_eq!(call(&mut b, &mut c, later, 0x06, 0x3D, &[0xFE, 1]).1[0], 1);
+
+    // System firmware version (set 0 holds encoding, length, 14 bytes).
+    let (cc, v) = call(&mut b, &mut c, later, 0x06, 0x59, &[0, 1, 0, 0]);
+    assert_eq!(cc, 0);
+    assert_eq!(&v[..4], &[0x11, 0, 0, 5]);
+    assert_eq!(&v[4..9], b"1.0.0");
+    assert_eq!(&v[9..], &[0; 9]);
+    let (_, v) = call(&mut b, &mut c, later, 0x06, 0x59, &[0, 2, 1, 0]);
+    // System name SIM-020000000001: 16 bytes, set 1 holds the last two.
+    assert_eq!(&v[2..4], b"01");
+    assert_eq!(&v[4..], &[0; 14]);
+    // Channel payload support: IPMI + SOL (ipmiconsole asks first).
+    let (cc, p) = call(&mut b, &mut c, later, 0x06, 0x4E, &[0x01]);
+    assert_eq!((cc, p[0]), (0, 0x03));
+    assert_eq!(
+        call(&mut b, &mut c, later, 0x06, 0x04, &[]),
+        (0, vec![0x55, 0])
+    );
+    assert_eq!(
+        call(&mut b, &mut c, later, 0x00, 0x07, &[]),
+        (0, vec![1, 1])
+    );
+    // Identify: 15 s by default, visible in chassis status.
+    assert_eq!(call(&mut b, &mut c, later, 0x00, 0x04, &[]).0, 0);
+    assert!(b.identify_on(later + Duration::from_secs(14)));
+    assert!(!b.identify_on(later + Duration::from_secs(15)));
+    let (_, status) = call(&mut b, &mut c, later, 0x00, 0x01, &[]);
+    assert_eq!(status[2] & 0x70, 0x50);
+    // POH counter counts powered hours (a new session: the old one idled out).
+    let t2 = later + Duration::from_secs(7200);
+    let mut c2 = login(&mut b, 3, t2);
+    let (cc, poh) = call(&mut b, &mut c2, t2, 0x00, 0x0F, &[]);
+    assert_eq!((cc, poh), (0, vec![60, 2, 0, 0, 0]));
 }

@@ -449,8 +449,13 @@ impl FirmwareMachine {
             status,
             vars,
             plan: None,
+            // A preinstalled OS reports with the token its URL carries.
+            report_token: report_base.as_ref().and_then(|u| {
+                u.query_pairs()
+                    .find(|(k, _)| k == "token")
+                    .map(|(_, v)| v.into_owned())
+            }),
             report_base,
-            report_token: None,
             installer: None,
             xids: 0,
             next_id: 0,

@@ -271,7 +271,9 @@ impl FirmwareConfig {
     }
     /// Start with an OS on the disk that was installed from the netboot
     /// server at `base_url` (e.g. `http://127.0.0.1:8080`), so it reports
-    /// `up` there on every boot, like a node racker installed earlier.
+    /// `up` there on every boot, like a node racker installed earlier (a
+    /// `token` query parameter is sent with each report, as its Ignition
+    /// would).
     pub fn installed_from(mut self, base_url: impl Into<String>) -> Self {
         self.preinstalled = true;
         self.installed_from = Some(base_url.into());

@@ -341,7 +341,16 @@ async fn freeipmi_sensors_sel_and_fru_over_a_host_range() {
         assert_eq!(row(4, "FAN1")[3..6], ["0.00", "RPM", "'OK'"], "powered off");
         assert_eq!(row(4, "CPU Temp")[3], "25.00");
     }
-    let out = run("ipmi-sel", &common(3, port)).await;
+    let cached = || {
+        let mut args = common(3, port);
+        args.extend([
+            "--sdr-cache-directory".to_owned(),
+            cache.path().display().to_string(),
+            "--quiet-cache".to_owned(),
+        ]);
+        args
+    };
+    let out = run("ipmi-sel", &cached()).await;
     assert_contains(
         &out,
         &[
@@ -362,7 +371,7 @@ async fn freeipmi_sensors_sel_and_fru_over_a_host_range() {
             .any(|l| l.starts_with(&format!("127.77.3.4:{port}:")) && l.contains('|')),
         "{out}"
     );
-    let out = run("ipmi-fru", &common(3, port)).await;
+    let out = run("ipmi-fru", &cached()).await;
     for i in 2..5 {
         let prefix = format!("127.77.3.{i}:{port}:");
         let host: Vec<&str> = out
@@ -610,6 +619,15 @@ async fn prometheus_ipmi_exporter_reports_the_simulated_sensors() {
     assert_eq!(value("ipmi_power_watts", "PSU Power"), 180.0);
     assert_eq!(value("ipmi_fan_speed_state", "FAN1"), 0.0, "nominal");
     assert_eq!(sample(&text, "ipmi_chassis_power_state", &[]), Some(1.0));
+    assert_eq!(
+        sample(
+            &text,
+            "ipmi_bmc_info",
+            &[("system_firmware_version", "1.0.0")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
     let entries = sample(&text, "ipmi_sel_logs_count", &[]).unwrap();
     assert_eq!(entries as usize, healthy.sel_records().len(), "{text}");
     let text = scrape(failing).await;
