@@ -148,10 +148,12 @@ exec switch_root /sysroot /sbin/init
 "#;
 
 /// The test's probe in the installed OS: runs after racker's up report
-/// (ordering on the oneshot unit) and prints what the test asserts.
+/// (ordering on the oneshot unit) and prints what the test asserts on the
+/// serial port, before the serial getty takes the port over.
 const PROBE_UNIT: &str = "[Unit]
 Description=racker VM test probe
 After=racker-report-up.service use-systemd-resolved.service systemd-resolved.service systemd-networkd.service
+Before=serial-getty@ttyS0.service
 [Service]
 Type=oneshot
 ExecStart=/bin/sh /usr/local/sbin/racker-test-probe
