@@ -309,11 +309,17 @@ WantedBy=multi-user.target
 pub const INSTALL_SCRIPT_PATH: &str = "/opt/racker/install";
 /// Path of the OS config handed to `flatcar-install` inside the install profile.
 pub const INSTALL_OS_CONFIG_PATH: &str = "/opt/racker/os.ign";
+/// Where the installer keeps the image-signing key it fetched from racker.
+pub const INSTALL_KEY_PATH: &str = "/tmp/racker-image-signing-key.asc";
+/// File name of the image-signing key next to each release in racker's
+/// assets (`/assets/flatcar/<version>/`, written by `racker netboot
+/// fetch-assets` with the key it verified the release with).
+pub const IMAGE_SIGNING_KEY_FILE: &str = "Flatcar_Image_Signing_Key.asc";
 /// The installer unit.
 pub const INSTALL_UNIT: &str = "racker-install.service";
 
-/// The installer script for `node`: report `installing`, install to the
-/// smallest disk, set the
+/// The installer script for `node`: report `installing`, fetch the
+/// image-signing key racker serves, install to the smallest disk, set the
 /// installed system's kernel console in the OEM partition's `grub.cfg` (as
 /// the original racker did), report `installed`, reboot. It runs only
 /// programs of a stock Flatcar image ([`crate::commands`]); persistent EFI
@@ -342,13 +348,19 @@ umount /tmp/oemfs
         "#!/bin/bash
 # Rendered by racker {version}: installs Flatcar on {name} ({mac}).
 set -euo pipefail
+# report STAGE [REASON]: the reason goes in the body (racker keeps it).
 report() {{
   curl --silent --show-error --fail --retry 10 --retry-delay 3 -X POST \\
-    \"{url}/report?mac={mac}&stage=$1{token}\" || true
+    --data-binary \"${{2:-}}\" \"{url}/report?mac={mac}&stage=$1{token}\" || true
 }}
-trap 'report failed' ERR
+trap 'report failed \"line $LINENO: $BASH_COMMAND\"' ERR
 report installing
-flatcar-install -s -b {url}/assets/flatcar -V current -i {os_config}
+# The key racker verified this release with: flatcar-install checks the
+# signature of the image against it (its built-in key may be older than
+# the release).
+curl --silent --show-error --fail --retry 10 --retry-delay 3 \
+  -o {key_path} {url}/assets/flatcar/current/{key_file}
+flatcar-install -s -b {url}/assets/flatcar -V current -k {key_path} -i {os_config}
 {console}# racker sets persistent EFI disk boot over IPMI LAN when it sees this report.
 report installed
 systemctl reboot
@@ -356,6 +368,8 @@ systemctl reboot
         version = spec.racker_version,
         name = node.name,
         os_config = INSTALL_OS_CONFIG_PATH,
+        key_path = INSTALL_KEY_PATH,
+        key_file = IMAGE_SIGNING_KEY_FILE,
         token = spec.report_token_query(mac),
     )
 }

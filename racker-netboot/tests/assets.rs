@@ -180,6 +180,20 @@ async fn fetch_verifies_installs_and_skips_when_current() {
             .join(format!("flatcar/.partial-{VERSION}"))
             .exists()
     );
+    // What flatcar-install reads from racker's mirror: version.txt to
+    // resolve `-V current`, and the key the rendered installer passes as -k.
+    assert_eq!(
+        std::fs::read_to_string(m.assets().join("flatcar/current/version.txt")).unwrap(),
+        format!("FLATCAR_VERSION={VERSION}\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(
+            m.assets()
+                .join("flatcar/current/Flatcar_Image_Signing_Key.asc")
+        )
+        .unwrap(),
+        m.options(&m.signer).signing_key
+    );
 
     let served = m.served();
     let again = fetch_flatcar(&m.assets(), &m.options(&m.signer), |_| {})

@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod vm;
+
 /// True when CI demands that privileged / peer tests run.
 pub fn privileged_tests_required() -> bool {
     std::env::var("RACKER_REQUIRE_PRIVILEGED_TESTS").is_ok_and(|v| v == "1")

@@ -7,6 +7,8 @@
 //! flatcar/4081.2.0/flatcar_production_pxe.vmlinuz (+ .sig)
 //! flatcar/4081.2.0/flatcar_production_pxe_image.cpio.gz (+ .sig)
 //! flatcar/4081.2.0/flatcar_production_image.bin.bz2 (+ .sig)
+//! flatcar/4081.2.0/version.txt                    FLATCAR_VERSION=4081.2.0
+//! flatcar/4081.2.0/Flatcar_Image_Signing_Key.asc  the key that verified it
 //! flatcar/current -> 4081.2.0
 //! flatcar/.partial-4081.2.0/   (downloads in progress, resumed next time)
 //! ```
@@ -220,6 +222,8 @@ pub async fn fetch_flatcar(
     let final_dir = root.join(&version);
     let current = root.join("current");
     if final_dir.is_dir() {
+        // Releases installed before racker wrote these files get them now.
+        write_mirror_files(&final_dir, &version, &options.signing_key)?;
         if std::fs::read_link(&current).is_ok_and(|t| t == Path::new(&version)) {
             return Ok(FetchOutcome::AlreadyCurrent { version });
         }
@@ -261,6 +265,7 @@ pub async fn fetch_flatcar(
         }
         on_event(FetchEvent::Verified(file.clone()));
     }
+    write_mirror_files(&partial, &version, &options.signing_key)?;
     // fsync the files, then publish the directory and the link.
     for entry in std::fs::read_dir(&partial)
         .map_err(|e| ContentError::io("reading", &partial, e))?
@@ -277,6 +282,26 @@ pub async fn fetch_flatcar(
         version,
         dir: final_dir,
     })
+}
+
+/// What a release directory holds besides the downloads, so that
+/// `flatcar-install -b <racker>/assets/flatcar -V current -k <key>` works
+/// against racker as against Flatcar's release server: `version.txt`
+/// (`FLATCAR_VERSION=<version>`, which flatcar-install reads to resolve
+/// `current`) and the signing key the release was verified with
+/// ([`SIGNING_KEY_FILE`], which the rendered installer fetches).
+fn write_mirror_files(dir: &Path, version: &str, key: &str) -> Result<(), ContentError> {
+    for (name, text) in [
+        ("version.txt", format!("FLATCAR_VERSION={version}\n")),
+        (SIGNING_KEY_FILE, key.to_owned()),
+    ] {
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
+            continue;
+        }
+        std::fs::write(&path, text).map_err(|e| ContentError::io("writing", &path, e))?;
+    }
+    Ok(())
 }
 
 /// Point `root/current` at `version` atomically (symlink + rename).

@@ -746,7 +746,7 @@ fn the_rendered_installer_runs_step_by_step_without_touching_the_bmc() {
     assert_eq!(h.reboots, 1);
     for step in [
         "[  OK  ] Started the installer /opt/racker/install.",
-        "+ flatcar-install -s -b http://172.24.213.1:8080/assets/flatcar -V current -i /opt/racker/os.ign",
+        "+ flatcar-install -s -b http://172.24.213.1:8080/assets/flatcar -V current -k /tmp/racker-image-signing-key.asc -i /opt/racker/os.ign",
         "+ udevadm settle",
         "+ mount $oem /tmp/oemfs",
         "+ echo set linux_console=\"console=ttyS1,57600n8 earlyprintk=serial,ttyS1,57600n8\"",
@@ -786,7 +786,7 @@ fn an_installer_command_flatcar_lacks_fails_like_bash_and_reports_failed() {
         panic!("{:?}\n{}", s.phase, h.console);
     };
     assert!(
-        reason.contains("/opt/racker/install: line 13: ipmitool: command not found"),
+        reason.contains("/opt/racker/install: line 18: ipmitool: command not found"),
         "{reason}\n{}",
         h.console
     );
