@@ -808,7 +808,10 @@ fn bootstrap_installs_the_real_image_with_real_ignition_and_flatcar_install() {
     );
 
     // The installed OS, as its probe saw it.
-    let hostname = hostname_in(&state.join("ignition").join(VM_MAC).join("install.ign"));
+    // The install config bootstrap rendered into its cluster directory.
+    let hostname = hostname_in(&state.join("cluster").join(
+        racker_lokomotive::install_ignition_path(VM_MAC.parse().unwrap()),
+    ));
     let probe = |s: &str| serial.contains(&format!("racker-probe: {s}"));
     for expected in [
         format!("hostname={hostname}"),
