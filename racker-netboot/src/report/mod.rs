@@ -464,20 +464,38 @@ impl ReportStore {
             source,
         })?;
         text.push(b'\n');
+        let before = self.dir_modified();
         write_atomic(&path, &text)?;
         map.insert(mac, report);
+        self.note_own_change(before);
         Ok(true)
+    }
+
+    /// This store changed the directory itself (its map is current): the
+    /// new mtime is not another process's change, so the next read does
+    /// not re-read every file (which made large racks quadratic). Only
+    /// when the store was current before the change.
+    fn note_own_change(&self, before: Option<SystemTime>) {
+        let mut cached = self
+            .dir_mtime
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *cached == before {
+            *cached = self.dir_modified();
+        }
     }
 
     /// Forget a node's report (before reinstalling it).
     pub fn clear(&self, mac: MacAddr) -> Result<(), ContentError> {
         let path = self.path_of(mac);
+        let before = self.dir_modified();
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(ContentError::io("removing", &path, e)),
         }
         self.lock().remove(&mac);
+        self.note_own_change(before);
         Ok(())
     }
 

@@ -31,6 +31,10 @@ impl HttpClient {
             .timeout(config.http_timeout)
             .connect_timeout(config.http_timeout)
             .user_agent("iPXE/1.21.1+ (racker-sim)")
+            // A PXE ROM holds no idle connections between its requests; a
+            // simulated rack's pooled ones would all count against the
+            // server's per-client connection cap (one address here).
+            .pool_max_idle_per_host(0)
             .build()
             .map(HttpClient)
             .map_err(|e| FirmwareError::HttpClient { reason: chain(&e) })
@@ -295,10 +299,34 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Connection attempts per request, as a PXE ROM retransmits its TCP SYN
+/// when the server refuses or drops a connection (racker's HTTP server
+/// caps connections per client, and a simulated rack connects from one
+/// address only).
+const HTTP_ATTEMPTS: u32 = 6;
+
 async fn http_request(client: reqwest::Client, request: HttpRequest) -> Completion {
-    let outcome = match fetch(&client, &request).await {
-        Ok(o) => o,
-        Err(e) => HttpOutcome::Failed(e),
+    let mut attempt = 1;
+    let outcome = loop {
+        match fetch(&client, &request).await {
+            // The server's "busy" answer (connection cap) is retried like
+            // a refused connection.
+            Ok(HttpOutcome::Response { status: 503, .. })
+                if !request.break_connection && attempt < HTTP_ATTEMPTS =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(100 << (attempt - 1))).await;
+                attempt += 1;
+            }
+            Ok(o) => break o,
+            Err(e) if request.break_connection || attempt >= HTTP_ATTEMPTS => {
+                break HttpOutcome::Failed(e);
+            }
+            Err(_) => {
+                // Backs off like a TCP retransmission (0.1 s, 0.2 s, ...).
+                tokio::time::sleep(std::time::Duration::from_millis(100 << (attempt - 1))).await;
+                attempt += 1;
+            }
+        }
     };
     Completion::Http(request.id, outcome)
 }
