@@ -62,6 +62,10 @@ const ORIGINAL: &[(&str, Rewrite)] = &[
     ("confirm-reset", Rewrite::Switch("--yes")),
 ];
 
+/// Original names that racker also has with two dashes, meaning its own
+/// option (`racker demo --nodes 8` is the hidden alias of `--count`).
+const RACKERS_OWN: &[&str] = &["nodes"];
+
 /// Does the rewrite take a value (`-flag value` or `-flag=value`)?
 fn takes_value(rewrite: &Rewrite) -> bool {
     matches!(rewrite, Rewrite::Rename(_) | Rewrite::IpAddrs)
@@ -114,9 +118,11 @@ pub(crate) fn translate(
             out.args.push(arg);
             continue;
         };
-        // Racker's own spelling (two dashes, same name): nothing to do.
+        // Racker's own spelling (two dashes, a name racker has itself):
+        // nothing to do.
         if dashes == 2
-            && matches!(rewrite, Rewrite::Rename(r) | Rewrite::Switch(r) if r.trim_start_matches('-') == name)
+            && (RACKERS_OWN.contains(&name)
+                || matches!(rewrite, Rewrite::Rename(r) | Rewrite::Switch(r) if r.trim_start_matches('-') == name))
         {
             out.args.push(arg);
             continue;
@@ -271,6 +277,8 @@ mod tests {
             "--provision",
             "x",
             "-q",
+            "--nodes",
+            "8",
         ];
         let t = run(&args);
         assert_eq!(strings(&t), args);
