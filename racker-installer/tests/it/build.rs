@@ -342,15 +342,26 @@ fn repository_definition_builds_and_installs() {
     for dir in ["installer", "docs", "target/release"] {
         fs::create_dir_all(repo.join(dir)).unwrap();
     }
-    for entry in fs::read_dir(repo_root.join("installer")).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), repo.join("installer").join(entry.file_name())).unwrap();
+    // installer/ with its sub-folders (grafana/), and the docs it ships.
+    fn copy_dir(from: &Path, to: &Path) {
+        fs::create_dir_all(to).unwrap();
+        for entry in fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                fs::copy(entry.path(), target).unwrap();
+            }
+        }
     }
-    fs::copy(
-        repo_root.join("docs/installer.md"),
-        repo.join("docs/installer.md"),
-    )
-    .unwrap();
+    copy_dir(&repo_root.join("installer"), &repo.join("installer"));
+    for doc in fs::read_dir(repo_root.join("docs")).unwrap() {
+        let doc = doc.unwrap();
+        if doc.file_type().unwrap().is_file() {
+            fs::copy(doc.path(), repo.join("docs").join(doc.file_name())).unwrap();
+        }
+    }
     let racker = repo.join("target/release/racker");
     fs::write(&racker, "#!/bin/sh\necho stand-in\n").unwrap();
     fs::set_permissions(&racker, fs::Permissions::from_mode(0o755)).unwrap();
@@ -376,7 +387,16 @@ fn repository_definition_builds_and_installs() {
             "repo",
         )
         .unwrap();
-    assert_eq!(report.units_written, ["racker-netboot.service"]);
+    assert_eq!(
+        report.units_written,
+        ["racker-ipmi-exporter.service", "racker-netboot.service"]
+    );
+    let exporter =
+        fs::read_to_string(tmp.path().join("units/racker-ipmi-exporter.service")).unwrap();
+    assert!(
+        exporter.contains("ExecStart=/opt/bin/racker ipmi"),
+        "{exporter}"
+    );
     let unit = fs::read_to_string(tmp.path().join("units/racker-netboot.service")).unwrap();
     assert!(unit.contains("ExecStart=/opt/bin/racker netboot serve"));
     let out = Command::new(tmp.path().join("opt/bin/racker"))
