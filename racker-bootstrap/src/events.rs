@@ -267,8 +267,12 @@ impl<'a> Reporter<'a> {
     /// One line of the attempt log: `[<RFC 3339 UTC, milliseconds>] line`.
     fn write(&self, line: &str) {
         let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+        // One write per line: other writers (the netboot services' events)
+        // append to the same file, and `writeln!` on a file writes piece by
+        // piece, which let their lines land inside ours.
+        let text = format!("[{now}] {line}\n");
         if let Ok(mut f) = self.log.lock() {
-            let _ = writeln!(f.1, "[{now}] {line}");
+            let _ = f.1.write_all(text.as_bytes());
         }
     }
 
