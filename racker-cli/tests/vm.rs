@@ -450,45 +450,6 @@ fn a_vm_pxe_boots_through_racker_and_reports_installed() {
     assert!(leases.contains(&vm_ip), "{leases}");
 }
 
-/// ipmi_sim's chassis_control: power and boot device in files; power on
-/// starts the "machine" (below) in its own session, power off kills it.
-const CHASSIS: &str = r#"#!/bin/sh
-dir=$1; shift
-op=$1; shift
-pid() { cat "$dir/machine.pid" 2>/dev/null; }
-running() {
-  p=$(pid)
-  [ -n "$p" ] && [ -e "/proc/$p" ] && ! grep -q ') Z ' "/proc/$p/stat"
-}
-case "$op" in
-get)
-  for p in "$@"; do
-    case "$p" in
-      power) if running; then echo power:1; else echo power:0; fi;;
-      boot) echo "boot:$(cat "$dir/boot" 2>/dev/null || echo default)";;
-    esac
-  done;;
-set)
-  while [ $# -ge 2 ]; do
-    echo "$1 $2" >> "$dir/events"
-    case "$1" in
-      power)
-        if [ "$2" = 1 ]; then
-          running || {
-            setsid "$dir/machine" "$dir" </dev/null >>"$dir/machine.log" 2>&1 &
-            echo $! > "$dir/machine.pid"
-          }
-        elif running; then
-          kill -TERM -- "-$(pid)" 2>/dev/null || kill -TERM "$(pid)"
-          i=0; while running && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
-        fi;;
-      boot) echo "$2" > "$dir/boot";;
-    esac
-    shift 2
-  done;;
-esac
-"#;
-
 /// The machine behind the BMC: boots QEMU again whenever the guest reboots
 /// (QEMU runs with -no-reboot), from the network until the installer has
 /// written its mark to the disk, then "from disk" (the installed OS is
@@ -549,7 +510,10 @@ fn bootstrap_installs_a_vm_behind_ipmi_sim() {
     let bmc = lab.path("bmc");
     fs::create_dir_all(&bmc).unwrap();
     use std::os::unix::fs::PermissionsExt as _;
-    for (name, text) in [("chassis", CHASSIS), ("machine", MACHINE)] {
+    for (name, text) in [
+        ("chassis", racker_testsupport::vm::IPMI_SIM_CHASSIS),
+        ("machine", MACHINE),
+    ] {
         fs::write(bmc.join(name), text).unwrap();
         fs::set_permissions(bmc.join(name), fs::Permissions::from_mode(0o755)).unwrap();
     }

@@ -186,45 +186,6 @@ say "failed units: $(systemctl list-units --failed --plain --no-legend | awk '{p
 say done
 "#;
 
-/// ipmi_sim's chassis_control: power and boot device in files; power on
-/// starts the machine (below) in its own session, power off kills it.
-const CHASSIS: &str = r#"#!/bin/sh
-dir=$1; shift
-op=$1; shift
-pid() { cat "$dir/machine.pid" 2>/dev/null; }
-running() {
-  p=$(pid)
-  [ -n "$p" ] && [ -e "/proc/$p" ] && ! grep -q ') Z ' "/proc/$p/stat"
-}
-case "$op" in
-get)
-  for p in "$@"; do
-    case "$p" in
-      power) if running; then echo power:1; else echo power:0; fi;;
-      boot) echo "boot:$(cat "$dir/boot" 2>/dev/null || echo default)";;
-    esac
-  done;;
-set)
-  while [ $# -ge 2 ]; do
-    echo "$1 $2" >> "$dir/events"
-    case "$1" in
-      power)
-        if [ "$2" = 1 ]; then
-          running || {
-            setsid "$dir/machine" "$dir" </dev/null >>"$dir/machine.log" 2>&1 &
-            echo $! > "$dir/machine.pid"
-          }
-        elif running; then
-          kill -TERM -- "-$(pid)" 2>/dev/null || kill -TERM "$(pid)"
-          i=0; while running && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
-        fi;;
-      boot) echo "$2" > "$dir/boot";;
-    esac
-    shift 2
-  done;;
-esac
-"#;
-
 /// The machine behind the BMC, playing its firmware: at every (re)boot it
 /// reads the BMC's boot device. `pxe`: boot from the network (SeaBIOS with
 /// iPXE). Anything else: boot the disk the way Flatcar's GRUB would — the
@@ -627,7 +588,10 @@ fn bootstrap_installs_the_real_image_with_real_ignition_and_flatcar_install() {
     // The BMC and the machine behind it.
     let bmc = path("bmc");
     fs::create_dir_all(&bmc).unwrap();
-    for (name, text) in [("chassis", CHASSIS), ("machine", MACHINE)] {
+    for (name, text) in [
+        ("chassis", racker_testsupport::vm::IPMI_SIM_CHASSIS),
+        ("machine", MACHINE),
+    ] {
         fs::write(bmc.join(name), text).unwrap();
         fs::set_permissions(bmc.join(name), fs::Permissions::from_mode(0o755)).unwrap();
     }

@@ -216,3 +216,43 @@ pub fn has_interpreter(elf: &[u8]) -> bool {
             .is_some_and(|t| t == 3u32.to_le_bytes())
     })
 }
+
+/// `ipmi_sim`'s `chassis_control` program for the VM tests: power and boot
+/// device kept in files of its directory (`boot`, `events`); power on starts
+/// `<dir>/machine` in its own session, power off kills that session.
+pub const IPMI_SIM_CHASSIS: &str = r#"#!/bin/sh
+dir=$1; shift
+op=$1; shift
+pid() { cat "$dir/machine.pid" 2>/dev/null; }
+running() {
+  p=$(pid)
+  [ -n "$p" ] && [ -e "/proc/$p" ] && ! grep -q ') Z ' "/proc/$p/stat"
+}
+case "$op" in
+get)
+  for p in "$@"; do
+    case "$p" in
+      power) if running; then echo power:1; else echo power:0; fi;;
+      boot) echo "boot:$(cat "$dir/boot" 2>/dev/null || echo default)";;
+    esac
+  done;;
+set)
+  while [ $# -ge 2 ]; do
+    echo "$1 $2" >> "$dir/events"
+    case "$1" in
+      power)
+        if [ "$2" = 1 ]; then
+          running || {
+            setsid "$dir/machine" "$dir" </dev/null >>"$dir/machine.log" 2>&1 &
+            echo $! > "$dir/machine.pid"
+          }
+        elif running; then
+          kill -TERM -- "-$(pid)" 2>/dev/null || kill -TERM "$(pid)"
+          i=0; while running && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+        fi;;
+      boot) echo "$2" > "$dir/boot";;
+    esac
+    shift 2
+  done;;
+esac
+"#;
