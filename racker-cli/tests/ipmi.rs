@@ -628,7 +628,8 @@ fn sensors_sel_fru_mc_info_text_and_json() {
     assert_eq!(sensors.len(), 2, "{v}");
     assert_eq!(sensors[0]["name"], "CPU Temp");
     assert_eq!(sensors[0]["reading"], 45.0);
-    assert_eq!(sensors[0]["unit"], "degrees C");
+    assert_eq!(sensors[0]["unit"], "celsius");
+    assert_eq!(sensors[0]["sensor_type"], "temperature");
     assert_eq!(sensors[0]["status"], "ok");
     assert_eq!(sensors[0]["thresholds"]["upper_critical"], 240.0);
     assert_eq!(sensors[1]["reading"], 5000.0);

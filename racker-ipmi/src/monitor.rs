@@ -406,12 +406,15 @@ pub struct LanConfig {
     /// `static`, `dhcp`, `bios`, `other` or `unspecified`.
     pub ip_source: Option<String>,
     /// IP address.
+    #[serde(rename = "bmc_ip")]
     pub ip: Option<String>,
     /// Subnet mask.
     pub netmask: Option<String>,
     /// MAC address.
+    #[serde(rename = "bmc_mac")]
     pub mac: Option<String>,
     /// Default gateway IP.
+    #[serde(rename = "gateway_ip")]
     pub gateway: Option<String>,
     /// Default gateway MAC.
     pub gateway_mac: Option<String>,
