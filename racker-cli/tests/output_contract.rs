@@ -699,6 +699,53 @@ fn data_on_stdout_progress_on_stderr_and_colour_rules() {
     let stderr = String::from_utf8_lossy(&forced_error.stderr);
     assert!(stderr.contains("error:\u{1b}[0m no node"), "{stderr:?}");
     assert!(stderr.starts_with('\u{1b}'), "{stderr:?}");
+
+    // racker ipmi's [n/total] progress: successes green, failures red,
+    // plain without a terminal or with NO_COLOR.
+    let green_ok = "\u{1b}[32mok\u{1b}[0m";
+    let red_failed = "\u{1b}[1m\u{1b}[31mFAILED\u{1b}[0m";
+    let ok = rack
+        .racker()
+        .env("CLICOLOR_FORCE", "1")
+        .args(["ipmi", "--all", "power", "status"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&ok.stderr);
+    assert!(ok.status.success(), "{stderr}");
+    // (One node: the other row of the two-row rack is this machine.)
+    assert!(
+        stderr.contains(&format!("[1/1] 02:52:4b:01:00:01 {green_ok}")),
+        "{stderr:?}"
+    );
+    // An invalid command fails on every BMC (completion code 0xc1).
+    let failed = rack
+        .racker()
+        .args(["--color", "always", "ipmi", "--all", "raw", "0x06", "0xff"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&failed.stdout),
+        String::from_utf8_lossy(&failed.stderr),
+    );
+    assert!(!failed.status.success());
+    assert!(stderr.contains(red_failed), "{stderr:?}");
+    assert!(stdout.contains("\u{1b}[31merror:\u{1b}[0m"), "{stdout:?}");
+    for env in [None, Some(("NO_COLOR", "1"))] {
+        let mut cmd = rack.racker();
+        if let Some((k, v)) = env {
+            cmd.env(k, v).env("CLICOLOR_FORCE", "1");
+        }
+        let plain = cmd
+            .args(["ipmi", "--all", "raw", "0x06", "0xff"])
+            .output()
+            .unwrap();
+        let both = [plain.stdout, plain.stderr].concat();
+        let both = String::from_utf8_lossy(&both);
+        assert!(
+            both.contains("FAILED") && !both.contains('\u{1b}'),
+            "{both:?}"
+        );
+    }
 }
 
 /// `racker status --watch`: piped, one status after the other until

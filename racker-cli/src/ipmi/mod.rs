@@ -22,6 +22,7 @@ mod render;
 
 use crate::context::{PlanArgs, SelectionArgs, load_credentials, load_rack};
 use crate::globals::Globals;
+use crate::output::{Tone, paint};
 
 /// Arguments of `racker ipmi`.
 #[derive(Debug, clap::Args)]
@@ -489,7 +490,7 @@ fn run_local(
                 render(&mut text, &target, command, o);
                 print!("{text}");
             }
-            Err(e) => println!("error: {e:#}"),
+            Err(e) => anstream::println!("{} {e:#}", paint(Tone::Bad, "error:")),
         }
     }
     Ok(if ok {
@@ -867,7 +868,8 @@ async fn run_many(
     let mut json = Vec::new();
     let mut lines: Vec<(String, String, bool)> = Vec::new();
     let mut done = 0usize;
-    let stdout = std::io::stdout();
+    // anstream drops the colour codes where colour is off (docs/output.md).
+    let mut stdout = anstream::stdout();
     while let Some(r) = stream.next().await {
         done += 1;
         // A raw reply with a non-zero completion code is a failure too.
@@ -910,39 +912,43 @@ async fn run_many(
                             render(&mut t, &r.key, command, o);
                             t
                         }
-                        Err(m) => format!("error: {m}"),
+                        Err(m) => format!("{} {m}", paint(Tone::Bad, "error:")),
                     };
                     let host = r.key.host_label();
                     if args.consolidate {
                         lines.push((host, text, outcome.is_ok()));
                     } else {
-                        writeln!(stdout.lock(), "{host}: {text}")?;
+                        writeln!(stdout, "{host}: {text}")?;
                     }
                     continue;
                 }
                 let mut text = String::new();
                 match &outcome {
                     Ok(o) => render(&mut text, &r.key, command, o),
-                    Err(m) => text.push_str(&format!("error: {m}\n")),
+                    Err(m) => text.push_str(&format!("{} {m}\n", paint(Tone::Bad, "error:"))),
                 }
-                let mut out = stdout.lock();
+                let out = &mut stdout;
                 if multi {
                     writeln!(out, "== {} ({}) ==", r.key.label, r.key.bmc)?;
                 }
                 out.write_all(text.as_bytes())?;
                 if multi {
                     writeln!(out)?;
-                    eprintln!(
+                    anstream::eprintln!(
                         "[{done}/{total}] {} {}",
                         r.key.label,
-                        if outcome.is_ok() { "ok" } else { "FAILED" }
+                        if outcome.is_ok() {
+                            paint(Tone::Good, "ok")
+                        } else {
+                            paint(Tone::Bad, "FAILED")
+                        }
                     );
                 }
             }
         }
     }
     if args.consolidate {
-        let mut out = stdout.lock();
+        let out = &mut stdout;
         for (hosts, text) in render::consolidate(&lines) {
             if args.one_line {
                 writeln!(out, "{hosts}: {text}")?;
@@ -976,7 +982,9 @@ async fn run_many(
         crate::output::print_json(format, "ipmi", &doc)?;
     }
     if total > 1 {
-        eprintln!("{} of {total} succeeded", total - failures);
+        let summary = format!("{} of {total} succeeded", total - failures);
+        let tone = if failures == 0 { Tone::Good } else { Tone::Bad };
+        anstream::eprintln!("{}", paint(tone, &summary));
     }
     Ok(if failures == 0 {
         ExitCode::SUCCESS
