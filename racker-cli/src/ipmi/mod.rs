@@ -828,57 +828,23 @@ fn render(out: &mut String, t: &Target, command: &IpmiSub, o: &Output) {
     }
 }
 
-/// The serial console: stdin → BMC, BMC → stdout, until `~.` or EOF.
+/// The serial console: stdin → BMC, BMC → stdout, until `~.`.
 async fn console(
     target: &Target,
     creds: &Credentials,
     opts: &SessionOptions,
 ) -> anyhow::Result<ExitCode> {
-    use tokio::io::AsyncReadExt as _;
     let session = Session::connect(&target.address, creds, opts).await?;
-    let mut sol = SolConsole::activate(session).await?;
+    let sol = SolConsole::activate(session).await?;
     eprintln!(
         "[SOL session to {} active; type ~. at the start of a line to detach]",
         target.label
     );
     let raw_mode = RawTerminal::enable();
-    let mut stdin = tokio::io::stdin();
-    let mut scanner = racker_ipmi::EscapeScanner::new();
-    let mut buf = [0u8; 512];
-    let mut stdin_open = true;
-    let mut keepalive = tokio::time::interval(Duration::from_secs(15));
-    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    keepalive.tick().await; // the first tick is immediate
-    loop {
-        tokio::select! {
-            _ = keepalive.tick() => sol.keepalive().await?,
-            n = stdin.read(&mut buf), if stdin_open => {
-                let n = n.context("reading stdin")?;
-                if n == 0 {
-                    stdin_open = false;
-                    continue;
-                }
-                let (forward, detach) = scanner.feed(&buf[..n]);
-                if !forward.is_empty() {
-                    sol.write(&forward, opts.timeout, opts.retries).await?;
-                }
-                if detach {
-                    break;
-                }
-            }
-            out = sol.read(Duration::from_millis(200)) => {
-                let out = out?;
-                if !out.is_empty() {
-                    let mut so = std::io::stdout().lock();
-                    so.write_all(&out)?;
-                    so.flush()?;
-                }
-            }
-        }
-    }
+    let (stdin, stdout) = (tokio::io::stdin(), tokio::io::stdout());
+    let result = sol.attach(stdin, stdout, opts.timeout, opts.retries).await;
     drop(raw_mode);
-    let session = sol.deactivate().await?;
-    session.close().await?;
+    result?;
     eprintln!("[SOL session closed]");
     Ok(ExitCode::SUCCESS)
 }
