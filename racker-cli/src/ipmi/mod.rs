@@ -391,7 +391,9 @@ fn run_local(
         elapsed: start.elapsed(),
     };
     let ok = r.failure().is_none();
-    print_results(args, format, command, 1, vec![r])?;
+    let mut printer = Printer::new(args, format, command, 1);
+    printer.result(r)?;
+    printer.finish()?;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -576,23 +578,24 @@ async fn run_many(
     let jobs = targets.into_iter().map(|t| (t.clone(), t.address));
     let stream = racker_ipmi::fan_out_operation(jobs.collect(), creds, opts, op, args.concurrency);
     let mut stream = std::pin::pin!(stream);
-    let mut results = Vec::new();
-    let mut done = 0usize;
+    let mut printer = Printer::new(args, format, command, total);
+    let (mut done, mut failures) = (0usize, 0usize);
     while let Some(r) = stream.next().await {
         done += 1;
-        // Progress on stderr as results come (the data follows at the end).
-        if total > 1 || args.all {
-            let word = match r.failure() {
-                None => paint(Tone::Good, "ok"),
-                Some(_) => paint(Tone::Bad, "FAILED"),
-            };
-            anstream::eprintln!("[{done}/{total}] {} {word}", r.key.label);
+        let word = match r.failure() {
+            None => paint(Tone::Good, "ok"),
+            Some(_) => {
+                failures += 1;
+                paint(Tone::Bad, "FAILED")
+            }
+        };
+        let label = r.key.label.clone();
+        printer.result(r)?;
+        if printer.multi {
+            anstream::eprintln!("[{done}/{total}] {label} {word}");
         }
-        results.push(r);
     }
-    let failures = results.iter().filter(|r| r.failure().is_some()).count();
-    results.sort_by(|a, b| a.key.label.cmp(&b.key.label));
-    print_results(args, format, command, total, results)?;
+    printer.finish()?;
     if total > 1 {
         let summary = format!("{} of {total} succeeded", total - failures);
         let tone = if failures == 0 { Tone::Good } else { Tone::Bad };
@@ -605,29 +608,50 @@ async fn run_many(
     })
 }
 
-/// Print the results on stdout: one JSON document, or per BMC a block
-/// (`== label (address) ==` when there are several), a line
-/// (`--one-line`) or consolidated groups (`--consolidate`).
-fn print_results(
-    args: &IpmiCmd,
+/// Prints results on stdout: per BMC as it answers a block (headed
+/// `== label (address) ==` when there are several) or a line
+/// (`--one-line`); at the end the consolidated groups (`--consolidate`)
+/// or one JSON document sorted by BMC.
+struct Printer<'a> {
+    args: &'a IpmiCmd,
     format: crate::output::Format,
-    command: &IpmiSub,
-    total: usize,
-    results: Vec<racker_ipmi::FanOutResult<Target, Output>>,
-) -> anyhow::Result<()> {
-    if format.is_json() {
-        return crate::output::print_json(format, "ipmi", &JsonDoc { results: &results });
-    }
+    command: &'a IpmiSub,
+    multi: bool,
+    /// Kept for the end: JSON results, or consolidated (host, text, ok).
+    json: Vec<racker_ipmi::FanOutResult<Target, Output>>,
+    lines: Vec<(String, String, bool)>,
     // anstream drops the colour codes where colour is off (docs/output.md).
-    let mut out = anstream::stdout();
-    let multi = args.all || total > 1;
-    let mut lines = Vec::new();
-    for r in &results {
+    out: anstream::AutoStream<std::io::Stdout>,
+}
+
+impl<'a> Printer<'a> {
+    fn new(
+        args: &'a IpmiCmd,
+        format: crate::output::Format,
+        command: &'a IpmiSub,
+        total: usize,
+    ) -> Self {
+        Self {
+            args,
+            format,
+            command,
+            multi: args.all || total > 1,
+            json: Vec::new(),
+            lines: Vec::new(),
+            out: anstream::stdout(),
+        }
+    }
+
+    fn result(&mut self, r: racker_ipmi::FanOutResult<Target, Output>) -> anyhow::Result<()> {
+        if self.format.is_json() {
+            self.json.push(r);
+            return Ok(());
+        }
         let text = match (r.failure(), r.result.as_ref().ok()) {
-            (None, Some(o)) if args.one_line => render::one_line(o),
+            (None, Some(o)) if self.args.one_line => render::one_line(o),
             (None, Some(o)) => {
                 let mut t = String::new();
-                render(&mut t, &r.key, command, o);
+                render(&mut t, &r.key, self.command, o);
                 t
             }
             (failure, _) => {
@@ -636,32 +660,44 @@ fn print_results(
             }
         };
         let host = r.key.host_label();
-        if args.consolidate {
-            lines.push((host, text, r.failure().is_none()));
-        } else if args.one_line {
+        let out = &mut self.out;
+        if self.args.consolidate {
+            self.lines.push((host, text, r.failure().is_none()));
+        } else if self.args.one_line {
             writeln!(out, "{host}: {}", text.trim_end())?;
         } else {
-            if multi {
+            if self.multi {
                 writeln!(out, "== {} ({}) ==", r.key.label, r.key.address)?;
             }
             out.write_all(text.as_bytes())?;
-            if multi {
+            if self.multi {
                 writeln!(out)?;
             }
         }
+        Ok(())
     }
-    for (hosts, text) in render::consolidate(&lines) {
-        if args.one_line {
-            writeln!(out, "{hosts}: {}", text.trim_end())?;
-        } else {
-            writeln!(out, "== {hosts} ==")?;
-            out.write_all(text.as_bytes())?;
-            if !text.ends_with('\n') {
-                writeln!(out)?;
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        if self.format.is_json() {
+            self.json.sort_by(|a, b| a.key.label.cmp(&b.key.label));
+            let doc = JsonDoc {
+                results: &self.json,
+            };
+            return crate::output::print_json(self.format, "ipmi", &doc);
+        }
+        for (hosts, text) in render::consolidate(&self.lines) {
+            if self.args.one_line {
+                writeln!(self.out, "{hosts}: {}", text.trim_end())?;
+            } else {
+                writeln!(self.out, "== {hosts} ==")?;
+                self.out.write_all(text.as_bytes())?;
+                if !text.ends_with('\n') {
+                    writeln!(self.out)?;
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 fn yes_no(b: bool) -> &'static str {
