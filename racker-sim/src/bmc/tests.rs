@@ -805,7 +805,7 @@ fn retransmitted_handshake_packets_get_the_first_answer() {
         let mut c = Console::new(suite, "USER", "PASS");
         let mut handshake = 0;
         console::login(&mut c, |p| {
-            let mut answer = |b: &mut Bmc| -> Vec<Vec<u8>> {
+            let answer = |b: &mut Bmc| -> Vec<Vec<u8>> {
                 b.handle_datagram(now, peer(), &p)
                     .into_iter()
                     .map(|t| t.payload)
