@@ -53,27 +53,9 @@ impl fmt::Display for Storage {
     }
 }
 
-/// A secret string: never shown by `Debug`, never serialised.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wrap a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret value.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+/// S3 keys are the workspace's one secret type (redacted, zeroed on drop);
+/// never serialised.
+pub use racker_inventory::Secret;
 
 /// S3 credentials for Velero backups, written to `backup-credentials`
 /// (mode 0600) and nowhere else.
