@@ -54,7 +54,7 @@ pub use nodes::{
 pub use plan::{
     AddressPlan, DEFAULT_PREFIX_LEN, DEFAULT_SUBNET_PREFIX, PlanOptions, PlannedNode, Subnet,
 };
-pub use public_ips::{PublicAddress, PublicIps};
+pub use public_ips::{PublicAddress, PublicIps, StaticAddress};
 pub use secret::{Password, Secret};
 pub use selection::{
     ANY_NODE_TYPE, Provision, Role, SelectedNode, Selection, SelectionOptions, StorageCount,

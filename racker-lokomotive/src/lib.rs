@@ -63,7 +63,7 @@ pub use hosts::{HOSTS_BEGIN, HOSTS_END, apply_hosts_block, hosts_block, remove_h
 pub use management::{ManagementInstall, RackerBinary, render_management_install};
 pub use options::{
     Backup, BackupCredentials, DEFAULT_KERNEL_CONSOLE, DEFAULT_NETBOOT_PORT, ProvisionMode,
-    PublicAddress, RenderOptions, Secret, Storage,
+    RenderOptions, Secret, StaticAddress, Storage,
 };
 pub use render::{
     BACKUP_CREDENTIALS, FILE_MODE, HOSTS_FILE, INSTALL_PRE_REBOOT_CMDS, PXE_COMMANDS, SECRET_MODE,

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
 
 use racker_inventory::MacAddr;
 use serde::{Deserialize, Serialize};
@@ -78,18 +77,9 @@ pub struct Backup {
     pub region: String,
 }
 
-/// A static public address for one node's secondary NIC (SPEC section 4).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PublicAddress {
-    /// The address.
-    pub address: Ipv4Addr,
-    /// Its prefix length.
-    pub prefix_len: u8,
-    /// Default gateway.
-    pub gateway: Ipv4Addr,
-    /// DNS servers.
-    pub dns: Vec<Ipv4Addr>,
-}
+/// A static public address for one node's secondary NIC: racker-inventory's
+/// type, parsed from the public-IP INI.
+pub use racker_inventory::StaticAddress;
 
 /// The serial console arguments racker's racks use.
 pub const DEFAULT_KERNEL_CONSOLE: [&str; 2] =

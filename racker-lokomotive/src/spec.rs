@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::RenderError;
 use crate::escape::{is_dns_name, is_label_value};
 use crate::options::{
-    Backup, ProvisionMode, PublicAddress, RenderOptions, Storage, validate_backup,
+    Backup, ProvisionMode, RenderOptions, StaticAddress, Storage, validate_backup,
     validate_kernel_arg, validate_ssh_key, validate_version,
 };
 
@@ -55,7 +55,7 @@ pub struct NodeSpec {
     /// Kubernetes labels (Lokomotive).
     pub labels: BTreeMap<String, String>,
     /// Static public address of the secondary NIC, if any (else DHCP).
-    pub public: Option<PublicAddress>,
+    pub public: Option<StaticAddress>,
 }
 
 /// Everything the rendered files depend on (secrets excepted).
@@ -119,25 +119,12 @@ impl ClusterSpec {
         options: &RenderOptions,
         public: &PublicIps,
     ) -> Result<Self, RenderError> {
-        let public: BTreeMap<MacAddr, PublicAddress> = public
+        let public: BTreeMap<MacAddr, StaticAddress> = public
             .entries()
             .iter()
             .filter_map(|(mac, addr)| match addr {
-                racker_inventory::PublicAddress::Static {
-                    address,
-                    prefix_len,
-                    gateway,
-                    dns,
-                } => Some((
-                    *mac,
-                    PublicAddress {
-                        address: *address,
-                        prefix_len: *prefix_len,
-                        gateway: *gateway,
-                        dns: dns.clone(),
-                    },
-                )),
-                _ => None,
+                racker_inventory::PublicAddress::Static(a) => Some((*mac, a.clone())),
+                racker_inventory::PublicAddress::Dhcp => None,
             })
             .collect();
         let provision = match selection.provision() {
