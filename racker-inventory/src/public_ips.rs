@@ -1,5 +1,5 @@
 //! Public addresses: `DHCP` or an INI text keyed by secondary MAC
-//! (SPEC section 4).
+//! (docs/inventory.md, public addresses).
 //!
 //! ```ini
 //! [00:11:22:33:44:40]

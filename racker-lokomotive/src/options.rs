@@ -10,24 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::RenderError;
 use crate::escape::is_token;
 
-/// What is rendered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProvisionMode {
-    /// Plain Flatcar Container Linux (Terraform files + native Ignition).
-    Flatcar,
-    /// A Lokomotive Kubernetes cluster (`.lokocfg` files).
-    Lokomotive,
-}
-
-impl fmt::Display for ProvisionMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Flatcar => "flatcar",
-            Self::Lokomotive => "lokomotive",
-        })
-    }
-}
+/// What is rendered: racker-inventory's provision type.
+pub use racker_inventory::Provision;
 
 /// Lokomotive storage component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
