@@ -381,6 +381,7 @@ impl<'a> Installer<'a> {
     }
 
     fn checkpoint(&self, staging: Option<&mut Staging>, stage: Stage) -> Result<()> {
+        tracing::debug!(prefix = %self.layout.prefix.display(), ?stage, "install step done");
         if self.stop_at == Some(stage) {
             if let Some(s) = staging {
                 s.keep = true;

@@ -75,6 +75,7 @@ impl Tree {
     pub fn write_to(&self, dir: &Path) -> Result<(), RenderError> {
         for (rel, file) in &self.files {
             write_file(&dir.join(rel), file)?;
+            tracing::debug!(file = %dir.join(rel).display(), mode = format_args!("{:o}", file.mode), "rendered");
         }
         Ok(())
     }
