@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod netns;
 pub mod vm;
 
 /// True when CI demands that privileged / peer tests run.
