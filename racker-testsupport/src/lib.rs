@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod http;
 pub mod netns;
 pub mod vm;
 
