@@ -85,7 +85,7 @@ mod state;
 mod status;
 mod summary;
 
-pub use bmc::{BmcResolver, BmcSource, ResolvedBmc};
+pub use bmc::{BmcResolver, BmcSource, BmcTarget, ResolvedBmc, TargetQuery, select_targets};
 pub use config::{Config, NetbootMode, Rack};
 pub use error::{Error, Result};
 pub use events::{
