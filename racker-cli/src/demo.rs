@@ -382,7 +382,7 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
     // `racker status` in the demo's state directory finds the simulated
     // BMCs while the demo runs.
     crate::context::mark_simulated(&globals.state_dir, std::process::id())?;
-    let bmcs = crate::context::sim_table_addresses(&table);
+    let bmcs = table.addresses();
 
     // Netboot endpoints on loopback, and each node's firmware.
     let dhcp = free_udp_port()?;

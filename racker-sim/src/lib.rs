@@ -44,6 +44,7 @@ mod rack;
 mod sel;
 mod sensors;
 mod table;
+mod up;
 
 pub use bmc::{Bmc, BmcConfig, DEFAULT_HANDSHAKE_TIMEOUT, Transmit};
 pub use chassis::{
@@ -56,4 +57,9 @@ pub use racker_ipmi::codec::CipherSuite;
 pub use table::{
     BMC_TABLE_FILE, BmcEntry, BmcTable, NodeStatus, STATUS_FILE, StatusFile, read_json,
     write_json_atomic,
+};
+pub use up::{
+    FaultSpec, FirmwareFaultsByMac, FirmwareSetup, SIMULATED_RACK_MARKER, ServedRack, SplitFaults,
+    bmc_address, generated_nodes_csv, live_rack_pid, mark_simulated, node_specs, remove_rack_files,
+    running_simulator_bmcs,
 };
