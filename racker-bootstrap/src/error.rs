@@ -169,6 +169,18 @@ pub enum Error {
     /// The configuration is inconsistent.
     #[error("{0}")]
     Config(String),
+    /// The simulated rack of the demo failed.
+    #[cfg(feature = "demo")]
+    #[error(transparent)]
+    Sim(#[from] racker_sim::Error),
+    /// The demo's folder cannot be used.
+    #[error("{reason}")]
+    DemoDir {
+        /// The folder.
+        dir: PathBuf,
+        /// Why not.
+        reason: String,
+    },
 }
 
 impl Error {

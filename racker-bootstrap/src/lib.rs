@@ -70,6 +70,8 @@
 
 mod bmc;
 mod config;
+#[cfg(feature = "demo")]
+pub mod demo;
 mod error;
 mod events;
 pub mod fsutil;

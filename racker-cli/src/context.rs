@@ -2,7 +2,6 @@
 //! selection) from the global options. Shared by every subcommand.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use anyhow::Context as _;
 use racker_inventory::{
@@ -193,9 +192,4 @@ impl BmcResolver {
     }
 }
 
-pub(crate) use racker_sim::{SIMULATED_RACK_MARKER, running_simulator_bmcs};
-
-/// Mark `state_dir` as the state of the simulated rack of process `pid`.
-pub(crate) fn mark_simulated(state_dir: &Path, pid: u32) -> anyhow::Result<()> {
-    Ok(racker_sim::mark_simulated(state_dir, pid)?)
-}
+pub(crate) use racker_sim::running_simulator_bmcs;
