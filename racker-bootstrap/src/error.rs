@@ -181,6 +181,14 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
+    /// The management SSH key pair cannot be read or made.
+    #[error("SSH key {}: {reason}", path.display())]
+    SshKey {
+        /// The key file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -272,31 +272,14 @@ fn gen_ssh_key(globals: &Globals, key: Option<PathBuf>) -> anyhow::Result<ExitCo
 }
 
 /// Load the management key pair at `path` (+ `.pub`), creating an ed25519
-/// pair when missing.
+/// pair when missing (racker-bootstrap's), and say when it was made.
 pub(crate) fn ensure_ssh_key(path: &std::path::Path) -> anyhow::Result<ssh_key::PrivateKey> {
-    use ssh_key::{Algorithm, LineEnding, PrivateKey};
-    let public_path = PathBuf::from(format!("{}.pub", path.display()));
-    let private = if path.exists() {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        PrivateKey::from_openssh(&text)
-            .with_context(|| format!("{} is not an OpenSSH private key", path.display()))?
-    } else {
-        let mut rng = rand_core::OsRng;
-        let mut key =
-            PrivateKey::random(&mut rng, Algorithm::Ed25519).context("generating the key")?;
-        key.set_comment("racker-management");
-        let text = key.to_openssh(LineEnding::LF).context("encoding the key")?;
-        write_atomic(path, text.as_bytes(), 0o600)?;
-        eprintln!("Created the management SSH key {}", path.display());
-        key
-    };
-    if !public_path.exists() {
-        let public = private
-            .public_key()
-            .to_openssh()
-            .context("encoding the public key")?;
-        write_atomic(&public_path, format!("{public}\n").as_bytes(), 0o644)?;
+    let pair = racker_bootstrap::ssh::ensure_key_pair(path)?;
+    if pair.created {
+        crate::output::progress(format_args!(
+            "Created the management SSH key {}",
+            path.display()
+        ));
     }
-    Ok(private)
+    Ok(pair.private)
 }

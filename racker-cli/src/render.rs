@@ -240,12 +240,7 @@ fn ssh_keys(globals: &Globals, files: &[PathBuf]) -> anyhow::Result<Vec<String>>
             ),
             Err(e) => return Err(e).with_context(|| format!("reading {}", f.display())),
         };
-        keys.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_owned),
-        );
+        keys.extend(racker_bootstrap::ssh::public_keys_in(&text));
     }
     Ok(keys)
 }
