@@ -189,6 +189,15 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// No SSH public key was given and the management key is missing.
+    #[error(
+        "no SSH public key: {} is missing; create it with `racker factory gen-ssh-key` or pass --ssh-public-key FILE",
+        path.display()
+    )]
+    NoSshPublicKey {
+        /// The management public key file.
+        path: PathBuf,
+    },
 }
 
 impl Error {

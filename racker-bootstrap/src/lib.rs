@@ -81,6 +81,7 @@ mod lokomotive;
 pub mod management_node;
 pub mod network;
 mod rack_status;
+pub mod render_dir;
 pub mod rendered;
 mod run;
 pub mod service;

@@ -9,7 +9,7 @@ mod wizard;
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -202,9 +202,12 @@ pub(crate) fn config(
     );
     // The management key pair is created on first use.
     crate::factory::ensure_ssh_key(&globals.state_dir.join("ssh").join("id_ed25519"))?;
-    let (render, public_ips) =
-        args.choices
-            .resolve(globals, &rack, &args.selection, &resolved_dir(&cluster_dir))?;
+    let (render, public_ips) = args.choices.resolve(
+        globals,
+        &rack,
+        &args.selection,
+        &racker_bootstrap::render_dir::resolved_dir(&cluster_dir),
+    )?;
 
     let mut config = Config::new(
         globals.state_dir.clone(),
@@ -351,29 +354,6 @@ pub(crate) fn progress_sink() -> impl racker_bootstrap::EventSink {
 pub(crate) fn lokomotive_available() -> anyhow::Result<()> {
     racker_bootstrap::find_lokoctl().map(|_| ())?;
     Ok(())
-}
-
-/// `dir` with symbolic links resolved, also when it does not exist yet
-/// (its nearest existing ancestor resolved, the rest appended).
-fn resolved_dir(dir: &Path) -> PathBuf {
-    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
-    let mut missing = Vec::new();
-    let mut base = absolute.as_path();
-    loop {
-        if let Ok(real) = std::fs::canonicalize(base) {
-            return missing
-                .iter()
-                .rev()
-                .fold(real, |p: PathBuf, name| p.join(name));
-        }
-        match (base.parent(), base.file_name()) {
-            (Some(parent), Some(name)) => {
-                missing.push(name.to_owned());
-                base = parent;
-            }
-            _ => return absolute,
-        }
-    }
 }
 
 /// `--on-failure`: a fixed answer, or the operator's.
