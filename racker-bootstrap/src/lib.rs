@@ -79,6 +79,7 @@ mod kube;
 pub mod lokoenv;
 mod lokomotive;
 pub mod management_node;
+pub mod netboot_setup;
 pub mod network;
 mod rack_status;
 pub mod render_dir;
