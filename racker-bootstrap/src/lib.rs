@@ -75,6 +75,7 @@ pub mod demo;
 mod error;
 mod events;
 pub mod fsutil;
+pub mod handover;
 mod kube;
 pub mod lokoenv;
 mod lokomotive;

@@ -6,8 +6,7 @@ use std::process::ExitCode;
 
 use racker_installer::{
     Fetcher, IndexChoice, InstallReport, Installer, Layout, Selector, ServiceManager, Sha256Digest,
-    Systemctl, Url, Version, choose_from_index, fetch_and_install, published_checksum,
-    systemd_booted, url_or_path,
+    Systemctl, Url, Version, choose_from_index, fetch_and_install, published_checksum, url_or_path,
 };
 
 use crate::globals::Globals;
@@ -212,11 +211,7 @@ fn installed_version(args: &LayoutArgs) -> anyhow::Result<Version> {
 
 /// `auto`: systemctl when systemd is running (`/run/systemd/system`).
 fn service_manager(args: &LayoutArgs) -> Option<Systemctl> {
-    match args.systemctl.as_str() {
-        "none" => None,
-        "auto" => systemd_booted(Path::new("/run")).then(|| Systemctl::new("systemctl")),
-        program => Some(Systemctl::new(program)),
-    }
+    Systemctl::from_setting(&args.systemctl, Path::new("/run"))
 }
 
 fn as_manager(systemctl: &mut Option<Systemctl>) -> Option<&mut dyn ServiceManager> {

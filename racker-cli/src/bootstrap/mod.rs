@@ -21,7 +21,9 @@ use racker_inventory::MacAddr;
 
 use crate::context::{self, PlanArgs, SelectionArgs};
 use crate::globals::Globals;
+use crate::output;
 use progress::Progress;
+use racker_bootstrap::handover::HandoverStep;
 
 /// What to do when nodes fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -301,47 +303,32 @@ pub(crate) fn handover(globals: &Globals, args: &BootstrapCmd, config: &Config) 
     if args.handover == Handover::None || !on_interface {
         return;
     }
-    // A running service took over already (the bootstrap used it).
-    if racker_netboot::service::ServiceMarker::read(&globals.state_dir)
-        .is_some_and(|m| std::path::Path::new(&format!("/proc/{}", m.pid)).exists())
-    {
-        return;
-    }
-    let rack = &config.rack;
-    let iface = &rack.management.pxe_interface;
-    let unit = racker_bootstrap::service::NETBOOT_UNIT;
-    match racker_bootstrap::service::write_pxe_network(
+    let systemctl =
+        racker_installer::Systemctl::from_setting(&args.systemctl, std::path::Path::new("/run"));
+    let steps = racker_bootstrap::handover::handover(
+        &globals.state_dir,
+        &config.rack,
         &args.networkd_dir,
-        iface,
-        rack.plan.management_ip(),
-        rack.plan.subnet().prefix_len(),
-    ) {
-        Ok((path, true)) => println!(
-            "✓ Network: {} keeps the PXE interface's address",
-            path.display()
-        ),
-        Ok((_, false)) => {}
-        Err(e) => eprintln!("warning: {e}"),
-    }
-    let systemctl = match args.systemctl.as_str() {
-        "none" => None,
-        "auto" => std::path::Path::new("/run/systemd/system")
-            .is_dir()
-            .then(|| PathBuf::from("systemctl")),
-        path => Some(PathBuf::from(path)),
-    };
-    match systemctl {
-        Some(systemctl) => match racker_bootstrap::service::enable_now(&systemctl, unit) {
-            Ok(()) => println!(
-                "✓ Network: handed over to {unit} (enabled; DHCP, TFTP and HTTP keep serving the rack)"
-            ),
-            Err(e) => eprintln!(
-                "warning: {e}\n  The rack network is down until you run: systemctl enable --now {unit}"
-            ),
-        },
-        None => eprintln!(
-            "note: the rack network stopped with this bootstrap; keep it up with: systemctl enable --now {unit}"
-        ),
+        systemctl.as_ref().map(racker_installer::Systemctl::program),
+    );
+    for step in steps {
+        match step {
+            HandoverStep::NetworkWritten(path) => output::line(output::ok_mark(&format!(
+                "Network: {} keeps the PXE interface's address",
+                path.display()
+            ))),
+            HandoverStep::NetworkFailed(e) => output::warn(e),
+            HandoverStep::Enabled(unit) => output::line(output::ok_mark(&format!(
+                "Network: handed over to {unit} (enabled; DHCP, TFTP and HTTP keep serving the rack)"
+            ))),
+            HandoverStep::EnableFailed(unit, e) => output::warn(format_args!(
+                "{e}\n  The rack network is down until you run: systemctl enable --now {unit}"
+            )),
+            HandoverStep::NoSystemd(unit) => output::progress(format_args!(
+                "note: the rack network stopped with this bootstrap; keep it up with: systemctl enable --now {unit}"
+            )),
+            other => output::warn(format_args!("{other:?}")),
+        }
     }
 }
 
