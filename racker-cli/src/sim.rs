@@ -101,30 +101,11 @@ pub(crate) fn run(globals: &Globals, cmd: SimCmd) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Read or create the credential files.
+/// Read or create the credential files (the password from
+/// RACKER_SIM_PASSWORD, else PASS).
 fn credentials(oem_dir: &Path, default_user: &str) -> anyhow::Result<(String, Password)> {
-    let user_file = oem_dir.join("ipmi_user");
-    let pw_file = oem_dir.join("ipmi_password");
-    if !user_file.exists() {
-        std::fs::write(&user_file, format!("{default_user}\n"))
-            .with_context(|| format!("writing {}", user_file.display()))?;
-    }
-    if !pw_file.exists() {
-        let pw = std::env::var("RACKER_SIM_PASSWORD").unwrap_or_else(|_| "PASS".to_owned());
-        crate::fsutil::write_atomic(&pw_file, format!("{pw}\n").as_bytes(), 0o600)?;
-    }
-    let creds = racker_inventory::Credentials::load(oem_dir)?;
+    let password = std::env::var("RACKER_SIM_PASSWORD").unwrap_or_else(|_| "PASS".to_owned());
+    let creds = racker_sim::ensure_credentials(oem_dir, default_user, &password)?;
     for w in &creds.warnings {
         crate::output::warn(w);
     }
@@ -158,7 +139,7 @@ fn up(globals: &Globals, args: UpArgs) -> anyhow::Result<ExitCode> {
         Inventory::load(&path)?
     };
     let (user, password) = credentials(&globals.oem_dir, &args.user)?;
-    let port = args.ipmi_port.unwrap_or(if is_root() { 623 } else { 6230 });
+    let port = args.ipmi_port.unwrap_or_else(racker_sim::default_ipmi_port);
 
     let specs: Vec<FaultSpec> = args
         .faults

@@ -64,6 +64,9 @@ pub enum Error {
         /// The MAC given.
         mac: racker_inventory::MacAddr,
     },
+    /// The BMC credential files are invalid.
+    #[error(transparent)]
+    Credentials(Box<racker_inventory::Error>),
     /// The simulated firmware could not start.
     #[error(transparent)]
     Firmware(#[from] crate::firmware::FirmwareError),

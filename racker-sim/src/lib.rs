@@ -60,6 +60,6 @@ pub use table::{
 };
 pub use up::{
     FaultSpec, FirmwareFaultsByMac, FirmwareSetup, SIMULATED_RACK_MARKER, ServedRack, SplitFaults,
-    bmc_address, generated_nodes_csv, live_rack_pid, mark_simulated, node_specs, remove_rack_files,
-    running_simulator_bmcs,
+    bmc_address, default_ipmi_port, ensure_credentials, generated_nodes_csv, live_rack_pid,
+    mark_simulated, node_specs, remove_rack_files, running_simulator_bmcs,
 };

@@ -218,6 +218,41 @@ pub fn node_specs(
     Ok((specs, firmware))
 }
 
+/// The BMCs' default UDP port: IPMI's 623 when this process runs as root
+/// (effective user 0), else 6230.
+pub fn default_ipmi_port() -> u16 {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false);
+    if root { 623 } else { 6230 }
+}
+
+/// The BMC credentials of a simulated rack from `oem_dir` (`ipmi_user`,
+/// `ipmi_password`); missing files are created first with `user` and
+/// `password`.
+pub fn ensure_credentials(
+    oem_dir: &Path,
+    user: &str,
+    password: &str,
+) -> Result<racker_inventory::Credentials, Error> {
+    let write = |name: &str, text: &str, mode: u32| {
+        let path = oem_dir.join(name);
+        if path.exists() {
+            return Ok(());
+        }
+        racker_netboot::report::write_atomic_mode(&path, format!("{text}\n").as_bytes(), mode)
+            .map_err(|source| Error::Io { path, source })
+    };
+    write("ipmi_user", user, 0o644)?;
+    write("ipmi_password", password, 0o600)?;
+    racker_inventory::Credentials::load(oem_dir).map_err(|e| Error::Credentials(Box::new(e)))
+}
+
 /// Mark `state_dir` as the state of the simulated rack of process `pid`.
 pub fn mark_simulated(state_dir: &Path, pid: u32) -> Result<(), Error> {
     let path = state_dir.join(SIMULATED_RACK_MARKER);
@@ -431,6 +466,17 @@ mod tests {
         assert!(bmc_address("127.0", 623, 0).is_err());
         assert!(bmc_address("127.0.0.1", 65535, 1).is_err());
         assert!(bmc_address("127.255.255", 1, 100_000).is_err());
+    }
+
+    #[test]
+    fn credentials_are_created_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = ensure_credentials(dir.path(), "ADMIN", "secret").unwrap();
+        assert_eq!(creds.user, "ADMIN");
+        assert_eq!(creds.password.expose(), "secret");
+        let again = ensure_credentials(dir.path(), "OTHER", "other").unwrap();
+        assert_eq!(again.user, "ADMIN");
+        assert!([623, 6230].contains(&default_ipmi_port()));
     }
 
     #[test]
