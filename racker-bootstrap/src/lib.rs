@@ -74,6 +74,7 @@ mod config;
 pub mod demo;
 mod error;
 mod events;
+pub mod factory;
 pub mod fsutil;
 pub mod handover;
 mod kube;

@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use racker_inventory::NODES_CSV_HEADER;
 
 use crate::context::{PlanArgs, load_credentials, load_rack};
-use crate::fsutil::write_atomic;
 use crate::globals::Globals;
+use racker_bootstrap::factory::{StateDirReset, reset_inventory};
 
 /// `racker factory` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -232,30 +231,17 @@ fn reset(
         )));
     }
     if nodes {
-        write_atomic(
-            &globals.nodes_csv(),
-            format!("{NODES_CSV_HEADER}\n").as_bytes(),
-            0o644,
-        )?;
+        let state = reset_inventory(&globals.nodes_csv(), &globals.state_dir)?;
         crate::output::line(crate::output::ok_mark(&format!(
             "{} reset to its header",
             globals.nodes_csv().display()
         )));
-        match std::fs::remove_dir_all(&globals.state_dir) {
-            Ok(()) => crate::output::line(crate::output::ok_mark(&format!(
-                "removed {}",
-                globals.state_dir.display()
-            ))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                crate::output::line(crate::output::ok_mark(&format!(
-                    "{} was already absent",
-                    globals.state_dir.display()
-                )));
+        crate::output::line(crate::output::ok_mark(&match state {
+            StateDirReset::AlreadyAbsent => {
+                format!("{} was already absent", globals.state_dir.display())
             }
-            Err(e) => {
-                return Err(e).with_context(|| format!("removing {}", globals.state_dir.display()));
-            }
-        }
+            _ => format!("removed {}", globals.state_dir.display()),
+        }));
     }
     Ok(ExitCode::SUCCESS)
 }
