@@ -31,8 +31,8 @@ pub struct DhcpSettings {
     pub router: Option<Ipv4Addr>,
     /// DNS servers (option 6).
     pub dns: Vec<Ipv4Addr>,
-    /// Base URL of the HTTP boot server [default:
-    /// `http://<management IP>:8080`].
+    /// Base URL of the HTTP boot server (default:
+    /// `http://<management IP>:8080`).
     pub http_base_url: Option<String>,
     /// TFTP file for ARM64 UEFI clients.
     pub arm64_boot_file: String,
@@ -133,8 +133,8 @@ pub fn installed_macs(state_dir: &Path) -> BTreeSet<MacAddr> {
 }
 
 /// Write matchbox `profiles/` and `groups/` for the (not excluded) nodes
-/// of `plan` into `dir`, booting from `base_url` [default:
-/// `http://<management IP>:8080`]. Returns the files written.
+/// of `plan` into `dir`, booting from `base_url` (default:
+/// `http://<management IP>:8080`). Returns the files written.
 pub fn write_matchbox(
     dir: &Path,
     plan: &AddressPlan,

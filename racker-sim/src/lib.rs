@@ -18,6 +18,12 @@
 //!   with per-node fault injection and a rack-wide event stream; [`SimNode`]
 //!   is the handle a test or the simulated firmware uses to look at and
 //!   act on one node.
+//! * [`ServedRack`] is a simulated rack run as a service for other
+//!   processes (`racker sim up`): the BMC table, live status and the
+//!   running-rack marker in the state directory ([`running_simulator_bmcs`]
+//!   finds a running rack's BMCs), with the helpers that set one up from a
+//!   nodes.csv ([`generated_nodes_csv`], [`bmc_address`], [`FaultSpec`],
+//!   [`node_specs`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

@@ -31,7 +31,7 @@ const FAULT_KINDS: &str = "expected unreachable, wrong-password, fan-fail, loss:
      latency:DURATION, or (with --pxe-dhcp) no-lease, download-fail, install-fail, hang, no-os-up";
 
 /// A nodes.csv of `count` generated nodes (the first is the management
-/// node): MACs 02:52:4b:<column>:<hi>:<lo>, locally administered.
+/// node): MACs `02:52:4b:<column>:<hi>:<lo>`, locally administered.
 pub fn generated_nodes_csv(count: usize) -> String {
     let mut csv = format!("{NODES_CSV_HEADER}\n");
     for i in 0..count {
