@@ -245,7 +245,7 @@ pub fn ensure_credentials(
         if path.exists() {
             return Ok(());
         }
-        racker_netboot::report::write_atomic_mode(&path, format!("{text}\n").as_bytes(), mode)
+        racker_fsutil::write_atomic(&path, format!("{text}\n").as_bytes(), mode)
             .map_err(|source| Error::Io { path, source })
     };
     write("ipmi_user", user, 0o644)?;
@@ -256,7 +256,7 @@ pub fn ensure_credentials(
 /// Mark `state_dir` as the state of the simulated rack of process `pid`.
 pub fn mark_simulated(state_dir: &Path, pid: u32) -> Result<(), Error> {
     let path = state_dir.join(SIMULATED_RACK_MARKER);
-    racker_netboot::report::write_atomic_mode(&path, format!("{pid}\n").as_bytes(), 0o644)
+    racker_fsutil::write_atomic(&path, format!("{pid}\n").as_bytes(), 0o644)
         .map_err(|source| Error::Io { path, source })
 }
 
