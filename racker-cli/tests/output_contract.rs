@@ -509,6 +509,30 @@ fn every_reporting_command_follows_the_documented_schema() {
         true,
     );
 
+    // ---- reprovision (kind `reprovision`; its own section) ----
+    let again = check(
+        "reprovision",
+        "reprovision",
+        &[
+            "reprovision",
+            "node-1",
+            "--install-timeout",
+            "30s",
+            "--dhcp-listen",
+            &dhcp,
+            "--http-listen",
+            &http,
+            "-o",
+            "json",
+        ],
+        true,
+    );
+    assert_eq!(again["outcome"], "provisioned");
+    assert_eq!(again["nodes"].as_array().unwrap().len(), 1, "{again}");
+    assert_eq!(again["nodes"][0]["node"], "node-1", "{again}");
+    assert_eq!(again["nodes"][0]["attempts"], 2, "{again}");
+    // ---- end reprovision ----
+
     // A failed check is still one document, with the error in it.
     std::fs::rename(rack.path("oem/ipmi_password"), rack.path("oem/pw")).unwrap();
     let failed = check(

@@ -287,12 +287,16 @@ async fn node_ipxe(State(c): St, query: RawQuery) -> Response<Body> {
             Some((_, profile)) => match unservable(&c, mac, &labels, profile) {
                 Some(missing) => {
                     tracing::warn!(%mac, "http: /ipxe refused: {missing}");
-                    plain(
+                    let mut r = plain(
                         StatusCode::SERVICE_UNAVAILABLE,
                         format!(
                             "#!ipxe\necho racker: cannot boot {mac}: {missing}\nsleep 30\nexit 1\n"
                         ),
-                    )
+                    );
+                    // The node's trail (and so its failure reason) names
+                    // what is missing.
+                    r.extensions_mut().insert(TrailNote(missing));
+                    r
                 }
                 None => plain(StatusCode::OK, ipxe_script(profile)),
             },
@@ -387,6 +391,12 @@ async fn events(State(c): St, query: RawQuery) -> Response<Body> {
     )
 }
 
+/// Why a request failed, added to its event on the trail (after
+/// [`crate::trail::NOTE_SEPARATOR`]): a handler puts it into its
+/// response's extensions.
+#[derive(Debug, Clone)]
+struct TrailNote(String);
+
 /// Records each request of a known node on the trail, with its status:
 /// by the `mac` label when the request has one, else by client address.
 async fn trail_layer(
@@ -424,6 +434,10 @@ async fn trail_layer(
             TrailKind::Http,
             format!("{method} {path}?{}", shown.join("&")),
         )
+    };
+    let what = match response.extensions().get::<TrailNote>() {
+        Some(TrailNote(note)) => format!("{what}{}{note}", crate::trail::NOTE_SEPARATOR),
+        None => what,
     };
     let now = SystemTime::now();
     match (mac, peer) {
