@@ -670,6 +670,8 @@ async fn keep_netboot(
     let builder = NetbootService::builder(&globals.state_dir, config)
         .dhcp(DhcpListen::Socket(dhcp))
         .http_listen(http)
+        // The simulated nodes report from loopback.
+        .loopback_reports(true)
         .tftp(false)
         .reservations(racker_bootstrap::network::reservations(plan, None))
         .nodes(racker_bootstrap::network::node_entries(plan, None))
