@@ -424,6 +424,7 @@ fn every_reporting_command_follows_the_documented_schema() {
     let before = check("status_before", "status", &["status", "-o", "json"], true);
     assert_eq!(before["nodes"][0]["state"], "planned");
     assert_eq!(before["nodes"][0]["power"], "off");
+    assert_eq!(before["nodes"][0]["up_source"], Value::Null);
     let all = check(
         "ipmi_all_power_status",
         "ipmi",
@@ -473,6 +474,8 @@ fn every_reporting_command_follows_the_documented_schema() {
         assert_eq!(n["state"], "os-up", "{n}");
         assert_eq!(n["power"], "on", "{n}");
         assert_eq!(n["reason"], Value::Null, "{n}");
+        // Up by the report its simulated OS sent after booting from disk.
+        assert_eq!(n["up_source"], "report", "{n}");
         assert!(n["diag"]["chassis"]["power"] == "on", "{n}");
     }
     let leases = check(
