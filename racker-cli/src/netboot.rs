@@ -119,8 +119,10 @@ struct ServeArgs {
     #[arg(long, value_name = "FILE", hide = true)]
     proc_net_route: Option<PathBuf>,
     /// Also serve the matchbox-compatible gRPC API (mutual TLS) for
-    /// Lokomotive on ADDR:PORT, e.g. 172.24.213.1:8081 [default: off].
-    #[arg(long, value_name = "ADDR:PORT")]
+    /// Lokomotive on ADDR:PORT, e.g. 172.24.213.1:8081 [default: off; the
+    /// service unit sets it through its environment file after a
+    /// Lokomotive bootstrap].
+    #[arg(long, value_name = "ADDR:PORT", env = "RACKER_MATCHBOX_GRPC")]
     matchbox_grpc: Option<SocketAddr>,
     #[command(flatten)]
     content: ContentArgs,

@@ -298,10 +298,40 @@ pub(crate) fn handover(globals: &Globals, args: &BootstrapCmd, config: &Config) 
     if args.handover == Handover::None || !on_interface {
         return;
     }
+    // What the service needs beyond its unit: a Lokomotive rack keeps the
+    // matchbox gRPC API for day-2 `lokoctl cluster apply`.
+    let grpc = match &config.netboot {
+        NetbootMode::Serve(endpoints) if config.lokoctl.is_some() => {
+            endpoints.content.matchbox_grpc
+        }
+        _ => None,
+    };
+    let env_changed = match racker_bootstrap::service::write_netboot_env(&globals.state_dir, grpc) {
+        Ok((path, changed)) => {
+            if changed && let Some(addr) = grpc {
+                println!(
+                    "✓ Network: {} keeps the matchbox gRPC API on {addr} for lokoctl",
+                    path.display()
+                );
+            }
+            changed
+        }
+        Err(e) => {
+            eprintln!("warning: {e}");
+            false
+        }
+    };
     // A running service took over already (the bootstrap used it).
     if racker_netboot::service::ServiceMarker::read(&globals.state_dir)
         .is_some_and(|m| std::path::Path::new(&format!("/proc/{}", m.pid)).exists())
     {
+        if env_changed {
+            eprintln!(
+                "note: restart {} to apply its new settings: systemctl restart {}",
+                racker_bootstrap::service::NETBOOT_UNIT,
+                racker_bootstrap::service::NETBOOT_UNIT
+            );
+        }
         return;
     }
     let rack = &config.rack;
