@@ -54,7 +54,7 @@ pub fn write_pxe_network(
         return Ok((path, false));
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
-    racker_netboot::report::write_atomic_mode(&path, text.as_bytes(), 0o644)
+    racker_fsutil::write_atomic(&path, text.as_bytes(), 0o644)
         .map_err(|e| Error::io("writing", &path, e))?;
     Ok((path, true))
 }
@@ -100,7 +100,7 @@ pub fn write_netboot_env(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
     }
-    racker_netboot::report::write_atomic_mode(&path, text.as_bytes(), 0o644)
+    racker_fsutil::write_atomic(&path, text.as_bytes(), 0o644)
         .map_err(|e| Error::io("writing", &path, e))?;
     Ok((path, true))
 }

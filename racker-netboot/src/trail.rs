@@ -348,7 +348,7 @@ fn cap(mut s: String) -> String {
 fn save(dir: &Path, mac: MacAddr, events: &[TrailEvent]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let json = serde_json::to_vec(events).map_err(std::io::Error::other)?;
-    crate::report::write_atomic_mode(&dir.join(format!("{mac}.json")), &json, 0o644)
+    racker_fsutil::write_atomic(&dir.join(format!("{mac}.json")), &json, 0o644)
 }
 
 /// The events of `mac` as the server last wrote them (another process).
