@@ -699,7 +699,8 @@ impl NetbootServiceBuilder {
 
     /// Accept a node's install report only from its planned address (its
     /// reservation) or the address DHCP leased to it (default on; see
-    /// [`crate::report::ReportSources`]).
+    /// [`crate::report::ReportSources`]). Not with ProxyDHCP, where another
+    /// server assigns the addresses.
     pub fn report_sources(mut self, on: bool) -> Self {
         self.report_sources = on;
         self
@@ -880,7 +881,16 @@ impl NetbootServiceBuilder {
         if report_tokens {
             content = content.with_report_key(ReportKey::load_or_create(&state_dir)?);
         }
-        if report_sources {
+        // ProxyDHCP: another server hands out the addresses, so racker
+        // knows neither the planned nor the leased one; the token alone
+        // vouches for a report then.
+        let proxy = dhcp != DhcpListen::Off && config.mode == crate::dhcp::Mode::Proxy;
+        if report_sources && proxy {
+            tracing::info!(
+                "ProxyDHCP: install reports are checked by token only (another server assigns the nodes' addresses)"
+            );
+        }
+        if report_sources && !proxy {
             let loopback = loopback_reports && http_server_addr.ip().is_loopback();
             if loopback_reports && !loopback {
                 tracing::warn!(

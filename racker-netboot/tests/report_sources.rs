@@ -186,3 +186,41 @@ async fn loopback_rack_allows_loopback_and_expired_leases_do_not_count() {
     assert!(stale.contains("no lease"), "{stale}");
     service.shutdown().await.unwrap();
 }
+
+/// ProxyDHCP: another server assigns the addresses, so racker cannot know
+/// them; the token alone counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_dhcp_checks_the_token_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    let mut config = DhcpConfig::new(SERVER, 24);
+    config.mode = racker_netboot::dhcp::Mode::Proxy;
+    let service = NetbootService::builder(state, config)
+        .dhcp(DhcpListen::Socket(SocketAddr::from((
+            Ipv4Addr::LOCALHOST,
+            0,
+        ))))
+        .reservations([Reservation {
+            mac: mac(1),
+            ip: PLANNED,
+            hostname: None,
+        }])
+        .nodes([NodeEntry {
+            mac: mac(1),
+            hostname: None,
+            ip: None,
+            role: None,
+        }])
+        .http_listen(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .tftp(false)
+        .start()
+        .await
+        .unwrap();
+    let key = ReportKey::load_or_create(state).unwrap();
+    let http = service.http_addr();
+    let anywhere = report_from(http, ATTACKER, mac(1), "installing", &key.token(mac(1))).await;
+    assert!(anywhere.starts_with("HTTP/1.1 200"), "{anywhere}");
+    let forged = report_from(http, ATTACKER, mac(1), "installed", "00").await;
+    assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
+    service.shutdown().await.unwrap();
+}
