@@ -123,5 +123,5 @@ pub use run::{Outcome, Report, bootstrap, reprovision};
 pub use state::{
     BootstrapState, NodeEvent, NodeRecord, NodeState, Stage, StateFile, TransitionError, now_unix,
 };
-pub use status::{NodeStatus, StatusOptions, StatusReport, collect_status};
+pub use status::{NodeStatus, StatusOptions, StatusReport, UpSource, collect_status};
 pub use summary::{Summary, SummaryNode};

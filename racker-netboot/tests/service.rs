@@ -135,6 +135,8 @@ async fn builder_wires_dhcp_tftp_and_http_on_loopback() {
         .reservations([reservation()])
         .nodes([node()])
         .http_listen(loopback(0))
+        // The reports below come from 127.0.0.1, not the node's address.
+        .loopback_reports(true)
         .tftp_listen(loopback(0))
         .boot_files(Some(boot_files(dir.path())))
         .start()
