@@ -120,7 +120,7 @@ mod tests {
         let networkd = dir.path().join("networkd");
         let steps = handover(dir.path(), &rack, &networkd, None, None);
         assert!(
-            matches!(&steps[..], [HandoverStep::NetworkWritten(p), HandoverStep::NoSystemd(_)] if p.ends_with("10-pxe.network")),
+            matches!(&steps[..], [HandoverStep::EnvironmentWritten(_, None), HandoverStep::NetworkWritten(p), HandoverStep::NoSystemd(_)] if p.ends_with("10-pxe.network")),
             "{steps:?}"
         );
         // Written once; a systemctl that fails is reported.
