@@ -454,6 +454,7 @@ fn every_reporting_command_follows_the_documented_schema() {
     let before = check("status_before", "status", &["status", "-o", "json"], true);
     assert_eq!(before["nodes"][0]["state"], "planned");
     assert_eq!(before["nodes"][0]["power"], "off");
+    assert_eq!(before["nodes"][0]["up_source"], Value::Null);
     let all = check(
         "ipmi_all_power_status",
         "ipmi",
@@ -503,6 +504,8 @@ fn every_reporting_command_follows_the_documented_schema() {
         assert_eq!(n["state"], "os-up", "{n}");
         assert_eq!(n["power"], "on", "{n}");
         assert_eq!(n["reason"], Value::Null, "{n}");
+        // Up by the report its simulated OS sent after booting from disk.
+        assert_eq!(n["up_source"], "report", "{n}");
         assert!(n["diag"]["chassis"]["power"] == "on", "{n}");
     }
     // The monitoring commands of `racker ipmi` (after the bootstrap, so
@@ -629,6 +632,30 @@ fn every_reporting_command_follows_the_documented_schema() {
         &["render", "--out", out.to_str().unwrap(), "-o", "json"],
         true,
     );
+
+    // ---- reprovision (kind `reprovision`; its own section) ----
+    let again = check(
+        "reprovision",
+        "reprovision",
+        &[
+            "reprovision",
+            "node-1",
+            "--install-timeout",
+            "30s",
+            "--dhcp-listen",
+            &dhcp,
+            "--http-listen",
+            &http,
+            "-o",
+            "json",
+        ],
+        true,
+    );
+    assert_eq!(again["outcome"], "provisioned");
+    assert_eq!(again["nodes"].as_array().unwrap().len(), 1, "{again}");
+    assert_eq!(again["nodes"][0]["node"], "node-1", "{again}");
+    assert_eq!(again["nodes"][0]["attempts"], 2, "{again}");
+    // ---- end reprovision ----
 
     // A failed check is still one document, with the error in it.
     std::fs::rename(rack.path("oem/ipmi_password"), rack.path("oem/pw")).unwrap();
