@@ -797,6 +797,15 @@ fn data_on_stdout_progress_on_stderr_and_colour_rules() {
     assert!(!failed.status.success());
     assert!(stderr.contains(red_failed), "{stderr:?}");
     assert!(stdout.contains("\u{1b}[31merror:\u{1b}[0m"), "{stdout:?}");
+    // Sensor states in the table: ok in green.
+    let sensors = rack
+        .racker()
+        .env("CLICOLOR_FORCE", "1")
+        .args(["ipmi", "02:52:4b:01:00:01", "sensors"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&sensors.stdout);
+    assert!(table.contains("| \u{1b}[32mok   "), "{table:?}");
     for env in [None, Some(("NO_COLOR", "1"))] {
         let mut cmd = rack.racker();
         if let Some((k, v)) = env {
@@ -811,6 +820,19 @@ fn data_on_stdout_progress_on_stderr_and_colour_rules() {
         assert!(
             both.contains("FAILED") && !both.contains('\u{1b}'),
             "{both:?}"
+        );
+        let mut cmd = rack.racker();
+        if let Some((k, v)) = env {
+            cmd.env(k, v).env("CLICOLOR_FORCE", "1");
+        }
+        let table = cmd
+            .args(["ipmi", "02:52:4b:01:00:01", "sensors"])
+            .output()
+            .unwrap();
+        let table = String::from_utf8_lossy(&table.stdout);
+        assert!(
+            table.contains("| ok  ") && !table.contains('\u{1b}'),
+            "{table:?}"
         );
     }
 }
