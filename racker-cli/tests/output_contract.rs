@@ -536,6 +536,11 @@ fn every_reporting_command_follows_the_documented_schema() {
         ("ipmi_lan_dhcp", &["lan", "dhcp"][..], "address-source"),
         ("ipmi_user_list", &["user", "list"][..], "users"),
         ("ipmi_raw", &["raw", "0x06", "0x01"][..], "raw"),
+        (
+            "ipmi_chassis_policy_list",
+            &["chassis", "policy", "list"][..],
+            "policies",
+        ),
     ] {
         let args: Vec<&str> = ["ipmi", node]
             .into_iter()
@@ -547,7 +552,24 @@ fn every_reporting_command_follows_the_documented_schema() {
         assert_eq!(result["type"], result_type, "{what}: {doc}");
         result_types.insert(result_type);
     }
-    assert_eq!(result_types.len(), 15);
+    assert_eq!(result_types.len(), 16);
+    // A policy set is what Get Chassis Status reports.
+    let policy = |args: &[&str]| -> Value {
+        let args: Vec<&str> = ["ipmi", node]
+            .iter()
+            .chain(args)
+            .chain(&["-o", "json"])
+            .copied()
+            .collect();
+        serde_json::from_slice(&rack.run(&args).stdout).unwrap()
+    };
+    policy(&["chassis", "policy", "always-on"]);
+    let status = policy(&["power", "status"]);
+    assert_eq!(
+        status["results"][0]["result"]["value"]["restore_policy"], "always-on",
+        "{status}"
+    );
+    policy(&["chassis", "policy", "previous"]);
     // Every sensor type and unit is a fixed word; SEL times are RFC 3339.
     let sensors = rack.run(&["ipmi", node, "sensors", "-o", "json"]);
     let sensors: Value = serde_json::from_slice(&sensors.stdout).unwrap();
