@@ -376,8 +376,8 @@ pub fn format_guid(wire: &[u8]) -> String {
 }
 
 /// Chassis identify: blink for N seconds, on until turned off, or off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// Parses from `on` (or `force`), `off` and a number of seconds (0 = off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Identify {
     /// Identify on until turned off (force).
     On,
@@ -385,6 +385,22 @@ pub enum Identify {
     Off,
     /// Identify for this many seconds (1–255).
     Seconds(u8),
+}
+
+impl std::str::FromStr for Identify {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> Result<Identify> {
+        match s {
+            "on" | "force" => Ok(Identify::On),
+            "off" | "0" => Ok(Identify::Off),
+            n => n.parse::<u8>().map(Identify::Seconds).map_err(|_| {
+                crate::Error::InvalidArgument(format!(
+                    "identify {s:?}: expected on, off or 1-255 seconds"
+                ))
+            }),
+        }
+    }
 }
 
 /// Chassis Identify.
@@ -622,6 +638,17 @@ pub async fn set_restore_policy<T: Transport>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identify_parses_on_off_and_seconds() {
+        assert_eq!("on".parse::<Identify>().unwrap(), Identify::On);
+        assert_eq!("force".parse::<Identify>().unwrap(), Identify::On);
+        assert_eq!("off".parse::<Identify>().unwrap(), Identify::Off);
+        assert_eq!("0".parse::<Identify>().unwrap(), Identify::Off);
+        assert_eq!("30".parse::<Identify>().unwrap(), Identify::Seconds(30));
+        assert!("256".parse::<Identify>().is_err());
+        assert!("blink".parse::<Identify>().is_err());
+    }
 
     #[test]
     fn adapter_maps_ipmi_rs_messages() {

@@ -170,7 +170,7 @@ enum IpmiSub {
     Fru,
     /// Chassis identify light: `on`, `off` or a number of seconds (default 15).
     Identify {
-        #[arg(default_value = "15", value_parser = parse_identify)]
+        #[arg(default_value = "15")]
         state: Identify,
     },
     /// Management controller.
@@ -222,18 +222,6 @@ enum PolicyArg {
     AlwaysOff,
     Previous,
     List,
-}
-
-fn parse_identify(s: &str) -> Result<Identify, String> {
-    match s {
-        "on" | "force" => Ok(Identify::On),
-        "off" => Ok(Identify::Off),
-        n => match n.parse::<u8>() {
-            Ok(0) => Ok(Identify::Off),
-            Ok(v) => Ok(Identify::Seconds(v)),
-            Err(_) => Err(format!("{s:?}: expected on, off or 1-255 seconds")),
-        },
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
