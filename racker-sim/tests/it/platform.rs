@@ -177,6 +177,13 @@ async fn ipmitool_sensors_sel_fru_channel_session_with_suites_3_and_17() {
     let out = ipmitool(node, 17, &["chassis", "identify", "force"]).await;
     assert_contains(&out, &["Chassis identify interval: indefinite"]);
     assert!(node.snapshot().identify);
+    // Power restore policy: every one supported, the one set is reported.
+    let out = ipmitool(node, 17, &["chassis", "policy", "list"]).await;
+    assert_contains(&out, &["always-on", "always-off", "previous"]);
+    ipmitool(node, 3, &["chassis", "policy", "always-off"]).await;
+    let out = ipmitool(node, 17, &["chassis", "status"]).await;
+    assert_contains(&out, &["Power Restore Policy : always-off"]);
+    ipmitool(node, 3, &["chassis", "policy", "previous"]).await;
 
     // Power off, a PXE boot override and a power cycle land in the SEL.
     ipmitool(node, 3, &["chassis", "power", "off"]).await;
