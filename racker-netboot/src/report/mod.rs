@@ -298,6 +298,9 @@ pub struct ReportStore {
     /// The reports directory's modification time at the last read: a
     /// change (another process cleared or wrote a report) re-reads it.
     dir_mtime: Arc<Mutex<Option<SystemTime>>>,
+    /// Writes of this store in flight (their directory changes are not
+    /// another process's).
+    writing: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Directory of the report files under a state directory.
@@ -316,6 +319,7 @@ impl ReportStore {
             reports: Arc::default(),
             generation: Arc::default(),
             dir_mtime: Arc::default(),
+            writing: Arc::default(),
         };
         store.refresh()?;
         Ok(store)
@@ -325,15 +329,29 @@ impl ReportStore {
         std::fs::metadata(&self.dir).and_then(|m| m.modified()).ok()
     }
 
-    /// Re-read the files when the directory changed since the last read.
+    /// Re-read the files when another process changed the directory since
+    /// the last read. This store's own writes (which hold the map's lock
+    /// while they change the directory, and note the new modification
+    /// time) never cause a re-read: re-reading every file whenever a read
+    /// overlapped a write made large racks quadratic.
     fn refresh_if_changed(&self) {
-        let now = self.dir_modified();
-        let stale = *self
-            .dir_mtime
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            != now;
-        if stale {
+        use std::sync::atomic::Ordering;
+        let cached = || {
+            *self
+                .dir_mtime
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if self.writing.load(Ordering::Acquire) > 0 || cached() == self.dir_modified() {
+            return;
+        }
+        // Maybe another process's change: look again under the map's lock,
+        // after any write of this store in flight.
+        let changed = {
+            let _map = self.lock();
+            cached() != self.dir_modified()
+        };
+        if changed {
             let _ = self.refresh();
         }
     }
@@ -464,6 +482,7 @@ impl ReportStore {
             source,
         })?;
         text.push(b'\n');
+        let _writing = Writing::start(&self.writing);
         let before = self.dir_modified();
         write_atomic(&path, &text)?;
         map.insert(mac, report);
@@ -488,13 +507,15 @@ impl ReportStore {
     /// Forget a node's report (before reinstalling it).
     pub fn clear(&self, mac: MacAddr) -> Result<(), ContentError> {
         let path = self.path_of(mac);
+        let mut map = self.lock();
+        let _writing = Writing::start(&self.writing);
         let before = self.dir_modified();
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(ContentError::io("removing", &path, e)),
         }
-        self.lock().remove(&mac);
+        map.remove(&mac);
         self.note_own_change(before);
         Ok(())
     }
@@ -525,6 +546,42 @@ impl ReportStore {
     /// Every report, ordered by MAC.
     pub fn reports(&self) -> Vec<Report> {
         self.lock().values().cloned().collect()
+    }
+
+    /// Every report, by MAC, as [`ReportStore::get`] sees them (re-read when
+    /// another process changed the directory): one look for a whole rack.
+    pub fn snapshot(&self) -> BTreeMap<MacAddr, Report> {
+        self.refresh_if_changed();
+        self.lock().clone()
+    }
+
+    /// Every report of the current generation, by MAC (re-read when
+    /// another process changed the directory): one look for a whole rack,
+    /// where [`ReportStore::current`] per node looks at the files per node.
+    pub fn current_reports(&self) -> BTreeMap<MacAddr, Report> {
+        self.refresh_if_changed();
+        let generation = self.current_generation();
+        self.lock()
+            .iter()
+            .filter(|(_, r)| generation.is_none() || r.generation == generation)
+            .map(|(m, r)| (*m, r.clone()))
+            .collect()
+    }
+}
+
+/// A write of the store in flight (see [`ReportStore::refresh_if_changed`]).
+struct Writing<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Writing<'a> {
+    fn start(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Self(count)
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
