@@ -865,7 +865,9 @@ async fn pxe_stage(
         let mut seen = reports.snapshot();
         for (mac, since) in &waiting {
             let from_ms = since_ms.get(mac).copied().unwrap_or(0);
-            let events = if check_trail || since.elapsed() > timeout {
+            let events = if (check_trail && watch.may_have_failed(*mac, from_ms))
+                || since.elapsed() > timeout
+            {
                 watch.events(ctx, *mac, from_ms)
             } else {
                 Vec::new()
@@ -1079,6 +1081,12 @@ struct Watch<'a> {
 }
 
 impl Watch<'_> {
+    /// Whether `mac`'s trail may hold a failed request since `since_ms`
+    /// (in this process: a look without copying; else always).
+    fn may_have_failed(&self, mac: MacAddr, since_ms: u64) -> bool {
+        self.trail.is_none_or(|t| t.failed_since(mac, since_ms))
+    }
+
     /// `mac`'s trail events at or after `since_ms`.
     fn events(&self, ctx: &Ctx<'_>, mac: MacAddr, since_ms: u64) -> Vec<trail::TrailEvent> {
         let all = match self.trail {

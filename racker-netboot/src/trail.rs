@@ -435,6 +435,15 @@ impl EventTrail {
             .unwrap_or_default()
     }
 
+    /// Whether `mac` has an event at or after `since_ms` that the server
+    /// could not serve (a look without copying the events).
+    pub fn failed_since(&self, mac: MacAddr, since_ms: u64) -> bool {
+        self.lock()
+            .nodes
+            .get(&mac)
+            .is_some_and(|l| l.iter().any(|e| e.unix_ms >= since_ms && e.failed()))
+    }
+
     /// Every node's events, by MAC.
     pub fn all(&self) -> BTreeMap<MacAddr, Vec<TrailEvent>> {
         self.lock()
