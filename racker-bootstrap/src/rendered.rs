@@ -108,7 +108,7 @@ pub fn write_keeping_edits(tree: &Tree, dir: &Path, force: bool) -> Result<Writt
     write_parallel(&to_write, dir)?;
     let json = serde_json::to_vec_pretty(&next)
         .map_err(|e| Error::io("writing", dir.join(RECORD), std::io::Error::other(e)))?;
-    racker_netboot::report::write_atomic_mode(&dir.join(RECORD), &json, 0o600)
+    racker_fsutil::write_atomic(&dir.join(RECORD), &json, 0o600)
         .map_err(|e| Error::io("writing", dir.join(RECORD), e))?;
     Ok(out)
 }

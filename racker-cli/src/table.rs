@@ -105,4 +105,41 @@ mod tests {
         assert_eq!(lines[1], format!("{wide}  x"));
         assert_eq!(lines[2].chars().count(), 70_000 + 3);
     }
+
+    proptest::proptest! {
+        /// Any cells (wide, empty, multi-byte, painted): one line per row
+        /// plus the header, and every column starts at the same visible
+        /// offset on every line that reaches it.
+        #[test]
+        fn columns_line_up(
+            cells in proptest::collection::vec(
+                proptest::collection::vec("[a-zé ]{0,12}", 3), 0..12),
+        ) {
+            let header = ["A", "BB", "C"];
+            let rows: Vec<Vec<String>> = cells;
+            let lines = render(&header, &rows);
+            proptest::prop_assert_eq!(lines.len(), rows.len() + 1);
+            let mut start = 0;
+            for col in 0..2 {
+                let width = std::iter::once(header[col].chars().count())
+                    .chain(rows.iter().map(|r| r[col].chars().count()))
+                    .max()
+                    .unwrap_or(0);
+                start += width + 2;
+                for (line, row) in lines.iter().skip(1).zip(&rows) {
+                    let next: String = row[col + 1..].concat();
+                    if next.trim().is_empty() {
+                        continue;
+                    }
+                    let chars: Vec<char> = line.chars().collect();
+                    let cell: String = chars[start.min(chars.len())..]
+                        .iter()
+                        .take(row[col + 1].chars().count())
+                        .collect();
+                    // The last cell of a line loses its trailing blanks.
+                    proptest::prop_assert_eq!(cell.trim_end(), row[col + 1].trim_end());
+                }
+            }
+        }
+    }
 }

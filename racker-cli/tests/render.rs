@@ -295,3 +295,42 @@ fn old_lokomotive_prefixes_the_domain_only_when_asked() {
         assert!(vars.contains(expected), "{flag:?}: {vars}");
     }
 }
+
+/// `-v`/`-q` and `RUST_LOG` reach the libraries' own `tracing` events: at
+/// `-vv` racker-lokomotive logs each rendered file on stderr; by default,
+/// and with `RUST_LOG=off`, it does not; stdout keeps only the data.
+#[test]
+fn verbose_shows_the_libraries_debug_events_on_stderr() {
+    let env = Env::new();
+    let render = |dir: &str, extra: &[&str], rust_log: Option<&str>| {
+        let mut cmd = env.racker();
+        cmd.env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        let out = cmd
+            .args(extra)
+            .args(["render", "--provision", "flatcar", "--out"])
+            .arg(env.path(dir))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (stdout, stderr) = render("verbose", &["-vv"], None);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("rendered") && l.contains("flatcar.tf"))
+        .unwrap_or_else(|| panic!("no debug line for flatcar.tf in:\n{stderr}"));
+    assert!(line.contains("DEBUG"), "{line}");
+    assert!(line.contains("mode=644"), "{line}");
+    assert!(!stdout.contains("DEBUG"), "log lines on stdout:\n{stdout}");
+
+    let (_, quiet) = render("default", &[], None);
+    assert!(!quiet.contains("DEBUG"), "debug lines without -v:\n{quiet}");
+    let (_, off) = render("off", &["-vv"], Some("off"));
+    assert!(!off.contains("DEBUG"), "RUST_LOG=off ignored:\n{off}");
+}

@@ -381,6 +381,7 @@ impl<'a> Installer<'a> {
     }
 
     fn checkpoint(&self, staging: Option<&mut Staging>, stage: Stage) -> Result<()> {
+        tracing::debug!(prefix = %self.layout.prefix.display(), ?stage, "install step done");
         if self.stop_at == Some(stage) {
             if let Some(s) = staging {
                 s.keep = true;
@@ -670,37 +671,16 @@ fn unit_files(release: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(units)
 }
 
-fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
-
-/// Point `link` at `target` by renaming a fresh symlink over it.
+/// Point `link` at `target` atomically and durably (`racker_fsutil`).
 fn atomic_symlink(target: &Path, link: &Path) -> Result<()> {
-    let tmp = temp_sibling(link);
-    let _ = fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp).ctx("create symlink", &tmp)?;
-    fs::rename(&tmp, link).ctx("rename", link)
+    racker_fsutil::symlink_atomic(target, link).ctx("link", link)
 }
 
-/// Replace `path` with `content` by writing a sibling and renaming it.
+/// Replace `path` with `content` atomically and durably (`racker_fsutil`).
 fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let tmp = temp_sibling(path);
-    let _ = fs::remove_file(&tmp);
-    let mut file = fs::File::create(&tmp).ctx("create", &tmp)?;
-    file.write_all(content).ctx("write", &tmp)?;
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .ctx("chmod", &tmp)?;
-    file.sync_all().ctx("sync", &tmp)?;
-    fs::rename(&tmp, path).ctx("rename", path)
+    racker_fsutil::write_atomic(path, content, mode).ctx("write", path)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx("sync", dir)
+    racker_fsutil::sync_dir(dir).ctx("sync", dir)
 }

@@ -39,9 +39,10 @@ mod mac;
 mod nodes;
 mod plan;
 mod public_ips;
+mod secret;
 mod selection;
 
-pub use credentials::{Credentials, Password};
+pub use credentials::Credentials;
 pub use duration::{ParseDurationError, parse_duration};
 pub use error::{Error, Result};
 pub use hostlist::{Host, HostItem, HostList, MAX_HOSTS, Part, Range, compress};
@@ -53,7 +54,8 @@ pub use nodes::{
 pub use plan::{
     AddressPlan, DEFAULT_PREFIX_LEN, DEFAULT_SUBNET_PREFIX, PlanOptions, PlannedNode, Subnet,
 };
-pub use public_ips::{PublicAddress, PublicIps};
+pub use public_ips::{PublicAddress, PublicIps, StaticAddress};
+pub use secret::{Password, Secret};
 pub use selection::{
     ANY_NODE_TYPE, Provision, Role, SelectedNode, Selection, SelectionOptions, StorageCount,
     StorageProvider, parse_mac_list, select, validate_dns_name,

@@ -1,4 +1,4 @@
-//! The deterministic address plan (SPEC section 3).
+//! The deterministic address plan (docs/inventory.md).
 //!
 //! The internal network is `<subnet prefix>.0/<prefix length>` (default
 //! `172.24.213.0/24`). The management node is the network address + 1.

@@ -1,5 +1,5 @@
 //! Public addresses: `DHCP` or an INI text keyed by secondary MAC
-//! (SPEC section 4).
+//! (docs/inventory.md, public addresses).
 //!
 //! ```ini
 //! [00:11:22:33:44:40]
@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::{Inventory, MacAddr};
@@ -27,16 +27,21 @@ pub enum PublicAddress {
     /// Address from the public network's DHCP server.
     Dhcp,
     /// A static address.
-    Static {
-        /// The address.
-        address: Ipv4Addr,
-        /// Its prefix length.
-        prefix_len: u8,
-        /// The default gateway.
-        gateway: Ipv4Addr,
-        /// DNS servers.
-        dns: Vec<Ipv4Addr>,
-    },
+    Static(StaticAddress),
+}
+
+/// A static public address: what racker-lokomotive renders into the
+/// node's network unit (docs/lokomotive.md, public addresses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaticAddress {
+    /// The address.
+    pub address: Ipv4Addr,
+    /// Its prefix length.
+    pub prefix_len: u8,
+    /// The default gateway.
+    pub gateway: Ipv4Addr,
+    /// DNS servers.
+    pub dns: Vec<Ipv4Addr>,
 }
 
 impl PublicAddress {
@@ -44,12 +49,12 @@ impl PublicAddress {
     pub fn networkd_unit(&self, mac: MacAddr) -> String {
         match self {
             Self::Dhcp => format!("[Match]\nMACAddress={mac}\n\n[Network]\nDHCP=yes\n"),
-            Self::Static {
+            Self::Static(StaticAddress {
                 address,
                 prefix_len,
                 gateway,
                 dns,
-            } => {
+            }) => {
                 let mut s = format!(
                     "[Match]\nMACAddress={mac}\n\n[Network]\nDHCP=no\nAddress={address}/{prefix_len}\nGateway={gateway}\n"
                 );
@@ -205,12 +210,12 @@ impl PublicIps {
                             ),
                         ));
                     };
-                    PublicAddress::Static {
+                    PublicAddress::Static(StaticAddress {
                         address,
                         prefix_len,
                         gateway,
                         dns,
-                    }
+                    })
                 }
             };
             entries.insert(s.mac, entry);
@@ -287,12 +292,12 @@ mod tests {
         let ips = PublicIps::parse("prefill.ini", text).unwrap();
         let mac = |s: &str| -> MacAddr { s.parse().unwrap() };
         assert_eq!(ips.get(mac("00:11:22:33:44:40")), &PublicAddress::Dhcp);
-        let carried = PublicAddress::Static {
+        let carried = PublicAddress::Static(StaticAddress {
             address: Ipv4Addr::new(203, 0, 113, 12),
             prefix_len: 24,
             gateway: Ipv4Addr::new(203, 0, 113, 1),
             dns: vec![Ipv4Addr::new(203, 0, 113, 53)],
-        };
+        });
         assert_eq!(ips.get(mac("00:11:22:33:44:60")), &carried);
         // An empty gateway does not satisfy a first static section.
         let err = PublicIps::parse(
@@ -309,12 +314,12 @@ mod tests {
         let m: MacAddr = "00:11:22:33:44:50".parse().unwrap();
         assert_eq!(
             ips.get(m),
-            &PublicAddress::Static {
+            &PublicAddress::Static(StaticAddress {
                 address: Ipv4Addr::new(203, 0, 113, 11),
                 prefix_len: 24,
                 gateway: Ipv4Addr::new(203, 0, 113, 1),
                 dns: vec![Ipv4Addr::new(203, 0, 113, 53)],
-            }
+            })
         );
         assert_eq!(
             ips.get("00:11:22:33:44:99".parse().unwrap()),

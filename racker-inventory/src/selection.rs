@@ -1,17 +1,17 @@
-//! Cluster selection (SPEC section 4): exclusions, roles, host names,
+//! Cluster selection (docs/inventory.md): exclusions, roles, host names,
 //! storage nodes and labels.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::{AddressPlan, MacAddr, PlannedNode};
 
-/// What racker installs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// What racker installs (also what racker-lokomotive renders).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provision {
     /// Plain Flatcar Container Linux on every node.

@@ -188,11 +188,17 @@ impl Session {
                 self.reconnect().await?;
                 reconnected = true;
             }
+            tracing::trace!(
+                bmc = %self.addr,
+                command = crate::codec::command::name(req.netfn, req.cmd),
+                "IPMI request"
+            );
             self.core.send_request(Instant::now(), req.clone())?;
             match self.drive().await? {
                 Event::Response(r) => return Ok(r),
                 Event::Failed(e) if e.is_timeout() && !reconnected => {
                     // The BMC may have dropped the session: handshake again once.
+                    tracing::debug!(bmc = %self.addr, "request timed out; new session");
                     self.reconnect().await?;
                     reconnected = true;
                 }
@@ -279,12 +285,22 @@ impl Session {
     }
 
     async fn establish(&mut self) -> Result<()> {
+        let started = Instant::now();
         match self.drive().await? {
             Event::Established { suite } => {
                 self.suite = suite;
+                tracing::debug!(
+                    bmc = %self.addr,
+                    suite = ?suite,
+                    ms = started.elapsed().as_millis() as u64,
+                    "IPMI session established"
+                );
                 Ok(())
             }
-            Event::Failed(e) => Err(e),
+            Event::Failed(e) => {
+                tracing::debug!(bmc = %self.addr, error = %e, "IPMI session failed");
+                Err(e)
+            }
             _ => Err(Error::NotActive {
                 bmc: self.addr.to_string(),
             }),

@@ -62,8 +62,8 @@ pub use exclude::{Exclusion, exclude_in_dir, plan_exclusion, read_manifest};
 pub use hosts::{HOSTS_BEGIN, HOSTS_END, apply_hosts_block, hosts_block, remove_hosts_block};
 pub use management::{ManagementInstall, RackerBinary, render_management_install};
 pub use options::{
-    Backup, BackupCredentials, DEFAULT_KERNEL_CONSOLE, DEFAULT_NETBOOT_PORT, ProvisionMode,
-    PublicAddress, RenderOptions, Secret, Storage,
+    Backup, BackupCredentials, DEFAULT_KERNEL_CONSOLE, DEFAULT_NETBOOT_PORT, Provision,
+    RenderOptions, Secret, StaticAddress, Storage,
 };
 pub use render::{
     BACKUP_CREDENTIALS, FILE_MODE, HOSTS_FILE, INSTALL_PRE_REBOOT_CMDS, PXE_COMMANDS, SECRET_MODE,

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
 
 use racker_inventory::MacAddr;
 use serde::{Deserialize, Serialize};
@@ -11,24 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::RenderError;
 use crate::escape::is_token;
 
-/// What is rendered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProvisionMode {
-    /// Plain Flatcar Container Linux (Terraform files + native Ignition).
-    Flatcar,
-    /// A Lokomotive Kubernetes cluster (`.lokocfg` files).
-    Lokomotive,
-}
-
-impl fmt::Display for ProvisionMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Flatcar => "flatcar",
-            Self::Lokomotive => "lokomotive",
-        })
-    }
-}
+/// What is rendered: racker-inventory's provision type.
+pub use racker_inventory::Provision;
 
 /// Lokomotive storage component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -53,27 +36,9 @@ impl fmt::Display for Storage {
     }
 }
 
-/// A secret string: never shown by `Debug`, never serialised.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wrap a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret value.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+/// S3 keys are the workspace's one secret type (redacted, zeroed on drop);
+/// never serialised.
+pub use racker_inventory::Secret;
 
 /// S3 credentials for Velero backups, written to `backup-credentials`
 /// (mode 0600) and nowhere else.
@@ -96,18 +61,9 @@ pub struct Backup {
     pub region: String,
 }
 
-/// A static public address for one node's secondary NIC (SPEC section 4).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PublicAddress {
-    /// The address.
-    pub address: Ipv4Addr,
-    /// Its prefix length.
-    pub prefix_len: u8,
-    /// Default gateway.
-    pub gateway: Ipv4Addr,
-    /// DNS servers.
-    pub dns: Vec<Ipv4Addr>,
-}
+/// A static public address for one node's secondary NIC: racker-inventory's
+/// type, parsed from the public-IP INI.
+pub use racker_inventory::StaticAddress;
 
 /// The serial console arguments racker's racks use.
 pub const DEFAULT_KERNEL_CONSOLE: [&str; 2] =

@@ -7,7 +7,7 @@ use racker_inventory::{AddressPlan, MacAddr, PublicIps, Selection};
 use crate::error::RenderError;
 use crate::hosts::hosts_block;
 use crate::ignition::{Common, install_config_with, os_config_with};
-use crate::options::{BackupCredentials, ProvisionMode, RenderOptions, Storage};
+use crate::options::{BackupCredentials, Provision, RenderOptions, Storage};
 use crate::spec::{ClusterSpec, MANIFEST, NodeRole, NodeSpec};
 use crate::templates::{render as render_template, safe};
 use crate::tree::Tree;
@@ -84,7 +84,7 @@ pub fn render(
     tree.insert(HOSTS_FILE, hosts_block(spec)?, FILE_MODE);
 
     let common = Common::new(spec)?;
-    let flatcar = spec.provision == ProvisionMode::Flatcar;
+    let flatcar = spec.provision == Provision::Flatcar;
     for node in &spec.nodes {
         let ctx = context! {
             version => &spec.racker_version,
@@ -203,7 +203,7 @@ fn base_context(spec: &ClusterSpec) -> Value {
             .map(f)
             .collect()
     };
-    let flatcar = spec.provision == ProvisionMode::Flatcar;
+    let flatcar = spec.provision == Provision::Flatcar;
     let (main_role, other_role) = if flatcar {
         (NodeRole::Node, NodeRole::Node)
     } else {

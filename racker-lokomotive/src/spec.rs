@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::RenderError;
 use crate::escape::{is_dns_name, is_label_value};
 use crate::options::{
-    Backup, ProvisionMode, PublicAddress, RenderOptions, Storage, validate_backup,
-    validate_kernel_arg, validate_ssh_key, validate_version,
+    Backup, Provision, RenderOptions, StaticAddress, Storage, validate_backup, validate_kernel_arg,
+    validate_ssh_key, validate_version,
 };
 
 /// File name of the manifest in the cluster directory.
@@ -55,7 +55,7 @@ pub struct NodeSpec {
     /// Kubernetes labels (Lokomotive).
     pub labels: BTreeMap<String, String>,
     /// Static public address of the secondary NIC, if any (else DHCP).
-    pub public: Option<PublicAddress>,
+    pub public: Option<StaticAddress>,
 }
 
 /// Everything the rendered files depend on (secrets excepted).
@@ -64,7 +64,7 @@ pub struct ClusterSpec {
     /// Manifest format version.
     pub format: u32,
     /// Flatcar or Lokomotive.
-    pub provision: ProvisionMode,
+    pub provision: Provision,
     /// Cluster name (Lokomotive).
     pub cluster_name: String,
     /// Kubernetes domain (Lokomotive).
@@ -119,31 +119,15 @@ impl ClusterSpec {
         options: &RenderOptions,
         public: &PublicIps,
     ) -> Result<Self, RenderError> {
-        let public: BTreeMap<MacAddr, PublicAddress> = public
+        let public: BTreeMap<MacAddr, StaticAddress> = public
             .entries()
             .iter()
             .filter_map(|(mac, addr)| match addr {
-                racker_inventory::PublicAddress::Static {
-                    address,
-                    prefix_len,
-                    gateway,
-                    dns,
-                } => Some((
-                    *mac,
-                    PublicAddress {
-                        address: *address,
-                        prefix_len: *prefix_len,
-                        gateway: *gateway,
-                        dns: dns.clone(),
-                    },
-                )),
-                _ => None,
+                racker_inventory::PublicAddress::Static(a) => Some((*mac, a.clone())),
+                racker_inventory::PublicAddress::Dhcp => None,
             })
             .collect();
-        let provision = match selection.provision() {
-            racker_inventory::Provision::Flatcar => ProvisionMode::Flatcar,
-            racker_inventory::Provision::Lokomotive => ProvisionMode::Lokomotive,
-        };
+        let provision = selection.provision();
         let mut nodes = Vec::new();
         for sel in selection.active() {
             let (Some(role), Some(index), Some(name)) =
@@ -167,7 +151,7 @@ impl ClusterSpec {
                 role,
                 index,
                 aliases: sel.aliases.clone(),
-                labels: if provision == ProvisionMode::Lokomotive {
+                labels: if provision == Provision::Lokomotive {
                     sel.labels.clone()
                 } else {
                     BTreeMap::new()
@@ -197,23 +181,23 @@ impl ClusterSpec {
             netboot_port: options.netboot_port,
             nodes,
             excluded_after_render: Vec::new(),
-            storage: if provision == ProvisionMode::Lokomotive {
+            storage: if provision == Provision::Lokomotive {
                 options.storage
             } else {
                 Storage::None
             },
-            web_ui: options.web_ui && provision == ProvisionMode::Lokomotive,
+            web_ui: options.web_ui && provision == Provision::Lokomotive,
             backup: options
                 .backup
                 .as_ref()
-                .filter(|_| provision == ProvisionMode::Lokomotive)
+                .filter(|_| provision == Provision::Lokomotive)
                 .map(|(b, _)| b.clone()),
             kernel_console: options.kernel_console.clone(),
             racker_version: options.racker_version.clone(),
             ssh_public_keys: options.ssh_public_keys.clone(),
             asset_dir: options.asset_dir.clone(),
             matchbox_client_dir: options.matchbox_client_dir.clone(),
-            old_lokomotive: options.old_lokomotive && provision == ProvisionMode::Lokomotive,
+            old_lokomotive: options.old_lokomotive && provision == Provision::Lokomotive,
             report_tokens: options.report_tokens.clone(),
         };
         spec.validate()?;
@@ -237,7 +221,7 @@ impl ClusterSpec {
         if self.nodes.is_empty() {
             return Err(RenderError::NoNodes);
         }
-        let lokomotive = self.provision == ProvisionMode::Lokomotive;
+        let lokomotive = self.provision == Provision::Lokomotive;
         if lokomotive {
             if !is_dns_name(&self.cluster_name, false) || self.cluster_name.len() > 40 {
                 return Err(RenderError::invalid(

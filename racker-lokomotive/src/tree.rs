@@ -1,7 +1,6 @@
 //! A rendered directory in memory: relative path → contents + mode.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::RenderError;
@@ -76,37 +75,14 @@ impl Tree {
     pub fn write_to(&self, dir: &Path) -> Result<(), RenderError> {
         for (rel, file) in &self.files {
             write_file(&dir.join(rel), file)?;
+            tracing::debug!(file = %dir.join(rel).display(), mode = format_args!("{:o}", file.mode), "rendered");
         }
         Ok(())
     }
 }
 
-/// Write one file atomically with its mode.
+/// Write one file atomically and durably with its mode (`racker_fsutil`).
 pub(crate) fn write_file(path: &Path, file: &RenderedFile) -> Result<(), RenderError> {
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| RenderError::io(parent, e))?;
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.racker-tmp"));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(file.mode)
-            .open(&tmp)?;
-        // `mode` above is masked by the umask; set it exactly.
-        f.set_permissions(std::fs::Permissions::from_mode(file.mode))?;
-        f.write_all(&file.contents)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        RenderError::io(path, e)
-    })
+    racker_fsutil::write_atomic_creating_dir(path, &file.contents, file.mode)
+        .map_err(|e| RenderError::io(path, e))
 }

@@ -20,7 +20,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -210,25 +209,12 @@ impl LeaseTable {
     }
 }
 
-/// Write `bytes` to `dir/name` via a temporary file, fsync and rename, then
-/// fsync the directory.
+/// Write `bytes` to `dir/name` atomically and durably (`racker_fsutil`),
+/// creating `dir` first.
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), DhcpError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| DhcpError::LeaseIo { path, source }
-    };
-    fs::create_dir_all(dir).map_err(io(dir))?;
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let target = dir.join(name);
-    let mut file = fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(bytes).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    drop(file);
-    fs::rename(&tmp, &target).map_err(io(&target))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
-    Ok(())
+    let path = dir.join(name);
+    racker_fsutil::write_atomic_creating_dir(&path, bytes, 0o644)
+        .map_err(|source| DhcpError::LeaseIo { path, source })
 }
 
 #[cfg(test)]

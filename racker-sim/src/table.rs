@@ -133,21 +133,19 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// Write `value` as pretty JSON to `dir/name` atomically.
+/// Write `value` as pretty JSON to `dir/name` atomically and durably.
 pub fn write_json_atomic<T: serde::Serialize>(
     dir: &Path,
     name: &str,
     value: &T,
 ) -> Result<PathBuf, Error> {
     let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
     let mut text = serde_json::to_string_pretty(value).map_err(|source| Error::Json {
         path: path.clone(),
         source,
     })?;
     text.push('\n');
-    std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    racker_fsutil::write_atomic(&path, text.as_bytes(), 0o644).map_err(io_err(&path))?;
     Ok(path)
 }
 

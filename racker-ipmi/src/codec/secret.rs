@@ -1,49 +1,45 @@
 //! The one secret type for BMC passwords (client and simulated BMC).
 
+use secrecy::{ExposeSecret as _, SecretSlice};
 use zeroize::Zeroize;
 
-/// A BMC password (the RAKP user key K_UID). `Debug` shows
-/// `Password(<redacted>)`, comparison is constant-time and the bytes are
-/// zeroed when dropped. IPMI allows at most 20 bytes; the session refuses
-/// longer ones with a clear error.
+/// A BMC password (the RAKP user key K_UID), backed by `secrecy` like
+/// racker-inventory's `Secret`: `Debug` shows `Password(<redacted>)`, the
+/// bytes are zeroed when dropped, and comparison is constant-time. IPMI
+/// allows at most 20 bytes; the session refuses longer ones with a clear
+/// error.
 #[derive(Clone)]
-pub struct Password(Vec<u8>);
+pub struct Password(SecretSlice<u8>);
 
 impl Password {
     /// Wrap a password.
     pub fn new(password: impl AsRef<[u8]>) -> Self {
-        Password(password.as_ref().to_vec())
+        Password(SecretSlice::from(password.as_ref().to_vec()))
     }
 
     /// The password bytes (only for handing them to the BMC or the HMAC).
     pub fn expose(&self) -> &[u8] {
-        &self.0
+        self.0.expose_secret()
     }
 
     /// Length in bytes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.expose().len()
     }
 
     /// True for the empty password.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.expose().is_empty()
     }
 }
 
 impl PartialEq for Password {
     fn eq(&self, other: &Self) -> bool {
-        super::crypto::ct_eq(&self.0, &other.0)
+        super::crypto::ct_eq(self.expose(), other.expose())
     }
 }
 
 impl Eq for Password {}
-
-impl Drop for Password {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
-}
 
 impl std::fmt::Debug for Password {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -201,7 +201,7 @@ fn lokomotive_vars_line_up_macs_names_and_labels() {
             .map(|c| c.hostname.clone().unwrap())
             .collect::<Vec<_>>()
     );
-    // Every SPEC section 6 variable is there.
+    // Every variable docs/lokomotive.md lists is there.
     for name in [
         "cluster_name",
         "asset_dir",

@@ -304,17 +304,11 @@ fn write_mirror_files(dir: &Path, version: &str, key: &str) -> Result<(), Conten
     Ok(())
 }
 
-/// Point `root/current` at `version` atomically (symlink + rename).
+/// Point `root/current` at `version` atomically and durably.
 fn link_current(root: &Path, version: &str) -> Result<(), ContentError> {
-    let tmp = root.join(format!(".current.tmp{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(version, &tmp).map_err(|e| ContentError::io("linking", &tmp, e))?;
     let current = root.join("current");
-    std::fs::rename(&tmp, &current).map_err(|e| ContentError::io("linking", &current, e))?;
-    if let Ok(d) = std::fs::File::open(root) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    racker_fsutil::symlink_atomic(Path::new(version), &current)
+        .map_err(|e| ContentError::io("linking", &current, e))
 }
 
 async fn get_text(client: &reqwest::Client, url: &str) -> Result<String, ContentError> {

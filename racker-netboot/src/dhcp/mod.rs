@@ -28,7 +28,8 @@ pub use error::DhcpError;
 pub use server::{Destination, DhcpServer, Handled, MessageKind, Reply, Transaction, precheck};
 pub use stats::DhcpStats;
 
-/// Default lease time: two minutes (SPEC section 7).
+/// The library's default lease time, two minutes (the original's dnsmasq
+/// value); `racker netboot serve` and bootstrap ask for a day (docs/netboot.md).
 pub const DEFAULT_LEASE_TIME: Duration = Duration::from_secs(120);
 
 /// A static address for one MAC (a node's primary NIC or a BMC).

@@ -386,10 +386,9 @@ fn files(dir: &Path) -> Result<Vec<(String, PathBuf)>, MatchboxApiError> {
     Ok(out)
 }
 
-/// Write `bytes` to `path` through a temporary file, fsync and rename
-/// (the crate's one atomic writer).
+/// Write `bytes` to `path` atomically and durably (`racker_fsutil`).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), MatchboxApiError> {
-    crate::report::write_atomic_mode(path, bytes, mode)
+    racker_fsutil::write_atomic(path, bytes, mode)
         .map_err(|e| MatchboxApiError::io("writing", path, e))
 }
 

@@ -36,9 +36,11 @@
 //! [`ReportKey::token`] (HMAC-SHA256 of its MAC under the secret
 //! `<state-dir>/netboot/report.key`), which racker renders into that node's
 //! own Ignition (docs/netboot.md, "Install reports").
+//!
+//! Sources: the HTTP server accepts a node's report only from its planned
+//! or leased address ([`ReportSources`]).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -50,6 +52,8 @@ use serde::{Deserialize, Serialize};
 use crate::profile::ContentError;
 
 mod journal;
+mod source;
+pub use source::{ReportSources, SourceMatch, SourceRefusal};
 
 /// Installer stage reported by a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -257,7 +261,7 @@ impl ReportKey {
                     std::fs::create_dir_all(dir)
                         .map_err(|e| ContentError::io("creating", dir, e))?;
                 }
-                write_atomic_mode(&path, format!("{}\n", hex(&key)).as_bytes(), 0o600)
+                racker_fsutil::write_atomic(&path, format!("{}\n", hex(&key)).as_bytes(), 0o600)
                     .map_err(|e| ContentError::io("writing", &path, e))?;
                 Ok(Self(key))
             }
@@ -689,41 +693,11 @@ impl crate::dhcp::InstalledNodes for ReportStore {
     }
 }
 
-/// Write `bytes` to `path` atomically: a temporary file in the same
-/// directory, fsync, rename over `path`, fsync the directory.
+/// Write `bytes` to `path` atomically and durably, mode 0644
+/// (`racker_fsutil::write_atomic`, the workspace's one writer).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ContentError> {
-    write_atomic_mode(path, bytes, 0o644).map_err(|e| ContentError::io("writing", path, e))
-}
-
-/// [`write_atomic`] with the file's `mode`, set explicitly (the umask does
-/// not narrow it): the one writer of racker-netboot (reports, matchbox
-/// directories, the gRPC API's store) and of racker-bootstrap. The
-/// temporary file is `.<name>.tmp.<pid>` beside `path`.
-pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    racker_fsutil::write_atomic(path, bytes, 0o644)
+        .map_err(|e| ContentError::io("writing", path, e))
 }
 
 #[cfg(test)]

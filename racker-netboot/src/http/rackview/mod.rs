@@ -130,7 +130,7 @@ impl RackStatusFile {
     pub fn write(state_dir: &Path, status: &RackStatus) -> std::io::Result<()> {
         let mut json = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
         json.push(b'\n');
-        crate::report::write_atomic_mode(&Self::path(state_dir), &json, 0o644)
+        racker_fsutil::write_atomic(&Self::path(state_dir), &json, 0o644)
     }
 }
 
