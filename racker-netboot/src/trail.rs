@@ -291,6 +291,7 @@ impl EventTrail {
     /// [module docs](self)).
     pub fn open(state_dir: &Path, nodes: impl IntoIterator<Item = MacAddr>) -> Self {
         let dir = events_dir(state_dir);
+        crate::report::remove_stale_temporaries(&dir);
         let shared: Arc<Shared> = Arc::default();
         let thread = {
             let (dir, shared) = (dir.clone(), shared.clone());
@@ -637,6 +638,15 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, vec![format!("{b}.json")]);
+        // What a killed writer left is removed at the next open; a live
+        // writer's temporary file is kept.
+        let dead = events_dir(dir.path()).join(format!(".{a}.json.tmp.{}", u32::MAX - 1));
+        let live = events_dir(dir.path()).join(format!(".{a}.json.tmp.{}", std::process::id()));
+        std::fs::write(&dead, b"[").unwrap();
+        std::fs::write(&live, b"[").unwrap();
+        drop(EventTrail::open(dir.path(), [a]));
+        assert!(!dead.exists());
+        assert!(live.exists());
     }
 
     #[test]

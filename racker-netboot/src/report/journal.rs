@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 
 use racker_inventory::MacAddr;
 use serde::{Deserialize, Serialize};
@@ -146,71 +146,57 @@ pub(super) fn append(
     Ok(start)
 }
 
+/// Called with the result of the batch that wrote an entry.
+pub(super) type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
+
 /// Group commit: reports recorded at the same time share one append and
-/// one fsync. The first caller of a batch writes it; the others wait.
-#[derive(Debug, Default)]
+/// one fsync. Whoever finds no batch being written writes the queue (and
+/// what arrives meanwhile); the others only wait for their callback.
+#[derive(Default)]
 pub(super) struct Commit {
     state: Mutex<CommitState>,
-    done: Condvar,
 }
 
-#[derive(Debug, Default)]
+impl std::fmt::Debug for Commit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commit").finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
 struct CommitState {
-    /// Entries waiting for the next batch.
-    queue: Vec<Entry>,
-    /// Sequence number of the last entry queued.
-    queued: u64,
-    /// Sequence number of the last entry written (or failed).
-    written: u64,
-    /// A batch is being written.
+    /// Entries waiting for the next batch, with their callbacks.
+    queue: Vec<(Entry, Done)>,
+    /// A caller is writing batches.
     writing: bool,
-    /// Batches that failed: (first, last sequence number, error), recent.
-    failed: Vec<(u64, u64, String)>,
 }
 
 impl Commit {
-    /// Queue `entry` and return once a batch holding it was written by
-    /// `write` (called by whichever caller leads the batch, with every
-    /// queued entry), or with `write`'s error.
-    pub(super) fn submit(
-        &self,
-        entry: Entry,
-        write: impl Fn(Vec<Entry>) -> Result<(), String>,
-    ) -> Result<(), String> {
-        let lock = |m| super::lock(m);
-        let mut st = lock(&self.state);
-        st.queue.push(entry);
-        st.queued += 1;
-        let mine = st.queued;
+    /// Queue `entry`; true when the caller is to [`Commit::drain`] the
+    /// queue (nobody else writes).
+    pub(super) fn push(&self, entry: Entry, done: Done) -> bool {
+        let mut st = super::lock(&self.state);
+        st.queue.push((entry, done));
+        !std::mem::replace(&mut st.writing, true)
+    }
+
+    /// Write batches with `write` until the queue is empty, calling every
+    /// entry's callback with its batch's result.
+    pub(super) fn drain(&self, write: impl Fn(&[Entry]) -> Result<(), String>) {
         loop {
-            if st.written >= mine {
-                return match st.failed.iter().find(|(a, b, _)| (*a..=*b).contains(&mine)) {
-                    Some((_, _, e)) => Err(e.clone()),
-                    None => Ok(()),
-                };
-            }
-            if !st.writing {
-                st.writing = true;
-                let batch = std::mem::take(&mut st.queue);
-                let (first, last) = (st.written + 1, st.queued);
-                drop(st);
-                let result = write(batch);
-                st = lock(&self.state);
-                st.writing = false;
-                st.written = last;
-                if let Err(e) = result {
-                    st.failed.push((first, last, e));
-                    if st.failed.len() > 64 {
-                        st.failed.remove(0);
-                    }
+            let batch = {
+                let mut st = super::lock(&self.state);
+                if st.queue.is_empty() {
+                    st.writing = false;
+                    return;
                 }
-                self.done.notify_all();
-                continue;
+                std::mem::take(&mut st.queue)
+            };
+            let (entries, dones): (Vec<Entry>, Vec<Done>) = batch.into_iter().unzip();
+            let result = write(&entries);
+            for done in dones {
+                done(result.clone());
             }
-            st = self
-                .done
-                .wait(st)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
     }
 }
@@ -239,4 +225,27 @@ pub(super) fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Remove the `.<name>.tmp.<pid>` files in `dir` whose writer no longer
+/// runs (a `kill -9` between create and rename of [`replace_file`] or the
+/// event trail's writer); a live writer's are kept. Once per open.
+pub(crate) fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.starts_with('.'))
+            .and_then(|n| n.rsplit_once(".tmp."))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }

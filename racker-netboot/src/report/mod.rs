@@ -52,6 +52,7 @@ use serde::{Deserialize, Serialize};
 use crate::profile::ContentError;
 
 mod journal;
+pub(crate) use journal::remove_stale_temporaries;
 mod source;
 pub use source::{ReportSources, SourceMatch, SourceRefusal};
 
@@ -333,6 +334,7 @@ impl ReportStore {
     pub fn open(state_dir: &Path) -> Result<Self, ContentError> {
         let dir = reports_dir(state_dir);
         std::fs::create_dir_all(&dir).map_err(|e| ContentError::io("creating", &dir, e))?;
+        journal::remove_stale_temporaries(&dir);
         let store = Self {
             dir,
             state_dir: state_dir.to_owned(),
@@ -456,17 +458,36 @@ impl ReportStore {
     }
 
     /// Make `entry` durable (the journal, with whatever other reports
-    /// arrived meanwhile), apply it and update its node's file. Inside a
-    /// multi-threaded tokio runtime the wait lets the worker's other tasks
-    /// run elsewhere.
+    /// arrived meanwhile), apply it and update its node's file; wait for
+    /// it.
     fn commit(&self, entry: journal::Entry) -> Result<(), ContentError> {
-        let submit = || {
-            self.commit.submit(entry, |batch| {
-                self.write_batch(&batch).map_err(|e| e.to_string())
-            })
-        };
-        blocking(submit)
-            .map_err(|e| ContentError::io("writing", &self.journal, std::io::Error::other(e)))
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.submit(
+            entry,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.recv()
+            .unwrap_or_else(|_| Err("the report writer stopped".into()))
+            .map_err(|e| self.commit_error(e))
+    }
+
+    fn commit_error(&self, e: String) -> ContentError {
+        ContentError::io("writing", &self.journal, std::io::Error::other(e))
+    }
+
+    /// Queue `entry`; `done` gets the result of the batch that writes it.
+    /// When no batch is being written the caller writes the queue itself
+    /// (inside a multi-threaded tokio runtime through `block_in_place`):
+    /// one thread writes, the others' reports join its next batch.
+    fn submit(&self, entry: journal::Entry, done: journal::Done) {
+        if self.commit.push(entry, done) {
+            blocking(|| {
+                self.commit
+                    .drain(|batch| self.write_batch(batch).map_err(|e| e.to_string()));
+            });
+        }
     }
 
     /// Append `batch` to the journal (one fsync), apply it (and anything
@@ -550,15 +571,62 @@ impl ReportStore {
         reason: Option<String>,
         now: SystemTime,
     ) -> Result<Result<bool, Refusal>, ContentError> {
+        match self.prepare_checked(mac, stage, reason, now) {
+            Err(refusal) => Ok(Err(refusal)),
+            Ok(None) => Ok(Ok(false)),
+            Ok(Some(report)) => self
+                .commit(journal::Entry::Record(report))
+                .map(|()| Ok(true)),
+        }
+    }
+
+    /// [`ReportStore::record_checked`] for async callers (the HTTP
+    /// server): while the report's batch is written, the task waits
+    /// without holding a thread.
+    #[cfg(feature = "net")]
+    pub async fn record_checked_async(
+        &self,
+        mac: MacAddr,
+        stage: Stage,
+        reason: Option<String>,
+        now: SystemTime,
+    ) -> Result<Result<bool, Refusal>, ContentError> {
+        let report = match self.prepare_checked(mac, stage, reason, now) {
+            Err(refusal) => return Ok(Err(refusal)),
+            Ok(None) => return Ok(Ok(false)),
+            Ok(Some(report)) => report,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(
+            journal::Entry::Record(report),
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        let result = rx
+            .await
+            .unwrap_or_else(|_| Err("the report writer stopped".into()));
+        result.map(|()| Ok(true)).map_err(|e| self.commit_error(e))
+    }
+
+    /// The report to write, `None` when nothing changes, or why it is
+    /// refused.
+    fn prepare_checked(
+        &self,
+        mac: MacAddr,
+        stage: Stage,
+        reason: Option<String>,
+        now: SystemTime,
+    ) -> Result<Option<Report>, Refusal> {
         if let Some(old) = self.current(mac)
             && !moves_forward(old.stage, stage)
         {
-            return Ok(Err(Refusal::Backwards {
+            return Err(Refusal::Backwards {
                 from: old.stage,
                 to: stage,
-            }));
+            });
         }
-        self.record(mac, stage, reason, now).map(Ok)
+        Ok(self.prepare(mac, stage, reason, now))
     }
 
     /// Record a report, stamped with the current generation; returns
@@ -570,6 +638,21 @@ impl ReportStore {
         reason: Option<String>,
         now: SystemTime,
     ) -> Result<bool, ContentError> {
+        match self.prepare(mac, stage, reason, now) {
+            None => Ok(false),
+            Some(report) => self.commit(journal::Entry::Record(report)).map(|()| true),
+        }
+    }
+
+    /// The report to write for `mac`, or `None` when it is what is
+    /// recorded already.
+    fn prepare(
+        &self,
+        mac: MacAddr,
+        stage: Stage,
+        reason: Option<String>,
+        now: SystemTime,
+    ) -> Option<Report> {
         let generation = self.current_generation();
         let reason = if stage == Stage::Failed {
             reason.map(cap_reason).filter(|r| !r.is_empty())
@@ -581,30 +664,26 @@ impl ReportStore {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         self.refresh_if_changed();
-        let report = {
-            let map = self.lock();
-            if let Some(old) = map.get(&mac)
-                && old.stage == stage
-                && old.reason == reason
-                && old.generation == generation
-            {
-                return Ok(false);
-            }
-            let first_unix = map
-                .get(&mac)
-                .filter(|o| o.stage == stage && o.generation == generation)
-                .map_or(secs, |o| o.first_unix);
-            Report {
-                mac,
-                stage,
-                reason,
-                first_unix,
-                updated_unix: secs,
-                generation,
-            }
-        };
-        self.commit(journal::Entry::Record(report))?;
-        Ok(true)
+        let map = self.lock();
+        if let Some(old) = map.get(&mac)
+            && old.stage == stage
+            && old.reason == reason
+            && old.generation == generation
+        {
+            return None;
+        }
+        let first_unix = map
+            .get(&mac)
+            .filter(|o| o.stage == stage && o.generation == generation)
+            .map_or(secs, |o| o.first_unix);
+        Some(Report {
+            mac,
+            stage,
+            reason,
+            first_unix,
+            updated_unix: secs,
+            generation,
+        })
     }
 
     /// Forget a node's report (before reinstalling it).
