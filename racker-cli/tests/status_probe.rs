@@ -175,4 +175,18 @@ fn os_up_comes_from_a_fresh_report_or_a_live_probe() {
     assert_eq!(silent["up_source"], "probe", "{silent}");
     assert_eq!(node(&doc, REPORTING)["up_source"], "report");
     eprintln!("status with one answered probe: {took:.2?}");
+    // The wide table says where "up" comes from.
+    let out = racker(&ns.0, dir.path())
+        .args(["status", "-o", "wide"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = |mac: &str| {
+        text.lines()
+            .find(|l| l.contains(mac))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(row(SILENT).contains("up (probe)"), "{text}");
+    assert!(row(REPORTING).contains("up (report)"), "{text}");
 }
