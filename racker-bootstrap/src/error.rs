@@ -169,6 +169,35 @@ pub enum Error {
     /// The configuration is inconsistent.
     #[error("{0}")]
     Config(String),
+    /// The simulated rack of the demo failed.
+    #[cfg(feature = "demo")]
+    #[error(transparent)]
+    Sim(#[from] racker_sim::Error),
+    /// The demo's folder cannot be used.
+    #[error("{reason}")]
+    DemoDir {
+        /// The folder.
+        dir: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+    /// The management SSH key pair cannot be read or made.
+    #[error("SSH key {}: {reason}", path.display())]
+    SshKey {
+        /// The key file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// No SSH public key was given and the management key is missing.
+    #[error(
+        "no SSH public key: {} is missing; create it with `racker factory gen-ssh-key` or pass --ssh-public-key FILE",
+        path.display()
+    )]
+    NoSshPublicKey {
+        /// The management public key file.
+        path: PathBuf,
+    },
 }
 
 impl Error {

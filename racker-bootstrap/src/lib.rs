@@ -65,27 +65,51 @@
 //! [`NetbootEndpoints::plain`] serves DHCP and HTTP on plain sockets, as
 //! the simulated rack needs. [`collect_status`] gathers what `racker
 //! status` shows.
+//!
+//! # The other commands' work
+//!
+//! The `racker` binary only parses, prompts and prints; what its other
+//! commands do is here too:
+//!
+//! - [`render_dir`]: public addresses, SSH keys and writing a rendered
+//!   cluster directory over an earlier one (`racker render`);
+//! - [`netboot_setup`]: the DHCP configuration, served Ignition, preflight
+//!   and matchbox layout of `racker netboot serve` / `render`;
+//! - [`handover`]: the rack network handed to `racker-netboot.service`
+//!   after a bootstrap;
+//! - [`management_node`]: the management node's own install;
+//! - [`ssh`]: the management SSH key pair and public key files;
+//! - [`factory`]: `racker factory reset --inventory`;
+//! - `demo` (feature `demo`): the simulated demo rack of `racker demo`.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 
 mod bmc;
 mod config;
+#[cfg(feature = "demo")]
+pub mod demo;
 mod error;
 mod events;
+pub mod factory;
 pub mod fsutil;
+pub mod handover;
 mod kube;
 pub mod lokoenv;
 mod lokomotive;
+pub mod management_node;
+pub mod netboot_setup;
 pub mod network;
 mod rack_status;
+pub mod render_dir;
 pub mod rendered;
 mod run;
 pub mod service;
+pub mod ssh;
 mod state;
 mod status;
 mod summary;
 
-pub use bmc::{BmcResolver, BmcSource, ResolvedBmc};
+pub use bmc::{BmcResolver, BmcSource, BmcTarget, ResolvedBmc, TargetQuery, select_targets};
 pub use config::{Config, NetbootMode, Rack};
 pub use error::{Error, Result};
 pub use events::{

@@ -55,7 +55,7 @@ pub(crate) fn completions(cmd: CompletionsCmd) -> anyhow::Result<ExitCode> {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let path = dir.join(name);
             std::fs::write(&path, script).with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("✓ wrote {}", path.display());
+            crate::output::progress(crate::output::ok_mark(&format!("wrote {}", path.display())));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -66,7 +66,10 @@ pub(crate) fn manpages(cmd: ManpagesCmd) -> anyhow::Result<ExitCode> {
     let command = crate::command();
     let mut written = 0usize;
     write_pages(&command, "racker", &cmd.dir, &mut written)?;
-    eprintln!("✓ wrote {written} man pages into {}", cmd.dir.display());
+    crate::output::progress(crate::output::ok_mark(&format!(
+        "wrote {written} man pages into {}",
+        cmd.dir.display()
+    )));
     Ok(ExitCode::SUCCESS)
 }
 

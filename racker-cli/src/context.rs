@@ -2,7 +2,6 @@
 //! selection) from the global options. Shared by every subcommand.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use anyhow::Context as _;
 use racker_inventory::{
@@ -193,104 +192,4 @@ impl BmcResolver {
     }
 }
 
-/// The marker `racker sim up` and `racker demo` leave in the state
-/// directory while their simulated rack runs: the process id, which must
-/// also be the BMC table's.
-pub(crate) const SIMULATED_RACK_MARKER: &str = "sim-rack.pid";
-
-/// Mark `state_dir` as the state of the simulated rack of process `pid`.
-pub(crate) fn mark_simulated(state_dir: &Path, pid: u32) -> anyhow::Result<()> {
-    crate::fsutil::write_atomic(
-        &state_dir.join(SIMULATED_RACK_MARKER),
-        format!("{pid}\n").as_bytes(),
-        0o644,
-    )
-}
-
-/// The simulator's BMC table (`<state-dir>/sim-bmcs.json`, written by
-/// `racker sim up` and `racker demo`) — only while that simulated rack
-/// runs: the state directory carries the marker of a live process and the
-/// table is that process's. A table without the marker, or one left behind
-/// by a simulator that is gone, is ignored, so it never redirects a real
-/// rack's IPMI traffic. Empty when there is no simulated rack.
-pub(crate) fn running_simulator_bmcs(
-    state_dir: &Path,
-) -> BTreeMap<racker_inventory::MacAddr, std::net::SocketAddr> {
-    let Some(pid) = std::fs::read_to_string(state_dir.join(SIMULATED_RACK_MARKER))
-        .ok()
-        .and_then(|t| t.trim().parse::<u32>().ok())
-    else {
-        return BTreeMap::new();
-    };
-    if !Path::new(&format!("/proc/{pid}")).exists() {
-        return BTreeMap::new();
-    }
-    match racker_sim::BmcTable::load(state_dir) {
-        Ok(t) if t.pid == pid => sim_table_addresses(&t),
-        _ => BTreeMap::new(),
-    }
-}
-
-/// The BMC addresses of a simulator's table, by BMC MAC.
-pub(crate) fn sim_table_addresses(
-    table: &racker_sim::BmcTable,
-) -> BTreeMap<racker_inventory::MacAddr, std::net::SocketAddr> {
-    table
-        .bmcs
-        .iter()
-        .filter_map(|b| Some((b.bmc_mac.parse().ok()?, b.ipmi_address)))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn table(pid: u32) -> racker_sim::BmcTable {
-        serde_json::from_value(serde_json::json!({
-            "pid": pid,
-            "user": "USER",
-            "bmcs": [{
-                "bmc_mac": "02:00:00:02:00:00",
-                "primary_mac": "02:00:00:01:00:00",
-                "ipmi_address": "127.0.0.1:6230"
-            }]
-        }))
-        .unwrap()
-    }
-
-    fn write_table(state: &Path, pid: u32) {
-        std::fs::create_dir_all(state).unwrap();
-        std::fs::write(
-            state.join(racker_sim::BMC_TABLE_FILE),
-            serde_json::to_vec(&table(pid)).unwrap(),
-        )
-        .unwrap();
-    }
-
-    #[test]
-    fn a_stale_simulator_table_never_redirects_ipmi() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path();
-        let me = std::process::id();
-        // A real state directory with a simulator's table left in it (even
-        // one naming a live process): no marker, so no redirection.
-        write_table(state, me);
-        assert!(running_simulator_bmcs(state).is_empty());
-        // A marker whose process is gone (a simulator that crashed).
-        let gone = u32::try_from(i32::MAX).unwrap();
-        write_table(state, gone);
-        mark_simulated(state, gone).unwrap();
-        assert!(running_simulator_bmcs(state).is_empty());
-        // A marker of a live process that is not the table's.
-        mark_simulated(state, me).unwrap();
-        assert!(running_simulator_bmcs(state).is_empty());
-        // The running simulator's own table: used.
-        write_table(state, me);
-        let bmcs = running_simulator_bmcs(state);
-        assert_eq!(
-            bmcs.get(&"02:00:00:02:00:00".parse().unwrap()),
-            Some(&"127.0.0.1:6230".parse().unwrap())
-        );
-    }
-}
+pub(crate) use racker_sim::running_simulator_bmcs;

@@ -7,8 +7,6 @@
 //! Ctrl-C. The default folder (`$TMPDIR/racker-demo`) is reused by the next
 //! demo, never piled up.
 
-use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -16,13 +14,10 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Parser as _;
 use clap::parser::ValueSource;
-use racker_inventory::MacAddr;
-use racker_sim::firmware::{BmcAccess, Firmware, FirmwareConfig, FirmwareFaults, NodeFault};
-use racker_sim::{NodeSpec, Password, SimRack};
+use racker_bootstrap::demo::{self, DemoOptions, DemoRack, Prepared};
 
 use crate::bootstrap::{self, BootstrapCmd};
 use crate::context::PlanArgs;
-use crate::fsutil::write_atomic;
 use crate::globals::Globals;
 
 /// Arguments of `racker demo`.
@@ -94,79 +89,6 @@ pub(crate) struct DemoCmd {
     join_timeout: Duration,
 }
 
-/// MACs of demo node `i` (the management node is `i = None`).
-fn demo_macs(i: Option<usize>) -> [MacAddr; 3] {
-    let (hi, lo) = match i {
-        None => (0xff, 0xff),
-        Some(i) => ((i >> 8) as u8, i as u8),
-    };
-    [1u8, 2, 3].map(|kind| MacAddr::new([0x02, 0, 0, kind, hi, lo]))
-}
-
-fn free_udp_port() -> anyhow::Result<SocketAddr> {
-    Ok(std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?)
-}
-
-fn free_tcp_port() -> anyhow::Result<SocketAddr> {
-    Ok(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?)
-}
-
-/// Write the demo rack's inputs: nodes.csv, credentials, the management
-/// node's interfaces, and small stand-ins for Flatcar's PXE kernel,
-/// initrd, image and signature.
-pub(crate) fn write_demo_rack(dir: &Path, nodes: usize) -> anyhow::Result<Globals> {
-    let globals = Globals::for_dirs(dir.join("oem"), dir.join("state"), dir.join("net"));
-    let mut csv = String::from(racker_inventory::NODES_CSV_HEADER);
-    csv.push('\n');
-    let [p, b, s] = demo_macs(None);
-    csv.push_str(&format!("{p}, {b}, {s}, mgmt, management node\n"));
-    for i in 0..nodes {
-        let [p, b, s] = demo_macs(Some(i));
-        let kind = if i % 2 == 0 { "red" } else { "purple" };
-        csv.push_str(&format!("{p}, {b}, {s}, {kind}, simulated node {i}\n"));
-    }
-    write_atomic(&globals.nodes_csv(), csv.as_bytes(), 0o644)?;
-    write_atomic(&globals.oem_dir.join("ipmi_user"), b"USER\n", 0o644)?;
-    write_atomic(&globals.oem_dir.join("ipmi_password"), b"PASS\n", 0o600)?;
-    for (name, mac) in [("eth0", p), ("eth1", s)] {
-        write_atomic(
-            &globals.sys_class_net.join(name).join("address"),
-            format!("{mac}\n").as_bytes(),
-            0o644,
-        )?;
-    }
-    let assets = globals
-        .state_dir
-        .join("assets")
-        .join("flatcar")
-        .join("current");
-    for (name, size) in [
-        (racker_netboot::matchbox::PXE_KERNEL, 256 * 1024),
-        (racker_netboot::matchbox::PXE_INITRD, 1024 * 1024),
-        // What flatcar-install fetches (the simulated installer does not).
-        ("flatcar_production_image.bin.bz2", 4096),
-        ("flatcar_production_image.bin.bz2.sig", 64),
-    ] {
-        let path = assets.join(name);
-        if !path.exists() {
-            let bytes: Vec<u8> = (0..size).map(|i: usize| (i % 251) as u8).collect();
-            write_atomic(&path, &bytes, 0o644)?;
-        }
-    }
-    Ok(globals)
-}
-
-fn parse_fault(text: &str) -> anyhow::Result<(MacAddr, NodeFault)> {
-    let (mac, kind) = text
-        .split_once('=')
-        .with_context(|| format!("--fault {text:?}: expected MAC=KIND"))?;
-    let fault = kind
-        .trim()
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--fault {text:?}: {e}"))?;
-    Ok((mac.trim().parse()?, fault))
-}
-
 /// The global folder options given on the command line or in the
 /// environment (`oem_dir`, `state_dir`, `sys_class_net`).
 pub(crate) fn given_globals(matches: &clap::ArgMatches) -> Vec<&'static str> {
@@ -182,11 +104,6 @@ pub(crate) fn given_globals(matches: &clap::ArgMatches) -> Vec<&'static str> {
             )
         })
         .collect()
-}
-
-/// The demo's folders for `dir`.
-fn demo_globals(dir: &Path) -> Globals {
-    Globals::for_dirs(dir.join("oem"), dir.join("state"), dir.join("net"))
 }
 
 /// The demo folder: `--dir`, else the one the given folder options name
@@ -241,54 +158,19 @@ fn choose_dir(
     Ok((chosen, false))
 }
 
-/// The process id of a live simulated rack (a running demo or `racker sim
-/// up`) in `state_dir`, other than this process.
-fn live_rack_pid(state_dir: &Path) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(state_dir.join(crate::context::SIMULATED_RACK_MARKER))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    (pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()).then_some(pid)
-}
-
-/// Make `dir` ready: refuse one a live rack uses; the default folder is
-/// cleared (when it holds only a demo's folders), an explicit one resumed.
+/// Make `dir` ready (racker-bootstrap's demo) and say what became of it.
 fn prepare_dir(dir: &Path, default: bool) -> anyhow::Result<()> {
-    let globals = demo_globals(dir);
-    if let Some(pid) = live_rack_pid(&globals.state_dir) {
-        bail!(
-            "a simulated rack (pid {pid}) is running in {}: stop it (Ctrl-C in its terminal, or kill -INT {pid}) or pass another --dir",
+    match demo::prepare_dir(dir, default)? {
+        Prepared::Resumed => println!(
+            "Resuming the demo rack in {} (installed nodes stay installed)",
             dir.display()
-        );
+        ),
+        Prepared::Cleared => println!(
+            "Reusing {} (the previous demo's rack was cleared)",
+            dir.display()
+        ),
+        _ => {}
     }
-    if !default || !dir.exists() {
-        if globals.state_dir.join("bootstrap.json").exists() {
-            println!(
-                "Resuming the demo rack in {} (installed nodes stay installed)",
-                dir.display()
-            );
-        }
-        return Ok(());
-    }
-    let foreign: Vec<String> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !["oem", "state", "net"].contains(&n.as_str()))
-        .collect();
-    if !foreign.is_empty() {
-        bail!(
-            "{} holds more than a demo rack ({}); pass --dir",
-            dir.display(),
-            foreign.join(", ")
-        );
-    }
-    std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
-    println!(
-        "Reusing {} (the previous demo's rack was cleared)",
-        dir.display()
-    );
     Ok(())
 }
 
@@ -339,87 +221,30 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
     }
     let started = std::time::Instant::now();
     prepare_dir(&dir, default_dir)?;
-    let prefix_length = if args.nodes <= 63 {
-        24
-    } else if args.nodes <= 447 {
-        22
-    } else {
-        18
-    };
-    let subnet_prefix = match prefix_length {
-        24 => "172.24.213",
-        22 => "172.24.212",
-        _ => "172.24.192",
-    };
-    let globals = write_demo_rack(&dir, args.nodes)?;
+    let (subnet_prefix, prefix_length) = demo::demo_network(args.nodes);
+    let dirs = demo::write_demo_rack(&dir, args.nodes)?;
+    let globals = Globals::for_dirs(
+        dirs.oem_dir.clone(),
+        dirs.state_dir.clone(),
+        dirs.sys_class_net.clone(),
+    );
     explain(args.nodes, &dir, args.keep_running);
     println!("Demo rack of {} node(s) in {}", args.nodes, dir.display());
 
-    // Faults per primary MAC: the BMC's and the firmware's.
-    let mut bmc_faults: BTreeMap<MacAddr, racker_sim::Faults> = BTreeMap::new();
-    let mut fw_faults: BTreeMap<MacAddr, FirmwareFaults> = BTreeMap::new();
-    for f in &args.fault {
-        match parse_fault(f)? {
-            (mac, NodeFault::Bmc(b)) => bmc_faults.entry(mac).or_default().apply(b),
-            (mac, NodeFault::Firmware(w)) => fw_faults.entry(mac).or_default().apply(w),
-            (_, other) => bail!("--fault {f:?}: {other} is not supported by the demo"),
-        }
-    }
-    // The simulated BMCs, one UDP port each on loopback.
-    let mut specs = Vec::new();
-    for i in 0..args.nodes {
-        let [p, b, _] = demo_macs(Some(i));
-        let mut spec = NodeSpec::new(b.octets(), SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-            .primary_mac(p.octets());
-        if let Some(f) = bmc_faults.get(&p) {
-            spec = spec.faults(*f);
-        }
-        specs.push(spec);
-    }
-    let rack = SimRack::start(specs, "USER", Password::new("PASS")).await?;
-    let table = racker_sim::BmcTable::of(&rack, std::process::id(), "USER");
-    racker_sim::write_json_atomic(&globals.state_dir, racker_sim::BMC_TABLE_FILE, &table)?;
-    // `racker status` in the demo's state directory finds the simulated
-    // BMCs while the demo runs.
-    crate::context::mark_simulated(&globals.state_dir, std::process::id())?;
-    let bmcs = crate::context::sim_table_addresses(&table);
-
-    // Netboot endpoints on loopback, and each node's firmware.
-    let dhcp = free_udp_port()?;
-    let http = free_tcp_port()?;
-    let install_delay = args
+    let mut options = DemoOptions::new(args.nodes);
+    options.faults = args
+        .fault
+        .iter()
+        .map(|f| f.parse())
+        .collect::<Result<_, _>>()
+        .context("--fault")?;
+    options.install_delay = args
         .install_delay_ms
         .map_or(args.install_delay, Duration::from_millis);
-    let config = FirmwareConfig::new(dhcp)
-        .bmc(BmcAccess::Lan {
-            user: "USER".into(),
-            password: Password::new("PASS"),
-        })
-        .install_delay(install_delay);
-    let client = racker_sim::firmware::HttpClient::new(&config)?;
-    // The simulated disks live only as long as this process: resuming in
-    // an existing --dir, nodes the report store knows as installed get
-    // their OS back, installed from this run's netboot server (a new port
-    // each run; a real server's address is stable).
-    let reports = racker_netboot::report::ReportStore::open(&globals.state_dir)?;
-    let base_url = format!("http://{http}");
-    let mut firmware = Vec::new();
-    for (i, node) in rack.nodes().iter().enumerate() {
-        let mut cfg = config.clone();
-        if args.stagger {
-            cfg = cfg.install_delay(install_delay * (i as u32 + 1));
-        }
-        let primary = node.primary_mac().map(MacAddr::new);
-        if let Some(f) = primary.and_then(|mac| fw_faults.get(&mac)) {
-            cfg = cfg.faults(*f);
-        }
-        if let Some(mac) = primary.filter(|mac| reports.is_installed(*mac)) {
-            // The installed OS reports with the token of its Ignition.
-            let key = racker_netboot::report::ReportKey::load_or_create(&globals.state_dir)?;
-            cfg = cfg.installed_from(format!("{base_url}/?token={}", key.token(mac)));
-        }
-        firmware.push(Firmware::spawn_with(node, cfg, &client)?);
-    }
+    options.stagger = args.stagger;
+    let rack = DemoRack::start(&dirs, &options).await?;
+    let (dhcp, http) = (rack.dhcp(), rack.http());
+    let bmcs = rack.bmcs().clone();
 
     let plan = PlanArgs {
         subnet_prefix: subnet_prefix.to_owned(),
@@ -482,11 +307,7 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
         _ = tokio::signal::ctrl_c() => None,
     };
     // The simulated nodes' final power and boot flags, as `racker sim status` shows them.
-    racker_sim::write_json_atomic(
-        &globals.state_dir,
-        racker_sim::STATUS_FILE,
-        &racker_sim::StatusFile::of(&rack, std::process::id()),
-    )?;
+    rack.write_status()?;
     let Some(outcome) = interrupted else {
         println!();
         println!(
@@ -496,17 +317,13 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
             globals.state_dir.join("bootstrap.json").display(),
             dir.display()
         );
-        drop(firmware);
-        rack.shutdown().await;
-        remove_marker(&globals.state_dir);
+        rack.stop().await;
         return Ok(ExitCode::from(130));
     };
     let outcome = match outcome {
         Ok(code) => code,
         Err(e) => {
-            drop(firmware);
-            rack.shutdown().await;
-            remove_marker(&globals.state_dir);
+            rack.stop().await;
             return Err(e.context(format!(
                 "the demo's bootstrap failed; its rack is in {} (look with `racker {flags} {plan_flags} plan`, logs in {})",
                 dir.display(),
@@ -535,40 +352,18 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
                 ""
             }
         );
-        drop(firmware);
-        rack.shutdown().await;
-        remove_marker(&globals.state_dir);
+        rack.stop().await;
         return Ok(outcome);
     }
 
     // --keep-running: racker's netboot server again (the bootstrap's own
-    // stopped with it) on the same addresses, so a power-cycled node boots
-    // and the rack view stays up, and the rack status for the view.
+    // stopped with it) on the same addresses, and the rack view.
     let rack_def = crate::context::load_rack(&globals, &plan)?;
-    let netboot = keep_netboot(&globals, &rack_def, dhcp, http).await?;
-    let inv = crate::context::load_credentials(&globals)?;
-    let credentials = racker_ipmi::Credentials::new(inv.user.clone(), inv.password.expose());
-    let resolver = racker_bootstrap::BmcResolver::load(&globals.state_dir)?.with_overrides(bmcs);
-    let writer = racker_bootstrap::RackStatusWriter::spawn(
-        &globals.state_dir,
-        &rack_def,
-        credentials,
-        resolver,
-        racker_bootstrap::RackStatusOptions::default(),
-    );
-    let example = racker_bootstrap::StateFile::load(&globals.state_dir)
-        .ok()
-        .flatten()
-        .and_then(|s| {
-            let names: Vec<String> = s
-                .nodes
-                .values()
-                .map(|n| n.hostname.clone())
-                .filter(|h| !h.is_empty())
-                .collect();
-            names.get(3).or(names.last()).cloned()
-        })
-        .unwrap_or_else(|| "node-0".to_owned());
+    let kept = rack
+        .keep_running(&rack_def)
+        .await
+        .context("restarting the netboot server for --keep-running")?;
+    let example = demo::example_hostname(&globals.state_dir);
     println!();
     println!(
         "The demo rack keeps running: {} simulated BMC(s), their firmware and racker's netboot server. In another shell:",
@@ -601,28 +396,14 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
     }
     println!();
     println!("Ctrl-C here stops the rack.");
-    println!("Rack view: {}/", netboot.base_url());
+    println!("Rack view: {}/", kept.base_url());
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
 
     let signal = tokio::signal::ctrl_c().await;
-    writer.stop();
-    let _ = netboot.shutdown().await;
-    let final_state = racker_bootstrap::StateFile::load(&globals.state_dir)
-        .ok()
-        .flatten();
-    drop(firmware);
-    rack.shutdown().await;
-    remove_marker(&globals.state_dir);
+    let final_state = kept.stop().await;
     signal.context("waiting for Ctrl-C")?;
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for n in final_state.iter().flat_map(|s| s.nodes.values()) {
-        let label = match &n.state {
-            racker_bootstrap::NodeState::Failed { .. } => "failed".to_owned(),
-            other => other.label(),
-        };
-        *counts.entry(label).or_default() += 1;
-    }
+    let counts = demo::state_counts(final_state.as_ref());
     let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
     println!();
     println!(
@@ -648,45 +429,5 @@ fn human_duration(d: Duration) -> String {
         format!("{s} s")
     } else {
         format!("{} min {} s", s / 60, s % 60)
-    }
-}
-
-/// The simulated rack is gone: `racker status` must not look for it.
-fn remove_marker(state_dir: &Path) {
-    let _ = std::fs::remove_file(state_dir.join(crate::context::SIMULATED_RACK_MARKER));
-}
-
-/// racker's netboot services for the kept demo rack, on the bootstrap's
-/// addresses (retried briefly while the bootstrap's sockets close).
-async fn keep_netboot(
-    globals: &Globals,
-    rack: &racker_bootstrap::Rack,
-    dhcp: SocketAddr,
-    http: SocketAddr,
-) -> anyhow::Result<racker_netboot::service::NetbootService> {
-    use racker_netboot::service::{DhcpListen, NetbootService};
-    let plan = &rack.plan;
-    let config = racker_netboot::DhcpConfig::new(plan.management_ip(), plan.subnet().prefix_len());
-    let builder = NetbootService::builder(&globals.state_dir, config)
-        .dhcp(DhcpListen::Socket(dhcp))
-        .http_listen(http)
-        // The simulated nodes report from loopback.
-        .loopback_reports(true)
-        .tftp(false)
-        .reservations(racker_bootstrap::network::reservations(plan, None))
-        .nodes(racker_bootstrap::network::node_entries(plan, None))
-        .ignition(std::sync::Arc::new(
-            racker_bootstrap::network::ClusterIgnition::new(globals.state_dir.join("cluster")),
-        ));
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match builder.clone().start().await {
-            Ok(s) => return Ok(s),
-            Err(e) if std::time::Instant::now() < deadline => {
-                tracing::debug!("netboot for the kept demo rack: {e}; retrying");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => return Err(e).context("restarting the netboot server for --keep-running"),
-        }
     }
 }

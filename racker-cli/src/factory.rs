@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use racker_inventory::NODES_CSV_HEADER;
 
 use crate::context::{PlanArgs, load_credentials, load_rack};
-use crate::fsutil::write_atomic;
 use crate::globals::Globals;
+use racker_bootstrap::factory::{StateDirReset, reset_inventory};
 
 /// `racker factory` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -232,30 +231,17 @@ fn reset(
         )));
     }
     if nodes {
-        write_atomic(
-            &globals.nodes_csv(),
-            format!("{NODES_CSV_HEADER}\n").as_bytes(),
-            0o644,
-        )?;
+        let state = reset_inventory(&globals.nodes_csv(), &globals.state_dir)?;
         crate::output::line(crate::output::ok_mark(&format!(
             "{} reset to its header",
             globals.nodes_csv().display()
         )));
-        match std::fs::remove_dir_all(&globals.state_dir) {
-            Ok(()) => crate::output::line(crate::output::ok_mark(&format!(
-                "removed {}",
-                globals.state_dir.display()
-            ))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                crate::output::line(crate::output::ok_mark(&format!(
-                    "{} was already absent",
-                    globals.state_dir.display()
-                )));
+        crate::output::line(crate::output::ok_mark(&match state {
+            StateDirReset::AlreadyAbsent => {
+                format!("{} was already absent", globals.state_dir.display())
             }
-            Err(e) => {
-                return Err(e).with_context(|| format!("removing {}", globals.state_dir.display()));
-            }
-        }
+            _ => format!("removed {}", globals.state_dir.display()),
+        }));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -272,31 +258,14 @@ fn gen_ssh_key(globals: &Globals, key: Option<PathBuf>) -> anyhow::Result<ExitCo
 }
 
 /// Load the management key pair at `path` (+ `.pub`), creating an ed25519
-/// pair when missing.
+/// pair when missing (racker-bootstrap's), and say when it was made.
 pub(crate) fn ensure_ssh_key(path: &std::path::Path) -> anyhow::Result<ssh_key::PrivateKey> {
-    use ssh_key::{Algorithm, LineEnding, PrivateKey};
-    let public_path = PathBuf::from(format!("{}.pub", path.display()));
-    let private = if path.exists() {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        PrivateKey::from_openssh(&text)
-            .with_context(|| format!("{} is not an OpenSSH private key", path.display()))?
-    } else {
-        let mut rng = rand_core::OsRng;
-        let mut key =
-            PrivateKey::random(&mut rng, Algorithm::Ed25519).context("generating the key")?;
-        key.set_comment("racker-management");
-        let text = key.to_openssh(LineEnding::LF).context("encoding the key")?;
-        write_atomic(path, text.as_bytes(), 0o600)?;
-        eprintln!("Created the management SSH key {}", path.display());
-        key
-    };
-    if !public_path.exists() {
-        let public = private
-            .public_key()
-            .to_openssh()
-            .context("encoding the public key")?;
-        write_atomic(&public_path, format!("{public}\n").as_bytes(), 0o644)?;
+    let pair = racker_bootstrap::ssh::ensure_key_pair(path)?;
+    if pair.created {
+        crate::output::progress(format_args!(
+            "Created the management SSH key {}",
+            path.display()
+        ));
     }
-    Ok(private)
+    Ok(pair.private)
 }

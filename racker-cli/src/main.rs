@@ -129,7 +129,7 @@ fn main() -> ExitCode {
         }
     };
     for note in &translated.notes {
-        eprintln!("note: {note}");
+        output::progress(format_args!("note: {note}"));
     }
     let ini_files = translated.ini_files;
     let matches = command().get_matches_from(translated.args);

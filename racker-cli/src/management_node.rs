@@ -8,9 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use racker_lokomotive::management::{FLATCAR_STABLE, IGNITION_FILE, IPXE_FILE};
-use racker_lokomotive::{ManagementInstall, RackerBinary, render_management_install};
-use sha2::{Digest as _, Sha512};
+use racker_bootstrap::management_node::{
+    ManagementNodeOptions, ManagementTarget, write_management_install,
+};
+use racker_lokomotive::management::{IGNITION_FILE, IPXE_FILE};
 
 use crate::globals::Globals;
 
@@ -65,71 +66,38 @@ pub(crate) struct ManagementNodeArgs {
     no_racker_binary: bool,
 }
 
-/// Write the management node's install files.
+/// Write the management node's install files (racker-bootstrap's) and say
+/// how to boot from them.
 pub(crate) fn run(globals: &Globals, args: &ManagementNodeArgs) -> anyhow::Result<ExitCode> {
-    let assets = globals.state_dir.join("assets");
-    let (out, served_from, base) = match (&args.out, &args.served_from, &args.base_url) {
-        (Some(out), Some(from), _) => (out.clone(), from.trim_end_matches('/').to_owned(), None),
-        (None, None, Some(base)) => {
-            let base = base.trim_end_matches('/').to_owned();
-            (
-                assets.join("management-node"),
-                format!("{base}/assets/management-node"),
-                Some(base),
-            )
-        }
+    let target = match (&args.out, &args.served_from, &args.base_url) {
+        (Some(out), Some(from), _) => ManagementTarget::Dir {
+            out: out.clone(),
+            served_from: from.clone(),
+        },
+        (None, None, Some(base)) => ManagementTarget::Served {
+            base_url: base.clone(),
+        },
         _ => bail!(
             "say where the management node installs from: --base-url URL (racker netboot serve \
              on another machine), or --out DIR with --served-from URL"
         ),
     };
-    let mut install = ManagementInstall::new(served_from.clone());
-    let flatcar = assets.join("flatcar").join("current");
-    install.pxe_base_url = match (&args.pxe_url, &base) {
-        (Some(url), _) => url.clone(),
-        (None, Some(base)) if flatcar.join("flatcar_production_pxe.vmlinuz").is_file() => {
-            format!("{base}/assets/flatcar/current")
-        }
-        _ => FLATCAR_STABLE.to_owned(),
-    };
-    install.image_base_url = match (&args.image_url, &base) {
-        (Some(url), _) => Some(url.clone()),
-        (None, Some(base)) if flatcar.join("flatcar_production_image.bin.bz2").is_file() => {
-            Some(format!("{base}/assets/flatcar"))
-        }
-        _ => None,
-    };
-    if !args.kernel_console.is_empty() {
-        install.kernel_console.clone_from(&args.kernel_console);
-    }
-    install.autologin = !args.no_autologin;
-    for file in &args.ssh_public_key {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        install.ssh_public_keys.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_owned),
-        );
-    }
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let mut options = ManagementNodeOptions::new(target);
+    options.pxe_url.clone_from(&args.pxe_url);
+    options.image_url.clone_from(&args.image_url);
+    options.kernel_console.clone_from(&args.kernel_console);
+    options.autologin = !args.no_autologin;
+    options.ssh_public_keys = racker_bootstrap::ssh::read_public_keys(&args.ssh_public_key)?;
     if !args.no_racker_binary {
         // This very binary: the node runs it for the in-band IPMI step.
-        let exe = std::env::current_exe().context("finding racker's own binary")?;
-        let bytes = std::fs::read(&exe).with_context(|| format!("reading {}", exe.display()))?;
-        let sha512 = hex(&Sha512::digest(&bytes));
-        racker_bootstrap::fsutil::write_atomic(&out.join("racker"), &bytes, 0o755)?;
-        install.racker = Some(RackerBinary {
-            url: format!("{served_from}/racker"),
-            sha512,
-        });
+        options.racker_binary =
+            Some(std::env::current_exe().context("finding racker's own binary")?);
     }
-    let tree = render_management_install(&install)?;
-    tree.write_to(&out)?;
-    println!(
-        "✓ management node install written to {} ({}, {}{})",
-        out.display(),
+    let written = write_management_install(&globals.state_dir, &options)?;
+    let served_from = &written.served_from;
+    crate::output::line(crate::output::ok_mark(&format!(
+        "management node install written to {} ({}, {}{})",
+        written.out.display(),
         IPXE_FILE,
         IGNITION_FILE,
         if args.no_racker_binary {
@@ -137,19 +105,15 @@ pub(crate) fn run(globals: &Globals, args: &ManagementNodeArgs) -> anyhow::Resul
         } else {
             ", racker"
         }
-    );
-    println!("  Flatcar PXE image from {}", install.pxe_base_url);
-    match &install.image_base_url {
+    )));
+    println!("  Flatcar PXE image from {}", written.install.pxe_base_url);
+    match &written.install.image_base_url {
         Some(u) => println!("  disk image from {u}"),
         None => println!("  disk image: flatcar-install downloads the stable release"),
     }
     println!("  In the management node's iPXE shell:\n    dhcp && chain {served_from}/{IPXE_FILE}");
-    if base.is_some() {
+    if written.served_by_racker {
         println!("  Serve it with: racker netboot serve (the /assets/ endpoint)");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -12,11 +12,13 @@ use racker_inventory::AddressPlan;
 use racker_netboot::dnsmasq::{self, DnsmasqOptions};
 use racker_netboot::iface::RouteSource;
 use racker_netboot::service::{DhcpListen, NetbootService, ServiceError};
-use racker_netboot::{DhcpConfig, LeaseTable, Mode};
+use racker_netboot::{DhcpConfig, LeaseTable};
 
 use crate::context::{PlanArgs, SelectionArgs, load_rack};
 use crate::globals::Globals;
 use crate::netboot_content::{self, ContentArgs, FetchAssetsArgs, RenderMatchboxArgs};
+use crate::output;
+use racker_bootstrap::netboot_setup::{self, DhcpSettings};
 
 const NETBOOT_EXAMPLES: &str = "\
 Examples:
@@ -168,21 +170,15 @@ pub(crate) fn run(globals: &Globals, cmd: NetbootCmd) -> anyhow::Result<ExitCode
 use racker_bootstrap::network::reservations;
 
 fn dhcp_config(plan: &AddressPlan, args: &DhcpArgs) -> anyhow::Result<DhcpConfig> {
-    let server_ip = plan.management_ip();
-    let mut config = DhcpConfig::new(server_ip, plan.subnet().prefix_len());
-    config.lease_time = args.lease_time;
-    config.dynamic_range = args.dynamic_range.then(|| plan.dynamic_range());
-    config.router = args.router;
-    config.dns.clone_from(&args.dns);
-    config.mode = if args.proxy { Mode::Proxy } else { Mode::Full };
-    let base = args
-        .http_base_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{server_ip}:{}", netboot_content::HTTP_PORT));
-    config.boot = racker_netboot::BootConfig::new(base);
-    config.boot.arm64_file = Some(args.arm64_boot_file.clone());
-    config.validate()?;
-    Ok(config)
+    let mut settings = DhcpSettings::default();
+    settings.proxy = args.proxy;
+    settings.dynamic_range = args.dynamic_range;
+    settings.lease_time = args.lease_time;
+    settings.router = args.router;
+    settings.dns.clone_from(&args.dns);
+    settings.http_base_url.clone_from(&args.http_base_url);
+    settings.arm64_boot_file.clone_from(&args.arm64_boot_file);
+    Ok(netboot_setup::dhcp_config(plan, &settings)?)
 }
 
 fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -198,18 +194,7 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Ignition from the cluster directory of the recorded bootstrap (so the
     // service keeps serving what `racker bootstrap` rendered), else
     // <state-dir>/ignition.
-    let ignition: std::sync::Arc<dyn racker_netboot::IgnitionSource> =
-        match racker_bootstrap::StateFile::load(&globals.state_dir)
-            .ok()
-            .flatten()
-        {
-            Some(state) => std::sync::Arc::new(racker_bootstrap::network::ClusterIgnition {
-                cluster_dir: state.cluster_dir,
-            }),
-            None => std::sync::Arc::new(racker_netboot::IgnitionDir::in_state_dir(
-                &globals.state_dir,
-            )),
-        };
+    let ignition = netboot_setup::served_ignition(&globals.state_dir);
     let preflight_ignition = ignition.clone();
     let mut builder = NetbootService::builder(&globals.state_dir, config)
         .ignition(ignition)
@@ -228,7 +213,7 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .kernel_console(racker_bootstrap::network::installer_console(
             &content.kernel_console,
         ))
-        .nodes(netboot_content::node_entries(&rack.plan, None));
+        .nodes(racker_bootstrap::network::node_entries(&rack.plan, None));
     if let Some(addr) = content.http_listen {
         // A rack on loopback only (the simulator): every node reports from
         // 127.0.0.1 (docs/netboot.md, "Install reports").
@@ -258,67 +243,58 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
             e => anyhow::Error::new(e),
         })?;
         if let Some(refusal) = service.forced_past() {
-            eprintln!("warning: {refusal}; serving anyway (--force)");
+            output::warn(format_args!("{refusal}; serving anyway (--force)"));
         }
         if let Some(address) = service.interface_address() {
-            eprintln!("racker netboot: {address}");
+            output::progress(format_args!("racker netboot: {address}"));
         }
         // Preflight: say what nodes would miss (their /ipxe is refused
         // until it is there).
-        let macs: Vec<racker_inventory::MacAddr> =
-            rack.plan.nodes().iter().map(|n| n.node.primary_mac).collect();
-        let missing = racker_netboot::service::preflight(
-            &globals.state_dir.join("assets"),
-            None,
-            &*preflight_ignition,
-            &macs,
-        );
-        let (ignition_missing, files): (Vec<_>, Vec<_>) =
-            missing.iter().partition(|m| m.what.starts_with("Ignition"));
-        for m in &files {
-            eprintln!("warning: {m}");
+        let preflight =
+            netboot_setup::serve_preflight(&globals.state_dir, &*preflight_ignition, &rack.plan);
+        for m in &preflight.files {
+            output::warn(m);
         }
-        if !files.is_empty() {
-            eprintln!(
-                "warning: nodes cannot PXE-install until then (their iPXE script is refused): racker netboot fetch-assets"
+        if !preflight.files.is_empty() {
+            output::warn(
+                "nodes cannot PXE-install until then (their iPXE script is refused): racker netboot fetch-assets",
             );
         }
-        if !ignition_missing.is_empty() {
-            eprintln!(
-                "warning: {} of {} node(s) have no install Ignition yet (racker bootstrap or racker render writes it)",
-                ignition_missing.len(),
-                macs.len()
-            );
+        if preflight.without_ignition > 0 {
+            output::warn(format_args!(
+                "{} of {} node(s) have no install Ignition yet (racker bootstrap or racker render writes it)",
+                preflight.without_ignition, preflight.nodes
+            ));
         }
         racker_netboot::service::ServiceMarker::of(&service)
             .write(&globals.state_dir)
             .context("writing the service marker")?;
-        eprintln!(
+        output::progress(format_args!(
             "racker netboot: HTTP listening on {} (nodes use {}), TFTP on {}",
             service.http_addr(),
             service.base_url(),
             service
                 .tftp_addr()
                 .map_or_else(|| "-".to_owned(), |a| a.to_string())
-        );
+        ));
         match service.dhcp_addr() {
             // Tests and scripts learn the bound port from this line.
-            Some(addr) => eprintln!("racker netboot: DHCP listening on {addr}"),
-            None => eprintln!("racker netboot: DHCP disabled (--no-dhcp)"),
+            Some(addr) => output::progress(format_args!("racker netboot: DHCP listening on {addr}")),
+            None => output::progress("racker netboot: DHCP disabled (--no-dhcp)"),
         }
         if let Some(api) = service.matchbox_api() {
             if api.certs_made {
-                eprintln!(
+                output::progress(format_args!(
                     "racker netboot: made the matchbox API certificates in {} and {}",
                     api.certs.server_dir.display(),
                     api.certs.client_dir.display()
-                );
+                ));
             }
             // Tests and scripts learn the bound port from this line.
-            eprintln!(
+            output::progress(format_args!(
                 "racker netboot: matchbox gRPC API (mutual TLS) listening on {}",
                 api.addr
-            );
+            ));
         }
         let served = service.run_until(shutdown_signal()).await;
         racker_netboot::service::ServiceMarker::remove_own(&globals.state_dir);
@@ -366,21 +342,14 @@ fn render(globals: &Globals, args: RenderArgs) -> anyhow::Result<ExitCode> {
     );
     options.tftp_root = args.tftp_root;
     options.lease_file = Some(globals.state_dir.join("dnsmasq.leases"));
-    if let Ok(store) = racker_netboot::report::ReportStore::open(&globals.state_dir) {
-        options.installed = store
-            .reports()
-            .iter()
-            .filter(|r| store.is_installed(r.mac))
-            .map(|r| r.mac)
-            .collect();
-    }
+    options.installed = netboot_setup::installed_macs(&globals.state_dir);
     let path = dnsmasq::write(
         dnsmasq_dir,
         &config,
         &reservations(&rack.plan, None),
         &options,
     )?;
-    println!("✓ wrote {}", path.display());
+    output::line(output::ok_mark(&format!("wrote {}", path.display())));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -401,6 +370,7 @@ struct LeaseJson {
 
 fn leases(globals: &Globals, args: &LeasesArgs) -> anyhow::Result<ExitCode> {
     use crate::output::{Format, Tone, paint};
+
     let table = LeaseTable::load(&globals.state_dir)?;
     let now = std::time::SystemTime::now();
     let doc = LeasesJson {

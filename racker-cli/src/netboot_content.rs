@@ -3,7 +3,7 @@
 //! `racker netboot render --matchbox DIR`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -11,13 +11,10 @@ use racker_netboot::assets::{
     FLATCAR_KEY_FINGERPRINT, FetchEvent, FetchOptions, FetchOutcome, SIGNING_KEY_FILE,
     fetch_flatcar,
 };
-use racker_netboot::matchbox::{Catalog, NodeEntry};
 
 use crate::context::{PlanArgs, SelectionArgs, load_selection};
 use crate::globals::Globals;
-
-/// Default HTTP port of the boot server.
-pub(crate) use racker_bootstrap::network::HTTP_PORT;
+use crate::output;
 
 /// Options of `racker netboot serve` for the boot content (TFTP + HTTP).
 #[derive(Debug, Clone, clap::Args)]
@@ -51,12 +48,6 @@ pub(crate) struct ContentArgs {
     #[arg(long, value_name = "ARG")]
     pub(crate) kernel_console: Vec<String>,
 }
-
-pub(crate) use racker_bootstrap::network::flatcar_boot;
-
-/// Boot entries for the nodes of `plan`, minus excluded ones, with host
-/// names and roles from `selection` when given.
-pub(crate) use racker_bootstrap::network::node_entries;
 
 const CONTENT_EXAMPLES: &str = "\
 Examples:
@@ -115,20 +106,21 @@ pub(crate) fn run_fetch_assets(
         .enable_all()
         .build()?;
     let outcome = runtime.block_on(fetch_flatcar(&assets, &options, print_event))?;
-    match outcome {
+    let done = match outcome {
         FetchOutcome::AlreadyCurrent { version } => {
-            println!("✓ Flatcar {version} is already installed and current");
+            format!("Flatcar {version} is already installed and current")
         }
         FetchOutcome::Installed { version, dir } => {
-            println!("✓ Flatcar {version} installed in {}", dir.display());
+            format!("Flatcar {version} installed in {}", dir.display())
         }
-    }
+    };
+    output::line(output::ok_mark(&done));
     Ok(ExitCode::SUCCESS)
 }
 
 fn print_event(e: FetchEvent) {
-    match e {
-        FetchEvent::Resolved(v) => eprintln!("current release: {v}"),
+    let line = match e {
+        FetchEvent::Resolved(v) => format!("current release: {v}"),
         FetchEvent::Start {
             file,
             resumed_from,
@@ -138,17 +130,18 @@ fn print_event(e: FetchEvent) {
                 .map(|t| format!(" ({} MiB)", t >> 20))
                 .unwrap_or_default();
             if resumed_from > 0 {
-                eprintln!("downloading {file}{size}, resuming at {resumed_from} bytes");
+                format!("downloading {file}{size}, resuming at {resumed_from} bytes")
             } else {
-                eprintln!("downloading {file}{size}");
+                format!("downloading {file}{size}")
             }
         }
         FetchEvent::Progress { file, done, total } => match total {
-            Some(t) if t > 0 => eprintln!("  {file}: {}% ({} MiB)", done * 100 / t, done >> 20),
-            _ => eprintln!("  {file}: {} MiB", done >> 20),
+            Some(t) if t > 0 => format!("  {file}: {}% ({} MiB)", done * 100 / t, done >> 20),
+            _ => format!("  {file}: {} MiB", done >> 20),
         },
-        FetchEvent::Verified(file) => eprintln!("✓ signature of {file} verified"),
-    }
+        FetchEvent::Verified(file) => output::ok_mark(&format!("signature of {file} verified")),
+    };
+    output::progress(line);
 }
 
 /// `racker netboot render --matchbox DIR`.
@@ -168,30 +161,20 @@ pub(crate) struct RenderMatchboxArgs {
     pub(crate) http_base_url: Option<String>,
 }
 
-/// Write the matchbox layout for `nodes` into `dir`.
-pub(crate) fn render_matchbox(
-    dir: &Path,
-    nodes: &[NodeEntry],
-    base_url: &str,
-) -> anyhow::Result<Vec<PathBuf>> {
-    let catalog = Catalog::flatcar(nodes, &flatcar_boot(base_url, &[]));
-    Ok(catalog.write_dir(dir)?)
-}
-
 /// Run `racker netboot render --matchbox DIR`.
 pub(crate) fn run_render_matchbox(
     globals: &Globals,
     args: &RenderMatchboxArgs,
 ) -> anyhow::Result<ExitCode> {
     let (rack, selection) = load_selection(globals, &args.plan, &args.selection)?;
-    let base = args
-        .http_base_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}:{HTTP_PORT}", rack.plan.management_ip()));
-    let nodes = node_entries(&rack.plan, Some(&selection));
-    let written = render_matchbox(&args.matchbox, &nodes, &base)?;
+    let written = racker_bootstrap::netboot_setup::write_matchbox(
+        &args.matchbox,
+        &rack.plan,
+        Some(&selection),
+        args.http_base_url.as_deref(),
+    )?;
     for path in &written {
-        println!("✓ wrote {}", path.display());
+        output::line(output::ok_mark(&format!("wrote {}", path.display())));
     }
     println!(
         "{} profile(s) and {} group(s) in matchbox format",
@@ -199,64 +182,4 @@ pub(crate) fn run_render_matchbox(
         written.len().saturating_sub(1)
     );
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rack_fixture(dir: &Path) -> Globals {
-        let oem = dir.join("oem");
-        let net = dir.join("net");
-        std::fs::create_dir_all(&oem).unwrap();
-        std::fs::write(
-            oem.join("nodes.csv"),
-            "Primary MAC address, BMC MAC address, Secondary MAC address, Node Type, Comments\n\
-             00:11:22:33:44:00, 00:11:22:33:44:01, 00:11:22:33:44:30, red, mgmt node\n\
-             00:11:22:33:44:10, 00:11:22:33:44:11, 00:11:22:33:44:40, red, node\n\
-             00:11:22:33:44:20, 00:11:22:33:44:21, 00:11:22:33:44:50, red, node\n",
-        )
-        .unwrap();
-        std::fs::create_dir_all(net.join("eth1")).unwrap();
-        std::fs::write(net.join("eth1/address"), "00:11:22:33:44:30\n").unwrap();
-        Globals::for_dirs(oem, dir.join("state"), net)
-    }
-
-    #[test]
-    fn render_writes_matchbox_layout() {
-        let dir = tempfile::tempdir().unwrap();
-        let globals = rack_fixture(dir.path());
-        let out = dir.path().join("matchbox");
-        let args = RenderMatchboxArgs {
-            matchbox: out.clone(),
-            plan: PlanArgs {
-                subnet_prefix: racker_inventory::DEFAULT_SUBNET_PREFIX.into(),
-                prefix_length: racker_inventory::DEFAULT_PREFIX_LEN,
-                exclude: "00:11:22:33:44:21".into(),
-            },
-            selection: SelectionArgs {
-                provision: crate::context::ProvisionArg::Flatcar,
-                num_controllers: None,
-                controller_type: racker_inventory::ANY_NODE_TYPE.into(),
-                storage_provider: crate::context::StorageArg::None,
-                storage_node_type: racker_inventory::ANY_NODE_TYPE.into(),
-                number_of_storage_nodes: "all".into(),
-                cluster_name: "lokomotive".into(),
-                k8s_domain: "k8s.localdomain".into(),
-            },
-            http_base_url: None,
-        };
-        run_render_matchbox(&globals, &args).unwrap();
-        let catalog = Catalog::load_dir(&out).unwrap();
-        assert_eq!(catalog.groups.len(), 1, "the excluded node has no group");
-        let (g, p) = catalog
-            .select_mac("00:11:22:33:44:10".parse().unwrap())
-            .unwrap();
-        assert_eq!(g.metadata["ip"], "172.24.213.2");
-        assert!(
-            p.boot
-                .kernel
-                .starts_with("http://172.24.213.1:8080/assets/")
-        );
-    }
 }

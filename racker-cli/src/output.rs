@@ -229,6 +229,12 @@ pub(crate) fn for_stderr(text: &str) -> String {
     }
 }
 
+/// A progress or note line on stderr (data goes to stdout), colour codes
+/// removed where colour is off there.
+pub(crate) fn progress(text: impl std::fmt::Display) {
+    anstream::eprintln!("{text}");
+}
+
 /// Print `line` on stdout, colour codes removed where colour is off.
 pub(crate) fn line(line: impl std::fmt::Display) {
     anstream::println!("{line}");

@@ -4,10 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use racker_installer::{
-    Fetcher, InstallReport, Installer, Layout, ReleaseIndex, Selector, ServiceManager,
-    Sha256Digest, Systemctl, Url, Version, parse_url, resolve, systemd_booted,
+    Fetcher, IndexChoice, InstallReport, Installer, Layout, Selector, ServiceManager, Sha256Digest,
+    Systemctl, Url, Version, choose_from_index, fetch_and_install, published_checksum, url_or_path,
 };
 
 use crate::globals::Globals;
@@ -15,9 +14,6 @@ use crate::globals::Globals;
 /// Where `update`, `upgrade` and `get` look for releases by default.
 pub(crate) const DEFAULT_RELEASE_INDEX: &str =
     "https://github.com/racker-rs/racker/releases/latest/download/index.json";
-
-/// Largest release index / checksum file accepted.
-const SMALL_DOCUMENT_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// Release management subcommands (flattened into `racker`).
 #[derive(Debug, clap::Subcommand)]
@@ -215,11 +211,7 @@ fn installed_version(args: &LayoutArgs) -> anyhow::Result<Version> {
 
 /// `auto`: systemctl when systemd is running (`/run/systemd/system`).
 fn service_manager(args: &LayoutArgs) -> Option<Systemctl> {
-    match args.systemctl.as_str() {
-        "none" => None,
-        "auto" => systemd_booted(Path::new("/run")).then(|| Systemctl::new("systemctl")),
-        program => Some(Systemctl::new(program)),
-    }
+    Systemctl::from_setting(&args.systemctl, Path::new("/run"))
 }
 
 fn as_manager(systemctl: &mut Option<Systemctl>) -> Option<&mut dyn ServiceManager> {
@@ -232,36 +224,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// A URL, or a local path turned into a `file://` URL.
-fn url_or_path(text: &str) -> anyhow::Result<Url> {
-    if text.contains("://") {
-        return Ok(parse_url(text)?);
-    }
-    let path = std::path::absolute(text).with_context(|| format!("resolve {text}"))?;
-    Url::from_file_path(&path).map_err(|()| anyhow::anyhow!("cannot use {text} as a file URL"))
-}
-
 fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
     let url = url_or_path(&args.archive)?;
     let rt = runtime()?;
     let fetcher = Fetcher::new();
     let expected = match args.sha256 {
         Some(d) => d,
-        None => {
-            let sidecar = parse_url(&format!("{url}.sha256"))?;
-            let bytes = rt
-                .block_on(fetcher.bytes(&sidecar, SMALL_DOCUMENT_LIMIT))
-                .with_context(|| {
-                    format!("no checksum for {url}: pass --sha256 or publish {sidecar}")
-                })?;
-            Sha256Digest::from_checksum_file(&String::from_utf8_lossy(&bytes)).ok_or_else(|| {
-                racker_installer::Error::BadChecksumFile {
-                    url: sidecar.to_string(),
-                }
-            })?
-        }
+        None => rt.block_on(published_checksum(&fetcher, &url))?,
     };
-    let report = fetch_and_install(&rt, &fetcher, &url, expected, None, &args.layout)?;
+    let report = install_from(&rt, &fetcher, &url, expected, None, &args.layout)?;
     print_report("installed", &report, &args.layout);
     Ok(ExitCode::SUCCESS)
 }
@@ -270,45 +241,38 @@ fn from_index(args: &IndexArgs, selector: Selector) -> anyhow::Result<ExitCode> 
     let index_url = url_or_path(&args.release_index)?;
     let rt = runtime()?;
     let fetcher = Fetcher::new();
-    let bytes = rt
-        .block_on(fetcher.bytes(&index_url, SMALL_DOCUMENT_LIMIT))
-        .with_context(|| format!("release index {index_url} unreachable"))?;
-    let index = ReleaseIndex::parse(index_url.as_str(), &bytes)?;
     let layout = layout(&args.layout);
-    // A factory reset forgets the installed version: nothing is "up to date".
-    let installed = if layout.factory_reset_pending() {
-        None
-    } else {
-        layout.state()?.current.map(|c| c.version)
+    let choice = rt.block_on(choose_from_index(
+        &fetcher, &index_url, &selector, &args.arch, &layout,
+    ))?;
+    let (entry, archive_url) = match choice {
+        IndexChoice::Install {
+            entry,
+            archive,
+            incompatible,
+        } => {
+            if let Some((installed, min)) = incompatible {
+                println!(
+                    "note: {} is not compatible with {installed} (needs at least {min}); upgrading anyway",
+                    entry.version
+                );
+            }
+            (entry, archive)
+        }
+        IndexChoice::UpToDate { installed, newest } => {
+            println!("racker {installed} is up to date (newest in index: {newest})");
+            return Ok(ExitCode::SUCCESS);
+        }
+        IndexChoice::NoneCompatible { installed } => {
+            println!(
+                "no compatible release in {index_url}; racker {} stays installed",
+                installed.map(|v| v.to_string()).unwrap_or_default()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => anyhow::bail!("unexpected release index choice {other:?}"),
     };
-    let Some(entry) = index.select(&selector, &args.arch)? else {
-        println!(
-            "no compatible release in {index_url}; racker {} stays installed",
-            installed.map(|v| v.to_string()).unwrap_or_default()
-        );
-        return Ok(ExitCode::SUCCESS);
-    };
-    let newer_needed = !matches!(selector, Selector::Exact(_));
-    if let Some(installed) = &installed
-        && newer_needed
-        && &entry.version <= installed
-    {
-        println!(
-            "racker {installed} is up to date (newest in index: {})",
-            entry.version
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    if let (Selector::Newest, Some(installed)) = (&selector, &installed)
-        && &entry.min_compatible_version > installed
-    {
-        println!(
-            "note: {} is not compatible with {installed} (needs at least {}); upgrading anyway",
-            entry.version, entry.min_compatible_version
-        );
-    }
-    let archive_url = resolve(&index_url, &entry.archive)?;
-    let report = fetch_and_install(
+    let report = install_from(
         &rt,
         &fetcher,
         &archive_url,
@@ -320,7 +284,7 @@ fn from_index(args: &IndexArgs, selector: Selector) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn fetch_and_install(
+fn install_from(
     rt: &tokio::runtime::Runtime,
     fetcher: &Fetcher,
     url: &Url,
@@ -328,25 +292,15 @@ fn fetch_and_install(
     expected_version: Option<&Version>,
     args: &LayoutArgs,
 ) -> anyhow::Result<InstallReport> {
-    let layout = layout(args);
-    let staging = layout.begin()?;
-    let actual = if url.scheme() == "file" {
-        let path = url
-            .to_file_path()
-            .map_err(|()| anyhow::anyhow!("{url} is not a local path"))?;
-        staging.receive_file(&path)?
-    } else {
-        rt.block_on(fetcher.to_file(url, &staging.archive_path()))?
-    };
     let mut systemctl = service_manager(args);
-    let report = Installer::new(layout, as_manager(&mut systemctl)).install(
-        staging,
-        actual,
+    Ok(rt.block_on(fetch_and_install(
+        fetcher,
+        url,
         expected,
         expected_version,
-        url.as_str(),
-    )?;
-    Ok(report)
+        layout(args),
+        as_manager(&mut systemctl),
+    ))?)
 }
 
 fn print_report(verb: &str, report: &InstallReport, args: &LayoutArgs) {

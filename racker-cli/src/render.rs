@@ -6,10 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use racker_bootstrap::render_dir::{
+    core_ssh_keys, is_empty_dir, load_public_ips, rendered_nodes, write_render,
+};
 use racker_inventory::{MacAddr, PublicIps};
 use racker_lokomotive::{
-    Backup, BackupCredentials, HOSTS_FILE, MANIFEST, RenderOptions, Secret, Storage, Tree,
-    exclude_in_dir, read_manifest, render, render_cluster,
+    Backup, BackupCredentials, HOSTS_FILE, RenderOptions, Secret, Storage, exclude_in_dir,
+    render_cluster,
 };
 
 use crate::context::{PlanArgs, SelectionArgs, StorageArg, load_selection};
@@ -123,19 +126,9 @@ impl RenderChoices {
         selection: &SelectionArgs,
         out: &Path,
     ) -> anyhow::Result<(RenderOptions, PublicIps)> {
-        let public = match &self.public_ips {
-            None => PublicIps::dhcp(),
-            Some(path) if path.as_os_str().eq_ignore_ascii_case("dhcp") => PublicIps::dhcp(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                let source = path.display().to_string();
-                let ips = PublicIps::parse(&source, &text)?;
-                ips.check_against(&source, &text, &rack.inventory)?;
-                ips
-            }
-        };
-        let mut options = RenderOptions::new(ssh_keys(globals, &self.ssh_public_key)?);
+        let public = load_public_ips(self.public_ips.as_deref(), &rack.inventory)?;
+        let mut options =
+            RenderOptions::new(core_ssh_keys(&globals.state_dir, &self.ssh_public_key)?);
         options.web_ui = self.web_ui;
         options.storage = match selection.storage_provider {
             StorageArg::None => Storage::None,
@@ -215,41 +208,6 @@ pub(crate) fn run(globals: &Globals, cmd: RenderCommand) -> anyhow::Result<ExitC
     }
 }
 
-fn is_empty_dir(dir: &Path) -> anyhow::Result<bool> {
-    match std::fs::read_dir(dir) {
-        Ok(mut entries) => Ok(entries.next().is_none()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
-        Err(e) => Err(e).with_context(|| format!("reading {}", dir.display())),
-    }
-}
-
-fn ssh_keys(globals: &Globals, files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
-    let default = globals.state_dir.join("ssh").join("id_ed25519.pub");
-    let files: Vec<PathBuf> = if files.is_empty() {
-        vec![default.clone()]
-    } else {
-        files.to_vec()
-    };
-    let mut keys = Vec::new();
-    for f in &files {
-        let text = match std::fs::read_to_string(f) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && f == &default => bail!(
-                "no SSH public key: {} is missing; create it with `racker factory gen-ssh-key` or pass --ssh-public-key FILE",
-                f.display()
-            ),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", f.display())),
-        };
-        keys.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_owned),
-        );
-    }
-    Ok(keys)
-}
-
 fn update_hosts(file: &Path, block: &str) -> anyhow::Result<()> {
     racker_bootstrap::lokoenv::update_hosts_file(file, block)?;
     Ok(())
@@ -285,13 +243,12 @@ fn run_render(globals: &Globals, cmd: RenderCmd) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("resolving {}", cmd.out.display()))?;
     let (options, public) = cmd.choices.resolve(globals, &rack, &cmd.selection, &out)?;
     let tree = render_cluster(&rack.plan, &selection, &options, &public)?;
-    let stale = stale_files(&out, &tree);
-    let written = racker_bootstrap::rendered::write_keeping_edits(&tree, &out, cmd.force)?;
+    let written = write_render(&tree, &out, cmd.force)?;
     for path in &written.overwritten {
-        eprintln!("note: overwrote your edit of {} (--force)", path.display());
-    }
-    for rel in &stale {
-        let _ = std::fs::remove_file(out.join(rel));
+        crate::output::progress(format_args!(
+            "note: overwrote your edit of {} (--force)",
+            path.display()
+        ));
     }
     if let Some(hosts) = &cmd.update_hosts {
         let block = tree
@@ -300,10 +257,7 @@ fn run_render(globals: &Globals, cmd: RenderCmd) -> anyhow::Result<ExitCode> {
             .unwrap_or_default();
         update_hosts(hosts, &block)?;
     }
-    let nodes = tree
-        .files()
-        .filter(|(p, _)| p.starts_with("cl") && !p.to_string_lossy().ends_with("-custom.yaml"))
-        .count();
+    let nodes = rendered_nodes(&tree);
     let doc = RenderJson {
         provision: match cmd.selection.provision {
             crate::context::ProvisionArg::Flatcar => "flatcar",
@@ -318,7 +272,7 @@ fn run_render(globals: &Globals, cmd: RenderCmd) -> anyhow::Result<ExitCode> {
                 mode: format!("{:04o}", file.mode),
             })
             .collect(),
-        removed: stale,
+        removed: written.removed,
     };
     crate::output::emit(globals.output, "render", &doc, |_wide| {
         crate::output::line(crate::output::ok_mark(&format!(
@@ -353,20 +307,6 @@ struct RenderJson {
 struct RenderedFile {
     path: PathBuf,
     mode: String,
-}
-
-/// Files of an earlier render in `out` that the new `tree` no longer has.
-fn stale_files(out: &Path, tree: &Tree) -> Vec<PathBuf> {
-    if !out.join(MANIFEST).exists() {
-        return Vec::new();
-    }
-    let Ok(old) = read_manifest(out).and_then(|spec| render(&spec, None)) else {
-        return Vec::new();
-    };
-    old.files()
-        .filter(|(p, _)| tree.get(p).is_none())
-        .map(|(p, _)| p.to_owned())
-        .collect()
 }
 
 fn run_exclude(cmd: ExcludeCmd) -> anyhow::Result<ExitCode> {

@@ -1,16 +1,14 @@
 //! `racker sim`: run a simulated rack (one IPMI BMC per nodes.csv row) and
 //! show its state.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use racker_inventory::{Inventory, MacAddr, NODES_CSV_HEADER};
-use racker_sim::firmware::{FirmwareFault, FirmwareFaults, NodeFault};
+use racker_inventory::Inventory;
 use racker_sim::{
-    BMC_TABLE_FILE, BmcTable, Fault, Faults, NodeSpec, Password, STATUS_FILE, SimRack, StatusFile,
-    format_mac, read_json, write_json_atomic,
+    FaultSpec, FirmwareSetup, Password, STATUS_FILE, ServedRack, SplitFaults, StatusFile,
+    node_specs, read_json,
 };
 
 use crate::globals::Globals;
@@ -103,103 +101,11 @@ pub(crate) fn run(globals: &Globals, cmd: SimCmd) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Generated MACs: 02:52:4b:<column>:<hi>:<lo> (locally administered).
-fn generated_csv(count: usize) -> String {
-    let mut csv = format!("{NODES_CSV_HEADER}\n");
-    for i in 0..count {
-        let (hi, lo) = ((i >> 8) as u8, i as u8);
-        let mac = |col: u8| format_mac([0x02, 0x52, 0x4B, col, hi, lo]);
-        let comment = if i == 0 { "mgmt node" } else { "simulated" };
-        csv.push_str(&format!(
-            "{}, {}, {}, sim, {comment}\n",
-            mac(0),
-            mac(1),
-            mac(2)
-        ));
-    }
-    csv
-}
-
-/// Address of BMC `i`.
-fn bmc_addr(bind: &str, port: u16, i: usize) -> anyhow::Result<SocketAddr> {
-    let octets: Vec<&str> = bind.split('.').collect();
-    let parse = |s: &str| {
-        s.parse::<u8>()
-            .with_context(|| format!("--bind {bind:?}: {s:?} is not an octet"))
-    };
-    let addr = match octets.len() {
-        3 => {
-            let base = u32::from(Ipv4Addr::new(
-                parse(octets[0])?,
-                parse(octets[1])?,
-                parse(octets[2])?,
-                0,
-            ));
-            // Skip .0, .1 and .255 of every /24: .2, .3, ... .254, then the next /24.
-            let per = 253u32;
-            let i = u32::try_from(i)?;
-            let ip = base + (i / per) * 256 + 2 + i % per;
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port)
-        }
-        4 => {
-            let ip: Ipv4Addr = bind.parse().with_context(|| format!("--bind {bind:?}"))?;
-            let port = if port == 0 {
-                0
-            } else {
-                u16::try_from(usize::from(port) + i).context("port range exceeds 65535")?
-            };
-            SocketAddr::new(IpAddr::V4(ip), port)
-        }
-        _ => bail!("--bind {bind:?}: give three octets (127.24.213) or one address (127.0.0.1)"),
-    };
-    if !addr.ip().is_loopback() {
-        bail!("--bind {bind:?}: the simulator only listens on loopback addresses (127.0.0.0/8)");
-    }
-    Ok(addr)
-}
-
-fn parse_fault(spec: &str) -> anyhow::Result<(MacAddr, NodeFault)> {
-    let (mac, kind) = spec
-        .split_once('=')
-        .with_context(|| format!("--fault {spec:?}: expected MAC=KIND"))?;
-    let mac: MacAddr = mac
-        .parse()
-        .with_context(|| format!("--fault {spec:?}: bad MAC"))?;
-    let fault = kind
-        .parse()
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "--fault {spec:?}: invalid fault {:?}: expected unreachable, wrong-password, fan-fail, loss:PERCENT, latency:DURATION, or (with --pxe-dhcp) no-lease, download-fail, install-fail, hang, no-os-up",
-                kind.trim()
-            )
-        })?;
-    Ok((mac, fault))
-}
-
-/// Read or create the credential files.
+/// Read or create the credential files (the password from
+/// RACKER_SIM_PASSWORD, else PASS).
 fn credentials(oem_dir: &Path, default_user: &str) -> anyhow::Result<(String, Password)> {
-    let user_file = oem_dir.join("ipmi_user");
-    let pw_file = oem_dir.join("ipmi_password");
-    if !user_file.exists() {
-        std::fs::write(&user_file, format!("{default_user}\n"))
-            .with_context(|| format!("writing {}", user_file.display()))?;
-    }
-    if !pw_file.exists() {
-        let pw = std::env::var("RACKER_SIM_PASSWORD").unwrap_or_else(|_| "PASS".to_owned());
-        crate::fsutil::write_atomic(&pw_file, format!("{pw}\n").as_bytes(), 0o600)?;
-    }
-    let creds = racker_inventory::Credentials::load(oem_dir)?;
+    let password = std::env::var("RACKER_SIM_PASSWORD").unwrap_or_else(|_| "PASS".to_owned());
+    let creds = racker_sim::ensure_credentials(oem_dir, default_user, &password)?;
     for w in &creds.warnings {
         crate::output::warn(w);
     }
@@ -215,7 +121,7 @@ fn up(globals: &Globals, args: UpArgs) -> anyhow::Result<ExitCode> {
         if count == 0 {
             bail!("--count must be at least 1");
         }
-        let csv = generated_csv(count);
+        let csv = racker_sim::generated_nodes_csv(count);
         let path = globals.nodes_csv();
         if let Ok(existing) = std::fs::read_to_string(&path)
             && existing != csv
@@ -233,123 +139,57 @@ fn up(globals: &Globals, args: UpArgs) -> anyhow::Result<ExitCode> {
         Inventory::load(&path)?
     };
     let (user, password) = credentials(&globals.oem_dir, &args.user)?;
-    let port = args.ipmi_port.unwrap_or(if is_root() { 623 } else { 6230 });
+    let port = args.ipmi_port.unwrap_or_else(racker_sim::default_ipmi_port);
 
-    let mut faults: Vec<(MacAddr, Fault)> = Vec::new();
-    let mut firmware_faults: Vec<(MacAddr, FirmwareFault)> = Vec::new();
-    for f in &args.faults {
-        match parse_fault(f)? {
-            (mac, NodeFault::Bmc(b)) => faults.push((mac, b)),
-            (mac, NodeFault::Firmware(w)) => firmware_faults.push((mac, w)),
-            (_, other) => bail!("--fault {f:?}: {other} is not supported here"),
-        }
-    }
-    if !firmware_faults.is_empty() && args.pxe_dhcp.is_none() {
+    let specs: Vec<FaultSpec> = args
+        .faults
+        .iter()
+        .map(|f| f.parse())
+        .collect::<Result<_, _>>()
+        .context("--fault")?;
+    let faults = SplitFaults::of(&specs);
+    if !faults.firmware.is_empty() && args.pxe_dhcp.is_none() {
         bail!(
             "firmware faults (no-lease, download-fail, install-fail, hang, no-os-up) need --pxe-dhcp"
         );
     }
-    let mut specs = Vec::new();
-    let mut node_firmware_faults = std::collections::BTreeMap::new();
-    for (i, node) in inventory.nodes().iter().enumerate() {
-        let mut nf = Faults::default();
-        for (mac, fault) in &faults {
-            if node.has_mac(*mac) {
-                nf.apply(*fault);
-            }
-        }
-        for (mac, fault) in &firmware_faults {
-            if node.has_mac(*mac) {
-                node_firmware_faults
-                    .entry(node.primary_mac.octets())
-                    .or_insert_with(FirmwareFaults::default)
-                    .apply(*fault);
-            }
-        }
-        specs.push(
-            NodeSpec::new(node.bmc_mac.octets(), bmc_addr(&args.bind, port, i)?)
-                .primary_mac(node.primary_mac.octets())
-                .faults(nf),
-        );
-    }
-    for mac in faults
-        .iter()
-        .map(|f| f.0)
-        .chain(firmware_faults.iter().map(|f| f.0))
-    {
-        if inventory.find_by_mac(mac).is_none() {
-            bail!("--fault: no node has MAC {mac}");
-        }
-    }
-
-    let runtime = tokio::runtime::Runtime::new()?;
-    let firmware = args.pxe_dhcp.map(|dhcp| {
-        (
-            dhcp,
-            args.install_delay_ms
-                .map_or(args.install_delay, std::time::Duration::from_millis),
-            node_firmware_faults,
-        )
+    let (specs, firmware_faults) =
+        node_specs(&inventory, &args.bind, port, &faults).map_err(|e| match e {
+            e @ racker_sim::Error::UnknownMac { .. } => anyhow::anyhow!("--fault: {e}"),
+            e => anyhow::anyhow!("--bind: {e}"),
+        })?;
+    let firmware = args.pxe_dhcp.map(|dhcp| FirmwareSetup {
+        dhcp,
+        install_delay: args
+            .install_delay_ms
+            .map_or(args.install_delay, std::time::Duration::from_millis),
+        faults: firmware_faults,
     });
+    let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(serve(globals, specs, user, password, firmware))
 }
 
 async fn serve(
     globals: &Globals,
-    specs: Vec<NodeSpec>,
+    specs: Vec<racker_sim::NodeSpec>,
     user: String,
     password: Password,
-    firmware: Option<(
-        std::net::SocketAddr,
-        std::time::Duration,
-        std::collections::BTreeMap<[u8; 6], FirmwareFaults>,
-    )>,
+    firmware: Option<FirmwareSetup>,
 ) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let rack = SimRack::start(specs, &user, password.clone()).await?;
-    // Keep the firmware tasks alive as long as the rack runs.
-    let mut _firmware = Vec::new();
-    if let Some((dhcp, delay, node_faults)) = firmware {
-        use racker_sim::firmware::{BmcAccess, Firmware, FirmwareConfig, HttpClient};
-        let config = FirmwareConfig::new(dhcp)
-            .bmc(BmcAccess::Lan {
-                user: user.clone(),
-                password: password.clone(),
-            })
-            .install_delay(delay);
-        let client = HttpClient::new(&config)?;
-        for node in rack.nodes() {
-            let Some(mac) = node.primary_mac() else {
-                continue;
-            };
-            let faults = node_faults.get(&mac).copied().unwrap_or_default();
-            _firmware.push(Firmware::spawn_with(
-                node,
-                config.clone().faults(faults),
-                &client,
-            )?);
-        }
+    let dhcp = firmware.as_ref().map(|f| f.dhcp);
+    let rack = ServedRack::start(&globals.state_dir, specs, &user, password, firmware).await?;
+    if let Some(dhcp) = dhcp {
         println!(
             "PXE firmware on {} node(s), DHCP server {dhcp}",
-            _firmware.len()
+            rack.firmware_count()
         );
     }
-    let mut events = rack.subscribe();
-    let pid = std::process::id();
-    let table = BmcTable::of(&rack, pid, &user);
-    let write_status = |rack: &SimRack| -> anyhow::Result<()> {
-        write_json_atomic(&globals.state_dir, STATUS_FILE, &StatusFile::of(rack, pid))?;
-        Ok(())
-    };
-    write_status(&rack)?;
-    let table_path = write_json_atomic(&globals.state_dir, BMC_TABLE_FILE, &table)?;
-    // Only a state directory with this marker (and this process alive)
-    // sends racker's IPMI to the table's addresses.
-    crate::context::mark_simulated(&globals.state_dir, pid)?;
-
+    let table = rack.table();
+    let table_path = rack.table_path();
     println!(
         "{} simulated BMCs up in {} ms (user {user}, password in {}):",
-        rack.nodes().len(),
+        table.bmcs.len(),
         started.elapsed().as_millis(),
         globals.oem_dir.join("ipmi_password").display()
     );
@@ -380,30 +220,16 @@ async fn serve(
     }
     println!("BMC table: {}; press Ctrl-C to stop.", table_path.display());
 
-    let result = loop {
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => break r.context("waiting for Ctrl-C"),
-            e = events.recv() => {
-                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = e {
-                    break Ok(());
-                }
-                // Coalesce bursts into one write.
-                while events.try_recv().is_ok() {}
-                if let Err(err) = write_status(&rack) {
-                    crate::output::warn(format_args!("{err:#}"));
-                }
-            }
-        }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let shutdown = async move {
+        let signal = tokio::signal::ctrl_c().await;
+        let _ = tx.send(signal);
     };
-    rack.shutdown().await;
-    for name in [
-        crate::context::SIMULATED_RACK_MARKER,
-        BMC_TABLE_FILE,
-        STATUS_FILE,
-    ] {
-        let _ = std::fs::remove_file(globals.state_dir.join(name));
+    rack.run_until(shutdown, |err| crate::output::warn(format_args!("{err:#}")))
+        .await;
+    if let Ok(signal) = rx.await {
+        signal.context("waiting for Ctrl-C")?;
     }
-    result?;
     println!("simulated rack stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -526,49 +352,4 @@ fn status(globals: &Globals, _args: StatusArgs) -> anyhow::Result<ExitCode> {
         Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses_skip_network_and_broadcast() {
-        assert_eq!(
-            bmc_addr("127.24.213", 6230, 0).unwrap(),
-            "127.24.213.2:6230".parse().unwrap()
-        );
-        assert_eq!(
-            bmc_addr("127.24.213", 6230, 252).unwrap(),
-            "127.24.213.254:6230".parse().unwrap()
-        );
-        assert_eq!(
-            bmc_addr("127.24.213", 6230, 253).unwrap(),
-            "127.24.214.2:6230".parse().unwrap()
-        );
-        assert_eq!(
-            bmc_addr("127.0.0.1", 7000, 3).unwrap(),
-            "127.0.0.1:7003".parse().unwrap()
-        );
-        assert!(bmc_addr("10.0.0", 623, 0).is_err());
-        assert!(bmc_addr("127.0", 623, 0).is_err());
-        assert!(bmc_addr("127.0.0.1", 65535, 1).is_err());
-    }
-
-    #[test]
-    fn generated_inventory_parses() {
-        let csv = generated_csv(300);
-        let inv = Inventory::parse("gen", csv.as_bytes()).unwrap();
-        assert_eq!(inv.nodes().len(), 300);
-        assert_eq!(inv.nodes()[299].bmc_mac.to_string(), "02:52:4b:01:01:2b");
-    }
-
-    #[test]
-    fn fault_flags() {
-        let (mac, f) = parse_fault("02:52:4B:01:00:01=loss:25").unwrap();
-        assert_eq!(mac.to_string(), "02:52:4b:01:00:01");
-        assert_eq!(f, NodeFault::Bmc(Fault::PacketLoss(25)));
-        assert!(parse_fault("02:52:4b:01:00:01").is_err());
-        assert!(parse_fault("nope=unreachable").is_err());
-    }
 }

@@ -231,6 +231,26 @@ pub enum Error {
     /// [`crate::Installer::stop_at`]), leaving the disk as a crash would.
     #[error("install interrupted after stage {0:?}")]
     Interrupted(Stage),
+    /// No checksum was given and none is published beside the archive.
+    #[error("no checksum for {url}: pass --sha256 or publish {sidecar}")]
+    NoChecksum {
+        /// The archive.
+        url: String,
+        /// Where its checksum was looked for.
+        sidecar: String,
+        /// Why it could not be fetched.
+        #[source]
+        source: Box<Error>,
+    },
+    /// The release index could not be fetched.
+    #[error("release index {url} unreachable")]
+    IndexUnreachable {
+        /// The index URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 /// Result alias of this crate.

@@ -46,6 +46,7 @@ mod fetch;
 mod index;
 mod install;
 mod systemd;
+mod update;
 
 pub use archive::{
     DEFAULT_MTIME, check_entry_path, check_link_target, unpack_archive, write_archive,
@@ -62,4 +63,8 @@ pub use install::{
 };
 pub use semver::Version;
 pub use systemd::{ServiceManager, Systemctl, UNIT_SUFFIXES, is_unit_name, systemd_booted};
+pub use update::{
+    IndexChoice, SMALL_DOCUMENT_LIMIT, choose_from_index, fetch_and_install, published_checksum,
+    url_or_path,
+};
 pub use url::Url;

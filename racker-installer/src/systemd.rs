@@ -36,6 +36,22 @@ impl Systemctl {
         }
     }
 
+    /// The `--systemctl` setting: `none` (no service manager), `auto`
+    /// (`systemctl` when systemd runs, see [`systemd_booted`]) or the
+    /// program to use.
+    pub fn from_setting(setting: &str, run_dir: &Path) -> Option<Self> {
+        match setting {
+            "none" => None,
+            "auto" => systemd_booted(run_dir).then(|| Self::new("systemctl")),
+            program => Some(Self::new(program)),
+        }
+    }
+
+    /// The program run.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
     fn run(&self, args: &[&str]) -> Result<std::process::ExitStatus> {
         Command::new(&self.program)
             .args(args)
@@ -86,4 +102,21 @@ pub fn is_unit_name(name: &str) -> bool {
         .any(|s| name.len() > s.len() && name.ends_with(s))
         && !name.starts_with('.')
         && !name.contains('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemctl_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Systemctl::from_setting("none", dir.path()).is_none());
+        assert!(Systemctl::from_setting("auto", dir.path()).is_none());
+        std::fs::create_dir_all(dir.path().join("systemd/system")).unwrap();
+        let auto = Systemctl::from_setting("auto", dir.path()).unwrap();
+        assert_eq!(auto.program(), Path::new("systemctl"));
+        let fake = Systemctl::from_setting("/opt/fake-systemctl", dir.path()).unwrap();
+        assert_eq!(fake.program(), Path::new("/opt/fake-systemctl"));
+    }
 }

@@ -58,4 +58,16 @@ pub enum Error {
         /// Parser error.
         source: serde_json::Error,
     },
+    /// A fault names a MAC that no node of the inventory has.
+    #[error("no node has MAC {mac}")]
+    UnknownMac {
+        /// The MAC given.
+        mac: racker_inventory::MacAddr,
+    },
+    /// The BMC credential files are invalid.
+    #[error(transparent)]
+    Credentials(Box<racker_inventory::Error>),
+    /// The simulated firmware could not start.
+    #[error(transparent)]
+    Firmware(#[from] crate::firmware::FirmwareError),
 }

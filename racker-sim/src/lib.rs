@@ -18,6 +18,12 @@
 //!   with per-node fault injection and a rack-wide event stream; [`SimNode`]
 //!   is the handle a test or the simulated firmware uses to look at and
 //!   act on one node.
+//! * [`ServedRack`] is a simulated rack run as a service for other
+//!   processes (`racker sim up`): the BMC table, live status and the
+//!   running-rack marker in the state directory ([`running_simulator_bmcs`]
+//!   finds a running rack's BMCs), with the helpers that set one up from a
+//!   nodes.csv ([`generated_nodes_csv`], [`bmc_address`], [`FaultSpec`],
+//!   [`node_specs`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -44,6 +50,7 @@ mod rack;
 mod sel;
 mod sensors;
 mod table;
+mod up;
 
 pub use bmc::{Bmc, BmcConfig, DEFAULT_HANDSHAKE_TIMEOUT, Transmit};
 pub use chassis::{
@@ -56,4 +63,9 @@ pub use racker_ipmi::codec::CipherSuite;
 pub use table::{
     BMC_TABLE_FILE, BmcEntry, BmcTable, NodeStatus, STATUS_FILE, StatusFile, read_json,
     write_json_atomic,
+};
+pub use up::{
+    FaultSpec, FirmwareFaultsByMac, FirmwareSetup, SIMULATED_RACK_MARKER, ServedRack, SplitFaults,
+    bmc_address, default_ipmi_port, ensure_credentials, generated_nodes_csv, live_rack_pid,
+    mark_simulated, node_specs, remove_rack_files, running_simulator_bmcs,
 };

@@ -9,7 +9,7 @@ mod wizard;
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -21,7 +21,9 @@ use racker_inventory::MacAddr;
 
 use crate::context::{self, PlanArgs, SelectionArgs};
 use crate::globals::Globals;
+use crate::output;
 use progress::Progress;
+use racker_bootstrap::handover::HandoverStep;
 
 /// What to do when nodes fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -202,9 +204,12 @@ pub(crate) fn config(
     );
     // The management key pair is created on first use.
     crate::factory::ensure_ssh_key(&globals.state_dir.join("ssh").join("id_ed25519"))?;
-    let (render, public_ips) =
-        args.choices
-            .resolve(globals, &rack, &args.selection, &resolved_dir(&cluster_dir))?;
+    let (render, public_ips) = args.choices.resolve(
+        globals,
+        &rack,
+        &args.selection,
+        &racker_bootstrap::render_dir::resolved_dir(&cluster_dir),
+    )?;
 
     let mut config = Config::new(
         globals.state_dir.clone(),
@@ -298,77 +303,52 @@ pub(crate) fn handover(globals: &Globals, args: &BootstrapCmd, config: &Config) 
     if args.handover == Handover::None || !on_interface {
         return;
     }
-    // What the service needs beyond its unit: a Lokomotive rack keeps the
-    // matchbox gRPC API for day-2 `lokoctl cluster apply`.
+    // A Lokomotive rack keeps the matchbox gRPC API for day-2 `lokoctl
+    // cluster apply`.
     let grpc = match &config.netboot {
         NetbootMode::Serve(endpoints) if config.lokoctl.is_some() => {
             endpoints.content.matchbox_grpc
         }
         _ => None,
     };
-    let env_changed = match racker_bootstrap::service::write_netboot_env(&globals.state_dir, grpc) {
-        Ok((path, changed)) => {
-            if changed && let Some(addr) = grpc {
-                println!(
-                    "✓ Network: {} keeps the matchbox gRPC API on {addr} for lokoctl",
-                    path.display()
-                );
-            }
-            changed
-        }
-        Err(e) => {
-            eprintln!("warning: {e}");
-            false
-        }
-    };
-    // A running service took over already (the bootstrap used it).
-    if racker_netboot::service::ServiceMarker::read(&globals.state_dir)
-        .is_some_and(|m| std::path::Path::new(&format!("/proc/{}", m.pid)).exists())
-    {
-        if env_changed {
-            eprintln!(
-                "note: restart {} to apply its new settings: systemctl restart {}",
-                racker_bootstrap::service::NETBOOT_UNIT,
-                racker_bootstrap::service::NETBOOT_UNIT
-            );
-        }
-        return;
-    }
-    let rack = &config.rack;
-    let iface = &rack.management.pxe_interface;
-    let unit = racker_bootstrap::service::NETBOOT_UNIT;
-    match racker_bootstrap::service::write_pxe_network(
+    let systemctl =
+        racker_installer::Systemctl::from_setting(&args.systemctl, std::path::Path::new("/run"));
+    let steps = racker_bootstrap::handover::handover(
+        &globals.state_dir,
+        &config.rack,
         &args.networkd_dir,
-        iface,
-        rack.plan.management_ip(),
-        rack.plan.subnet().prefix_len(),
-    ) {
-        Ok((path, true)) => println!(
-            "✓ Network: {} keeps the PXE interface's address",
-            path.display()
-        ),
-        Ok((_, false)) => {}
-        Err(e) => eprintln!("warning: {e}"),
-    }
-    let systemctl = match args.systemctl.as_str() {
-        "none" => None,
-        "auto" => std::path::Path::new("/run/systemd/system")
-            .is_dir()
-            .then(|| PathBuf::from("systemctl")),
-        path => Some(PathBuf::from(path)),
-    };
-    match systemctl {
-        Some(systemctl) => match racker_bootstrap::service::enable_now(&systemctl, unit) {
-            Ok(()) => println!(
-                "✓ Network: handed over to {unit} (enabled; DHCP, TFTP and HTTP keep serving the rack)"
-            ),
-            Err(e) => eprintln!(
-                "warning: {e}\n  The rack network is down until you run: systemctl enable --now {unit}"
-            ),
-        },
-        None => eprintln!(
-            "note: the rack network stopped with this bootstrap; keep it up with: systemctl enable --now {unit}"
-        ),
+        systemctl.as_ref().map(racker_installer::Systemctl::program),
+        grpc,
+    );
+    for step in steps {
+        match step {
+            HandoverStep::EnvironmentWritten(path, Some(addr)) => {
+                output::line(output::ok_mark(&format!(
+                    "Network: {} keeps the matchbox gRPC API on {addr} for lokoctl",
+                    path.display()
+                )))
+            }
+            HandoverStep::EnvironmentWritten(_, None) => {}
+            HandoverStep::EnvironmentFailed(e) => output::warn(e),
+            HandoverStep::RestartNeeded(unit) => output::progress(format_args!(
+                "note: restart {unit} to apply its new settings: systemctl restart {unit}"
+            )),
+            HandoverStep::NetworkWritten(path) => output::line(output::ok_mark(&format!(
+                "Network: {} keeps the PXE interface's address",
+                path.display()
+            ))),
+            HandoverStep::NetworkFailed(e) => output::warn(e),
+            HandoverStep::Enabled(unit) => output::line(output::ok_mark(&format!(
+                "Network: handed over to {unit} (enabled; DHCP, TFTP and HTTP keep serving the rack)"
+            ))),
+            HandoverStep::EnableFailed(unit, e) => output::warn(format_args!(
+                "{e}\n  The rack network is down until you run: systemctl enable --now {unit}"
+            )),
+            HandoverStep::NoSystemd(unit) => output::progress(format_args!(
+                "note: the rack network stopped with this bootstrap; keep it up with: systemctl enable --now {unit}"
+            )),
+            other => output::warn(format_args!("{other:?}")),
+        }
     }
 }
 
@@ -381,29 +361,6 @@ pub(crate) fn progress_sink() -> impl racker_bootstrap::EventSink {
 pub(crate) fn lokomotive_available() -> anyhow::Result<()> {
     racker_bootstrap::find_lokoctl().map(|_| ())?;
     Ok(())
-}
-
-/// `dir` with symbolic links resolved, also when it does not exist yet
-/// (its nearest existing ancestor resolved, the rest appended).
-fn resolved_dir(dir: &Path) -> PathBuf {
-    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
-    let mut missing = Vec::new();
-    let mut base = absolute.as_path();
-    loop {
-        if let Ok(real) = std::fs::canonicalize(base) {
-            return missing
-                .iter()
-                .rev()
-                .fold(real, |p: PathBuf, name| p.join(name));
-        }
-        match (base.parent(), base.file_name()) {
-            (Some(parent), Some(name)) => {
-                missing.push(name.to_owned());
-                base = parent;
-            }
-            _ => return absolute,
-        }
-    }
 }
 
 /// `--on-failure`: a fixed answer, or the operator's.

@@ -141,7 +141,7 @@ pub(crate) fn ask(
                     break;
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    crate::output::error(e);
                     if !Confirm::new()
                         .with_prompt("Edit again?")
                         .default(true)
