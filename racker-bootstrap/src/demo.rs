@@ -389,6 +389,8 @@ async fn keep_netboot(
     let builder = NetbootService::builder(state_dir, config)
         .dhcp(DhcpListen::Socket(dhcp))
         .http_listen(http)
+        // The simulated nodes report from loopback.
+        .loopback_reports(true)
         .tftp(false)
         .reservations(crate::network::reservations(plan, None))
         .nodes(crate::network::node_entries(plan, None))

@@ -4,15 +4,25 @@
 //! persistent and the unit enabled and started. Every step reports what
 //! happened; failures leave the commands to run by hand to the caller.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::service::{NETBOOT_UNIT, enable_now, write_pxe_network};
+use crate::service::{NETBOOT_UNIT, enable_now, write_netboot_env, write_pxe_network};
 use crate::{Error, Rack};
 
 /// One step of [`handover`].
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum HandoverStep {
+    /// The service's environment file changed: a Lokomotive rack keeps the
+    /// matchbox gRPC API at this address for day-2 `lokoctl cluster apply`
+    /// (`None`: the file no longer asks for it).
+    EnvironmentWritten(PathBuf, Option<SocketAddr>),
+    /// The environment file could not be written.
+    EnvironmentFailed(Error),
+    /// The service already ran and its environment changed: it needs a
+    /// restart to read it.
+    RestartNeeded(&'static str),
     /// The PXE interface's `.network` file was written (it changed).
     NetworkWritten(PathBuf),
     /// The `.network` file could not be written.
@@ -25,21 +35,39 @@ pub enum HandoverStep {
     NoSystemd(&'static str),
 }
 
-/// Hand the rack network over: skipped (no steps) when a netboot service of
-/// `state_dir` already runs (the bootstrap used it). `systemctl`: the
-/// program to enable the unit with, `None` without systemd.
+/// Hand the rack network over. First the service's environment file is
+/// written (`matchbox_grpc`: the gRPC API a Lokomotive rack keeps). When a
+/// netboot service of `state_dir` already runs (the bootstrap used it),
+/// nothing else happens, except asking for a restart if that file changed.
+/// `systemctl`: the program to enable the unit with, `None` without systemd.
 pub fn handover(
     state_dir: &Path,
     rack: &Rack,
     networkd_dir: &Path,
     systemctl: Option<&Path>,
+    matchbox_grpc: Option<SocketAddr>,
 ) -> Vec<HandoverStep> {
+    let mut steps = Vec::new();
+    let env_changed = match write_netboot_env(state_dir, matchbox_grpc) {
+        Ok((path, changed)) => {
+            if changed {
+                steps.push(HandoverStep::EnvironmentWritten(path, matchbox_grpc));
+            }
+            changed
+        }
+        Err(e) => {
+            steps.push(HandoverStep::EnvironmentFailed(e));
+            false
+        }
+    };
     if racker_netboot::service::ServiceMarker::read(state_dir)
         .is_some_and(|m| Path::new(&format!("/proc/{}", m.pid)).exists())
     {
-        return Vec::new();
+        if env_changed {
+            steps.push(HandoverStep::RestartNeeded(NETBOOT_UNIT));
+        }
+        return steps;
     }
-    let mut steps = Vec::new();
     match write_pxe_network(
         networkd_dir,
         &rack.management.pxe_interface,
@@ -90,17 +118,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let rack = rack(dir.path());
         let networkd = dir.path().join("networkd");
-        let steps = handover(dir.path(), &rack, &networkd, None);
+        let steps = handover(dir.path(), &rack, &networkd, None, None);
         assert!(
-            matches!(&steps[..], [HandoverStep::NetworkWritten(p), HandoverStep::NoSystemd(_)] if p.ends_with("10-pxe.network"))
+            matches!(&steps[..], [HandoverStep::EnvironmentWritten(_, None), HandoverStep::NetworkWritten(p), HandoverStep::NoSystemd(_)] if p.ends_with("10-pxe.network")),
+            "{steps:?}"
         );
         // Written once; a systemctl that fails is reported.
-        let steps = handover(dir.path(), &rack, &networkd, Some(Path::new("/bin/false")));
+        let steps = handover(
+            dir.path(),
+            &rack,
+            &networkd,
+            Some(Path::new("/bin/false")),
+            None,
+        );
         assert!(matches!(
             &steps[..],
             [HandoverStep::EnableFailed(NETBOOT_UNIT, _)]
         ));
-        let steps = handover(dir.path(), &rack, &networkd, Some(Path::new("/bin/true")));
+        let steps = handover(
+            dir.path(),
+            &rack,
+            &networkd,
+            Some(Path::new("/bin/true")),
+            None,
+        );
         assert!(matches!(&steps[..], [HandoverStep::Enabled(NETBOOT_UNIT)]));
+        // A Lokomotive rack: the environment file asks for the gRPC API.
+        let grpc: SocketAddr = "172.24.213.1:8081".parse().unwrap();
+        let steps = handover(
+            dir.path(),
+            &rack,
+            &networkd,
+            Some(Path::new("/bin/true")),
+            Some(grpc),
+        );
+        assert!(
+            matches!(&steps[..], [HandoverStep::EnvironmentWritten(_, Some(a)), HandoverStep::Enabled(_)] if *a == grpc),
+            "{steps:?}"
+        );
     }
 }

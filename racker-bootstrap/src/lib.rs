@@ -109,7 +109,7 @@ mod state;
 mod status;
 mod summary;
 
-pub use bmc::{BmcResolver, BmcSource, ResolvedBmc};
+pub use bmc::{BmcResolver, BmcSource, BmcTarget, ResolvedBmc, TargetQuery, select_targets};
 pub use config::{Config, NetbootMode, Rack};
 pub use error::{Error, Result};
 pub use events::{
@@ -123,5 +123,5 @@ pub use run::{Outcome, Report, bootstrap, reprovision};
 pub use state::{
     BootstrapState, NodeEvent, NodeRecord, NodeState, Stage, StateFile, TransitionError, now_unix,
 };
-pub use status::{NodeStatus, StatusOptions, StatusReport, collect_status};
+pub use status::{NodeStatus, StatusOptions, StatusReport, UpSource, collect_status};
 pub use summary::{Summary, SummaryNode};

@@ -303,7 +303,11 @@ pub(crate) async fn start(
             cluster_dir: cluster_dir.to_owned(),
         }));
     if let Some(addr) = content.http_listen {
-        builder = builder.http_listen(addr);
+        // A rack on loopback only (the simulator): every node reports from
+        // 127.0.0.1 (docs/netboot.md, "Install reports").
+        builder = builder
+            .http_listen(addr)
+            .loopback_reports(addr.ip().is_loopback());
     }
     if let Some(addr) = content.tftp_listen {
         builder = builder.tftp_listen(addr);

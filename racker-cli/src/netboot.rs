@@ -121,8 +121,10 @@ struct ServeArgs {
     #[arg(long, value_name = "FILE", hide = true)]
     proc_net_route: Option<PathBuf>,
     /// Also serve the matchbox-compatible gRPC API (mutual TLS) for
-    /// Lokomotive on ADDR:PORT, e.g. 172.24.213.1:8081 [default: off].
-    #[arg(long, value_name = "ADDR:PORT")]
+    /// Lokomotive on ADDR:PORT, e.g. 172.24.213.1:8081 [default: off; the
+    /// service unit sets it through its environment file after a
+    /// Lokomotive bootstrap].
+    #[arg(long, value_name = "ADDR:PORT", env = "RACKER_MATCHBOX_GRPC")]
     matchbox_grpc: Option<SocketAddr>,
     #[command(flatten)]
     content: ContentArgs,
@@ -213,7 +215,11 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
         ))
         .nodes(racker_bootstrap::network::node_entries(&rack.plan, None));
     if let Some(addr) = content.http_listen {
-        builder = builder.http_listen(addr);
+        // A rack on loopback only (the simulator): every node reports from
+        // 127.0.0.1 (docs/netboot.md, "Install reports").
+        builder = builder
+            .http_listen(addr)
+            .loopback_reports(addr.ip().is_loopback());
     }
     if let Some(addr) = content.tftp_listen {
         builder = builder.tftp_listen(addr);

@@ -10,6 +10,100 @@ use racker_inventory::MacAddr;
 
 use crate::bootstrap::{BootstrapCmd, Policy};
 use crate::globals::Globals;
+use crate::output::{Tone, fail_mark, ok_mark, paint};
+
+/// `racker reprovision -o json` (kind `reprovision`, docs/output.md): the
+/// bootstrap summary's keys, `nodes` limited to the reprovisioned nodes.
+#[derive(Debug, serde::Serialize)]
+struct ReprovisionJson {
+    provision: String,
+    ok: bool,
+    outcome: &'static str,
+    /// The nodes asked for, in the order given (primary MACs).
+    requested: Vec<MacAddr>,
+    failed_nodes: Vec<MacAddr>,
+    cluster_dir: std::path::PathBuf,
+    log: std::path::PathBuf,
+    elapsed_ms: u128,
+    nodes: Vec<racker_bootstrap::SummaryNode>,
+}
+
+impl ReprovisionJson {
+    fn new(
+        report: &racker_bootstrap::Report,
+        requested: &[MacAddr],
+        elapsed: std::time::Duration,
+    ) -> Self {
+        let s = report.summary();
+        Self {
+            provision: s.provision,
+            ok: s.ok,
+            outcome: s.outcome,
+            requested: requested.to_vec(),
+            failed_nodes: s.failed_nodes,
+            cluster_dir: s.cluster_dir,
+            log: s.log,
+            elapsed_ms: elapsed.as_millis(),
+            nodes: s
+                .nodes
+                .into_iter()
+                .filter(|n| requested.contains(&n.mac))
+                .collect(),
+        }
+    }
+}
+
+/// How the reprovision ended, on stdout: a table of the reprovisioned
+/// nodes and one line, or the `reprovision` document.
+fn print_summary(
+    format: crate::output::Format,
+    report: &racker_bootstrap::Report,
+    requested: &[MacAddr],
+    elapsed: std::time::Duration,
+) -> anyhow::Result<()> {
+    let doc = ReprovisionJson::new(report, requested, elapsed);
+    crate::output::emit(format, "reprovision", &doc, |wide| {
+        let mut header = vec!["NODE", "MAC", "STATE", "ATTEMPTS"];
+        if wide {
+            header.extend(["BMC MAC", "STAGE"]);
+        }
+        header.push("REASON");
+        let rows: Vec<Vec<String>> = doc
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut row = vec![
+                    n.node.clone(),
+                    n.mac.to_string(),
+                    paint(Tone::of_state(n.state), n.state),
+                    n.attempts.to_string(),
+                ];
+                if wide {
+                    row.extend([n.bmc_mac.to_string(), n.stage.to_owned()]);
+                }
+                row.push(n.reason.clone().unwrap_or_else(|| "-".into()));
+                row
+            })
+            .collect();
+        crate::table::print_rows(&header, &rows);
+        let tenths = u64::try_from(elapsed.as_millis() / 100).unwrap_or(u64::MAX);
+        let took = humantime::format_duration(std::time::Duration::from_millis(
+            tenths.saturating_mul(100),
+        ));
+        crate::output::line(if doc.ok {
+            ok_mark(&format!(
+                "{} node(s) reprovisioned in {took}",
+                doc.requested.len()
+            ))
+        } else {
+            fail_mark(&format!(
+                "reprovision failed after {took} (log: {})",
+                doc.log.display()
+            ))
+        });
+        Ok(())
+    })
+}
 
 /// Arguments of `racker reprovision`.
 #[derive(Debug, Clone, clap::Args)]
@@ -54,7 +148,8 @@ pub(crate) fn run(globals: &Globals, mut cmd: ReprovisionCmd) -> anyhow::Result<
     rt.block_on(async {
         let config = crate::bootstrap::config(globals, &cmd.bootstrap, simulated)?;
         let progress = crate::bootstrap::progress_sink();
-        println!(
+        // Progress on stderr; stdout carries only the summary (docs/output.md).
+        eprintln!(
             "Reprovisioning {} node(s): {}",
             macs.len(),
             macs.iter()
@@ -62,6 +157,7 @@ pub(crate) fn run(globals: &Globals, mut cmd: ReprovisionCmd) -> anyhow::Result<
                 .collect::<Vec<_>>()
                 .join(" ")
         );
+        let started = std::time::Instant::now();
         let report = racker_bootstrap::reprovision(
             &config,
             &macs,
@@ -70,6 +166,7 @@ pub(crate) fn run(globals: &Globals, mut cmd: ReprovisionCmd) -> anyhow::Result<
         )
         .await?;
         crate::bootstrap::handover(globals, &cmd.bootstrap, &config);
+        print_summary(globals.output, &report, &macs, started.elapsed())?;
         anyhow::Ok(if report.succeeded() {
             ExitCode::SUCCESS
         } else {

@@ -628,7 +628,8 @@ fn sensors_sel_fru_mc_info_text_and_json() {
     assert_eq!(sensors.len(), 2, "{v}");
     assert_eq!(sensors[0]["name"], "CPU Temp");
     assert_eq!(sensors[0]["reading"], 45.0);
-    assert_eq!(sensors[0]["unit"], "degrees C");
+    assert_eq!(sensors[0]["unit"], "celsius");
+    assert_eq!(sensors[0]["sensor_type"], "temperature");
     assert_eq!(sensors[0]["status"], "ok");
     assert_eq!(sensors[0]["thresholds"]["upper_critical"], 240.0);
     assert_eq!(sensors[1]["reading"], 5000.0);
@@ -748,4 +749,304 @@ fn exporter_serves_metrics_for_the_selected_nodes() {
         !text.contains("node=\"node-2\""),
         "only the selected nodes: {text}"
     );
+}
+
+/// One sample of a Prometheus text exposition: metric, labels, value.
+type Sample = (String, std::collections::BTreeMap<String, String>, f64);
+
+/// The samples of `text` (label values without escapes, enough here).
+fn samples(text: &str) -> Vec<Sample> {
+    let line = regex::Regex::new(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$").unwrap();
+    let label = regex::Regex::new(r#"([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)""#).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let c = line.captures(l)?;
+            let labels = c
+                .get(2)
+                .map(|m| {
+                    label
+                        .captures_iter(m.as_str())
+                        .map(|l| (l[1].to_owned(), l[2].to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some((c[1].to_owned(), labels, c[3].parse().ok()?))
+        })
+        .collect()
+}
+
+/// `curl -s URL` (the body), or None when nothing answers.
+fn curl(url: &str) -> Option<String> {
+    let out = StdCommand::new("curl")
+        .args(["-sf", "--max-time", "30", url])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Kills and reaps a child process on drop.
+struct Reap(Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = racker_testsupport::interrupt(&mut self.0, Duration::from_secs(5));
+    }
+}
+
+/// The real `ipmi_exporter` (Debian's prometheus-ipmi-exporter, FreeIPMI
+/// inside) and `racker ipmi --all exporter`, scraped against the same
+/// simulated BMCs (`racker sim up`, one node with a `fan-fail` fault),
+/// agree: `ipmi_up` 1, the same sensors with the same ids, names and
+/// values for temperature, fan, voltage and power, and the same sensor
+/// states.
+#[test]
+fn exporter_agrees_with_prometheus_ipmi_exporter() {
+    let test = "exporter_agrees_with_prometheus_ipmi_exporter";
+    for tool in ["prometheus-ipmi-exporter", "ipmi-sensors", "curl"] {
+        if racker_testsupport::require_tool(test, tool).is_none() {
+            return;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let racker = || {
+        let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("racker"));
+        cmd.env_clear()
+            .env("RACKER_OEM_DIR", dir.path().join("oem"))
+            .env("RACKER_STATE_DIR", dir.path().join("state"))
+            .env("RACKER_SYS_CLASS_NET", dir.path().join("net"))
+            .stdin(Stdio::null());
+        cmd
+    };
+    // Three rows: the management node and two nodes; node-1's BMC
+    // (02:52:4b:01:00:02) has a failed fan.
+    let (sim, _) = racker_testsupport::spawn_until_line(
+        racker()
+            .args(["sim", "up", "--count", "3", "--bind", "127.95.0"])
+            .args(["--ipmi-port", "0", "--fault", "02:52:4b:01:00:02=fan-fail"]),
+        "press Ctrl-C",
+    );
+    let _sim = Reap(sim);
+    let net = dir.path().join("net/eth1");
+    std::fs::create_dir_all(&net).unwrap();
+    std::fs::write(net.join("address"), "02:52:4b:02:00:00\n").unwrap();
+    let on = racker()
+        .args(["ipmi", "--all", "power", "on"])
+        .output()
+        .unwrap();
+    assert!(on.status.success(), "{on:?}");
+    // The BMCs' addresses, from the simulator's table.
+    let table: serde_json::Value = serde_json::from_slice(
+        &racker()
+            .args(["sim", "status", "-o", "json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let bmcs: Vec<(String, String)> = table["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        // The management node's BMC is simulated too; it is not a node.
+        .filter(|n| n["power"] == "on")
+        .map(|n| {
+            (
+                n["bmc_mac"].as_str().unwrap().to_owned(),
+                format!("{}:{}", n["bmc_ip"].as_str().unwrap(), n["bmc_port"]),
+            )
+        })
+        .collect();
+    assert_eq!(bmcs.len(), 2, "{table}");
+
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    // racker's exporter.
+    let racker_listen = format!("127.0.0.1:{}", free_port());
+    let exporter = racker()
+        .args(["ipmi", "--all", "exporter", "--listen", &racker_listen])
+        .args(["--interval", "1s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _exporter = Reap(exporter);
+    // The real one.
+    let password = std::fs::read_to_string(dir.path().join("oem/ipmi_password")).unwrap();
+    let config = dir.path().join("ipmi.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "modules:\n  default:\n    user: \"USER\"\n    pass: \"{}\"\n    driver: \"LAN_2_0\"\n    \
+             privilege: \"user\"\n    timeout: 10000\n    collectors:\n    - bmc\n    - ipmi\n    \
+             - chassis\n    - sel\n",
+            password.trim()
+        ),
+    )
+    .unwrap();
+    let real_port = free_port();
+    let real = StdCommand::new("prometheus-ipmi-exporter")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{real_port}"))
+        .arg("--freeipmi.path=/usr/sbin")
+        .env("HOME", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _real = Reap(real);
+
+    // racker's view: both BMCs up and node-1's fan already failed.
+    let mut ours = Vec::new();
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(200));
+        if let Some(text) = curl(&format!("http://{racker_listen}/metrics")) {
+            ours = samples(&text);
+            let up = ours
+                .iter()
+                .filter(|(m, l, v)| m == "ipmi_up" && l["collector"] == "ipmi" && *v == 1.0)
+                .count();
+            let failed_fan = ours.iter().any(|(m, l, v)| {
+                m == "ipmi_fan_speed_state" && l["mac"] == "02:52:4b:01:00:02" && *v == 2.0
+            });
+            if up == 2 && failed_fan {
+                break;
+            }
+        }
+    }
+    let families = [
+        "ipmi_temperature_celsius",
+        "ipmi_fan_speed_rpm",
+        "ipmi_voltage_volts",
+        "ipmi_power_watts",
+    ];
+    let mut compared = 0;
+    for (bmc_mac, addr) in &bmcs {
+        let url = format!("http://127.0.0.1:{real_port}/ipmi?module=default&target={addr}");
+        let mut theirs = Vec::new();
+        for _ in 0..50 {
+            if let Some(text) = curl(&url) {
+                theirs = samples(&text);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // ipmi_up 1 for every collector of both.
+        for collector in ["ipmi", "bmc", "chassis", "sel"] {
+            let up = |s: &[Sample], mine: bool| {
+                s.iter()
+                    .find(|(m, l, _)| {
+                        m == "ipmi_up"
+                            && l.get("collector").map(String::as_str) == Some(collector)
+                            && (!mine || l["mac"] == *bmc_mac)
+                    })
+                    .map(|s| s.2)
+            };
+            assert_eq!(
+                up(&theirs, false),
+                Some(1.0),
+                "ipmi_exporter {collector}: {theirs:?}"
+            );
+            assert_eq!(up(&ours, true), Some(1.0), "racker {collector}: {ours:?}");
+        }
+        // Our samples of this BMC with ipmi_exporter's labels (no node/mac).
+        let mine: Vec<Sample> = ours
+            .iter()
+            .filter(|(_, l, _)| l.get("mac") == Some(bmc_mac))
+            .map(|(m, l, v)| {
+                let mut l = l.clone();
+                l.remove("node");
+                l.remove("mac");
+                (m.clone(), l, *v)
+            })
+            .collect();
+        let pick = |s: &[Sample], family: &str| -> Vec<(String, String, f64)> {
+            let mut v: Vec<_> = s
+                .iter()
+                .filter(|(m, _, _)| m == family)
+                .map(|(_, l, v)| {
+                    let labels: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    (
+                        labels.join(","),
+                        l.get("name").cloned().unwrap_or_default(),
+                        *v,
+                    )
+                })
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        for family in families {
+            let (a, b) = (pick(&mine, family), pick(&theirs, family));
+            assert!(!b.is_empty(), "{family}: ipmi_exporter has none");
+            let keys =
+                |v: &[(String, String, f64)]| v.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+            assert_eq!(keys(&a), keys(&b), "{bmc_mac} {family}: sensor sets differ");
+            for (x, y) in a.iter().zip(&b) {
+                // FreeIPMI prints readings with two decimals.
+                assert!(
+                    (x.2 - y.2).abs() <= 0.005,
+                    "{bmc_mac} {family} {}: racker {} vs ipmi_exporter {}",
+                    x.0,
+                    x.2,
+                    y.2
+                );
+                compared += 1;
+            }
+        }
+        // Chassis power, SEL and the BMC's identity.
+        let one = |s: &[Sample], metric: &str| {
+            s.iter()
+                .find(|(m, _, _)| m == metric)
+                .unwrap_or_else(|| panic!("{bmc_mac}: no {metric} in {s:?}"))
+                .clone()
+        };
+        for metric in [
+            "ipmi_chassis_power_state",
+            "ipmi_sel_logs_count",
+            "ipmi_sel_free_space_bytes",
+        ] {
+            assert_eq!(
+                one(&mine, metric).2,
+                one(&theirs, metric).2,
+                "{bmc_mac} {metric}"
+            );
+        }
+        let (a, b) = (one(&mine, "ipmi_bmc_info"), one(&theirs, "ipmi_bmc_info"));
+        for label in ["firmware_revision", "system_firmware_version"] {
+            assert_eq!(a.1[label], b.1[label], "{bmc_mac} ipmi_bmc_info {label}");
+        }
+        // Sensor states: every *_state family but the chassis power.
+        let states = |s: &[Sample]| -> Vec<(String, String, f64)> {
+            let mut v: Vec<_> = s
+                .iter()
+                .filter(|(m, _, _)| m.ends_with("_state") && m != "ipmi_chassis_power_state")
+                .map(|(m, l, v)| {
+                    let labels: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    (m.clone(), labels.join(","), *v)
+                })
+                .collect();
+            v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+            v
+        };
+        assert_eq!(
+            states(&mine),
+            states(&theirs),
+            "{bmc_mac}: sensor states differ"
+        );
+        let fan1 = states(&theirs)
+            .into_iter()
+            .find(|(m, l, _)| m == "ipmi_fan_speed_state" && l.contains("name=FAN1"))
+            .unwrap();
+        let failed = bmc_mac == "02:52:4b:01:00:02";
+        assert_eq!(fan1.2, if failed { 2.0 } else { 0.0 }, "{bmc_mac}");
+    }
+    assert!(compared >= 16, "{compared} values compared");
 }

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::cargo_bin;
+use racker_testsupport::netns::Netns;
 
 const NODES_CSV: &str = "\
 Primary MAC address, BMC MAC address, Secondary MAC address, Node Type, Comments
@@ -402,21 +403,6 @@ fn serve_no_dhcp_starts_only_boot_content() {
     assert!(!rack.state.join("dhcp-leases.json").exists());
 }
 
-fn run(args: &[&str]) {
-    let status = Command::new(args[0]).args(&args[1..]).status().unwrap();
-    assert!(status.success(), "{args:?}");
-}
-
-/// Network namespaces for the end-to-end test; removed on drop.
-struct Namespaces(String, String);
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        let _ = Command::new("ip").args(["netns", "del", &self.1]).status();
-    }
-}
-
 /// `racker netboot serve` with its defaults (PXE interface found from
 /// nodes.csv and the real /sys/class/net of its namespace, port 67,
 /// SO_BINDTODEVICE) against busybox udhcpc across a veth pair.
@@ -433,48 +419,22 @@ fn serve_in_a_namespace_leases_the_planned_address_to_udhcpc() {
         return;
     };
     let rack = rack();
-    let base = format!("rkcli{}", std::process::id());
-    let ns = Namespaces(format!("{base}s"), format!("{base}c"));
-    run(&["ip", "netns", "add", &ns.0]);
-    run(&["ip", "netns", "add", &ns.1]);
-    run(&[
-        "ip", "link", "add", "pxe0", "netns", &ns.0, "type", "veth", "peer", "name", "rk-cli",
-        "netns", &ns.1,
+    let server_ns = Netns::create("rkclis");
+    let client_ns = Netns::create("rkclic");
+    // The server's side carries the management node's secondary MAC, as
+    // serve finds its PXE interface by that MAC; the client the node's.
+    server_ns.ip(&[
+        "link", "add", "pxe0", "type", "veth", "peer", "name", "rk-cli",
     ]);
-    run(&[
-        "ip",
-        "-n",
-        &ns.0,
-        "link",
-        "set",
-        "pxe0",
-        "address",
-        MGMT_SECONDARY,
-    ]);
-    run(&[
-        "ip",
-        "-n",
-        &ns.0,
-        "addr",
-        "add",
-        "172.24.213.1/24",
-        "dev",
-        "pxe0",
-    ]);
-    run(&["ip", "-n", &ns.0, "link", "set", "pxe0", "up"]);
-    run(&[
-        "ip",
-        "-n",
-        &ns.1,
-        "link",
-        "set",
-        "rk-cli",
-        "address",
-        "02:11:22:33:44:20",
-    ]);
-    run(&["ip", "-n", &ns.1, "link", "set", "rk-cli", "up"]);
+    server_ns.ip(&["link", "set", "rk-cli", "netns", client_ns.name()]);
+    server_ns.ip(&["link", "set", "pxe0", "address", MGMT_SECONDARY]);
+    server_ns.ip(&["addr", "add", "172.24.213.1/24", "dev", "pxe0"]);
+    server_ns.ip(&["link", "set", "pxe0", "up"]);
+    client_ns.ip(&["link", "set", "rk-cli", "address", "02:11:22:33:44:20"]);
+    client_ns.ip(&["link", "set", "rk-cli", "up"]);
+    let ns = (server_ns.name(), client_ns.name());
     let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
+        .args(["netns", "exec", ns.0])
         .arg(cargo_bin("racker"))
         .arg("--oem-dir")
         .arg(&rack.oem)
@@ -514,7 +474,7 @@ fn serve_in_a_namespace_leases_the_planned_address_to_udhcpc() {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     let status = Command::new("ip")
-        .args(["netns", "exec", &ns.1])
+        .args(["netns", "exec", ns.1])
         .arg(udhcpc)
         .args([
             "-i",

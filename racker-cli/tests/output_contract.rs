@@ -359,19 +359,14 @@ impl SimRack {
                                 format!("[{}]", k.to_uppercase()).into()
                             }
                             "log" => "[LOG]".into(),
-                            "timestamp" | "last_event" => "[TIME]".into(),
+                            "last_event" | "logged_at" | "last_added_at" | "last_erased_at"
+                                if v.is_string() =>
+                            {
+                                "[TIME]".into()
+                            }
+                            "bmc_uptime_s" if v.is_number() => "[S]".into(),
                             // SEL records carry their time in their bytes.
-                            "sel" => Value::Array(
-                                v.as_array()
-                                    .into_iter()
-                                    .flatten()
-                                    .map(|record| {
-                                        let mut r = self.redact(record);
-                                        r["raw"] = "[RAW]".into();
-                                        r
-                                    })
-                                    .collect(),
-                            ),
+                            "raw" if v.is_string() => "[RAW]".into(),
                             _ => self.redact(v),
                         };
                         (k.clone(), v)
@@ -424,6 +419,7 @@ fn every_reporting_command_follows_the_documented_schema() {
     let before = check("status_before", "status", &["status", "-o", "json"], true);
     assert_eq!(before["nodes"][0]["state"], "planned");
     assert_eq!(before["nodes"][0]["power"], "off");
+    assert_eq!(before["nodes"][0]["up_source"], Value::Null);
     let all = check(
         "ipmi_all_power_status",
         "ipmi",
@@ -473,8 +469,96 @@ fn every_reporting_command_follows_the_documented_schema() {
         assert_eq!(n["state"], "os-up", "{n}");
         assert_eq!(n["power"], "on", "{n}");
         assert_eq!(n["reason"], Value::Null, "{n}");
+        // Up by the report its simulated OS sent after booting from disk.
+        assert_eq!(n["up_source"], "report", "{n}");
         assert!(n["diag"]["chassis"]["power"] == "on", "{n}");
     }
+    // The monitoring commands of `racker ipmi` (after the bootstrap, so
+    // the nodes are on and their SELs have power and boot events).
+    let node = "02:52:4b:01:00:01";
+    let mut result_types = BTreeSet::new();
+    for (what, args, result_type) in [
+        ("ipmi_sensors", &["sensors"][..], "sensors"),
+        ("ipmi_sel_list", &["sel", "list", "--last", "2"][..], "sel"),
+        ("ipmi_sel_info", &["sel", "info"][..], "sel-info"),
+        ("ipmi_fru", &["fru"][..], "fru"),
+        ("ipmi_identify", &["identify", "5"][..], "done"),
+        ("ipmi_lan_print", &["lan", "print"][..], "lan"),
+        ("ipmi_mc_info", &["mc", "info"][..], "mc-info"),
+        (
+            "ipmi_chassis_capabilities",
+            &["chassis", "capabilities"][..],
+            "chassis-capabilities",
+        ),
+        (
+            "ipmi_chassis_restart_cause",
+            &["chassis", "restart-cause"][..],
+            "restart-cause",
+        ),
+        ("ipmi_diag_on", &["diag"][..], "diag"),
+    ] {
+        let args: Vec<&str> = ["ipmi", node]
+            .into_iter()
+            .chain(args.iter().copied())
+            .chain(["-o", "json"])
+            .collect();
+        let doc = check(what, "ipmi", &args, true);
+        let result = &doc["results"][0]["result"];
+        assert_eq!(result["type"], result_type, "{what}: {doc}");
+        result_types.insert(result_type);
+    }
+    assert_eq!(result_types.len(), 10);
+    // Every sensor type and unit is a fixed word; SEL times are RFC 3339.
+    let sensors = rack.run(&["ipmi", node, "sensors", "-o", "json"]);
+    let sensors: Value = serde_json::from_slice(&sensors.stdout).unwrap();
+    let words: BTreeSet<(String, String)> = sensors["results"][0]["result"]["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["sensor_type"].as_str().unwrap().to_owned(),
+                s["unit"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for (ty, unit) in [
+        ("temperature", "celsius"),
+        ("fan", "rpm"),
+        ("voltage", "volts"),
+        ("other-units", "watts"),
+    ] {
+        assert!(words.contains(&(ty.into(), unit.into())), "{words:?}");
+    }
+    // jsonl: every BMC's result in one line; wide: the text table.
+    let line = rack.run(&["ipmi", "--all", "sensors", "-o", "jsonl"]);
+    assert!(line.status.success(), "{line:?}");
+    let text = String::from_utf8(line.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let doc = check_document(&schema, "ipmi sensors jsonl", "ipmi", text.as_bytes());
+    assert_eq!(doc["results"].as_array().unwrap().len(), 2, "{doc}");
+    let sel = rack.run(&["ipmi", node, "sel", "list", "-o", "jsonl"]);
+    let sel = check_document(&schema, "ipmi sel jsonl", "ipmi", &sel.stdout);
+    let entries = sel["results"][0]["result"]["value"].as_array().unwrap();
+    assert!(!entries.is_empty(), "{sel}");
+    let rfc3339 = regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$").unwrap();
+    for e in entries {
+        assert!(rfc3339.is_match(e["logged_at"].as_str().unwrap()), "{e}");
+    }
+    for sub in [&["sensors"][..], &["sel", "info"][..], &["mc", "info"][..]] {
+        let text_args: Vec<&str> = ["ipmi", node].iter().chain(sub).copied().collect();
+        let text = rack.run(&text_args);
+        let wide_args: Vec<&str> = text_args.iter().copied().chain(["-o", "wide"]).collect();
+        let wide = rack.run(&wide_args);
+        assert!(text.status.success() && wide.status.success(), "{wide:?}");
+        assert!(!text.stdout.is_empty() && !text.stdout.starts_with(b"{"));
+        assert_eq!(
+            String::from_utf8_lossy(&wide.stdout).lines().next(),
+            String::from_utf8_lossy(&text.stdout).lines().next(),
+            "{sub:?}"
+        );
+    }
+
     let leases = check(
         "leases",
         "leases",
@@ -508,6 +592,30 @@ fn every_reporting_command_follows_the_documented_schema() {
         &["render", "--out", out.to_str().unwrap(), "-o", "json"],
         true,
     );
+
+    // ---- reprovision (kind `reprovision`; its own section) ----
+    let again = check(
+        "reprovision",
+        "reprovision",
+        &[
+            "reprovision",
+            "node-1",
+            "--install-timeout",
+            "30s",
+            "--dhcp-listen",
+            &dhcp,
+            "--http-listen",
+            &http,
+            "-o",
+            "json",
+        ],
+        true,
+    );
+    assert_eq!(again["outcome"], "provisioned");
+    assert_eq!(again["nodes"].as_array().unwrap().len(), 1, "{again}");
+    assert_eq!(again["nodes"][0]["node"], "node-1", "{again}");
+    assert_eq!(again["nodes"][0]["attempts"], 2, "{again}");
+    // ---- end reprovision ----
 
     // A failed check is still one document, with the error in it.
     std::fs::rename(rack.path("oem/ipmi_password"), rack.path("oem/pw")).unwrap();
@@ -618,6 +726,53 @@ fn data_on_stdout_progress_on_stderr_and_colour_rules() {
     let stderr = String::from_utf8_lossy(&forced_error.stderr);
     assert!(stderr.contains("error:\u{1b}[0m no node"), "{stderr:?}");
     assert!(stderr.starts_with('\u{1b}'), "{stderr:?}");
+
+    // racker ipmi's [n/total] progress: successes green, failures red,
+    // plain without a terminal or with NO_COLOR.
+    let green_ok = "\u{1b}[32mok\u{1b}[0m";
+    let red_failed = "\u{1b}[1m\u{1b}[31mFAILED\u{1b}[0m";
+    let ok = rack
+        .racker()
+        .env("CLICOLOR_FORCE", "1")
+        .args(["ipmi", "--all", "power", "status"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&ok.stderr);
+    assert!(ok.status.success(), "{stderr}");
+    // (One node: the other row of the two-row rack is this machine.)
+    assert!(
+        stderr.contains(&format!("[1/1] 02:52:4b:01:00:01 {green_ok}")),
+        "{stderr:?}"
+    );
+    // An invalid command fails on every BMC (completion code 0xc1).
+    let failed = rack
+        .racker()
+        .args(["--color", "always", "ipmi", "--all", "raw", "0x06", "0xff"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&failed.stdout),
+        String::from_utf8_lossy(&failed.stderr),
+    );
+    assert!(!failed.status.success());
+    assert!(stderr.contains(red_failed), "{stderr:?}");
+    assert!(stdout.contains("\u{1b}[31merror:\u{1b}[0m"), "{stdout:?}");
+    for env in [None, Some(("NO_COLOR", "1"))] {
+        let mut cmd = rack.racker();
+        if let Some((k, v)) = env {
+            cmd.env(k, v).env("CLICOLOR_FORCE", "1");
+        }
+        let plain = cmd
+            .args(["ipmi", "--all", "raw", "0x06", "0xff"])
+            .output()
+            .unwrap();
+        let both = [plain.stdout, plain.stderr].concat();
+        let both = String::from_utf8_lossy(&both);
+        assert!(
+            both.contains("FAILED") && !both.contains('\u{1b}'),
+            "{both:?}"
+        );
+    }
 }
 
 /// `racker status --watch`: piped, one status after the other until

@@ -2,9 +2,6 @@
 //! release index and archives served over real HTTP by an in-process
 //! server, with a fake `systemctl` recording its calls.
 
-#[path = "../../racker-installer/tests/it/http.rs"]
-mod http;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -14,7 +11,7 @@ use std::time::Duration;
 
 use racker_installer::{ReleaseEntry, ReleaseIndex, Sha256Digest, write_archive};
 
-use crate::http::FileServer;
+use racker_testsupport::http::FileServer;
 
 const ARCH: &str = std::env::consts::ARCH;
 

@@ -9,7 +9,11 @@
 //! network, then hands over and exits); the test waits until that process
 //! has exited, then a DHCP client in another network namespace, as a BMC,
 //! gets its reserved address — from `racker-netboot.service`, which the
-//! bootstrap enabled and started.
+//! bootstrap enabled and started. A second run does the same with a
+//! Lokomotive bootstrap (a stand-in lokoctl, never reached): the handover
+//! writes `RACKER_MATCHBOX_GRPC` into the service's environment file and
+//! the service answers a gRPC call (curl, HTTP/2, mutual TLS) from the
+//! rack network.
 //!
 //! Needs root, `ip`, `systemd-nspawn`, `udhcpc` and the cached root (built
 //! here when missing: needs `mmdebstrap` and a Debian mirror); skips
@@ -142,24 +146,43 @@ fn systemd_root(test: &str) -> Option<PathBuf> {
 const UDHCPC_SCRIPT: &str =
     "#!/bin/sh\ncase \"$1\" in bound|renew) echo \"$ip\" > \"$RACKER_LEASE_FILE\" ;; esac\n";
 
-#[test]
-fn the_service_keeps_serving_dhcp_after_bootstrap_exits() {
-    let test = "the_service_keeps_serving_dhcp_after_bootstrap_exits";
-    if !racker_testsupport::require_root(test) {
-        return;
+/// A booted container whose oneshot unit ran `racker bootstrap
+/// <bootstrap_args>` to its end (every BMC unreachable: it serves the rack
+/// network, hands over and exits); the PXE interface's peer waits in the
+/// namespace `net.ns`.
+struct Booted {
+    /// Stopped on drop first (fields drop in order), then the namespaces
+    /// go, then the files; the next test's container starts after that.
+    _container: Container,
+    net: Net,
+    peer: String,
+    log: PathBuf,
+    state: PathBuf,
+    started: Instant,
+    exited: Instant,
+    work: tempfile::TempDir,
+    _turn: std::sync::MutexGuard<'static, u32>,
+}
+
+impl Booted {
+    fn diag(&self) -> String {
+        format!(
+            "bootstrap: {}\ncontainer: {}",
+            fs::read_to_string(self.state.join("bootstrap.out")).unwrap_or_default(),
+            fs::read_to_string(&self.log).unwrap_or_default()
+        )
     }
-    let Some(_) = racker_testsupport::require_tool(test, "ip") else {
-        return;
-    };
-    let Some(nspawn) = racker_testsupport::require_tool(test, "systemd-nspawn") else {
-        return;
-    };
-    let Some(udhcpc) = racker_testsupport::require_tool(test, "udhcpc") else {
-        return;
-    };
-    let Some(root) = systemd_root(test) else {
-        return;
-    };
+}
+
+/// Boot the container and let its bootstrap run (`lokoctl`: a stand-in
+/// bind-mounted at /opt/bin/lokoctl). `None`: skipped.
+fn boot_and_bootstrap(test: &str, bootstrap_args: &str, lokoctl: Option<&str>) -> Option<Booted> {
+    if !racker_testsupport::require_root(test) {
+        return None;
+    }
+    racker_testsupport::require_tool(test, "ip")?;
+    let nspawn = racker_testsupport::require_tool(test, "systemd-nspawn")?;
+    let root = systemd_root(test)?;
     let work = tempfile::tempdir().unwrap();
     let oem = work.path().join("oem");
     let state = work.path().join("state");
@@ -196,14 +219,28 @@ fn the_service_keeps_serving_dhcp_after_bootstrap_exits() {
         format!(
             "[Unit]\nDescription=racker bootstrap (test)\nAfter=systemd-networkd.service\n\
              [Service]\nType=oneshot\n\
-             Environment=RACKER_OEM_DIR=/usr/share/oem RACKER_STATE_DIR=/opt/racker-state\n\
+             Environment=RACKER_OEM_DIR=/usr/share/oem RACKER_STATE_DIR=/opt/racker-state RACKER_LOKOCTL=/opt/bin/lokoctl\n\
              ExecStartPre=/bin/sh -c 'until ip -o link | grep -qi {MGMT_SECONDARY}; do sleep 0.1; done'\n\
-             ExecStart=/bin/sh -c '/opt/bin/racker bootstrap --provision flatcar --ipmi-timeout 1 --on-failure cancel > /opt/racker-state/bootstrap.out 2>&1; echo $? > /opt/racker-state/bootstrap.rc'\n"
+             ExecStart=/bin/sh -c '/opt/bin/racker bootstrap {bootstrap_args} --ipmi-timeout 1 --on-failure cancel > /opt/racker-state/bootstrap.out 2>&1; echo $? > /opt/racker-state/bootstrap.rc'\n"
         ),
     )
     .unwrap();
+    let fake_lokoctl = work.path().join("lokoctl");
+    fs::write(&fake_lokoctl, lokoctl.unwrap_or("#!/bin/sh\nexit 1\n")).unwrap();
+    fs::set_permissions(
+        &fake_lokoctl,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
 
-    let tag = std::process::id() % 100_000;
+    // One container at a time (they share the cached root), and names
+    // unique per test of this process.
+    static SERIAL: std::sync::Mutex<u32> = std::sync::Mutex::new(0);
+    let mut turn = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    *turn += 1;
+    let tag = (std::process::id() % 10_000) * 10 + *turn;
     let (link, peer) = (format!("rks{tag}a"), format!("rks{tag}b"));
     // The PXE interface waits in a namespace of its own until the
     // container (--private-network) is up, then moves into it.
@@ -255,6 +292,7 @@ fn the_service_keeps_serving_dhcp_after_bootstrap_exits() {
             ])
             .arg("--private-network")
             .arg(bind(&cargo_bin("racker"), "/opt/bin/racker", true))
+            .arg(bind(&fake_lokoctl, "/opt/bin/lokoctl", true))
             .arg(bind(&oem, "/usr/share/oem", true))
             .arg(bind(&state, "/opt/racker-state", false))
             .arg(bind(
@@ -306,18 +344,61 @@ fn the_service_keeps_serving_dhcp_after_bootstrap_exits() {
     };
     // The bootstrap process exits ...
     let deadline = Instant::now() + Duration::from_secs(120);
-    let rc = loop {
-        if let Ok(rc) = fs::read_to_string(state.join("bootstrap.rc")) {
-            break rc;
-        }
+    while !state.join("bootstrap.rc").exists() {
         assert!(
             Instant::now() < deadline,
             "bootstrap never ended: {}",
             diag()
         );
         std::thread::sleep(Duration::from_millis(200));
-    };
+    }
     let exited = Instant::now();
+    Some(Booted {
+        work,
+        state,
+        log,
+        net,
+        peer,
+        started,
+        exited,
+        _container: container,
+        _turn: turn,
+    })
+}
+
+/// The service the bootstrap started, a process of its own, serves:
+/// `racker netboot serve`'s marker appears.
+fn wait_for_service(b: &Booted) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(m) = fs::read(b.state.join("netboot/service.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "racker-netboot.service never served: {}",
+            b.diag()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_service_keeps_serving_dhcp_after_bootstrap_exits() {
+    let test = "the_service_keeps_serving_dhcp_after_bootstrap_exits";
+    let Some(udhcpc) = racker_testsupport::require_tool(test, "udhcpc") else {
+        return;
+    };
+    let Some(b) = boot_and_bootstrap(test, "--provision flatcar", None) else {
+        return;
+    };
+    let (state, work, net, peer) = (&b.state, &b.work, &b.net, &b.peer);
+    let diag = || b.diag();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let rc = fs::read_to_string(state.join("bootstrap.rc")).unwrap();
     assert_eq!(rc.trim(), "1", "{}", diag());
     let out = fs::read_to_string(state.join("bootstrap.out")).unwrap();
     assert!(out.contains("✓ Network: DHCP on 0.0.0.0:67"), "{}", diag());
@@ -334,20 +415,10 @@ fn the_service_keeps_serving_dhcp_after_bootstrap_exits() {
         diag()
     );
     // ... and the service it started, a process of its own, serves.
-    let marker = loop {
-        if let Some(m) = fs::read(state.join("netboot/service.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        {
-            break m;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "racker-netboot.service never served: {}",
-            diag()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let marker = wait_for_service(&b);
+    // A Flatcar rack: no matchbox gRPC API in its environment.
+    let env = fs::read_to_string(state.join("netboot/service.env")).unwrap();
+    assert!(!env.contains("RACKER_MATCHBOX_GRPC="), "{env}");
     assert!(
         marker["dhcp"].as_str().is_some_and(|d| d.ends_with(":67")),
         "{marker}"
@@ -362,7 +433,7 @@ fn the_service_keeps_serving_dhcp_after_bootstrap_exits() {
         let status = Command::new("ip")
             .args(["netns", "exec", &net.ns])
             .arg(&udhcpc)
-            .args(["-i", &peer, "-f", "-q", "-n", "-t", "3", "-T", "1", "-s"])
+            .args(["-i", peer, "-f", "-q", "-n", "-t", "3", "-T", "1", "-s"])
             .arg(&script)
             .env("RACKER_LEASE_FILE", &lease_file)
             .stdout(Stdio::null())
@@ -378,11 +449,100 @@ fn the_service_keeps_serving_dhcp_after_bootstrap_exits() {
     let leases = fs::read_to_string(state.join("dhcp-leases.json")).unwrap_or_default();
     eprintln!(
         "{test}: container up to bootstrap exit {:.1} s; lease {} from racker-netboot.service {:.1} s after the bootstrap exited",
-        (exited - started).as_secs_f64(),
+        (b.exited - b.started).as_secs_f64(),
         leased.trim(),
-        exited.elapsed().as_secs_f64()
+        b.exited.elapsed().as_secs_f64()
     );
     assert!(leases.contains(BMC_MAC), "{leases}");
     assert!(leases.contains(leased.trim()), "{leases}");
-    drop(container);
+    drop(b);
+}
+
+/// A Lokomotive rack: the handover writes `RACKER_MATCHBOX_GRPC` into the
+/// service's environment file, and `racker-netboot.service`, started by
+/// systemd from the installed unit after the bootstrap exited, answers a
+/// gRPC call (as lokoctl's Terraform provider would for day-2 `lokoctl
+/// cluster apply`) on the management node's internal address.
+#[test]
+fn lokomotive_handover_keeps_the_grpc_api_under_systemd() {
+    let test = "lokomotive_handover_keeps_the_grpc_api_under_systemd";
+    let Some(curl) = racker_testsupport::require_tool(test, "curl") else {
+        return;
+    };
+    // lokoctl is never reached (the BMC check fails first) but must exist.
+    let Some(b) = boot_and_bootstrap(
+        test,
+        "--provision lokomotive --num-controllers 1",
+        Some("#!/bin/sh\necho fake lokoctl \"$@\"\nexit 1\n"),
+    ) else {
+        return;
+    };
+    let (state, net, peer) = (&b.state, &b.net, &b.peer);
+    let out = fs::read_to_string(state.join("bootstrap.out")).unwrap();
+    assert!(
+        out.contains("handed over to racker-netboot.service"),
+        "{}",
+        b.diag()
+    );
+    let env = fs::read_to_string(state.join("netboot/service.env")).unwrap();
+    assert!(
+        env.lines()
+            .any(|l| l == "RACKER_MATCHBOX_GRPC=172.24.213.1:8081"),
+        "{env}\n{}",
+        b.diag()
+    );
+    wait_for_service(&b);
+    // From the rack network: the API on 172.24.213.1:8081, mutual TLS with
+    // the client certificate lokoctl uses, one ProfileList call.
+    run(&[
+        "ip",
+        "-n",
+        &net.ns,
+        "addr",
+        "add",
+        "172.24.213.250/24",
+        "dev",
+        peer,
+    ]);
+    let certs = racker_netboot::matchbox_api::CertPaths::in_state_dir(state);
+    let frame = b.work.path().join("frame");
+    fs::write(&frame, [0u8; 5]).unwrap();
+    let headers = b.work.path().join("headers");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answered = loop {
+        let status = Command::new("ip")
+            .args(["netns", "exec", &net.ns])
+            .arg(&curl)
+            .args(["-sS", "--http2", "--max-time", "5"])
+            .arg("--cacert")
+            .arg(certs.client_ca())
+            .arg("--cert")
+            .arg(certs.client_cert())
+            .arg("--key")
+            .arg(certs.client_key())
+            .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+            .arg("--data-binary")
+            .arg(format!("@{}", frame.display()))
+            .arg("-D")
+            .arg(&headers)
+            .args(["-o", "/dev/null"])
+            .arg("https://172.24.213.1:8081/rpcpb.Profiles/ProfileList")
+            .status()
+            .unwrap();
+        if status.success() {
+            break fs::read_to_string(&headers).unwrap_or_default();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no gRPC answer from racker-netboot.service: {}",
+            b.diag()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(answered.starts_with("HTTP/2 200"), "{answered}");
+    assert!(answered.contains("grpc-status: 0"), "{answered}");
+    eprintln!(
+        "{test}: gRPC answered by racker-netboot.service {:.1} s after the bootstrap exited",
+        b.exited.elapsed().as_secs_f64()
+    );
 }

@@ -49,6 +49,8 @@ pub struct BmcSnapshot {
     pub sel: Option<SelInfo>,
     /// MC info.
     pub mc: Option<McInfo>,
+    /// System firmware version (Get System Info Parameters 1).
+    pub system_firmware: Option<String>,
 }
 
 /// Per-BMC state between polls.
@@ -105,12 +107,20 @@ async fn read_bmc(
     let power_on = s.chassis_status().await.ok().map(|c| c.power_on);
     let sel = monitor::sel_info(&mut s).await.ok();
     let mc = monitor::mc_info(&mut s).await.ok();
+    let system_firmware = match mc {
+        Some(_) => monitor::system_firmware_version(&mut s)
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
     let _ = s.close().await;
     Ok(BmcSnapshot {
         sensors,
         power_on,
         sel,
         mc,
+        system_firmware,
     })
 }
 
@@ -408,9 +418,10 @@ fn render(
             push(
                 "ipmi_bmc_info",
                 format!(
-                    "{base},firmware_revision=\"{}\",manufacturer_id=\"{}\",system_firmware_version=\"N/A\"",
+                    "{base},firmware_revision=\"{}\",manufacturer_id=\"{}\",system_firmware_version=\"{}\"",
                     esc(&mc.firmware),
-                    mc.manufacturer_id
+                    mc.manufacturer_id,
+                    esc(snap.system_firmware.as_deref().unwrap_or("N/A"))
                 ),
                 1.0,
             );
@@ -586,6 +597,7 @@ mod tests {
                         power_on: Some(true),
                         sel: None,
                         mc: None,
+                        system_firmware: None,
                     },
                 )),
                 up: true,

@@ -14,7 +14,9 @@ use crate::codec::{
 use crate::codec::{Password, RawRequest, RawResponse};
 use crate::error::Result;
 use crate::fru::Fru;
-use crate::monitor::{self, ChassisCapabilities, Identify, LanConfig, McInfo, RestartCause};
+use crate::monitor::{
+    self, ChassisCapabilities, Identify, LanConfig, McInfo, RestartCause, Transport,
+};
 use crate::sdr::SensorReading;
 use crate::sel::{SelEntry, SelInfo};
 use crate::session::{Credentials, SessionOptions};
@@ -297,30 +299,120 @@ impl Session {
                     sel,
                 }))
             }
-            Operation::Sensors => Output::Sensors(monitor::sensors(self, None).await?),
-            Operation::SelInfo => Output::SelInfo(monitor::sel_info(self).await?),
-            Operation::SelList { last } => Output::Sel(monitor::sel_list(self, *last).await?),
+            other => match execute_over(self, other).await {
+                Some(out) => out?,
+                None => {
+                    return Err(crate::Error::InvalidArgument(format!(
+                        "{}: {other:?} is not an operation of a LAN session",
+                        self.address()
+                    )));
+                }
+            },
+        })
+    }
+}
+
+/// The operations any [`Transport`] runs the same way (the monitoring
+/// commands, raw requests and the boot flags written raw); `None` for
+/// those that need a LAN session (power, users, diag, ...).
+pub(crate) async fn execute_over<T: Transport + Send>(
+    t: &mut T,
+    op: &Operation,
+) -> Option<Result<Output>> {
+    let run = async {
+        Ok(match op {
+            Operation::Sensors => Output::Sensors(monitor::sensors(t, None).await?),
+            Operation::SelInfo => Output::SelInfo(monitor::sel_info(t).await?),
+            Operation::SelList { last } => Output::Sel(monitor::sel_list(t, *last).await?),
             Operation::SelClear => {
-                monitor::sel_clear(self).await?;
+                monitor::sel_clear(t).await?;
                 Output::Done
             }
-            Operation::Fru => Output::Fru(Box::new(monitor::fru(self).await?)),
+            Operation::Fru => Output::Fru(Box::new(monitor::fru(t).await?)),
             Operation::Identify(what) => {
-                monitor::identify(self, *what).await?;
+                monitor::identify(t, *what).await?;
                 Output::Done
             }
             Operation::LanPrint { channel } => {
-                Output::Lan(Box::new(monitor::lan_print(self, *channel).await?))
+                Output::Lan(Box::new(monitor::lan_print(t, *channel).await?))
             }
-            Operation::McInfo => Output::McInfo(Box::new(monitor::mc_info(self).await?)),
+            Operation::McInfo => Output::McInfo(Box::new(monitor::mc_info(t).await?)),
             Operation::ChassisCapabilities => {
-                Output::ChassisCapabilities(monitor::chassis_capabilities(self).await?)
+                Output::ChassisCapabilities(monitor::chassis_capabilities(t).await?)
             }
-            Operation::RestartCause => Output::RestartCause(monitor::restart_cause(self).await?),
-            Operation::SetPolicy(p) => {
-                Output::Policies(monitor::set_restore_policy(self, *p).await?)
+            Operation::RestartCause => Output::RestartCause(monitor::restart_cause(t).await?),
+            Operation::SetPolicy(p) => Output::Policies(monitor::set_restore_policy(t, *p).await?),
+            Operation::Raw(r) => Output::Raw(t.raw(r.clone()).await?),
+            // The management node's own install sets its disk boot this
+            // way (docs/lokomotive.md, "Installing the management node").
+            Operation::SetBootDevice {
+                device,
+                persistent,
+                efi,
+            } => {
+                let flags = BootFlags::new(*device, *persistent, *efi);
+                t.raw(RawRequest::new(0x00, 0x08, flags.encode_request()))
+                    .await?;
+                Output::BootFlags(flags)
             }
+            Operation::DisableBootFlagTimeout => {
+                t.raw(RawRequest::new(0x00, 0x08, vec![0x03, 0x1F])).await?;
+                Output::Done
+            }
+            _ => return Err(None),
         })
+    };
+    match run.await {
+        Ok(out) => Some(Ok(out)),
+        Err(Some(e)) => Some(Err(e)),
+        Err(None) => None,
+    }
+}
+
+impl<K> FanOutResult<K, Output> {
+    /// Why this result is a failure, as docs/output.md's `error`: its
+    /// `kind` and `message`. A raw reply with a non-zero completion code
+    /// is a failure too.
+    pub fn failure(&self) -> Option<(&'static str, String)> {
+        match &self.result {
+            Ok(Output::Raw(raw)) if raw.completion_code != 0 => Some((
+                "completion-code",
+                format!("{}: completion code {:#04x}", self.bmc, raw.completion_code),
+            )),
+            Ok(_) => None,
+            Err(e) => Some((e.kind(), e.to_string())),
+        }
+    }
+}
+
+/// One BMC's result as docs/output.md's `ipmi` kind has it: the key's own
+/// keys (e.g. the node and BMC), then `ok`, `error` (`kind`, `message`),
+/// `elapsed_ms` and `result` (null when not ok).
+impl<K: Serialize> Serialize for FanOutResult<K, Output> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct JsonError {
+            kind: &'static str,
+            message: String,
+        }
+        #[derive(Serialize)]
+        struct Json<'a, K> {
+            #[serde(flatten)]
+            key: &'a K,
+            ok: bool,
+            error: Option<JsonError>,
+            elapsed_ms: u128,
+            result: Option<&'a Output>,
+        }
+        let failure = self.failure();
+        Json {
+            key: &self.key,
+            ok: failure.is_none(),
+            result: self.result.as_ref().ok().filter(|_| failure.is_none()),
+            error: failure.map(|(kind, message)| JsonError { kind, message }),
+            elapsed_ms: self.elapsed.as_millis(),
+        }
+        .serialize(s)
     }
 }
 

@@ -16,10 +16,12 @@ pub struct Fru {
     pub product: Option<ProductInfo>,
 }
 
-/// Chassis info area.
+/// Chassis info area. JSON: `chassis_type` (a fixed word,
+/// [`crate::words::chassis_type`]), `part_number`, `serial`, `extra`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ChassisInfo {
     /// SMBIOS chassis type code.
+    #[serde(serialize_with = "chassis_type_word")]
     pub chassis_type: u8,
     /// Part number.
     pub part_number: String,
@@ -29,10 +31,27 @@ pub struct ChassisInfo {
     pub extra: Vec<String>,
 }
 
-/// Board info area.
+fn chassis_type_word<S: serde::Serializer>(code: &u8, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(crate::words::chassis_type(*code))
+}
+
+fn manufactured_at<S: serde::Serializer>(minutes: &u32, s: S) -> Result<S::Ok, S::Error> {
+    let at = (*minutes != 0).then(|| crate::words::rfc3339(mfg_unix(*minutes)));
+    serde::Serialize::serialize(&at, s)
+}
+
+fn mfg_unix(minutes: u32) -> u64 {
+    // 1996-01-01T00:00:00Z
+    820_454_400 + u64::from(minutes) * 60
+}
+
+/// Board info area. JSON: `manufactured_at` (RFC 3339 or null),
+/// `manufacturer`, `product`, `serial`, `part_number`, `fru_file_id`,
+/// `extra`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BoardInfo {
     /// Manufacturing date: minutes since 1996-01-01 00:00 UTC (0 = unspecified).
+    #[serde(rename = "manufactured_at", serialize_with = "manufactured_at")]
     pub mfg_minutes: u32,
     /// Manufacturer.
     pub manufacturer: String,
@@ -51,8 +70,7 @@ pub struct BoardInfo {
 impl BoardInfo {
     /// The manufacturing date as a Unix timestamp, if given.
     pub fn mfg_unix(&self) -> Option<u64> {
-        // 1996-01-01T00:00:00Z
-        (self.mfg_minutes != 0).then(|| 820_454_400 + u64::from(self.mfg_minutes) * 60)
+        (self.mfg_minutes != 0).then(|| mfg_unix(self.mfg_minutes))
     }
 }
 

@@ -72,6 +72,7 @@ pub mod sel;
 mod session;
 #[cfg(feature = "client")]
 mod sol;
+pub mod words;
 
 #[cfg(feature = "client")]
 pub use client::{BmcAddress, DEFAULT_PORT, Session};

@@ -65,6 +65,22 @@ impl LocalBmc {
     }
 }
 
+impl LocalBmc {
+    /// Run `op` against this BMC: the monitoring commands, raw requests,
+    /// boot device and boot-flag timeout. Power, users, diag and the other
+    /// LAN-session operations are refused
+    /// ([`Error::InvalidArgument`]).
+    pub async fn execute(&mut self, op: &crate::Operation) -> Result<crate::Output> {
+        match crate::fanout::execute_over(self, op).await {
+            Some(out) => out,
+            None => Err(Error::InvalidArgument(format!(
+                "{}: only sensors, sel, fru, identify, lan print, mc info, chassis, bootdev, boot-timeout and raw work in-band",
+                self.path.display()
+            ))),
+        }
+    }
+}
+
 impl Transport for LocalBmc {
     fn label(&self) -> String {
         self.path.display().to_string()

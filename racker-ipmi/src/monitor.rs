@@ -406,12 +406,15 @@ pub struct LanConfig {
     /// `static`, `dhcp`, `bios`, `other` or `unspecified`.
     pub ip_source: Option<String>,
     /// IP address.
+    #[serde(rename = "bmc_ip")]
     pub ip: Option<String>,
     /// Subnet mask.
     pub netmask: Option<String>,
     /// MAC address.
+    #[serde(rename = "bmc_mac")]
     pub mac: Option<String>,
     /// Default gateway IP.
+    #[serde(rename = "gateway_ip")]
     pub gateway: Option<String>,
     /// Default gateway MAC.
     pub gateway_mac: Option<String>,
@@ -533,6 +536,38 @@ pub struct RestartCause {
     pub cause: String,
     /// Channel the restart came through.
     pub channel: u8,
+}
+
+/// The system firmware (BIOS) version from Get System Info Parameters
+/// (parameter 1, IPMI 2.0 section 22.14a), as `bmc-info` and
+/// `ipmi_exporter`'s `system_firmware_version` label show it; `None` when
+/// the BMC does not keep one.
+pub async fn system_firmware_version<T: Transport>(t: &mut T) -> Result<Option<String>> {
+    let mut text = Vec::new();
+    let mut want = None;
+    for set in 0u8..16 {
+        let d = request(t, RawRequest::new(0x06, 0x59, vec![0x00, 0x01, set, 0x00])).await?;
+        // Parameter revision, set selector, then the block.
+        let block = d.get(2..).unwrap_or_default();
+        let data = if set == 0 {
+            // Encoding (bits 3:0; 0 = ASCII+Latin1, 1 = UTF-8), length.
+            let Some(&len) = block.get(1) else { break };
+            want = Some(usize::from(len));
+            block.get(2..).unwrap_or_default()
+        } else {
+            block
+        };
+        text.extend_from_slice(data);
+        if want.is_some_and(|w| text.len() >= w) {
+            break;
+        }
+    }
+    text.truncate(want.unwrap_or(0));
+    let text = String::from_utf8_lossy(&text)
+        .trim_end_matches('\0')
+        .trim()
+        .to_string();
+    Ok((!text.is_empty()).then_some(text))
 }
 
 /// Get System Restart Cause.

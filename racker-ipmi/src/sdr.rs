@@ -281,7 +281,7 @@ pub fn sensor_def(bytes: &[u8]) -> Result<SensorDef, RecordError> {
 
 /// A sensor's status, like ipmitool's `sdr list` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum SensorStatus {
     /// Within thresholds (or a discrete sensor with no state asserted).
     Ok,
@@ -302,14 +302,22 @@ impl SensorStatus {
             SensorStatus::Ok => "ok",
             SensorStatus::Warning => "warning",
             SensorStatus::Critical => "critical",
-            SensorStatus::Nonrecoverable => "nonrecoverable",
+            SensorStatus::Nonrecoverable => "non-recoverable",
             SensorStatus::Unavailable => "unavailable",
         }
     }
 }
 
 /// One sensor's reading: SDR definition plus Get Sensor Reading, converted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// JSON (docs/output.md, result type `sensors`): `record_id`,
+/// `sensor_number`, `name`, `sensor_type` (a fixed word, [`words::sensor_type`]),
+/// `sensor_type_code`, `reading`, `unit` (a fixed word, [`words::unit`]),
+/// `status`, `states`, `thresholds`.
+///
+/// [`words::sensor_type`]: crate::words::sensor_type
+/// [`words::unit`]: crate::words::unit
+#[derive(Debug, Clone, PartialEq)]
 pub struct SensorReading {
     /// SDR record id (ipmi_exporter's `id` label).
     pub record_id: u16,
@@ -317,14 +325,13 @@ pub struct SensorReading {
     pub number: u8,
     /// ID string.
     pub name: String,
-    /// Sensor type name.
-    #[serde(rename = "type")]
+    /// Sensor type name as ipmitool prints it (`Temperature`).
     pub sensor_type: String,
     /// Sensor type code.
     pub type_code: u8,
     /// Converted reading (threshold sensors with an analog reading).
     pub reading: Option<f64>,
-    /// Unit of `reading`.
+    /// Unit of `reading` as ipmitool prints it (`degrees C`).
     pub unit: String,
     /// Status.
     pub status: SensorStatus,
@@ -332,6 +339,24 @@ pub struct SensorReading {
     pub states: u16,
     /// Thresholds from the SDR.
     pub thresholds: Thresholds,
+}
+
+impl Serialize for SensorReading {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut m = s.serialize_struct("SensorReading", 10)?;
+        m.serialize_field("record_id", &self.record_id)?;
+        m.serialize_field("sensor_number", &self.number)?;
+        m.serialize_field("name", &self.name)?;
+        m.serialize_field("sensor_type", crate::words::sensor_type(self.type_code))?;
+        m.serialize_field("sensor_type_code", &self.type_code)?;
+        m.serialize_field("reading", &self.reading)?;
+        m.serialize_field("unit", &crate::words::unit(&self.unit))?;
+        m.serialize_field("status", &self.status)?;
+        m.serialize_field("states", &self.states)?;
+        m.serialize_field("thresholds", &self.thresholds)?;
+        m.end()
+    }
 }
 
 /// Interpret a Get Sensor Reading reply (completion code stripped) for `def`.

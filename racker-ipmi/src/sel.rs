@@ -6,8 +6,16 @@ use ipmi_rs_core::storage::sdr::SensorType;
 use ipmi_rs_core::storage::sel::{Entry, EventDirection};
 use serde::Serialize;
 
+use crate::words;
+
 /// One SEL entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// JSON (docs/output.md, result type `sel`): `id`, `record_type`,
+/// `logged_at` (RFC 3339, null when the BMC's clock was not set),
+/// `bmc_uptime_s` (seconds since the BMC started for such entries, else
+/// null), `sensor_type` (a fixed word, null for OEM records),
+/// `sensor_type_code`, `sensor_number`, `event`, `direction`, `raw` (hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SelEntry {
     /// Record id.
     pub id: u16,
@@ -15,8 +23,10 @@ pub struct SelEntry {
     pub record_type: String,
     /// Unix timestamp (0: unknown; values below 0x20000000 are seconds since BMC start).
     pub timestamp: u32,
-    /// Sensor type name (system events).
+    /// Sensor type name as ipmitool prints it (system events).
     pub sensor_type: String,
+    /// Sensor type code (system events; 0 otherwise).
+    pub sensor_type_code: u8,
     /// Sensor number (system events).
     pub sensor_number: u8,
     /// Event description (from `ipmi-rs-core`).
@@ -25,6 +35,32 @@ pub struct SelEntry {
     pub direction: String,
     /// The 16 raw bytes.
     pub raw: Vec<u8>,
+}
+
+impl Serialize for SelEntry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let system = self.record_type == "system";
+        let mut m = s.serialize_struct("SelEntry", 10)?;
+        m.serialize_field("id", &self.id)?;
+        m.serialize_field("record_type", &self.record_type)?;
+        m.serialize_field("logged_at", &words::ipmi_time_at(self.timestamp))?;
+        m.serialize_field("bmc_uptime_s", &words::ipmi_uptime_s(self.timestamp))?;
+        m.serialize_field(
+            "sensor_type",
+            &system.then(|| words::sensor_type(self.sensor_type_code)),
+        )?;
+        m.serialize_field("sensor_type_code", &system.then_some(self.sensor_type_code))?;
+        m.serialize_field("sensor_number", &system.then_some(self.sensor_number))?;
+        m.serialize_field("event", &self.event)?;
+        m.serialize_field(
+            "direction",
+            &(!self.direction.is_empty()).then_some(&self.direction),
+        )?;
+        let raw: String = self.raw.iter().map(|b| format!("{b:02x}")).collect();
+        m.serialize_field("raw", &raw)?;
+        m.end()
+    }
 }
 
 struct Describe<'a>(&'a Entry);
@@ -46,6 +82,7 @@ pub fn decode_entry(raw: &[u8]) -> Option<SelEntry> {
         record_type: "unknown".into(),
         timestamp,
         sensor_type: String::new(),
+        sensor_type_code: 0,
         sensor_number: 0,
         event: String::new(),
         direction: String::new(),
@@ -62,6 +99,7 @@ pub fn decode_entry(raw: &[u8]) -> Option<SelEntry> {
                 } => {
                     e.record_type = "system".into();
                     e.sensor_type = SensorType::from(*sensor_type).to_string();
+                    e.sensor_type_code = *sensor_type;
                     e.sensor_number = *sensor_number;
                     e.direction = match event_direction {
                         EventDirection::Assert => "asserted",
@@ -85,7 +123,11 @@ pub fn decode_entry(raw: &[u8]) -> Option<SelEntry> {
 }
 
 /// Get SEL Info, decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+///
+/// JSON (docs/output.md, result type `sel-info`): `version` (`"1.5"`),
+/// `entries`, `free_bytes`, `last_added_at`, `last_erased_at` (RFC 3339
+/// or null), `overflow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SelInfo {
     /// SEL version, e.g. `0x51` for 1.5.
     pub version: u8,
@@ -101,7 +143,26 @@ pub struct SelInfo {
     pub overflow: bool,
 }
 
+impl Serialize for SelInfo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut m = s.serialize_struct("SelInfo", 6)?;
+        m.serialize_field("version", &self.version_text())?;
+        m.serialize_field("entries", &self.entries)?;
+        m.serialize_field("free_bytes", &self.free_bytes)?;
+        m.serialize_field("last_added_at", &words::ipmi_time_at(self.last_add))?;
+        m.serialize_field("last_erased_at", &words::ipmi_time_at(self.last_erase))?;
+        m.serialize_field("overflow", &self.overflow)?;
+        m.end()
+    }
+}
+
 impl SelInfo {
+    /// The SEL version as text: `0x51` → `1.5`.
+    pub fn version_text(&self) -> String {
+        format!("{}.{}", self.version & 0x0F, self.version >> 4)
+    }
+
     /// From a Get SEL Info reply (completion code stripped). Uses
     /// `ipmi-rs-core`'s decoder for counts and flags; it requires exactly
     /// 14 bytes and hides the timestamps, so those are read here.

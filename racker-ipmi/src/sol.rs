@@ -142,6 +142,65 @@ impl SolConsole {
         Ok(self.session)
     }
 
+    /// Run an interactive console until the user types `~.` at the start
+    /// of a line or `input` ends and the BMC falls silent: `input` (the
+    /// keyboard) goes to the node as typed, the node's output to `output`;
+    /// an idle session is kept alive. Deactivates SOL and closes the
+    /// session at the end.
+    pub async fn attach<R, W>(
+        mut self,
+        mut input: R,
+        mut output: W,
+        timeout: Duration,
+        retries: u32,
+    ) -> Result<()>
+    where
+        R: tokio::io::AsyncRead + Unpin,
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let io = |op: &'static str, bmc: &Session| {
+            let bmc = bmc.address().to_string();
+            move |source| Error::Io { bmc, op, source }
+        };
+        let mut scanner = EscapeScanner::new();
+        let mut buf = [0u8; 512];
+        let mut input_open = true;
+        let mut keepalive = tokio::time::interval(Duration::from_secs(15));
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        keepalive.tick().await; // the first tick is immediate
+        loop {
+            tokio::select! {
+                _ = keepalive.tick() => self.keepalive().await?,
+                n = input.read(&mut buf), if input_open => {
+                    let n = n.map_err(io("read the console input", &self.session))?;
+                    if n == 0 {
+                        input_open = false;
+                        continue;
+                    }
+                    let (forward, detach) = scanner.feed(&buf[..n]);
+                    if !forward.is_empty() {
+                        self.write(&forward, timeout, retries).await?;
+                    }
+                    if detach {
+                        break;
+                    }
+                }
+                out = self.read(Duration::from_millis(200)) => {
+                    let out = out?;
+                    if !out.is_empty() {
+                        let written = match output.write_all(&out).await {
+                            Ok(()) => output.flush().await,
+                            Err(e) => Err(e),
+                        };
+                        written.map_err(io("write the console output", &self.session))?;
+                    }
+                }
+            }
+        }
+        self.deactivate().await?.close().await
+    }
+
     /// Receive one packet (acking data); false when `deadline` passed.
     async fn pump(&mut self, deadline: Instant) -> Result<bool> {
         let Some(p) = self.session.next_sol(deadline).await? else {

@@ -28,22 +28,11 @@ const SERVER_IP: Ipv4Addr = Ipv4Addr::new(172, 24, 212, 1);
 const CLIENT_CIDR: &str = "172.24.215.254/22";
 const CLIENTS: u32 = 1000;
 
-fn run(args: &[&str]) {
-    let status = Command::new(args[0])
-        .args(&args[1..])
-        .status()
-        .expect("spawn");
-    assert!(status.success(), "{args:?}");
-}
-
-struct Netns(String, String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        let _ = Command::new("ip").args(["netns", "del", &self.1]).status();
-    }
-}
+/// The server and client namespaces (deleted on drop).
+struct Netns(
+    racker_testsupport::netns::Netns,
+    racker_testsupport::netns::Netns,
+);
 
 fn reservations() -> Vec<Reservation> {
     (0..CLIENTS)
@@ -74,7 +63,7 @@ fn rss_kib() -> String {
 fn perfdhcp(ns: &Netns, perfdhcp: &Path, macs: &Path, rate: u32, seconds: u32) {
     println!("--- perfdhcp -r {rate} -p {seconds} ---");
     let status = Command::new("ip")
-        .args(["netns", "exec", &ns.1])
+        .args(["netns", "exec", ns.1.name()])
         .arg(perfdhcp)
         .args([
             "-4",
@@ -115,38 +104,13 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let work = tempfile::tempdir().expect("tempdir");
-    let base = format!("rkbench{}", std::process::id());
-    let ns = Netns(format!("{base}s"), format!("{base}c"));
-    run(&["ip", "netns", "add", &ns.0]);
-    run(&["ip", "netns", "add", &ns.1]);
-    run(&[
-        "ip", "link", "add", "rk-srv", "netns", &ns.0, "type", "veth", "peer", "name", "rk-cli",
-        "netns", &ns.1,
-    ]);
-    run(&[
-        "ip",
-        "-n",
-        &ns.0,
-        "addr",
-        "add",
-        "172.24.212.1/22",
-        "dev",
-        "rk-srv",
-    ]);
-    run(&[
-        "ip",
-        "-n",
-        &ns.1,
-        "addr",
-        "add",
-        CLIENT_CIDR,
-        "dev",
-        "rk-cli",
-    ]);
-    for (n, dev) in [(&ns.0, "rk-srv"), (&ns.1, "rk-cli")] {
-        run(&["ip", "-n", n, "link", "set", dev, "up"]);
-        run(&["ip", "-n", n, "link", "set", "lo", "up"]);
-    }
+    let ns = Netns(
+        racker_testsupport::netns::Netns::create("rkbenchs"),
+        racker_testsupport::netns::Netns::create("rkbenchc"),
+    );
+    racker_testsupport::netns::veth(&ns.0, "rk-srv", &ns.1, "rk-cli");
+    ns.0.ip(&["addr", "add", "172.24.212.1/22", "dev", "rk-srv"]);
+    ns.1.ip(&["addr", "add", CLIENT_CIDR, "dev", "rk-cli"]);
     let res = reservations();
     let macs = work.path().join("macs.txt");
     fs::write(
@@ -161,7 +125,7 @@ fn main() {
     {
         println!("=== racker-netboot ({CLIENTS} reservations, durable leases) ===");
         let state = work.path().join("racker-state");
-        let ns_path = PathBuf::from("/run/netns").join(&ns.0);
+        let ns_path = PathBuf::from("/run/netns").join(ns.0.name());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let state2 = state.clone();
@@ -223,7 +187,7 @@ fn main() {
         let conf_path = work.path().join("dnsmasq.conf");
         fs::write(&conf_path, conf).expect("conf");
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns.0])
+            .args(["netns", "exec", ns.0.name()])
             .arg(dnsmasq_bin)
             .args([
                 "--keep-in-foreground",
@@ -270,7 +234,7 @@ fn main() {
         let conf_path = work.path().join("kea.json");
         fs::write(&conf_path, conf).expect("kea conf");
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns.0])
+            .args(["netns", "exec", ns.0.name()])
             .arg(kea)
             .arg("-c")
             .arg(&conf_path)

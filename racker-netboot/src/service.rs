@@ -103,7 +103,7 @@ use crate::http::rackview::{RackPlan, RackStatusFile, RackStatusSource};
 use crate::http::{HttpContent, HttpServer};
 use crate::iface::{AddressChange, IfaceError, RouteSource};
 use crate::matchbox::{Catalog, FlatcarBoot, NodeEntry};
-use crate::report::{ReportKey, ReportStore};
+use crate::report::{ReportKey, ReportSources, ReportStore};
 use crate::tftp::server::{TftpServer, locate_boot_files};
 use crate::tftp::transfer::TftpConfig;
 use crate::trail::EventTrail;
@@ -226,6 +226,8 @@ pub struct NetbootServiceBuilder {
     ignition: Option<Arc<dyn IgnitionSource>>,
     assets_dir: Option<PathBuf>,
     report_tokens: bool,
+    report_sources: bool,
+    loopback_reports: bool,
     rack_status: Option<Arc<dyn RackStatusSource>>,
 }
 
@@ -363,6 +365,8 @@ impl NetbootService {
             ignition: None,
             assets_dir: None,
             report_tokens: true,
+            report_sources: true,
+            loopback_reports: false,
             rack_status: None,
         }
     }
@@ -693,6 +697,24 @@ impl NetbootServiceBuilder {
         self
     }
 
+    /// Accept a node's install report only from its planned address (its
+    /// reservation) or the address DHCP leased to it (default on; see
+    /// [`crate::report::ReportSources`]). Not with ProxyDHCP, where another
+    /// server assigns the addresses.
+    pub fn report_sources(mut self, on: bool) -> Self {
+        self.report_sources = on;
+        self
+    }
+
+    /// Also accept reports from loopback clients: a simulated rack whose
+    /// nodes all report from 127.0.0.1. Honoured only when the HTTP server
+    /// listens on a loopback address (default off; never for a real
+    /// interface).
+    pub fn loopback_reports(mut self, on: bool) -> Self {
+        self.loopback_reports = on;
+        self
+    }
+
     /// Where the rack view (`/`, `/api/rack`) learns each node's state and
     /// power (default: `<state-dir>/rack-status.json`, which a bootstrap
     /// keeps current).
@@ -732,6 +754,8 @@ impl NetbootServiceBuilder {
             ignition,
             assets_dir,
             report_tokens,
+            report_sources,
+            loopback_reports,
             rack_status,
         } = self;
         let server_ip = config.server_ip;
@@ -856,6 +880,29 @@ impl NetbootServiceBuilder {
                 .with_rack_view(rack_plan, rack_status);
         if report_tokens {
             content = content.with_report_key(ReportKey::load_or_create(&state_dir)?);
+        }
+        // ProxyDHCP: another server hands out the addresses, so racker
+        // knows neither the planned nor the leased one; the token alone
+        // vouches for a report then.
+        let proxy = dhcp != DhcpListen::Off && config.mode == crate::dhcp::Mode::Proxy;
+        if report_sources && proxy {
+            tracing::info!(
+                "ProxyDHCP: install reports are checked by token only (another server assigns the nodes' addresses)"
+            );
+        }
+        if report_sources && !proxy {
+            let loopback = loopback_reports && http_server_addr.ip().is_loopback();
+            if loopback_reports && !loopback {
+                tracing::warn!(
+                    "install reports from loopback are allowed only when HTTP listens on loopback, not on {http_server_addr}"
+                );
+            }
+            let planned = reservations.iter().map(|r| (r.mac, IpAddr::V4(r.ip)));
+            let mut sources = ReportSources::new(planned).allow_loopback(loopback);
+            if leases.is_some() && persist_leases {
+                sources = sources.with_leases(&state_dir);
+            }
+            content = content.with_report_sources(sources);
         }
         let mut tasks = JoinSet::new();
         #[cfg(feature = "grpc")]

@@ -66,7 +66,8 @@ impl TrailEvent {
     /// A short label: `got its lease`, `iPXE script`, `kernel 404 (...)`.
     pub fn label(&self) -> String {
         let what = self.what.as_str();
-        let path = what.split_once(' ').map_or(what, |(_, p)| p);
+        let request = what.split_once(NOTE_SEPARATOR).map_or(what, |(r, _)| r);
+        let path = request.split_once(' ').map_or(request, |(_, p)| p);
         let thing = if self.kind == TrailKind::Dhcp {
             if what.contains("-> DHCPACK") {
                 return "got its lease".into();
@@ -100,7 +101,10 @@ impl TrailEvent {
                     .unwrap_or(path)
                     .trim_start_matches('/');
                 if thing == "iPXE script" || thing == "Ignition" {
-                    format!("{thing} {s}")
+                    match what.split_once(NOTE_SEPARATOR) {
+                        Some((_, note)) => format!("{thing} {s} ({note})"),
+                        None => format!("{thing} {s}"),
+                    }
                 } else {
                     format!("{thing} {s} ({file} missing)")
                 }
@@ -109,6 +113,10 @@ impl TrailEvent {
         }
     }
 }
+
+/// Separates a request from the server's note on why it failed in
+/// [`TrailEvent::what`]: `GET /ipxe?mac=.. — assets/... is missing (...)`.
+pub const NOTE_SEPARATOR: &str = " — ";
 
 /// `14:02:11` (UTC) of a millisecond timestamp.
 pub fn clock(unix_ms: u64) -> String {

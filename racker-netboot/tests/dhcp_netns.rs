@@ -10,7 +10,6 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use racker_inventory::MacAddr;
@@ -24,84 +23,34 @@ const BMC_MAC: &str = "02:11:22:33:44:11";
 const BMC_IP: Ipv4Addr = Ipv4Addr::new(172, 24, 213, 3);
 const UNKNOWN_MAC: &str = "02:99:99:99:99:01";
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn run(args: &[&str]) {
-    let status = Command::new(args[0])
-        .args(&args[1..])
-        .stdin(Stdio::null())
-        .status()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(status.success(), "{args:?} failed: {status}");
-}
-
-/// Two namespaces joined by a veth pair; deleted on drop, even on failure.
+/// Two namespaces joined by a veth pair (`rk-srv` / `rk-cli`); deleted on
+/// drop, even on failure.
 struct Netns {
-    server: String,
-    client: String,
+    server: racker_testsupport::netns::Netns,
+    client: racker_testsupport::netns::Netns,
 }
 
 impl Netns {
     fn new(client_mac: &str) -> Self {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let base = format!("rkdhcp{}x{n}", std::process::id());
-        let ns = Self {
-            server: format!("{base}s"),
-            client: format!("{base}c"),
-        };
-        run(&["ip", "netns", "add", &ns.server]);
-        run(&["ip", "netns", "add", &ns.client]);
-        run(&[
-            "ip", "link", "add", "rk-srv", "netns", &ns.server, "type", "veth", "peer", "name",
-            "rk-cli", "netns", &ns.client,
-        ]);
-        run(&[
-            "ip",
-            "-n",
-            &ns.server,
-            "addr",
-            "add",
-            "172.24.213.1/24",
-            "dev",
-            "rk-srv",
-        ]);
-        run(&["ip", "-n", &ns.server, "link", "set", "lo", "up"]);
-        run(&["ip", "-n", &ns.server, "link", "set", "rk-srv", "up"]);
-        run(&["ip", "-n", &ns.client, "link", "set", "lo", "up"]);
+        let server = racker_testsupport::netns::Netns::create("rkdhcps");
+        let client = racker_testsupport::netns::Netns::create("rkdhcpc");
+        racker_testsupport::netns::veth(&server, "rk-srv", &client, "rk-cli");
+        server.ip(&["addr", "add", "172.24.213.1/24", "dev", "rk-srv"]);
+        let ns = Self { server, client };
         ns.set_client_mac(client_mac);
         ns
     }
 
     fn set_client_mac(&self, mac: &str) {
-        run(&["ip", "-n", &self.client, "link", "set", "rk-cli", "down"]);
-        run(&["ip", "-n", &self.client, "addr", "flush", "dev", "rk-cli"]);
-        run(&[
-            "ip",
-            "-n",
-            &self.client,
-            "link",
-            "set",
-            "rk-cli",
-            "address",
-            mac,
-        ]);
-        run(&["ip", "-n", &self.client, "link", "set", "rk-cli", "up"]);
+        let c = &self.client;
+        c.ip(&["link", "set", "rk-cli", "down"]);
+        c.ip(&["addr", "flush", "dev", "rk-cli"]);
+        c.ip(&["link", "set", "rk-cli", "address", mac]);
+        c.ip(&["link", "set", "rk-cli", "up"]);
     }
 
     fn exec(&self, tool: &Path) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.client])
-            .arg(tool)
-            .stdin(Stdio::null());
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for ns in [&self.client, &self.server] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+        self.client.exec(tool)
     }
 }
 
@@ -118,7 +67,7 @@ impl Server {
         state_dir: &Path,
         installed: BTreeSet<MacAddr>,
     ) -> Self {
-        let ns_path = PathBuf::from("/run/netns").join(&ns.server);
+        let ns_path = PathBuf::from("/run/netns").join(ns.server.name());
         let state_dir = state_dir.to_owned();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();

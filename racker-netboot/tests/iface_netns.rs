@@ -5,35 +5,7 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 
 use racker_netboot::iface::{AddressChange, IfaceError, ensure_address};
-
-struct Netns(String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn run(args: &[&str]) {
-    let status = Command::new(args[0])
-        .args(&args[1..])
-        .status()
-        .expect(args[0]);
-    assert!(status.success(), "{args:?}");
-}
-
-/// Run `f` on a thread that entered namespace `ns` (network namespaces are
-/// per thread), with its own runtime so netlink sockets open in `ns`.
-fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("netns file");
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        f()
-    })
-    .join()
-    .expect("netns thread")
-}
+use racker_testsupport::netns::Netns;
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -51,14 +23,10 @@ fn ensure_address_brings_the_interface_up_adds_once_and_names_missing_interfaces
     {
         return;
     }
-    let ns = Netns(format!("rkif{}", std::process::id()));
-    run(&["ip", "netns", "add", &ns.0]);
-    run(&[
-        "ip", "-n", &ns.0, "tuntap", "add", "dev", "pxe0", "mode", "tap",
-    ]);
+    let ns = Netns::create("rkif");
+    ns.ip(&["tuntap", "add", "dev", "pxe0", "mode", "tap"]);
     let ip = Ipv4Addr::new(172, 24, 213, 1);
-    let name = ns.0.clone();
-    let (first, second, missing) = in_netns(&name, move || {
+    let (first, second, missing) = ns.enter(move || {
         block_on(async {
             (
                 ensure_address("pxe0", ip, 24).await,

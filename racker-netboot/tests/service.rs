@@ -135,6 +135,8 @@ async fn builder_wires_dhcp_tftp_and_http_on_loopback() {
         .reservations([reservation()])
         .nodes([node()])
         .http_listen(loopback(0))
+        // The reports below come from 127.0.0.1, not the node's address.
+        .loopback_reports(true)
         .tftp_listen(loopback(0))
         .boot_files(Some(boot_files(dir.path())))
         .start()
@@ -360,19 +362,10 @@ async fn the_guard_refuses_a_wrong_mac_before_touching_anything_and_missing_boot
 
 // --- in a network namespace (root) ---
 
-struct Netns(String);
+use racker_testsupport::netns::Netns;
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn ip(ns: &str, args: &str) {
-    let mut all = vec!["-n", ns];
-    all.extend(args.split_whitespace());
-    let status = Command::new("ip").args(&all).status().expect("ip");
-    assert!(status.success(), "ip {all:?}");
+fn ip(ns: &Netns, args: &str) {
+    ns.ip(&args.split_whitespace().collect::<Vec<_>>());
 }
 
 /// Run `f` on a thread inside namespace `ns` with a current-thread
@@ -381,18 +374,13 @@ fn in_netns<T: Send + 'static>(
     ns: &str,
     f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
 ) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = fs::File::open(&path).expect("netns file");
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+    racker_testsupport::netns::enter(ns, move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime")
             .block_on(f())
     })
-    .join()
-    .expect("netns thread")
 }
 
 #[test]
@@ -403,16 +391,10 @@ fn default_routes_in_any_table_and_family_are_refused_unless_forced() {
     {
         return;
     }
-    let ns = Netns(format!("rkroute{}", std::process::id()));
-    let status = Command::new("ip")
-        .args(["netns", "add", &ns.0])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    ip(&ns.0, "link add pxe0 type veth peer name pxe0p");
-    ip(&ns.0, "link set pxe0p up");
-    ip(&ns.0, "link set pxe0 address 02:11:22:33:44:30 up");
-    ip(&ns.0, "link set lo up");
+    let ns = Netns::create("rkroute");
+    ip(&ns, "link add pxe0 type veth peer name pxe0p");
+    ip(&ns, "link set pxe0p up");
+    ip(&ns, "link set pxe0 address 02:11:22:33:44:30 up");
     let dir = tempfile::tempdir().unwrap();
     // sysfs shows the namespace of its mount, not the thread's: fake it.
     let sys = dir.path().join("sys");
@@ -443,8 +425,8 @@ fn default_routes_in_any_table_and_family_are_refused_unless_forced() {
 
     // An IPv6 default route (what router advertisements install): the
     // /proc/net/route guard could not see it.
-    ip(&ns.0, "-6 addr add 2001:db8::2/64 dev pxe0 nodad");
-    ip(&ns.0, "-6 route add default via 2001:db8::1 dev pxe0");
+    ip(&ns, "-6 addr add 2001:db8::2/64 dev pxe0 nodad");
+    ip(&ns, "-6 route add default via 2001:db8::1 dev pxe0");
     let (routes, checked, _) = check(&ns.0);
     assert_eq!(routes.len(), 1, "{routes:?}");
     assert!(routes[0].ipv6);
@@ -454,11 +436,11 @@ fn default_routes_in_any_table_and_family_are_refused_unless_forced() {
         err.contains("IPv6 default route via 2001:db8::1 (table main)"),
         "{err}"
     );
-    ip(&ns.0, "-6 route del default via 2001:db8::1 dev pxe0");
+    ip(&ns, "-6 route del default via 2001:db8::1 dev pxe0");
 
     // An IPv4 default route in policy-routing table 100.
-    ip(&ns.0, "addr add 10.99.0.2/24 dev pxe0");
-    ip(&ns.0, "route add default via 10.99.0.1 dev pxe0 table 100");
+    ip(&ns, "addr add 10.99.0.2/24 dev pxe0");
+    ip(&ns, "route add default via 10.99.0.1 dev pxe0 table 100");
     let (routes, checked, _) = check(&ns.0);
     assert_eq!(routes.len(), 1, "{routes:?}");
     assert!(!routes[0].ipv6);

@@ -134,6 +134,10 @@ enum State {
         role: u8,
         uname: Vec<u8>,
         user: usize,
+        /// The RAKP 1 payload and the RAKP 2 answered, for its
+        /// retransmissions.
+        rakp1: Vec<u8>,
+        rakp2: Vec<u8>,
     },
     Active {
         keys: SessionKeys,
@@ -182,6 +186,9 @@ struct Session {
     out_seq: u32,
     cached: Option<Cached>,
     sol: Option<Sol>,
+    /// The Open Session Request payload and the response sent, for its
+    /// retransmissions.
+    opened: (Vec<u8>, Vec<u8>),
 }
 
 impl Session {
@@ -644,6 +651,16 @@ impl Bmc {
     fn open_session(&mut self, now: Instant, peer: SocketAddr, p: &[u8]) -> Option<Vec<u8>> {
         let req = OpenSessionRequest::decode(p)?;
         let sid_m = req.sid_m;
+        // A retransmission (the console did not see the response in time):
+        // the same response again. A new session here would leave the
+        // console's RAKP 1, sent for the first one, unanswered.
+        if let Some(s) = self
+            .sessions
+            .iter()
+            .find(|s| s.sid_m == sid_m && s.peer == peer && s.opened.0 == p)
+        {
+            return Some(s.opened.1.clone());
+        }
         let error = |code: u8| Some(OpenSessionResponse::error(req.tag, code, sid_m).encode());
         let Some((a, ig, c)) = req.algorithms else {
             return error(status::ILLEGAL_PARAMETER);
@@ -693,6 +710,7 @@ impl Bmc {
             out_seq: 0,
             cached: None,
             sol: None,
+            opened: (Vec::new(), Vec::new()),
         });
         let response = OpenSessionResponse {
             tag: req.tag,
@@ -702,7 +720,11 @@ impl Bmc {
             sid_c,
             algorithms: suite.algorithms(),
         };
-        Some(response.encode())
+        let response = response.encode();
+        if let Some(s) = self.sessions.last_mut() {
+            s.opened = (p.to_vec(), response.clone());
+        }
+        Some(response)
     }
 
     fn user_password(&self, user: usize) -> Vec<u8> {
@@ -719,6 +741,16 @@ impl Bmc {
     }
 
     fn rakp1(&mut self, now: Instant, p: &[u8]) -> Option<Vec<u8>> {
+        // A retransmitted RAKP 1 gets the RAKP 2 already sent: a new Rc
+        // would make the RAKP 3 the console computed from the first one
+        // fail its check (RAKP 4 status 0x0f).
+        let replay = self.sessions.iter().find_map(|s| match &s.state {
+            State::AwaitRakp3 { rakp1, rakp2, .. } if rakp1 == p => Some(rakp2.clone()),
+            _ => None,
+        });
+        if replay.is_some() {
+            return replay;
+        }
         let Rakp1 {
             tag,
             sid_c,
@@ -777,6 +809,8 @@ impl Bmc {
             role,
             uname,
             user,
+            rakp1: Vec::new(),
+            rakp2: Vec::new(),
         };
         session.last_activity = now;
         let reply = Rakp2 {
@@ -786,8 +820,13 @@ impl Bmc {
             rc,
             guid: self.guid,
             code,
-        };
-        Some(reply.encode())
+        }
+        .encode();
+        if let State::AwaitRakp3 { rakp1, rakp2, .. } = &mut session.state {
+            *rakp1 = p.to_vec();
+            rakp2.clone_from(&reply);
+        }
+        Some(reply)
     }
 
     fn rakp3(&mut self, now: Instant, p: &[u8]) -> Option<Vec<u8>> {
@@ -804,6 +843,7 @@ impl Bmc {
             role,
             uname,
             user,
+            ..
         } = self.sessions[i].state.clone()
         else {
             return None;

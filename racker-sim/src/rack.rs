@@ -129,7 +129,7 @@ impl Shared {
         }
     }
 
-    async fn on_datagram(&self, peer: SocketAddr, data: &[u8]) {
+    async fn on_datagram(self: &Arc<Self>, peer: SocketAddr, data: &[u8]) {
         let faults = *lock(&self.faults);
         if faults.unreachable {
             return;
@@ -144,7 +144,16 @@ impl Shared {
             out
         };
         if !faults.latency.is_zero() {
-            tokio::time::sleep(faults.latency).await;
+            // Late replies, like a slow link: the BMC keeps receiving (and
+            // sees the console's retransmissions) meanwhile.
+            let shared = Arc::clone(self);
+            tokio::spawn(async move {
+                tokio::time::sleep(faults.latency).await;
+                for t in out {
+                    let _ = shared.socket.send_to(&t.payload, t.to).await;
+                }
+            });
+            return;
         }
         for t in out {
             let _ = self.socket.send_to(&t.payload, t.to).await;

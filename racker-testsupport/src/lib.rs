@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod http;
+pub mod netns;
 pub mod vm;
 
 /// True when CI demands that privileged / peer tests run.

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Child;
 
 /// Kills and reaps a child on drop.
 #[derive(Debug)]
@@ -18,24 +18,7 @@ impl Drop for Reaped {
     }
 }
 
-/// A network namespace, deleted on drop.
-#[derive(Debug)]
-pub struct Netns(pub String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// Run `args` and panic unless it succeeds.
-pub fn run(args: &[&str]) {
-    let status = Command::new(args[0])
-        .args(&args[1..])
-        .status()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(status.success(), "{args:?}");
-}
+pub use crate::netns::{Netns, run};
 
 /// Where `.ci/test-kernel` unpacked Debian's cloud kernel
 /// (`RACKER_TEST_KERNEL_DIR`, default `/var/cache/racker/test-kernel`).

@@ -478,6 +478,12 @@ async fn a_missing_kernel_fails_the_node_with_its_404_in_seconds() {
         "{reason}"
     );
     assert!(reason.contains("got its lease"), "{reason}");
+    // The refusal names what is missing and how to fetch it.
+    assert!(
+        reason.contains("assets/flatcar/current/flatcar_production_pxe.vmlinuz is missing"),
+        "{reason}"
+    );
+    assert!(reason.contains("racker netboot fetch-assets"), "{reason}");
     lab.sim.shutdown().await;
 }
 

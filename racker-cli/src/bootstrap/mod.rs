@@ -303,6 +303,14 @@ pub(crate) fn handover(globals: &Globals, args: &BootstrapCmd, config: &Config) 
     if args.handover == Handover::None || !on_interface {
         return;
     }
+    // A Lokomotive rack keeps the matchbox gRPC API for day-2 `lokoctl
+    // cluster apply`.
+    let grpc = match &config.netboot {
+        NetbootMode::Serve(endpoints) if config.lokoctl.is_some() => {
+            endpoints.content.matchbox_grpc
+        }
+        _ => None,
+    };
     let systemctl =
         racker_installer::Systemctl::from_setting(&args.systemctl, std::path::Path::new("/run"));
     let steps = racker_bootstrap::handover::handover(
@@ -310,9 +318,21 @@ pub(crate) fn handover(globals: &Globals, args: &BootstrapCmd, config: &Config) 
         &config.rack,
         &args.networkd_dir,
         systemctl.as_ref().map(racker_installer::Systemctl::program),
+        grpc,
     );
     for step in steps {
         match step {
+            HandoverStep::EnvironmentWritten(path, Some(addr)) => {
+                output::line(output::ok_mark(&format!(
+                    "Network: {} keeps the matchbox gRPC API on {addr} for lokoctl",
+                    path.display()
+                )))
+            }
+            HandoverStep::EnvironmentWritten(_, None) => {}
+            HandoverStep::EnvironmentFailed(e) => output::warn(e),
+            HandoverStep::RestartNeeded(unit) => output::progress(format_args!(
+                "note: restart {unit} to apply its new settings: systemctl restart {unit}"
+            )),
             HandoverStep::NetworkWritten(path) => output::line(output::ok_mark(&format!(
                 "Network: {} keeps the PXE interface's address",
                 path.display()

@@ -38,7 +38,7 @@ pub(super) async fn run(
         .map(|t| ExportTarget {
             node: t.host_label(),
             mac: t.bmc_mac.map_or_else(|| t.label.clone(), |m| m.to_string()),
-            bmc: t.addr,
+            bmc: t.address,
         })
         .collect();
     let n = targets.len();

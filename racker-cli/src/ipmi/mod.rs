@@ -1,19 +1,18 @@
 //! `racker ipmi`: talk IPMI 2.0 (RMCP+) to one BMC or to every BMC of the rack.
 
 use std::io::Write as _;
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
-use racker_inventory::{Host, HostList, MacAddr};
+use racker_inventory::{Host, HostList};
 use racker_ipmi::monitor::Identify;
 use racker_ipmi::{
-    BmcAddress, BootDevice, BootFlags, ChassisStatus, CipherPreference, CipherSuite, Credentials,
-    Operation, Output, Password, PowerAction, PowerOutcome, Privilege, RawRequest, RestorePolicy,
-    Session, SessionOptions, SolConsole,
+    BootDevice, BootFlags, ChassisStatus, CipherPreference, CipherSuite, Credentials, Operation,
+    Output, Password, PowerAction, PowerOutcome, Privilege, RawRequest, RestorePolicy, Session,
+    SessionOptions, SolConsole,
 };
 use serde::Serialize;
 
@@ -22,6 +21,7 @@ mod render;
 
 use crate::context::{PlanArgs, SelectionArgs, load_credentials, load_rack};
 use crate::globals::Globals;
+use crate::output::{Tone, paint};
 
 /// Arguments of `racker ipmi`.
 #[derive(Debug, clap::Args)]
@@ -301,29 +301,7 @@ fn parse_hex_byte(s: &str) -> Result<u8, String> {
 }
 
 /// One BMC to talk to, with what the rack knows about its node.
-#[derive(Debug, Clone)]
-struct Target {
-    /// BMC MAC (or the --host text).
-    label: String,
-    bmc: String,
-    addr: BmcAddress,
-    bmc_mac: Option<MacAddr>,
-    node_mac: Option<MacAddr>,
-    internal_ip: Option<Ipv4Addr>,
-    hostname: Option<String>,
-    /// Where the BMC address came from: "lease", "plan" or "host".
-    address_source: &'static str,
-}
-
-impl Target {
-    /// The node's short host name, else its BMC MAC (or the --host text).
-    fn host_label(&self) -> String {
-        self.hostname
-            .as_deref()
-            .and_then(|h| h.split('.').next())
-            .map_or_else(|| self.label.clone(), str::to_string)
-    }
-}
+type Target = racker_bootstrap::BmcTarget;
 
 pub(crate) fn run(globals: &Globals, args: IpmiCmd) -> anyhow::Result<ExitCode> {
     let command = args.command.as_ref().unwrap_or(&IpmiSub::Sol);
@@ -337,12 +315,10 @@ pub(crate) fn run(globals: &Globals, args: IpmiCmd) -> anyhow::Result<ExitCode> 
         let op = op.context("the serial console is not available with --local")?;
         return run_local(&args, globals.output, command, &op);
     }
-    let targets =
-        if matches!(command, IpmiSub::Exporter(_)) && args.node.is_none() && args.host.is_none() {
-            resolve_all(globals, &args)?
-        } else {
-            resolve_targets(globals, &args)?
-        };
+    let targets = targets(globals, &args, matches!(command, IpmiSub::Exporter(_)))?;
+    for w in targets.iter().filter_map(|t| t.warning.as_ref()) {
+        crate::output::warn(w);
+    }
     if targets.len() > 1 && matches!(command, IpmiSub::Sol) {
         bail!(
             "the serial console needs one node, but {:?} names {}",
@@ -397,101 +373,27 @@ fn run_local(
     command: &IpmiSub,
     op: &Operation,
 ) -> anyhow::Result<ExitCode> {
-    use racker_ipmi::monitor;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let device = args.device.display().to_string();
-    let result: anyhow::Result<Output> = runtime.block_on(async {
-        let mut bmc = racker_ipmi::LocalBmc::open(&args.device, args.timeout)?;
-        let b = &mut bmc;
-        Ok(match op {
-            Operation::Sensors => Output::Sensors(monitor::sensors(b, None).await?),
-            Operation::SelInfo => Output::SelInfo(monitor::sel_info(b).await?),
-            Operation::SelList { last } => Output::Sel(monitor::sel_list(b, *last).await?),
-            Operation::SelClear => {
-                monitor::sel_clear(b).await?;
-                Output::Done
-            }
-            Operation::Fru => Output::Fru(Box::new(monitor::fru(b).await?)),
-            Operation::Identify(w) => {
-                monitor::identify(b, *w).await?;
-                Output::Done
-            }
-            Operation::LanPrint { channel } => {
-                Output::Lan(Box::new(monitor::lan_print(b, *channel).await?))
-            }
-            Operation::McInfo => Output::McInfo(Box::new(monitor::mc_info(b).await?)),
-            Operation::ChassisCapabilities => {
-                Output::ChassisCapabilities(monitor::chassis_capabilities(b).await?)
-            }
-            Operation::RestartCause => Output::RestartCause(monitor::restart_cause(b).await?),
-            Operation::SetPolicy(p) => Output::Policies(monitor::set_restore_policy(b, *p).await?),
-            Operation::Raw(r) => {
-                use racker_ipmi::Transport as _;
-                Output::Raw(b.raw(r.clone()).await?)
-            }
-            // The management node's own install sets its disk boot this
-            // way (docs/lokomotive.md, "Installing the management node").
-            Operation::SetBootDevice {
-                device,
-                persistent,
-                efi,
-            } => {
-                use racker_ipmi::Transport as _;
-                let flags = racker_ipmi::BootFlags::new(*device, *persistent, *efi);
-                b.raw(racker_ipmi::RawRequest::new(0x00, 0x08, flags.encode_request()))
-                    .await?;
-                Output::BootFlags(flags)
-            }
-            Operation::DisableBootFlagTimeout => {
-                use racker_ipmi::Transport as _;
-                b.raw(racker_ipmi::RawRequest::new(0x00, 0x08, vec![0x03, 0x1F]))
-                    .await?;
-                Output::Done
-            }
-            _ => bail!(
-                "--local supports sensors, sel, fru, identify, lan print, mc info, chassis, bootdev, boot-timeout and raw"
-            ),
-        })
+    let start = std::time::Instant::now();
+    let result = runtime.block_on(async {
+        racker_ipmi::LocalBmc::open(&args.device, args.timeout)?
+            .execute(op)
+            .await
     });
-    let target = Target {
-        label: device.clone(),
-        bmc: device,
-        addr: BmcAddress::new("localhost", 0),
-        bmc_mac: None,
-        node_mac: None,
-        internal_ip: None,
-        hostname: None,
-        address_source: "local",
+    let target = Target::local(&args.device);
+    let r = racker_ipmi::FanOutResult {
+        bmc: target.address.clone(),
+        key: target,
+        result,
+        elapsed: start.elapsed(),
     };
-    let ok = result.is_ok();
-    if format.is_json() {
-        let error = result.as_ref().err().map(|e| JsonError {
-            kind: "local",
-            message: format!("{e:#}"),
-        });
-        let doc = JsonDoc {
-            results: vec![JsonResult::new(
-                &target,
-                result.as_ref().ok(),
-                error,
-                Duration::ZERO,
-            )],
-        };
-        crate::output::print_json(format, "ipmi", &doc)?;
-    } else {
-        match &result {
-            Ok(o) if args.one_line => println!("{}: {}", target.label, render::one_line(o)),
-            Ok(o) => {
-                let mut text = String::new();
-                render(&mut text, &target, command, o);
-                print!("{text}");
-            }
-            Err(e) => println!("error: {e:#}"),
-        }
-    }
+    let ok = r.failure().is_none();
+    let mut printer = Printer::new(args, format, command, 1);
+    printer.result(r)?;
+    printer.finish()?;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -608,90 +510,21 @@ fn read_new_password(file: Option<&PathBuf>) -> anyhow::Result<Password> {
     Ok(Password::new(pw))
 }
 
-/// `ADDR` → `ADDR:port`; `ADDR:PORT` / `[V6]:PORT` kept.
-fn host_address(text: &str, port: u16) -> anyhow::Result<BmcAddress> {
-    let parsed: BmcAddress = text.parse()?;
-    let has_port = if text.starts_with('[') {
-        text.contains("]:")
-    } else {
-        text.matches(':').count() == 1
-    };
-    Ok(if has_port {
-        parsed
-    } else {
-        parsed.with_port(port)
-    })
-}
-
-/// The exporter without NODES or --host: every node, like --all.
-fn resolve_all(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Target>> {
-    resolve(globals, args, None, true)
-}
-
-fn resolve_targets(globals: &Globals, args: &IpmiCmd) -> anyhow::Result<Vec<Target>> {
+/// The BMCs the command names: `--host`, NODES, `--all` (also the
+/// exporter without NODES), minus `--exclude`.
+fn targets(globals: &Globals, args: &IpmiCmd, exporter: bool) -> anyhow::Result<Vec<Target>> {
     if let Some(host) = &args.host {
-        let addr = host_address(host, args.port)?;
-        return Ok(vec![Target {
-            label: host.clone(),
-            bmc: addr.to_string(),
-            addr,
-            bmc_mac: None,
-            node_mac: None,
-            internal_ip: None,
-            hostname: None,
-            address_source: "host",
-        }]);
+        return Ok(vec![Target::host(host, args.port)?]);
     }
+    let all = args.all || (exporter && args.node.is_none());
     let wanted = match &args.node {
-        Some(text) if !args.all => Some(
+        Some(text) if !all => Some(
             text.parse::<HostList>()
                 .with_context(|| format!("NODES {text:?}"))?
                 .expand(),
         ),
         _ => None,
     };
-    resolve(globals, args, wanted, args.all)
-}
-
-/// True when `name` (as typed) names the node `selected` (host name, short
-/// host name or alias, case-insensitive).
-fn name_matches(selected: Option<&racker_inventory::SelectedNode>, want: &str) -> bool {
-    let Some(s) = selected else {
-        return false;
-    };
-    s.aliases
-        .iter()
-        .map(String::as_str)
-        .chain(s.hostname.as_deref())
-        .any(|n| {
-            n.eq_ignore_ascii_case(want)
-                || n.split('.')
-                    .next()
-                    .is_some_and(|short| short.eq_ignore_ascii_case(want))
-        })
-}
-
-fn host_matches(
-    node: &racker_inventory::Node,
-    selected: Option<&racker_inventory::SelectedNode>,
-    host: &Host,
-) -> bool {
-    match host {
-        Host::Mac(mac) => *mac == node.primary_mac || *mac == node.bmc_mac,
-        Host::Name(n) => name_matches(selected, n),
-    }
-}
-
-/// Targets for `wanted` hosts (a NODES list) or, with `all`, every node.
-/// `--exclude` takes MACs (they also leave the cluster selection, as
-/// before) and names or ranges; it filters --all and multi-host lists, never
-/// a single named node.
-fn resolve(
-    globals: &Globals,
-    args: &IpmiCmd,
-    wanted: Option<Vec<Host>>,
-    all: bool,
-) -> anyhow::Result<Vec<Target>> {
     let rack = load_rack(globals, &args.plan)?;
     let exclude: Vec<Host> = args
         .plan
@@ -699,147 +532,37 @@ fn resolve(
         .parse::<HostList>()
         .with_context(|| format!("--exclude {:?}", args.plan.exclude))?
         .expand();
-    let excluded_macs: Vec<MacAddr> = exclude
-        .iter()
-        .filter_map(|h| match h {
-            Host::Mac(m) => Some(*m),
-            Host::Name(_) => None,
-        })
-        .collect();
+    // Excluded MACs also leave the cluster selection (host names follow
+    // it); without a selection (e.g. too few controllers for the given
+    // options) only MACs match.
     let mut plan_args = args.plan.clone();
-    plan_args.exclude = excluded_macs
+    plan_args.exclude = exclude
         .iter()
+        .filter(|h| matches!(h, Host::Mac(_)))
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(" ");
-    // Host names need the selection; without one (e.g. too few controllers
-    // for the given options) only MACs match.
     let selection =
         racker_inventory::select(&rack.plan, &args.selection.selection_options(&plan_args)?).ok();
-    let bmcs = crate::context::BmcResolver::load(globals)?;
-    let filter_excluded = all || wanted.as_ref().is_some_and(|w| w.len() > 1);
-    let mut targets = Vec::new();
-    let mut matched = vec![false; wanted.as_ref().map_or(0, Vec::len)];
-    for planned in rack.plan.nodes() {
-        let node = &planned.node;
-        let selected = selection.as_ref().and_then(|s| {
-            s.nodes()
-                .iter()
-                .find(|n| n.planned.node.primary_mac == node.primary_mac)
-        });
-        let hostname = selected.and_then(|s| s.hostname.clone());
-        let is_excluded = selected.is_some_and(|s| s.excluded)
-            || excluded_macs.iter().any(|m| {
-                *m == node.primary_mac || *m == node.bmc_mac || Some(*m) == node.secondary_mac
-            })
-            || exclude
-                .iter()
-                .any(|h| matches!(h, Host::Name(_)) && host_matches(node, selected, h));
-        let is_wanted = match &wanted {
-            None => all,
-            Some(list) => {
-                let mut any = false;
-                for (i, h) in list.iter().enumerate() {
-                    if host_matches(node, selected, h) {
-                        matched[i] = true;
-                        any = true;
-                    }
-                }
-                any
-            }
-        };
-        if !is_wanted || (filter_excluded && is_excluded) {
-            continue;
-        }
-        let (addr, source) = bmcs.resolve(planned, args.port);
-        targets.push(Target {
-            label: node.bmc_mac.to_string(),
-            bmc: addr.to_string(),
-            addr,
-            bmc_mac: Some(node.bmc_mac),
-            node_mac: Some(node.primary_mac),
-            internal_ip: Some(planned.ip),
-            hostname,
-            address_source: source.as_str(),
-        });
-    }
-    if let Some(list) = &wanted {
-        let unknown: Vec<String> = list
-            .iter()
-            .zip(&matched)
-            .filter(|(_, m)| !**m)
-            .map(|(h, _)| format!("{:?}", h.to_string()))
-            .collect();
-        if !unknown.is_empty() {
-            bail!(
-                "no node {} in {} (give a host name, primary MAC or BMC MAC; the management node has no plan entry)",
-                unknown.join(", "),
-                globals.nodes_csv().display()
-            );
-        }
-        if list.len() == 1 && targets.len() > 1 {
-            bail!("{:?} matches {} nodes", list[0].to_string(), targets.len());
-        }
-    }
-    if targets.is_empty() {
-        bail!("no nodes selected");
-    }
-    Ok(targets)
+    let query = racker_bootstrap::TargetQuery {
+        wanted,
+        all,
+        exclude,
+        port: args.port,
+    };
+    let resolver = crate::context::BmcResolver::load(globals)?;
+    Ok(racker_bootstrap::select_targets(
+        rack.plan.nodes(),
+        selection.as_ref(),
+        resolver.inner(),
+        &query,
+    )?)
 }
 
 /// `racker ipmi -o json` (kind `ipmi`, docs/output.md).
 #[derive(Serialize)]
 struct JsonDoc<'a> {
-    results: Vec<JsonResult<'a>>,
-}
-
-/// One BMC's result in the contract's vocabulary.
-#[derive(Serialize)]
-struct JsonResult<'a> {
-    node: Option<String>,
-    mac: Option<MacAddr>,
-    bmc_mac: Option<MacAddr>,
-    ip: Option<Ipv4Addr>,
-    hostname: Option<&'a str>,
-    bmc_ip: &'a str,
-    bmc_port: u16,
-    address_source: &'static str,
-    ok: bool,
-    error: Option<JsonError>,
-    elapsed_ms: u128,
-    result: Option<&'a Output>,
-}
-
-impl<'a> JsonResult<'a> {
-    fn new(
-        t: &'a Target,
-        result: Option<&'a Output>,
-        error: Option<JsonError>,
-        elapsed: Duration,
-    ) -> Self {
-        Self {
-            node: t
-                .node_mac
-                .map(|mac| crate::output::node_name(t.hostname.as_deref(), mac)),
-            mac: t.node_mac,
-            bmc_mac: t.bmc_mac,
-            ip: t.internal_ip,
-            hostname: t.hostname.as_deref(),
-            bmc_ip: t.addr.host(),
-            bmc_port: t.addr.port(),
-            address_source: t.address_source,
-            ok: error.is_none(),
-            error,
-            elapsed_ms: elapsed.as_millis(),
-            result,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct JsonError {
-    kind: &'static str,
-    message: String,
+    results: &'a [racker_ipmi::FanOutResult<Target, Output>],
 }
 
 async fn run_many(
@@ -852,137 +575,129 @@ async fn run_many(
     op: &Operation,
 ) -> anyhow::Result<ExitCode> {
     let total = targets.len();
-    let jobs: Vec<(Target, BmcAddress)> = targets
-        .into_iter()
-        .map(|t| (t.clone(), t.addr.clone()))
-        .collect();
-    let mut stream = std::pin::pin!(racker_ipmi::fan_out_operation(
-        jobs,
-        creds,
-        opts,
-        op,
-        args.concurrency
-    ));
-    let mut failures = 0usize;
-    let mut json = Vec::new();
-    let mut lines: Vec<(String, String, bool)> = Vec::new();
-    let mut done = 0usize;
-    let stdout = std::io::stdout();
+    let jobs = targets.into_iter().map(|t| (t.clone(), t.address));
+    let stream = racker_ipmi::fan_out_operation(jobs.collect(), creds, opts, op, args.concurrency);
+    let mut stream = std::pin::pin!(stream);
+    let mut printer = Printer::new(args, format, command, total);
+    let (mut done, mut failures) = (0usize, 0usize);
     while let Some(r) = stream.next().await {
         done += 1;
-        // A raw reply with a non-zero completion code is a failure too.
-        let outcome: Result<Output, String> = match &r.result {
-            Ok(Output::Raw(raw)) if raw.completion_code != 0 => Err(format!(
-                "{}: completion code {:#04x}",
-                r.bmc, raw.completion_code
-            )),
-            Ok(o) => Ok(o.clone()),
-            Err(e) => Err(e.to_string()),
+        let word = match r.failure() {
+            None => paint(Tone::Good, "ok"),
+            Some(_) => {
+                failures += 1;
+                paint(Tone::Bad, "FAILED")
+            }
         };
-        if outcome.is_err() {
-            failures += 1;
-        }
-        match format.is_json() {
-            true => {
-                let (ok, result, error) = match &outcome {
-                    Ok(o) => (true, Some(o.clone()), None),
-                    Err(m) => (false, None, Some(m.clone())),
-                };
-                let kind = match &r.result {
-                    Err(e) => e.kind(),
-                    Ok(_) => "completion-code",
-                };
-                json.push((
-                    r.key,
-                    ok,
-                    result,
-                    error.map(|message| JsonError { kind, message }),
-                    r.elapsed,
-                ));
-            }
-            false => {
-                let multi = args.all || total > 1;
-                if args.one_line || args.consolidate {
-                    let text = match &outcome {
-                        Ok(o) if args.one_line => render::one_line(o),
-                        Ok(o) => {
-                            let mut t = String::new();
-                            render(&mut t, &r.key, command, o);
-                            t
-                        }
-                        Err(m) => format!("error: {m}"),
-                    };
-                    let host = r.key.host_label();
-                    if args.consolidate {
-                        lines.push((host, text, outcome.is_ok()));
-                    } else {
-                        writeln!(stdout.lock(), "{host}: {text}")?;
-                    }
-                    continue;
-                }
-                let mut text = String::new();
-                match &outcome {
-                    Ok(o) => render(&mut text, &r.key, command, o),
-                    Err(m) => text.push_str(&format!("error: {m}\n")),
-                }
-                let mut out = stdout.lock();
-                if multi {
-                    writeln!(out, "== {} ({}) ==", r.key.label, r.key.bmc)?;
-                }
-                out.write_all(text.as_bytes())?;
-                if multi {
-                    writeln!(out)?;
-                    eprintln!(
-                        "[{done}/{total}] {} {}",
-                        r.key.label,
-                        if outcome.is_ok() { "ok" } else { "FAILED" }
-                    );
-                }
-            }
+        let label = r.key.label.clone();
+        printer.result(r)?;
+        if printer.multi {
+            anstream::eprintln!("[{done}/{total}] {label} {word}");
         }
     }
-    if args.consolidate {
-        let mut out = stdout.lock();
-        for (hosts, text) in render::consolidate(&lines) {
-            if args.one_line {
-                writeln!(out, "{hosts}: {text}")?;
-            } else {
-                writeln!(out, "== {hosts} ==")?;
-                out.write_all(text.as_bytes())?;
-                if !text.ends_with('\n') {
-                    writeln!(out)?;
-                }
-            }
-        }
-    }
-    if format.is_json() {
-        json.sort_by(|a, b| a.0.label.cmp(&b.0.label));
-        let doc = JsonDoc {
-            results: json
-                .iter()
-                .map(|(t, _ok, result, error, elapsed)| {
-                    JsonResult::new(
-                        t,
-                        result.as_ref(),
-                        error.as_ref().map(|e| JsonError {
-                            kind: e.kind,
-                            message: e.message.clone(),
-                        }),
-                        *elapsed,
-                    )
-                })
-                .collect(),
-        };
-        crate::output::print_json(format, "ipmi", &doc)?;
-    }
+    printer.finish()?;
     if total > 1 {
-        eprintln!("{} of {total} succeeded", total - failures);
+        let summary = format!("{} of {total} succeeded", total - failures);
+        let tone = if failures == 0 { Tone::Good } else { Tone::Bad };
+        anstream::eprintln!("{}", paint(tone, &summary));
     }
     Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Prints results on stdout: per BMC as it answers a block (headed
+/// `== label (address) ==` when there are several) or a line
+/// (`--one-line`); at the end the consolidated groups (`--consolidate`)
+/// or one JSON document sorted by BMC.
+struct Printer<'a> {
+    args: &'a IpmiCmd,
+    format: crate::output::Format,
+    command: &'a IpmiSub,
+    multi: bool,
+    /// Kept for the end: JSON results, or consolidated (host, text, ok).
+    json: Vec<racker_ipmi::FanOutResult<Target, Output>>,
+    lines: Vec<(String, String, bool)>,
+    // anstream drops the colour codes where colour is off (docs/output.md).
+    out: anstream::AutoStream<std::io::Stdout>,
+}
+
+impl<'a> Printer<'a> {
+    fn new(
+        args: &'a IpmiCmd,
+        format: crate::output::Format,
+        command: &'a IpmiSub,
+        total: usize,
+    ) -> Self {
+        Self {
+            args,
+            format,
+            command,
+            multi: args.all || total > 1,
+            json: Vec::new(),
+            lines: Vec::new(),
+            out: anstream::stdout(),
+        }
+    }
+
+    fn result(&mut self, r: racker_ipmi::FanOutResult<Target, Output>) -> anyhow::Result<()> {
+        if self.format.is_json() {
+            self.json.push(r);
+            return Ok(());
+        }
+        let text = match (r.failure(), r.result.as_ref().ok()) {
+            (None, Some(o)) if self.args.one_line => render::one_line(o),
+            (None, Some(o)) => {
+                let mut t = String::new();
+                render(&mut t, &r.key, self.command, o);
+                t
+            }
+            (failure, _) => {
+                let message = failure.map(|f| f.1).unwrap_or_default();
+                format!("{} {message}\n", paint(Tone::Bad, "error:"))
+            }
+        };
+        let host = r.key.host_label();
+        let out = &mut self.out;
+        if self.args.consolidate {
+            self.lines.push((host, text, r.failure().is_none()));
+        } else if self.args.one_line {
+            writeln!(out, "{host}: {}", text.trim_end())?;
+        } else {
+            if self.multi {
+                writeln!(out, "== {} ({}) ==", r.key.label, r.key.address)?;
+            }
+            out.write_all(text.as_bytes())?;
+            if self.multi {
+                writeln!(out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        if self.format.is_json() {
+            self.json.sort_by(|a, b| a.key.label.cmp(&b.key.label));
+            let doc = JsonDoc {
+                results: &self.json,
+            };
+            return crate::output::print_json(self.format, "ipmi", &doc);
+        }
+        for (hosts, text) in render::consolidate(&self.lines) {
+            if self.args.one_line {
+                writeln!(self.out, "{hosts}: {}", text.trim_end())?;
+            } else {
+                writeln!(self.out, "== {hosts} ==")?;
+                self.out.write_all(text.as_bytes())?;
+                if !text.ends_with('\n') {
+                    writeln!(self.out)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn yes_no(b: bool) -> &'static str {
@@ -1112,10 +827,11 @@ fn render(out: &mut String, t: &Target, command: &IpmiSub, o: &Output) {
             out.push_str(&format!("BMC MAC              : {}\n", opt(&t.bmc_mac)));
             out.push_str(&format!(
                 "BMC address          : {} (from {})\n",
-                t.bmc, t.address_source
+                t.address,
+                t.source.as_str()
             ));
-            out.push_str(&format!("Node MAC             : {}\n", opt(&t.node_mac)));
-            out.push_str(&format!("Internal IP          : {}\n", opt(&t.internal_ip)));
+            out.push_str(&format!("Node MAC             : {}\n", opt(&t.mac)));
+            out.push_str(&format!("Internal IP          : {}\n", opt(&t.ip)));
             out.push_str(&format!("Host name            : {}\n", opt(&t.hostname)));
             out.push_str(&format!("Cipher suite         : {}\n", d.cipher_suite));
             out.push_str(&format!(
@@ -1148,57 +864,23 @@ fn render(out: &mut String, t: &Target, command: &IpmiSub, o: &Output) {
     }
 }
 
-/// The serial console: stdin → BMC, BMC → stdout, until `~.` or EOF.
+/// The serial console: stdin → BMC, BMC → stdout, until `~.`.
 async fn console(
     target: &Target,
     creds: &Credentials,
     opts: &SessionOptions,
 ) -> anyhow::Result<ExitCode> {
-    use tokio::io::AsyncReadExt as _;
-    let session = Session::connect(&target.addr, creds, opts).await?;
-    let mut sol = SolConsole::activate(session).await?;
+    let session = Session::connect(&target.address, creds, opts).await?;
+    let sol = SolConsole::activate(session).await?;
     eprintln!(
         "[SOL session to {} active; type ~. at the start of a line to detach]",
         target.label
     );
     let raw_mode = RawTerminal::enable();
-    let mut stdin = tokio::io::stdin();
-    let mut scanner = racker_ipmi::EscapeScanner::new();
-    let mut buf = [0u8; 512];
-    let mut stdin_open = true;
-    let mut keepalive = tokio::time::interval(Duration::from_secs(15));
-    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    keepalive.tick().await; // the first tick is immediate
-    loop {
-        tokio::select! {
-            _ = keepalive.tick() => sol.keepalive().await?,
-            n = stdin.read(&mut buf), if stdin_open => {
-                let n = n.context("reading stdin")?;
-                if n == 0 {
-                    stdin_open = false;
-                    continue;
-                }
-                let (forward, detach) = scanner.feed(&buf[..n]);
-                if !forward.is_empty() {
-                    sol.write(&forward, opts.timeout, opts.retries).await?;
-                }
-                if detach {
-                    break;
-                }
-            }
-            out = sol.read(Duration::from_millis(200)) => {
-                let out = out?;
-                if !out.is_empty() {
-                    let mut so = std::io::stdout().lock();
-                    so.write_all(&out)?;
-                    so.flush()?;
-                }
-            }
-        }
-    }
+    let (stdin, stdout) = (tokio::io::stdin(), tokio::io::stdout());
+    let result = sol.attach(stdin, stdout, opts.timeout, opts.retries).await;
     drop(raw_mode);
-    let session = sol.deactivate().await?;
-    session.close().await?;
+    result?;
     eprintln!("[SOL session closed]");
     Ok(ExitCode::SUCCESS)
 }

@@ -62,31 +62,12 @@ pub(super) fn sensors(out: &mut String, list: &[SensorReading]) {
 }
 
 fn time(ts: u32) -> String {
-    if ts == 0 {
-        return "unknown".into();
+    use racker_ipmi::words;
+    match (words::ipmi_time_at(ts), words::ipmi_uptime_s(ts)) {
+        (Some(at), _) => at.trim_end_matches('Z').replacen('T', " ", 1),
+        (None, Some(s)) => format!("+{s}s after BMC start"),
+        (None, None) => "unknown".into(),
     }
-    if ts < 0x2000_0000 {
-        return format!("+{ts}s after BMC start");
-    }
-    let secs = i64::from(ts);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// `ipmitool sel list`-like lines.
@@ -113,12 +94,7 @@ pub(super) fn sel_entries(out: &mut String, list: &[SelEntry]) {
 }
 
 pub(super) fn sel_info(out: &mut String, i: &SelInfo) {
-    let _ = writeln!(
-        out,
-        "Version          : {}.{}",
-        i.version & 0x0F,
-        i.version >> 4
-    );
+    let _ = writeln!(out, "Version          : {}", i.version_text());
     let _ = writeln!(out, "Entries          : {}", i.entries);
     let _ = writeln!(out, "Free Space       : {} bytes", i.free_bytes);
     let _ = writeln!(out, "Last Add Time    : {}", time(i.last_add));

@@ -10,8 +10,8 @@ use racker_installer::{
     BuildOptions, Definition, Error, Fetcher, ReleaseEntry, Sha256Digest, unpack_archive,
 };
 
-use crate::http::FileServer;
 use crate::support::{Node, snapshot};
+use racker_testsupport::http::FileServer;
 
 const TOOL: &[u8] = b"terraform stand-in\n";
 

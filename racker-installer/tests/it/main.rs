@@ -2,6 +2,5 @@
 
 mod archive;
 mod build;
-mod http;
 mod install;
 mod support;

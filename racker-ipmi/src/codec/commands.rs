@@ -485,7 +485,11 @@ pub fn decode_user_name(data: &[u8]) -> String {
 }
 
 /// Decoded Get Device ID reply (the fields diagnostics print).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+///
+/// JSON (docs/output.md, `diag`'s `device`), with `mc info`'s keys:
+/// `device_id`, `device_revision`, `firmware` (`"1.00"`), `ipmi_version`
+/// (`"2.0"`), `manufacturer_id`, `product_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeviceId {
     /// Device id.
     pub device_id: u8,
@@ -501,6 +505,26 @@ pub struct DeviceId {
     pub manufacturer: u32,
     /// Product id.
     pub product: u16,
+}
+
+impl Serialize for DeviceId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut m = s.serialize_struct("DeviceId", 6)?;
+        m.serialize_field("device_id", &self.device_id)?;
+        m.serialize_field("device_revision", &self.revision)?;
+        m.serialize_field(
+            "firmware",
+            &format!("{}.{:02x}", self.firmware_major, self.firmware_minor),
+        )?;
+        m.serialize_field(
+            "ipmi_version",
+            &format!("{}.{}", self.ipmi_version & 0x0F, self.ipmi_version >> 4),
+        )?;
+        m.serialize_field("manufacturer_id", &self.manufacturer)?;
+        m.serialize_field("product_id", &self.product)?;
+        m.end()
+    }
 }
 
 impl DeviceId {

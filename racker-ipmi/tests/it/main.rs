@@ -5,6 +5,7 @@
 // Test helpers outside #[test] functions may panic on setup failures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod concurrency;
 mod exporter;
 mod monitor;
 mod rack_sim;

@@ -9,7 +9,8 @@
 //!   (profile defaults to `os` once installed, else `install`).
 //! - `GET|HEAD /assets/<path>`: files under the assets directory.
 //! - `POST /report?mac=..&stage=installing|installed|up|failed&token=..[&reason=..]`
-//!   (the token is checked when a report key is set: 403 otherwise).
+//!   (the token is checked when a report key is set, the client's address
+//!   when report sources are set: 403 otherwise).
 //! - `GET /metrics`: Prometheus text format.
 //! - `GET /api/health`: `{"service":"racker-netboot","pid":N}`.
 //! - `GET /api/events[?mac=..]`: the event trail ([`crate::trail`]) of one
@@ -42,7 +43,7 @@ use tokio::net::TcpListener;
 
 use crate::matchbox::{Catalog, ipxe_script};
 use crate::profile::{ContentError, IgnitionProfile, IgnitionSource};
-use crate::report::{ReportKey, ReportStore, Stage};
+use crate::report::{ReportKey, ReportSources, ReportStore, Stage};
 use crate::tftp::jail::{Jail, JailError};
 use crate::tftp::server::BootFiles;
 use crate::trail::{EventTrail, TrailKind};
@@ -59,6 +60,7 @@ pub struct HttpContent {
     metrics: Arc<Metrics>,
     hook: Option<Arc<dyn BootHook>>,
     report_key: Option<ReportKey>,
+    report_sources: Option<ReportSources>,
     trail: Option<EventTrail>,
     rack_plan: Arc<rackview::RackPlan>,
     rack_status: Option<Arc<dyn rackview::RackStatusSource>>,
@@ -84,6 +86,7 @@ impl HttpContent {
             metrics,
             hook: None,
             report_key: None,
+            report_sources: None,
             trail: None,
             rack_plan: Arc::default(),
             rack_status: None,
@@ -94,6 +97,14 @@ impl HttpContent {
     /// (refused: 403, logged, on the node's trail).
     pub fn with_report_key(mut self, key: ReportKey) -> Self {
         self.report_key = Some(key);
+        self
+    }
+
+    /// Accept a node's install reports only from the addresses `sources`
+    /// allows for it (refused: 403, logged with the reason, on the node's
+    /// trail).
+    pub fn with_report_sources(mut self, sources: ReportSources) -> Self {
+        self.report_sources = Some(sources);
         self
     }
 
@@ -287,12 +298,16 @@ async fn node_ipxe(State(c): St, query: RawQuery) -> Response<Body> {
             Some((_, profile)) => match unservable(&c, mac, &labels, profile) {
                 Some(missing) => {
                     tracing::warn!(%mac, "http: /ipxe refused: {missing}");
-                    plain(
+                    let mut r = plain(
                         StatusCode::SERVICE_UNAVAILABLE,
                         format!(
                             "#!ipxe\necho racker: cannot boot {mac}: {missing}\nsleep 30\nexit 1\n"
                         ),
-                    )
+                    );
+                    // The node's trail (and so its failure reason) names
+                    // what is missing.
+                    r.extensions_mut().insert(TrailNote(missing));
+                    r
                 }
                 None => plain(StatusCode::OK, ipxe_script(profile)),
             },
@@ -387,6 +402,12 @@ async fn events(State(c): St, query: RawQuery) -> Response<Body> {
     )
 }
 
+/// Why a request failed, added to its event on the trail (after
+/// [`crate::trail::NOTE_SEPARATOR`]): a handler puts it into its
+/// response's extensions.
+#[derive(Debug, Clone)]
+struct TrailNote(String);
+
 /// Records each request of a known node on the trail, with its status:
 /// by the `mac` label when the request has one, else by client address.
 async fn trail_layer(
@@ -424,6 +445,10 @@ async fn trail_layer(
             TrailKind::Http,
             format!("{method} {path}?{}", shown.join("&")),
         )
+    };
+    let what = match response.extensions().get::<TrailNote>() {
+        Some(TrailNote(note)) => format!("{what}{}{note}", crate::trail::NOTE_SEPARATOR),
+        None => what,
     };
     let now = SystemTime::now();
     match (mac, peer) {
@@ -497,7 +522,12 @@ fn matchbox_ignition(catalog: &Catalog, labels: &BTreeMap<String, String>) -> Op
     std::fs::read(path).ok()
 }
 
-async fn report(State(c): St, query: RawQuery, body: Bytes) -> Response<Body> {
+async fn report(
+    State(c): St,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<SocketAddr>>>,
+    query: RawQuery,
+    body: Bytes,
+) -> Response<Body> {
     let labels = labels(query);
     let mac = match mac_label(&labels) {
         Ok(m) => m,
@@ -533,6 +563,23 @@ async fn report(State(c): St, query: RawQuery, body: Bytes) -> Response<Body> {
                 format!("racker: report for {mac} refused: missing or wrong token\n"),
             ),
         );
+    }
+    if let Some(sources) = &c.report_sources {
+        let peer = peer.map(|axum::Extension(info)| info.0.ip());
+        if let Err(refusal) = sources.check_from(mac, peer, SystemTime::now()) {
+            tracing::warn!(
+                %mac,
+                stage = stage.as_str(),
+                "http: install report refused: {refusal}"
+            );
+            let mut r = plain(
+                StatusCode::FORBIDDEN,
+                format!("racker: report for {mac} refused: {refusal}\n"),
+            );
+            r.extensions_mut()
+                .insert(TrailNote(format!("refused: {refusal}")));
+            return c.done("/report", r);
+        }
     }
     if c.catalog.select_mac(mac).is_none() && c.reports.get(mac).is_none() {
         return c.done(

@@ -26,6 +26,9 @@
 //! [`ReportKey::token`] (HMAC-SHA256 of its MAC under the secret
 //! `<state-dir>/netboot/report.key`), which racker renders into that node's
 //! own Ignition (docs/netboot.md, "Install reports").
+//!
+//! Sources: the HTTP server accepts a node's report only from its planned
+//! or leased address ([`ReportSources`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +40,9 @@ use racker_inventory::MacAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::profile::ContentError;
+
+mod source;
+pub use source::{ReportSources, SourceMatch, SourceRefusal};
 
 /// Installer stage reported by a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

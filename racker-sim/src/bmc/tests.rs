@@ -789,3 +789,39 @@ fn sel_entries_fru_session_info_and_small_commands() {
     let (cc, poh) = call(&mut b, &mut c2, t2, 0x00, 0x0F, &[]);
     assert_eq!((cc, poh), (0, vec![60, 2, 0, 0, 0]));
 }
+
+/// Every handshake packet arrives twice, the copy right after the
+/// original (a console that retransmitted because the answer was late):
+/// the copy gets the same answer, no second session and no new Rc, so the
+/// console's next step (computed from the first answer) still works.
+/// Before, the copy of the Open Session Request opened another session
+/// (RAKP 1 for the first went unanswered) and the copy of RAKP 1 drew a
+/// new Rc (RAKP 4 status 0x0f).
+#[test]
+fn retransmitted_handshake_packets_get_the_first_answer() {
+    for suite in [3, 17] {
+        let mut b = bmc();
+        let now = Instant::now();
+        let mut c = Console::new(suite, "USER", "PASS");
+        let mut handshake = 0;
+        console::login(&mut c, |p| {
+            let answer = |b: &mut Bmc| -> Vec<Vec<u8>> {
+                b.handle_datagram(now, peer(), &p)
+                    .into_iter()
+                    .map(|t| t.payload)
+                    .collect()
+            };
+            let first = answer(&mut b);
+            let again = answer(&mut b);
+            // Open Session, RAKP 1, RAKP 3 (in-session replies are sealed
+            // anew: another sequence number and IV).
+            if handshake < 3 {
+                assert_eq!(first, again, "suite {suite}, step {handshake}");
+            }
+            handshake += 1;
+            first
+        })
+        .unwrap_or_else(|code| panic!("suite {suite}: login failed with {code:#04x}"));
+        assert_eq!(b.session_count(), 1, "suite {suite}");
+    }
+}

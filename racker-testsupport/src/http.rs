@@ -1,6 +1,6 @@
 //! A small in-process HTTP server (axum) serving a folder, for tests of
-//! fetching release indexes, archives and pinned assets. Also used by
-//! `racker-cli/tests/release.rs`.
+//! fetching release indexes, archives and pinned assets (racker-installer's
+//! tests and `racker-cli/tests/release.rs`).
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -10,9 +10,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 
 /// Serves files under a folder at `http://127.0.0.1:<port>/`.
-pub(crate) struct FileServer {
+pub struct FileServer {
     /// `http://127.0.0.1:<port>` (no trailing slash).
-    pub(crate) base: String,
+    pub base: String,
     hits: Arc<AtomicUsize>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -38,7 +38,7 @@ async fn serve_file(State(served): State<Served>, uri: Uri) -> (StatusCode, Vec<
 
 impl FileServer {
     /// Start serving `root` on an ephemeral loopback port.
-    pub(crate) fn start(root: &Path) -> Self {
+    pub fn start(root: &Path) -> Self {
         let hits = Arc::new(AtomicUsize::new(0));
         let served = Served {
             root: root.to_path_buf(),
@@ -73,8 +73,7 @@ impl FileServer {
     }
 
     /// Requests served so far.
-    #[allow(dead_code)]
-    pub(crate) fn hits(&self) -> usize {
+    pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
 }
