@@ -150,7 +150,7 @@ impl RackStatusWriter {
             tokio::spawn(async move {
                 let mut last: Option<RackStatus> = None;
                 loop {
-                    write_if_changed(&dir, &power, &mut last);
+                    crate::state::off_worker(|| write_if_changed(&dir, &power, &mut last));
                     tokio::time::sleep(every).await;
                 }
             })

@@ -861,15 +861,19 @@ async fn pxe_stage(
         }
         let mut finished = Vec::new();
         let mut installed_now: Vec<MacAddr> = Vec::new();
+        // One look at the reports per tick, not one per node.
+        let mut seen = reports.snapshot();
         for (mac, since) in &waiting {
             let from_ms = since_ms.get(mac).copied().unwrap_or(0);
-            let events = if check_trail || since.elapsed() > timeout {
+            let events = if (check_trail && watch.may_have_failed(*mac, from_ms))
+                || since.elapsed() > timeout
+            {
                 watch.events(ctx, *mac, from_ms)
             } else {
                 Vec::new()
             };
             // Ok: installed; Err: failed with this reason; None: not yet.
-            let verdict = match reports.get(*mac) {
+            let verdict = match seen.remove(mac) {
                 Some(r) if r.stage.is_installed() => Some(Ok(())),
                 Some(r) if r.stage == ReportStage::Failed => Some(Err(format!(
                     "installer failed: {}",
@@ -997,6 +1001,13 @@ async fn os_up_stage(
         let timed_out = started.elapsed() > timeout;
         let mut still = Vec::new();
         let mut up_now: Vec<&SelectedNode> = Vec::new();
+        // One look at the reports per tick, not one per node.
+        let current = reports.current_reports();
+        let reported_up = |mac: MacAddr| {
+            current
+                .get(&mac)
+                .is_some_and(|r| r.stage == ReportStage::Up)
+        };
         for n in waiting {
             let mac = n.planned.node.primary_mac;
             let up = file
@@ -1004,7 +1015,7 @@ async fn os_up_stage(
                 .nodes
                 .get(&mac)
                 .is_some_and(|r| r.state.stage() >= Stage::OsUp)
-                || reports.is_up(mac);
+                || reported_up(mac);
             if up {
                 up_now.push(n);
             } else if timed_out {
@@ -1023,7 +1034,7 @@ async fn os_up_stage(
         let reported: Vec<&SelectedNode> = up_now
             .iter()
             .copied()
-            .filter(|n| reports.is_up(n.planned.node.primary_mac))
+            .filter(|n| reported_up(n.planned.node.primary_mac))
             .collect();
         if !reported.is_empty() {
             set_disk_boot_from_management(ctx, &reported, "up").await;
@@ -1070,6 +1081,12 @@ struct Watch<'a> {
 }
 
 impl Watch<'_> {
+    /// Whether `mac`'s trail may hold a failed request since `since_ms`
+    /// (in this process: a look without copying; else always).
+    fn may_have_failed(&self, mac: MacAddr, since_ms: u64) -> bool {
+        self.trail.is_none_or(|t| t.failed_since(mac, since_ms))
+    }
+
     /// `mac`'s trail events at or after `since_ms`.
     fn events(&self, ctx: &Ctx<'_>, mac: MacAddr, since_ms: u64) -> Vec<trail::TrailEvent> {
         let all = match self.trail {

@@ -327,6 +327,18 @@ impl Drop for StateFile {
     }
 }
 
+/// Run `f`, which waits for the disk (fsync): inside a multi-threaded
+/// tokio runtime through `block_in_place`, so the worker's other tasks
+/// (the netboot server, a simulated rack) go on meanwhile.
+pub(crate) fn off_worker<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// Seconds since the Unix epoch (0 before it).
 pub fn now_unix() -> u64 {
     SystemTime::now()
@@ -374,7 +386,7 @@ impl StateFile {
         let mut json = serde_json::to_vec_pretty(&self.state)
             .map_err(|e| Error::io("serializing", &self.path, e.into()))?;
         json.push(b'\n');
-        write_atomic(&self.path, &json, 0o644)?;
+        off_worker(|| write_atomic(&self.path, &json, 0o644))?;
         self.dirty = false;
         self.last_save = Some(Instant::now());
         Ok(())

@@ -5,7 +5,7 @@
 //! Bounded to [`MAX_EVENTS`] per node and kept for the nodes the server
 //! knows (their primary MACs), in memory and on disk as
 //! `<state-dir>/netboot/events/<mac>.json` (a JSON array, oldest first,
-//! rewritten atomically), which `racker bootstrap` and `racker status
+//! replaced atomically), which `racker bootstrap` and `racker status
 //! --full` read and `GET /api/events?mac=<mac>` serves:
 //!
 //! ```json
@@ -16,18 +16,29 @@
 //! Requests that carry no MAC (TFTP, assets) are attributed by the client
 //! address: the address DHCP acknowledged to exactly one node, else the
 //! node that last fetched its iPXE script from that address.
+//!
+//! The files are written behind: recording an event only marks its node,
+//! and a writer thread replaces the file of every marked node at most every
+//! [`WRITE_INTERVAL`] (a node's burst of events is one write; recording
+//! never waits for the disk, which made large racks slow). The trail is a
+//! diagnostic, not a record: the files are not fsynced, and a crash loses
+//! at most the last interval's events. [`EventTrail::flush`] (and dropping
+//! the last handle) writes what is pending.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use racker_inventory::MacAddr;
 use serde::{Deserialize, Serialize};
 
 /// Most events kept per node.
 pub const MAX_EVENTS: usize = 32;
+
+/// How often the trail files of nodes with new events are written at most.
+pub const WRITE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Where an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,6 +182,10 @@ struct Inner {
     leased: HashMap<IpAddr, Option<MacAddr>>,
     /// The node that last fetched its iPXE script from an address.
     last_ipxe: HashMap<IpAddr, MacAddr>,
+    /// Nodes with events not written to disk yet.
+    dirty: HashSet<MacAddr>,
+    /// The writer thread is to write what is pending and stop.
+    closing: bool,
 }
 
 /// The trail of every known node; cheap to clone (shared by DHCP, TFTP and
@@ -178,7 +193,91 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct EventTrail {
     dir: Option<PathBuf>,
-    inner: Arc<Mutex<Inner>>,
+    inner: Arc<Shared>,
+    /// The writer thread (on disk only); the last clone dropped stops it
+    /// after a last write.
+    writer: Option<Arc<Writer>>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<Inner>,
+    /// Signalled when a node gets dirty or the trail closes.
+    wake: Condvar,
+    /// Held while files are written or removed, so a cleared node's file
+    /// is never written again by a write that started before the clear.
+    io: Mutex<()>,
+}
+
+#[derive(Debug)]
+struct Writer {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        lock(&self.shared.state).closing = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The writer thread: every [`WRITE_INTERVAL`] at most, the files of the
+/// nodes with new events; at close, what is pending.
+fn write_behind(dir: &Path, shared: &Shared) {
+    loop {
+        {
+            let mut state = lock(&shared.state);
+            while state.dirty.is_empty() && !state.closing {
+                state = shared
+                    .wake
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            if !state.closing {
+                // Let the burst gather: one write per node per interval.
+                let (s, _) = shared
+                    .wake
+                    .wait_timeout_while(state, WRITE_INTERVAL, |s| !s.closing)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                state = s;
+            }
+            if state.closing && state.dirty.is_empty() {
+                return;
+            }
+        }
+        write_pending(dir, shared);
+    }
+}
+
+/// Write the file of every node with new events.
+fn write_pending(dir: &Path, shared: &Shared) {
+    let _io = lock(&shared.io);
+    let pending: Vec<(MacAddr, Vec<TrailEvent>)> = {
+        let mut state = lock(&shared.state);
+        let dirty: Vec<MacAddr> = state.dirty.drain().collect();
+        dirty
+            .into_iter()
+            .filter_map(|mac| {
+                state
+                    .nodes
+                    .get(&mac)
+                    .map(|l| (mac, l.iter().cloned().collect()))
+            })
+            .collect()
+    };
+    for (mac, events) in pending {
+        if let Err(e) = save(dir, mac, &events) {
+            tracing::warn!(%mac, "event trail: {e}");
+        }
+    }
 }
 
 /// Directory of the trail files under a state directory.
@@ -188,10 +287,33 @@ pub fn events_dir(state_dir: &Path) -> PathBuf {
 
 impl EventTrail {
     /// A trail written below `state_dir` for `nodes` (their primary MACs).
+    /// Its files are written behind by a thread of its own (see the
+    /// [module docs](self)).
     pub fn open(state_dir: &Path, nodes: impl IntoIterator<Item = MacAddr>) -> Self {
+        let dir = events_dir(state_dir);
+        crate::report::remove_stale_temporaries(&dir);
+        let shared: Arc<Shared> = Arc::default();
+        let thread = {
+            let (dir, shared) = (dir.clone(), shared.clone());
+            std::thread::Builder::new()
+                .name("racker-trail".into())
+                .spawn(move || write_behind(&dir, &shared))
+        };
+        let writer = match thread {
+            Ok(t) => Some(Arc::new(Writer {
+                shared: shared.clone(),
+                thread: Mutex::new(Some(t)),
+            })),
+            Err(e) => {
+                // Without the thread every record writes at once.
+                tracing::warn!("event trail: no writer thread ({e}); writing at once");
+                None
+            }
+        };
         let t = Self {
-            dir: Some(events_dir(state_dir)),
-            inner: Arc::default(),
+            dir: Some(dir),
+            inner: shared,
+            writer,
         };
         t.know(nodes);
         t
@@ -202,15 +324,22 @@ impl EventTrail {
         let t = Self {
             dir: None,
             inner: Arc::default(),
+            writer: None,
         };
         t.know(nodes);
         t
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.inner.state)
+    }
+
+    /// Write the files of the nodes with new events now (they are also
+    /// written within [`WRITE_INTERVAL`], and when the last handle drops).
+    pub fn flush(&self) {
+        if let Some(dir) = &self.dir {
+            write_pending(dir, &self.inner);
+        }
     }
 
     /// Record events of these MACs too.
@@ -271,7 +400,7 @@ impl EventTrail {
             what: cap(what.into()),
             status,
         };
-        let snapshot = {
+        {
             let mut inner = self.lock();
             if !inner.known.contains(&mac) {
                 return;
@@ -281,14 +410,14 @@ impl EventTrail {
                 list.pop_front();
             }
             list.push_back(event);
-            self.dir
-                .as_ref()
-                .map(|_| list.iter().cloned().collect::<Vec<_>>())
-        };
-        if let (Some(dir), Some(events)) = (&self.dir, snapshot)
-            && let Err(e) = save(dir, mac, &events)
-        {
-            tracing::warn!(%mac, "event trail: {e}");
+            if self.dir.is_some() {
+                inner.dirty.insert(mac);
+            }
+        }
+        if self.writer.is_some() {
+            self.inner.wake.notify_all();
+        } else {
+            self.flush();
         }
     }
 
@@ -315,6 +444,15 @@ impl EventTrail {
             .unwrap_or_default()
     }
 
+    /// Whether `mac` has an event at or after `since_ms` that the server
+    /// could not serve (a look without copying the events).
+    pub fn failed_since(&self, mac: MacAddr, since_ms: u64) -> bool {
+        self.lock()
+            .nodes
+            .get(&mac)
+            .is_some_and(|l| l.iter().any(|e| e.unix_ms >= since_ms && e.failed()))
+    }
+
     /// Every node's events, by MAC.
     pub fn all(&self) -> BTreeMap<MacAddr, Vec<TrailEvent>> {
         self.lock()
@@ -326,8 +464,14 @@ impl EventTrail {
 
     /// Forget `mac`'s events (before reinstalling it).
     pub fn clear(&self, mac: MacAddr) {
-        self.lock().nodes.remove(&mac);
+        {
+            let mut inner = self.lock();
+            inner.nodes.remove(&mac);
+            inner.dirty.remove(&mac);
+        }
         if let Some(dir) = &self.dir {
+            // After any write of its old events that already started.
+            let _io = lock(&self.inner.io);
             let _ = std::fs::remove_file(dir.join(format!("{mac}.json")));
         }
     }
@@ -345,10 +489,35 @@ fn cap(mut s: String) -> String {
     s
 }
 
+/// Replace `<dir>/<mac>.json` atomically (a temporary file renamed over
+/// it; readers never see half a file). Not fsynced: the trail is a
+/// diagnostic (see the module docs).
 fn save(dir: &Path, mac: MacAddr, events: &[TrailEvent]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let json = serde_json::to_vec(events).map_err(std::io::Error::other)?;
-    racker_fsutil::write_atomic(&dir.join(format!("{mac}.json")), &json, 0o644)
+    let path = dir.join(format!("{mac}.json"));
+    let tmp = dir.join(format!(".{mac}.json.tmp.{}", std::process::id()));
+    let write = |tmp: &Path| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(tmp)?;
+        std::io::Write::write_all(&mut f, &json)?;
+        std::fs::rename(tmp, &path)
+    };
+    let result = match write(&tmp) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            write(&tmp)
+        }
+        other => other,
+    };
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// The events of `mac` as the server last wrote them (another process).
@@ -417,6 +586,8 @@ mod tests {
             t0 + Duration::from_secs(3),
         );
         t.record(stranger, TrailKind::Dhcp, "x", None, t0);
+        // Written behind: on disk within the interval, or at a flush.
+        t.flush();
         let events = load(dir.path(), mac);
         assert_eq!(events.len(), 3);
         assert_eq!(
@@ -428,10 +599,54 @@ mod tests {
         for i in 0..100 {
             t.record(mac, TrailKind::Dhcp, format!("m{i}"), None, t0);
         }
+        t.flush();
         assert_eq!(load(dir.path(), mac).len(), MAX_EVENTS);
         assert_eq!(load_all(dir.path()).len(), 1);
         t.clear(mac);
         assert!(load(dir.path(), mac).is_empty());
+    }
+
+    #[test]
+    fn written_behind_within_the_interval_and_at_the_last_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let a: MacAddr = "00:11:22:33:44:10".parse().unwrap();
+        let b: MacAddr = "00:11:22:33:44:11".parse().unwrap();
+        let t = EventTrail::open(dir.path(), [a, b]);
+        let t0 = UNIX_EPOCH + Duration::from_secs(1000);
+        // A burst of events: on disk within the interval, without a flush.
+        for i in 0..10 {
+            t.record(a, TrailKind::Dhcp, format!("m{i}"), None, t0);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while load(dir.path(), a).len() < 10 {
+            assert!(std::time::Instant::now() < deadline, "never written");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // A clear is never undone by a pending write.
+        t.record(a, TrailKind::Dhcp, "late", None, t0);
+        t.clear(a);
+        // The last handle dropped: what is pending is on disk.
+        let other = t.clone();
+        drop(t);
+        other.record(b, TrailKind::Http, "GET /ipxe", Some(200), t0);
+        drop(other);
+        assert_eq!(load(dir.path(), b).len(), 1);
+        assert!(load(dir.path(), a).is_empty());
+        // No temporary files are left.
+        let names: Vec<String> = std::fs::read_dir(events_dir(dir.path()))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![format!("{b}.json")]);
+        // What a killed writer left is removed at the next open; a live
+        // writer's temporary file is kept.
+        let dead = events_dir(dir.path()).join(format!(".{a}.json.tmp.{}", u32::MAX - 1));
+        let live = events_dir(dir.path()).join(format!(".{a}.json.tmp.{}", std::process::id()));
+        std::fs::write(&dead, b"[").unwrap();
+        std::fs::write(&live, b"[").unwrap();
+        drop(EventTrail::open(dir.path(), [a]));
+        assert!(!dead.exists());
+        assert!(live.exists());
     }
 
     #[test]

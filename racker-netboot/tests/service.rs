@@ -238,7 +238,9 @@ async fn builder_wires_dhcp_tftp_and_http_on_loopback() {
     assert!(back.starts_with("HTTP/1.1 409"), "{back}");
     assert!(service.reports().is_installed(MacAddr::new(NODE)));
     // The event trail: the DHCP exchange, the script, TFTP and the
-    // reports (never the token), in memory, on disk and over HTTP.
+    // reports (never the token), in memory, on disk (written behind:
+    // flushed here) and over HTTP.
+    service.trail().flush();
     let trail = racker_netboot::trail::load(&state, MacAddr::new(NODE));
     let text = format!("{trail:?}");
     for want in [

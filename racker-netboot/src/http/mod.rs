@@ -598,7 +598,8 @@ async fn report(
     });
     let r = match c
         .reports
-        .record_checked(mac, stage, reason, SystemTime::now())
+        .record_checked_async(mac, stage, reason, SystemTime::now())
+        .await
     {
         Ok(Err(refusal)) => {
             tracing::warn!(%mac, "http: install report refused: {refusal}");

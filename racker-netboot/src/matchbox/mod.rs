@@ -269,18 +269,39 @@ impl Catalog {
 
     /// matchbox's group selection for request `labels` (query parameters;
     /// `mac` already normalised by the caller).
+    ///
+    /// Of the groups whose selector matches, the one with the most
+    /// selector labels, then the greatest `k=v,...` selector, then the
+    /// first by id. One pass over the groups, ordering only the matching
+    /// ones (sorting every group per request made large racks quadratic).
     pub fn select(&self, labels: &BTreeMap<String, String>) -> Option<(&Group, &Profile)> {
-        let mut candidates: Vec<&Group> = self.groups.values().collect();
-        candidates.sort_by(|a, b| {
-            b.selector
-                .len()
-                .cmp(&a.selector.len())
-                .then_with(|| selector_key(b).cmp(&selector_key(a)))
-        });
-        candidates
-            .into_iter()
-            .find(|g| g.selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
-            .and_then(|g| self.profiles.get(&g.profile).map(|p| (g, p)))
+        let mut best: Option<(&Group, Option<String>)> = None;
+        for g in self.groups.values() {
+            if !g.selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+                continue;
+            }
+            best = match best {
+                None => Some((g, None)),
+                Some((b, b_key)) => {
+                    if g.selector.len() != b.selector.len() {
+                        if g.selector.len() > b.selector.len() {
+                            Some((g, None))
+                        } else {
+                            Some((b, b_key))
+                        }
+                    } else {
+                        let b_key = b_key.unwrap_or_else(|| selector_key(b));
+                        let g_key = selector_key(g);
+                        if g_key > b_key {
+                            Some((g, Some(g_key)))
+                        } else {
+                            Some((b, Some(b_key)))
+                        }
+                    }
+                }
+            };
+        }
+        best.and_then(|(g, _)| self.profiles.get(&g.profile).map(|p| (g, p)))
     }
 
     /// The group selected by MAC alone.
@@ -369,6 +390,86 @@ mod tests {
                 role: None,
             },
         ]
+    }
+
+    /// The selection as matchbox orders it: every group sorted by selector
+    /// size, then selector, descending; the first that matches.
+    fn select_by_sorting<'c>(
+        c: &'c Catalog,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<&'c Group> {
+        let mut candidates: Vec<&Group> = c.groups.values().collect();
+        candidates.sort_by(|a, b| {
+            b.selector
+                .len()
+                .cmp(&a.selector.len())
+                .then_with(|| selector_key(b).cmp(&selector_key(a)))
+        });
+        candidates
+            .into_iter()
+            .find(|g| g.selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
+    }
+
+    #[test]
+    fn selection_is_matchbox_order_without_sorting_every_group() {
+        let c0 = Catalog::flatcar(&nodes(), &FlatcarBoot::new("http://10.0.0.1:8080/"));
+        let profile = c0.profiles.keys().next().unwrap().clone();
+        let pairs = [
+            ("mac", "00:11:22:33:44:10"),
+            ("mac", "00:11:22:33:44:20"),
+            ("os", "installed"),
+            ("os", "other"),
+            ("uuid", "u1"),
+        ];
+        // Every subset of labels (one value per key) as a selector, twice
+        // (ties go to the first id), and every subset as a request.
+        let subsets: Vec<BTreeMap<String, String>> = (0u32..32)
+            .map(|bits| {
+                let mut m = BTreeMap::new();
+                for (i, (k, v)) in pairs.iter().enumerate() {
+                    if bits & (1 << i) != 0 {
+                        m.insert((*k).to_owned(), (*v).to_owned());
+                    }
+                }
+                m
+            })
+            .collect();
+        let mut c = Catalog {
+            profiles: c0.profiles.clone(),
+            groups: BTreeMap::new(),
+            ignition_dir: None,
+        };
+        for (i, sel) in subsets.iter().enumerate() {
+            for copy in ["a", "b"] {
+                let id = format!("g{i:02}{copy}");
+                let group = Group {
+                    id: id.clone(),
+                    name: String::new(),
+                    profile: profile.clone(),
+                    selector: sel.clone(),
+                    metadata: serde_json::Map::new(),
+                };
+                c.groups.insert(id, group);
+            }
+        }
+        for labels in &subsets {
+            let want = select_by_sorting(&c, labels).map(|g| g.id.clone());
+            assert_eq!(
+                c.select(labels).map(|(g, _)| g.id.clone()),
+                want,
+                "{labels:?}"
+            );
+            // And with only some of the groups.
+            let mut few = c.clone();
+            few.groups
+                .retain(|id, _| id.ends_with('b') && id.as_bytes()[2] % 3 != 0);
+            let want = select_by_sorting(&few, labels).map(|g| g.id.clone());
+            assert_eq!(
+                few.select(labels).map(|(g, _)| g.id.clone()),
+                want,
+                "{labels:?}"
+            );
+        }
     }
 
     #[test]

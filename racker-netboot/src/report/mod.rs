@@ -1,13 +1,23 @@
 //! Durable record of installer progress reports (`POST /report`).
 //!
 //! On disk: one JSON file per node, `<state-dir>/netboot/reports/<mac>.json`
-//! (MAC in lower-case colon form), written atomically (temporary file,
-//! fsync, rename, fsync of the directory):
+//! (MAC in lower-case colon form), replaced atomically (temporary file,
+//! rename):
 //!
 //! ```json
 //! {"mac":"00:11:22:33:44:10","stage":"installed","reason":null,
 //!  "first_unix":1700000000,"updated_unix":1700000042}
 //! ```
+//!
+//! The durable record behind them is the journal
+//! `<state-dir>/netboot/reports.journal`: one such line per change (or
+//! `{"clear":"<mac>"}`), appended under an exclusive `flock` and fsynced
+//! before a report is acknowledged. Reports arriving together share one
+//! append and one fsync (group commit; a file fsynced per report made
+//! large racks slow). Every store applies the lines it has not seen yet, so
+//! another process's reports show up at the next look; the node files are
+//! written after the journal and rebuilt from it. A large journal is
+//! rewritten with only the current reports when a store opens it.
 //!
 //! `stage` is `installing`, `installed`, `up` (the installed OS booted and
 //! phoned home: the rendered `racker-report-up.service`) or `failed` (with
@@ -41,6 +51,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::profile::ContentError;
 
+mod journal;
+pub(crate) use journal::remove_stale_temporaries;
 mod source;
 pub use source::{ReportSources, SourceMatch, SourceRefusal};
 
@@ -296,13 +308,16 @@ fn hex(bytes: &[u8]) -> String {
 pub struct ReportStore {
     dir: PathBuf,
     state_dir: PathBuf,
+    journal: PathBuf,
     reports: Arc<Mutex<BTreeMap<MacAddr, Report>>>,
     /// The generation file's modification time and content, re-read when
     /// it changes (another process starts a bootstrap).
     generation: Arc<Mutex<(Option<SystemTime>, Option<String>)>>,
-    /// The reports directory's modification time at the last read: a
-    /// change (another process cleared or wrote a report) re-reads it.
-    dir_mtime: Arc<Mutex<Option<SystemTime>>>,
+    /// How far the journal is applied to `reports`; held while a batch is
+    /// written and applied.
+    position: Arc<Mutex<journal::Position>>,
+    /// Reports recorded at the same time share one write.
+    commit: Arc<journal::Commit>,
 }
 
 /// Directory of the report files under a state directory.
@@ -310,42 +325,39 @@ pub fn reports_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("netboot").join("reports")
 }
 
+/// The journal is rewritten with only the current reports when it is
+/// larger than this at open and mostly holds superseded lines.
+const COMPACT_BYTES: u64 = 256 * 1024;
+
 impl ReportStore {
     /// Open (creating) the store under `state_dir` and load every report.
     pub fn open(state_dir: &Path) -> Result<Self, ContentError> {
         let dir = reports_dir(state_dir);
         std::fs::create_dir_all(&dir).map_err(|e| ContentError::io("creating", &dir, e))?;
+        journal::remove_stale_temporaries(&dir);
         let store = Self {
             dir,
             state_dir: state_dir.to_owned(),
+            journal: journal::journal_path(state_dir),
             reports: Arc::default(),
             generation: Arc::default(),
-            dir_mtime: Arc::default(),
+            position: Arc::default(),
+            commit: Arc::default(),
         };
-        store.refresh()?;
+        {
+            let mut pos = lock(&store.position);
+            store.reload(&mut pos)?;
+        }
+        if journal::stat(&store.journal).is_some_and(|(_, len)| len > COMPACT_BYTES) {
+            store.compact()?;
+        }
         Ok(store)
     }
 
-    fn dir_modified(&self) -> Option<SystemTime> {
-        std::fs::metadata(&self.dir).and_then(|m| m.modified()).ok()
-    }
-
-    /// Re-read the files when the directory changed since the last read.
-    fn refresh_if_changed(&self) {
-        let now = self.dir_modified();
-        let stale = *self
-            .dir_mtime
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            != now;
-        if stale {
-            let _ = self.refresh();
-        }
-    }
-
-    /// Re-read the files (another process may have written them).
-    pub fn refresh(&self) -> Result<(), ContentError> {
-        let mtime = self.dir_modified();
+    /// Read everything again: the per-node files, then the journal over
+    /// them (it is the durable record; a file may be older than its line).
+    fn reload(&self, pos: &mut journal::Position) -> Result<(), ContentError> {
+        let has_journal = self.journal.exists();
         let mut map = BTreeMap::new();
         let entries =
             std::fs::read_dir(&self.dir).map_err(|e| ContentError::io("reading", &self.dir, e))?;
@@ -355,25 +367,171 @@ impl ReportStore {
                 continue;
             }
             let bytes = std::fs::read(&path).map_err(|e| ContentError::io("reading", &path, e))?;
-            let report: Report =
-                serde_json::from_slice(&bytes).map_err(|source| ContentError::Json {
-                    path: path.clone(),
-                    source,
-                })?;
-            map.insert(report.mac, report);
+            match serde_json::from_slice::<Report>(&bytes) {
+                Ok(report) => {
+                    map.insert(report.mac, report);
+                }
+                // The journal has the report (the file is only its view,
+                // and not fsynced).
+                Err(e) if has_journal => {
+                    tracing::warn!("{}: {e}; the report journal has it", path.display());
+                }
+                Err(source) => {
+                    return Err(ContentError::Json {
+                        path: path.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        let (lines, read, _) = journal::read_from(&self.journal, journal::Position::default())
+            .map_err(|e| ContentError::io("reading", &self.journal, e))?;
+        for line in &lines {
+            line.apply(&mut map);
         }
         *self.lock() = map;
-        *self
-            .dir_mtime
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = mtime;
+        *pos = read;
+        Ok(())
+    }
+
+    /// Apply the journal lines written since the last look (by this
+    /// process or another); everything again when it was replaced.
+    fn catch_up(&self, pos: &mut journal::Position) -> Result<(), ContentError> {
+        let (lines, read, restarted) = journal::read_from(&self.journal, *pos)
+            .map_err(|e| ContentError::io("reading", &self.journal, e))?;
+        if restarted {
+            return self.reload(pos);
+        }
+        if !lines.is_empty() {
+            let mut map = self.lock();
+            for line in &lines {
+                line.apply(&mut map);
+            }
+        }
+        *pos = read;
+        Ok(())
+    }
+
+    /// Apply what another process wrote since the last look: one `stat`
+    /// of the journal when nothing changed. Skipped while this store
+    /// writes a batch (which applies everything before it returns).
+    fn refresh_if_changed(&self) {
+        let Ok(mut pos) = self.position.try_lock() else {
+            return;
+        };
+        let now = journal::stat(&self.journal);
+        if now.map(|(ino, len)| (Some(ino), len)) != Some((pos.ino, pos.offset))
+            && !(now.is_none() && pos.ino.is_none())
+        {
+            let _ = self.catch_up(&mut pos);
+        }
+    }
+
+    /// Apply what another process wrote since the last look.
+    pub fn refresh(&self) -> Result<(), ContentError> {
+        let mut pos = lock(&self.position);
+        self.catch_up(&mut pos)
+    }
+
+    /// Rewrite the journal with only the current reports (under its lock;
+    /// other writers wait and then append to the new one).
+    fn compact(&self) -> Result<(), ContentError> {
+        let io = |e| ContentError::io("compacting", &self.journal, e);
+        let mut pos = lock(&self.position);
+        let (_locked, _) = journal::open_locked(&self.journal).map_err(io)?;
+        self.reload(&mut pos)?;
+        let mut bytes = Vec::new();
+        let map = self.lock().clone();
+        for report in map.values() {
+            bytes.extend(journal::Entry::Record(report.clone()).line().map_err(io)?);
+        }
+        write_atomic(&self.journal, &bytes)?;
+        *pos = journal::Position {
+            ino: journal::stat(&self.journal).map(|(ino, _)| ino),
+            offset: bytes.len() as u64,
+        };
         Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<MacAddr, Report>> {
-        self.reports
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.reports)
+    }
+
+    /// Make `entry` durable (the journal, with whatever other reports
+    /// arrived meanwhile), apply it and update its node's file; wait for
+    /// it.
+    fn commit(&self, entry: journal::Entry) -> Result<(), ContentError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.submit(
+            entry,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.recv()
+            .unwrap_or_else(|_| Err("the report writer stopped".into()))
+            .map_err(|e| self.commit_error(e))
+    }
+
+    fn commit_error(&self, e: String) -> ContentError {
+        ContentError::io("writing", &self.journal, std::io::Error::other(e))
+    }
+
+    /// Queue `entry`; `done` gets the result of the batch that writes it.
+    /// When no batch is being written the caller writes the queue itself
+    /// (inside a multi-threaded tokio runtime through `block_in_place`):
+    /// one thread writes, the others' reports join its next batch.
+    fn submit(&self, entry: journal::Entry, done: journal::Done) {
+        if self.commit.push(entry, done) {
+            blocking(|| {
+                self.commit
+                    .drain(|batch| self.write_batch(batch).map_err(|e| e.to_string()));
+            });
+        }
+    }
+
+    /// Append `batch` to the journal (one fsync), apply it (and anything
+    /// another process appended before it), then replace the per-node
+    /// files of its nodes.
+    fn write_batch(&self, batch: &[journal::Entry]) -> Result<(), ContentError> {
+        let io = |e| ContentError::io("writing", &self.journal, e);
+        let mut bytes = Vec::new();
+        for entry in batch {
+            bytes.extend(entry.line().map_err(io)?);
+        }
+        let mut pos = lock(&self.position);
+        let (mut file, created) = journal::open_locked(&self.journal).map_err(io)?;
+        journal::append(&mut file, &self.journal, created, &bytes).map_err(io)?;
+        self.catch_up(&mut pos)?;
+        let macs: std::collections::BTreeSet<MacAddr> = batch
+            .iter()
+            .map(|e| match e {
+                journal::Entry::Record(r) => r.mac,
+                journal::Entry::Clear { clear } => *clear,
+            })
+            .collect();
+        for mac in macs {
+            let view = self.lock().get(&mac).cloned();
+            let path = self.path_of(mac);
+            match view {
+                Some(report) => {
+                    let mut text =
+                        serde_json::to_vec(&report).map_err(|source| ContentError::Json {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    text.push(b'\n');
+                    journal::replace_file(&path, &text)
+                        .map_err(|e| ContentError::io("writing", &path, e))?;
+                }
+                None => match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(ContentError::io("removing", &path, e)),
+                },
+            }
+        }
+        Ok(())
     }
 
     /// The current bootstrap generation (see the [module docs](self)).
@@ -413,15 +571,62 @@ impl ReportStore {
         reason: Option<String>,
         now: SystemTime,
     ) -> Result<Result<bool, Refusal>, ContentError> {
+        match self.prepare_checked(mac, stage, reason, now) {
+            Err(refusal) => Ok(Err(refusal)),
+            Ok(None) => Ok(Ok(false)),
+            Ok(Some(report)) => self
+                .commit(journal::Entry::Record(report))
+                .map(|()| Ok(true)),
+        }
+    }
+
+    /// [`ReportStore::record_checked`] for async callers (the HTTP
+    /// server): while the report's batch is written, the task waits
+    /// without holding a thread.
+    #[cfg(feature = "net")]
+    pub async fn record_checked_async(
+        &self,
+        mac: MacAddr,
+        stage: Stage,
+        reason: Option<String>,
+        now: SystemTime,
+    ) -> Result<Result<bool, Refusal>, ContentError> {
+        let report = match self.prepare_checked(mac, stage, reason, now) {
+            Err(refusal) => return Ok(Err(refusal)),
+            Ok(None) => return Ok(Ok(false)),
+            Ok(Some(report)) => report,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(
+            journal::Entry::Record(report),
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        let result = rx
+            .await
+            .unwrap_or_else(|_| Err("the report writer stopped".into()));
+        result.map(|()| Ok(true)).map_err(|e| self.commit_error(e))
+    }
+
+    /// The report to write, `None` when nothing changes, or why it is
+    /// refused.
+    fn prepare_checked(
+        &self,
+        mac: MacAddr,
+        stage: Stage,
+        reason: Option<String>,
+        now: SystemTime,
+    ) -> Result<Option<Report>, Refusal> {
         if let Some(old) = self.current(mac)
             && !moves_forward(old.stage, stage)
         {
-            return Ok(Err(Refusal::Backwards {
+            return Err(Refusal::Backwards {
                 from: old.stage,
                 to: stage,
-            }));
+            });
         }
-        self.record(mac, stage, reason, now).map(Ok)
+        Ok(self.prepare(mac, stage, reason, now))
     }
 
     /// Record a report, stamped with the current generation; returns
@@ -433,6 +638,21 @@ impl ReportStore {
         reason: Option<String>,
         now: SystemTime,
     ) -> Result<bool, ContentError> {
+        match self.prepare(mac, stage, reason, now) {
+            None => Ok(false),
+            Some(report) => self.commit(journal::Entry::Record(report)).map(|()| true),
+        }
+    }
+
+    /// The report to write for `mac`, or `None` when it is what is
+    /// recorded already.
+    fn prepare(
+        &self,
+        mac: MacAddr,
+        stage: Stage,
+        reason: Option<String>,
+        now: SystemTime,
+    ) -> Option<Report> {
         let generation = self.current_generation();
         let reason = if stage == Stage::Failed {
             reason.map(cap_reason).filter(|r| !r.is_empty())
@@ -443,65 +663,36 @@ impl ReportStore {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let mut map = self.lock();
+        self.refresh_if_changed();
+        let map = self.lock();
         if let Some(old) = map.get(&mac)
             && old.stage == stage
             && old.reason == reason
             && old.generation == generation
         {
-            return Ok(false);
+            return None;
         }
         let first_unix = map
             .get(&mac)
             .filter(|o| o.stage == stage && o.generation == generation)
             .map_or(secs, |o| o.first_unix);
-        let report = Report {
+        Some(Report {
             mac,
             stage,
             reason,
             first_unix,
             updated_unix: secs,
             generation,
-        };
-        let path = self.path_of(mac);
-        let mut text = serde_json::to_vec(&report).map_err(|source| ContentError::Json {
-            path: path.clone(),
-            source,
-        })?;
-        text.push(b'\n');
-        let before = self.dir_modified();
-        write_atomic(&path, &text)?;
-        map.insert(mac, report);
-        self.note_own_change(before);
-        Ok(true)
-    }
-
-    /// This store changed the directory itself (its map is current): the
-    /// new mtime is not another process's change, so the next read does
-    /// not re-read every file (which made large racks quadratic). Only
-    /// when the store was current before the change.
-    fn note_own_change(&self, before: Option<SystemTime>) {
-        let mut cached = self
-            .dir_mtime
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if *cached == before {
-            *cached = self.dir_modified();
-        }
+        })
     }
 
     /// Forget a node's report (before reinstalling it).
     pub fn clear(&self, mac: MacAddr) -> Result<(), ContentError> {
-        let path = self.path_of(mac);
-        let before = self.dir_modified();
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(ContentError::io("removing", &path, e)),
+        self.refresh_if_changed();
+        if !self.lock().contains_key(&mac) && !self.path_of(mac).exists() {
+            return Ok(());
         }
-        self.lock().remove(&mac);
-        self.note_own_change(before);
-        Ok(())
+        self.commit(journal::Entry::Clear { clear: mac })
     }
 
     fn path_of(&self, mac: MacAddr) -> PathBuf {
@@ -531,6 +722,47 @@ impl ReportStore {
     pub fn reports(&self) -> Vec<Report> {
         self.lock().values().cloned().collect()
     }
+
+    /// Every report, by MAC, as [`ReportStore::get`] sees them (re-read when
+    /// another process changed the directory): one look for a whole rack.
+    pub fn snapshot(&self) -> BTreeMap<MacAddr, Report> {
+        self.refresh_if_changed();
+        self.lock().clone()
+    }
+
+    /// Every report of the current generation, by MAC (re-read when
+    /// another process changed the directory): one look for a whole rack,
+    /// where [`ReportStore::current`] per node looks at the files per node.
+    pub fn current_reports(&self) -> BTreeMap<MacAddr, Report> {
+        self.refresh_if_changed();
+        let generation = self.current_generation();
+        self.lock()
+            .iter()
+            .filter(|(_, r)| generation.is_none() || r.generation == generation)
+            .map(|(m, r)| (*m, r.clone()))
+            .collect()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Run `f`, which waits for the disk: inside a multi-threaded tokio
+/// runtime through `block_in_place`, so the worker's other tasks go on.
+#[cfg(feature = "net")]
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+#[cfg(not(feature = "net"))]
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    f()
 }
 
 /// The DHCP core asks this to stop offering a boot file to installed nodes.
@@ -609,6 +841,79 @@ mod tests {
         assert!(raw.contains(r#""stage":"installed""#), "{raw}");
         again.clear(mac).unwrap();
         assert!(ReportStore::open(dir.path()).unwrap().reports().is_empty());
+    }
+
+    #[test]
+    fn concurrent_reports_share_the_journal_and_other_stores_see_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = ReportStore::open(dir.path()).unwrap();
+        // Another process's store of the same state directory.
+        let b = ReportStore::open(dir.path()).unwrap();
+        let mac = |i: usize| MacAddr::new([2, 0, 0, 1, (i >> 8) as u8, i as u8]);
+        let t0 = UNIX_EPOCH + Duration::from_secs(1000);
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let a = a.clone();
+                s.spawn(move || {
+                    for i in (t..200).step_by(8) {
+                        assert!(a.record(mac(i), Stage::Installing, None, t0).unwrap());
+                        assert!(a.record(mac(i), Stage::Installed, None, t0).unwrap());
+                    }
+                });
+            }
+        });
+        // One journal line per report (appended in groups).
+        let journal = std::fs::read_to_string(journal::journal_path(dir.path())).unwrap();
+        assert_eq!(journal.lines().count(), 400);
+        for i in 0..200 {
+            assert!(b.is_installed(mac(i)), "{i}");
+            // The readable file of every node.
+            let raw = std::fs::read_to_string(a.path_of(mac(i))).unwrap();
+            assert!(raw.contains(r#""stage":"installed""#), "{raw}");
+        }
+        b.clear(mac(7)).unwrap();
+        assert!(a.get(mac(7)).is_none());
+        assert!(!a.path_of(mac(7)).exists());
+        assert!(b.record(mac(7), Stage::Up, None, t0).unwrap());
+        assert!(a.is_up(mac(7)));
+        assert_eq!(a.snapshot().len(), 200);
+        // The journal is the record: a node's file lost or broken (not
+        // fsynced, a power cut) changes nothing.
+        std::fs::write(a.path_of(mac(3)), b"").unwrap();
+        std::fs::remove_file(a.path_of(mac(4))).unwrap();
+        let again = ReportStore::open(dir.path()).unwrap();
+        assert_eq!(again.reports().len(), 200);
+        assert!(again.is_installed(mac(3)) && again.is_installed(mac(4)));
+    }
+
+    #[test]
+    fn a_large_journal_is_compacted_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mac: MacAddr = "00:11:22:33:44:10".parse().unwrap();
+        let other: MacAddr = "00:11:22:33:44:11".parse().unwrap();
+        let store = ReportStore::open(dir.path()).unwrap();
+        store.record(other, Stage::Up, None, UNIX_EPOCH).unwrap();
+        for i in 0..400 {
+            let reason = format!("attempt {i}: {}", "x".repeat(1000));
+            store
+                .record(mac, Stage::Failed, Some(reason), UNIX_EPOCH)
+                .unwrap();
+        }
+        store.clear(mac).unwrap();
+        let path = journal::journal_path(dir.path());
+        assert!(std::fs::metadata(&path).unwrap().len() > COMPACT_BYTES);
+        let again = ReportStore::open(dir.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+        assert_eq!(again.reports().len(), 1);
+        assert!(again.is_up(other));
+        // The first store goes on after the compaction (it reads the new
+        // journal from its start) and its next report lands in it.
+        assert!(store.get(mac).is_none());
+        store
+            .record(mac, Stage::Installing, None, UNIX_EPOCH)
+            .unwrap();
+        assert!(again.get(mac).is_some());
+        assert_eq!(ReportStore::open(dir.path()).unwrap().reports().len(), 2);
     }
 
     #[test]
