@@ -198,6 +198,15 @@ pub enum Error {
         /// The management public key file.
         path: PathBuf,
     },
+    /// The local network interfaces cannot be listed.
+    #[error("listing the local network interfaces in {}", dir.display())]
+    Interfaces {
+        /// The folder listing them (`/sys/class/net`).
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: racker_inventory::Error,
+    },
 }
 
 impl Error {

@@ -25,16 +25,15 @@
 //!
 //! ```no_run
 //! use racker_bootstrap::{Config, Decision, Event, Rack, bootstrap};
-//! use racker_inventory::{
-//!     AddressPlan, Inventory, PlanOptions, Provision, SelectionOptions, read_local_interfaces,
-//! };
+//! use racker_inventory::{PlanOptions, Provision, SelectionOptions};
 //! use racker_lokomotive::RenderOptions;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let inventory = Inventory::load("/usr/share/oem/nodes.csv".as_ref())?;
-//! let management = inventory.management(&read_local_interfaces("/sys/class/net".as_ref())?)?;
-//! let plan = AddressPlan::new(&inventory, &management, &PlanOptions::default())?;
-//! let rack = Rack::new(inventory, management, plan);
+//! let rack = Rack::load(
+//!     "/usr/share/oem/nodes.csv".as_ref(),
+//!     "/sys/class/net".as_ref(),
+//!     &PlanOptions::default(),
+//! )?;
 //!
 //! let selection = SelectionOptions {
 //!     provision: Provision::Flatcar,
@@ -94,6 +93,7 @@ pub mod factory;
 pub mod fsutil;
 pub mod handover;
 mod kube;
+mod load;
 pub mod lokoenv;
 mod lokomotive;
 pub mod management_node;

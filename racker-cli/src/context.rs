@@ -3,10 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context as _;
 use racker_inventory::{
-    AddressPlan, Credentials, Inventory, PlanOptions, Provision, Selection, SelectionOptions,
-    StorageCount, StorageProvider, parse_mac_list, read_local_interfaces, select,
+    Credentials, PlanOptions, Provision, Selection, SelectionOptions, StorageCount,
+    StorageProvider, parse_mac_list, select,
 };
 
 use crate::globals::Globals;
@@ -115,12 +114,11 @@ pub(crate) use racker_bootstrap::Rack;
 /// Load nodes.csv, find the management node among the local interfaces and
 /// compute the address plan.
 pub(crate) fn load_rack(globals: &Globals, plan_args: &PlanArgs) -> anyhow::Result<Rack> {
-    let inventory = Inventory::load(&globals.nodes_csv())?;
-    let interfaces = read_local_interfaces(&globals.sys_class_net)
-        .with_context(|| "listing the local network interfaces (see --sys-class-net)")?;
-    let management = inventory.management(&interfaces)?;
-    let plan = AddressPlan::new(&inventory, &management, &plan_args.plan_options())?;
-    Ok(Rack::new(inventory, management, plan))
+    Ok(Rack::load(
+        &globals.nodes_csv(),
+        &globals.sys_class_net,
+        &plan_args.plan_options(),
+    )?)
 }
 
 /// [`load_rack`] plus the cluster selection.

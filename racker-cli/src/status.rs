@@ -244,6 +244,18 @@ fn text_lines(status: &StatusReport, full: bool, wide: bool) -> Vec<String> {
             row.extend([
                 word(n.power.as_deref().unwrap_or(crate::output::power_str(None))),
                 match (n.os_up, n.os_provisioned) {
+                    // -o wide says what says so (report, probe, kubernetes).
+                    (true, _) if wide => match n.up_source {
+                        Some(source) => format!(
+                            "{} ({})",
+                            word("up"),
+                            serde_json::to_value(source)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_owned))
+                                .unwrap_or_default()
+                        ),
+                        None => word("up"),
+                    },
                     (true, _) => word("up"),
                     (false, true) => word("installed"),
                     (false, false) => "-".into(),

@@ -365,6 +365,11 @@ impl SimRack {
                                 "[TIME]".into()
                             }
                             "bmc_uptime_s" if v.is_number() => "[S]".into(),
+                            // The simulated nodes keep logging events (the
+                            // schema has checked every entry already).
+                            "sel" if v.is_array() => sel_shape(v),
+                            "value" if m.get("type").is_some_and(|t| t == "sel") => sel_shape(v),
+                            "entries" | "free_bytes" if v.is_number() => "[N]".into(),
                             // SEL records carry their time in their bytes.
                             "raw" if v.is_string() => "[RAW]".into(),
                             _ => self.redact(v),
@@ -378,6 +383,36 @@ impl SimRack {
             other => other.clone(),
         }
     }
+}
+
+/// A SEL list for a snapshot: its first entry with each value replaced by
+/// its JSON type (which events a simulated node logged by then varies).
+fn sel_shape(list: &Value) -> Value {
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let first = list
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(Value::as_object);
+    Value::Array(
+        first
+            .map(|e| {
+                Value::Object(
+                    e.iter()
+                        .map(|(k, v)| (k.clone(), format!("[{}]", kind(v)).into()))
+                        .collect(),
+                )
+            })
+            .into_iter()
+            .collect(),
+    )
 }
 
 /// Every reporting command, `-o json`, against one simulated rack.
@@ -496,6 +531,16 @@ fn every_reporting_command_follows_the_documented_schema() {
             "restart-cause",
         ),
         ("ipmi_diag_on", &["diag"][..], "diag"),
+        ("ipmi_power_on", &["power", "on"][..], "power"),
+        ("ipmi_bootparam", &["bootparam"][..], "boot-flags"),
+        ("ipmi_lan_dhcp", &["lan", "dhcp"][..], "address-source"),
+        ("ipmi_user_list", &["user", "list"][..], "users"),
+        ("ipmi_raw", &["raw", "0x06", "0x01"][..], "raw"),
+        (
+            "ipmi_chassis_policy_list",
+            &["chassis", "policy", "list"][..],
+            "policies",
+        ),
     ] {
         let args: Vec<&str> = ["ipmi", node]
             .into_iter()
@@ -507,7 +552,24 @@ fn every_reporting_command_follows_the_documented_schema() {
         assert_eq!(result["type"], result_type, "{what}: {doc}");
         result_types.insert(result_type);
     }
-    assert_eq!(result_types.len(), 10);
+    assert_eq!(result_types.len(), 16);
+    // A policy set is what Get Chassis Status reports.
+    let policy = |args: &[&str]| -> Value {
+        let args: Vec<&str> = ["ipmi", node]
+            .iter()
+            .chain(args)
+            .chain(&["-o", "json"])
+            .copied()
+            .collect();
+        serde_json::from_slice(&rack.run(&args).stdout).unwrap()
+    };
+    policy(&["chassis", "policy", "always-on"]);
+    let status = policy(&["power", "status"]);
+    assert_eq!(
+        status["results"][0]["result"]["value"]["restore_policy"], "always-on",
+        "{status}"
+    );
+    policy(&["chassis", "policy", "previous"]);
     // Every sensor type and unit is a fixed word; SEL times are RFC 3339.
     let sensors = rack.run(&["ipmi", node, "sensors", "-o", "json"]);
     let sensors: Value = serde_json::from_slice(&sensors.stdout).unwrap();
@@ -757,6 +819,15 @@ fn data_on_stdout_progress_on_stderr_and_colour_rules() {
     assert!(!failed.status.success());
     assert!(stderr.contains(red_failed), "{stderr:?}");
     assert!(stdout.contains("\u{1b}[31merror:\u{1b}[0m"), "{stdout:?}");
+    // Sensor states in the table: ok in green.
+    let sensors = rack
+        .racker()
+        .env("CLICOLOR_FORCE", "1")
+        .args(["ipmi", "02:52:4b:01:00:01", "sensors"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&sensors.stdout);
+    assert!(table.contains("| \u{1b}[32mok   "), "{table:?}");
     for env in [None, Some(("NO_COLOR", "1"))] {
         let mut cmd = rack.racker();
         if let Some((k, v)) = env {
@@ -771,6 +842,19 @@ fn data_on_stdout_progress_on_stderr_and_colour_rules() {
         assert!(
             both.contains("FAILED") && !both.contains('\u{1b}'),
             "{both:?}"
+        );
+        let mut cmd = rack.racker();
+        if let Some((k, v)) = env {
+            cmd.env(k, v).env("CLICOLOR_FORCE", "1");
+        }
+        let table = cmd
+            .args(["ipmi", "02:52:4b:01:00:01", "sensors"])
+            .output()
+            .unwrap();
+        let table = String::from_utf8_lossy(&table.stdout);
+        assert!(
+            table.contains("| ok  ") && !table.contains('\u{1b}'),
+            "{table:?}"
         );
     }
 }

@@ -30,7 +30,7 @@ struct SimRack {
 
 impl Drop for SimRack {
     fn drop(&mut self) {
-        let _ = racker_testsupport::interrupt(&mut self.sim, Duration::from_secs(10));
+        stop(&mut self.sim);
     }
 }
 
@@ -292,4 +292,21 @@ fn reprovision_on_failure_policies_act_as_bootstrap() {
     // Its rendered configuration left the cluster, as with bootstrap.
     assert!(!rack.path("state/cluster/cl/node-0.yaml").exists());
     assert!(rack.path("state/cluster/cl/node-1.yaml").exists());
+}
+
+/// Ctrl-C (`racker sim up` removes its files), then SIGKILL when it has not
+/// exited within 20 s (a loaded machine); never panics (it runs in drop).
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

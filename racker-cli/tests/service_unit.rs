@@ -313,28 +313,29 @@ fn boot_and_bootstrap(test: &str, bootstrap_args: &str, lokoctl: Option<&str>) -
             .unwrap(),
     );
     // Move the PXE interface into the container's network namespace (its
-    // init is nspawn's child).
+    // init is nspawn's child; nspawn's first child may be a short-lived
+    // helper on a loaded machine, so retry with the child seen then).
     let deadline = Instant::now() + Duration::from_secs(30);
     let nspawn_pid = container.0.id();
-    let init = loop {
+    loop {
         let children = fs::read_to_string(format!("/proc/{nspawn_pid}/task/{nspawn_pid}/children"))
             .unwrap_or_default();
-        if let Some(pid) = children.split_whitespace().next() {
-            break pid.to_owned();
+        if let Some(init) = children.split_whitespace().next() {
+            let moved = Command::new("ip")
+                .args(["-n", &net.server_ns, "link", "set", &link, "netns", init])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if moved {
+                break;
+            }
         }
-        assert!(Instant::now() < deadline, "the container never started");
+        assert!(
+            Instant::now() < deadline,
+            "the container never started (or its network namespace never took the link)"
+        );
         std::thread::sleep(Duration::from_millis(50));
-    };
-    run(&[
-        "ip",
-        "-n",
-        &net.server_ns,
-        "link",
-        "set",
-        &link,
-        "netns",
-        &init,
-    ]);
+    }
     let diag = || {
         format!(
             "bootstrap: {}\ncontainer: {}",

@@ -114,13 +114,19 @@ fn sim_rack(count: usize, faults: &[&str]) -> SimRack {
         secondaries: Vec::new(),
         sim,
     };
+    // The marker that sends racker's IPMI to the table is written after
+    // the table: wait for both (a loaded machine shows the gap).
+    let marker = rack.state.join("sim-rack.pid");
     for _ in 0..400 {
-        if table.exists() {
+        if table.exists() && marker.exists() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
-    assert!(table.exists(), "racker sim up did not write its BMC table");
+    assert!(
+        table.exists() && marker.exists(),
+        "racker sim up did not write its BMC table and marker"
+    );
     let csv = std::fs::read_to_string(rack.oem.join("nodes.csv")).unwrap();
     rack.secondaries = secondary_macs(&csv);
     // This machine is the generated management node (first row).

@@ -18,20 +18,12 @@ use serde_json::Value;
 const SILENT: &str = "02:52:4b:00:00:01";
 const REPORTING: &str = "02:52:4b:00:00:02";
 
-struct Netns(String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 /// Interrupted (Ctrl-C) on drop: `racker sim up` cleans up.
 struct Interrupt(Child);
 
 impl Drop for Interrupt {
     fn drop(&mut self) {
-        let _ = racker_testsupport::interrupt(&mut self.0, Duration::from_secs(10));
+        stop(&mut self.0);
     }
 }
 
@@ -43,11 +35,6 @@ impl Drop for Kill {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn run(args: &[&str]) {
-    let status = Command::new(args[0]).args(&args[1..]).status().unwrap();
-    assert!(status.success(), "{args:?}: {status}");
 }
 
 /// `racker ...` inside the namespace, with the rack's directories.
@@ -96,9 +83,7 @@ fn os_up_comes_from_a_fresh_report_or_a_live_probe() {
     let Some(python) = racker_testsupport::require_tool(test, "python3") else {
         return;
     };
-    let ns = Netns(format!("rkprobe{}", std::process::id()));
-    run(&["ip", "netns", "add", &ns.0]);
-    run(&["ip", "-n", &ns.0, "link", "set", "lo", "up"]);
+    let ns = racker_testsupport::netns::Netns::create("rkprobe");
     let dir = tempfile::tempdir().unwrap();
     let (sim, _) = racker_testsupport::spawn_until_line(
         racker(&ns.0, dir.path())
@@ -150,16 +135,7 @@ fn os_up_comes_from_a_fresh_report_or_a_live_probe() {
     assert!(took < Duration::from_secs(10), "{took:?}");
 
     // Its sshd answers now: up by the probe.
-    run(&[
-        "ip",
-        "-n",
-        &ns.0,
-        "addr",
-        "add",
-        &format!("{ip}/32"),
-        "dev",
-        "lo",
-    ]);
+    ns.ip(&["addr", "add", &format!("{ip}/32"), "dev", "lo"]);
     let listener = format!(
         "import socket,sys,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('{ip}',22))\ns.listen(16)\nprint('listening',flush=True)\ntime.sleep(120)\n"
     );
@@ -175,4 +151,35 @@ fn os_up_comes_from_a_fresh_report_or_a_live_probe() {
     assert_eq!(silent["up_source"], "probe", "{silent}");
     assert_eq!(node(&doc, REPORTING)["up_source"], "report");
     eprintln!("status with one answered probe: {took:.2?}");
+    // The wide table says where "up" comes from.
+    let out = racker(&ns.0, dir.path())
+        .args(["status", "-o", "wide"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = |mac: &str| {
+        text.lines()
+            .find(|l| l.contains(mac))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(row(SILENT).contains("up (probe)"), "{text}");
+    assert!(row(REPORTING).contains("up (report)"), "{text}");
+}
+
+/// Ctrl-C (`racker sim up` removes its files), then SIGKILL when it has not
+/// exited within 20 s (a loaded machine); never panics (it runs in drop).
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

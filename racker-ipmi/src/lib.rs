@@ -24,6 +24,11 @@
 //!   change timestamps), SEL, FRU, MC info, LAN print, identify, chassis
 //!   capabilities over any [`Transport`]; [`monitor::command`] is the one
 //!   adapter running an `ipmi-rs-core` typed command over our session.
+//! - JSON: every result type serialises in racker's output vocabulary
+//!   (docs/output.md): fixed lowercase words for enums ([`words`]: sensor
+//!   types, units, chassis types), RFC 3339 `*_at` times, and a
+//!   [`FanOutResult`] of an [`Output`] as one BMC's `ok`/`error`/
+//!   `elapsed_ms`/`result` after its key's own fields.
 //!
 //! Why racker has its own RMCP+ layer instead of `ipmi-rs`'s: that one is
 //! blocking (one thread per BMC for a rack-wide fan-out) and has no

@@ -169,6 +169,8 @@ pub struct SessionCore {
     state: State,
     tag: u8,
     busy_retries: u32,
+    /// Handshakes started over after RAKP 4 status 0x0f.
+    restarts: u32,
     sid_m: u32,
     sid_c: u32,
     rm: [u8; 16],
@@ -201,6 +203,9 @@ const ROLE: u8 = 0x10 | PRIV_ADMIN; // name-only lookup, Administrator
 const BUSY_RETRIES: u32 = 6;
 const BUSY_BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BUSY_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// How often a handshake starts over after RAKP 4 status 0x0f
+/// ("invalid integrity check value") that follows a good RAKP 2.
+const HANDSHAKE_RESTARTS: u32 = 2;
 
 impl SessionCore {
     /// Start a session handshake. `bmc` is a label used in errors;
@@ -227,6 +232,7 @@ impl SessionCore {
             state: State::AuthCaps,
             tag: 0,
             busy_retries: 0,
+            restarts: 0,
             sid_m,
             sid_c: 0,
             rm: [0; 16],
@@ -719,6 +725,18 @@ impl SessionCore {
             return;
         };
         if r.tag != self.tag {
+            return;
+        }
+        if r.status == status::INVALID_INTEGRITY_CHECK && self.restarts < HANDSHAKE_RESTARTS {
+            // RAKP 2 proved the password, so the BMC's RAKP state is not
+            // ours: it answered a retransmitted RAKP 1 with a new Rc (some
+            // BMCs do, when their first RAKP 2 came late). Start over.
+            self.restarts += 1;
+            self.keys = None;
+            self.state = State::OpenSession(suite);
+            self.busy_retries = 0;
+            let pkt = self.open_session_packet(suite);
+            self.start_exchange(now, "Open Session", Resend::Bytes(pkt), true);
             return;
         }
         if r.status != 0 {

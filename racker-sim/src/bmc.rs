@@ -293,6 +293,8 @@ pub struct Bmc {
     sdr_reservation: u16,
     identify: Identify,
     global_enables: u8,
+    /// Power restore policy (Set Power Restore Policy; Get Chassis Status).
+    restore_policy: RestorePolicy,
 }
 
 impl Bmc {
@@ -320,6 +322,7 @@ impl Bmc {
             identify: Identify::Off,
             // System event logging enabled.
             global_enables: 0x08,
+            restore_policy: RestorePolicy::Previous,
         }
     }
 
@@ -1114,7 +1117,7 @@ impl Bmc {
                     on_via_ipmi: c.last_on_by_ipmi,
                     ..LastPowerEvent::default()
                 };
-                let mut status = ChassisStatus::new(c.power, RestorePolicy::Previous, last);
+                let mut status = ChassisStatus::new(c.power, self.restore_policy, last);
                 status.fan_fault = self.faults.fan_fail;
                 let mut data = status.encode();
                 // Identify command and state supported; the state.

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use racker_ipmi::Output;
+
+use crate::output::{Tone, paint};
 use racker_ipmi::fru::Fru;
 use racker_ipmi::monitor::{ChassisCapabilities, LanConfig, McInfo, RestartCause};
 use racker_ipmi::sdr::{SensorReading, SensorStatus, Thresholds};
@@ -41,6 +43,16 @@ fn thresholds(t: &Thresholds) -> String {
     )
 }
 
+/// Green for ok, yellow for a warning, red beyond a critical threshold.
+fn status_tone(status: SensorStatus) -> Tone {
+    match status {
+        SensorStatus::Ok => Tone::Good,
+        SensorStatus::Warning => Tone::Warn,
+        SensorStatus::Critical | SensorStatus::Nonrecoverable => Tone::Bad,
+        _ => Tone::Plain,
+    }
+}
+
 /// `ipmitool sensor`-like table: name | type | reading | status | thresholds.
 pub(super) fn sensors(out: &mut String, list: &[SensorReading]) {
     let _ = writeln!(
@@ -49,13 +61,15 @@ pub(super) fn sensors(out: &mut String, list: &[SensorReading]) {
         "Name", "Type", "Reading", "Status"
     );
     for r in list {
+        // Padded first: the colour codes take no room on the terminal.
+        let status = format!("{:<14}", r.status.as_str());
         let _ = writeln!(
             out,
-            "{:<16} | {:<14} | {:<16} | {:<14} | {}",
+            "{:<16} | {:<14} | {:<16} | {} | {}",
             r.name,
             r.sensor_type,
             reading(r),
-            r.status.as_str(),
+            paint(status_tone(r.status), &status),
             thresholds(&r.thresholds)
         );
     }

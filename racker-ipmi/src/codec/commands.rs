@@ -210,7 +210,7 @@ pub enum PowerOutcome {
 }
 
 /// Boot device selector (parameter 5, data 2 bits 5:2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BootDevice {
     /// No override.
@@ -346,8 +346,7 @@ impl BootFlags {
 }
 
 /// IPMI privilege levels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Privilege {
     /// Callback.
     Callback,
@@ -546,8 +545,7 @@ impl DeviceId {
 }
 
 /// LAN IP address source (LAN parameter 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressSource {
     /// Unspecified.
     Unspecified,
@@ -734,5 +732,82 @@ mod tests {
         fn privilege_roundtrip(v in 0u8..16) {
             prop_assert_eq!(Privilege::from_level(v).level(), v);
         }
+    }
+}
+
+/// Enums with an `Other(code)` variant serialise as their fixed word
+/// (docs/output.md: no externally tagged enums); any other code is
+/// `"other"`.
+fn serialize_word<S: serde::Serializer>(word: &str, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(word)
+}
+
+impl Serialize for BootDevice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            BootDevice::Other(_) => serialize_word("other", s),
+            known => serialize_word(&known.to_string(), s),
+        }
+    }
+}
+
+impl Serialize for Privilege {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let word = match self {
+            Privilege::Callback => "callback",
+            Privilege::User => "user",
+            Privilege::Operator => "operator",
+            Privilege::Administrator => "administrator",
+            Privilege::Oem => "oem",
+            Privilege::NoAccess => "no-access",
+            Privilege::Other(_) => "other",
+        };
+        serialize_word(word, s)
+    }
+}
+
+impl Serialize for AddressSource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let word = match self {
+            AddressSource::Unspecified => "unspecified",
+            AddressSource::Static => "static",
+            AddressSource::Dhcp => "dhcp",
+            AddressSource::Bios => "bios",
+            AddressSource::Other(_) => "other",
+        };
+        serialize_word(word, s)
+    }
+}
+
+#[cfg(test)]
+mod word_tests {
+    use super::*;
+
+    #[test]
+    fn other_codes_are_the_word_other() {
+        assert_eq!(
+            serde_json::to_string(&BootDevice::Other(0x1f)).unwrap(),
+            "\"other\""
+        );
+        assert_eq!(
+            serde_json::to_string(&BootDevice::DiskSafe).unwrap(),
+            "\"disk-safe\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Privilege::Other(9)).unwrap(),
+            "\"other\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Privilege::NoAccess).unwrap(),
+            "\"no-access\""
+        );
+        assert_eq!(
+            serde_json::to_string(&AddressSource::Other(7)).unwrap(),
+            "\"other\""
+        );
+        assert_eq!(
+            serde_json::to_string(&AddressSource::Dhcp).unwrap(),
+            "\"dhcp\""
+        );
     }
 }

@@ -150,3 +150,57 @@ async fn many_concurrent_sessions_and_ipmitool_to_one_slow_bmc() {
         failures.join("\n")
     );
 }
+
+/// A BMC that answers RAKP 4 with status 0x0f although RAKP 2 proved the
+/// password (its RAKP state changed under the console, e.g. a new Rc for
+/// a retransmitted RAKP 1, as racker-sim did before): the client starts
+/// the handshake over instead of failing. A proxy in front of racker-sim's
+/// BMC spoils the key exchange code of the first RAKP 3.
+#[tokio::test]
+async fn rakp4_integrity_failure_after_a_good_rakp2_starts_the_handshake_over() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let rack = slow_bmc(Duration::ZERO, 8).await;
+    let proxy = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let upstream = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    upstream.connect(rack.nodes()[0].ipmi_addr()).await.unwrap();
+    let via = proxy.local_addr().unwrap();
+    let rakp3_seen = Arc::new(AtomicU32::new(0));
+    let seen = rakp3_seen.clone();
+    let relay = tokio::spawn(async move {
+        let (mut a, mut b) = ([0u8; 2048], [0u8; 2048]);
+        let mut console = None;
+        loop {
+            tokio::select! {
+                r = proxy.recv_from(&mut a) => {
+                    let (n, from) = r.unwrap();
+                    console = Some(from);
+                    let p = &mut a[..n];
+                    // RMCP+ (auth type 6), payload type 0x14: RAKP 3.
+                    let rakp3 = n > 24 && p[4] == 0x06 && p[5] & 0x3F == 0x14;
+                    if rakp3 && seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                        p[n - 1] ^= 0xFF;
+                    }
+                    upstream.send(p).await.unwrap();
+                }
+                r = upstream.recv(&mut b) => {
+                    let n = r.unwrap();
+                    if let Some(c) = console {
+                        proxy.send_to(&b[..n], c).await.unwrap();
+                    }
+                }
+            }
+        }
+    });
+    let opts = SessionOptions::default()
+        .timeout(Duration::from_secs(2))
+        .retries(3);
+    let on = chassis_status(BmcAddress::from_ip(via.ip(), via.port()), opts).await;
+    relay.abort();
+    assert!(matches!(on, Ok(false)), "{on:?}");
+    assert_eq!(
+        rakp3_seen.load(Ordering::SeqCst),
+        2,
+        "one spoiled, one good"
+    );
+}

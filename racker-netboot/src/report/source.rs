@@ -210,6 +210,35 @@ mod tests {
         assert!(sim.check(mac(1), Some(ip("10.0.0.1")), None).is_err());
     }
 
+    proptest::proptest! {
+        /// A report is accepted exactly from the planned address, the
+        /// leased one, or (when allowed) loopback; whatever the peer's
+        /// spelling (IPv4 or IPv4-mapped IPv6).
+        #[test]
+        fn accepted_exactly_from_the_nodes_addresses(
+            planned in proptest::option::of(proptest::prelude::any::<u32>()),
+            leased in proptest::option::of(proptest::prelude::any::<u32>()),
+            peer in proptest::prelude::any::<u32>(),
+            mapped in proptest::prelude::any::<bool>(),
+            loopback in proptest::prelude::any::<bool>(),
+        ) {
+            let v4 = |n: u32| IpAddr::V4(std::net::Ipv4Addr::from(n));
+            let s = ReportSources::new(planned.map(|p| (mac(1), v4(p)))).allow_loopback(loopback);
+            let seen = match v4(peer) {
+                IpAddr::V4(a) if mapped => IpAddr::V6(a.to_ipv6_mapped()),
+                other => other,
+            };
+            let result = s.check(mac(1), Some(seen), leased.map(v4));
+            let expected = planned == Some(peer)
+                || leased == Some(peer)
+                || (loopback && v4(peer).is_loopback());
+            proptest::prop_assert_eq!(result.is_ok(), expected, "{:?}", result);
+            if let Err(refusal) = result {
+                proptest::prop_assert_eq!(refusal.peer, Some(v4(peer)));
+            }
+        }
+    }
+
     #[test]
     fn leases_come_from_the_lease_table_while_active() {
         let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use racker_ipmi::codec::{LanRequest, cc};
+use racker_ipmi::codec::{LanRequest, RestorePolicy, cc};
 
 use super::{Bmc, PRIV_ADMIN, PRIV_OPERATOR, State};
 use crate::chassis::Event;
@@ -208,6 +208,22 @@ impl Bmc {
                     Identify::Until(now + std::time::Duration::from_secs(secs))
                 };
                 ok(Vec::new())
+            }
+            // Set Power Restore Policy: 0 always off, 1 previous, 2 always
+            // on, 3 no change; the reply lists the supported ones (all).
+            (NETFN_CHASSIS, 0x06) => {
+                if priv_level < PRIV_OPERATOR {
+                    return denied;
+                }
+                let Some(&p) = d.first() else { return short };
+                self.restore_policy = match p & 0x07 {
+                    0 => RestorePolicy::AlwaysOff,
+                    1 => RestorePolicy::Previous,
+                    2 => RestorePolicy::AlwaysOn,
+                    3 => self.restore_policy,
+                    _ => return code(cc::INVALID_DATA_FIELD),
+                };
+                ok(vec![0x07])
             }
             // Get System Restart Cause: cause, channel.
             (NETFN_CHASSIS, 0x07) => ok(vec![self.chassis.restart_cause, 0x01]),
