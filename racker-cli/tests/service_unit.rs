@@ -220,7 +220,7 @@ fn boot_and_bootstrap(test: &str, bootstrap_args: &str, lokoctl: Option<&str>) -
             "[Unit]\nDescription=racker bootstrap (test)\nAfter=systemd-networkd.service\n\
              [Service]\nType=oneshot\n\
              Environment=RACKER_OEM_DIR=/usr/share/oem RACKER_STATE_DIR=/opt/racker-state RACKER_LOKOCTL=/opt/bin/lokoctl\n\
-             ExecStartPre=/bin/sh -c 'until ip -o link | grep -qi {MGMT_SECONDARY}; do sleep 0.1; done'\n\
+             ExecStartPre=/bin/sh -c 'for i in $(seq 600); do ip -o link | grep -qi {MGMT_SECONDARY} && exit 0; sleep 0.1; done; exit 1'\n\
              ExecStart=/bin/sh -c '/opt/bin/racker bootstrap {bootstrap_args} --ipmi-timeout 1 --on-failure cancel > /opt/racker-state/bootstrap.out 2>&1; echo $? > /opt/racker-state/bootstrap.rc'\n"
         ),
     )
