@@ -10,7 +10,7 @@ use racker_inventory::MacAddr;
 
 use crate::bootstrap::{BootstrapCmd, Policy};
 use crate::globals::Globals;
-use crate::output::{Tone, fail_mark, ok_mark, paint};
+use crate::output::{fail_mark, ok_mark};
 
 /// `racker reprovision -o json` (kind `reprovision`, docs/output.md): the
 /// bootstrap summary's keys, `nodes` limited to the reprovisioned nodes.
@@ -63,33 +63,8 @@ fn print_summary(
 ) -> anyhow::Result<()> {
     let doc = ReprovisionJson::new(report, requested, elapsed);
     crate::output::emit(format, "reprovision", &doc, |wide| {
-        let mut header = vec!["NODE", "MAC", "STATE", "ATTEMPTS"];
-        if wide {
-            header.extend(["BMC MAC", "STAGE"]);
-        }
-        header.push("REASON");
-        let rows: Vec<Vec<String>> = doc
-            .nodes
-            .iter()
-            .map(|n| {
-                let mut row = vec![
-                    n.node.clone(),
-                    n.mac.to_string(),
-                    paint(Tone::of_state(n.state), n.state),
-                    n.attempts.to_string(),
-                ];
-                if wide {
-                    row.extend([n.bmc_mac.to_string(), n.stage.to_owned()]);
-                }
-                row.push(n.reason.clone().unwrap_or_else(|| "-".into()));
-                row
-            })
-            .collect();
-        crate::table::print_rows(&header, &rows);
-        let tenths = u64::try_from(elapsed.as_millis() / 100).unwrap_or(u64::MAX);
-        let took = humantime::format_duration(std::time::Duration::from_millis(
-            tenths.saturating_mul(100),
-        ));
+        crate::bootstrap::progress::print_node_table(&doc.nodes, wide);
+        let took = crate::bootstrap::progress::tenths(elapsed);
         crate::output::line(if doc.ok {
             ok_mark(&format!(
                 "{} node(s) reprovisioned in {took}",

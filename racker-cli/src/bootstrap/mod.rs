@@ -3,7 +3,7 @@
 //! options, runs the wizard, prints the progress and asks what to do with
 //! failed nodes.
 
-mod progress;
+pub(crate) mod progress;
 mod wizard;
 
 use std::collections::BTreeMap;

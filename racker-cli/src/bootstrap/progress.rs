@@ -136,6 +136,38 @@ impl Drop for Progress {
     }
 }
 
+/// The per-node table of a bootstrap's (or reprovision's) final summary.
+pub(crate) fn print_node_table(nodes: &[racker_bootstrap::SummaryNode], wide: bool) {
+    let mut header = vec!["NODE", "MAC", "STATE", "ATTEMPTS"];
+    if wide {
+        header.extend(["BMC MAC", "STAGE"]);
+    }
+    header.push("REASON");
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| {
+            let mut row = vec![
+                n.node.clone(),
+                n.mac.to_string(),
+                paint(Tone::of_state(n.state), n.state),
+                n.attempts.to_string(),
+            ];
+            if wide {
+                row.extend([n.bmc_mac.to_string(), n.stage.to_owned()]);
+            }
+            row.push(n.reason.clone().unwrap_or_else(|| "-".into()));
+            row
+        })
+        .collect();
+    crate::table::print_rows(&header, &rows);
+}
+
+/// `elapsed` to tenths of a second, for the summary line.
+pub(crate) fn tenths(elapsed: Duration) -> humantime::FormattedDuration {
+    let tenths = u64::try_from(elapsed.as_millis() / 100).unwrap_or(u64::MAX);
+    humantime::format_duration(Duration::from_millis(tenths.saturating_mul(100)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,32 +205,8 @@ pub(crate) fn print_summary(
     };
     crate::output::emit(format, "bootstrap", &doc, |wide| {
         let s = &doc.summary;
-        let mut header = vec!["NODE", "MAC", "STATE", "ATTEMPTS"];
-        if wide {
-            header.extend(["BMC MAC", "STAGE"]);
-        }
-        header.push("REASON");
-        let rows: Vec<Vec<String>> = s
-            .nodes
-            .iter()
-            .map(|n| {
-                let mut row = vec![
-                    n.node.clone(),
-                    n.mac.to_string(),
-                    paint(Tone::of_state(n.state), n.state),
-                    n.attempts.to_string(),
-                ];
-                if wide {
-                    row.extend([n.bmc_mac.to_string(), n.stage.to_owned()]);
-                }
-                row.push(n.reason.clone().unwrap_or_else(|| "-".into()));
-                row
-            })
-            .collect();
-        crate::table::print_rows(&header, &rows);
-        // Tenths of a second are enough.
-        let tenths = u64::try_from(elapsed.as_millis() / 100).unwrap_or(u64::MAX);
-        let took = humantime::format_duration(Duration::from_millis(tenths.saturating_mul(100)));
+        print_node_table(&s.nodes, wide);
+        let took = tenths(elapsed);
         crate::output::line(if s.ok {
             ok_mark(&format!("{} provisioned in {took}", s.provision))
         } else {
