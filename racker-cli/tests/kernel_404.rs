@@ -13,90 +13,28 @@
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::cargo_bin;
 use serde_json::Value;
 
 const NODE: &str = "02:52:4b:00:00:01";
 const KERNEL: &str = "assets/flatcar/current/flatcar_production_pxe.vmlinuz";
 
-struct SimRack {
-    dir: tempfile::TempDir,
-    dhcp: SocketAddr,
-    http: SocketAddr,
-    sim: Child,
-}
+mod common;
 
-impl Drop for SimRack {
-    fn drop(&mut self) {
-        stop(&mut self.sim);
-    }
-}
-
-fn racker_in(dir: &Path) -> Command {
-    let mut cmd = Command::new(cargo_bin("racker"));
-    cmd.env_clear()
-        .env("RACKER_OEM_DIR", dir.join("oem"))
-        .env("RACKER_STATE_DIR", dir.join("state"))
-        .env("RACKER_SYS_CLASS_NET", dir.join("net"))
-        .stdin(Stdio::null());
-    cmd
-}
-
-fn free_udp() -> SocketAddr {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn free_tcp() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
+use common::{SimRack, racker_in};
 
 /// Management node + one node (`NODE`, node-0), every asset present.
 fn sim_rack() -> SimRack {
-    let dir = tempfile::tempdir().unwrap();
-    let dhcp = free_udp();
-    let (sim, _) = racker_testsupport::spawn_until_line(
-        racker_in(dir.path())
-            .args(["sim", "up", "--count", "2"])
-            .args(["--ipmi-port", "0", "--install-delay-ms", "0"])
-            .args(["--pxe-dhcp", &dhcp.to_string()]),
-        "press Ctrl-C",
-    );
-    let rack = SimRack {
-        dir,
-        dhcp,
-        http: free_tcp(),
-        sim,
-    };
-    let net = rack.path("net/eth1");
-    std::fs::create_dir_all(&net).unwrap();
-    std::fs::write(net.join("address"), "02:52:4b:02:00:00\n").unwrap();
-    let assets = rack.path("state/assets/flatcar/current");
-    std::fs::create_dir_all(&assets).unwrap();
-    for (name, size) in [
-        ("flatcar_production_pxe.vmlinuz", 4096),
-        ("flatcar_production_pxe_image.cpio.gz", 8192),
-        ("flatcar_production_image.bin.bz2", 1024),
-        ("flatcar_production_image.bin.bz2.sig", 64),
-    ] {
-        std::fs::write(assets.join(name), vec![1u8; size]).unwrap();
-    }
-    rack
+    SimRack::start(2)
 }
 
-impl SimRack {
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
+/// `racker bootstrap --skip-preflight` on the shared rack.
+trait Bootstrap {
+    fn bootstrap(&self, extra: &[&str]) -> (Value, Duration, String);
+}
 
+impl Bootstrap for SimRack {
     /// `racker bootstrap --skip-preflight -o json` with a 10-minute install
     /// timeout (a failure found only at the timeout fails the test);
     /// returns the document and how long it took.
@@ -263,21 +201,4 @@ fn relay_one(
     }
     client.write_all(&response)?;
     Ok(Some((path, status)))
-}
-
-/// Ctrl-C (`racker sim up` removes its files), then SIGKILL when it has not
-/// exited within 20 s (a loaded machine); never panics (it runs in drop).
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }

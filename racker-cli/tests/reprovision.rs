@@ -5,12 +5,10 @@
 //! reports, trails and attempts stay as they were. Its `--on-failure`
 //! policies act as bootstrap's.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::Output;
 use std::time::{Duration, SystemTime};
 
-use assert_cmd::cargo::cargo_bin;
 use serde_json::Value;
 
 /// `racker sim up --count 4`: management node + node-0..node-2, primary
@@ -21,74 +19,21 @@ const NODES: [&str; 3] = [
     "02:52:4b:00:00:03",
 ];
 
-struct SimRack {
-    dir: tempfile::TempDir,
-    dhcp: SocketAddr,
-    http: SocketAddr,
-    sim: Child,
+mod common;
+
+use common::{SimRack, racker_in};
+
+/// reprovision's own helpers on the shared rack.
+trait Day2 {
+    fn run(&self, command: &[&str], args: &[&str]) -> Output;
+    fn state(&self) -> Value;
+    fn report_path(&self, mac: &str) -> PathBuf;
+    fn reports(&self) -> Vec<(String, SystemTime)>;
+    fn trails(&self) -> Vec<String>;
+    fn bootstrap(&self);
 }
 
-impl Drop for SimRack {
-    fn drop(&mut self) {
-        stop(&mut self.sim);
-    }
-}
-
-fn racker_in(dir: &Path) -> Command {
-    let mut cmd = Command::new(cargo_bin("racker"));
-    cmd.env_clear()
-        .env("RACKER_OEM_DIR", dir.join("oem"))
-        .env("RACKER_STATE_DIR", dir.join("state"))
-        .env("RACKER_SYS_CLASS_NET", dir.join("net"))
-        .stdin(Stdio::null());
-    cmd
-}
-
-impl SimRack {
-    fn start(count: usize) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let dhcp = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let http = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let (sim, _) = racker_testsupport::spawn_until_line(
-            racker_in(dir.path())
-                .args(["sim", "up", "--count", &count.to_string()])
-                .args(["--ipmi-port", "0", "--install-delay-ms", "0"])
-                .args(["--pxe-dhcp", &dhcp.to_string()]),
-            "press Ctrl-C",
-        );
-        let rack = Self {
-            dir,
-            dhcp,
-            http,
-            sim,
-        };
-        // This machine is the generated management node (first row).
-        let net = rack.path("net/eth1");
-        std::fs::create_dir_all(&net).unwrap();
-        std::fs::write(net.join("address"), "02:52:4b:02:00:00\n").unwrap();
-        let assets = rack.path("state/assets/flatcar/current");
-        std::fs::create_dir_all(&assets).unwrap();
-        for (name, size) in [
-            ("flatcar_production_pxe.vmlinuz", 4096),
-            ("flatcar_production_pxe_image.cpio.gz", 8192),
-            ("flatcar_production_image.bin.bz2", 1024),
-            ("flatcar_production_image.bin.bz2.sig", 64),
-        ] {
-            std::fs::write(assets.join(name), vec![1u8; size]).unwrap();
-        }
-        rack
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
+impl Day2 for SimRack {
     /// `racker <command> <args> --dhcp-listen .. --http-listen ..`.
     fn run(&self, command: &[&str], args: &[&str]) -> Output {
         racker_in(self.dir.path())
@@ -292,21 +237,4 @@ fn reprovision_on_failure_policies_act_as_bootstrap() {
     // Its rendered configuration left the cluster, as with bootstrap.
     assert!(!rack.path("state/cluster/cl/node-0.yaml").exists());
     assert!(rack.path("state/cluster/cl/node-1.yaml").exists());
-}
-
-/// Ctrl-C (`racker sim up` removes its files), then SIGKILL when it has not
-/// exited within 20 s (a loaded machine); never panics (it runs in drop).
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -1,0 +1,104 @@
+//! A simulated rack for the CLI's day-2 tests (`racker sim up --pxe-dhcp`
+//! plus this machine as its management node and every boot asset present),
+//! shared by `kernel_404.rs` and `reprovision.rs`. Included with `mod
+//! common;`; not every test file uses every item.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use assert_cmd::cargo::cargo_bin;
+
+/// The simulator process and its folders; stopped on drop.
+pub(crate) struct SimRack {
+    pub(crate) dir: tempfile::TempDir,
+    /// Where the simulated firmware sends DHCP (bootstrap's `--dhcp-listen`).
+    pub(crate) dhcp: SocketAddr,
+    /// A free loopback port for bootstrap's `--http-listen`.
+    pub(crate) http: SocketAddr,
+    sim: Child,
+}
+
+impl Drop for SimRack {
+    fn drop(&mut self) {
+        stop(&mut self.sim);
+    }
+}
+
+/// `racker` with only the rack's folders in its environment.
+pub(crate) fn racker_in(dir: &Path) -> Command {
+    let mut cmd = Command::new(cargo_bin("racker"));
+    cmd.env_clear()
+        .env("RACKER_OEM_DIR", dir.join("oem"))
+        .env("RACKER_STATE_DIR", dir.join("state"))
+        .env("RACKER_SYS_CLASS_NET", dir.join("net"))
+        .stdin(Stdio::null());
+    cmd
+}
+
+impl SimRack {
+    /// `racker sim up --count COUNT` (the management node and COUNT-1
+    /// nodes: primary MACs 02:52:4b:00:00:01.., BMC MACs 02:52:4b:01:00:01..).
+    pub(crate) fn start(count: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let dhcp = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let http = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let (sim, _) = racker_testsupport::spawn_until_line(
+            racker_in(dir.path())
+                .args(["sim", "up", "--count", &count.to_string()])
+                .args(["--ipmi-port", "0", "--install-delay-ms", "0"])
+                .args(["--pxe-dhcp", &dhcp.to_string()]),
+            "press Ctrl-C",
+        );
+        let rack = Self {
+            dir,
+            dhcp,
+            http,
+            sim,
+        };
+        // This machine is the generated management node (first row).
+        let net = rack.path("net/eth1");
+        std::fs::create_dir_all(&net).unwrap();
+        std::fs::write(net.join("address"), "02:52:4b:02:00:00\n").unwrap();
+        let assets = rack.path("state/assets/flatcar/current");
+        std::fs::create_dir_all(&assets).unwrap();
+        for (name, size) in [
+            ("flatcar_production_pxe.vmlinuz", 4096),
+            ("flatcar_production_pxe_image.cpio.gz", 8192),
+            ("flatcar_production_image.bin.bz2", 1024),
+            ("flatcar_production_image.bin.bz2.sig", 64),
+        ] {
+            std::fs::write(assets.join(name), vec![1u8; size]).unwrap();
+        }
+        rack
+    }
+
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+}
+
+/// Ctrl-C, then SIGKILL after 20 s (a loaded machine stops slowly); never
+/// panics, as it runs in drop.
+pub(crate) fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
