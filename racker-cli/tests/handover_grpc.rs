@@ -6,6 +6,8 @@
 //! client certificate, as terraform-provider-matchbox connects); without
 //! it (a Flatcar rack) nothing listens there.
 
+mod common;
+
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -97,27 +99,16 @@ fn serve(dir: &Path, env: &[(String, String)], until: &str) -> (Serve, Vec<Strin
 /// `rpcpb.Profiles/ProfileList` over HTTP/2 + mutual TLS with curl: the
 /// response headers and trailers.
 fn profile_list(state: &Path, addr: SocketAddr) -> Result<String, String> {
-    let certs = racker_netboot::matchbox_api::CertPaths::in_state_dir(state);
     let dir = tempfile::tempdir().unwrap();
-    // An empty ProfileListRequest in a gRPC frame: uncompressed, length 0.
-    let frame = dir.path().join("frame");
-    std::fs::write(&frame, [0u8; 5]).unwrap();
     let headers = dir.path().join("headers");
     let out = Command::new("curl")
-        .args(["-sS", "--http2", "--max-time", "10"])
-        .arg("--cacert")
-        .arg(certs.client_ca())
-        .arg("--cert")
-        .arg(certs.client_cert())
-        .arg("--key")
-        .arg(certs.client_key())
-        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
-        .arg("--data-binary")
-        .arg(format!("@{}", frame.display()))
-        .arg("-D")
-        .arg(&headers)
-        .args(["-o", "/dev/null"])
-        .arg(format!("https://{addr}/rpcpb.Profiles/ProfileList"))
+        .args(common::grpc_profile_list_args(
+            state,
+            &addr.to_string(),
+            &dir.path().join("frame"),
+            &headers,
+            10,
+        ))
         .output()
         .unwrap();
     if !out.status.success() {

@@ -19,6 +19,8 @@
 //! here when missing: needs `mmdebstrap` and a Debian mirror); skips
 //! otherwise, except under `RACKER_REQUIRE_PRIVILEGED_TESTS=1`.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -505,29 +507,20 @@ fn lokomotive_handover_keeps_the_grpc_api_under_systemd() {
         "dev",
         peer,
     ]);
-    let certs = racker_netboot::matchbox_api::CertPaths::in_state_dir(state);
-    let frame = b.work.path().join("frame");
-    fs::write(&frame, [0u8; 5]).unwrap();
     let headers = b.work.path().join("headers");
+    let curl_args = common::grpc_profile_list_args(
+        state,
+        "172.24.213.1:8081",
+        &b.work.path().join("frame"),
+        &headers,
+        5,
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let answered = loop {
         let status = Command::new("ip")
             .args(["netns", "exec", &net.ns])
             .arg(&curl)
-            .args(["-sS", "--http2", "--max-time", "5"])
-            .arg("--cacert")
-            .arg(certs.client_ca())
-            .arg("--cert")
-            .arg(certs.client_cert())
-            .arg("--key")
-            .arg(certs.client_key())
-            .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
-            .arg("--data-binary")
-            .arg(format!("@{}", frame.display()))
-            .arg("-D")
-            .arg(&headers)
-            .args(["-o", "/dev/null"])
-            .arg("https://172.24.213.1:8081/rpcpb.Profiles/ProfileList")
+            .args(&curl_args)
             .status()
             .unwrap();
         if status.success() {

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use assert_cmd::cargo::cargo_bin;
 use serde_json::Value;
 
+mod common;
+
 const SILENT: &str = "02:52:4b:00:00:01";
 const REPORTING: &str = "02:52:4b:00:00:02";
 
@@ -23,7 +25,7 @@ struct Interrupt(Child);
 
 impl Drop for Interrupt {
     fn drop(&mut self) {
-        stop(&mut self.0);
+        common::stop(&mut self.0);
     }
 }
 
@@ -165,21 +167,4 @@ fn os_up_comes_from_a_fresh_report_or_a_live_probe() {
     };
     assert!(row(SILENT).contains("up (probe)"), "{text}");
     assert!(row(REPORTING).contains("up (report)"), "{text}");
-}
-
-/// Ctrl-C (`racker sim up` removes its files), then SIGKILL when it has not
-/// exited within 20 s (a loaded machine); never panics (it runs in drop).
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }

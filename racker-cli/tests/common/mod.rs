@@ -1,6 +1,6 @@
 //! A simulated rack for the CLI's day-2 tests (`racker sim up --pxe-dhcp`
 //! plus this machine as its management node and every boot asset present),
-//! shared by `kernel_404.rs` and `reprovision.rs`. Included with `mod
+//! and the matchbox gRPC call, shared by the day-2 tests. Included with `mod
 //! common;`; not every test file uses every item.
 #![allow(dead_code)]
 
@@ -101,4 +101,42 @@ pub(crate) fn stop(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// curl's arguments for one matchbox gRPC `ProfileList` call with the
+/// client certificate in `state`'s matchbox TLS folder: `frame` gets an
+/// empty request (a gRPC frame, uncompressed, length 0), the response
+/// headers go to `headers`, the body is dropped.
+pub(crate) fn grpc_profile_list_args(
+    state: &Path,
+    url_authority: &str,
+    frame: &Path,
+    headers: &Path,
+    max_time_s: u32,
+) -> Vec<std::ffi::OsString> {
+    std::fs::write(frame, [0u8; 5]).unwrap();
+    let certs = racker_netboot::matchbox_api::CertPaths::in_state_dir(state);
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    for a in ["-sS", "--http2", "--max-time", &max_time_s.to_string()] {
+        args.push(a.into());
+    }
+    for (flag, path) in [
+        ("--cacert", certs.client_ca()),
+        ("--cert", certs.client_cert()),
+        ("--key", certs.client_key()),
+    ] {
+        args.push(flag.into());
+        args.push(path.into());
+    }
+    for a in ["-H", "content-type: application/grpc", "-H", "te: trailers"] {
+        args.push(a.into());
+    }
+    args.push("--data-binary".into());
+    args.push(format!("@{}", frame.display()).into());
+    args.push("-D".into());
+    args.push(headers.into());
+    args.push("-o".into());
+    args.push("/dev/null".into());
+    args.push(format!("https://{url_authority}/rpcpb.Profiles/ProfileList").into());
+    args
 }
