@@ -416,6 +416,37 @@ impl<K: Serialize> Serialize for FanOutResult<K, Output> {
     }
 }
 
+/// The results of one operation against many BMCs: docs/output.md's
+/// `ipmi` document, `{"results": [...]}` with each result as
+/// [`FanOutResult`] serialises it.
+#[derive(Debug, Serialize)]
+pub struct FanOutReport<K> {
+    /// One entry per BMC.
+    pub results: Vec<FanOutResult<K, Output>>,
+}
+
+impl<K> Default for FanOutReport<K> {
+    fn default() -> Self {
+        FanOutReport {
+            results: Vec::new(),
+        }
+    }
+}
+
+impl<K> FanOutReport<K> {
+    /// Add one BMC's result.
+    pub fn push(&mut self, result: FanOutResult<K, Output>) {
+        self.results.push(result);
+    }
+
+    /// Sort the results by their keys (stable: equal keys keep their
+    /// order), e.g. by node so that the document does not depend on which
+    /// BMC answered first.
+    pub fn sort_by(&mut self, mut cmp: impl FnMut(&K, &K) -> std::cmp::Ordering) {
+        self.results.sort_by(|a, b| cmp(&a.key, &b.key));
+    }
+}
+
 /// Connect, run `op`, close: one BMC.
 pub async fn run_operation(
     bmc: &BmcAddress,

@@ -28,7 +28,11 @@
 //!   (docs/output.md): fixed lowercase words for enums ([`words`]: sensor
 //!   types, units, chassis types), RFC 3339 `*_at` times, and a
 //!   [`FanOutResult`] of an [`Output`] as one BMC's `ok`/`error`/
-//!   `elapsed_ms`/`result` after its key's own fields.
+//!   `elapsed_ms`/`result` after its key's own fields; a
+//!   [`FanOutReport`] is the document of all of them.
+//! - [`text`]: text in ipmitool's layout, for tools that replace ipmitool
+//!   scripts (`chassis status`, `sensor list`, `sel list`, `mc info`, ...),
+//!   and the block/one-line/consolidated layout of fan-out results.
 //!
 //! Why racker has its own RMCP+ layer instead of `ipmi-rs`'s: that one is
 //! blocking (one thread per BMC for a rack-wide fan-out) and has no
@@ -77,6 +81,8 @@ pub mod sel;
 mod session;
 #[cfg(feature = "client")]
 mod sol;
+#[cfg(feature = "client")]
+pub mod text;
 pub mod words;
 
 #[cfg(feature = "client")]
@@ -89,8 +95,8 @@ pub use codec::{
 pub use error::{Error, Result};
 #[cfg(feature = "client")]
 pub use fanout::{
-    DIAG_SEL_ENTRIES, Diag, FanOutResult, Operation, Output, fan_out, fan_out_operation,
-    run_operation,
+    DIAG_SEL_ENTRIES, Diag, FanOutReport, FanOutResult, Operation, Output, fan_out,
+    fan_out_operation, run_operation,
 };
 #[cfg(feature = "local")]
 pub use local::{DEFAULT_DEVICE, LocalBmc};

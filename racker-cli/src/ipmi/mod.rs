@@ -6,18 +6,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use futures::StreamExt as _;
+use futures::{Stream, StreamExt as _};
 use racker_inventory::{Host, HostList};
 use racker_ipmi::monitor::Identify;
+use racker_ipmi::text::{self, Layout, Listing};
 use racker_ipmi::{
-    BootDevice, BootFlags, ChassisStatus, CipherPreference, CipherSuite, Credentials, Operation,
-    Output, Password, PowerAction, PowerOutcome, Privilege, RawRequest, RestorePolicy, Session,
+    BootDevice, CipherPreference, CipherSuite, Credentials, FanOutReport, FanOutResult, LocalBmc,
+    Operation, Output, Password, PowerAction, Privilege, RawRequest, RestorePolicy, Session,
     SessionOptions, SolConsole,
 };
-use serde::Serialize;
 
 mod exporter;
-mod render;
 
 use crate::context::{PlanArgs, SelectionArgs, load_credentials, load_rack};
 use crate::globals::Globals;
@@ -299,9 +298,21 @@ pub(crate) fn run(globals: &Globals, args: IpmiCmd) -> anyhow::Result<ExitCode> 
         );
     }
     let op = operation(command)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     if args.local {
         let op = op.context("the serial console is not available with --local")?;
-        return run_local(&args, globals.output, command, &op);
+        // This machine's BMC through /dev/ipmi0, as a fan-out of one.
+        let local = Target::local(&args.device);
+        let results = racker_ipmi::fan_out([(local.clone(), local.address)], 1, |_| async {
+            LocalBmc::open(&args.device, args.timeout)?
+                .execute(&op)
+                .await
+        });
+        return runtime.block_on(report(&args, globals.output, &op, results, 1));
     }
     let targets = targets(globals, &args, matches!(command, IpmiSub::Exporter(_)))?;
     for w in targets.iter().filter_map(|t| t.warning.as_ref()) {
@@ -324,69 +335,28 @@ pub(crate) fn run(globals: &Globals, args: IpmiCmd) -> anyhow::Result<ExitCode> 
             CipherArg::Suite3 => CipherPreference::Only(CipherSuite::Suite3),
             CipherArg::Suite17 => CipherPreference::Only(CipherSuite::Suite17),
         });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    if let IpmiSub::Exporter(e) = command {
-        let result = runtime.block_on(exporter::run(e, targets, &creds, &opts, args.concurrency));
-        runtime.shutdown_background();
-        return result;
-    }
-    let result = match op {
-        None => {
+    let result = match (command, op) {
+        (IpmiSub::Exporter(e), _) => {
+            runtime.block_on(exporter::run(e, targets, &creds, &opts, args.concurrency))
+        }
+        (_, None) => {
             let target = targets.into_iter().next().context("no node selected")?;
             runtime.block_on(console(&target, &creds, &opts))
         }
-        Some(op) => runtime.block_on(run_many(
-            &args,
-            globals.output,
-            command,
-            targets,
-            &creds,
-            &opts,
-            &op,
-        )),
+        (_, Some(op)) => {
+            let total = targets.len();
+            let jobs = targets
+                .into_iter()
+                .map(|t| (t.clone(), t.address))
+                .collect();
+            let results =
+                racker_ipmi::fan_out_operation(jobs, &creds, &opts, &op, args.concurrency);
+            runtime.block_on(report(&args, globals.output, &op, results, total))
+        }
     };
     // The console's stdin reader may still block in a read(2): don't wait for it.
     runtime.shutdown_background();
     result
-}
-
-/// One command against this machine's BMC through /dev/ipmi0.
-fn run_local(
-    args: &IpmiCmd,
-    format: crate::output::Format,
-    command: &IpmiSub,
-    op: &Operation,
-) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let start = std::time::Instant::now();
-    let result = runtime.block_on(async {
-        racker_ipmi::LocalBmc::open(&args.device, args.timeout)?
-            .execute(op)
-            .await
-    });
-    let target = Target::local(&args.device);
-    let r = racker_ipmi::FanOutResult {
-        bmc: target.address.clone(),
-        key: target,
-        result,
-        elapsed: start.elapsed(),
-    };
-    let ok = r.failure().is_none();
-    let mut printer = Printer::new(args, format, command, 1);
-    printer.result(r)?;
-    printer.finish()?;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }
 
 /// The library operation for a command; `None` for the console.
@@ -547,28 +517,29 @@ fn targets(globals: &Globals, args: &IpmiCmd, exporter: bool) -> anyhow::Result<
     )?)
 }
 
-/// `racker ipmi -o json` (kind `ipmi`, docs/output.md).
-#[derive(Serialize)]
-struct JsonDoc<'a> {
-    results: &'a [racker_ipmi::FanOutResult<Target, Output>],
-}
-
-async fn run_many(
+/// Prints results on stdout as they arrive (racker_ipmi::text's layout,
+/// or one JSON document sorted by BMC at the end) and `[n/total] label ok`
+/// progress on stderr when there are several BMCs.
+async fn report(
     args: &IpmiCmd,
     format: crate::output::Format,
-    command: &IpmiSub,
-    targets: Vec<Target>,
-    creds: &Credentials,
-    opts: &SessionOptions,
     op: &Operation,
+    results: impl Stream<Item = FanOutResult<Target, Output>>,
+    total: usize,
 ) -> anyhow::Result<ExitCode> {
-    let total = targets.len();
-    let jobs = targets.into_iter().map(|t| (t.clone(), t.address));
-    let stream = racker_ipmi::fan_out_operation(jobs.collect(), creds, opts, op, args.concurrency);
-    let mut stream = std::pin::pin!(stream);
-    let mut printer = Printer::new(args, format, command, total);
+    let multi = args.all || total > 1;
+    let style = |tone, text: &str| paint(cli_tone(tone), text);
+    let layout = Layout::default()
+        .one_line(args.one_line)
+        .consolidate(args.consolidate)
+        .headed(multi);
+    let mut listing = Listing::new(op, layout, &style);
+    let mut json = FanOutReport::default();
+    // anstream drops the colour codes where colour is off (docs/output.md).
+    let mut out = anstream::stdout();
     let (mut done, mut failures) = (0usize, 0usize);
-    while let Some(r) = stream.next().await {
+    let mut results = std::pin::pin!(results);
+    while let Some(r) = results.next().await {
         done += 1;
         let word = match r.failure() {
             None => paint(Tone::Good, "ok"),
@@ -578,12 +549,21 @@ async fn run_many(
             }
         };
         let label = r.key.label.clone();
-        printer.result(r)?;
-        if printer.multi {
+        if format.is_json() {
+            json.push(r);
+        } else {
+            out.write_all(listing.push(&node(&r.key), &r).as_bytes())?;
+        }
+        if multi {
             anstream::eprintln!("[{done}/{total}] {label} {word}");
         }
     }
-    printer.finish()?;
+    if format.is_json() {
+        json.sort_by(|a, b| a.label.cmp(&b.label));
+        crate::output::print_json(format, "ipmi", &json)?;
+    } else {
+        out.write_all(listing.finish().as_bytes())?;
+    }
     if total > 1 {
         let summary = format!("{} of {total} succeeded", total - failures);
         let tone = if failures == 0 { Tone::Good } else { Tone::Bad };
@@ -596,260 +576,25 @@ async fn run_many(
     })
 }
 
-/// Prints results on stdout: per BMC as it answers a block (headed
-/// `== label (address) ==` when there are several) or a line
-/// (`--one-line`); at the end the consolidated groups (`--consolidate`)
-/// or one JSON document sorted by BMC.
-struct Printer<'a> {
-    args: &'a IpmiCmd,
-    format: crate::output::Format,
-    command: &'a IpmiSub,
-    multi: bool,
-    /// Kept for the end: JSON results, or consolidated (host, text, ok).
-    json: Vec<racker_ipmi::FanOutResult<Target, Output>>,
-    lines: Vec<(String, String, bool)>,
-    // anstream drops the colour codes where colour is off (docs/output.md).
-    out: anstream::AutoStream<std::io::Stdout>,
-}
-
-impl<'a> Printer<'a> {
-    fn new(
-        args: &'a IpmiCmd,
-        format: crate::output::Format,
-        command: &'a IpmiSub,
-        total: usize,
-    ) -> Self {
-        Self {
-            args,
-            format,
-            command,
-            multi: args.all || total > 1,
-            json: Vec::new(),
-            lines: Vec::new(),
-            out: anstream::stdout(),
-        }
-    }
-
-    fn result(&mut self, r: racker_ipmi::FanOutResult<Target, Output>) -> anyhow::Result<()> {
-        if self.format.is_json() {
-            self.json.push(r);
-            return Ok(());
-        }
-        let text = match (r.failure(), r.result.as_ref().ok()) {
-            (None, Some(o)) if self.args.one_line => render::one_line(o),
-            (None, Some(o)) => {
-                let mut t = String::new();
-                render(&mut t, &r.key, self.command, o);
-                t
-            }
-            (failure, _) => {
-                let message = failure.map(|f| f.1).unwrap_or_default();
-                format!("{} {message}\n", paint(Tone::Bad, "error:"))
-            }
-        };
-        let host = r.key.host_label();
-        let out = &mut self.out;
-        if self.args.consolidate {
-            self.lines.push((host, text, r.failure().is_none()));
-        } else if self.args.one_line {
-            writeln!(out, "{host}: {}", text.trim_end())?;
-        } else {
-            if self.multi {
-                writeln!(out, "== {} ({}) ==", r.key.label, r.key.address)?;
-            }
-            out.write_all(text.as_bytes())?;
-            if self.multi {
-                writeln!(out)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> anyhow::Result<()> {
-        if self.format.is_json() {
-            self.json.sort_by(|a, b| a.key.label.cmp(&b.key.label));
-            let doc = JsonDoc {
-                results: &self.json,
-            };
-            return crate::output::print_json(self.format, "ipmi", &doc);
-        }
-        for (hosts, text) in render::consolidate(&self.lines) {
-            if self.args.one_line {
-                writeln!(self.out, "{hosts}: {}", text.trim_end())?;
-            } else {
-                writeln!(self.out, "== {hosts} ==")?;
-                self.out.write_all(text.as_bytes())?;
-                if !text.ends_with('\n') {
-                    writeln!(self.out)?;
-                }
-            }
-        }
-        Ok(())
+fn cli_tone(tone: text::Tone) -> Tone {
+    match tone {
+        text::Tone::Good => Tone::Good,
+        text::Tone::Warn => Tone::Warn,
+        text::Tone::Bad => Tone::Bad,
+        _ => Tone::Plain,
     }
 }
 
-fn yes_no(b: bool) -> &'static str {
-    if b { "yes" } else { "no" }
-}
-
-fn render_chassis(out: &mut String, s: &ChassisStatus) {
-    out.push_str(&format!(
-        "System Power         : {}\n",
-        if s.power_on { "on" } else { "off" }
-    ));
-    out.push_str(&format!("Power Overload       : {}\n", s.power_overload));
-    out.push_str(&format!(
-        "Power Interlock      : {}\n",
-        if s.interlock { "active" } else { "inactive" }
-    ));
-    out.push_str(&format!("Main Power Fault     : {}\n", s.power_fault));
-    out.push_str(&format!(
-        "Power Control Fault  : {}\n",
-        s.power_control_fault
-    ));
-    let policy = match s.restore_policy {
-        racker_ipmi::RestorePolicy::AlwaysOff => "always-off",
-        racker_ipmi::RestorePolicy::Previous => "previous",
-        racker_ipmi::RestorePolicy::AlwaysOn => "always-on",
-        _ => "unknown",
-    };
-    out.push_str(&format!("Power Restore Policy : {policy}\n"));
-    let e = &s.last_power_event;
-    let mut events = Vec::new();
-    for (set, name) in [
-        (e.ac_failed, "ac-failed"),
-        (e.overload, "overload"),
-        (e.interlock, "interlock"),
-        (e.fault, "fault"),
-        (e.on_via_ipmi, "command"),
-    ] {
-        if set {
-            events.push(name);
-        }
-    }
-    out.push_str(&format!("Last Power Event     : {}\n", events.join(", ")));
-    out.push_str(&format!(
-        "Chassis Intrusion    : {}\n",
-        if s.intrusion { "active" } else { "inactive" }
-    ));
-    out.push_str(&format!(
-        "Front-Panel Lockout  : {}\n",
-        if s.front_panel_lockout {
-            "active"
-        } else {
-            "inactive"
-        }
-    ));
-    out.push_str(&format!("Drive Fault          : {}\n", s.drive_fault));
-    out.push_str(&format!("Cooling/Fan Fault    : {}\n", s.fan_fault));
-}
-
-fn render_boot(out: &mut String, f: &BootFlags) {
-    let raw: Vec<String> = f.raw.iter().map(|b| format!("{b:02x}")).collect();
-    out.push_str(&format!(
-        "Boot flags: valid={} persistent={} efi={} device={} (data {})\n",
-        yes_no(f.valid),
-        yes_no(f.persistent),
-        yes_no(f.efi),
-        f.device,
-        raw.join(" ")
-    ));
-}
-
-fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
-    v.as_ref()
-        .map_or_else(|| "-".to_string(), ToString::to_string)
-}
-
-fn render(out: &mut String, t: &Target, command: &IpmiSub, o: &Output) {
-    match (command, o) {
-        (
-            IpmiSub::Power {
-                action: PowerArg::Status,
-            },
-            Output::ChassisStatus(s),
-        ) => {
-            out.push_str(&format!(
-                "Chassis Power is {}\n",
-                if s.power_on { "on" } else { "off" }
-            ));
-        }
-        (IpmiSub::Power { action }, Output::Power(p)) => {
-            let what = format!("{action:?}").to_lowercase();
-            match p {
-                PowerOutcome::Done => out.push_str(&format!("power {what}: done\n")),
-                PowerOutcome::AlreadyInState => {
-                    out.push_str(&format!("power {what}: already in that state\n"))
-                }
-                PowerOutcome::PoweredOn => {
-                    out.push_str(&format!("power {what}: chassis was off, powered on\n"))
-                }
-            }
-        }
-        (_, Output::ChassisStatus(s)) => render_chassis(out, s),
-        (IpmiSub::Bootdev { .. }, Output::BootFlags(f)) => {
-            out.push_str("Set boot device. ");
-            render_boot(out, f);
-        }
-        (_, Output::BootFlags(f)) => render_boot(out, f),
-        (_, Output::AddressSource(s)) => out.push_str(&format!("IP address source: {s:?}\n")),
-        (_, Output::Users(users)) => {
-            out.push_str("ID  Name              Enabled  IPMI Msg  Link Auth  Privilege\n");
-            for u in users {
-                out.push_str(&format!(
-                    "{:<3} {:<17} {:<8} {:<9} {:<10} {:?}\n",
-                    u.id,
-                    u.name,
-                    u.access.enabled.map_or("-", yes_no),
-                    yes_no(u.access.ipmi_messaging),
-                    yes_no(u.access.link_auth),
-                    u.access.privilege
-                ));
-            }
-        }
-        (_, Output::Raw(r)) => {
-            let hex: Vec<String> = r.data.iter().map(|b| format!("{b:02x}")).collect();
-            out.push_str(&format!(" {}\n", hex.join(" ")));
-        }
-        (_, Output::Diag(d)) => {
-            out.push_str(&format!("BMC MAC              : {}\n", opt(&t.bmc_mac)));
-            out.push_str(&format!(
-                "BMC address          : {} (from {})\n",
-                t.address,
-                t.source.as_str()
-            ));
-            out.push_str(&format!("Node MAC             : {}\n", opt(&t.mac)));
-            out.push_str(&format!("Internal IP          : {}\n", opt(&t.ip)));
-            out.push_str(&format!("Host name            : {}\n", opt(&t.hostname)));
-            out.push_str(&format!("Cipher suite         : {}\n", d.cipher_suite));
-            out.push_str(&format!(
-                "BMC firmware         : {}.{:02x} (manufacturer {}, product {:#06x})\n",
-                d.device.firmware_major,
-                d.device.firmware_minor,
-                d.device.manufacturer,
-                d.device.product
-            ));
-            render_chassis(out, &d.chassis);
-            match &d.boot_flags {
-                Ok(f) => render_boot(out, f),
-                Err(e) => out.push_str(&format!("Boot flags: unavailable ({e})\n")),
-            }
-            render::diag_extras(out, &d.sensors, &d.sel);
-        }
-        (_, Output::Sensors(list)) => render::sensors(out, list),
-        (_, Output::SelInfo(i)) => render::sel_info(out, i),
-        (_, Output::Sel(list)) => render::sel_entries(out, list),
-        (_, Output::Fru(f)) => render::fru(out, f),
-        (_, Output::McInfo(m)) => render::mc_info(out, m),
-        (_, Output::Lan(l)) => render::lan(out, l),
-        (_, Output::ChassisCapabilities(c)) => render::capabilities(out, c),
-        (_, Output::RestartCause(r)) => render::restart_cause(out, r),
-        (_, Output::Policies(p)) => {
-            out.push_str(&format!("Supported restore policies: {}\n", p.join(", ")))
-        }
-        (_, Output::Done) => out.push_str("done\n"),
-        (_, other) => out.push_str(&format!("{other:?}\n")),
-    }
+/// What `diag` and the block headers print about a target's node.
+fn node(t: &Target) -> text::Node {
+    let mut n = text::Node::new(t.label.clone(), t.address.clone());
+    n.short_name = t.host_label();
+    n.address_source = t.source.as_str().into();
+    n.bmc_mac = t.bmc_mac.map(|m| m.to_string());
+    n.mac = t.mac.map(|m| m.to_string());
+    n.ip = t.ip.map(|ip| ip.to_string());
+    n.hostname = t.hostname.clone();
+    n
 }
 
 /// The serial console: stdin → BMC, BMC → stdout, until `~.`.
