@@ -481,6 +481,20 @@ fn render(
     out
 }
 
+/// The whole exporter: poll every BMC every `interval` (the first poll at
+/// once) and serve `GET /metrics` on `listener`, until this future is
+/// dropped or accepting a connection fails.
+pub async fn poll_and_serve(
+    listener: tokio::net::TcpListener,
+    exporter: Arc<Exporter>,
+    interval: Duration,
+) -> Result<()> {
+    tokio::select! {
+        () = exporter.run(interval) => Ok(()),
+        r = serve(listener, exporter.clone()) => r,
+    }
+}
+
 /// Serve `GET /metrics` (and `GET /` with a link) on `listener` until the
 /// task is dropped. Each connection answers one request and closes.
 pub async fn serve(listener: tokio::net::TcpListener, exporter: Arc<Exporter>) -> Result<()> {
@@ -636,5 +650,48 @@ mod tests {
             let name = l.split(['{', ' ']).next().unwrap();
             assert!(text.contains(&format!("# TYPE {name} ")), "{l}");
         }
+    }
+
+    #[tokio::test]
+    async fn polls_and_serves_metrics_until_dropped() {
+        let exporter = Arc::new(Exporter::new(
+            Vec::new(),
+            Credentials::new("admin", "secret"),
+            ExporterOptions::default(),
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(poll_and_serve(
+            listener,
+            exporter.clone(),
+            Duration::from_millis(20),
+        ));
+        let mut polls = 0;
+        for _ in 0..100 {
+            let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+            conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut reply = String::new();
+            conn.read_to_string(&mut reply).await.unwrap();
+            assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+            polls = reply
+                .lines()
+                .find_map(|l| l.strip_prefix("racker_ipmi_exporter_polls_total "))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+            if polls >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(polls >= 2, "the exporter did not poll every interval");
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        // Dropped: no more polls, no more connections.
+        let after = *exporter.polls.lock().unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert_eq!(*exporter.polls.lock().unwrap(), after);
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     }
 }

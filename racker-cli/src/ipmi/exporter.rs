@@ -59,11 +59,10 @@ pub(super) async fn run(
         args.interval,
         listener.local_addr().unwrap_or(args.listen)
     );
-    let poller = exporter.clone();
-    let interval = args.interval;
-    tokio::spawn(async move { poller.run(interval).await });
     tokio::select! {
-        r = racker_ipmi::exporter::serve(listener, exporter) => r.context("serving /metrics")?,
+        r = racker_ipmi::exporter::poll_and_serve(listener, exporter, args.interval) => {
+            r.context("serving /metrics")?
+        }
         r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
     }
     Ok(ExitCode::SUCCESS)
