@@ -273,7 +273,7 @@ pub fn sensors(out: &mut String, list: &[SensorReading], style: &dyn Style) {
 
 /// A SEL timestamp: UTC date and time, seconds since the BMC started, or
 /// `unknown`.
-pub fn time(ts: u32) -> String {
+pub fn sel_time(ts: u32) -> String {
     match (words::ipmi_time_at(ts), words::ipmi_uptime_s(ts)) {
         (Some(at), _) => at.trim_end_matches('Z').replacen('T', " ", 1),
         (None, Some(s)) => format!("+{s}s after BMC start"),
@@ -291,7 +291,7 @@ pub fn sel_entries(out: &mut String, list: &[SelEntry]) {
             out,
             "{:>4x} | {} | {} #0x{:02x} | {} | {}",
             e.id,
-            time(e.timestamp),
+            sel_time(e.timestamp),
             e.sensor_type,
             e.sensor_number,
             if e.event.is_empty() { "-" } else { &e.event },
@@ -309,8 +309,8 @@ pub fn sel_info(out: &mut String, i: &SelInfo) {
     let _ = writeln!(out, "Version          : {}", i.version_text());
     let _ = writeln!(out, "Entries          : {}", i.entries);
     let _ = writeln!(out, "Free Space       : {} bytes", i.free_bytes);
-    let _ = writeln!(out, "Last Add Time    : {}", time(i.last_add));
-    let _ = writeln!(out, "Last Del Time    : {}", time(i.last_erase));
+    let _ = writeln!(out, "Last Add Time    : {}", sel_time(i.last_add));
+    let _ = writeln!(out, "Last Del Time    : {}", sel_time(i.last_erase));
     let _ = writeln!(out, "Overflow         : {}", yes_no(i.overflow));
 }
 
@@ -323,7 +323,7 @@ pub fn fru(out: &mut String, f: &Fru) {
     }
     if let Some(b) = &f.board {
         if let Some(t) = b.mfg_unix() {
-            let _ = writeln!(out, " Board Mfg Date        : {}", time(t as u32));
+            let _ = writeln!(out, " Board Mfg Date        : {}", sel_time(t as u32));
         }
         let _ = writeln!(out, " Board Mfg             : {}", b.manufacturer);
         let _ = writeln!(out, " Board Product         : {}", b.product);

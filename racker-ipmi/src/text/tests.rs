@@ -79,8 +79,8 @@ fn consolidates_identical_results_into_ranges() {
 
 #[test]
 fn sel_times() {
-    assert_eq!(time(0x6000_0010), "2021-01-14 08:25:52");
-    assert_eq!(time(5), "+5s after BMC start");
+    assert_eq!(sel_time(0x6000_0010), "2021-01-14 08:25:52");
+    assert_eq!(sel_time(5), "+5s after BMC start");
 }
 
 #[test]
