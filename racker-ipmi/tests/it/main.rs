@@ -10,6 +10,7 @@ mod exporter;
 mod monitor;
 mod rack_sim;
 mod sim;
+mod text;
 
 use std::time::{Duration, Instant};
 
