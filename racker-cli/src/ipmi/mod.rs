@@ -280,11 +280,7 @@ enum UserSub {
 }
 
 fn parse_hex_byte(s: &str) -> Result<u8, String> {
-    let t = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .unwrap_or(s);
-    u8::from_str_radix(t, 16).map_err(|_| format!("{s:?} is not a hex byte"))
+    RawRequest::parse_byte(s).ok_or_else(|| format!("{s:?} is not a hex byte"))
 }
 
 /// One BMC to talk to, with what the rack knows about its node.

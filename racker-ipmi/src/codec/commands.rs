@@ -601,6 +601,16 @@ impl RawRequest {
             data: data.into(),
         }
     }
+
+    /// One byte of a raw request as `ipmitool raw` takes it: hex, with or
+    /// without `0x` (`0x06`, `06`, `6`).
+    pub fn parse_byte(text: &str) -> Option<u8> {
+        let hex = text
+            .strip_prefix("0x")
+            .or_else(|| text.strip_prefix("0X"))
+            .unwrap_or(text);
+        u8::from_str_radix(hex, 16).ok()
+    }
 }
 
 /// A BMC reply: completion code and data.
@@ -726,6 +736,18 @@ mod tests {
             }
             let sol = SolPacket { sequence: bytes[0] & 0x0F, ack_sequence: bytes[1] & 0x0F, accepted: bytes[2], status: bytes[3], data: bytes.to_vec() };
             prop_assert_eq!(SolPacket::decode(&sol.encode()), Some(sol));
+        }
+
+        #[test]
+        fn raw_bytes_parse_as_ipmitool_writes_them(b: u8, text in "\\PC{0,6}") {
+            for form in [format!("{b:#04x}"), format!("{b:02x}"), format!("{b:x}"), format!("0X{b:02X}")] {
+                prop_assert_eq!(RawRequest::parse_byte(&form), Some(b), "{}", form);
+            }
+            if let Some(v) = RawRequest::parse_byte(&text) {
+                prop_assert_eq!(RawRequest::parse_byte(&format!("{v:#04x}")), Some(v));
+            }
+            // Three hex digits are more than a byte.
+            prop_assert_eq!(RawRequest::parse_byte(&format!("{:x}", u16::from(b) + 0x100)), None);
         }
 
         #[test]
