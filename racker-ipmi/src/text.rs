@@ -31,7 +31,7 @@ use crate::codec::{BootFlags, ChassisStatus, PowerOutcome, RestorePolicy, UserIn
 use crate::fanout::{Diag, FanOutResult, Operation, Output};
 use crate::fru::Fru;
 use crate::monitor::{ChassisCapabilities, LanConfig, McInfo, RestartCause};
-use crate::sdr::{SensorReading, SensorStatus, Thresholds};
+use crate::sdr::{SensorReading, SensorStatus};
 use crate::sel::{SelEntry, SelInfo};
 use crate::words;
 
@@ -232,20 +232,16 @@ pub fn reading(r: &SensorReading) -> String {
     }
 }
 
-fn thr(v: Option<f64>) -> String {
-    v.map_or_else(|| "na".into(), |v| format!("{v:.2}"))
-}
+/// A threshold: two decimals, or `na`.
+struct Thr(Option<f64>);
 
-fn thresholds(t: &Thresholds) -> String {
-    format!(
-        "{} {} {} {} {} {}",
-        thr(t.lower_non_recoverable),
-        thr(t.lower_critical),
-        thr(t.lower_non_critical),
-        thr(t.upper_non_critical),
-        thr(t.upper_critical),
-        thr(t.upper_non_recoverable)
-    )
+impl std::fmt::Display for Thr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "{v:.2}"),
+            None => f.write_str("na"),
+        }
+    }
 }
 
 /// `ipmitool sensor`-like table: name | type | reading | status |
@@ -259,14 +255,20 @@ pub fn sensors(out: &mut String, list: &[SensorReading], style: &dyn Style) {
     for r in list {
         // Padded first: colour codes take no room on a terminal.
         let status = format!("{:<14}", r.status.as_str());
+        let t = &r.thresholds;
         let _ = writeln!(
             out,
-            "{:<16} | {:<14} | {:<16} | {} | {}",
+            "{:<16} | {:<14} | {:<16} | {} | {} {} {} {} {} {}",
             r.name,
             r.sensor_type,
             reading(r),
             style.paint(Tone::of_sensor(r.status), &status),
-            thresholds(&r.thresholds)
+            Thr(t.lower_non_recoverable),
+            Thr(t.lower_critical),
+            Thr(t.lower_non_critical),
+            Thr(t.upper_non_critical),
+            Thr(t.upper_critical),
+            Thr(t.upper_non_recoverable)
         );
     }
 }

@@ -5,6 +5,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::codec::{BootDevice, DeviceId, LastPowerEvent, PowerAction, RawResponse};
 use crate::error::Error;
+use crate::sdr::Thresholds;
 
 fn sensor(name: &str, ty: &str, v: Option<f64>, unit: &str, st: SensorStatus) -> SensorReading {
     SensorReading {
