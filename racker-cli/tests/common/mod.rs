@@ -42,6 +42,12 @@ impl SimRack {
     /// `racker sim up --count COUNT` (the management node and COUNT-1
     /// nodes: primary MACs 02:52:4b:00:00:01.., BMC MACs 02:52:4b:01:00:01..).
     pub(crate) fn start(count: usize) -> Self {
+        Self::start_on(count, None)
+    }
+
+    /// [`SimRack::start`] with the BMCs on `bind` (`sim up --bind`, e.g.
+    /// `127.97.0`: one loopback address per BMC) instead of 127.0.0.1.
+    pub(crate) fn start_on(count: usize, bind: Option<&str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let dhcp = std::net::UdpSocket::bind("127.0.0.1:0")
             .unwrap()
@@ -54,6 +60,7 @@ impl SimRack {
         let (sim, _) = racker_testsupport::spawn_until_line(
             racker_in(dir.path())
                 .args(["sim", "up", "--count", &count.to_string()])
+                .args(bind.map(|b| ["--bind", b]).into_iter().flatten())
                 .args(["--ipmi-port", "0", "--install-delay-ms", "0"])
                 .args(["--pxe-dhcp", &dhcp.to_string()]),
             "press Ctrl-C",
@@ -83,6 +90,11 @@ impl SimRack {
 
     pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
+    }
+
+    /// `racker` against this rack's folders.
+    pub(crate) fn racker(&self) -> Command {
+        racker_in(self.dir.path())
     }
 }
 
