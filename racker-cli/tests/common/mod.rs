@@ -115,6 +115,56 @@ pub(crate) fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// A child process killed (and reaped) when the test ends, whatever
+/// happens.
+pub(crate) struct Killed(pub(crate) Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `cmd` (a `racker` with its environment) running `netboot serve
+/// --no-dhcp` with HTTP and TFTP on ephemeral loopback ports and the iPXE
+/// boot files from `boot`; its stderr is read up to the first line that
+/// contains `until` (then drained in a thread, so the server never blocks
+/// on a full pipe). The server and the lines read, that one last. Panics
+/// when the server exits first.
+pub(crate) fn netboot_serve(mut cmd: Command, boot: &Path, until: &str) -> (Killed, Vec<String>) {
+    use std::io::{BufRead as _, BufReader};
+    cmd.args(["netboot", "serve", "--no-dhcp"])
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--tftp-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--boot-files")
+        .arg(boot)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let server = Killed(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    loop {
+        let Some(Ok(line)) = lines.next() else {
+            panic!("racker netboot serve exited before {until:?}: {seen:?}");
+        };
+        let done = line.contains(until);
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (server, seen)
+}
+
 /// curl's arguments for one matchbox gRPC `ProfileList` call with the
 /// client certificate in `state`'s matchbox TLS folder: `frame` gets an
 /// empty request (a gRPC frame, uncompressed, length 0), the response
