@@ -145,17 +145,7 @@ fn serve_no_dhcp_boot_flow_over_http() {
 #[test]
 fn serve_without_boot_files_says_what_to_do() {
     let rack = Rack::new();
-    let out = rack
-        .racker()
-        .args(["netboot", "serve", "--no-dhcp"])
-        .args([
-            "--http-listen",
-            "127.0.0.1:0",
-            "--tftp-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--boot-files")
-        .arg(rack.path("nowhere"))
+    let out = common::serve_args(&mut rack.racker(), &rack.path("nowhere"))
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -115,6 +115,16 @@ pub(crate) fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// `netboot serve --no-dhcp` with HTTP and TFTP on ephemeral loopback
+/// ports and the iPXE boot files from `boot`, added to `cmd`.
+pub(crate) fn serve_args<'c>(cmd: &'c mut Command, boot: &Path) -> &'c mut Command {
+    cmd.args(["netboot", "serve", "--no-dhcp"])
+        .args(["--http-listen", "127.0.0.1:0"])
+        .args(["--tftp-listen", "127.0.0.1:0"])
+        .arg("--boot-files")
+        .arg(boot)
+}
+
 /// A child process killed (and reaped) when the test ends, whatever
 /// happens.
 pub(crate) struct Killed(pub(crate) Child);
@@ -126,23 +136,14 @@ impl Drop for Killed {
     }
 }
 
-/// `cmd` (a `racker` with its environment) running `netboot serve
-/// --no-dhcp` with HTTP and TFTP on ephemeral loopback ports and the iPXE
-/// boot files from `boot`; its stderr is read up to the first line that
+/// `cmd` (a `racker` with its environment) running [`serve_args`]; its
+/// stderr is read up to the first line that
 /// contains `until` (then drained in a thread, so the server never blocks
 /// on a full pipe). The server and the lines read, that one last. Panics
 /// when the server exits first.
 pub(crate) fn netboot_serve(mut cmd: Command, boot: &Path, until: &str) -> (Killed, Vec<String>) {
     use std::io::{BufRead as _, BufReader};
-    cmd.args(["netboot", "serve", "--no-dhcp"])
-        .args([
-            "--http-listen",
-            "127.0.0.1:0",
-            "--tftp-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--boot-files")
-        .arg(boot)
+    serve_args(&mut cmd, boot)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
