@@ -410,3 +410,244 @@ proptest! {
         }
     }
 }
+
+/// The key/value blocks byte for byte as `racker ipmi` printed them against
+/// racker-sim's BMC before this module existed.
+#[test]
+fn key_value_blocks_in_ipmitool_layout() {
+    let mut out = String::new();
+    mc_info(
+        &mut out,
+        &McInfo {
+            device_id: 32,
+            device_revision: 1,
+            firmware: "1.00".into(),
+            ipmi_version: "2.0".into(),
+            manufacturer_id: 0,
+            product_id: 0x4b52,
+            available: true,
+            capabilities: vec!["sensor".into(), "sdr".into(), "chassis".into()],
+            aux_revision: Some("00000000".into()),
+            guid: Some("0100014b-5202-0080-4000-52454b434152".into()),
+        },
+    );
+    assert_eq!(
+        out,
+        "Device ID                 : 32\n\
+         Device Revision           : 1\n\
+         Firmware Revision         : 1.00\n\
+         IPMI Version              : 2.0\n\
+         Manufacturer ID           : 0\n\
+         Product ID                : 19282 (0x4b52)\n\
+         Device Available          : yes\n\
+         Supported Functions       : sensor, sdr, chassis\n\
+         Aux Firmware Rev Info     : 00000000\n\
+         GUID                      : 0100014b-5202-0080-4000-52454b434152\n"
+    );
+
+    let mut out = String::new();
+    lan(
+        &mut out,
+        &LanConfig {
+            channel: 1,
+            ip_source: Some("dhcp".into()),
+            ip: Some("127.98.7.3".into()),
+            netmask: Some("255.255.255.0".into()),
+            mac: Some("02:52:4b:01:00:01".into()),
+            gateway: Some("0.0.0.0".into()),
+            gateway_mac: None,
+            vlan: None,
+        },
+    );
+    assert_eq!(
+        out,
+        "Channel                 : 1\n\
+         IP Address Source       : dhcp\n\
+         IP Address              : 127.98.7.3\n\
+         Subnet Mask             : 255.255.255.0\n\
+         MAC Address             : 02:52:4b:01:00:01\n\
+         Default Gateway IP      : 0.0.0.0\n\
+         Default Gateway MAC     : -\n\
+         802.1q VLAN ID          : disabled\n"
+    );
+
+    let mut out = String::new();
+    capabilities(
+        &mut out,
+        &ChassisCapabilities {
+            power_interlock: false,
+            diagnostic_interrupt: false,
+            front_panel_lockout: true,
+            intrusion_sensor: false,
+            fru_device: 0x20,
+            sdr_device: 0x20,
+            sel_device: 0x20,
+            sm_device: 0x20,
+            bridge_device: None,
+        },
+    );
+    assert_eq!(
+        out,
+        "Power Interlock         : no\n\
+         Diagnostic Interrupt    : no\n\
+         Front Panel Lockout     : yes\n\
+         Intrusion Sensor        : no\n\
+         FRU Info Device Address : 0x20\n\
+         SDR Device Address      : 0x20\n\
+         SEL Device Address      : 0x20\n\
+         SM Device Address       : 0x20\n"
+    );
+
+    let mut out = String::new();
+    restart_cause(
+        &mut out,
+        &RestartCause {
+            code: 0,
+            cause: "unknown".into(),
+            channel: 1,
+        },
+    );
+    assert_eq!(out, "System restart cause: unknown (channel 1)\n");
+
+    let mut out = String::new();
+    sel_info(
+        &mut out,
+        &SelInfo {
+            version: 0x51,
+            entries: 0,
+            free_bytes: 4096,
+            last_add: 0xFFFF_FFFF,
+            last_erase: 0x6000_0010,
+            overflow: false,
+        },
+    );
+    assert_eq!(
+        out,
+        "Version          : 1.5\n\
+         Entries          : 0\n\
+         Free Space       : 4096 bytes\n\
+         Last Add Time    : unknown\n\
+         Last Del Time    : 2021-01-14 08:25:52\n\
+         Overflow         : no\n"
+    );
+}
+
+#[test]
+fn fru_users_and_sel_lines() {
+    let f = Fru {
+        chassis: Some(crate::fru::ChassisInfo {
+            chassis_type: 0x17,
+            part_number: "RKR-CH-1U".into(),
+            serial: "SIM-C".into(),
+            extra: vec![],
+        }),
+        board: Some(crate::fru::BoardInfo {
+            manufacturer: "Racker".into(),
+            product: "Racker Simulated Board".into(),
+            serial: "SIM-B".into(),
+            part_number: "RKR-MB-1".into(),
+            ..Default::default()
+        }),
+        product: Some(crate::fru::ProductInfo {
+            manufacturer: "Racker".into(),
+            name: "Racker Simulated Server".into(),
+            part_number: "RKR-1U-SIM".into(),
+            version: "1.0".into(),
+            serial: "SIM".into(),
+            ..Default::default()
+        }),
+    };
+    let mut out = String::new();
+    fru(&mut out, &f);
+    assert_eq!(
+        out,
+        " Chassis Type          : 0x17\n\
+         \x20Chassis Part Number   : RKR-CH-1U\n\
+         \x20Chassis Serial        : SIM-C\n\
+         \x20Board Mfg             : Racker\n\
+         \x20Board Product         : Racker Simulated Board\n\
+         \x20Board Serial          : SIM-B\n\
+         \x20Board Part Number     : RKR-MB-1\n\
+         \x20Product Manufacturer  : Racker\n\
+         \x20Product Name          : Racker Simulated Server\n\
+         \x20Product Part Number   : RKR-1U-SIM\n\
+         \x20Product Version       : 1.0\n\
+         \x20Product Serial        : SIM\n\
+         \x20Product Asset Tag     : \n"
+    );
+    assert_eq!(
+        one_line(&Output::Fru(Box::new(f))),
+        "Racker Racker Simulated Server serial SIM"
+    );
+    let mut out = String::new();
+    fru(&mut out, &Fru::default());
+    assert_eq!(out, "FRU has no chassis, board or product area\n");
+
+    let access = |enabled, privilege| crate::codec::UserAccess {
+        max_users: 10,
+        enabled_users: 1,
+        enabled,
+        ipmi_messaging: enabled == Some(true),
+        link_auth: enabled == Some(true),
+        callback_only: false,
+        privilege,
+    };
+    let list = [
+        UserInfo {
+            id: 1,
+            name: String::new(),
+            access: access(Some(false), crate::Privilege::NoAccess),
+        },
+        UserInfo {
+            id: 2,
+            name: "USER".into(),
+            access: access(Some(true), crate::Privilege::Administrator),
+        },
+        UserInfo {
+            id: 10,
+            name: "x".into(),
+            access: access(None, crate::Privilege::NoAccess),
+        },
+    ];
+    let mut out = String::new();
+    users(&mut out, &list);
+    assert_eq!(
+        out,
+        "ID  Name              Enabled  IPMI Msg  Link Auth  Privilege\n\
+         1                     no       no        no         NoAccess\n\
+         2   USER              yes      yes       yes        Administrator\n\
+         10  x                 -        no        no         NoAccess\n"
+    );
+    assert_eq!(one_line(&Output::Users(list.to_vec())), "3 users");
+
+    let entry = |id, event: &str, direction: &str| SelEntry {
+        id,
+        record_type: "system".into(),
+        timestamp: 0x6000_0010,
+        sensor_type: "Power Unit".into(),
+        sensor_type_code: 9,
+        sensor_number: 0x10,
+        event: event.into(),
+        direction: direction.into(),
+        raw: vec![],
+    };
+    let list = [
+        entry(1, "Power Off / Power Down", "asserted"),
+        entry(0x1a, "", ""),
+    ];
+    let mut out = String::new();
+    sel_entries(&mut out, &list);
+    assert_eq!(
+        out,
+        "   1 | 2021-01-14 08:25:52 | Power Unit #0x10 | Power Off / Power Down | asserted\n  \
+         1a | 2021-01-14 08:25:52 | Power Unit #0x10 | - | system\n"
+    );
+    assert_eq!(
+        one_line(&Output::Sel(list.to_vec())),
+        "2 entries, newest: Power Unit #0x10  "
+    );
+    let mut out = String::new();
+    sel_entries(&mut out, &[]);
+    assert_eq!(out, "SEL has no entries\n");
+    assert_eq!(one_line(&Output::Sel(vec![])), "no entries");
+}
