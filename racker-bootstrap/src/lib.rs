@@ -79,6 +79,7 @@
 //! - [`management_node`]: the management node's own install;
 //! - [`ssh`]: the management SSH key pair and public key files;
 //! - [`factory`]: `racker factory reset --inventory`;
+//! - [`plan`]: the address plan as a document and table (`racker plan`);
 //! - `demo` (feature `demo`): the simulated demo rack of `racker demo`.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
@@ -99,6 +100,7 @@ mod lokomotive;
 pub mod management_node;
 pub mod netboot_setup;
 pub mod network;
+pub mod plan;
 mod rack_status;
 pub mod render_dir;
 pub mod rendered;

@@ -120,15 +120,6 @@ pub(crate) fn emit<T: Serialize>(
     }
 }
 
-/// The `node` key: the host name when the node has one, else its primary
-/// MAC.
-pub(crate) fn node_name(hostname: Option<&str>, mac: racker_inventory::MacAddr) -> String {
-    match hostname {
-        Some(h) if !h.is_empty() => h.to_owned(),
-        _ => mac.to_string(),
-    }
-}
-
 /// `IP:PORT` split into the contract's `bmc_ip` and `bmc_port`; a text
 /// without a port keeps it whole with no port.
 pub(crate) fn split_host_port(addr: &str) -> (String, Option<u16>) {
