@@ -120,15 +120,6 @@ pub(crate) fn emit<T: Serialize>(
     }
 }
 
-/// `IP:PORT` split into the contract's `bmc_ip` and `bmc_port`; a text
-/// without a port keeps it whole with no port.
-pub(crate) fn split_host_port(addr: &str) -> (String, Option<u16>) {
-    match addr.parse::<std::net::SocketAddr>() {
-        Ok(sa) => (sa.ip().to_string(), Some(sa.port())),
-        Err(_) => (addr.to_owned(), None),
-    }
-}
-
 /// Power as the contract spells it: `on`, `off` or `unknown`.
 pub(crate) fn power_str(on: Option<bool>) -> &'static str {
     match on {

@@ -8,10 +8,11 @@ use anyhow::{Context as _, bail};
 use racker_inventory::Inventory;
 use racker_sim::{
     FaultSpec, FirmwareSetup, Password, STATUS_FILE, ServedRack, SplitFaults, StatusFile,
-    node_specs, read_json,
+    StatusView, node_specs, read_json,
 };
 
 use crate::globals::Globals;
+use crate::output::{Tone, paint};
 
 /// `racker sim` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -185,40 +186,14 @@ async fn serve(
             rack.firmware_count()
         );
     }
-    let table = rack.table();
-    let table_path = rack.table_path();
-    println!(
-        "{} simulated BMCs up in {} ms (user {user}, password in {}):",
-        table.bmcs.len(),
+    let lines = racker_sim::served_lines(
+        rack.table(),
+        rack.table_path(),
+        &globals.oem_dir,
+        &user,
         started.elapsed().as_millis(),
-        globals.oem_dir.join("ipmi_password").display()
     );
-    for entry in table.bmcs.iter().take(8) {
-        println!("  BMC {}  {}", entry.bmc_mac, entry.ipmi_address);
-    }
-    if table.bmcs.len() > 8 {
-        println!(
-            "  ... {} more in {}",
-            table.bmcs.len() - 8,
-            table_path.display()
-        );
-    }
-    if let Some(first) = table.bmcs.first() {
-        let a = first.ipmi_address;
-        println!("Reach them with:");
-        println!(
-            "  IPMI_PASSWORD=$(cat {}) ipmitool -I lanplus -H {} -p {} -U {user} -E chassis status",
-            globals.oem_dir.join("ipmi_password").display(),
-            a.ip(),
-            a.port()
-        );
-        println!(
-            "  racker --oem-dir {} ipmi --host {} power status",
-            globals.oem_dir.display(),
-            a
-        );
-    }
-    println!("BMC table: {}; press Ctrl-C to stop.", table_path.display());
+    lines.iter().for_each(|l| println!("{l}"));
 
     let (tx, rx) = tokio::sync::oneshot::channel();
     let shutdown = async move {
@@ -234,103 +209,6 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `racker sim status -o json` (kind `sim-status`, docs/output.md).
-#[derive(serde::Serialize)]
-struct SimStatusJson {
-    nodes: Vec<SimNodeJson>,
-}
-
-#[derive(serde::Serialize)]
-struct SimNodeJson {
-    mac: Option<String>,
-    bmc_mac: String,
-    bmc_ip: String,
-    bmc_port: Option<u16>,
-    power: String,
-    boot_device: String,
-    persistent: bool,
-    efi: bool,
-    boot_valid: bool,
-    boot_flags: String,
-    boot_flag_clearing: String,
-    sessions: usize,
-    faults: Vec<String>,
-}
-
-impl From<&racker_sim::NodeStatus> for SimNodeJson {
-    fn from(n: &racker_sim::NodeStatus) -> Self {
-        let (bmc_ip, bmc_port) = crate::output::split_host_port(&n.ipmi_address);
-        Self {
-            mac: Some(n.primary_mac.clone()).filter(|m| !m.is_empty()),
-            bmc_mac: n.bmc_mac.clone(),
-            bmc_ip,
-            bmc_port,
-            power: n.power.clone(),
-            boot_device: n.boot_device.clone(),
-            persistent: n.persistent,
-            efi: n.efi,
-            boot_valid: n.boot_valid,
-            boot_flags: n.boot_flags.clone(),
-            boot_flag_clearing: n.boot_flag_clearing.clone(),
-            sessions: n.sessions,
-            faults: n.faults.clone(),
-        }
-    }
-}
-
-/// The table: BMC and boot state; `wide` adds the raw boot flags and
-/// the open sessions.
-fn print_status_table(view: &SimStatusJson, wide: bool) {
-    use crate::output::{Tone, paint};
-    let mut header = vec![
-        "BMC MAC",
-        "PRIMARY MAC",
-        "IPMI ADDRESS",
-        "POWER",
-        "BOOT",
-        "PERSISTENT",
-        "EFI",
-    ];
-    if wide {
-        header.extend(["BOOT FLAGS", "CLEARING", "SESSIONS"]);
-    }
-    header.push("FAULTS");
-    let yn = |b: bool| if b { "yes" } else { "no" }.to_owned();
-    let rows: Vec<Vec<String>> = view
-        .nodes
-        .iter()
-        .map(|n| {
-            let address = match n.bmc_port {
-                Some(p) => format!("{}:{p}", n.bmc_ip),
-                None => n.bmc_ip.clone(),
-            };
-            let mut row = vec![
-                n.bmc_mac.clone(),
-                n.mac.clone().unwrap_or_default(),
-                address,
-                paint(Tone::of_state(&n.power), &n.power),
-                n.boot_device.clone(),
-                yn(n.persistent),
-                yn(n.efi),
-            ];
-            if wide {
-                row.extend([
-                    n.boot_flags.clone(),
-                    n.boot_flag_clearing.clone(),
-                    n.sessions.to_string(),
-                ]);
-            }
-            row.push(if n.faults.is_empty() {
-                "-".to_owned()
-            } else {
-                paint(Tone::Warn, &n.faults.join(","))
-            });
-            row
-        })
-        .collect();
-    crate::table::print_rows(&header, &rows);
-}
-
 fn status(globals: &Globals, _args: StatusArgs) -> anyhow::Result<ExitCode> {
     let file: StatusFile = read_json(&globals.state_dir, STATUS_FILE).with_context(|| {
         format!(
@@ -344,11 +222,17 @@ fn status(globals: &Globals, _args: StatusArgs) -> anyhow::Result<ExitCode> {
             file.pid
         ));
     }
-    let view = SimStatusJson {
-        nodes: file.nodes.iter().map(SimNodeJson::from).collect(),
-    };
+    let view = StatusView::from(&file);
     crate::output::emit(globals.output, "sim-status", &view, |wide| {
-        print_status_table(&view, wide);
+        let mut rows = view.rows(wide);
+        // Power in its state's colour, faults in yellow.
+        for row in &mut rows {
+            row[3] = paint(Tone::of_state(&row[3]), &row[3]);
+            if let Some(faults) = row.last_mut().filter(|f| *f != "-") {
+                *faults = paint(Tone::Warn, faults);
+            }
+        }
+        crate::table::print_rows(&StatusView::header(wide), &rows);
         Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

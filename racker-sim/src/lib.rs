@@ -51,6 +51,7 @@ mod sel;
 mod sensors;
 mod table;
 mod up;
+mod view;
 
 pub use bmc::{Bmc, BmcConfig, DEFAULT_HANDSHAKE_TIMEOUT, Transmit};
 pub use chassis::{
@@ -69,3 +70,4 @@ pub use up::{
     bmc_address, default_ipmi_port, ensure_credentials, generated_nodes_csv, live_rack_pid,
     mark_simulated, node_specs, remove_rack_files, running_simulator_bmcs,
 };
+pub use view::{NodeView, StatusView, served_lines};
