@@ -109,6 +109,7 @@ pub mod service;
 pub mod ssh;
 mod state;
 mod status;
+mod status_text;
 mod summary;
 
 pub use bmc::{BmcResolver, BmcSource, BmcTarget, ResolvedBmc, TargetQuery, select_targets};

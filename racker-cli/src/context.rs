@@ -1,8 +1,5 @@
 //! Loading the rack (inventory, credentials, management node, address plan,
 //! selection) from the global options. Shared by every subcommand.
-
-use std::collections::BTreeMap;
-
 use racker_inventory::{
     Credentials, PlanOptions, Provision, Selection, SelectionOptions, StorageCount,
     StorageProvider, parse_mac_list, select,
@@ -157,16 +154,6 @@ impl BmcResolver {
         Ok(Self(
             racker_bootstrap::BmcResolver::load(&globals.state_dir)?
                 .with_overrides(running_simulator_bmcs(&globals.state_dir)),
-        ))
-    }
-
-    /// Like [`BmcResolver::load`], with the simulator's BMC addresses given.
-    pub(crate) fn with_overrides(
-        globals: &Globals,
-        bmcs: BTreeMap<racker_inventory::MacAddr, std::net::SocketAddr>,
-    ) -> anyhow::Result<Self> {
-        Ok(Self(
-            racker_bootstrap::BmcResolver::load(&globals.state_dir)?.with_overrides(bmcs),
         ))
     }
 

@@ -12,12 +12,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use clap::Parser as _;
 use clap::parser::ValueSource;
-use racker_bootstrap::demo::{self, DemoOptions, DemoRack, Prepared};
+use racker_bootstrap::demo::{self, DemoBootstrap, DemoOptions, DemoRack, Prepared};
 
-use crate::bootstrap::{self, BootstrapCmd};
-use crate::context::PlanArgs;
+use crate::bootstrap;
 use crate::globals::Globals;
 
 /// Arguments of `racker demo`.
@@ -208,14 +206,10 @@ pub(crate) fn run(globals: &Globals, given: &[&str], args: DemoCmd) -> anyhow::R
 }
 
 async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Result<ExitCode> {
-    let provision = match args.provision {
-        crate::context::ProvisionArg::Flatcar => "flatcar",
-        crate::context::ProvisionArg::Lokomotive => {
-            // Fail before starting anything when lokoctl is missing.
-            bootstrap::lokomotive_available()?;
-            "lokomotive"
-        }
-    };
+    if args.provision == crate::context::ProvisionArg::Lokomotive {
+        // Fail before starting anything when lokoctl is missing.
+        bootstrap::lokomotive_available()?;
+    }
     if args.nodes == 0 {
         bail!("--count must be at least 1");
     }
@@ -223,11 +217,6 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
     prepare_dir(&dir, default_dir)?;
     let (subnet_prefix, prefix_length) = demo::demo_network(args.nodes);
     let dirs = demo::write_demo_rack(&dir, args.nodes)?;
-    let globals = Globals::for_dirs(
-        dirs.oem_dir.clone(),
-        dirs.state_dir.clone(),
-        dirs.sys_class_net.clone(),
-    );
     explain(args.nodes, &dir, args.keep_running);
     println!("Demo rack of {} node(s) in {}", args.nodes, dir.display());
 
@@ -243,67 +232,33 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
         .map_or(args.install_delay, Duration::from_millis);
     options.stagger = args.stagger;
     let rack = DemoRack::start(&dirs, &options).await?;
-    let (dhcp, http) = (rack.dhcp(), rack.http());
-    let bmcs = rack.bmcs().clone();
 
-    let plan = PlanArgs {
-        subnet_prefix: subnet_prefix.to_owned(),
-        prefix_length,
-        exclude: args.exclude.clone(),
-    };
-    #[derive(clap::Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        cmd: BootstrapCmd,
-    }
-    let on_failure = format!("{:?}", args.on_failure).to_lowercase();
-    let wrap = Wrap::try_parse_from([
-        "bootstrap".to_owned(),
-        "--subnet-prefix".into(),
-        subnet_prefix.into(),
-        "--prefix-length".into(),
-        prefix_length.to_string(),
-        "--provision".into(),
-        provision.into(),
-        "--dhcp-listen".into(),
-        dhcp.to_string(),
-        "--http-listen".into(),
-        http.to_string(),
-        "--on-failure".into(),
-        on_failure,
-        "--retries".into(),
-        args.retries.to_string(),
-        "--exclude".into(),
-        args.exclude.clone(),
-        "--install-timeout".into(),
-        "60".into(),
-        "--os-timeout".into(),
-        args.os_timeout.as_secs_f64().to_string(),
-        "--join-timeout".into(),
-        args.join_timeout.as_secs_f64().to_string(),
-        "--ipmi-timeout".into(),
-        "2".into(),
-        // Lokomotive: the gRPC API on loopback, the cluster's names and
-        // kubeconfig link inside the demo folder (never the machine's).
-        "--matchbox-grpc".into(),
-        "127.0.0.1:0".into(),
-        "--hosts-file".into(),
-        dir.join("hosts").to_string_lossy().into_owned(),
-        "--kubeconfig-link".into(),
-        dir.join("kube")
-            .join("config")
-            .to_string_lossy()
-            .into_owned(),
-    ])?;
+    let mut run = DemoBootstrap::new(&dir);
+    run.lokomotive = args.provision == crate::context::ProvisionArg::Lokomotive;
+    run.retries = args.retries;
+    run.os_timeout = args.os_timeout;
+    run.join_timeout = args.join_timeout;
+    run.old_lokomotive = std::env::var("RACKER_OLD_LOKOMOTIVE").is_ok_and(|v| {
+        !matches!(
+            v.to_lowercase().as_str(),
+            "" | "0" | "n" | "no" | "f" | "false" | "off"
+        )
+    });
     let flags = format!(
         "--oem-dir {} --state-dir {} --sys-class-net {}",
-        globals.oem_dir.display(),
-        globals.state_dir.display(),
-        globals.sys_class_net.display()
+        dirs.oem_dir.display(),
+        dirs.state_dir.display(),
+        dirs.sys_class_net.display()
     );
     let plan_flags = format!("--subnet-prefix {subnet_prefix} --prefix-length {prefix_length}");
+    let progress = bootstrap::progress_sink();
+    let policy = bootstrap::Policy(args.on_failure);
+    let provision = async {
+        run.exclude = racker_inventory::parse_mac_list(&args.exclude)?;
+        anyhow::Ok(rack.bootstrap(&run, &progress, &policy).await?)
+    };
     let interrupted = tokio::select! {
-        outcome = bootstrap::bootstrap(&globals, &wrap.cmd, bmcs.clone()) => Some(outcome),
+        outcome = provision => Some(outcome),
         _ = tokio::signal::ctrl_c() => None,
     };
     // The simulated nodes' final power and boot flags, as `racker sim status` shows them.
@@ -314,33 +269,42 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
             "Interrupted during the bootstrap after {}: the simulated rack is stopped. What was done is in {}; \
              `racker demo --dir {}` resumes it (installed nodes stay installed).",
             human_duration(started.elapsed()),
-            globals.state_dir.join("bootstrap.json").display(),
+            dirs.state_dir.join("bootstrap.json").display(),
             dir.display()
         );
         rack.stop().await;
         return Ok(ExitCode::from(130));
     };
-    let outcome = match outcome {
-        Ok(code) => code,
+    let logs = dirs.state_dir.join("cluster/logs");
+    let report = match outcome {
+        Ok(report) => report,
         Err(e) => {
             rack.stop().await;
             return Err(e.context(format!(
                 "the demo's bootstrap failed; its rack is in {} (look with `racker {flags} {plan_flags} plan`, logs in {})",
                 dir.display(),
-                globals.state_dir.join("cluster/logs").display()
+                logs.display()
             )));
         }
     };
+    bootstrap::progress::print_summary(Default::default(), &report, started.elapsed())?;
+    drop(progress);
     println!();
-    crate::status::print_status(&globals, &plan, racker_ipmi::DEFAULT_PORT, bmcs.clone()).await?;
-    if outcome != ExitCode::SUCCESS {
+    let status = rack.status(&bootstrap::progress_sink()).await?;
+    crate::status::print_text(&status, false, false);
+    if !report.succeeded() {
         println!(
             "\nThe demo's commands take its folders: racker {flags} {plan_flags} status (with --keep-running, while the rack runs); \
              the logs are in {}; `racker demo --dir {}` resumes.",
-            globals.state_dir.join("cluster/logs").display(),
+            logs.display(),
             dir.display()
         );
     }
+    let outcome = if report.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    };
     if !args.keep_running {
         println!(
             "\nThe simulated BMCs and firmware stop with the demo, so a later `racker status` finds them unreachable; \
@@ -358,23 +322,23 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
 
     // --keep-running: racker's netboot server again (the bootstrap's own
     // stopped with it) on the same addresses, and the rack view.
-    let rack_def = crate::context::load_rack(&globals, &plan)?;
+    let rack_def = rack.load_rack()?;
     let kept = rack
         .keep_running(&rack_def)
         .await
         .context("restarting the netboot server for --keep-running")?;
-    let example = demo::example_hostname(&globals.state_dir);
+    let example = demo::example_hostname(&dirs.state_dir);
     println!();
     println!(
         "The demo rack keeps running: {} simulated BMC(s), their firmware and racker's netboot server. In another shell:",
         args.nodes
     );
     println!();
-    println!("  export RACKER_OEM_DIR={}", globals.oem_dir.display());
-    println!("  export RACKER_STATE_DIR={}", globals.state_dir.display());
+    println!("  export RACKER_OEM_DIR={}", dirs.oem_dir.display());
+    println!("  export RACKER_STATE_DIR={}", dirs.state_dir.display());
     println!(
         "  export RACKER_SYS_CLASS_NET={}",
-        globals.sys_class_net.display()
+        dirs.sys_class_net.display()
     );
     println!("  export RACKER_SUBNET_PREFIX={subnet_prefix} RACKER_PREFIX_LENGTH={prefix_length}");
     for (cmd, what) in [

@@ -120,15 +120,6 @@ pub(crate) fn emit<T: Serialize>(
     }
 }
 
-/// Power as the contract spells it: `on`, `off` or `unknown`.
-pub(crate) fn power_str(on: Option<bool>) -> &'static str {
-    match on {
-        Some(true) => "on",
-        Some(false) => "off",
-        None => "unknown",
-    }
-}
-
 const GREEN: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Green)));
 const RED: Style = Style::new()
     .fg_color(Some(anstyle::Color::Ansi(AnsiColor::Red)))
@@ -241,13 +232,6 @@ mod tests {
             line,
             "{\"schema_version\":1,\"kind\":\"plan\",\"nodes\":[1,2]}\n"
         );
-    }
-
-    #[test]
-    fn power_words() {
-        assert_eq!(power_str(Some(true)), "on");
-        assert_eq!(power_str(Some(false)), "off");
-        assert_eq!(power_str(None), "unknown");
     }
 
     #[test]

@@ -12,7 +12,6 @@ use racker_sim::{
 };
 
 use crate::globals::Globals;
-use crate::output::{Tone, paint};
 
 /// `racker sim` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -224,15 +223,9 @@ fn status(globals: &Globals, _args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     let view = StatusView::from(&file);
     crate::output::emit(globals.output, "sim-status", &view, |wide| {
-        let mut rows = view.rows(wide);
-        // Power in its state's colour, faults in yellow.
-        for row in &mut rows {
-            row[3] = paint(Tone::of_state(&row[3]), &row[3]);
-            if let Some(faults) = row.last_mut().filter(|f| *f != "-") {
-                *faults = paint(Tone::Warn, faults);
-            }
-        }
-        crate::table::print_rows(&StatusView::header(wide), &rows);
+        let (header, mut rows) = (StatusView::header(wide), view.rows(wide));
+        crate::status::paint_states(&header, &mut rows);
+        crate::table::print_rows(&header, &rows);
         Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -43,7 +43,7 @@ impl Progress {
 }
 
 /// `line` with a leading `✓ ` in green or `× ` in red (after indentation).
-fn coloured_marks(line: &str) -> String {
+pub(crate) fn coloured_marks(line: &str) -> String {
     let text = line.trim_start();
     let indent = &line[..line.len() - text.len()];
     if let Some(rest) = text.strip_prefix("✓ ") {
