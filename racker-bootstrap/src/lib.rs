@@ -104,6 +104,7 @@ pub mod plan;
 mod rack_status;
 pub mod render_dir;
 pub mod rendered;
+mod reprovision_nodes;
 mod run;
 pub mod service;
 pub mod ssh;
@@ -111,6 +112,7 @@ mod state;
 mod status;
 mod status_text;
 mod summary;
+mod summary_view;
 
 pub use bmc::{BmcResolver, BmcSource, BmcTarget, ResolvedBmc, TargetQuery, select_targets};
 pub use config::{Config, NetbootMode, Rack};
@@ -122,9 +124,11 @@ pub use lokoenv::LokomotiveEnv;
 pub use lokomotive::find_lokoctl;
 pub use network::NetbootEndpoints;
 pub use rack_status::{PowerReading, RackStatusOptions, RackStatusWriter, compose_rack_status};
+pub use reprovision_nodes::{recorded_flatcar_bootstrap, resolve_nodes};
 pub use run::{Outcome, Report, bootstrap, reprovision};
 pub use state::{
     BootstrapState, NodeEvent, NodeRecord, NodeState, Stage, StateFile, TransitionError, now_unix,
 };
 pub use status::{NodeStatus, StatusOptions, StatusReport, UpSource, collect_status};
 pub use summary::{Summary, SummaryNode};
+pub use summary_view::{BootstrapView, ReprovisionView, summary_header, summary_rows};
