@@ -24,6 +24,7 @@ use racker_netboot::service::{DhcpListen, NetbootService};
 use racker_sim::firmware::{BmcAccess, Firmware, FirmwareConfig, HttpClient};
 use racker_sim::{FaultSpec, NodeSpec, Password, SimRack, SplitFaults};
 
+pub use crate::demo_text::{DemoFolder, DemoText, choose_dir, human_duration};
 use crate::fsutil::write_atomic;
 use crate::{
     BmcResolver, BootstrapState, Config, Error, Event, EventSink, FailurePolicy, NetbootEndpoints,

@@ -88,6 +88,8 @@ mod bmc;
 mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+#[cfg(feature = "demo")]
+mod demo_text;
 mod error;
 mod events;
 pub mod factory;
