@@ -490,29 +490,13 @@ impl DemoRack {
             ..StatusOptions::default()
         };
         let resolver = BmcResolver::load(&self.dirs.state_dir)?.with_overrides(self.bmcs.clone());
-        let rack = self.load_rack()?;
-        let credentials = racker_inventory::Credentials::load(&self.dirs.oem_dir)?;
-        for w in &credentials.warnings {
-            events.event(&Event::Warning(w.to_string()));
-        }
-        let credentials =
-            racker_ipmi::Credentials::new(credentials.user.clone(), credentials.password.expose());
-        for p in rack.plan.nodes() {
-            if let Some(w) = resolver
-                .resolve(p, options.ipmi_port)
-                .warning(p.node.bmc_mac)
-            {
-                events.event(&Event::Warning(w));
-            }
-        }
-        crate::collect_status(
-            &rack,
-            &credentials,
+        let files = crate::RackFiles::new(
+            &self.dirs.oem_dir,
             &self.dirs.state_dir,
-            &resolver,
-            &options,
-        )
-        .await
+            &self.dirs.sys_class_net,
+            self.plan_options(),
+        );
+        crate::collect_rack_status(&files, &resolver, &options, events).await
     }
 
     /// Write the simulated nodes' power and boot flags as `racker sim

@@ -113,6 +113,7 @@ pub mod ssh;
 mod state;
 mod status;
 mod status_text;
+mod status_watch;
 mod summary;
 mod summary_view;
 
@@ -132,5 +133,6 @@ pub use state::{
     BootstrapState, NodeEvent, NodeRecord, NodeState, Stage, StateFile, TransitionError, now_unix,
 };
 pub use status::{NodeStatus, StatusOptions, StatusReport, UpSource, collect_status};
+pub use status_watch::{RackFiles, collect_rack_status, watch_rack_status};
 pub use summary::{Summary, SummaryNode};
 pub use summary_view::{BootstrapView, ReprovisionView, summary_header, summary_rows};

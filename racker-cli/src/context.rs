@@ -138,8 +138,6 @@ pub(crate) fn load_credentials(globals: &Globals) -> anyhow::Result<Credentials>
     Ok(credentials)
 }
 
-pub(crate) use racker_bootstrap::BmcSource;
-
 /// Finds BMC addresses (racker-bootstrap's resolver): the simulator's table
 /// when a simulated rack runs with this state directory
 /// ([`running_simulator_bmcs`]), else the BMC's active DHCP lease, else the
@@ -160,20 +158,6 @@ impl BmcResolver {
     /// The library's resolver.
     pub(crate) fn inner(&self) -> &racker_bootstrap::BmcResolver {
         &self.0
-    }
-
-    /// The BMC address of `node` and where it came from. A lease that
-    /// disagrees with the plan wins, with a warning on stderr.
-    pub(crate) fn resolve(
-        &self,
-        node: &racker_inventory::PlannedNode,
-        port: u16,
-    ) -> (racker_ipmi::BmcAddress, BmcSource) {
-        let r = self.0.resolve(node, port);
-        if let Some(w) = r.warning(node.node.bmc_mac) {
-            crate::output::warn(w);
-        }
-        (r.address, r.source)
     }
 }
 

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use racker_bootstrap::{StatusOptions, StatusReport, collect_status};
+use racker_bootstrap::{
+    Event, RackFiles, StatusOptions, StatusReport, collect_rack_status, watch_rack_status,
+};
 
 use crate::context::{self, PlanArgs};
 use crate::globals::Globals;
@@ -62,10 +64,28 @@ async fn run_async(globals: &Globals, args: &StatusCmd) -> anyhow::Result<ExitCo
     options.ipmi_timeout = args.ipmi_timeout;
     options.concurrency = args.concurrency;
     let bmcs = context::BmcResolver::load(globals)?;
+    let files = RackFiles::new(
+        &globals.oem_dir,
+        &globals.state_dir,
+        &globals.sys_class_net,
+        args.plan.plan_options(),
+    );
+    let warnings = |e: &Event| {
+        if let Event::Warning(w) = e {
+            crate::output::warn(w);
+        }
+    };
     if let Some(interval) = args.watch {
-        return watch(globals, args, &bmcs, &options, interval).await;
+        return watch(
+            globals,
+            args,
+            (&files, bmcs.inner(), &options),
+            &warnings,
+            interval,
+        )
+        .await;
     }
-    let status = collect(globals, &args.plan, &bmcs, &options).await?;
+    let status = collect_rack_status(&files, bmcs.inner(), &options, &warnings).await?;
     crate::output::emit(globals.output, "status", &status, |wide| {
         print_text(&status, args.full, wide);
         Ok(())
@@ -73,16 +93,16 @@ async fn run_async(globals: &Globals, args: &StatusCmd) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-/// `racker status --watch`: collect and show the status every `interval`
-/// until Ctrl-C. On a terminal the text is redrawn in place (cursor home,
-/// each line cleared to its end, the rest of the screen cleared); piped,
-/// every round is printed after a `--- <time> ---` line, and JSON formats
-/// print one document per round.
+/// `racker status --watch`: racker-bootstrap's rounds every `interval`
+/// until Ctrl-C, shown as they come. On a terminal the text is redrawn in
+/// place (cursor home, each line cleared to its end, the rest of the screen
+/// cleared); piped, every round is printed after a `--- <time> ---` line,
+/// and JSON formats print one document per round.
 async fn watch(
     globals: &Globals,
     args: &StatusCmd,
-    bmcs: &context::BmcResolver,
-    options: &StatusOptions,
+    (files, bmcs, options): (&RackFiles, &racker_bootstrap::BmcResolver, &StatusOptions),
+    warnings: &dyn racker_bootstrap::EventSink,
     interval: Duration,
 ) -> anyhow::Result<ExitCode> {
     use std::io::{IsTerminal as _, Write as _};
@@ -93,17 +113,15 @@ async fn watch(
         anstream::ColorChoice::Never
     );
     let every = humantime::format_duration(interval);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     if in_place {
         // Clear once; later rounds overwrite in place (no flicker).
         print!("\x1b[2J");
     }
-    loop {
-        let round = tokio::select! {
-            r = collect(globals, &args.plan, bmcs, options) => r,
-            _ = &mut ctrl_c => break,
-        };
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    watch_rack_status(files, bmcs, options, interval, warnings, stop, |round| {
+        let round = round.map_err(anyhow::Error::from);
         let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
         let lines = match &round {
             Ok(status) => text_lines(status, args.full, format.is_wide()),
@@ -141,32 +159,13 @@ async fn watch(
             }
             std::io::stdout().flush()?;
         }
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            _ = &mut ctrl_c => break,
-        }
-    }
+        anyhow::Ok(())
+    })
+    .await?;
     if in_place {
         println!();
     }
     Ok(ExitCode::SUCCESS)
-}
-
-async fn collect(
-    globals: &Globals,
-    plan: &PlanArgs,
-    bmcs: &context::BmcResolver,
-    options: &StatusOptions,
-) -> anyhow::Result<StatusReport> {
-    let rack = context::load_rack(globals, plan)?;
-    let credentials = context::load_credentials(globals)?;
-    let creds =
-        racker_ipmi::Credentials::new(credentials.user.clone(), credentials.password.expose());
-    // Lease/plan disagreements are warned about once per node.
-    for p in rack.plan.nodes() {
-        bmcs.resolve(p, options.ipmi_port);
-    }
-    Ok(collect_status(&rack, &creds, &globals.state_dir, bmcs.inner(), options).await?)
 }
 
 /// The status table; `wide` adds the BMC address, stage and reason (also
