@@ -4,11 +4,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
-use racker_inventory::Inventory;
+use anyhow::Context as _;
 use racker_sim::{
-    FaultSpec, FirmwareSetup, Password, STATUS_FILE, ServedRack, SplitFaults, StatusFile,
-    StatusView, node_specs, read_json,
+    FaultSpec, FirmwareSetup, Password, STATUS_FILE, ServedRack, StatusFile, StatusView, read_json,
 };
 
 use crate::globals::Globals;
@@ -117,54 +115,27 @@ fn up(globals: &Globals, args: UpArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("creating {}", globals.oem_dir.display()))?;
     std::fs::create_dir_all(&globals.state_dir)
         .with_context(|| format!("creating {}", globals.state_dir.display()))?;
-    let inventory = if let Some(count) = args.count {
-        if count == 0 {
-            bail!("--count must be at least 1");
-        }
-        let csv = racker_sim::generated_nodes_csv(count);
-        let path = globals.nodes_csv();
-        if let Ok(existing) = std::fs::read_to_string(&path)
-            && existing != csv
-            && !args.force
-        {
-            bail!(
-                "{} exists with other content; pass --force to replace it",
-                path.display()
-            );
-        }
-        crate::fsutil::write_atomic(&path, csv.as_bytes(), 0o644)?;
-        Inventory::parse(&path.display().to_string(), csv.as_bytes())?
-    } else {
-        let path = args.nodes.clone().unwrap_or_else(|| globals.nodes_csv());
-        Inventory::load(&path)?
-    };
+    let nodes_csv = args.nodes.clone().unwrap_or_else(|| globals.nodes_csv());
+    let inventory = racker_sim::up_inventory(&nodes_csv, args.count, args.force)?;
     let (user, password) = credentials(&globals.oem_dir, &args.user)?;
     let port = args.ipmi_port.unwrap_or_else(racker_sim::default_ipmi_port);
-
-    let specs: Vec<FaultSpec> = args
+    let faults: Vec<FaultSpec> = args
         .faults
         .iter()
         .map(|f| f.parse())
         .collect::<Result<_, _>>()
         .context("--fault")?;
-    let faults = SplitFaults::of(&specs);
-    if !faults.firmware.is_empty() && args.pxe_dhcp.is_none() {
-        bail!(
-            "firmware faults (no-lease, download-fail, install-fail, hang, no-os-up) need --pxe-dhcp"
-        );
-    }
-    let (specs, firmware_faults) =
-        node_specs(&inventory, &args.bind, port, &faults).map_err(|e| match e {
-            e @ racker_sim::Error::UnknownMac { .. } => anyhow::anyhow!("--fault: {e}"),
-            e => anyhow::anyhow!("--bind: {e}"),
-        })?;
-    let firmware = args.pxe_dhcp.map(|dhcp| FirmwareSetup {
-        dhcp,
-        install_delay: args
-            .install_delay_ms
-            .map_or(args.install_delay, std::time::Duration::from_millis),
-        faults: firmware_faults,
-    });
+    let install_delay = args
+        .install_delay_ms
+        .map_or(args.install_delay, std::time::Duration::from_millis);
+    let (specs, firmware) = racker_sim::up_nodes(
+        &inventory,
+        &args.bind,
+        port,
+        &faults,
+        args.pxe_dhcp,
+        install_delay,
+    )?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(serve(globals, specs, user, password, firmware))
 }

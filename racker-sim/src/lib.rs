@@ -51,6 +51,7 @@ mod sel;
 mod sensors;
 mod table;
 mod up;
+mod up_nodes;
 mod view;
 
 pub use bmc::{Bmc, BmcConfig, DEFAULT_HANDSHAKE_TIMEOUT, Transmit};
@@ -70,4 +71,5 @@ pub use up::{
     bmc_address, default_ipmi_port, ensure_credentials, generated_nodes_csv, live_rack_pid,
     mark_simulated, node_specs, remove_rack_files, running_simulator_bmcs,
 };
+pub use up_nodes::{up_inventory, up_nodes};
 pub use view::{NodeView, StatusView, served_lines};
