@@ -63,7 +63,20 @@
 //! [`NetbootMode::External`] uses a netboot service that already runs;
 //! [`NetbootEndpoints::plain`] serves DHCP and HTTP on plain sockets, as
 //! the simulated rack needs. [`collect_status`] gathers what `racker
-//! status` shows.
+//! status` shows ([`collect_rack_status`] and [`watch_rack_status`] from a
+//! rack's files, once or every interval), and [`StatusReport::table_rows`]
+//! its table.
+//!
+//! # Documents and tables
+//!
+//! What the CLI prints with `-o json` are this crate's `Serialize` types,
+//! so an embedder gets the same documents: [`plan::PlanView`] (`racker
+//! plan`), [`StatusReport`] (`racker status`), [`BootstrapView`] and
+//! [`ReprovisionView`] (the end of a bootstrap or reprovision),
+//! [`factory::CheckReport`] (`racker factory check`). Their text forms are
+//! plain rows and lines ([`summary_rows`], [`plan::PlanView::rows`],
+//! [`StatusReport::notes`], ...), with `✓ `/`× ` marking results; laying
+//! out the columns and colouring them is the caller's.
 //!
 //! # The other commands' work
 //!
@@ -78,9 +91,12 @@
 //!   after a bootstrap;
 //! - [`management_node`]: the management node's own install;
 //! - [`ssh`]: the management SSH key pair and public key files;
-//! - [`factory`]: `racker factory reset --inventory`;
+//! - [`factory`]: `racker factory check` and `reset --inventory`;
 //! - [`plan`]: the address plan as a document and table (`racker plan`);
-//! - `demo` (feature `demo`): the simulated demo rack of `racker demo`.
+//! - [`resolve_nodes`], [`recorded_flatcar_bootstrap`]: the nodes `racker
+//!   reprovision NODE...` names;
+//! - `demo` (feature `demo`): the simulated demo rack of `racker demo`,
+//!   its bootstrap (`DemoRack::bootstrap`), status and sentences.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 

@@ -23,7 +23,9 @@
 //!   running-rack marker in the state directory ([`running_simulator_bmcs`]
 //!   finds a running rack's BMCs), with the helpers that set one up from a
 //!   nodes.csv ([`generated_nodes_csv`], [`bmc_address`], [`FaultSpec`],
-//!   [`node_specs`]).
+//!   [`node_specs`], [`up_inventory`], [`up_nodes`]).
+//! * [`StatusView`] is `racker sim status`'s document and table rows;
+//!   [`served_lines`] says where a served rack's BMCs answer.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
