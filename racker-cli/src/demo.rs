@@ -157,12 +157,14 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
     run.retries = args.retries;
     run.os_timeout = args.os_timeout;
     run.join_timeout = args.join_timeout;
-    run.old_lokomotive = std::env::var("RACKER_OLD_LOKOMOTIVE").is_ok_and(|v| {
-        !matches!(
-            v.to_lowercase().as_str(),
-            "" | "0" | "n" | "no" | "f" | "false" | "off"
-        )
-    });
+    // As `racker bootstrap --old-lokomotive` reads it.
+    run.old_lokomotive = match std::env::var("RACKER_OLD_LOKOMOTIVE").as_deref() {
+        Err(_) | Ok("false") => false,
+        Ok("true") => true,
+        Ok(v) => {
+            bail!("invalid value '{v}' for RACKER_OLD_LOKOMOTIVE [possible values: true, false]")
+        }
+    };
     let progress = bootstrap::progress_sink();
     let policy = bootstrap::Policy(args.on_failure);
     let provision = async {
