@@ -139,6 +139,14 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
         .iter()
         .for_each(|l| println!("{l}"));
 
+    // As `racker bootstrap --old-lokomotive` reads it.
+    let old_lokomotive = match std::env::var("RACKER_OLD_LOKOMOTIVE").as_deref() {
+        Err(_) | Ok("false") => false,
+        Ok("true") => true,
+        Ok(v) => {
+            bail!("invalid value '{v}' for RACKER_OLD_LOKOMOTIVE [possible values: true, false]")
+        }
+    };
     let mut options = DemoOptions::new(args.nodes);
     options.faults = args
         .fault
@@ -157,14 +165,7 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
     run.retries = args.retries;
     run.os_timeout = args.os_timeout;
     run.join_timeout = args.join_timeout;
-    // As `racker bootstrap --old-lokomotive` reads it.
-    run.old_lokomotive = match std::env::var("RACKER_OLD_LOKOMOTIVE").as_deref() {
-        Err(_) | Ok("false") => false,
-        Ok("true") => true,
-        Ok(v) => {
-            bail!("invalid value '{v}' for RACKER_OLD_LOKOMOTIVE [possible values: true, false]")
-        }
-    };
+    run.old_lokomotive = old_lokomotive;
     let progress = bootstrap::progress_sink();
     let policy = bootstrap::Policy(args.on_failure);
     let provision = async {
