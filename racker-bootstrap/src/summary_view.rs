@@ -209,4 +209,47 @@ mod tests {
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(json["requested"][0], macs[1].to_string());
     }
+
+    proptest::proptest! {
+        /// Any nodes, names and failures: one row per node as wide as the
+        /// header, the requested nodes kept in a reprovision, and a
+        /// closing line marked by the outcome.
+        #[test]
+        fn views_of_any_bootstrap(
+            nodes in proptest::collection::btree_map(
+                0u8..=255,
+                ("[a-z0-9.-]{0,8}", proptest::option::of("[a-z ]{1,12}")),
+                0..30,
+            ),
+            ms in 0u128..10_000_000,
+        ) {
+            let mut state = BootstrapState::new("flatcar", Path::new("/c"));
+            let mut failed = Vec::new();
+            for (i, (name, failure)) in &nodes {
+                let mac = MacAddr::new([2, 0, 0, 0, 0, *i]);
+                state.ensure_node(mac, MacAddr::new([2, 0, 0, 1, 0, *i]), name, 1);
+                if let Some(reason) = failure {
+                    state.apply(mac, &NodeEvent::Failed(reason.clone()), 2).unwrap();
+                    failed.push(mac);
+                }
+            }
+            let outcome = if failed.is_empty() {
+                Outcome::Provisioned
+            } else {
+                Outcome::Failed { nodes: failed.clone() }
+            };
+            let report = Report { outcome, state, log: PathBuf::from("/c/l.log") };
+            let view = BootstrapView::new(&report, Duration::from_millis(ms as u64));
+            for wide in [false, true] {
+                let rows = summary_rows(&view.summary.nodes, wide);
+                proptest::prop_assert_eq!(rows.len(), nodes.len());
+                proptest::prop_assert!(rows.iter().all(|r| r.len() == summary_header(wide).len()));
+            }
+            let mark = if failed.is_empty() { "✓ " } else { "× " };
+            proptest::prop_assert!(view.closing_line().starts_with(mark));
+            let reprovision = ReprovisionView::new(&report, &failed, Duration::ZERO);
+            proptest::prop_assert_eq!(reprovision.nodes.len(), failed.len());
+            proptest::prop_assert!(serde_json::to_string(&reprovision).is_ok());
+        }
+    }
 }
