@@ -196,4 +196,46 @@ mod tests {
         assert_eq!(StatusReport::table_header(false).len(), 8);
         assert_eq!(StatusReport::table_header(true).len(), 11);
     }
+
+    proptest::proptest! {
+        /// Any nodes: rows as wide as the header, and one note per failure
+        /// (without `-o wide`) and per BMC error.
+        #[test]
+        fn rows_and_notes_of_any_report(
+            nodes in proptest::collection::vec(
+                (
+                    proptest::option::of("[a-z ]{1,10}"),
+                    proptest::option::of("[a-z ]{1,10}"),
+                    proptest::option::of(0u8..3),
+                    proptest::bool::ANY,
+                ),
+                0..20,
+            ),
+            lokomotive in proptest::bool::ANY,
+        ) {
+            let sources = [UpSource::Report, UpSource::Probe, UpSource::Kubernetes];
+            let report = StatusReport {
+                provisioned: if lokomotive { "lokomotive" } else { "flatcar" }.into(),
+                kubernetes_api: None,
+                nodes: nodes
+                    .iter()
+                    .map(|(reason, bmc_error, up, joined)| {
+                        let mut n = node(reason.as_deref(), up.map(|u| sources[usize::from(u)]));
+                        n.bmc_error.clone_from(bmc_error);
+                        n.joined = *joined;
+                        n
+                    })
+                    .collect(),
+            };
+            for wide in [false, true] {
+                let rows = report.table_rows(wide);
+                proptest::prop_assert_eq!(rows.len(), nodes.len());
+                let width = StatusReport::table_header(wide).len();
+                proptest::prop_assert!(rows.iter().all(|r| r.len() == width));
+                let failures = if wide { 0 } else { nodes.iter().filter(|n| n.0.is_some()).count() };
+                let errors = nodes.iter().filter(|n| n.1.is_some()).count();
+                proptest::prop_assert_eq!(report.notes(false, wide).len(), failures + errors);
+            }
+        }
+    }
 }
