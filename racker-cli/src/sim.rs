@@ -150,20 +150,12 @@ async fn serve(
     let started = std::time::Instant::now();
     let dhcp = firmware.as_ref().map(|f| f.dhcp);
     let rack = ServedRack::start(&globals.state_dir, specs, &user, password, firmware).await?;
-    if let Some(dhcp) = dhcp {
-        println!(
-            "PXE firmware on {} node(s), DHCP server {dhcp}",
-            rack.firmware_count()
-        );
+    let pxe = dhcp.map(|d| (rack.firmware_count(), d));
+    let elapsed = started.elapsed().as_millis();
+    let (table, path) = (rack.table(), rack.table_path());
+    for line in racker_sim::served_lines(pxe, table, path, &globals.oem_dir, &user, elapsed) {
+        println!("{line}");
     }
-    let lines = racker_sim::served_lines(
-        rack.table(),
-        rack.table_path(),
-        &globals.oem_dir,
-        &user,
-        started.elapsed().as_millis(),
-    );
-    lines.iter().for_each(|l| println!("{l}"));
 
     let (tx, rx) = tokio::sync::oneshot::channel();
     let shutdown = async move {

@@ -138,10 +138,12 @@ impl StatusView {
     }
 }
 
-/// What `racker sim up` says once its BMCs answer: how many, the first
-/// eight addresses, and how to reach them (`user`, the password file in
+/// What `racker sim up` says once its BMCs answer: the nodes with PXE
+/// firmware and their DHCP server (`pxe`), how many BMCs, the first eight
+/// addresses, and how to reach them (`user`, the password file in
 /// `oem_dir`, the BMC table at `table_path`).
 pub fn served_lines(
+    pxe: Option<(usize, std::net::SocketAddr)>,
     table: &BmcTable,
     table_path: &Path,
     oem_dir: &Path,
@@ -149,11 +151,15 @@ pub fn served_lines(
     elapsed_ms: u128,
 ) -> Vec<String> {
     let password = oem_dir.join("ipmi_password");
-    let mut out = vec![format!(
+    let mut out: Vec<String> = pxe
+        .map(|(n, dhcp)| format!("PXE firmware on {n} node(s), DHCP server {dhcp}"))
+        .into_iter()
+        .collect();
+    out.push(format!(
         "{} simulated BMCs up in {elapsed_ms} ms (user {user}, password in {}):",
         table.bmcs.len(),
         password.display()
-    )];
+    ));
     for entry in table.bmcs.iter().take(8) {
         out.push(format!("  BMC {}  {}", entry.bmc_mac, entry.ipmi_address));
     }
@@ -256,6 +262,7 @@ mod tests {
                 .collect(),
         };
         let lines = served_lines(
+            None,
             &table,
             Path::new("/s/sim-bmcs.json"),
             Path::new("/oem"),
@@ -271,6 +278,19 @@ mod tests {
         assert_eq!(
             lines.last().unwrap(),
             "BMC table: /s/sim-bmcs.json; press Ctrl-C to stop."
+        );
+        let dhcp = "127.0.0.1:67".parse().unwrap();
+        let lines = served_lines(
+            Some((3, dhcp)),
+            &table,
+            Path::new("/t"),
+            Path::new("/o"),
+            "U",
+            5,
+        );
+        assert_eq!(
+            lines[0],
+            "PXE firmware on 3 node(s), DHCP server 127.0.0.1:67"
         );
     }
 
