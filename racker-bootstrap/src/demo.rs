@@ -4,11 +4,14 @@
 //! (docs/simulator.md).
 //!
 //! [`write_demo_rack`] writes the rack's inputs into a folder,
-//! [`DemoRack::start`] starts the BMCs and the firmware, the caller runs a
-//! [`crate::bootstrap`] against [`DemoRack::dhcp`] and [`DemoRack::http`]
-//! with [`DemoRack::bmcs`] as BMC overrides, and then either
-//! [`DemoRack::stop`]s the rack or [`DemoRack::keep_running`] it with
-//! racker's netboot server and the rack view.
+//! [`DemoRack::start`] starts the BMCs and the firmware,
+//! [`DemoRack::bootstrap`] provisions them as `racker demo` does (or the
+//! caller runs its own [`crate::bootstrap`] against [`DemoRack::dhcp`] and
+//! [`DemoRack::http`] with [`DemoRack::bmcs`] as BMC overrides),
+//! [`DemoRack::status`] collects what `racker status` shows, and then the
+//! caller either [`DemoRack::stop`]s the rack or
+//! [`DemoRack::keep_running`] it with racker's netboot server and the rack
+//! view.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -16,15 +19,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use racker_inventory::MacAddr;
+use racker_inventory::{MacAddr, PlanOptions, Provision, SelectionOptions};
 use racker_netboot::service::{DhcpListen, NetbootService};
 use racker_sim::firmware::{BmcAccess, Firmware, FirmwareConfig, HttpClient};
 use racker_sim::{FaultSpec, NodeSpec, Password, SimRack, SplitFaults};
 
+pub use crate::demo_text::{DemoFolder, DemoText, choose_dir, human_duration};
 use crate::fsutil::write_atomic;
 use crate::{
-    BmcResolver, BootstrapState, Error, NodeState, Rack, RackStatusOptions, RackStatusWriter,
-    Result, StateFile,
+    BmcResolver, BootstrapState, Config, Error, Event, EventSink, FailurePolicy, NetbootEndpoints,
+    NetbootMode, NodeState, Rack, RackStatusOptions, RackStatusWriter, Report, Result, StateFile,
+    StatusOptions, StatusReport,
 };
 
 /// The IPMI user of every demo BMC.
@@ -212,11 +217,50 @@ impl DemoOptions {
     }
 }
 
+/// How the demo's bootstrap runs (the options `racker demo` passes on).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DemoBootstrap {
+    /// The demo folder (the Lokomotive hosts file and kubeconfig link go
+    /// there, never the machine's).
+    pub dir: PathBuf,
+    /// Install a Lokomotive cluster (`lokoctl` from PATH or
+    /// `RACKER_LOKOCTL`) instead of plain Flatcar.
+    pub lokomotive: bool,
+    /// Nodes to leave out (primary, BMC or secondary MACs).
+    pub exclude: Vec<MacAddr>,
+    /// How many times failed nodes may be retried [default: 1].
+    pub retries: u32,
+    /// Installed to OS up, per node [default: 30 s].
+    pub os_timeout: Duration,
+    /// Lokomotive: every node Ready [default: 60 s].
+    pub join_timeout: Duration,
+    /// Render for a Lokomotive older than v0.9.
+    pub old_lokomotive: bool,
+}
+
+impl DemoBootstrap {
+    /// A Flatcar bootstrap of the demo in `dir` with `racker demo`'s
+    /// defaults.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            lokomotive: false,
+            exclude: Vec::new(),
+            retries: 1,
+            os_timeout: Duration::from_secs(30),
+            join_timeout: Duration::from_secs(60),
+            old_lokomotive: false,
+        }
+    }
+}
+
 /// A running demo rack: simulated BMCs on loopback, each node's firmware,
 /// and the loopback addresses a bootstrap's netboot services must use.
 #[derive(Debug)]
 pub struct DemoRack {
     dirs: DemoDirs,
+    nodes: usize,
     rack: SimRack,
     // The firmware runs as long as these live.
     firmware: Vec<Firmware>,
@@ -297,6 +341,7 @@ impl DemoRack {
         }
         Ok(Self {
             dirs: dirs.clone(),
+            nodes: options.nodes,
             rack,
             firmware,
             dhcp,
@@ -325,6 +370,133 @@ impl DemoRack {
     /// The demo's folders.
     pub fn dirs(&self) -> &DemoDirs {
         &self.dirs
+    }
+
+    /// The address plan's options: the network of [`demo_network`].
+    pub fn plan_options(&self) -> PlanOptions {
+        let (subnet_prefix, prefix_len) = demo_network(self.nodes);
+        PlanOptions {
+            subnet_prefix: subnet_prefix.to_owned(),
+            prefix_len,
+        }
+    }
+
+    /// The demo rack as loaded from its folders.
+    pub fn load_rack(&self) -> Result<Rack> {
+        Rack::load(
+            &self.dirs.oem_dir.join("nodes.csv"),
+            &self.dirs.sys_class_net,
+            &self.plan_options(),
+        )
+    }
+
+    /// The configuration of the demo's bootstrap: `racker bootstrap`'s
+    /// defaults with the demo's netboot addresses and BMCs, short timeouts,
+    /// and the Lokomotive names and kubeconfig inside the demo folder. The
+    /// management SSH key pair is created on first use (said through
+    /// `events`, as are credential warnings).
+    pub fn config(&self, options: &DemoBootstrap, events: &dyn EventSink) -> Result<Config> {
+        let dirs = &self.dirs;
+        let lokoctl = if options.lokomotive {
+            Some(crate::find_lokoctl()?)
+        } else {
+            None
+        };
+        let cluster_dir = dirs.state_dir.join("cluster");
+        let rack = self.load_rack()?;
+        let selection = SelectionOptions {
+            provision: if options.lokomotive {
+                Provision::Lokomotive
+            } else {
+                Provision::Flatcar
+            },
+            exclude: options.exclude.clone(),
+            ..SelectionOptions::default()
+        };
+        let credentials = racker_inventory::Credentials::load(&dirs.oem_dir)?;
+        for w in &credentials.warnings {
+            events.event(&Event::Warning(w.to_string()));
+        }
+        let credentials =
+            racker_ipmi::Credentials::new(credentials.user.clone(), credentials.password.expose());
+        let key = dirs.state_dir.join("ssh").join("id_ed25519");
+        if crate::ssh::ensure_key_pair(&key)?.created {
+            events.event(&Event::Message(format!(
+                "Created the management SSH key {}",
+                key.display()
+            )));
+        }
+        let public_ips = crate::render_dir::load_public_ips(None, &rack.inventory)?;
+        let mut render = racker_lokomotive::RenderOptions::new(crate::render_dir::core_ssh_keys(
+            &dirs.state_dir,
+            &[],
+        )?);
+        render.old_lokomotive = options.old_lokomotive;
+        render.matchbox_client_dir = dirs.state_dir.join("matchbox-client").display().to_string();
+        render.asset_dir = crate::render_dir::resolved_dir(&cluster_dir)
+            .join("lokoctl-assets")
+            .display()
+            .to_string();
+
+        let mut config = Config::new(dirs.state_dir.clone(), rack, selection, credentials, render);
+        config.cluster_dir = cluster_dir;
+        config.public_ips = public_ips;
+        config.retries = options.retries;
+        config.install_timeout = Duration::from_secs(60);
+        config.os_timeout = options.os_timeout;
+        config.join_timeout = options.join_timeout;
+        if lokoctl.is_some() {
+            // lokoctl's SSH steps and kubectl, inside the demo folder.
+            let mut env = crate::LokomotiveEnv::new();
+            env.ssh_key = Some(key);
+            env.hosts_file = Some(options.dir.join("hosts"));
+            env.kubeconfig_link = Some(options.dir.join("kube").join("config"));
+            config.lokomotive_env = env;
+        }
+        config.ipmi_timeout = Duration::from_secs(2);
+        config.bmc_overrides = self.bmcs.clone();
+        let mut endpoints = NetbootEndpoints::new(&dirs.sys_class_net);
+        endpoints.dhcp_listen = Some(self.dhcp);
+        endpoints.content.http_listen = Some(self.http);
+        endpoints.content.without_tftp = true;
+        if lokoctl.is_some() {
+            // The gRPC API on loopback.
+            endpoints.content.matchbox_grpc = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        }
+        config.lokoctl = lokoctl;
+        config.netboot = NetbootMode::Serve(endpoints);
+        Ok(config)
+    }
+
+    /// Provision the demo rack ([`DemoRack::config`], then
+    /// [`crate::bootstrap`]).
+    pub async fn bootstrap(
+        &self,
+        options: &DemoBootstrap,
+        events: &dyn EventSink,
+        policy: &dyn FailurePolicy,
+    ) -> Result<Report> {
+        let config = self.config(options, events)?;
+        crate::bootstrap(&config, events, policy).await
+    }
+
+    /// What `racker status` shows of the demo rack, asking the simulated
+    /// BMCs (their nodes' planned addresses are not on this machine, so the
+    /// API port is not probed). Lease/plan disagreements are warnings
+    /// through `events`.
+    pub async fn status(&self, events: &dyn EventSink) -> Result<StatusReport> {
+        let options = StatusOptions {
+            probe_api_port: false,
+            ..StatusOptions::default()
+        };
+        let resolver = BmcResolver::load(&self.dirs.state_dir)?.with_overrides(self.bmcs.clone());
+        let files = crate::RackFiles::new(
+            &self.dirs.oem_dir,
+            &self.dirs.state_dir,
+            &self.dirs.sys_class_net,
+            self.plan_options(),
+        );
+        crate::collect_rack_status(&files, &resolver, &options, events).await
     }
 
     /// Write the simulated nodes' power and boot flags as `racker sim

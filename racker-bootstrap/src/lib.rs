@@ -63,7 +63,20 @@
 //! [`NetbootMode::External`] uses a netboot service that already runs;
 //! [`NetbootEndpoints::plain`] serves DHCP and HTTP on plain sockets, as
 //! the simulated rack needs. [`collect_status`] gathers what `racker
-//! status` shows.
+//! status` shows ([`collect_rack_status`] and [`watch_rack_status`] from a
+//! rack's files, once or every interval), and [`StatusReport::table_rows`]
+//! its table.
+//!
+//! # Documents and tables
+//!
+//! What the CLI prints with `-o json` are this crate's `Serialize` types,
+//! so an embedder gets the same documents: [`plan::PlanView`] (`racker
+//! plan`), [`StatusReport`] (`racker status`), [`BootstrapView`] and
+//! [`ReprovisionView`] (the end of a bootstrap or reprovision),
+//! [`factory::CheckReport`] (`racker factory check`). Their text forms are
+//! plain rows and lines ([`summary_rows`], [`plan::PlanView::rows`],
+//! [`StatusReport::notes`], ...), with `✓ `/`× ` marking results; laying
+//! out the columns and colouring them is the caller's.
 //!
 //! # The other commands' work
 //!
@@ -78,8 +91,12 @@
 //!   after a bootstrap;
 //! - [`management_node`]: the management node's own install;
 //! - [`ssh`]: the management SSH key pair and public key files;
-//! - [`factory`]: `racker factory reset --inventory`;
-//! - `demo` (feature `demo`): the simulated demo rack of `racker demo`.
+//! - [`factory`]: `racker factory check` and `reset --inventory`;
+//! - [`plan`]: the address plan as a document and table (`racker plan`);
+//! - [`resolve_nodes`], [`recorded_flatcar_bootstrap`]: the nodes `racker
+//!   reprovision NODE...` names;
+//! - `demo` (feature `demo`): the simulated demo rack of `racker demo`,
+//!   its bootstrap (`DemoRack::bootstrap`), status and sentences.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 
@@ -87,6 +104,8 @@ mod bmc;
 mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+#[cfg(feature = "demo")]
+mod demo_text;
 mod error;
 mod events;
 pub mod factory;
@@ -99,15 +118,20 @@ mod lokomotive;
 pub mod management_node;
 pub mod netboot_setup;
 pub mod network;
+pub mod plan;
 mod rack_status;
 pub mod render_dir;
 pub mod rendered;
+mod reprovision_nodes;
 mod run;
 pub mod service;
 pub mod ssh;
 mod state;
 mod status;
+mod status_text;
+mod status_watch;
 mod summary;
+mod summary_view;
 
 pub use bmc::{BmcResolver, BmcSource, BmcTarget, ResolvedBmc, TargetQuery, select_targets};
 pub use config::{Config, NetbootMode, Rack};
@@ -119,9 +143,12 @@ pub use lokoenv::LokomotiveEnv;
 pub use lokomotive::find_lokoctl;
 pub use network::NetbootEndpoints;
 pub use rack_status::{PowerReading, RackStatusOptions, RackStatusWriter, compose_rack_status};
+pub use reprovision_nodes::{recorded_flatcar_bootstrap, resolve_nodes};
 pub use run::{Outcome, Report, bootstrap, reprovision};
 pub use state::{
     BootstrapState, NodeEvent, NodeRecord, NodeState, Stage, StateFile, TransitionError, now_unix,
 };
 pub use status::{NodeStatus, StatusOptions, StatusReport, UpSource, collect_status};
+pub use status_watch::{RackFiles, collect_rack_status, watch_rack_status};
 pub use summary::{Summary, SummaryNode};
+pub use summary_view::{BootstrapView, ReprovisionView, summary_header, summary_rows};

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use racker_lokomotive::management::FLATCAR_STABLE;
+use racker_lokomotive::management::{FLATCAR_STABLE, IGNITION_FILE, IPXE_FILE};
 use racker_lokomotive::{ManagementInstall, RackerBinary, render_management_install};
 use sha2::{Digest as _, Sha512};
 
@@ -29,6 +29,27 @@ pub enum ManagementTarget {
         /// The URL of that folder.
         served_from: String,
     },
+}
+
+impl ManagementTarget {
+    /// The target the options name: `out` with `served_from`, or
+    /// `base_url` (racker's own server); anything else is an error saying
+    /// what to give.
+    pub fn choose(
+        out: Option<PathBuf>,
+        served_from: Option<String>,
+        base_url: Option<String>,
+    ) -> Result<Self> {
+        match (out, served_from, base_url) {
+            (Some(out), Some(served_from), _) => Ok(Self::Dir { out, served_from }),
+            (None, None, Some(base_url)) => Ok(Self::Served { base_url }),
+            _ => Err(Error::Config(
+                "say where the management node installs from: --base-url URL (racker netboot serve \
+                 on another machine), or --out DIR with --served-from URL"
+                    .to_owned(),
+            )),
+        }
+    }
 }
 
 /// What to put into the management node's install.
@@ -83,6 +104,37 @@ pub struct ManagementNodeWritten {
     pub install: ManagementInstall,
     /// The files are served by racker's own HTTP server.
     pub served_by_racker: bool,
+}
+
+impl ManagementNodeWritten {
+    /// What was written and how the node boots from it, for people (the
+    /// first line marked `✓ `).
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec![
+            format!(
+                "✓ management node install written to {} ({IPXE_FILE}, {IGNITION_FILE}{})",
+                self.out.display(),
+                if self.install.racker.is_some() {
+                    ", racker"
+                } else {
+                    ""
+                }
+            ),
+            format!("  Flatcar PXE image from {}", self.install.pxe_base_url),
+            match &self.install.image_base_url {
+                Some(u) => format!("  disk image from {u}"),
+                None => "  disk image: flatcar-install downloads the stable release".to_owned(),
+            },
+            format!(
+                "  In the management node's iPXE shell:\n    dhcp && chain {}/{IPXE_FILE}",
+                self.served_from
+            ),
+        ];
+        if self.served_by_racker {
+            out.push("  Serve it with: racker netboot serve (the /assets/ endpoint)".to_owned());
+        }
+        out
+    }
 }
 
 /// Render and write the management node's install (see
@@ -157,7 +209,20 @@ pub fn write_management_install(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use racker_lokomotive::management::{IGNITION_FILE, IPXE_FILE};
+
+    #[test]
+    fn targets_need_a_folder_and_its_url_or_a_base_url() {
+        assert!(matches!(
+            ManagementTarget::choose(None, None, Some("http://x".into())),
+            Ok(ManagementTarget::Served { .. })
+        ));
+        assert!(matches!(
+            ManagementTarget::choose(Some("o".into()), Some("http://y".into()), None),
+            Ok(ManagementTarget::Dir { .. })
+        ));
+        let err = ManagementTarget::choose(None, None, None).unwrap_err();
+        assert!(err.to_string().starts_with("say where the management node installs from: --base-url URL (racker netboot serve on another machine)"), "{err}");
+    }
 
     #[test]
     fn served_installs_use_racker_assets_when_present() {
@@ -175,6 +240,18 @@ mod tests {
         assert_eq!(written.install.pxe_base_url, FLATCAR_STABLE);
         assert_eq!(written.install.image_base_url, None);
         assert!(written.out.join(IPXE_FILE).is_file() && written.out.join(IGNITION_FILE).is_file());
+        let lines = written.lines();
+        assert!(
+            lines[0].starts_with("✓ management node install written to ")
+                && lines[0].ends_with("ignition.json)")
+                || lines[0].ends_with(')'),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines[2],
+            "  disk image: flatcar-install downloads the stable release"
+        );
+        assert_eq!(lines.len(), 5);
 
         let flatcar = state.join("assets/flatcar/current");
         std::fs::create_dir_all(&flatcar).unwrap();
@@ -193,6 +270,7 @@ mod tests {
             written.install.image_base_url.as_deref(),
             Some("http://192.168.1.10:8080/assets/flatcar")
         );
+        assert!(written.lines()[0].ends_with(", racker)"));
         let racker = written.install.racker.unwrap();
         assert_eq!(racker.sha512.len(), 128);
         assert!(written.out.join("racker").is_file());
@@ -210,5 +288,6 @@ mod tests {
         assert_eq!(written.out, out);
         assert_eq!(written.served_from, "http://files/mgmt");
         assert!(!written.served_by_racker);
+        assert_eq!(written.lines().len(), 4);
     }
 }

@@ -1,8 +1,5 @@
 //! Loading the rack (inventory, credentials, management node, address plan,
 //! selection) from the global options. Shared by every subcommand.
-
-use std::collections::BTreeMap;
-
 use racker_inventory::{
     Credentials, PlanOptions, Provision, Selection, SelectionOptions, StorageCount,
     StorageProvider, parse_mac_list, select,
@@ -141,8 +138,6 @@ pub(crate) fn load_credentials(globals: &Globals) -> anyhow::Result<Credentials>
     Ok(credentials)
 }
 
-pub(crate) use racker_bootstrap::BmcSource;
-
 /// Finds BMC addresses (racker-bootstrap's resolver): the simulator's table
 /// when a simulated rack runs with this state directory
 /// ([`running_simulator_bmcs`]), else the BMC's active DHCP lease, else the
@@ -160,33 +155,9 @@ impl BmcResolver {
         ))
     }
 
-    /// Like [`BmcResolver::load`], with the simulator's BMC addresses given.
-    pub(crate) fn with_overrides(
-        globals: &Globals,
-        bmcs: BTreeMap<racker_inventory::MacAddr, std::net::SocketAddr>,
-    ) -> anyhow::Result<Self> {
-        Ok(Self(
-            racker_bootstrap::BmcResolver::load(&globals.state_dir)?.with_overrides(bmcs),
-        ))
-    }
-
     /// The library's resolver.
     pub(crate) fn inner(&self) -> &racker_bootstrap::BmcResolver {
         &self.0
-    }
-
-    /// The BMC address of `node` and where it came from. A lease that
-    /// disagrees with the plan wins, with a warning on stderr.
-    pub(crate) fn resolve(
-        &self,
-        node: &racker_inventory::PlannedNode,
-        port: u16,
-    ) -> (racker_ipmi::BmcAddress, BmcSource) {
-        let r = self.0.resolve(node, port);
-        if let Some(w) = r.warning(node.node.bmc_mac) {
-            crate::output::warn(w);
-        }
-        (r.address, r.source)
     }
 }
 

@@ -12,12 +12,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use clap::Parser as _;
 use clap::parser::ValueSource;
-use racker_bootstrap::demo::{self, DemoOptions, DemoRack, Prepared};
+use racker_bootstrap::demo::{self, DemoBootstrap, DemoFolder, DemoOptions, DemoRack, DemoText};
 
-use crate::bootstrap::{self, BootstrapCmd};
-use crate::context::PlanArgs;
+use crate::bootstrap;
 use crate::globals::Globals;
 
 /// Arguments of `racker demo`.
@@ -106,131 +104,49 @@ pub(crate) fn given_globals(matches: &clap::ArgMatches) -> Vec<&'static str> {
         .collect()
 }
 
-/// The demo folder: `--dir`, else the one the given folder options name
-/// (`DIR/oem`, `DIR/state`, `DIR/net`, e.g. the demo's own exports), else
-/// the default. Folder options naming anything else are refused: the demo
-/// writes its own nodes.csv and never touches a real rack's.
-fn choose_dir(
-    dir: Option<&Path>,
-    globals: &Globals,
-    given: &[&str],
-) -> anyhow::Result<(PathBuf, bool)> {
-    let value = |id: &str| match id {
-        "oem_dir" => (&globals.oem_dir, "--oem-dir", "RACKER_OEM_DIR", "oem"),
-        "state_dir" => (
-            &globals.state_dir,
-            "--state-dir",
-            "RACKER_STATE_DIR",
-            "state",
-        ),
-        _ => (
-            &globals.sys_class_net,
-            "--sys-class-net",
-            "RACKER_SYS_CLASS_NET",
-            "net",
-        ),
-    };
-    let Some(first) = given.first() else {
-        return Ok(match dir {
-            Some(d) => (d.to_owned(), false),
-            None => (std::env::temp_dir().join("racker-demo"), true),
-        });
-    };
-    let chosen = match dir {
-        Some(d) => d.to_owned(),
-        None => {
-            let (path, ..) = value(first);
-            path.parent().map(Path::to_owned).unwrap_or_default()
-        }
-    };
-    for id in given {
-        let (path, flag, env, leaf) = value(id);
-        if *path != chosen.join(leaf) {
-            bail!(
-                "racker demo builds its own rack in --dir DIR (nodes.csv in DIR/oem, state in \
-                 DIR/state, interfaces in DIR/net), so {flag}/{env} must be {} or left out (got {}); \
-                 unset RACKER_OEM_DIR, RACKER_STATE_DIR and RACKER_SYS_CLASS_NET or pass --dir",
-                chosen.join(leaf).display(),
-                path.display()
-            );
-        }
-    }
-    Ok((chosen, false))
-}
-
-/// Make `dir` ready (racker-bootstrap's demo) and say what became of it.
-fn prepare_dir(dir: &Path, default: bool) -> anyhow::Result<()> {
-    match demo::prepare_dir(dir, default)? {
-        Prepared::Resumed => println!(
-            "Resuming the demo rack in {} (installed nodes stay installed)",
-            dir.display()
-        ),
-        Prepared::Cleared => println!(
-            "Reusing {} (the previous demo's rack was cleared)",
-            dir.display()
-        ),
-        _ => {}
-    }
-    Ok(())
-}
-
-/// What the demo simulates and what is real racker.
-fn explain(nodes: usize, dir: &Path, keep_running: bool) {
-    println!(
-        "racker demo: {nodes} simulated server(s) and a simulated management node, provisioned by the real racker, all on this machine."
-    );
-    println!(
-        "  Simulated: every server's BMC (real IPMI 2.0 over UDP on 127.0.0.1, one port each: power, boot device, serial-over-LAN) \
-         and its firmware (a PXE ROM and iPXE doing real DHCP and HTTP against racker, an installer that \"writes the disk\" \
-         by waiting, then reports like Flatcar's and boots \"from disk\"); Flatcar's kernel and initrd are small stand-in files."
-    );
-    println!(
-        "  Real: racker's own bootstrap, as on a rack: the address plan from {}, the rendered Flatcar configuration and Ignition, \
-         racker's DHCP and HTTP boot server (on 127.0.0.1 instead of the PXE interface), IPMI to every BMC, the state file and logs in {}.",
-        dir.join("oem/nodes.csv").display(),
-        dir.join("state").display()
-    );
-    if !keep_running {
-        println!(
-            "  The simulated rack stops when the demo ends; --keep-running keeps it up for racker status, racker ipmi and the rack view."
-        );
-    }
-    println!();
-}
-
 pub(crate) fn run(globals: &Globals, given: &[&str], args: DemoCmd) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (dir, default) = choose_dir(args.dir.as_deref(), globals, given)?;
+    let given: Vec<(DemoFolder, &Path)> = given
+        .iter()
+        .map(|id| match *id {
+            "oem_dir" => (DemoFolder::Oem, globals.oem_dir.as_path()),
+            "state_dir" => (DemoFolder::State, globals.state_dir.as_path()),
+            _ => (DemoFolder::Net, globals.sys_class_net.as_path()),
+        })
+        .collect();
+    let (dir, default) = demo::choose_dir(args.dir.as_deref(), &given, &std::env::temp_dir())?;
     rt.block_on(run_async(args, dir, default))
 }
 
 async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Result<ExitCode> {
-    let provision = match args.provision {
-        crate::context::ProvisionArg::Flatcar => "flatcar",
-        crate::context::ProvisionArg::Lokomotive => {
-            // Fail before starting anything when lokoctl is missing.
-            bootstrap::lokomotive_available()?;
-            "lokomotive"
-        }
-    };
+    if args.provision == crate::context::ProvisionArg::Lokomotive {
+        // Fail before starting anything when lokoctl is missing.
+        bootstrap::lokomotive_available()?;
+    }
     if args.nodes == 0 {
         bail!("--count must be at least 1");
     }
     let started = std::time::Instant::now();
-    prepare_dir(&dir, default_dir)?;
-    let (subnet_prefix, prefix_length) = demo::demo_network(args.nodes);
+    let text = DemoText::new(&dir, default_dir, args.nodes);
+    if let Some(line) = text.prepared(demo::prepare_dir(&dir, default_dir)?) {
+        println!("{line}");
+    }
     let dirs = demo::write_demo_rack(&dir, args.nodes)?;
-    let globals = Globals::for_dirs(
-        dirs.oem_dir.clone(),
-        dirs.state_dir.clone(),
-        dirs.sys_class_net.clone(),
-    );
-    explain(args.nodes, &dir, args.keep_running);
-    println!("Demo rack of {} node(s) in {}", args.nodes, dir.display());
+    text.explain(args.keep_running)
+        .iter()
+        .for_each(|l| println!("{l}"));
 
+    // As `racker bootstrap --old-lokomotive` reads it.
+    let old_lokomotive = match std::env::var("RACKER_OLD_LOKOMOTIVE").as_deref() {
+        Err(_) | Ok("false") => false,
+        Ok("true") => true,
+        Ok(v) => {
+            bail!("invalid value '{v}' for RACKER_OLD_LOKOMOTIVE [possible values: true, false]")
+        }
+    };
     let mut options = DemoOptions::new(args.nodes);
     options.faults = args
         .fault
@@ -243,160 +159,66 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
         .map_or(args.install_delay, Duration::from_millis);
     options.stagger = args.stagger;
     let rack = DemoRack::start(&dirs, &options).await?;
-    let (dhcp, http) = (rack.dhcp(), rack.http());
-    let bmcs = rack.bmcs().clone();
 
-    let plan = PlanArgs {
-        subnet_prefix: subnet_prefix.to_owned(),
-        prefix_length,
-        exclude: args.exclude.clone(),
+    let mut run = DemoBootstrap::new(&dir);
+    run.lokomotive = args.provision == crate::context::ProvisionArg::Lokomotive;
+    run.retries = args.retries;
+    run.os_timeout = args.os_timeout;
+    run.join_timeout = args.join_timeout;
+    run.old_lokomotive = old_lokomotive;
+    let progress = bootstrap::progress_sink();
+    let policy = bootstrap::Policy(args.on_failure);
+    let provision = async {
+        run.exclude = racker_inventory::parse_mac_list(&args.exclude)?;
+        anyhow::Ok(rack.bootstrap(&run, &progress, &policy).await?)
     };
-    #[derive(clap::Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        cmd: BootstrapCmd,
-    }
-    let on_failure = format!("{:?}", args.on_failure).to_lowercase();
-    let wrap = Wrap::try_parse_from([
-        "bootstrap".to_owned(),
-        "--subnet-prefix".into(),
-        subnet_prefix.into(),
-        "--prefix-length".into(),
-        prefix_length.to_string(),
-        "--provision".into(),
-        provision.into(),
-        "--dhcp-listen".into(),
-        dhcp.to_string(),
-        "--http-listen".into(),
-        http.to_string(),
-        "--on-failure".into(),
-        on_failure,
-        "--retries".into(),
-        args.retries.to_string(),
-        "--exclude".into(),
-        args.exclude.clone(),
-        "--install-timeout".into(),
-        "60".into(),
-        "--os-timeout".into(),
-        args.os_timeout.as_secs_f64().to_string(),
-        "--join-timeout".into(),
-        args.join_timeout.as_secs_f64().to_string(),
-        "--ipmi-timeout".into(),
-        "2".into(),
-        // Lokomotive: the gRPC API on loopback, the cluster's names and
-        // kubeconfig link inside the demo folder (never the machine's).
-        "--matchbox-grpc".into(),
-        "127.0.0.1:0".into(),
-        "--hosts-file".into(),
-        dir.join("hosts").to_string_lossy().into_owned(),
-        "--kubeconfig-link".into(),
-        dir.join("kube")
-            .join("config")
-            .to_string_lossy()
-            .into_owned(),
-    ])?;
-    let flags = format!(
-        "--oem-dir {} --state-dir {} --sys-class-net {}",
-        globals.oem_dir.display(),
-        globals.state_dir.display(),
-        globals.sys_class_net.display()
-    );
-    let plan_flags = format!("--subnet-prefix {subnet_prefix} --prefix-length {prefix_length}");
     let interrupted = tokio::select! {
-        outcome = bootstrap::bootstrap(&globals, &wrap.cmd, bmcs.clone()) => Some(outcome),
+        outcome = provision => Some(outcome),
         _ = tokio::signal::ctrl_c() => None,
     };
     // The simulated nodes' final power and boot flags, as `racker sim status` shows them.
     rack.write_status()?;
-    let Some(outcome) = interrupted else {
-        println!();
-        println!(
-            "Interrupted during the bootstrap after {}: the simulated rack is stopped. What was done is in {}; \
-             `racker demo --dir {}` resumes it (installed nodes stay installed).",
-            human_duration(started.elapsed()),
-            globals.state_dir.join("bootstrap.json").display(),
-            dir.display()
-        );
-        rack.stop().await;
-        return Ok(ExitCode::from(130));
-    };
-    let outcome = match outcome {
-        Ok(code) => code,
-        Err(e) => {
+    let report = match interrupted {
+        None => {
+            println!("\n{}", text.interrupted(started.elapsed()));
             rack.stop().await;
-            return Err(e.context(format!(
-                "the demo's bootstrap failed; its rack is in {} (look with `racker {flags} {plan_flags} plan`, logs in {})",
-                dir.display(),
-                globals.state_dir.join("cluster/logs").display()
-            )));
+            return Ok(ExitCode::from(130));
         }
+        Some(Err(e)) => {
+            rack.stop().await;
+            return Err(e.context(text.bootstrap_failed()));
+        }
+        Some(Ok(report)) => report,
     };
+    bootstrap::progress::print_summary(Default::default(), &report, started.elapsed())?;
+    drop(progress);
     println!();
-    crate::status::print_status(&globals, &plan, racker_ipmi::DEFAULT_PORT, bmcs.clone()).await?;
-    if outcome != ExitCode::SUCCESS {
-        println!(
-            "\nThe demo's commands take its folders: racker {flags} {plan_flags} status (with --keep-running, while the rack runs); \
-             the logs are in {}; `racker demo --dir {}` resumes.",
-            globals.state_dir.join("cluster/logs").display(),
-            dir.display()
-        );
+    let status = rack.status(&bootstrap::progress_sink()).await?;
+    crate::status::print_text(&status, false, false);
+    for line in text.after_status(report.succeeded(), args.keep_running) {
+        println!("{line}");
     }
+    let outcome = if report.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    };
     if !args.keep_running {
-        println!(
-            "\nThe simulated BMCs and firmware stop with the demo, so a later `racker status` finds them unreachable; \
-             `racker demo --keep-running` keeps them up. The demo's files stay in {}{}.",
-            dir.display(),
-            if default_dir {
-                " (the next `racker demo` clears and reuses it)"
-            } else {
-                ""
-            }
-        );
         rack.stop().await;
         return Ok(outcome);
     }
 
     // --keep-running: racker's netboot server again (the bootstrap's own
     // stopped with it) on the same addresses, and the rack view.
-    let rack_def = crate::context::load_rack(&globals, &plan)?;
+    let rack_def = rack.load_rack()?;
     let kept = rack
         .keep_running(&rack_def)
         .await
         .context("restarting the netboot server for --keep-running")?;
-    let example = demo::example_hostname(&globals.state_dir);
-    println!();
-    println!(
-        "The demo rack keeps running: {} simulated BMC(s), their firmware and racker's netboot server. In another shell:",
-        args.nodes
-    );
-    println!();
-    println!("  export RACKER_OEM_DIR={}", globals.oem_dir.display());
-    println!("  export RACKER_STATE_DIR={}", globals.state_dir.display());
-    println!(
-        "  export RACKER_SYS_CLASS_NET={}",
-        globals.sys_class_net.display()
-    );
-    println!("  export RACKER_SUBNET_PREFIX={subnet_prefix} RACKER_PREFIX_LENGTH={prefix_length}");
-    for (cmd, what) in [
-        ("racker status".to_owned(), "every node: state, power, OS"),
-        (
-            format!("racker ipmi {example} sol"),
-            "its serial console over SOL (detach with ~.)",
-        ),
-        (
-            "racker ipmi --all sensors".to_owned(),
-            "every BMC's sensors",
-        ),
-        (
-            "racker ipmi --all power status".to_owned(),
-            "every node's power",
-        ),
-    ] {
-        println!("  {cmd:<32} # {what}");
+    let example = demo::example_hostname(&dirs.state_dir);
+    for line in text.kept(&example, kept.base_url()) {
+        println!("{line}");
     }
-    println!();
-    println!("Ctrl-C here stops the rack.");
-    println!("Rack view: {}/", kept.base_url());
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
 
@@ -404,30 +226,6 @@ async fn run_async(args: DemoCmd, dir: PathBuf, default_dir: bool) -> anyhow::Re
     let final_state = kept.stop().await;
     signal.context("waiting for Ctrl-C")?;
     let counts = demo::state_counts(final_state.as_ref());
-    let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
-    println!();
-    println!(
-        "Demo stopped after {}: {} node(s) ({}); the simulated BMCs, their firmware and the netboot server are down. \
-         The rack's files stay in {}{}.",
-        human_duration(started.elapsed()),
-        args.nodes,
-        counts.join(", "),
-        dir.display(),
-        if default_dir {
-            " (the next `racker demo` clears and reuses it)"
-        } else {
-            "; `racker demo --dir` with it resumes"
-        }
-    );
+    println!("\n{}", text.stopped(started.elapsed(), &counts));
     Ok(outcome)
-}
-
-/// "42 s", "3 min 5 s".
-fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s < 60 {
-        format!("{s} s")
-    } else {
-        format!("{} min {} s", s / 60, s % 60)
-    }
 }

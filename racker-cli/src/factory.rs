@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 
-use crate::context::{PlanArgs, load_credentials, load_rack};
+use crate::bootstrap::progress::coloured_marks;
+use crate::context::PlanArgs;
 use crate::globals::Globals;
-use racker_bootstrap::factory::{StateDirReset, reset_inventory};
+use racker_bootstrap::factory::{self, CheckLine, CheckReport, StateDirReset, reset_inventory};
 
 /// `racker factory` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -72,108 +73,31 @@ pub(crate) fn run(globals: &Globals, cmd: FactoryCmd) -> anyhow::Result<ExitCode
     }
 }
 
-/// `racker factory check -o json` (kind `factory-check`, docs/output.md).
-#[derive(Debug, Default, serde::Serialize)]
-struct CheckJson {
-    ok: bool,
-    nodes_csv: String,
-    node_count: Option<usize>,
-    ipmi_user: Option<String>,
-    management: Option<CheckManagement>,
-    subnet: Option<String>,
-    node_types: Vec<NodeTypeCount>,
-    error: Option<CheckError>,
-}
-
-#[derive(Debug, serde::Serialize)]
-struct CheckManagement {
-    mac: racker_inventory::MacAddr,
-    line: u64,
-    pxe_interface: String,
-    ip: std::net::Ipv4Addr,
-}
-
-#[derive(Debug, serde::Serialize)]
-struct NodeTypeCount {
-    node_type: String,
-    count: usize,
-}
-
-#[derive(Debug, serde::Serialize)]
-struct CheckError {
-    kind: &'static str,
-    message: String,
-}
-
+/// `racker factory check`: racker-bootstrap's check, its findings printed
+/// as they come (text) or its report at the end (`-o json`).
 fn check(globals: &Globals, plan: &PlanArgs) -> anyhow::Result<ExitCode> {
-    let mut doc = CheckJson {
-        nodes_csv: globals.nodes_csv().display().to_string(),
-        ..CheckJson::default()
-    };
-    let result = check_into(globals, plan, &mut doc);
-    if globals.output.is_json() {
+    let text = !globals.output.is_json();
+    let mut doc = CheckReport::new(&globals.nodes_csv());
+    let result = factory::check(
+        &globals.oem_dir,
+        &globals.nodes_csv(),
+        &globals.sys_class_net,
+        &plan.plan_options(),
+        &mut doc,
+        &mut |line| match line {
+            CheckLine::Warning(w) => crate::output::warn(w),
+            CheckLine::Line(l) if text => crate::output::line(coloured_marks(&l)),
+            _ => {}
+        },
+    )
+    .map_err(anyhow::Error::from);
+    if !text {
         if let Err(e) = &result {
-            doc.error = Some(CheckError {
-                kind: if doc.ipmi_user.is_none() {
-                    "credentials"
-                } else {
-                    "inventory"
-                },
-                message: crate::error_chain(e),
-            });
+            doc.fail(crate::error_chain(e));
         }
-        doc.ok = result.is_ok();
         crate::output::print_json(globals.output, "factory-check", &doc)?;
     }
     result.map(|()| ExitCode::SUCCESS)
-}
-
-/// Check everything, filling `doc` and printing the text form as it goes.
-fn check_into(globals: &Globals, plan: &PlanArgs, doc: &mut CheckJson) -> anyhow::Result<()> {
-    use crate::output::ok_mark;
-    let text = !globals.output.is_json();
-    let say = |line: String| {
-        if text {
-            crate::output::line(line);
-        }
-    };
-    let credentials = load_credentials(globals)?;
-    doc.ipmi_user = Some(credentials.user.clone());
-    say(ok_mark(&format!(
-        "BMC credentials found in {} (user \"{}\")",
-        globals.oem_dir.display(),
-        credentials.user
-    )));
-    let rack = load_rack(globals, plan)?;
-    doc.node_count = Some(rack.inventory.nodes().len());
-    say(ok_mark(&format!(
-        "{}: header and {} node(s) valid, no duplicate MACs",
-        globals.nodes_csv().display(),
-        rack.inventory.nodes().len()
-    )));
-    doc.management = Some(CheckManagement {
-        mac: rack.management.node.primary_mac,
-        line: rack.management.node.line,
-        pxe_interface: rack.management.pxe_interface.clone(),
-        ip: rack.plan.management_ip(),
-    });
-    say(ok_mark(&format!(
-        "management node on line {} ({}), PXE interface {}",
-        rack.management.node.line, rack.management.node.primary_mac, rack.management.pxe_interface
-    )));
-    doc.subnet = Some(rack.plan.subnet().to_string());
-    say(ok_mark(&format!(
-        "address plan: {} node(s) in {} (management {})",
-        rack.plan.nodes().len(),
-        rack.plan.subnet(),
-        rack.plan.management_ip()
-    )));
-    say("Node types:".to_owned());
-    for (node_type, count) in rack.inventory.node_type_counts() {
-        say(format!("  {count} \"{node_type}\""));
-        doc.node_types.push(NodeTypeCount { node_type, count });
-    }
-    Ok(())
 }
 
 fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {

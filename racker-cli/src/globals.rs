@@ -69,20 +69,6 @@ pub(crate) struct Globals {
 }
 
 impl Globals {
-    /// Globals for these directories, every other option at its default
-    /// (the demo and tests build their own rack).
-    pub(crate) fn for_dirs(oem_dir: PathBuf, state_dir: PathBuf, sys_class_net: PathBuf) -> Self {
-        Self {
-            oem_dir,
-            state_dir,
-            sys_class_net,
-            output: Format::default(),
-            color: ColorWhen::default(),
-            verbose: 0,
-            quiet: 0,
-        }
-    }
-
     /// Path of nodes.csv.
     pub(crate) fn nodes_csv(&self) -> PathBuf {
         self.oem_dir.join("nodes.csv")

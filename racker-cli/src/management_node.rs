@@ -6,12 +6,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::Args;
 use racker_bootstrap::management_node::{
     ManagementNodeOptions, ManagementTarget, write_management_install,
 };
-use racker_lokomotive::management::{IGNITION_FILE, IPXE_FILE};
 
 use crate::globals::Globals;
 
@@ -69,19 +68,11 @@ pub(crate) struct ManagementNodeArgs {
 /// Write the management node's install files (racker-bootstrap's) and say
 /// how to boot from them.
 pub(crate) fn run(globals: &Globals, args: &ManagementNodeArgs) -> anyhow::Result<ExitCode> {
-    let target = match (&args.out, &args.served_from, &args.base_url) {
-        (Some(out), Some(from), _) => ManagementTarget::Dir {
-            out: out.clone(),
-            served_from: from.clone(),
-        },
-        (None, None, Some(base)) => ManagementTarget::Served {
-            base_url: base.clone(),
-        },
-        _ => bail!(
-            "say where the management node installs from: --base-url URL (racker netboot serve \
-             on another machine), or --out DIR with --served-from URL"
-        ),
-    };
+    let target = ManagementTarget::choose(
+        args.out.clone(),
+        args.served_from.clone(),
+        args.base_url.clone(),
+    )?;
     let mut options = ManagementNodeOptions::new(target);
     options.pxe_url.clone_from(&args.pxe_url);
     options.image_url.clone_from(&args.image_url);
@@ -94,26 +85,12 @@ pub(crate) fn run(globals: &Globals, args: &ManagementNodeArgs) -> anyhow::Resul
             Some(std::env::current_exe().context("finding racker's own binary")?);
     }
     let written = write_management_install(&globals.state_dir, &options)?;
-    let served_from = &written.served_from;
-    crate::output::line(crate::output::ok_mark(&format!(
-        "management node install written to {} ({}, {}{})",
-        written.out.display(),
-        IPXE_FILE,
-        IGNITION_FILE,
-        if args.no_racker_binary {
-            ""
+    for (i, line) in written.lines().iter().enumerate() {
+        if i == 0 {
+            crate::output::line(crate::bootstrap::progress::coloured_marks(line));
         } else {
-            ", racker"
+            println!("{line}");
         }
-    )));
-    println!("  Flatcar PXE image from {}", written.install.pxe_base_url);
-    match &written.install.image_base_url {
-        Some(u) => println!("  disk image from {u}"),
-        None => println!("  disk image: flatcar-install downloads the stable release"),
-    }
-    println!("  In the management node's iPXE shell:\n    dhcp && chain {served_from}/{IPXE_FILE}");
-    if written.served_by_racker {
-        println!("  Serve it with: racker netboot serve (the /assets/ endpoint)");
     }
     Ok(ExitCode::SUCCESS)
 }

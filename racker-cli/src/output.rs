@@ -120,33 +120,6 @@ pub(crate) fn emit<T: Serialize>(
     }
 }
 
-/// The `node` key: the host name when the node has one, else its primary
-/// MAC.
-pub(crate) fn node_name(hostname: Option<&str>, mac: racker_inventory::MacAddr) -> String {
-    match hostname {
-        Some(h) if !h.is_empty() => h.to_owned(),
-        _ => mac.to_string(),
-    }
-}
-
-/// `IP:PORT` split into the contract's `bmc_ip` and `bmc_port`; a text
-/// without a port keeps it whole with no port.
-pub(crate) fn split_host_port(addr: &str) -> (String, Option<u16>) {
-    match addr.parse::<std::net::SocketAddr>() {
-        Ok(sa) => (sa.ip().to_string(), Some(sa.port())),
-        Err(_) => (addr.to_owned(), None),
-    }
-}
-
-/// Power as the contract spells it: `on`, `off` or `unknown`.
-pub(crate) fn power_str(on: Option<bool>) -> &'static str {
-    match on {
-        Some(true) => "on",
-        Some(false) => "off",
-        None => "unknown",
-    }
-}
-
 const GREEN: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Green)));
 const RED: Style = Style::new()
     .fg_color(Some(anstyle::Color::Ansi(AnsiColor::Red)))
@@ -259,13 +232,6 @@ mod tests {
             line,
             "{\"schema_version\":1,\"kind\":\"plan\",\"nodes\":[1,2]}\n"
         );
-    }
-
-    #[test]
-    fn power_words() {
-        assert_eq!(power_str(Some(true)), "on");
-        assert_eq!(power_str(Some(false)), "off");
-        assert_eq!(power_str(None), "unknown");
     }
 
     #[test]

@@ -4,11 +4,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
-use racker_inventory::Inventory;
+use anyhow::Context as _;
 use racker_sim::{
-    FaultSpec, FirmwareSetup, Password, STATUS_FILE, ServedRack, SplitFaults, StatusFile,
-    node_specs, read_json,
+    FaultSpec, FirmwareSetup, Password, STATUS_FILE, ServedRack, StatusFile, StatusView, read_json,
 };
 
 use crate::globals::Globals;
@@ -117,54 +115,27 @@ fn up(globals: &Globals, args: UpArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("creating {}", globals.oem_dir.display()))?;
     std::fs::create_dir_all(&globals.state_dir)
         .with_context(|| format!("creating {}", globals.state_dir.display()))?;
-    let inventory = if let Some(count) = args.count {
-        if count == 0 {
-            bail!("--count must be at least 1");
-        }
-        let csv = racker_sim::generated_nodes_csv(count);
-        let path = globals.nodes_csv();
-        if let Ok(existing) = std::fs::read_to_string(&path)
-            && existing != csv
-            && !args.force
-        {
-            bail!(
-                "{} exists with other content; pass --force to replace it",
-                path.display()
-            );
-        }
-        crate::fsutil::write_atomic(&path, csv.as_bytes(), 0o644)?;
-        Inventory::parse(&path.display().to_string(), csv.as_bytes())?
-    } else {
-        let path = args.nodes.clone().unwrap_or_else(|| globals.nodes_csv());
-        Inventory::load(&path)?
-    };
+    let nodes_csv = args.nodes.clone().unwrap_or_else(|| globals.nodes_csv());
+    let inventory = racker_sim::up_inventory(&nodes_csv, args.count, args.force)?;
     let (user, password) = credentials(&globals.oem_dir, &args.user)?;
     let port = args.ipmi_port.unwrap_or_else(racker_sim::default_ipmi_port);
-
-    let specs: Vec<FaultSpec> = args
+    let faults: Vec<FaultSpec> = args
         .faults
         .iter()
         .map(|f| f.parse())
         .collect::<Result<_, _>>()
         .context("--fault")?;
-    let faults = SplitFaults::of(&specs);
-    if !faults.firmware.is_empty() && args.pxe_dhcp.is_none() {
-        bail!(
-            "firmware faults (no-lease, download-fail, install-fail, hang, no-os-up) need --pxe-dhcp"
-        );
-    }
-    let (specs, firmware_faults) =
-        node_specs(&inventory, &args.bind, port, &faults).map_err(|e| match e {
-            e @ racker_sim::Error::UnknownMac { .. } => anyhow::anyhow!("--fault: {e}"),
-            e => anyhow::anyhow!("--bind: {e}"),
-        })?;
-    let firmware = args.pxe_dhcp.map(|dhcp| FirmwareSetup {
-        dhcp,
-        install_delay: args
-            .install_delay_ms
-            .map_or(args.install_delay, std::time::Duration::from_millis),
-        faults: firmware_faults,
-    });
+    let install_delay = args
+        .install_delay_ms
+        .map_or(args.install_delay, std::time::Duration::from_millis);
+    let (specs, firmware) = racker_sim::up_nodes(
+        &inventory,
+        &args.bind,
+        port,
+        &faults,
+        args.pxe_dhcp,
+        install_delay,
+    )?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(serve(globals, specs, user, password, firmware))
 }
@@ -179,46 +150,12 @@ async fn serve(
     let started = std::time::Instant::now();
     let dhcp = firmware.as_ref().map(|f| f.dhcp);
     let rack = ServedRack::start(&globals.state_dir, specs, &user, password, firmware).await?;
-    if let Some(dhcp) = dhcp {
-        println!(
-            "PXE firmware on {} node(s), DHCP server {dhcp}",
-            rack.firmware_count()
-        );
+    let pxe = dhcp.map(|d| (rack.firmware_count(), d));
+    let elapsed = started.elapsed().as_millis();
+    let (table, path) = (rack.table(), rack.table_path());
+    for line in racker_sim::served_lines(pxe, table, path, &globals.oem_dir, &user, elapsed) {
+        println!("{line}");
     }
-    let table = rack.table();
-    let table_path = rack.table_path();
-    println!(
-        "{} simulated BMCs up in {} ms (user {user}, password in {}):",
-        table.bmcs.len(),
-        started.elapsed().as_millis(),
-        globals.oem_dir.join("ipmi_password").display()
-    );
-    for entry in table.bmcs.iter().take(8) {
-        println!("  BMC {}  {}", entry.bmc_mac, entry.ipmi_address);
-    }
-    if table.bmcs.len() > 8 {
-        println!(
-            "  ... {} more in {}",
-            table.bmcs.len() - 8,
-            table_path.display()
-        );
-    }
-    if let Some(first) = table.bmcs.first() {
-        let a = first.ipmi_address;
-        println!("Reach them with:");
-        println!(
-            "  IPMI_PASSWORD=$(cat {}) ipmitool -I lanplus -H {} -p {} -U {user} -E chassis status",
-            globals.oem_dir.join("ipmi_password").display(),
-            a.ip(),
-            a.port()
-        );
-        println!(
-            "  racker --oem-dir {} ipmi --host {} power status",
-            globals.oem_dir.display(),
-            a
-        );
-    }
-    println!("BMC table: {}; press Ctrl-C to stop.", table_path.display());
 
     let (tx, rx) = tokio::sync::oneshot::channel();
     let shutdown = async move {
@@ -234,103 +171,6 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `racker sim status -o json` (kind `sim-status`, docs/output.md).
-#[derive(serde::Serialize)]
-struct SimStatusJson {
-    nodes: Vec<SimNodeJson>,
-}
-
-#[derive(serde::Serialize)]
-struct SimNodeJson {
-    mac: Option<String>,
-    bmc_mac: String,
-    bmc_ip: String,
-    bmc_port: Option<u16>,
-    power: String,
-    boot_device: String,
-    persistent: bool,
-    efi: bool,
-    boot_valid: bool,
-    boot_flags: String,
-    boot_flag_clearing: String,
-    sessions: usize,
-    faults: Vec<String>,
-}
-
-impl From<&racker_sim::NodeStatus> for SimNodeJson {
-    fn from(n: &racker_sim::NodeStatus) -> Self {
-        let (bmc_ip, bmc_port) = crate::output::split_host_port(&n.ipmi_address);
-        Self {
-            mac: Some(n.primary_mac.clone()).filter(|m| !m.is_empty()),
-            bmc_mac: n.bmc_mac.clone(),
-            bmc_ip,
-            bmc_port,
-            power: n.power.clone(),
-            boot_device: n.boot_device.clone(),
-            persistent: n.persistent,
-            efi: n.efi,
-            boot_valid: n.boot_valid,
-            boot_flags: n.boot_flags.clone(),
-            boot_flag_clearing: n.boot_flag_clearing.clone(),
-            sessions: n.sessions,
-            faults: n.faults.clone(),
-        }
-    }
-}
-
-/// The table: BMC and boot state; `wide` adds the raw boot flags and
-/// the open sessions.
-fn print_status_table(view: &SimStatusJson, wide: bool) {
-    use crate::output::{Tone, paint};
-    let mut header = vec![
-        "BMC MAC",
-        "PRIMARY MAC",
-        "IPMI ADDRESS",
-        "POWER",
-        "BOOT",
-        "PERSISTENT",
-        "EFI",
-    ];
-    if wide {
-        header.extend(["BOOT FLAGS", "CLEARING", "SESSIONS"]);
-    }
-    header.push("FAULTS");
-    let yn = |b: bool| if b { "yes" } else { "no" }.to_owned();
-    let rows: Vec<Vec<String>> = view
-        .nodes
-        .iter()
-        .map(|n| {
-            let address = match n.bmc_port {
-                Some(p) => format!("{}:{p}", n.bmc_ip),
-                None => n.bmc_ip.clone(),
-            };
-            let mut row = vec![
-                n.bmc_mac.clone(),
-                n.mac.clone().unwrap_or_default(),
-                address,
-                paint(Tone::of_state(&n.power), &n.power),
-                n.boot_device.clone(),
-                yn(n.persistent),
-                yn(n.efi),
-            ];
-            if wide {
-                row.extend([
-                    n.boot_flags.clone(),
-                    n.boot_flag_clearing.clone(),
-                    n.sessions.to_string(),
-                ]);
-            }
-            row.push(if n.faults.is_empty() {
-                "-".to_owned()
-            } else {
-                paint(Tone::Warn, &n.faults.join(","))
-            });
-            row
-        })
-        .collect();
-    crate::table::print_rows(&header, &rows);
-}
-
 fn status(globals: &Globals, _args: StatusArgs) -> anyhow::Result<ExitCode> {
     let file: StatusFile = read_json(&globals.state_dir, STATUS_FILE).with_context(|| {
         format!(
@@ -344,11 +184,11 @@ fn status(globals: &Globals, _args: StatusArgs) -> anyhow::Result<ExitCode> {
             file.pid
         ));
     }
-    let view = SimStatusJson {
-        nodes: file.nodes.iter().map(SimNodeJson::from).collect(),
-    };
+    let view = StatusView::from(&file);
     crate::output::emit(globals.output, "sim-status", &view, |wide| {
-        print_status_table(&view, wide);
+        let (header, mut rows) = (StatusView::header(wide), view.rows(wide));
+        crate::status::paint_states(&header, &mut rows);
+        crate::table::print_rows(&header, &rows);
         Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

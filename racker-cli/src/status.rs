@@ -5,10 +5,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use racker_bootstrap::{StatusOptions, StatusReport, collect_status};
+use racker_bootstrap::{
+    Event, RackFiles, StatusOptions, StatusReport, collect_rack_status, watch_rack_status,
+};
 
 use crate::context::{self, PlanArgs};
 use crate::globals::Globals;
+use crate::output::{Tone, paint};
 
 /// Arguments of `racker status`.
 #[derive(Debug, clap::Args)]
@@ -61,10 +64,28 @@ async fn run_async(globals: &Globals, args: &StatusCmd) -> anyhow::Result<ExitCo
     options.ipmi_timeout = args.ipmi_timeout;
     options.concurrency = args.concurrency;
     let bmcs = context::BmcResolver::load(globals)?;
+    let files = RackFiles::new(
+        &globals.oem_dir,
+        &globals.state_dir,
+        &globals.sys_class_net,
+        args.plan.plan_options(),
+    );
+    let warnings = |e: &Event| {
+        if let Event::Warning(w) = e {
+            crate::output::warn(w);
+        }
+    };
     if let Some(interval) = args.watch {
-        return watch(globals, args, &bmcs, &options, interval).await;
+        return watch(
+            globals,
+            args,
+            (&files, bmcs.inner(), &options),
+            &warnings,
+            interval,
+        )
+        .await;
     }
-    let status = collect(globals, &args.plan, &bmcs, &options).await?;
+    let status = collect_rack_status(&files, bmcs.inner(), &options, &warnings).await?;
     crate::output::emit(globals.output, "status", &status, |wide| {
         print_text(&status, args.full, wide);
         Ok(())
@@ -72,16 +93,16 @@ async fn run_async(globals: &Globals, args: &StatusCmd) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-/// `racker status --watch`: collect and show the status every `interval`
-/// until Ctrl-C. On a terminal the text is redrawn in place (cursor home,
-/// each line cleared to its end, the rest of the screen cleared); piped,
-/// every round is printed after a `--- <time> ---` line, and JSON formats
-/// print one document per round.
+/// `racker status --watch`: racker-bootstrap's rounds every `interval`
+/// until Ctrl-C, shown as they come. On a terminal the text is redrawn in
+/// place (cursor home, each line cleared to its end, the rest of the screen
+/// cleared); piped, every round is printed after a `--- <time> ---` line,
+/// and JSON formats print one document per round.
 async fn watch(
     globals: &Globals,
     args: &StatusCmd,
-    bmcs: &context::BmcResolver,
-    options: &StatusOptions,
+    (files, bmcs, options): (&RackFiles, &racker_bootstrap::BmcResolver, &StatusOptions),
+    warnings: &dyn racker_bootstrap::EventSink,
     interval: Duration,
 ) -> anyhow::Result<ExitCode> {
     use std::io::{IsTerminal as _, Write as _};
@@ -92,17 +113,15 @@ async fn watch(
         anstream::ColorChoice::Never
     );
     let every = humantime::format_duration(interval);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     if in_place {
         // Clear once; later rounds overwrite in place (no flicker).
         print!("\x1b[2J");
     }
-    loop {
-        let round = tokio::select! {
-            r = collect(globals, &args.plan, bmcs, options) => r,
-            _ = &mut ctrl_c => break,
-        };
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    watch_rack_status(files, bmcs, options, interval, warnings, stop, |round| {
+        let round = round.map_err(anyhow::Error::from);
         let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
         let lines = match &round {
             Ok(status) => text_lines(status, args.full, format.is_wide()),
@@ -140,68 +159,29 @@ async fn watch(
             }
             std::io::stdout().flush()?;
         }
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            _ = &mut ctrl_c => break,
-        }
-    }
+        anyhow::Ok(())
+    })
+    .await?;
     if in_place {
         println!();
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Print the status table (used by `racker demo` too, whose simulated
-/// BMCs answer at `bmcs`).
-pub(crate) async fn print_status(
-    globals: &Globals,
-    plan: &PlanArgs,
-    ipmi_port: u16,
-    bmcs: std::collections::BTreeMap<racker_inventory::MacAddr, std::net::SocketAddr>,
-) -> anyhow::Result<()> {
-    let mut options = StatusOptions::default();
-    options.ipmi_port = ipmi_port;
-    // The demo's nodes are simulated: their planned addresses are not on
-    // this machine, so no probe of the API port goes there.
-    options.probe_api_port = false;
-    let bmcs = context::BmcResolver::with_overrides(globals, bmcs)?;
-    let status = collect(globals, plan, &bmcs, &options).await?;
-    print_text(&status, false, false);
-    Ok(())
-}
-
-async fn collect(
-    globals: &Globals,
-    plan: &PlanArgs,
-    bmcs: &context::BmcResolver,
-    options: &StatusOptions,
-) -> anyhow::Result<StatusReport> {
-    let rack = context::load_rack(globals, plan)?;
-    let credentials = context::load_credentials(globals)?;
-    let creds =
-        racker_ipmi::Credentials::new(credentials.user.clone(), credentials.password.expose());
-    // Lease/plan disagreements are warned about once per node.
-    for p in rack.plan.nodes() {
-        bmcs.resolve(p, options.ipmi_port);
-    }
-    Ok(collect_status(&rack, &creds, &globals.state_dir, bmcs.inner(), options).await?)
-}
-
-/// The status table; `wide` adds the BMC address, stage and reason.
-fn print_text(status: &StatusReport, full: bool, wide: bool) {
+/// The status table; `wide` adds the BMC address, stage and reason (also
+/// `racker demo`'s).
+pub(crate) fn print_text(status: &StatusReport, full: bool, wide: bool) {
     for l in text_lines(status, full, wide) {
         crate::output::line(l);
     }
 }
 
-/// The lines of [`print_text`].
+/// The lines of [`print_text`]: racker-bootstrap's table and notes, in
+/// colour.
 fn text_lines(status: &StatusReport, full: bool, wide: bool) -> Vec<String> {
-    use crate::output::{Tone, fail_mark, paint};
-    let mut out = Vec::new();
-    let mut line = |l: String| out.push(l);
-    line(format!("Provisioned: {}", status.provisioned));
+    let mut out = vec![format!("Provisioned: {}", status.provisioned)];
     if let Some(api) = status.kubernetes_api {
-        line(format!(
+        out.push(format!(
             "Kubernetes API: {}",
             if api {
                 paint(Tone::Good, "answers")
@@ -210,98 +190,35 @@ fn text_lines(status: &StatusReport, full: bool, wide: bool) -> Vec<String> {
             }
         ));
     }
-    line(String::new());
-    let mut header = vec!["PRIMARY MAC", "IP", "HOSTNAME", "BMC"];
-    if wide {
-        header.push("BMC ADDRESS");
-    }
-    header.extend(["POWER", "OS", "JOINED", "STATE"]);
-    if wide {
-        header.extend(["STAGE", "REASON"]);
-    }
-    let word = |w: &str| paint(Tone::of_state(w), w);
-    let rows: Vec<Vec<String>> = status
-        .nodes
-        .iter()
-        .map(|n| {
-            let mut row = vec![
-                n.primary_mac.to_string(),
-                n.ip.clone(),
-                n.hostname.clone().unwrap_or_else(|| "-".into()),
-                word(if n.bmc_reached {
-                    "reached"
-                } else {
-                    "unreachable"
-                }),
-            ];
-            if wide {
-                row.push(if n.bmc_address.is_empty() {
-                    "-".into()
-                } else {
-                    n.bmc_address.clone()
-                });
-            }
-            row.extend([
-                word(n.power.as_deref().unwrap_or(crate::output::power_str(None))),
-                match (n.os_up, n.os_provisioned) {
-                    // -o wide says what says so (report, probe, kubernetes).
-                    (true, _) if wide => match n.up_source {
-                        Some(source) => format!(
-                            "{} ({})",
-                            word("up"),
-                            serde_json::to_value(source)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_owned))
-                                .unwrap_or_default()
-                        ),
-                        None => word("up"),
-                    },
-                    (true, _) => word("up"),
-                    (false, true) => word("installed"),
-                    (false, false) => "-".into(),
-                },
-                match (status.provisioned.as_str(), n.joined) {
-                    ("lokomotive", true) => paint(Tone::Good, "yes"),
-                    ("lokomotive", false) => "no".into(),
-                    _ => "-".into(),
-                },
-                word(&n.state),
-            ]);
-            if wide {
-                row.push(n.stage.clone());
-                row.push(n.reason.clone().unwrap_or_else(|| "-".into()));
-            }
-            row
-        })
-        .collect();
-    for l in crate::table::render(&header, &rows) {
-        line(l);
-    }
-    for n in &status.nodes {
-        if !wide && let Some(reason) = &n.reason {
-            line(format!(
-                "  {}",
-                fail_mark(&format!(
-                    "{} {} after {}: {reason}",
-                    n.primary_mac, n.state, n.stage
-                ))
-            ));
-        }
-        if let Some(e) = &n.bmc_error {
-            line(format!(
-                "  {}",
-                fail_mark(&format!(
-                    "{} BMC {} ({}): {e}",
-                    n.primary_mac, n.bmc_mac, n.bmc_address
-                ))
-            ));
-        }
-        if full && let Some(e) = &n.last_event {
-            line(format!("  {} last netboot event: {e}", n.primary_mac));
-        }
-        if full && let Some(d) = &n.diag {
-            line(format!("  {} diag: {d}", n.primary_mac));
-        }
-    }
+    out.push(String::new());
+    let header = StatusReport::table_header(wide);
+    let mut rows = status.table_rows(wide);
+    paint_states(&header, &mut rows);
+    out.extend(crate::table::render(&header, &rows));
+    let notes = status.notes(full, wide);
+    out.extend(
+        notes
+            .iter()
+            .map(|l| crate::bootstrap::progress::coloured_marks(l)),
+    );
     out
+}
+
+/// Table cells in their colours by column: state words (BMC, POWER, the
+/// first word of OS, STATE), JOINED `yes` green, FAULTS yellow.
+pub(crate) fn paint_states(header: &[&str], rows: &mut [Vec<String>]) {
+    for row in rows {
+        for (h, cell) in header.iter().zip(row.iter_mut()) {
+            *cell = match *h {
+                "BMC" | "POWER" | "STATE" => paint(Tone::of_state(cell), cell),
+                "OS" => match cell.split_once(' ') {
+                    Some((w, rest)) => format!("{} {rest}", paint(Tone::of_state(w), w)),
+                    None => paint(Tone::of_state(cell), cell),
+                },
+                "JOINED" if cell == "yes" => paint(Tone::Good, cell),
+                "FAULTS" if cell != "-" => paint(Tone::Warn, cell),
+                _ => continue,
+            };
+        }
+    }
 }

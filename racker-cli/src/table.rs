@@ -2,12 +2,6 @@
 //! carry colour codes ([`crate::output::paint`]); they take no width and
 //! are dropped where colour is off.
 
-/// Print `header` and `rows` as aligned columns on stdout.
-pub(crate) fn print<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
-    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.to_vec()).collect();
-    print_rows(&header, &rows);
-}
-
 /// Print `header` and `rows` (each as long as `header`) as aligned columns.
 pub(crate) fn print_rows(header: &[&str], rows: &[Vec<String>]) {
     for line in render(header, rows) {

@@ -67,6 +67,24 @@ pub enum Error {
     /// The BMC credential files are invalid.
     #[error(transparent)]
     Credentials(Box<racker_inventory::Error>),
+    /// nodes.csv could not be read or is invalid.
+    #[error(transparent)]
+    Inventory(Box<racker_inventory::Error>),
+    /// A file could not be written.
+    #[error("{action} {}", path.display())]
+    Write {
+        /// What was being done (`creating`, `writing`).
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The options of a served rack do not fit together (the message names
+    /// the command-line flag).
+    #[error("{0}")]
+    Options(String),
     /// The simulated firmware could not start.
     #[error(transparent)]
     Firmware(#[from] crate::firmware::FirmwareError),

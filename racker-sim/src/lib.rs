@@ -23,7 +23,9 @@
 //!   running-rack marker in the state directory ([`running_simulator_bmcs`]
 //!   finds a running rack's BMCs), with the helpers that set one up from a
 //!   nodes.csv ([`generated_nodes_csv`], [`bmc_address`], [`FaultSpec`],
-//!   [`node_specs`]).
+//!   [`node_specs`], [`up_inventory`], [`up_nodes`]).
+//! * [`StatusView`] is `racker sim status`'s document and table rows;
+//!   [`served_lines`] says where a served rack's BMCs answer.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -51,6 +53,8 @@ mod sel;
 mod sensors;
 mod table;
 mod up;
+mod up_nodes;
+mod view;
 
 pub use bmc::{Bmc, BmcConfig, DEFAULT_HANDSHAKE_TIMEOUT, Transmit};
 pub use chassis::{
@@ -69,3 +73,5 @@ pub use up::{
     bmc_address, default_ipmi_port, ensure_credentials, generated_nodes_csv, live_rack_pid,
     mark_simulated, node_specs, remove_rack_files, running_simulator_bmcs,
 };
+pub use up_nodes::{up_inventory, up_nodes};
+pub use view::{NodeView, StatusView, served_lines};

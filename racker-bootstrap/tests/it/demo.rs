@@ -100,3 +100,51 @@ async fn the_demo_rack_is_provisioned_kept_and_stopped_through_the_library() {
     assert!(racker_sim::running_simulator_bmcs(&dirs.state_dir).is_empty());
     assert_eq!(demo::prepare_dir(&dir, true).unwrap(), Prepared::Cleared);
 }
+
+/// `racker demo`'s own steps through the library: the demo's bootstrap
+/// configuration ([`DemoRack::bootstrap`]), the status of its nodes and
+/// the sentences saying how it ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_bootstraps_and_reports_its_status_through_the_library() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("rack");
+    let (chosen, default) = demo::choose_dir(Some(&dir), &[], tmp.path()).unwrap();
+    assert_eq!((chosen.as_path(), default), (dir.as_path(), false));
+    let dirs = demo::write_demo_rack(&dir, 2).unwrap();
+    let mut options = DemoOptions::new(2);
+    options.install_delay = Duration::ZERO;
+    let lab = DemoRack::start(&dirs, &options).await.unwrap();
+    let events = CollectEvents::new();
+    let run = demo::DemoBootstrap::new(&dir);
+    let report = lab
+        .bootstrap(&run, &events, &Decision::Cancel)
+        .await
+        .unwrap();
+    assert!(report.succeeded(), "{:?}", report.outcome);
+    // The management key pair was made on first use, and said so.
+    assert!(dirs.state_dir.join("ssh/id_ed25519").is_file());
+    let said = |prefix: &str| {
+        events
+            .events()
+            .iter()
+            .any(|e| matches!(e, racker_bootstrap::Event::Message(m) if m.starts_with(prefix)))
+    };
+    assert!(said("Created the management SSH key"));
+    let status = lab.status(&events).await.unwrap();
+    assert_eq!(status.provisioned, "flatcar");
+    assert_eq!(status.nodes.len(), 2);
+    assert!(
+        status
+            .nodes
+            .iter()
+            .all(|n| n.bmc_reached && n.state == "os-up")
+    );
+    let rows = status.table_rows(false);
+    assert!(
+        rows.iter().all(|r| r[3] == "reached" && r[7] == "os-up"),
+        "{rows:?}"
+    );
+    let text = demo::DemoText::new(&dir, false, 2);
+    assert!(text.after_status(report.succeeded(), true).is_empty());
+    lab.stop().await;
+}

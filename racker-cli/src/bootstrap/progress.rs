@@ -9,7 +9,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use racker_bootstrap::{Event, EventSink, Report};
-use serde::Serialize;
 
 use crate::output::{Format, Tone, fail_mark, ok_mark, paint};
 
@@ -43,7 +42,7 @@ impl Progress {
 }
 
 /// `line` with a leading `✓ ` in green or `× ` in red (after indentation).
-fn coloured_marks(line: &str) -> String {
+pub(crate) fn coloured_marks(line: &str) -> String {
     let text = line.trim_start();
     let indent = &line[..line.len() - text.len()];
     if let Some(rest) = text.strip_prefix("✓ ") {
@@ -136,36 +135,28 @@ impl Drop for Progress {
     }
 }
 
-/// The per-node table of a bootstrap's (or reprovision's) final summary.
+/// The per-node table of a bootstrap's (or reprovision's) final summary
+/// (racker-bootstrap's rows, states in colour).
 pub(crate) fn print_node_table(nodes: &[racker_bootstrap::SummaryNode], wide: bool) {
-    let mut header = vec!["NODE", "MAC", "STATE", "ATTEMPTS"];
-    if wide {
-        header.extend(["BMC MAC", "STAGE"]);
-    }
-    header.push("REASON");
-    let rows: Vec<Vec<String>> = nodes
-        .iter()
-        .map(|n| {
-            let mut row = vec![
-                n.node.clone(),
-                n.mac.to_string(),
-                paint(Tone::of_state(n.state), n.state),
-                n.attempts.to_string(),
-            ];
-            if wide {
-                row.extend([n.bmc_mac.to_string(), n.stage.to_owned()]);
-            }
-            row.push(n.reason.clone().unwrap_or_else(|| "-".into()));
-            row
-        })
-        .collect();
+    let header = racker_bootstrap::summary_header(wide);
+    let mut rows = racker_bootstrap::summary_rows(nodes, wide);
+    crate::status::paint_states(&header, &mut rows);
     crate::table::print_rows(&header, &rows);
 }
 
-/// `elapsed` to tenths of a second, for the summary line.
-pub(crate) fn tenths(elapsed: Duration) -> humantime::FormattedDuration {
-    let tenths = u64::try_from(elapsed.as_millis() / 100).unwrap_or(u64::MAX);
-    humantime::format_duration(Duration::from_millis(tenths.saturating_mul(100)))
+/// Print how the bootstrap ended on stdout: a table of the nodes, or the
+/// `bootstrap` document.
+pub(crate) fn print_summary(
+    format: Format,
+    report: &Report,
+    elapsed: Duration,
+) -> anyhow::Result<()> {
+    let doc = racker_bootstrap::BootstrapView::new(report, elapsed);
+    crate::output::emit(format, "bootstrap", &doc, |wide| {
+        print_node_table(&doc.summary.nodes, wide);
+        crate::output::line(coloured_marks(&doc.closing_line()));
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -182,40 +173,4 @@ mod tests {
         assert_eq!(coloured_marks("plain ✓ line"), "plain ✓ line");
         assert_ne!(ok_mark("x"), "✓ x");
     }
-}
-
-/// `racker bootstrap -o json` (kind `bootstrap`, docs/output.md).
-#[derive(Serialize)]
-struct SummaryJson {
-    #[serde(flatten)]
-    summary: racker_bootstrap::Summary,
-    elapsed_ms: u128,
-}
-
-/// Print how the bootstrap ended on stdout: a table of the nodes, or the
-/// `bootstrap` document.
-pub(crate) fn print_summary(
-    format: Format,
-    report: &Report,
-    elapsed: Duration,
-) -> anyhow::Result<()> {
-    let doc = SummaryJson {
-        summary: report.summary(),
-        elapsed_ms: elapsed.as_millis(),
-    };
-    crate::output::emit(format, "bootstrap", &doc, |wide| {
-        let s = &doc.summary;
-        print_node_table(&s.nodes, wide);
-        let took = tenths(elapsed);
-        crate::output::line(if s.ok {
-            ok_mark(&format!("{} provisioned in {took}", s.provision))
-        } else {
-            fail_mark(&format!(
-                "{} bootstrap failed after {took} (log: {})",
-                s.provision,
-                s.log.display()
-            ))
-        });
-        Ok(())
-    })
 }
