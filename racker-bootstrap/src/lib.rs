@@ -74,8 +74,12 @@
 //!   cluster directory over an earlier one (`racker render`);
 //! - [`netboot_setup`]: the DHCP configuration, served Ignition, preflight
 //!   and matchbox layout of `racker netboot serve` / `render`;
+//! - [`serve`]: the service builder, notices and handover of `racker
+//!   netboot serve` and `racker bootstrap`;
 //! - [`handover`]: the rack network handed to `racker-netboot.service`
 //!   after a bootstrap;
+//! - [`RenderChoices`], [`RenderSummary`]: the rendering choices of
+//!   `racker render` and `racker bootstrap`, and what a render wrote;
 //! - [`management_node`]: the management node's own install;
 //! - [`ssh`]: the management SSH key pair and public key files;
 //! - [`factory`]: `racker factory reset --inventory`;
@@ -84,6 +88,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod bmc;
+mod choices;
 mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
@@ -103,6 +108,7 @@ mod rack_status;
 pub mod render_dir;
 pub mod rendered;
 mod run;
+pub mod serve;
 pub mod service;
 pub mod ssh;
 mod state;
@@ -110,7 +116,10 @@ mod status;
 mod summary;
 
 pub use bmc::{BmcResolver, BmcSource, BmcTarget, ResolvedBmc, TargetQuery, select_targets};
-pub use config::{Config, NetbootMode, Rack};
+pub use choices::{
+    DEFAULT_BACKUP_NAME, DEFAULT_BACKUP_REGION, RenderChoices, RenderSummary, RenderedFile,
+};
+pub use config::{Config, ConfigError, MAX_IPMI_TIMEOUT, MAX_RETRIES, NetbootMode, Rack};
 pub use error::{Error, Result};
 pub use events::{
     CollectEvents, Decision, Event, EventSink, FailedNodes, FailurePolicy, Phase, StepResult,

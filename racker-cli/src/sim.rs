@@ -132,7 +132,7 @@ fn up(globals: &Globals, args: UpArgs) -> anyhow::Result<ExitCode> {
                 path.display()
             );
         }
-        crate::fsutil::write_atomic(&path, csv.as_bytes(), 0o644)?;
+        racker_bootstrap::fsutil::write_atomic(&path, csv.as_bytes(), 0o644)?;
         Inventory::parse(&path.display().to_string(), csv.as_bytes())?
     } else {
         let path = args.nodes.clone().unwrap_or_else(|| globals.nodes_csv());

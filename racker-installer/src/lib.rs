@@ -45,6 +45,7 @@ mod error;
 mod fetch;
 mod index;
 mod install;
+mod release;
 mod systemd;
 mod update;
 
@@ -61,6 +62,7 @@ pub use install::{
     InstallLock, InstallReport, Installed, InstalledState, Installer, LOCK_WAIT, Layout, Stage,
     Staging, read_version,
 };
+pub use release::{BuildInfo, Installation, ReleaseView, VersionReport};
 pub use semver::Version;
 pub use systemd::{ServiceManager, Systemctl, UNIT_SUFFIXES, is_unit_name, systemd_booted};
 pub use update::{
