@@ -274,6 +274,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn dnsmasq_binds_the_pxe_interface_by_default() {
+        use racker_inventory::{AddressPlan, Inventory, PlanOptions, read_local_interfaces};
+        let dir = tempfile::tempdir().unwrap();
+        let net = dir.path().join("net");
+        std::fs::create_dir_all(net.join("eno2")).unwrap();
+        std::fs::write(net.join("eno2/address"), "00:11:22:33:44:30\n").unwrap();
+        let inventory = Inventory::parse(
+            "nodes.csv",
+            format!(
+                "{}\n00:11:22:33:44:00, 00:11:22:33:44:01, 00:11:22:33:44:30, red, mgmt\n\
+                 00:11:22:33:44:10, 00:11:22:33:44:11, 00:11:22:33:44:40, red, node\n",
+                racker_inventory::NODES_CSV_HEADER
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let management = inventory
+            .management(&read_local_interfaces(&net).unwrap())
+            .unwrap();
+        let plan = AddressPlan::new(&inventory, &management, &PlanOptions::default()).unwrap();
+        let rack = Rack::new(inventory, management, plan);
+        let out = dir.path().join("dnsmasq");
+        let state = dir.path().join("state");
+        let settings = DhcpSettings::default();
+        let path = write_dnsmasq(&out, &state, &rack, &settings, None, None).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("interface=eno2"), "{text}");
+        assert!(text.contains("00:11:22:33:44:10"), "{text}");
+        assert!(text.contains(&state.join("dnsmasq.leases").display().to_string()));
+        let other = write_dnsmasq(&out, &state, &rack, &settings, Some("eth9".into()), None);
+        let text = std::fs::read_to_string(other.unwrap()).unwrap();
+        assert!(text.contains("interface=eth9"), "{text}");
+    }
+
+    #[test]
     fn handover_steps_become_notices() {
         let step = HandoverStep::NoSystemd("racker-netboot.service");
         assert_eq!(

@@ -10,6 +10,11 @@
 //! into it (hashing), then [`Installer::install`] verifies, extracts (refusing
 //! tar-slip entries), and switches `current` atomically.
 //!
+//! Command side: an [`Installation`] installs from a URL or a release
+//! index, rolls back and says what it did ([`InstallReport::lines`],
+//! [`VersionReport`]): the work of `racker install`, `update`, `upgrade`,
+//! `get`, `rollback` and `version`, whose front end only prints.
+//!
 //! ```
 //! use racker_installer::{Installer, Layout, Sha256Digest, write_archive};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
