@@ -123,8 +123,8 @@ impl Config {
             credentials,
             render,
             public_ips: PublicIps::dhcp(),
-            retries: 3,
-            concurrency: 64,
+            retries: DEFAULT_RETRIES,
+            concurrency: DEFAULT_CONCURRENCY,
             install_timeout: Duration::from_secs(30 * 60),
             os_timeout: Duration::from_secs(15 * 60),
             join_timeout: Duration::from_secs(20 * 60),
@@ -211,6 +211,12 @@ impl Config {
         Ok(())
     }
 }
+
+/// Retries of failed nodes by default.
+pub const DEFAULT_RETRIES: u32 = 3;
+
+/// Nodes handled in parallel by default.
+pub const DEFAULT_CONCURRENCY: usize = 64;
 
 /// Most retries of failed nodes: each one waits out the install timeout
 /// again.

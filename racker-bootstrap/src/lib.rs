@@ -119,7 +119,10 @@ pub use bmc::{BmcResolver, BmcSource, BmcTarget, ResolvedBmc, TargetQuery, selec
 pub use choices::{
     DEFAULT_BACKUP_NAME, DEFAULT_BACKUP_REGION, RenderChoices, RenderSummary, RenderedFile,
 };
-pub use config::{Config, ConfigError, MAX_IPMI_TIMEOUT, MAX_RETRIES, NetbootMode, Rack};
+pub use config::{
+    Config, ConfigError, DEFAULT_CONCURRENCY, DEFAULT_RETRIES, MAX_IPMI_TIMEOUT, MAX_RETRIES,
+    NetbootMode, Rack,
+};
 pub use error::{Error, Result};
 pub use events::{
     CollectEvents, Decision, Event, EventSink, FailedNodes, FailurePolicy, Phase, StepResult,

@@ -79,10 +79,10 @@ pub(crate) struct RenderChoices {
     #[arg(long)]
     pub(crate) backup_bucket: Option<String>,
     /// AWS region of the backup bucket.
-    #[arg(long, default_value = "us-east-1")]
+    #[arg(long, default_value = racker_bootstrap::DEFAULT_BACKUP_REGION)]
     pub(crate) backup_region: String,
     /// Name of the backup storage location.
-    #[arg(long, default_value = "lokomotive")]
+    #[arg(long, default_value = racker_bootstrap::DEFAULT_BACKUP_NAME)]
     pub(crate) backup_name: String,
     /// AWS access key id for the backups (prefer the environment variable).
     #[arg(long, env = "RACKER_BACKUP_ACCESS_KEY_ID", hide_env_values = true)]

@@ -61,10 +61,10 @@ pub(crate) struct BootstrapCmd {
     pub(crate) on_failure: OnFailure,
     /// How many times to retry failed nodes (with --on-failure retry/ask;
     /// 0-20: each retry waits out the install timeout again).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=20))]
+    #[arg(long, default_value_t = racker_bootstrap::DEFAULT_RETRIES, value_parser = clap::value_parser!(u32).range(0..=i64::from(racker_bootstrap::MAX_RETRIES)))]
     pub(crate) retries: u32,
     /// Nodes handled in parallel.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = racker_bootstrap::DEFAULT_CONCURRENCY)]
     pub(crate) concurrency: usize,
     /// How long a node may take from PXE request to its installer's report
     /// (seconds, or e.g. 90s, 30m, 1h30m).
