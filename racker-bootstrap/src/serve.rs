@@ -7,9 +7,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use racker_netboot::ContentError;
 use racker_netboot::dnsmasq::DnsmasqOptions;
 use racker_netboot::iface::RouteSource;
-use racker_netboot::service::{DhcpListen, NetbootService, NetbootServiceBuilder};
+use racker_netboot::service::{
+    DhcpListen, NetbootService, NetbootServiceBuilder, ServiceError, ServiceMarker,
+};
 
 use crate::handover::HandoverStep;
 use crate::netboot_setup::{DhcpSettings, ServePreflight, dhcp_config, serve_preflight};
@@ -212,6 +215,48 @@ pub fn listening_notices(service: &NetbootService) -> Vec<Notice> {
         )));
     }
     notices
+}
+
+/// Why [`run`] stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The services could not start (a port in use, a refused interface).
+    #[error(transparent)]
+    Start(ServiceError),
+    /// The service marker (`racker status` and a bootstrap find the
+    /// running service by it) could not be written.
+    #[error("writing the service marker")]
+    Marker(#[source] ContentError),
+    /// A service failed while serving.
+    #[error(transparent)]
+    Serve(ServiceError),
+}
+
+/// Start the services of `builder` (from [`serve_builder`]) and serve
+/// until `shutdown` completes. `notify` hears what the operator should
+/// read: [`started_notices`], then, once the service marker of `state_dir`
+/// is written, [`listening_notices`]. The marker is removed at the end.
+pub async fn run(
+    builder: NetbootServiceBuilder,
+    state_dir: &Path,
+    preflight: &ServePreflight,
+    shutdown: impl Future<Output = ()>,
+    mut notify: impl FnMut(Notice),
+) -> Result<(), ServeError> {
+    let service = builder.start().await.map_err(ServeError::Start)?;
+    started_notices(&service, preflight)
+        .into_iter()
+        .for_each(&mut notify);
+    ServiceMarker::of(&service)
+        .write(state_dir)
+        .map_err(ServeError::Marker)?;
+    listening_notices(&service)
+        .into_iter()
+        .for_each(&mut notify);
+    let served = service.run_until(shutdown).await;
+    ServiceMarker::remove_own(state_dir);
+    served.map_err(ServeError::Serve)
 }
 
 /// Keep the rack network up after a bootstrap ends (docs/operating.md):

@@ -9,14 +9,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use racker_netboot::LeaseTable;
-use racker_netboot::service::{ServiceError, ServiceMarker};
+use racker_netboot::service::ServiceError;
 
 use crate::context::{PlanArgs, SelectionArgs, load_rack};
 use crate::globals::Globals;
 use crate::netboot_content::{self, ContentArgs, FetchAssetsArgs, RenderMatchboxArgs};
 use crate::output;
 use racker_bootstrap::netboot_setup::DhcpSettings;
-use racker_bootstrap::serve::{self, Notice, ServeSettings};
+use racker_bootstrap::serve::{self, Notice, ServeError, ServeSettings};
 
 const NETBOOT_EXAMPLES: &str = "\
 Examples:
@@ -198,26 +198,20 @@ fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let service = builder.start().await.map_err(|e| match e {
-            ServiceError::Tftp { hint, .. } if !hint.is_empty() => anyhow::Error::new(e).context(
+    let serving = serve::run(
+        builder,
+        state_dir,
+        &preflight,
+        shutdown_signal(),
+        print_notice,
+    );
+    runtime.block_on(serving).map_err(|e| match e {
+        ServeError::Start(ServiceError::Tftp { hint, .. }) if !hint.is_empty() => {
+            anyhow::Error::new(e).context(
                 "TFTP port below 1024 needs root (or use --tftp-listen ADDR:PORT with a high port)",
-            ),
-            e => anyhow::Error::new(e),
-        })?;
-        serve::started_notices(&service, &preflight)
-            .into_iter()
-            .for_each(print_notice);
-        ServiceMarker::of(&service)
-            .write(state_dir)
-            .context("writing the service marker")?;
-        serve::listening_notices(&service)
-            .into_iter()
-            .for_each(print_notice);
-        let served = service.run_until(shutdown_signal()).await;
-        ServiceMarker::remove_own(state_dir);
-        served?;
-        anyhow::Ok(())
+            )
+        }
+        e => anyhow::Error::new(e),
     })?;
     Ok(ExitCode::SUCCESS)
 }
