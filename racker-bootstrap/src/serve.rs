@@ -318,11 +318,9 @@ impl HandoverStep {
 mod tests {
     use super::*;
 
-    #[test]
-    fn dnsmasq_binds_the_pxe_interface_by_default() {
+    fn rack(dir: &Path) -> Rack {
         use racker_inventory::{AddressPlan, Inventory, PlanOptions, read_local_interfaces};
-        let dir = tempfile::tempdir().unwrap();
-        let net = dir.path().join("net");
+        let net = dir.join("net");
         std::fs::create_dir_all(net.join("eno2")).unwrap();
         std::fs::write(net.join("eno2/address"), "00:11:22:33:44:30\n").unwrap();
         let inventory = Inventory::parse(
@@ -339,7 +337,56 @@ mod tests {
             .management(&read_local_interfaces(&net).unwrap())
             .unwrap();
         let plan = AddressPlan::new(&inventory, &management, &PlanOptions::default()).unwrap();
-        let rack = Rack::new(inventory, management, plan);
+        Rack::new(inventory, management, plan)
+    }
+
+    /// A service on loopback sockets: the operator hears what nodes would
+    /// miss, then where it listens once its marker is written; the marker
+    /// goes with the service.
+    #[tokio::test]
+    async fn run_reports_serves_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let rack = rack(dir.path());
+        let state = dir.path().join("state");
+        let mut settings = ServeSettings::new();
+        settings.listen = Some("127.0.0.1:0".parse().unwrap());
+        settings.content.http_listen = Some("127.0.0.1:0".parse().unwrap());
+        settings.content.without_tftp = true;
+        let (builder, preflight) =
+            serve_builder(&state, &dir.path().join("net"), &rack, &settings).unwrap();
+        assert_eq!((preflight.nodes, preflight.without_ignition), (1, 1));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut stop = Some(stop);
+        let mut notices = Vec::new();
+        let mut marker_while_serving = false;
+        let shutdown = async {
+            // Stops when told to, at the latest after 30 s (no hang).
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(30), stopped).await;
+        };
+        run(builder, &state, &preflight, shutdown, |notice| {
+            if matches!(&notice, Notice::Note(t) if t.contains("DHCP listening on 127.0.0.1:")) {
+                marker_while_serving = ServiceMarker::read(&state).is_some();
+                stop.take().map(|s| s.send(()));
+            }
+            notices.push(notice);
+        })
+        .await
+        .unwrap();
+        assert!(marker_while_serving, "{notices:?}");
+        assert!(ServiceMarker::read(&state).is_none(), "marker removed");
+        assert!(notices.contains(&Notice::Warning(
+            "1 of 1 node(s) have no install Ignition yet (racker bootstrap or racker render writes it)".to_owned()
+        )));
+        assert!(
+            notices.iter().any(|n| matches!(n, Notice::Note(t) if t.starts_with("racker netboot: HTTP listening on 127.0.0.1:") && t.ends_with("TFTP on -"))),
+            "{notices:?}"
+        );
+    }
+
+    #[test]
+    fn dnsmasq_binds_the_pxe_interface_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let rack = rack(dir.path());
         let out = dir.path().join("dnsmasq");
         let state = dir.path().join("state");
         let settings = DhcpSettings::default();
