@@ -105,47 +105,12 @@ pub fn write_keeping_edits(tree: &Tree, dir: &Path, force: bool) -> Result<Writt
         out.written.push(rel.to_owned());
         next.files.insert(rel.to_owned(), new_hash);
     }
-    write_parallel(to_write, dir)?;
+    to_write.write_to(dir)?;
     let json = serde_json::to_vec_pretty(&next)
         .map_err(|e| Error::io("writing", dir.join(RECORD), std::io::Error::other(e)))?;
     racker_fsutil::write_atomic(&dir.join(RECORD), &json, 0o600)
         .map_err(|e| Error::io("writing", dir.join(RECORD), e))?;
     Ok(out)
-}
-
-/// Most threads writing a tree at once.
-const WRITERS: usize = 8;
-
-/// Write `tree` into `dir` as [`Tree::write_to`] does (each file fsynced
-/// and renamed into place), from up to [`WRITERS`] threads: the file system commits
-/// concurrent fsyncs together, where one after the other cost a journal
-/// commit per file (seconds for a rack of 1,000 nodes' 4,000 files).
-fn write_parallel(mut tree: Tree, dir: &Path) -> Result<(), Error> {
-    let threads = WRITERS.min(tree.len().div_ceil(32)).max(1);
-    if threads == 1 {
-        return Ok(tree.write_to(dir)?);
-    }
-    // The files move into the parts (no copy of their contents).
-    let paths: Vec<PathBuf> = tree.files().map(|(rel, _)| rel.to_owned()).collect();
-    let mut parts = vec![Tree::new(); threads];
-    for (i, rel) in paths.into_iter().enumerate() {
-        if let (Some(part), Some(file)) = (parts.get_mut(i % threads), tree.remove(&rel)) {
-            part.insert(rel, file.contents, file.mode);
-        }
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .iter()
-            .map(|part| scope.spawn(move || part.write_to(dir)))
-            .collect();
-        for handle in handles {
-            match handle.join() {
-                Ok(result) => result?,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        Ok(())
-    })
 }
 
 /// A short unified-style diff of one change (line based).

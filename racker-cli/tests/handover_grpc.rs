@@ -8,27 +8,15 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-
-use assert_cmd::cargo::cargo_bin;
+use std::process::Command;
 
 const NODES_CSV: &str = "\
 Primary MAC address, BMC MAC address, Secondary MAC address, Node Type, Comments
 02:11:22:33:66:00, 02:11:22:33:66:01, 02:11:22:33:66:30, red, mgmt node
 02:11:22:33:66:10, 02:11:22:33:66:11, 02:11:22:33:66:40, red, node
 ";
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -58,42 +46,10 @@ fn free_port() -> u16 {
 }
 
 /// `racker netboot serve` (no DHCP) with `env`, until it prints `until`.
-fn serve(dir: &Path, env: &[(String, String)], until: &str) -> (Serve, Vec<String>) {
-    let mut cmd = Command::new(cargo_bin("racker"));
-    cmd.env_clear()
-        .env("RACKER_OEM_DIR", dir.join("oem"))
-        .env("RACKER_STATE_DIR", dir.join("state"))
-        .env("RACKER_SYS_CLASS_NET", dir.join("net"))
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .args(["netboot", "serve", "--no-dhcp"])
-        .args([
-            "--http-listen",
-            "127.0.0.1:0",
-            "--tftp-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--boot-files")
-        .arg(dir.join("boot"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let server = Serve(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let mut seen = Vec::new();
-    loop {
-        let Some(Ok(line)) = lines.next() else {
-            panic!("racker netboot serve exited: {seen:?}");
-        };
-        let done = line.contains(until);
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (server, seen)
+fn serve(dir: &Path, env: &[(String, String)], until: &str) -> (common::Killed, Vec<String>) {
+    let mut cmd = common::racker_in(dir);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    common::netboot_serve(cmd, &dir.join("boot"), until)
 }
 
 /// `rpcpb.Profiles/ProfileList` over HTTP/2 + mutual TLS with curl: the

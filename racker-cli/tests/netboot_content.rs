@@ -1,10 +1,12 @@
 //! `racker netboot serve --no-dhcp`, `render --matchbox` and `fetch-assets`
 //! through the binary, on loopback.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const NODES: &str = "Primary MAC address, BMC MAC address, Secondary MAC address, Node Type, Comments\n\
@@ -44,16 +46,6 @@ impl Rack {
     }
 }
 
-/// Kills the server when the test ends, whatever happens.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -76,37 +68,16 @@ fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
-fn start_serve(rack: &Rack) -> (Server, SocketAddr) {
-    let mut child = rack
-        .racker()
-        .args(["netboot", "serve", "--no-dhcp"])
-        .args([
-            "--http-listen",
-            "127.0.0.1:0",
-            "--tftp-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--boot-files")
-        .arg(rack.path("boot"))
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let server = Server(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let mut seen = Vec::new();
-    let addr = loop {
-        let Some(Ok(line)) = lines.next() else {
-            panic!("racker exited before listening: {seen:?}");
-        };
-        if let Some(rest) = line.split("HTTP listening on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-        seen.push(line);
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+fn start_serve(rack: &Rack) -> (common::Killed, SocketAddr) {
+    let (server, lines) =
+        common::netboot_serve(rack.racker(), &rack.path("boot"), "HTTP listening on ");
+    let last = lines.last().map(String::as_str).unwrap_or_default();
+    let addr = last
+        .split("HTTP listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {last:?}"));
     (server, addr)
 }
 
@@ -174,17 +145,7 @@ fn serve_no_dhcp_boot_flow_over_http() {
 #[test]
 fn serve_without_boot_files_says_what_to_do() {
     let rack = Rack::new();
-    let out = rack
-        .racker()
-        .args(["netboot", "serve", "--no-dhcp"])
-        .args([
-            "--http-listen",
-            "127.0.0.1:0",
-            "--tftp-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--boot-files")
-        .arg(rack.path("nowhere"))
+    let out = common::serve_args(&mut rack.racker(), &rack.path("nowhere"))
         .output()
         .unwrap();
     assert!(!out.status.success());

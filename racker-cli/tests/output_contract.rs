@@ -9,12 +9,10 @@
 //! and matches its reviewed insta snapshot (ports, times, paths redacted).
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use assert_cmd::cargo::cargo_bin;
 use serde_json::Value;
 
 /// Keys the contract replaced; none may appear anywhere in a document.
@@ -250,95 +248,15 @@ fn the_checker_rejects_what_the_contract_forbids() {
 
 // ---------------------------------------------------------------- the rack
 
-/// `racker` with its directories in `dir` and nothing else from the
-/// environment.
-fn racker_in(dir: &Path) -> Command {
-    let mut cmd = Command::new(cargo_bin("racker"));
-    cmd.env_clear()
-        .env("RACKER_OEM_DIR", dir.join("oem"))
-        .env("RACKER_STATE_DIR", dir.join("state"))
-        .env("RACKER_SYS_CLASS_NET", dir.join("net"));
-    cmd
-}
+mod common;
+use common::SimRack;
 
-/// `racker sim up --pxe-dhcp` with this machine as its management node
-/// (killed on drop).
-struct SimRack {
-    dir: tempfile::TempDir,
-    dhcp: SocketAddr,
-    http: SocketAddr,
-    sim: Child,
-}
-
-impl Drop for SimRack {
-    fn drop(&mut self) {
-        let _ = racker_testsupport::interrupt(&mut self.sim, Duration::from_secs(10));
-    }
+/// The rack of these tests: BMCs on 127.97.0.x (the snapshots show them).
+fn sim_rack(count: usize) -> SimRack {
+    SimRack::start_on(count, Some("127.97.0"))
 }
 
 impl SimRack {
-    fn start(count: usize) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let dhcp = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let http = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let (sim, _) = racker_testsupport::spawn_until_line(
-            racker_in(dir.path())
-                .args(["sim", "up", "--count", &count.to_string()])
-                .args(["--bind", "127.97.0", "--ipmi-port", "0"])
-                .args(["--install-delay-ms", "0", "--pxe-dhcp", &dhcp.to_string()]),
-            "press Ctrl-C",
-        );
-        let rack = Self {
-            dir,
-            dhcp,
-            http,
-            sim,
-        };
-        // This machine is the generated management node (first row).
-        let net = rack.path("net/eth1");
-        std::fs::create_dir_all(&net).unwrap();
-        std::fs::write(net.join("address"), "02:52:4b:02:00:00\n").unwrap();
-        let assets = rack.path("state/assets/flatcar/current");
-        std::fs::create_dir_all(&assets).unwrap();
-        std::fs::write(assets.join("flatcar_production_pxe.vmlinuz"), [1u8; 4096]).unwrap();
-        // What flatcar-install fetches (the bootstrap's preflight checks it).
-        std::fs::write(assets.join("flatcar_production_image.bin.bz2"), [3u8; 64]).unwrap();
-        std::fs::write(
-            assets.join("flatcar_production_image.bin.bz2.sig"),
-            [4u8; 64],
-        )
-        .unwrap();
-        std::fs::write(
-            assets.join("flatcar_production_pxe_image.cpio.gz"),
-            [2u8; 8192],
-        )
-        .unwrap();
-        // What flatcar-install would fetch (the preflight asks for them).
-        std::fs::write(assets.join("flatcar_production_image.bin.bz2"), [3u8; 4096]).unwrap();
-        std::fs::write(
-            assets.join("flatcar_production_image.bin.bz2.sig"),
-            [4u8; 64],
-        )
-        .unwrap();
-        rack
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn racker(&self) -> Command {
-        let mut cmd = racker_in(self.dir.path());
-        cmd.stdin(Stdio::null());
-        cmd
-    }
-
     fn run(&self, args: &[&str]) -> Output {
         self.racker().args(args).output().unwrap()
     }
@@ -419,7 +337,7 @@ fn sel_shape(list: &Value) -> Value {
 #[test]
 fn every_reporting_command_follows_the_documented_schema() {
     let schema = Schema::load();
-    let rack = SimRack::start(3);
+    let rack = sim_rack(3);
     let mut kinds = BTreeSet::new();
     let mut check = |what: &str, kind: &str, args: &[&str], success: bool| -> Value {
         let out = rack.run(args);
@@ -712,7 +630,7 @@ fn every_reporting_command_follows_the_documented_schema() {
 /// wins over `CLICOLOR_FORCE`, JSON never has them.
 #[test]
 fn data_on_stdout_progress_on_stderr_and_colour_rules() {
-    let rack = SimRack::start(2);
+    let rack = sim_rack(2);
     let http = rack.http.to_string();
     let dhcp = rack.dhcp.to_string();
     let out = rack.run(&[
@@ -864,7 +782,7 @@ fn data_on_stdout_progress_on_stderr_and_colour_rules() {
 #[test]
 fn status_watch_prints_rounds_until_interrupted() {
     use std::io::Read as _;
-    let rack = SimRack::start(2);
+    let rack = sim_rack(2);
     for (format, marker) in [
         ("text", "--- "),
         ("jsonl", "{\"schema_version\":1,\"kind\":\"status\""),
@@ -906,7 +824,7 @@ fn status_watch_prints_rounds_until_interrupted() {
 /// On a terminal the status is redrawn in place until Ctrl-C.
 #[test]
 fn status_watch_redraws_in_place_on_a_terminal() {
-    let rack = SimRack::start(2);
+    let rack = sim_rack(2);
     let mut cmd = rack.racker();
     cmd.env("TERM", "xterm")
         .args(["status", "--watch", "200ms"]);

@@ -55,6 +55,118 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
     result
 }
 
+/// Replace `path` atomically but not durably: a temporary
+/// `.<name>.tmp.<pid>` beside it, renamed over it, no fsync. Readers never
+/// see half a file; after a crash the file may be the old one (or the
+/// temporary may be left for [`remove_stale_temporaries_in`]). For views
+/// and diagnostics whose durable record is elsewhere.
+pub fn replace_unsynced(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let dir = parent(path).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.tmp.{}", file_name(path), std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Files written together with [`write_atomic_all`] below this many are
+/// written one by one with [`write_atomic`] (a file system sync costs more
+/// than a few fsyncs).
+pub const BATCH_MIN: usize = 16;
+
+/// Write many files with [`write_atomic`]'s guarantee for each, but one
+/// durability barrier for all of them: every file goes to a temporary
+/// `.<name>.tmp.<pid>` beside its target, then one `syncfs` per file
+/// system makes all the contents durable, then each temporary is renamed
+/// over its target, and each directory is fsynced once. A crash leaves
+/// every target either old or new (some may be new and others old, as with
+/// one call per file); temporaries a killed writer left are removed by the
+/// next batch writing into the same directory. Parent directories are
+/// created. With fewer than [`BATCH_MIN`] files each is written with
+/// [`write_atomic_creating_dir`]. On error the files not yet renamed are
+/// untouched and their temporaries removed.
+///
+/// A thousand-node rack renders 4,000 files: one fsync each (plus two
+/// directory fsyncs, as `atomic-write-file` does) took a second or more.
+pub fn write_atomic_all<'a>(
+    files: impl IntoIterator<Item = (&'a Path, &'a [u8], u32)>,
+) -> std::io::Result<()> {
+    let files: Vec<(&Path, &[u8], u32)> = files.into_iter().collect();
+    if files.len() < BATCH_MIN {
+        for (path, bytes, mode) in files {
+            write_atomic_creating_dir(path, bytes, mode)?;
+        }
+        return Ok(());
+    }
+    let mut dirs: Vec<&Path> = files
+        .iter()
+        .map(|(p, _, _)| parent(p).unwrap_or(Path::new(".")))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in &dirs {
+        std::fs::create_dir_all(dir)?;
+        remove_stale_temporaries_in(dir);
+    }
+    let pid = std::process::id();
+    let temporary = |path: &Path| {
+        parent(path)
+            .unwrap_or(Path::new("."))
+            .join(format!(".{}.tmp.{pid}", file_name(path)))
+    };
+    let mut written: Vec<(std::path::PathBuf, &Path)> = Vec::with_capacity(files.len());
+    let mut renamed = 0;
+    let result = (|| {
+        for (path, bytes, mode) in &files {
+            let tmp = temporary(path);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(*mode)
+                .open(&tmp)?;
+            written.push((tmp, path));
+            f.write_all(bytes)?;
+            f.set_permissions(std::fs::Permissions::from_mode(*mode))?;
+        }
+        // One barrier per file system: the contents are durable before any
+        // rename makes them visible under their names.
+        let mut devices = Vec::new();
+        for dir in &dirs {
+            let d = std::fs::File::open(dir)?;
+            let dev = d.metadata()?.dev();
+            if !devices.contains(&dev) {
+                rustix::fs::syncfs(&d)?;
+                devices.push(dev);
+            }
+        }
+        for (tmp, path) in &written {
+            std::fs::rename(tmp, path)?;
+            renamed += 1;
+        }
+        for dir in &dirs {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        for (tmp, _) in written.iter().skip(renamed) {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+    result
+}
+
 /// `atomic-write-file` leaves its temporary file behind when the final
 /// rename fails (for example a directory in the way): it has already linked
 /// the unnamed file as `.<name>.<random>` and marked itself finalized.
@@ -115,6 +227,19 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 pub fn remove_stale_temporaries(path: &Path) {
     let dir = parent(path).unwrap_or(Path::new("."));
     let prefix = format!(".{}.tmp.", file_name(path));
+    remove_stale(dir, |f| f.strip_prefix(prefix.as_str()));
+}
+
+/// [`remove_stale_temporaries`] for every file in `dir`: each
+/// `.<name>.tmp.<pid>` of a process that no longer runs.
+pub fn remove_stale_temporaries_in(dir: &Path) {
+    remove_stale(dir, |f| {
+        f.strip_prefix('.')
+            .and_then(|f| f.rfind(".tmp.").map(|i| &f[i + ".tmp.".len()..]))
+    });
+}
+
+fn remove_stale(dir: &Path, pid_of: impl Fn(&str) -> Option<&str>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -122,7 +247,7 @@ pub fn remove_stale_temporaries(path: &Path) {
         let file = entry.file_name();
         let Some(pid) = file
             .to_str()
-            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(&pid_of)
             .and_then(|p| p.parse::<u32>().ok())
         else {
             continue;
@@ -146,6 +271,7 @@ fn file_name(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn entries(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -197,6 +323,63 @@ mod tests {
         symlink_atomic(Path::new("v2"), &link).unwrap();
         assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("v2"));
         assert_eq!(entries(dir.path()), ["current", "v1", "v2"]);
+    }
+
+    #[test]
+    fn a_batch_writes_every_file_with_its_mode_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        // A dead writer's leftover in one of the directories goes.
+        std::fs::create_dir(dir.path().join("cl")).unwrap();
+        std::fs::write(dir.path().join("cl/.node-9.yaml.tmp.4194305"), b"torn").unwrap();
+        std::fs::write(dir.path().join("cl/node-0.yaml"), b"old").unwrap();
+        let files: Vec<(PathBuf, Vec<u8>, u32)> = (0..40)
+            .map(|i| {
+                let sub = if i % 2 == 0 { "cl" } else { "ignition" };
+                let mode = if i % 4 == 1 { 0o600 } else { 0o644 };
+                (
+                    dir.path().join(sub).join(format!("node-{i}.yaml")),
+                    format!("node {i}").into_bytes(),
+                    mode,
+                )
+            })
+            .collect();
+        write_atomic_all(
+            files
+                .iter()
+                .map(|(p, b, m)| (p.as_path(), b.as_slice(), *m)),
+        )
+        .unwrap();
+        for (path, bytes, mode) in &files {
+            assert_eq!(&std::fs::read(path).unwrap(), bytes);
+            assert_eq!(std::fs::metadata(path).unwrap().mode() & 0o777, *mode);
+        }
+        assert_eq!(entries(&dir.path().join("cl")).len(), 20);
+        assert_eq!(entries(&dir.path().join("ignition")).len(), 20);
+    }
+
+    #[test]
+    fn a_failed_batch_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocked = dir.path().join("node-3.yaml");
+        std::fs::create_dir(&blocked).unwrap();
+        std::fs::write(blocked.join("inside"), b"keep").unwrap();
+        let files: Vec<(PathBuf, Vec<u8>)> = (0..20)
+            .map(|i| (dir.path().join(format!("node-{i}.yaml")), vec![b'x'; i]))
+            .collect();
+        assert!(
+            write_atomic_all(
+                files
+                    .iter()
+                    .map(|(p, b)| (p.as_path(), b.as_slice(), 0o644))
+            )
+            .is_err()
+        );
+        assert!(
+            entries(dir.path()).iter().all(|e| !e.contains(".tmp.")),
+            "{:?}",
+            entries(dir.path())
+        );
+        assert_eq!(std::fs::read(blocked.join("inside")).unwrap(), b"keep");
     }
 
     /// A writer killed between create and rename (old versions, or file

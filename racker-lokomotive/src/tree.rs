@@ -72,10 +72,21 @@ impl Tree {
     /// Write every file under `dir` (creating directories), each through a
     /// temporary file and a rename so a crash never leaves half a file, with
     /// its mode set before the contents are written.
+    ///
+    /// Large trees share one durability barrier
+    /// ([`racker_fsutil::write_atomic_all`]): a crash leaves each file old
+    /// or new, and everything is durable when this returns.
     pub fn write_to(&self, dir: &Path) -> Result<(), RenderError> {
-        for (rel, file) in &self.files {
-            write_file(&dir.join(rel), file)?;
-            tracing::debug!(file = %dir.join(rel).display(), mode = format_args!("{:o}", file.mode), "rendered");
+        let paths: Vec<PathBuf> = self.files.keys().map(|rel| dir.join(rel)).collect();
+        racker_fsutil::write_atomic_all(
+            paths
+                .iter()
+                .zip(self.files.values())
+                .map(|(p, f)| (p.as_path(), f.contents.as_slice(), f.mode)),
+        )
+        .map_err(|e| RenderError::io(dir, e))?;
+        for (path, file) in paths.iter().zip(self.files.values()) {
+            tracing::debug!(file = %path.display(), mode = format_args!("{:o}", file.mode), "rendered");
         }
         Ok(())
     }

@@ -4,23 +4,29 @@
 //!
 //! Bounded to [`MAX_EVENTS`] per node and kept for the nodes the server
 //! knows (their primary MACs), in memory and on disk as
-//! `<state-dir>/netboot/events/<mac>.json` (a JSON array, oldest first,
-//! replaced atomically), which `racker bootstrap` and `racker status
-//! --full` read and `GET /api/events?mac=<mac>` serves:
+//! `<state-dir>/netboot/events/<mac>.jsonl` (one JSON object per line,
+//! oldest first, appended to), which `racker bootstrap` and `racker status
+//! --full` read ([`load`]) and `GET /api/events?mac=<mac>` serves as an
+//! array:
 //!
 //! ```json
-//! [{"unix_ms":1700000000123,"kind":"dhcp","what":"DHCPDISCOVER -> DHCPOFFER 172.24.213.2"},
-//!  {"unix_ms":1700000002000,"kind":"http","what":"GET /assets/flatcar/current/flatcar_production_pxe.vmlinuz","status":404}]
+//! {"unix_ms":1700000000123,"kind":"dhcp","what":"DHCPDISCOVER -> DHCPOFFER 172.24.213.2"}
+//! {"unix_ms":1700000002000,"kind":"http","what":"GET /assets/flatcar/current/flatcar_production_pxe.vmlinuz","status":404}
 //! ```
+//!
+//! A file holds at most [`COMPACT_LINES`] lines: past that it is replaced
+//! atomically by the node's last [`MAX_EVENTS`] events; readers keep the
+//! last [`MAX_EVENTS`] lines and skip a torn last line.
 //!
 //! Requests that carry no MAC (TFTP, assets) are attributed by the client
 //! address: the address DHCP acknowledged to exactly one node, else the
 //! node that last fetched its iPXE script from that address.
 //!
 //! The files are written behind: recording an event only marks its node,
-//! and a writer thread replaces the file of every marked node at most every
-//! [`WRITE_INTERVAL`] (a node's burst of events is one write; recording
-//! never waits for the disk, which made large racks slow). The trail is a
+//! and a writer thread appends the new events of every marked node at most
+//! every [`WRITE_INTERVAL`] (a node's burst of events is one append;
+//! recording never waits for the disk, and appending creates no file,
+//! which made large racks slow). The trail is a
 //! diagnostic, not a record: the files are not fsynced, and a crash loses
 //! at most the last interval's events. [`EventTrail::flush`] (and dropping
 //! the last handle) writes what is pending.
@@ -39,6 +45,10 @@ pub const MAX_EVENTS: usize = 32;
 
 /// How often the trail files of nodes with new events are written at most.
 pub const WRITE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Most lines a trail file grows to before it is rewritten with only the
+/// node's last [`MAX_EVENTS`] events.
+pub const COMPACT_LINES: usize = 4 * MAX_EVENTS;
 
 /// Where an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,8 +192,11 @@ struct Inner {
     leased: HashMap<IpAddr, Option<MacAddr>>,
     /// The node that last fetched its iPXE script from an address.
     last_ipxe: HashMap<IpAddr, MacAddr>,
-    /// Nodes with events not written to disk yet.
-    dirty: HashSet<MacAddr>,
+    /// Nodes with events not written to disk yet, and how many.
+    dirty: HashMap<MacAddr, usize>,
+    /// Lines in each node's file as this trail wrote it (none: unknown,
+    /// the next write replaces the file).
+    on_disk: HashMap<MacAddr, usize>,
     /// The writer thread is to write what is pending and stop.
     closing: bool,
 }
@@ -257,25 +270,45 @@ fn write_behind(dir: &Path, shared: &Shared) {
     }
 }
 
-/// Write the file of every node with new events.
+/// Append the new events of every node that has some (or replace its
+/// file when it would grow past [`COMPACT_LINES`] or was not written by
+/// this trail yet).
 fn write_pending(dir: &Path, shared: &Shared) {
     let _io = lock(&shared.io);
-    let pending: Vec<(MacAddr, Vec<TrailEvent>)> = {
+    let pending: Vec<(MacAddr, Vec<TrailEvent>, Option<usize>)> = {
         let mut state = lock(&shared.state);
-        let dirty: Vec<MacAddr> = state.dirty.drain().collect();
+        let dirty: Vec<(MacAddr, usize)> = state.dirty.drain().collect();
         dirty
             .into_iter()
-            .filter_map(|mac| {
-                state
-                    .nodes
-                    .get(&mac)
-                    .map(|l| (mac, l.iter().cloned().collect()))
+            .filter_map(|(mac, new)| {
+                let list = state.nodes.get(&mac)?;
+                let on_disk = state.on_disk.get(&mac).copied();
+                let whole = on_disk.is_none_or(|n| n + new > COMPACT_LINES);
+                let skip = if whole {
+                    0
+                } else {
+                    list.len().saturating_sub(new)
+                };
+                let events = list.iter().skip(skip).cloned().collect();
+                Some((mac, events, on_disk.filter(|_| !whole)))
             })
             .collect()
     };
-    for (mac, events) in pending {
-        if let Err(e) = save(dir, mac, &events) {
-            tracing::warn!(%mac, "event trail: {e}");
+    let mut lines = Vec::with_capacity(pending.len());
+    for (mac, events, append_to) in pending {
+        let result = match append_to {
+            Some(n) => append(dir, mac, &events).map(|()| n + events.len()),
+            None => save(dir, mac, &events).map(|()| events.len()),
+        };
+        match result {
+            Ok(n) => lines.push((mac, n)),
+            Err(e) => tracing::warn!(%mac, "event trail: {e}"),
+        }
+    }
+    let mut state = lock(&shared.state);
+    for (mac, n) in lines {
+        if state.nodes.contains_key(&mac) {
+            state.on_disk.insert(mac, n);
         }
     }
 }
@@ -411,7 +444,8 @@ impl EventTrail {
             }
             list.push_back(event);
             if self.dir.is_some() {
-                inner.dirty.insert(mac);
+                let new = inner.dirty.entry(mac).or_default();
+                *new = (*new + 1).min(MAX_EVENTS);
             }
         }
         if self.writer.is_some() {
@@ -468,11 +502,14 @@ impl EventTrail {
             let mut inner = self.lock();
             inner.nodes.remove(&mac);
             inner.dirty.remove(&mac);
+            inner.on_disk.remove(&mac);
         }
         if let Some(dir) = &self.dir {
             // After any write of its old events that already started.
             let _io = lock(&self.inner.io);
-            let _ = std::fs::remove_file(dir.join(format!("{mac}.json")));
+            remove_files(dir, mac);
+            // Such a write may have counted its lines meanwhile.
+            self.lock().on_disk.remove(&mac);
         }
     }
 }
@@ -489,43 +526,84 @@ fn cap(mut s: String) -> String {
     s
 }
 
-/// Replace `<dir>/<mac>.json` atomically (a temporary file renamed over
+fn file_of(dir: &Path, mac: MacAddr) -> PathBuf {
+    dir.join(format!("{mac}.jsonl"))
+}
+
+/// The file earlier versions wrote: one JSON array.
+fn legacy_file_of(dir: &Path, mac: MacAddr) -> PathBuf {
+    dir.join(format!("{mac}.json"))
+}
+
+fn remove_files(dir: &Path, mac: MacAddr) {
+    let _ = std::fs::remove_file(file_of(dir, mac));
+    let _ = std::fs::remove_file(legacy_file_of(dir, mac));
+}
+
+fn lines(events: &[TrailEvent]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(events.len() * 96);
+    for e in events {
+        serde_json::to_writer(&mut out, e).map_err(std::io::Error::other)?;
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// Append `events` to `<dir>/<mac>.jsonl` in one write. Not fsynced: the
+/// trail is a diagnostic (see the module docs).
+fn append(dir: &Path, mac: MacAddr, events: &[TrailEvent]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let bytes = lines(events)?;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .open(file_of(dir, mac))?;
+    std::io::Write::write_all(&mut f, &bytes)
+}
+
+/// Replace `<dir>/<mac>.jsonl` atomically (a temporary file renamed over
 /// it; readers never see half a file). Not fsynced: the trail is a
 /// diagnostic (see the module docs).
 fn save(dir: &Path, mac: MacAddr, events: &[TrailEvent]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let json = serde_json::to_vec(events).map_err(std::io::Error::other)?;
-    let path = dir.join(format!("{mac}.json"));
-    let tmp = dir.join(format!(".{mac}.json.tmp.{}", std::process::id()));
-    let write = |tmp: &Path| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(tmp)?;
-        std::io::Write::write_all(&mut f, &json)?;
-        std::fs::rename(tmp, &path)
-    };
-    let result = match write(&tmp) {
+    let json = lines(events)?;
+    let path = file_of(dir, mac);
+    let result = match racker_fsutil::replace_unsynced(&path, &json, 0o644) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(dir)?;
-            write(&tmp)
+            racker_fsutil::replace_unsynced(&path, &json, 0o644)
         }
         other => other,
     };
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    if result.is_ok() {
+        let _ = std::fs::remove_file(legacy_file_of(dir, mac));
     }
     result
 }
 
-/// The events of `mac` as the server last wrote them (another process).
+/// The last [`MAX_EVENTS`] events of `mac` as the server last wrote them
+/// (another process), oldest first; unreadable lines (a torn last line)
+/// are skipped.
 pub fn load(state_dir: &Path, mac: MacAddr) -> Vec<TrailEvent> {
-    std::fs::read(events_dir(state_dir).join(format!("{mac}.json")))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+    let dir = events_dir(state_dir);
+    match std::fs::read(file_of(&dir, mac)) {
+        Ok(bytes) => {
+            let mut events: VecDeque<TrailEvent> = VecDeque::new();
+            for line in bytes.split(|b| *b == b'\n') {
+                if let Ok(e) = serde_json::from_slice(line) {
+                    if events.len() == MAX_EVENTS {
+                        events.pop_front();
+                    }
+                    events.push_back(e);
+                }
+            }
+            events.into()
+        }
+        Err(_) => std::fs::read(legacy_file_of(&dir, mac))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default(),
+    }
 }
 
 /// Every node's events on disk, by MAC.
@@ -537,10 +615,11 @@ pub fn load_all(state_dir: &Path) -> BTreeMap<MacAddr, Vec<TrailEvent>> {
     for entry in entries.filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Some(mac) = name
-            .strip_suffix(".json")
+            .strip_suffix(".jsonl")
+            .or_else(|| name.strip_suffix(".json"))
             .and_then(|m| m.parse::<MacAddr>().ok())
         {
-            out.insert(mac, load(state_dir, mac));
+            out.entry(mac).or_insert_with(|| load(state_dir, mac));
         }
     }
     out
@@ -548,7 +627,7 @@ pub fn load_all(state_dir: &Path) -> BTreeMap<MacAddr, Vec<TrailEvent>> {
 
 /// Forget `mac`'s events on disk.
 pub fn clear(state_dir: &Path, mac: MacAddr) {
-    let _ = std::fs::remove_file(events_dir(state_dir).join(format!("{mac}.json")));
+    remove_files(&events_dir(state_dir), mac);
 }
 
 #[cfg(test)]
@@ -637,7 +716,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, vec![format!("{b}.json")]);
+        assert_eq!(names, vec![format!("{b}.jsonl")]);
         // What a killed writer left is removed at the next open; a live
         // writer's temporary file is kept.
         let dead = events_dir(dir.path()).join(format!(".{a}.json.tmp.{}", u32::MAX - 1));
@@ -647,6 +726,71 @@ mod tests {
         drop(EventTrail::open(dir.path(), [a]));
         assert!(!dead.exists());
         assert!(live.exists());
+    }
+
+    /// New events are appended (the file is not replaced); the file is
+    /// rewritten with the last events before it passes COMPACT_LINES;
+    /// readers skip a torn line and read a legacy JSON array.
+    #[test]
+    fn appended_compacted_and_read_back() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mac: MacAddr = "00:11:22:33:44:10".parse().unwrap();
+        let path = events_dir(dir.path()).join(format!("{mac}.jsonl"));
+        let line_count = || std::fs::read_to_string(&path).unwrap().lines().count();
+        let t = EventTrail::open(dir.path(), [mac]);
+        let t0 = UNIX_EPOCH + Duration::from_secs(1000);
+        for i in 0..10 {
+            t.record(mac, TrailKind::Dhcp, format!("m{i}"), None, t0);
+        }
+        t.flush();
+        assert_eq!(line_count(), 10);
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        for i in 10..15 {
+            t.record(mac, TrailKind::Dhcp, format!("m{i}"), None, t0);
+        }
+        t.flush();
+        assert_eq!(line_count(), 15);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().ino(),
+            inode,
+            "replaced, not appended"
+        );
+        let mut max_lines = 0;
+        for i in 15..400 {
+            t.record(mac, TrailKind::Dhcp, format!("m{i}"), None, t0);
+            if i % 7 == 0 {
+                t.flush();
+                max_lines = max_lines.max(line_count());
+            }
+        }
+        t.flush();
+        assert!(max_lines <= COMPACT_LINES, "{max_lines} lines");
+        let events = load(dir.path(), mac);
+        let whats: Vec<&str> = events.iter().map(|e| e.what.as_str()).collect();
+        let expected: Vec<String> = (400 - MAX_EVENTS..400).map(|i| format!("m{i}")).collect();
+        assert_eq!(whats, expected);
+        assert_eq!(events, t.events(mac));
+        // A torn last line (a crash mid-append) is skipped.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"{\"unix_ms\":12").unwrap();
+        assert_eq!(load(dir.path(), mac), events);
+        // A trail an earlier version wrote (a JSON array) is read until
+        // the next write replaces it.
+        drop(t);
+        std::fs::remove_file(&path).unwrap();
+        let legacy = events_dir(dir.path()).join(format!("{mac}.json"));
+        std::fs::write(&legacy, serde_json::to_vec(&events[..3]).unwrap()).unwrap();
+        assert_eq!(load(dir.path(), mac), events[..3]);
+        assert_eq!(load_all(dir.path()).get(&mac).map(Vec::len), Some(3));
+        let t = EventTrail::open(dir.path(), [mac]);
+        t.record(mac, TrailKind::Http, "GET /ipxe", Some(200), t0);
+        t.flush();
+        assert!(!legacy.exists());
+        assert_eq!(load(dir.path(), mac).len(), 1);
     }
 
     #[test]

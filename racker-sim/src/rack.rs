@@ -93,6 +93,9 @@ pub struct NodeSnapshot {
     pub identify: bool,
 }
 
+/// Events a node's own channel holds for a slow receiver.
+const OWN_EVENTS: usize = 256;
+
 struct Shared {
     bmc_mac: [u8; 6],
     primary_mac: Option<[u8; 6]>,
@@ -101,7 +104,12 @@ struct Shared {
     faults: Mutex<Faults>,
     socket: UdpSocket,
     wake: Notify,
+    /// Every node's events (the rack's channel).
     events: broadcast::Sender<NodeEvent>,
+    /// This node's events only: a node's firmware waits on these, and a
+    /// rack-wide channel would wake all of a large rack's firmwares for
+    /// every event.
+    own: broadcast::Sender<Event>,
     rng: Mutex<StdRng>,
 }
 
@@ -114,6 +122,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     fn publish(&self, bmc: &mut Bmc) {
         for event in bmc.drain_events() {
+            let _ = self.own.send(event.clone());
             let _ = self.events.send(NodeEvent {
                 bmc_mac: self.bmc_mac,
                 event,
@@ -279,8 +288,7 @@ impl SimNode {
     /// Events of this node only.
     pub fn subscribe(&self) -> NodeEvents {
         NodeEvents {
-            mac: self.shared.bmc_mac,
-            rx: self.shared.events.subscribe(),
+            rx: self.shared.own.subscribe(),
         }
     }
 }
@@ -288,8 +296,7 @@ impl SimNode {
 /// Receiver of one node's events.
 #[derive(Debug)]
 pub struct NodeEvents {
-    mac: [u8; 6],
-    rx: broadcast::Receiver<NodeEvent>,
+    rx: broadcast::Receiver<Event>,
 }
 
 impl NodeEvents {
@@ -298,8 +305,8 @@ impl NodeEvents {
     pub async fn recv(&mut self) -> Option<Event> {
         loop {
             match self.rx.recv().await {
-                Ok(e) if e.bmc_mac == self.mac => return Some(e.event),
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(e) => return Some(e),
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
@@ -385,6 +392,7 @@ impl SimRack {
                 socket,
                 wake: Notify::new(),
                 events: events.clone(),
+                own: broadcast::channel(OWN_EVENTS).0,
                 rng: Mutex::new(StdRng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15)),
             });
             tasks.push(tokio::spawn(serve(Arc::clone(&shared))));

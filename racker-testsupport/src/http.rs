@@ -26,14 +26,28 @@ struct Served {
 
 async fn serve_file(State(served): State<Served>, uri: Uri) -> (StatusCode, Vec<u8>) {
     served.hits.fetch_add(1, Ordering::SeqCst);
-    let rel = Path::new(uri.path().trim_start_matches('/'));
-    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+    let Some(rel) = relative_path(uri.path()) else {
         return (StatusCode::BAD_REQUEST, Vec::new());
-    }
+    };
     match std::fs::read(served.root.join(rel)) {
         Ok(bytes) => (StatusCode::OK, bytes),
         Err(_) => (StatusCode::NOT_FOUND, Vec::new()),
     }
+}
+
+/// The file a request path names below the served folder: `None` for a
+/// path that is empty or leaves the folder (`..`, or anything but plain
+/// names), so a test server never serves what is outside its root.
+pub fn relative_path(uri_path: &str) -> Option<&Path> {
+    let rel = Path::new(uri_path.trim_start_matches('/'));
+    let mut names = 0;
+    for c in rel.components() {
+        if !matches!(c, Component::Normal(_)) {
+            return None;
+        }
+        names += 1;
+    }
+    (names > 0).then_some(rel)
 }
 
 impl FileServer {

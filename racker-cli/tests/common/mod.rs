@@ -42,6 +42,12 @@ impl SimRack {
     /// `racker sim up --count COUNT` (the management node and COUNT-1
     /// nodes: primary MACs 02:52:4b:00:00:01.., BMC MACs 02:52:4b:01:00:01..).
     pub(crate) fn start(count: usize) -> Self {
+        Self::start_on(count, None)
+    }
+
+    /// [`SimRack::start`] with the BMCs on `bind` (`sim up --bind`, e.g.
+    /// `127.97.0`: one loopback address per BMC) instead of 127.0.0.1.
+    pub(crate) fn start_on(count: usize, bind: Option<&str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let dhcp = std::net::UdpSocket::bind("127.0.0.1:0")
             .unwrap()
@@ -54,6 +60,7 @@ impl SimRack {
         let (sim, _) = racker_testsupport::spawn_until_line(
             racker_in(dir.path())
                 .args(["sim", "up", "--count", &count.to_string()])
+                .args(bind.map(|b| ["--bind", b]).into_iter().flatten())
                 .args(["--ipmi-port", "0", "--install-delay-ms", "0"])
                 .args(["--pxe-dhcp", &dhcp.to_string()]),
             "press Ctrl-C",
@@ -84,6 +91,11 @@ impl SimRack {
     pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
+
+    /// `racker` against this rack's folders.
+    pub(crate) fn racker(&self) -> Command {
+        racker_in(self.dir.path())
+    }
 }
 
 /// Ctrl-C, then SIGKILL after 20 s (a loaded machine stops slowly); never
@@ -101,6 +113,57 @@ pub(crate) fn stop(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// `netboot serve --no-dhcp` with HTTP and TFTP on ephemeral loopback
+/// ports and the iPXE boot files from `boot`, added to `cmd`.
+pub(crate) fn serve_args<'c>(cmd: &'c mut Command, boot: &Path) -> &'c mut Command {
+    cmd.args(["netboot", "serve", "--no-dhcp"])
+        .args(["--http-listen", "127.0.0.1:0"])
+        .args(["--tftp-listen", "127.0.0.1:0"])
+        .arg("--boot-files")
+        .arg(boot)
+}
+
+/// A child process killed (and reaped) when the test ends, whatever
+/// happens.
+pub(crate) struct Killed(pub(crate) Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `cmd` (a `racker` with its environment) running [`serve_args`]; its
+/// stderr is read up to the first line that
+/// contains `until` (then drained in a thread, so the server never blocks
+/// on a full pipe). The server and the lines read, that one last. Panics
+/// when the server exits first.
+pub(crate) fn netboot_serve(mut cmd: Command, boot: &Path, until: &str) -> (Killed, Vec<String>) {
+    use std::io::{BufRead as _, BufReader};
+    serve_args(&mut cmd, boot)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let server = Killed(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    loop {
+        let Some(Ok(line)) = lines.next() else {
+            panic!("racker netboot serve exited before {until:?}: {seen:?}");
+        };
+        let done = line.contains(until);
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (server, seen)
 }
 
 /// curl's arguments for one matchbox gRPC `ProfileList` call with the

@@ -10,6 +10,7 @@ async fn node_side_actions_emit_events_tagged_with_the_node() {
     let node = &rack.nodes()[1];
     let mut all = rack.subscribe();
     let mut mine = node.subscribe();
+    let mut other = rack.nodes()[0].subscribe();
     node.set_boot_flags(BootFlags::new(BootDevice::Pxe, false, true));
     assert_eq!(
         mine.recv().await,
@@ -40,6 +41,10 @@ async fn node_side_actions_emit_events_tagged_with_the_node() {
     assert_eq!(node.console_log(), b"hello\r\n");
     node.reboot_bmc();
     assert_eq!(mine.recv().await, Some(Event::BmcReboot));
+    // Another node's receiver saw none of that: its first event is its own.
+    rack.nodes()[0].set_power(true);
+    assert_eq!(other.recv().await, Some(Event::Power { on: true }));
+    assert!(matches!(other.recv().await, Some(Event::Boot(_))));
     assert!(
         node.snapshot().power_on,
         "a BMC reboot keeps the chassis powered"
