@@ -169,6 +169,9 @@ pub enum Error {
     /// The configuration is inconsistent.
     #[error("{0}")]
     Config(String),
+    /// A configuration value is out of range or incomplete.
+    #[error(transparent)]
+    Invalid(#[from] crate::config::ConfigError),
     /// The simulated rack of the demo failed.
     #[cfg(feature = "demo")]
     #[error(transparent)]

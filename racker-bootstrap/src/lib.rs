@@ -87,8 +87,12 @@
 //!   cluster directory over an earlier one (`racker render`);
 //! - [`netboot_setup`]: the DHCP configuration, served Ignition, preflight
 //!   and matchbox layout of `racker netboot serve` / `render`;
+//! - [`serve`]: the service builder, notices and handover of `racker
+//!   netboot serve` and `racker bootstrap`;
 //! - [`handover`]: the rack network handed to `racker-netboot.service`
 //!   after a bootstrap;
+//! - [`RenderChoices`], [`RenderSummary`]: the rendering choices of
+//!   `racker render` and `racker bootstrap`, and what a render wrote;
 //! - [`management_node`]: the management node's own install;
 //! - [`ssh`]: the management SSH key pair and public key files;
 //! - [`factory`]: `racker factory check` and `reset --inventory`;
@@ -101,6 +105,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod bmc;
+mod choices;
 mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
@@ -124,6 +129,7 @@ pub mod render_dir;
 pub mod rendered;
 mod reprovision_nodes;
 mod run;
+pub mod serve;
 pub mod service;
 pub mod ssh;
 mod state;
@@ -134,7 +140,13 @@ mod summary;
 mod summary_view;
 
 pub use bmc::{BmcResolver, BmcSource, BmcTarget, ResolvedBmc, TargetQuery, select_targets};
-pub use config::{Config, NetbootMode, Rack};
+pub use choices::{
+    DEFAULT_BACKUP_NAME, DEFAULT_BACKUP_REGION, RenderChoices, RenderSummary, RenderedFile,
+};
+pub use config::{
+    Config, ConfigError, DEFAULT_CONCURRENCY, DEFAULT_RETRIES, MAX_IPMI_TIMEOUT, MAX_RETRIES,
+    NetbootMode, Rack,
+};
 pub use error::{Error, Result};
 pub use events::{
     CollectEvents, Decision, Event, EventSink, FailedNodes, FailurePolicy, Phase, StepResult,

@@ -82,21 +82,33 @@ pub(crate) enum StorageArg {
     Openebs,
 }
 
+impl From<ProvisionArg> for Provision {
+    fn from(p: ProvisionArg) -> Self {
+        match p {
+            ProvisionArg::Flatcar => Self::Flatcar,
+            ProvisionArg::Lokomotive => Self::Lokomotive,
+        }
+    }
+}
+
+impl From<StorageArg> for StorageProvider {
+    fn from(s: StorageArg) -> Self {
+        match s {
+            StorageArg::None => Self::None,
+            StorageArg::Rook => Self::Rook,
+            StorageArg::Openebs => Self::Openebs,
+        }
+    }
+}
+
 impl SelectionArgs {
     pub(crate) fn selection_options(&self, plan: &PlanArgs) -> anyhow::Result<SelectionOptions> {
         Ok(SelectionOptions {
-            provision: match self.provision {
-                ProvisionArg::Flatcar => Provision::Flatcar,
-                ProvisionArg::Lokomotive => Provision::Lokomotive,
-            },
+            provision: self.provision.into(),
             exclude: parse_mac_list(&plan.exclude)?,
             num_controllers: self.num_controllers,
             controller_type: self.controller_type.clone(),
-            storage_provider: match self.storage_provider {
-                StorageArg::None => StorageProvider::None,
-                StorageArg::Rook => StorageProvider::Rook,
-                StorageArg::Openebs => StorageProvider::Openebs,
-            },
+            storage_provider: self.storage_provider.into(),
             storage_node_type: self.storage_node_type.clone(),
             storage_count: self.number_of_storage_nodes.parse::<StorageCount>()?,
             cluster_name: self.cluster_name.clone(),

@@ -7,7 +7,6 @@ mod context;
 mod demo;
 mod factory;
 mod flags;
-mod fsutil;
 mod globals;
 mod ipmi;
 mod logging;

@@ -8,17 +8,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use racker_inventory::AddressPlan;
-use racker_netboot::dnsmasq::{self, DnsmasqOptions};
-use racker_netboot::iface::RouteSource;
-use racker_netboot::service::{DhcpListen, NetbootService, ServiceError};
-use racker_netboot::{DhcpConfig, LeaseTable};
+use racker_netboot::LeaseTable;
+use racker_netboot::service::ServiceError;
 
 use crate::context::{PlanArgs, SelectionArgs, load_rack};
 use crate::globals::Globals;
 use crate::netboot_content::{self, ContentArgs, FetchAssetsArgs, RenderMatchboxArgs};
 use crate::output;
-use racker_bootstrap::netboot_setup::{self, DhcpSettings};
+use racker_bootstrap::netboot_setup::DhcpSettings;
+use racker_bootstrap::serve::{self, Notice, ServeError, ServeSettings};
 
 const NETBOOT_EXAMPLES: &str = "\
 Examples:
@@ -167,141 +165,65 @@ pub(crate) fn run(globals: &Globals, cmd: NetbootCmd) -> anyhow::Result<ExitCode
     }
 }
 
-use racker_bootstrap::network::reservations;
-
-fn dhcp_config(plan: &AddressPlan, args: &DhcpArgs) -> anyhow::Result<DhcpConfig> {
-    let mut settings = DhcpSettings::default();
-    settings.proxy = args.proxy;
-    settings.dynamic_range = args.dynamic_range;
-    settings.lease_time = args.lease_time;
-    settings.router = args.router;
-    settings.dns.clone_from(&args.dns);
-    settings.http_base_url.clone_from(&args.http_base_url);
-    settings.arm64_boot_file.clone_from(&args.arm64_boot_file);
-    Ok(netboot_setup::dhcp_config(plan, &settings)?)
+impl DhcpArgs {
+    fn settings(&self) -> DhcpSettings {
+        let mut settings = DhcpSettings::default();
+        settings.proxy = self.proxy;
+        settings.dynamic_range = self.dynamic_range;
+        settings.lease_time = self.lease_time;
+        settings.router = self.router;
+        settings.dns.clone_from(&self.dns);
+        settings.http_base_url.clone_from(&self.http_base_url);
+        settings.arm64_boot_file.clone_from(&self.arm64_boot_file);
+        settings
+    }
 }
 
 fn serve(globals: &Globals, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let rack = load_rack(globals, &args.dhcp.plan)?;
-    let config = dhcp_config(&rack.plan, &args.dhcp)?;
-    let dhcp = match (args.content.no_dhcp, &args.listen, &args.interface) {
-        (true, _, _) => DhcpListen::Off,
-        (false, Some(addr), _) => DhcpListen::Socket(*addr),
-        (false, None, Some(iface)) => DhcpListen::Interface(iface.clone()),
-        (false, None, None) => DhcpListen::Interface(rack.management.pxe_interface.clone()),
-    };
-    let content = &args.content;
-    // Ignition from the cluster directory of the recorded bootstrap (so the
-    // service keeps serving what `racker bootstrap` rendered), else
-    // <state-dir>/ignition.
-    let ignition = netboot_setup::served_ignition(&globals.state_dir);
-    let preflight_ignition = ignition.clone();
-    let mut builder = NetbootService::builder(&globals.state_dir, config)
-        .ignition(ignition)
-        .dhcp(dhcp)
-        .reservations(reservations(&rack.plan, None))
-        .sys_class_net(&globals.sys_class_net)
-        .expected_mac(rack.management.secondary_mac)
-        .force(args.force)
-        .route_source(match &args.proc_net_route {
-            Some(file) => RouteSource::ProcNetRoute(file.clone()),
-            None => RouteSource::Kernel,
-        })
-        .base_url(args.dhcp.http_base_url.clone())
-        .tftp(!content.without_tftp)
-        .boot_files(content.boot_files.clone())
-        .kernel_console(racker_bootstrap::network::installer_console(
-            &content.kernel_console,
-        ))
-        .nodes(racker_bootstrap::network::node_entries(&rack.plan, None));
-    if let Some(addr) = content.http_listen {
-        // A rack on loopback only (the simulator): every node reports from
-        // 127.0.0.1 (docs/netboot.md, "Install reports").
-        builder = builder
-            .http_listen(addr)
-            .loopback_reports(addr.ip().is_loopback());
-    }
-    if let Some(addr) = content.tftp_listen {
-        builder = builder.tftp_listen(addr);
-    }
-    if let Some(dir) = &content.matchbox_data {
-        builder = builder.matchbox_data(dir);
-    }
-    // The matchbox gRPC API's store answers the HTTP boot endpoints before
-    // racker's own profiles (docs/lokomotive.md).
-    builder = builder.matchbox_grpc(args.matchbox_grpc);
+    let mut settings = ServeSettings::new();
+    settings.dhcp = args.dhcp.settings();
+    settings.no_dhcp = args.content.no_dhcp;
+    settings.listen = args.listen;
+    settings.interface = args.interface;
+    settings.force = args.force;
+    settings.proc_net_route = args.proc_net_route;
+    settings.content = args.content.options();
+    settings.content.matchbox_grpc = args.matchbox_grpc;
+    let state_dir = &globals.state_dir;
+    let (builder, preflight) =
+        serve::serve_builder(state_dir, &globals.sys_class_net, &rack, &settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let service = builder.start().await.map_err(|e| match e {
-            ServiceError::Tftp { hint, .. } if !hint.is_empty() => anyhow::Error::new(e).context(
+    let serving = serve::run(
+        builder,
+        state_dir,
+        &preflight,
+        shutdown_signal(),
+        print_notice,
+    );
+    runtime.block_on(serving).map_err(|e| match e {
+        ServeError::Start(ServiceError::Tftp { hint, .. }) if !hint.is_empty() => {
+            anyhow::Error::new(e).context(
                 "TFTP port below 1024 needs root (or use --tftp-listen ADDR:PORT with a high port)",
-            ),
-            e => anyhow::Error::new(e),
-        })?;
-        if let Some(refusal) = service.forced_past() {
-            output::warn(format_args!("{refusal}; serving anyway (--force)"));
+            )
         }
-        if let Some(address) = service.interface_address() {
-            output::progress(format_args!("racker netboot: {address}"));
-        }
-        // Preflight: say what nodes would miss (their /ipxe is refused
-        // until it is there).
-        let preflight =
-            netboot_setup::serve_preflight(&globals.state_dir, &*preflight_ignition, &rack.plan);
-        for m in &preflight.files {
-            output::warn(m);
-        }
-        if !preflight.files.is_empty() {
-            output::warn(
-                "nodes cannot PXE-install until then (their iPXE script is refused): racker netboot fetch-assets",
-            );
-        }
-        if preflight.without_ignition > 0 {
-            output::warn(format_args!(
-                "{} of {} node(s) have no install Ignition yet (racker bootstrap or racker render writes it)",
-                preflight.without_ignition, preflight.nodes
-            ));
-        }
-        racker_netboot::service::ServiceMarker::of(&service)
-            .write(&globals.state_dir)
-            .context("writing the service marker")?;
-        output::progress(format_args!(
-            "racker netboot: HTTP listening on {} (nodes use {}), TFTP on {}",
-            service.http_addr(),
-            service.base_url(),
-            service
-                .tftp_addr()
-                .map_or_else(|| "-".to_owned(), |a| a.to_string())
-        ));
-        match service.dhcp_addr() {
-            // Tests and scripts learn the bound port from this line.
-            Some(addr) => output::progress(format_args!("racker netboot: DHCP listening on {addr}")),
-            None => output::progress("racker netboot: DHCP disabled (--no-dhcp)"),
-        }
-        if let Some(api) = service.matchbox_api() {
-            if api.certs_made {
-                output::progress(format_args!(
-                    "racker netboot: made the matchbox API certificates in {} and {}",
-                    api.certs.server_dir.display(),
-                    api.certs.client_dir.display()
-                ));
-            }
-            // Tests and scripts learn the bound port from this line.
-            output::progress(format_args!(
-                "racker netboot: matchbox gRPC API (mutual TLS) listening on {}",
-                api.addr
-            ));
-        }
-        let served = service.run_until(shutdown_signal()).await;
-        racker_netboot::service::ServiceMarker::remove_own(&globals.state_dir);
-        served?;
-        anyhow::Ok(())
+        e => anyhow::Error::new(e),
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Print a library notice: done on stdout with a check mark, notes and
+/// warnings on stderr.
+pub(crate) fn print_notice(notice: Notice) {
+    match notice {
+        Notice::Done(text) => output::line(output::ok_mark(&text)),
+        Notice::Note(text) => output::progress(text),
+        Notice::Warning(text) => output::warn(text),
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -334,65 +256,24 @@ fn render(globals: &Globals, args: RenderArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let rack = load_rack(globals, &args.dhcp.plan)?;
-    let config = dhcp_config(&rack.plan, &args.dhcp)?;
-    let mut options = DnsmasqOptions::new();
-    options.interface = Some(
-        args.interface
-            .unwrap_or_else(|| rack.management.pxe_interface.clone()),
-    );
-    options.tftp_root = args.tftp_root;
-    options.lease_file = Some(globals.state_dir.join("dnsmasq.leases"));
-    options.installed = netboot_setup::installed_macs(&globals.state_dir);
-    let path = dnsmasq::write(
+    let (settings, state_dir) = (args.dhcp.settings(), &globals.state_dir);
+    let (interface, tftp_root) = (args.interface, args.tftp_root);
+    let path = serve::write_dnsmasq(
         dnsmasq_dir,
-        &config,
-        &reservations(&rack.plan, None),
-        &options,
+        state_dir,
+        &rack,
+        &settings,
+        interface,
+        tftp_root,
     )?;
     output::line(output::ok_mark(&format!("wrote {}", path.display())));
     Ok(ExitCode::SUCCESS)
 }
 
-/// `racker netboot leases -o json` (kind `leases`, docs/output.md).
-#[derive(serde::Serialize)]
-struct LeasesJson {
-    leases: Vec<LeaseJson>,
-}
-
-#[derive(serde::Serialize)]
-struct LeaseJson {
-    mac: racker_inventory::MacAddr,
-    ip: std::net::Ipv4Addr,
-    kind: &'static str,
-    state: &'static str,
-    expires_at: String,
-}
-
 fn leases(globals: &Globals, args: &LeasesArgs) -> anyhow::Result<ExitCode> {
     use crate::output::{Format, Tone, paint};
 
-    let table = LeaseTable::load(&globals.state_dir)?;
-    let now = std::time::SystemTime::now();
-    let doc = LeasesJson {
-        leases: table
-            .iter()
-            .map(|lease| LeaseJson {
-                mac: lease.mac,
-                ip: lease.ip,
-                kind: if lease.reserved {
-                    "reserved"
-                } else {
-                    "dynamic"
-                },
-                state: if lease.is_active(now) {
-                    "active"
-                } else {
-                    "expired"
-                },
-                expires_at: humantime::format_rfc3339_seconds(lease.expires_at()).to_string(),
-            })
-            .collect(),
-    };
+    let doc = LeaseTable::load(&globals.state_dir)?.view(std::time::SystemTime::now());
     let format = if args.json && !globals.output.is_json() {
         Format::Json
     } else {

@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use racker_netboot::assets::{
-    FLATCAR_KEY_FINGERPRINT, FetchEvent, FetchOptions, FetchOutcome, SIGNING_KEY_FILE,
-    fetch_flatcar,
+    FetchEvent, FetchOptions, SIGNING_KEY_FILE, fetch_flatcar, read_signing_key,
 };
+
+use racker_bootstrap::network::ContentOptions;
 
 use crate::context::{PlanArgs, SelectionArgs, load_selection};
 use crate::globals::Globals;
@@ -34,10 +34,6 @@ pub(crate) struct ContentArgs {
     /// already have a DHCP server pointing at us.
     #[arg(long)]
     pub(crate) no_dhcp: bool,
-    /// Skip TFTP (set by callers whose nodes boot iPXE from elsewhere, e.g.
-    /// the simulated rack); not a command-line option.
-    #[arg(skip)]
-    pub(crate) without_tftp: bool,
     /// Use the profiles and groups of this matchbox data directory instead
     /// of the generated Flatcar installer profile.
     #[arg(long, value_name = "DIR")]
@@ -47,6 +43,19 @@ pub(crate) struct ContentArgs {
     /// [default: console=ttyS1,57600n8 earlyprintk=serial,ttyS1,57600n8].
     #[arg(long, value_name = "ARG")]
     pub(crate) kernel_console: Vec<String>,
+}
+
+impl ContentArgs {
+    /// The library's content options.
+    pub(crate) fn options(&self) -> ContentOptions {
+        let mut options = ContentOptions::new();
+        options.http_listen = self.http_listen;
+        options.tftp_listen = self.tftp_listen;
+        options.boot_files.clone_from(&self.boot_files);
+        options.matchbox_data.clone_from(&self.matchbox_data);
+        options.kernel_console.clone_from(&self.kernel_console);
+        options
+    }
 }
 
 const CONTENT_EXAMPLES: &str = "\
@@ -83,19 +92,9 @@ pub(crate) fn run_fetch_assets(
     globals: &Globals,
     args: &FetchAssetsArgs,
 ) -> anyhow::Result<ExitCode> {
-    let key_path = args
-        .signing_key
-        .clone()
+    let key_path = (args.signing_key.clone())
         .unwrap_or_else(|| globals.state_dir.join("keys").join(SIGNING_KEY_FILE));
-    let key = std::fs::read_to_string(&key_path).with_context(|| {
-        format!(
-            "reading the signing key {}: download Flatcar's image-signing key \
-             (primary fingerprint {FLATCAR_KEY_FINGERPRINT}) from \
-             https://www.flatcar.org/security/image-signing-key/ and pass --signing-key FILE \
-             or put it there",
-            key_path.display()
-        )
-    })?;
+    let key = read_signing_key(&key_path)?;
     let mut options = FetchOptions::default();
     options.channel = args.channel.clone();
     options.version = args.version.clone();
@@ -105,43 +104,15 @@ pub(crate) fn run_fetch_assets(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let outcome = runtime.block_on(fetch_flatcar(&assets, &options, print_event))?;
-    let done = match outcome {
-        FetchOutcome::AlreadyCurrent { version } => {
-            format!("Flatcar {version} is already installed and current")
+    let outcome = runtime.block_on(fetch_flatcar(&assets, &options, |event| {
+        let line = event.to_string();
+        match event {
+            FetchEvent::Verified(_) => output::progress(output::ok_mark(&line)),
+            _ => output::progress(line),
         }
-        FetchOutcome::Installed { version, dir } => {
-            format!("Flatcar {version} installed in {}", dir.display())
-        }
-    };
-    output::line(output::ok_mark(&done));
+    }))?;
+    output::line(output::ok_mark(&outcome.to_string()));
     Ok(ExitCode::SUCCESS)
-}
-
-fn print_event(e: FetchEvent) {
-    let line = match e {
-        FetchEvent::Resolved(v) => format!("current release: {v}"),
-        FetchEvent::Start {
-            file,
-            resumed_from,
-            total,
-        } => {
-            let size = total
-                .map(|t| format!(" ({} MiB)", t >> 20))
-                .unwrap_or_default();
-            if resumed_from > 0 {
-                format!("downloading {file}{size}, resuming at {resumed_from} bytes")
-            } else {
-                format!("downloading {file}{size}")
-            }
-        }
-        FetchEvent::Progress { file, done, total } => match total {
-            Some(t) if t > 0 => format!("  {file}: {}% ({} MiB)", done * 100 / t, done >> 20),
-            _ => format!("  {file}: {} MiB", done >> 20),
-        },
-        FetchEvent::Verified(file) => output::ok_mark(&format!("signature of {file} verified")),
-    };
-    output::progress(line);
 }
 
 /// `racker netboot render --matchbox DIR`.

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use racker_installer::{
-    Fetcher, IndexChoice, InstallReport, Installer, Layout, Selector, ServiceManager, Sha256Digest,
-    Systemctl, Url, Version, choose_from_index, fetch_and_install, published_checksum, url_or_path,
+    BuildInfo, Fetcher, Installation, Layout, Selector, Sha256Digest, Version, VersionReport,
+    url_or_path,
 };
 
 use crate::globals::Globals;
@@ -104,118 +104,67 @@ pub(crate) struct GetArgs {
 }
 
 pub(crate) fn run(globals: &Globals, command: ReleaseCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        ReleaseCommand::Version(layout) => version(globals, &layout),
-        ReleaseCommand::Install(args) => install(args),
+    let (verb, report, layout) = match command {
+        ReleaseCommand::Version(layout) => return version(globals, &layout),
+        ReleaseCommand::Install(args) => {
+            let url = url_or_path(&args.archive)?;
+            let mut target = args.layout.installation();
+            let report = runtime()?.block_on(target.install_url(
+                &Fetcher::new(),
+                &url,
+                args.sha256,
+                None,
+            ))?;
+            ("installed", report, args.layout)
+        }
         ReleaseCommand::Update(args) => {
-            if layout(&args.layout).factory_reset_pending() {
-                // After `racker factory reset --racker-version` the first
-                // update behaves like `upgrade` (docs/installer.md).
-                println!(
-                    "installed version forgotten by a factory reset: installing the newest release"
-                );
-                return from_index(&args, Selector::Newest);
+            let (selector, note) = args.layout.installation().update_selector()?;
+            if let Some(note) = note {
+                println!("{note}");
             }
-            let installed = installed_version(&args.layout)?;
-            from_index(&args, Selector::Compatible(installed))
+            return from_index(args, selector);
         }
-        ReleaseCommand::Upgrade(args) => from_index(&args, Selector::Newest),
-        ReleaseCommand::Get(args) => from_index(&args.index, Selector::Exact(args.version)),
+        ReleaseCommand::Upgrade(args) => return from_index(args, Selector::Newest),
+        ReleaseCommand::Get(args) => return from_index(args.index, Selector::Exact(args.version)),
         ReleaseCommand::Rollback(layout) => {
-            let mut systemctl = service_manager(&layout);
-            let report =
-                Installer::new(self::layout(&layout), as_manager(&mut systemctl)).rollback()?;
-            print_report("rolled back to", &report, &layout);
-            Ok(ExitCode::SUCCESS)
+            ("rolled back to", layout.installation().rollback()?, layout)
         }
+    };
+    print_lines(report.lines(verb, &layout.systemd_dir));
+    Ok(ExitCode::SUCCESS)
+}
+
+impl LayoutArgs {
+    fn layout(&self) -> Layout {
+        Layout::new(&self.prefix, &self.bin_dir, &self.systemd_dir)
+    }
+
+    /// `--systemctl auto`: systemctl when systemd is running (`/run/systemd/system`).
+    fn installation(&self) -> Installation {
+        Installation::new(self.layout(), &self.systemctl, Path::new("/run"))
     }
 }
 
-fn layout(args: &LayoutArgs) -> Layout {
-    Layout::new(&args.prefix, &args.bin_dir, &args.systemd_dir)
-}
-
-/// `racker version -o json` (kind `version`, docs/output.md).
-#[derive(Debug, serde::Serialize)]
-struct VersionJson {
-    version: &'static str,
-    commit: &'static str,
-    build_date: &'static str,
-    target: &'static str,
-    installed: Option<ReleaseJson>,
-    previous: Option<ReleaseJson>,
-    factory_reset_pending: bool,
-    installed_error: Option<String>,
-}
-
-#[derive(Debug, serde::Serialize)]
-struct ReleaseJson {
-    version: String,
-    dir: PathBuf,
+fn print_lines(lines: Vec<String>) {
+    for line in lines {
+        println!("{line}");
+    }
 }
 
 fn version(globals: &Globals, args: &LayoutArgs) -> anyhow::Result<ExitCode> {
-    let mut doc = VersionJson {
+    let build = BuildInfo {
         version: env!("CARGO_PKG_VERSION"),
         commit: env!("RACKER_BUILD_COMMIT"),
         build_date: env!("RACKER_BUILD_DATE"),
         target: env!("RACKER_BUILD_TARGET"),
-        installed: None,
-        previous: None,
-        factory_reset_pending: layout(args).factory_reset_pending(),
-        installed_error: None,
     };
-    match layout(args).state() {
-        Ok(state) => {
-            let release = |r: racker_installer::Installed| ReleaseJson {
-                version: r.version.to_string(),
-                dir: r.dir,
-            };
-            doc.installed = state.current.map(release);
-            doc.previous = state.previous.map(release);
-        }
-        Err(err) => doc.installed_error = Some(err.to_string()),
-    }
+    let doc = VersionReport::new(build, &args.layout());
     crate::output::emit(globals.output, "version", &doc, |_wide| {
         println!("racker {}", crate::LONG_VERSION);
-        if let Some(err) = &doc.installed_error {
-            println!("installed release unknown: {err}");
-            return Ok(());
-        }
-        if let Some(current) = &doc.installed {
-            println!("installed {} ({})", current.version, current.dir.display());
-        }
-        if doc.factory_reset_pending {
-            println!("factory reset: the next `racker update` installs the newest release");
-        }
-        if let Some(previous) = &doc.previous {
-            println!("previous {} (racker rollback)", previous.version);
-        }
+        print_lines(doc.lines());
         Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn installed_version(args: &LayoutArgs) -> anyhow::Result<Version> {
-    layout(args)
-        .state()?
-        .current
-        .map(|c| c.version)
-        .ok_or_else(|| {
-            racker_installer::Error::NotInstalled {
-                prefix: args.prefix.clone(),
-            }
-            .into()
-        })
-}
-
-/// `auto`: systemctl when systemd is running (`/run/systemd/system`).
-fn service_manager(args: &LayoutArgs) -> Option<Systemctl> {
-    Systemctl::from_setting(&args.systemctl, Path::new("/run"))
-}
-
-fn as_manager(systemctl: &mut Option<Systemctl>) -> Option<&mut dyn ServiceManager> {
-    systemctl.as_mut().map(|s| s as &mut dyn ServiceManager)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -224,113 +173,18 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
-    let url = url_or_path(&args.archive)?;
-    let rt = runtime()?;
-    let fetcher = Fetcher::new();
-    let expected = match args.sha256 {
-        Some(d) => d,
-        None => rt.block_on(published_checksum(&fetcher, &url))?,
-    };
-    let report = install_from(&rt, &fetcher, &url, expected, None, &args.layout)?;
-    print_report("installed", &report, &args.layout);
-    Ok(ExitCode::SUCCESS)
-}
-
-fn from_index(args: &IndexArgs, selector: Selector) -> anyhow::Result<ExitCode> {
+fn from_index(args: IndexArgs, selector: Selector) -> anyhow::Result<ExitCode> {
     let index_url = url_or_path(&args.release_index)?;
-    let rt = runtime()?;
-    let fetcher = Fetcher::new();
-    let layout = layout(&args.layout);
-    let choice = rt.block_on(choose_from_index(
-        &fetcher, &index_url, &selector, &args.arch, &layout,
+    let mut target = args.layout.installation();
+    let installed = runtime()?.block_on(target.install_from_index(
+        &Fetcher::new(),
+        &index_url,
+        &selector,
+        &args.arch,
+        |note| println!("{note}"),
     ))?;
-    let (entry, archive_url) = match choice {
-        IndexChoice::Install {
-            entry,
-            archive,
-            incompatible,
-        } => {
-            if let Some((installed, min)) = incompatible {
-                println!(
-                    "note: {} is not compatible with {installed} (needs at least {min}); upgrading anyway",
-                    entry.version
-                );
-            }
-            (entry, archive)
-        }
-        IndexChoice::UpToDate { installed, newest } => {
-            println!("racker {installed} is up to date (newest in index: {newest})");
-            return Ok(ExitCode::SUCCESS);
-        }
-        IndexChoice::NoneCompatible { installed } => {
-            println!(
-                "no compatible release in {index_url}; racker {} stays installed",
-                installed.map(|v| v.to_string()).unwrap_or_default()
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
-        other => anyhow::bail!("unexpected release index choice {other:?}"),
-    };
-    let report = install_from(
-        &rt,
-        &fetcher,
-        &archive_url,
-        entry.sha256,
-        Some(&entry.version),
-        &args.layout,
-    )?;
-    print_report("installed", &report, &args.layout);
+    if let Some(report) = installed {
+        print_lines(report.lines("installed", &args.layout.systemd_dir));
+    }
     Ok(ExitCode::SUCCESS)
-}
-
-fn install_from(
-    rt: &tokio::runtime::Runtime,
-    fetcher: &Fetcher,
-    url: &Url,
-    expected: Sha256Digest,
-    expected_version: Option<&Version>,
-    args: &LayoutArgs,
-) -> anyhow::Result<InstallReport> {
-    let mut systemctl = service_manager(args);
-    Ok(rt.block_on(fetch_and_install(
-        fetcher,
-        url,
-        expected,
-        expected_version,
-        layout(args),
-        as_manager(&mut systemctl),
-    ))?)
-}
-
-fn print_report(verb: &str, report: &InstallReport, args: &LayoutArgs) {
-    if report.already_current {
-        println!(
-            "racker {} is already installed ({})",
-            report.version,
-            report.dir.display()
-        );
-    } else {
-        println!(
-            "{verb} racker {} ({})",
-            report.version,
-            report.dir.display()
-        );
-    }
-    if let Some(previous) = &report.previous {
-        println!("previous {previous} kept for `racker rollback`");
-    }
-    for link in &report.linked {
-        println!("linked {}", link.display());
-    }
-    for unit in &report.units_written {
-        println!("unit {}", args.systemd_dir.join(unit).display());
-    }
-    if report.systemd_used {
-        for unit in &report.units_restarted {
-            println!("restarted {unit}");
-        }
-    } else if !report.units_written.is_empty() {
-        println!("systemd is not running here: unit files written, no service restarted");
-    }
 }

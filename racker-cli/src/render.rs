@@ -6,16 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use racker_bootstrap::render_dir::{
-    core_ssh_keys, is_empty_dir, load_public_ips, rendered_nodes, write_render,
-};
-use racker_inventory::{MacAddr, PublicIps};
-use racker_lokomotive::{
-    Backup, BackupCredentials, HOSTS_FILE, RenderOptions, Secret, Storage, exclude_in_dir,
-    render_cluster,
-};
+use racker_bootstrap::RenderSummary;
+use racker_bootstrap::lokoenv::update_hosts_file;
+use racker_bootstrap::render_dir::{is_empty_dir, write_render};
+use racker_inventory::{MacAddr, Provision, PublicIps, StorageProvider};
+use racker_lokomotive::{HOSTS_FILE, RenderOptions, Secret, exclude_in_dir, render_cluster};
 
-use crate::context::{PlanArgs, SelectionArgs, StorageArg, load_selection};
+use crate::context::{PlanArgs, SelectionArgs, load_selection};
 use crate::globals::Globals;
 
 /// `racker render` and `racker exclude`.
@@ -82,10 +79,10 @@ pub(crate) struct RenderChoices {
     #[arg(long)]
     pub(crate) backup_bucket: Option<String>,
     /// AWS region of the backup bucket.
-    #[arg(long, default_value = "us-east-1")]
+    #[arg(long, default_value = racker_bootstrap::DEFAULT_BACKUP_REGION)]
     pub(crate) backup_region: String,
     /// Name of the backup storage location.
-    #[arg(long, default_value = "lokomotive")]
+    #[arg(long, default_value = racker_bootstrap::DEFAULT_BACKUP_NAME)]
     pub(crate) backup_name: String,
     /// AWS access key id for the backups (prefer the environment variable).
     #[arg(long, env = "RACKER_BACKUP_ACCESS_KEY_ID", hide_env_values = true)]
@@ -126,59 +123,26 @@ impl RenderChoices {
         selection: &SelectionArgs,
         out: &Path,
     ) -> anyhow::Result<(RenderOptions, PublicIps)> {
-        let public = load_public_ips(self.public_ips.as_deref(), &rack.inventory)?;
-        let mut options =
-            RenderOptions::new(core_ssh_keys(&globals.state_dir, &self.ssh_public_key)?);
-        options.web_ui = self.web_ui;
-        options.storage = match selection.storage_provider {
-            StorageArg::None => Storage::None,
-            StorageArg::Rook => Storage::Rook,
-            StorageArg::Openebs => Storage::Openebs,
-        };
-        if !self.kernel_console.is_empty() {
-            options.kernel_console = self.kernel_console.clone();
-        }
-        options.netboot_port = self.netboot_port;
-        options.old_lokomotive = self.old_lokomotive;
-        options.matchbox_client_dir = globals
-            .state_dir
-            .join("matchbox-client")
-            .display()
-            .to_string();
-        options.asset_dir = self
-            .asset_dir
-            .clone()
-            .unwrap_or_else(|| out.join("lokoctl-assets").display().to_string());
-        if let Some(bucket) = &self.backup_bucket {
-            // The secret only ever comes from the environment or the
-            // wizard, never argv.
-            let secret = match &self.backup_secret {
-                Some(s) => s.clone(),
-                None => std::env::var("RACKER_BACKUP_SECRET_ACCESS_KEY").unwrap_or_default(),
-            };
-            let Some(key_id) = self.backup_access_key_id.clone().filter(|k| !k.is_empty()) else {
-                bail!(
-                    "--backup-bucket needs RACKER_BACKUP_ACCESS_KEY_ID (or --backup-access-key-id)"
-                );
-            };
-            if secret.is_empty() {
-                bail!(
-                    "--backup-bucket needs the RACKER_BACKUP_SECRET_ACCESS_KEY environment variable"
-                );
-            }
-            options.backup = Some((
-                Backup {
-                    name: self.backup_name.clone(),
-                    bucket: bucket.clone(),
-                    region: self.backup_region.clone(),
-                },
-                BackupCredentials {
-                    access_key_id: Secret::new(key_id),
-                    secret_access_key: Secret::new(secret),
-                },
-            ));
-        }
-        Ok((options, public))
+        let mut c = racker_bootstrap::RenderChoices::new();
+        c.public_ips.clone_from(&self.public_ips);
+        c.web_ui = self.web_ui;
+        c.storage = StorageProvider::from(selection.storage_provider).into();
+        c.backup_bucket.clone_from(&self.backup_bucket);
+        c.backup_region.clone_from(&self.backup_region);
+        c.backup_name.clone_from(&self.backup_name);
+        c.backup_access_key_id
+            .clone_from(&self.backup_access_key_id);
+        // The secret only ever comes from the environment or the wizard,
+        // never argv.
+        let secret = (self.backup_secret.clone())
+            .or_else(|| std::env::var("RACKER_BACKUP_SECRET_ACCESS_KEY").ok());
+        c.backup_secret = secret.map(Secret::new);
+        c.ssh_public_keys.clone_from(&self.ssh_public_key);
+        c.kernel_console.clone_from(&self.kernel_console);
+        c.netboot_port = self.netboot_port;
+        c.asset_dir.clone_from(&self.asset_dir);
+        c.old_lokomotive = self.old_lokomotive;
+        Ok(c.resolve(&globals.state_dir, &rack.inventory, out)?)
     }
 }
 
@@ -208,18 +172,25 @@ pub(crate) fn run(globals: &Globals, cmd: RenderCommand) -> anyhow::Result<ExitC
     }
 }
 
-fn update_hosts(file: &Path, block: &str) -> anyhow::Result<()> {
-    racker_bootstrap::lokoenv::update_hosts_file(file, block)?;
-    Ok(())
-}
-
 fn run_render(globals: &Globals, cmd: RenderCmd) -> anyhow::Result<ExitCode> {
+    if !cmd.diff && !cmd.force && !is_empty_dir(&cmd.out)? {
+        bail!(
+            "{} exists and is not empty; choose another --out, remove it, or pass --force to overwrite it",
+            cmd.out.display()
+        );
+    }
+    let (rack, selection) = load_selection(globals, &cmd.plan, &cmd.selection)?;
+    let resolving = || format!("resolving {}", cmd.out.display());
+    let out = if cmd.diff {
+        std::path::absolute(&cmd.out).with_context(resolving)?
+    } else {
+        std::fs::create_dir_all(&cmd.out)
+            .with_context(|| format!("creating {}", cmd.out.display()))?;
+        std::fs::canonicalize(&cmd.out).with_context(resolving)?
+    };
+    let (options, public) = cmd.choices.resolve(globals, &rack, &cmd.selection, &out)?;
+    let tree = render_cluster(&rack.plan, &selection, &options, &public)?;
     if cmd.diff {
-        let (rack, selection) = load_selection(globals, &cmd.plan, &cmd.selection)?;
-        let out = std::path::absolute(&cmd.out)
-            .with_context(|| format!("resolving {}", cmd.out.display()))?;
-        let (options, public) = cmd.choices.resolve(globals, &rack, &cmd.selection, &out)?;
-        let tree = render_cluster(&rack.plan, &selection, &options, &public)?;
         let changes = racker_bootstrap::rendered::diff(&tree, &out);
         for change in &changes {
             print!("{}", racker_bootstrap::rendered::render_change(change));
@@ -231,18 +202,6 @@ fn run_render(globals: &Globals, cmd: RenderCmd) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    if !cmd.force && !is_empty_dir(&cmd.out)? {
-        bail!(
-            "{} exists and is not empty; choose another --out, remove it, or pass --force to overwrite it",
-            cmd.out.display()
-        );
-    }
-    let (rack, selection) = load_selection(globals, &cmd.plan, &cmd.selection)?;
-    std::fs::create_dir_all(&cmd.out).with_context(|| format!("creating {}", cmd.out.display()))?;
-    let out = std::fs::canonicalize(&cmd.out)
-        .with_context(|| format!("resolving {}", cmd.out.display()))?;
-    let (options, public) = cmd.choices.resolve(globals, &rack, &cmd.selection, &out)?;
-    let tree = render_cluster(&rack.plan, &selection, &options, &public)?;
     let written = write_render(&tree, &out, cmd.force)?;
     for path in &written.overwritten {
         crate::output::progress(format_args!(
@@ -251,62 +210,20 @@ fn run_render(globals: &Globals, cmd: RenderCmd) -> anyhow::Result<ExitCode> {
         ));
     }
     if let Some(hosts) = &cmd.update_hosts {
-        let block = tree
-            .get(HOSTS_FILE)
-            .map(|f| f.text().to_owned())
-            .unwrap_or_default();
-        update_hosts(hosts, &block)?;
+        let block = tree.get(HOSTS_FILE).map(|f| f.text().to_owned());
+        update_hosts_file(hosts, &block.unwrap_or_default())?;
     }
-    let nodes = rendered_nodes(&tree);
-    let doc = RenderJson {
-        provision: match cmd.selection.provision {
-            crate::context::ProvisionArg::Flatcar => "flatcar",
-            crate::context::ProvisionArg::Lokomotive => "lokomotive",
-        },
-        cluster_dir: out.clone(),
-        nodes,
-        files: tree
-            .files()
-            .map(|(path, file)| RenderedFile {
-                path: path.to_owned(),
-                mode: format!("{:04o}", file.mode),
-            })
-            .collect(),
-        removed: written.removed,
-    };
+    let provision = Provision::from(cmd.selection.provision);
+    let doc = RenderSummary::new(provision, out, &tree, written.removed);
     crate::output::emit(globals.output, "render", &doc, |_wide| {
-        crate::output::line(crate::output::ok_mark(&format!(
-            "rendered {} files for {} nodes into {}",
-            doc.files.len(),
-            doc.nodes,
-            doc.cluster_dir.display()
-        )));
-        for f in &doc.files {
-            println!(
-                "  {} ({})",
-                f.path.display(),
-                f.mode.trim_start_matches('0')
-            );
+        let (headline, files) = doc.lines();
+        crate::output::line(crate::output::ok_mark(&headline));
+        for f in files {
+            println!("{f}");
         }
         Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// `racker render -o json` (kind `render`, docs/output.md).
-#[derive(serde::Serialize)]
-struct RenderJson {
-    provision: &'static str,
-    cluster_dir: PathBuf,
-    nodes: usize,
-    files: Vec<RenderedFile>,
-    removed: Vec<PathBuf>,
-}
-
-#[derive(serde::Serialize)]
-struct RenderedFile {
-    path: PathBuf,
-    mode: String,
 }
 
 fn run_exclude(cmd: ExcludeCmd) -> anyhow::Result<ExitCode> {
@@ -324,7 +241,7 @@ fn run_exclude(cmd: ExcludeCmd) -> anyhow::Result<ExitCode> {
         println!("  removed {}", path.display());
     }
     if let Some(hosts) = &cmd.update_hosts {
-        update_hosts(hosts, &done.hosts_block)?;
+        update_hosts_file(hosts, &done.hosts_block)?;
         println!("  updated {}", hosts.display());
     }
     Ok(ExitCode::SUCCESS)

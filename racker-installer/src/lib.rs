@@ -10,6 +10,11 @@
 //! into it (hashing), then [`Installer::install`] verifies, extracts (refusing
 //! tar-slip entries), and switches `current` atomically.
 //!
+//! Command side: an [`Installation`] installs from a URL or a release
+//! index, rolls back and says what it did ([`InstallReport::lines`],
+//! [`VersionReport`]): the work of `racker install`, `update`, `upgrade`,
+//! `get`, `rollback` and `version`, whose front end only prints.
+//!
 //! ```
 //! use racker_installer::{Installer, Layout, Sha256Digest, write_archive};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -45,6 +50,7 @@ mod error;
 mod fetch;
 mod index;
 mod install;
+mod release;
 mod systemd;
 mod update;
 
@@ -61,6 +67,7 @@ pub use install::{
     InstallLock, InstallReport, Installed, InstalledState, Installer, LOCK_WAIT, Layout, Stage,
     Staging, read_version,
 };
+pub use release::{BuildInfo, Installation, ReleaseView, VersionReport};
 pub use semver::Version;
 pub use systemd::{ServiceManager, Systemctl, UNIT_SUFFIXES, is_unit_name, systemd_booted};
 pub use update::{

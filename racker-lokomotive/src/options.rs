@@ -36,6 +36,17 @@ impl fmt::Display for Storage {
     }
 }
 
+/// The storage component of the selection's storage provider.
+impl From<racker_inventory::StorageProvider> for Storage {
+    fn from(p: racker_inventory::StorageProvider) -> Self {
+        match p {
+            racker_inventory::StorageProvider::None => Self::None,
+            racker_inventory::StorageProvider::Rook => Self::Rook,
+            racker_inventory::StorageProvider::Openebs => Self::Openebs,
+        }
+    }
+}
+
 /// S3 keys are the workspace's one secret type (redacted, zeroed on drop);
 /// never serialised.
 pub use racker_inventory::Secret;

@@ -217,6 +217,57 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), DhcpErro
         .map_err(|source| DhcpError::LeaseIo { path, source })
 }
 
+/// The lease table as `racker netboot leases -o json` shows it (kind
+/// `leases`, docs/output.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct LeasesView {
+    /// Every lease, by MAC.
+    pub leases: Vec<LeaseView>,
+}
+
+/// One lease of a [`LeasesView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct LeaseView {
+    /// The client.
+    pub mac: MacAddr,
+    /// Its address.
+    pub ip: Ipv4Addr,
+    /// `reserved` (from the address plan) or `dynamic`.
+    pub kind: &'static str,
+    /// `active` or `expired` (at the time of the view).
+    pub state: &'static str,
+    /// When it expires, RFC 3339 in UTC to the second.
+    pub expires_at: String,
+}
+
+impl LeaseTable {
+    /// Every lease as it stands at `now`.
+    pub fn view(&self, now: SystemTime) -> LeasesView {
+        LeasesView {
+            leases: self
+                .iter()
+                .map(|lease| LeaseView {
+                    mac: lease.mac,
+                    ip: lease.ip,
+                    kind: if lease.reserved {
+                        "reserved"
+                    } else {
+                        "dynamic"
+                    },
+                    state: if lease.is_active(now) {
+                        "active"
+                    } else {
+                        "expired"
+                    },
+                    expires_at: humantime::format_rfc3339_seconds(lease.expires_at()).to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +283,18 @@ mod tests {
             expires,
             reserved: last < 0x80,
         }
+    }
+
+    #[test]
+    fn the_view_names_kind_state_and_expiry() {
+        let mut t = LeaseTable::new();
+        t.insert(lease(0x11, [172, 24, 213, 4], 1_790_000_000));
+        t.insert(lease(0x90, [172, 24, 213, 128], 1_700_000_000));
+        let view = t.view(UNIX_EPOCH + Duration::from_secs(1_750_000_000));
+        assert_eq!(
+            serde_json::to_string(&view).unwrap(),
+            r#"{"leases":[{"mac":"00:11:22:33:44:11","ip":"172.24.213.4","kind":"reserved","state":"active","expires_at":"2026-09-21T14:13:20Z"},{"mac":"00:11:22:33:44:90","ip":"172.24.213.128","kind":"dynamic","state":"expired","expires_at":"2023-11-14T22:13:20Z"}]}"#
+        );
     }
 
     #[test]

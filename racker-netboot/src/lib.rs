@@ -25,7 +25,7 @@ mod leases;
 pub use dhcp::{
     BootConfig, DhcpConfig, DhcpError, DhcpServer, InstalledNodes, Mode, NoneInstalled, Reservation,
 };
-pub use leases::{Lease, LeaseTable};
+pub use leases::{Lease, LeaseTable, LeaseView, LeasesView};
 
 // Boot content (TFTP, HTTP, assets, reports, matchbox): issue 6.
 #[cfg(feature = "assets")]

@@ -21,9 +21,8 @@ use racker_inventory::MacAddr;
 
 use crate::context::{self, PlanArgs, SelectionArgs};
 use crate::globals::Globals;
-use crate::output;
 use progress::Progress;
-use racker_bootstrap::handover::HandoverStep;
+use racker_installer::Systemctl;
 
 /// What to do when nodes fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -62,10 +61,10 @@ pub(crate) struct BootstrapCmd {
     pub(crate) on_failure: OnFailure,
     /// How many times to retry failed nodes (with --on-failure retry/ask;
     /// 0-20: each retry waits out the install timeout again).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=20))]
+    #[arg(long, default_value_t = racker_bootstrap::DEFAULT_RETRIES, value_parser = clap::value_parser!(u32).range(0..=i64::from(racker_bootstrap::MAX_RETRIES)))]
     pub(crate) retries: u32,
     /// Nodes handled in parallel.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = racker_bootstrap::DEFAULT_CONCURRENCY)]
     pub(crate) concurrency: usize,
     /// How long a node may take from PXE request to its installer's report
     /// (seconds, or e.g. 90s, 30m, 1h30m).
@@ -191,33 +190,19 @@ pub(crate) fn config(
         context::ProvisionArg::Lokomotive => Some(racker_bootstrap::find_lokoctl()?),
         context::ProvisionArg::Flatcar => None,
     };
-    let cluster_dir = args
-        .cluster_dir
-        .clone()
-        .unwrap_or_else(|| globals.state_dir.join("cluster"));
+    let cluster_dir =
+        (args.cluster_dir.clone()).unwrap_or_else(|| globals.state_dir.join("cluster"));
     let rack = context::load_rack(globals, &args.plan)?;
     let selection = args.selection.selection_options(&args.plan)?;
-    let inv_credentials = context::load_credentials(globals)?;
-    let credentials = racker_ipmi::Credentials::new(
-        inv_credentials.user.clone(),
-        inv_credentials.password.expose(),
-    );
+    let inv = context::load_credentials(globals)?;
+    let credentials = racker_ipmi::Credentials::new(inv.user.clone(), inv.password.expose());
     // The management key pair is created on first use.
     crate::factory::ensure_ssh_key(&globals.state_dir.join("ssh").join("id_ed25519"))?;
-    let (render, public_ips) = args.choices.resolve(
-        globals,
-        &rack,
-        &args.selection,
-        &racker_bootstrap::render_dir::resolved_dir(&cluster_dir),
-    )?;
-
-    let mut config = Config::new(
-        globals.state_dir.clone(),
-        rack,
-        selection,
-        credentials,
-        render,
-    );
+    let out = racker_bootstrap::render_dir::resolved_dir(&cluster_dir);
+    let (render, public_ips) = args
+        .choices
+        .resolve(globals, &rack, &args.selection, &out)?;
+    let mut config = Config::new(&globals.state_dir, rack, selection, credentials, render);
     config.cluster_dir = cluster_dir;
     config.public_ips = public_ips;
     config.retries = args.retries;
@@ -226,49 +211,33 @@ pub(crate) fn config(
     config.os_timeout = args.os_timeout;
     config.join_timeout = args.join_timeout;
     config.kubeconfig.clone_from(&args.kubeconfig);
-    if lokoctl.is_some() {
-        // lokoctl's SSH steps and kubectl (docs/lokomotive.md).
-        let mut env = racker_bootstrap::LokomotiveEnv::new();
-        env.ssh_key = Some(globals.state_dir.join("ssh").join("id_ed25519"));
-        env.hosts_file = Some(args.hosts_file.clone());
-        env.kubeconfig_link = args.kubeconfig_link.clone().or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|h| !h.is_empty())
-                .map(|h| PathBuf::from(h).join(".kube").join("config"))
-        });
-        config.lokomotive_env = env;
-    }
-    config.lokoctl = lokoctl;
     config.ipmi_timeout = args.ipmi_timeout;
     config.ipmi_port = args.ipmi_port;
     config.bmc_overrides = bmc_overrides;
-    config.netboot = if args.no_netboot {
-        NetbootMode::External
+    config.preflight = !args.skip_preflight;
+    if let Some(lokoctl) = lokoctl {
+        let (hosts, link) = (args.hosts_file.clone(), args.kubeconfig_link.clone());
+        config.lokomotive(lokoctl, hosts, link, std::env::var_os("HOME").as_deref());
+    }
+    if args.no_netboot {
+        config.netboot = NetbootMode::External;
     } else {
         let mut endpoints = NetbootEndpoints::new(&globals.sys_class_net);
         endpoints.dhcp_listen = args.dhcp_listen;
-        endpoints.content.http_listen = args.http_listen;
-        endpoints.content.tftp_listen = args.tftp_listen;
-        endpoints.content.boot_files.clone_from(&args.boot_files);
-        // The installer's console is the rack's (--kernel-console).
-        endpoints
-            .content
-            .kernel_console
-            .clone_from(&args.choices.kernel_console);
-        // On plain UDP (simulator, tests) TFTP only runs when asked for.
-        endpoints.content.without_tftp = args.tftp_listen.is_none() && args.dhcp_listen.is_some();
         endpoints.http_url.clone_from(&args.http_url);
         endpoints.force = args.force;
-        if config.lokoctl.is_some() {
-            endpoints.content.matchbox_grpc =
-                Some(args.matchbox_grpc.unwrap_or(SocketAddr::from((
-                    config.rack.plan.management_ip(),
-                    racker_netboot::matchbox_api::DEFAULT_GRPC_PORT,
-                ))));
-        }
-        NetbootMode::Serve(endpoints)
-    };
-    config.preflight = !args.skip_preflight;
+        let content = &mut endpoints.content;
+        content.http_listen = args.http_listen;
+        content.tftp_listen = args.tftp_listen;
+        content.boot_files.clone_from(&args.boot_files);
+        // The installer's console is the rack's (--kernel-console).
+        content
+            .kernel_console
+            .clone_from(&args.choices.kernel_console);
+        content.matchbox_grpc = args.matchbox_grpc;
+        config.serve_netboot(endpoints);
+    }
+    config.validate()?;
     Ok(config)
 }
 
@@ -293,62 +262,16 @@ pub(crate) async fn bootstrap(
 }
 
 /// Keep the rack network up after the bootstrap process ends
-/// (docs/operating.md): when this bootstrap served DHCP on the PXE
-/// interface itself, make the interface's address persistent and enable
-/// and start `racker-netboot.service`. Failures are warnings with the
-/// commands to run by hand.
-pub(crate) fn handover(globals: &Globals, args: &BootstrapCmd, config: &Config) {
-    let on_interface =
-        matches!(&config.netboot, NetbootMode::Serve(_)) && args.dhcp_listen.is_none();
-    if args.handover == Handover::None || !on_interface {
+/// (docs/operating.md): see [`racker_bootstrap::serve::hand_over`].
+/// Failures are warnings with the commands to run by hand.
+pub(crate) fn handover(_globals: &Globals, args: &BootstrapCmd, config: &Config) {
+    if args.handover == Handover::None {
         return;
     }
-    // A Lokomotive rack keeps the matchbox gRPC API for day-2 `lokoctl
-    // cluster apply`.
-    let grpc = match &config.netboot {
-        NetbootMode::Serve(endpoints) if config.lokoctl.is_some() => {
-            endpoints.content.matchbox_grpc
-        }
-        _ => None,
-    };
-    let systemctl =
-        racker_installer::Systemctl::from_setting(&args.systemctl, std::path::Path::new("/run"));
-    let steps = racker_bootstrap::handover::handover(
-        &globals.state_dir,
-        &config.rack,
-        &args.networkd_dir,
-        systemctl.as_ref().map(racker_installer::Systemctl::program),
-        grpc,
-    );
-    for step in steps {
-        match step {
-            HandoverStep::EnvironmentWritten(path, Some(addr)) => {
-                output::line(output::ok_mark(&format!(
-                    "Network: {} keeps the matchbox gRPC API on {addr} for lokoctl",
-                    path.display()
-                )))
-            }
-            HandoverStep::EnvironmentWritten(_, None) => {}
-            HandoverStep::EnvironmentFailed(e) => output::warn(e),
-            HandoverStep::RestartNeeded(unit) => output::progress(format_args!(
-                "note: restart {unit} to apply its new settings: systemctl restart {unit}"
-            )),
-            HandoverStep::NetworkWritten(path) => output::line(output::ok_mark(&format!(
-                "Network: {} keeps the PXE interface's address",
-                path.display()
-            ))),
-            HandoverStep::NetworkFailed(e) => output::warn(e),
-            HandoverStep::Enabled(unit) => output::line(output::ok_mark(&format!(
-                "Network: handed over to {unit} (enabled; DHCP, TFTP and HTTP keep serving the rack)"
-            ))),
-            HandoverStep::EnableFailed(unit, e) => output::warn(format_args!(
-                "{e}\n  The rack network is down until you run: systemctl enable --now {unit}"
-            )),
-            HandoverStep::NoSystemd(unit) => output::progress(format_args!(
-                "note: the rack network stopped with this bootstrap; keep it up with: systemctl enable --now {unit}"
-            )),
-            other => output::warn(format_args!("{other:?}")),
-        }
+    let systemctl = Systemctl::from_setting(&args.systemctl, std::path::Path::new("/run"));
+    let program = systemctl.as_ref().map(Systemctl::program);
+    for notice in racker_bootstrap::serve::hand_over(config, &args.networkd_dir, program) {
+        crate::netboot::print_notice(notice);
     }
 }
 

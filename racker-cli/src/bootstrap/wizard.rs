@@ -136,7 +136,7 @@ pub(crate) fn ask(
             match check {
                 Ok(()) => {
                     let path = state_dir.join("public-ips.ini");
-                    crate::fsutil::write_atomic(&path, edited.as_bytes(), 0o644)?;
+                    racker_bootstrap::fsutil::write_atomic(&path, edited.as_bytes(), 0o644)?;
                     cmd.choices.public_ips = Some(path);
                     break;
                 }

@@ -104,6 +104,21 @@ pub enum FetchOutcome {
     },
 }
 
+/// What the operator reads: `Flatcar <version> is already installed and
+/// current` or `Flatcar <version> installed in <dir>`.
+impl std::fmt::Display for FetchOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AlreadyCurrent { version } => {
+                write!(f, "Flatcar {version} is already installed and current")
+            }
+            Self::Installed { version, dir } => {
+                write!(f, "Flatcar {version} installed in {}", dir.display())
+            }
+        }
+    }
+}
+
 /// Progress events for the CLI's progress display.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchEvent {
@@ -129,6 +144,45 @@ pub enum FetchEvent {
     },
     /// A signature verified.
     Verified(String),
+}
+
+/// One progress line per event (sizes in MiB).
+impl std::fmt::Display for FetchEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Resolved(v) => write!(f, "current release: {v}"),
+            Self::Start {
+                file,
+                resumed_from,
+                total,
+            } => {
+                write!(f, "downloading {file}")?;
+                if let Some(t) = total {
+                    write!(f, " ({} MiB)", t >> 20)?;
+                }
+                if *resumed_from > 0 {
+                    write!(f, ", resuming at {resumed_from} bytes")?;
+                }
+                Ok(())
+            }
+            Self::Progress { file, done, total } => match total {
+                Some(t) if *t > 0 => {
+                    write!(f, "  {file}: {}% ({} MiB)", done * 100 / t, done >> 20)
+                }
+                _ => write!(f, "  {file}: {} MiB", done >> 20),
+            },
+            Self::Verified(file) => write!(f, "signature of {file} verified"),
+        }
+    }
+}
+
+/// Read the operator's copy of Flatcar's image-signing key (ASCII armour)
+/// for [`FetchOptions::signing_key`].
+pub fn read_signing_key(path: &Path) -> Result<String, ContentError> {
+    std::fs::read_to_string(path).map_err(|source| ContentError::SigningKeyFile {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn is_version(v: &str) -> bool {
@@ -403,6 +457,40 @@ async fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_and_outcomes_read_as_lines() {
+        let start = |resumed_from, total| FetchEvent::Start {
+            file: "f".into(),
+            resumed_from,
+            total,
+        };
+        assert_eq!(start(0, None).to_string(), "downloading f");
+        assert_eq!(
+            start(5, Some(3 << 20)).to_string(),
+            "downloading f (3 MiB), resuming at 5 bytes"
+        );
+        let progress = |done, total| FetchEvent::Progress {
+            file: "f".into(),
+            done,
+            total,
+        };
+        assert_eq!(
+            progress(1 << 20, Some(4 << 20)).to_string(),
+            "  f: 25% (1 MiB)"
+        );
+        assert_eq!(progress(2 << 20, Some(0)).to_string(), "  f: 2 MiB");
+        assert_eq!(
+            FetchOutcome::Installed {
+                version: "1.2.3".into(),
+                dir: "/a/1.2.3".into()
+            }
+            .to_string(),
+            "Flatcar 1.2.3 installed in /a/1.2.3"
+        );
+        let err = read_signing_key(Path::new("/nonexistent/key.asc")).unwrap_err();
+        assert!(err.to_string().contains(FLATCAR_KEY_FINGERPRINT), "{err}");
+    }
 
     #[test]
     fn versions_validated() {

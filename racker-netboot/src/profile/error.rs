@@ -87,6 +87,24 @@ pub enum ContentError {
     /// The signing key could not be read.
     #[error("signing key: {0}")]
     SigningKey(String),
+    /// The signing key file could not be read (it is not shipped: the
+    /// operator downloads it, docs/netboot-content.md).
+    #[cfg(feature = "assets")]
+    #[error(
+        "reading the signing key {}: download Flatcar's image-signing key \
+         (primary fingerprint {}) from \
+         https://www.flatcar.org/security/image-signing-key/ and pass --signing-key FILE \
+         or put it there",
+        path.display(),
+        crate::assets::FLATCAR_KEY_FINGERPRINT
+    )]
+    SigningKeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl ContentError {
