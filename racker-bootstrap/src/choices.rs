@@ -243,15 +243,7 @@ mod tests {
         let ssh = dir.path().join("ssh");
         std::fs::create_dir_all(&ssh).unwrap();
         std::fs::write(ssh.join("id_ed25519.pub"), "ssh-ed25519 AAAA key\n").unwrap();
-        let inventory = Inventory::parse(
-            "nodes.csv",
-            format!(
-                "{}\n00:11:22:33:44:00, 00:11:22:33:44:01, 00:11:22:33:44:30, red, mgmt\n",
-                racker_inventory::NODES_CSV_HEADER
-            )
-            .as_bytes(),
-        )
-        .unwrap();
+        let inventory = crate::testutil::inventory(&[crate::testutil::MGMT]);
         let out = dir.path().join("out");
         let (options, _) = RenderChoices::new()
             .resolve(dir.path(), &inventory, &out)

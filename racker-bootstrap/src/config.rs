@@ -254,29 +254,12 @@ pub enum ConfigError {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use racker_inventory::{PlanOptions, read_local_interfaces};
     use std::path::Path;
 
     fn config(dir: &Path) -> Config {
-        let net = dir.join("net");
-        std::fs::create_dir_all(net.join("eno2")).unwrap();
-        std::fs::write(net.join("eno2/address"), "00:11:22:33:44:30\n").unwrap();
-        let inventory = Inventory::parse(
-            "nodes.csv",
-            format!(
-                "{}\n00:11:22:33:44:00, 00:11:22:33:44:01, 00:11:22:33:44:30, red, mgmt\n",
-                racker_inventory::NODES_CSV_HEADER
-            )
-            .as_bytes(),
-        )
-        .unwrap();
-        let management = inventory
-            .management(&read_local_interfaces(&net).unwrap())
-            .unwrap();
-        let plan = AddressPlan::new(&inventory, &management, &PlanOptions::default()).unwrap();
         Config::new(
             dir.join("state"),
-            Rack::new(inventory, management, plan),
+            crate::testutil::rack(dir, &[crate::testutil::MGMT]),
             SelectionOptions::default(),
             racker_ipmi::Credentials::new("ADMIN", "secret"),
             RenderOptions::new(vec!["ssh-ed25519 AAAA key".into()]),

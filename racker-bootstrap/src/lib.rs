@@ -138,6 +138,8 @@ mod status_text;
 mod status_watch;
 mod summary;
 mod summary_view;
+#[cfg(test)]
+mod testutil;
 
 pub use bmc::{BmcResolver, BmcSource, BmcTarget, ResolvedBmc, TargetQuery, select_targets};
 pub use choices::{

@@ -33,11 +33,7 @@ mod tests {
         let csv = dir.path().join("nodes.csv");
         std::fs::write(
             &csv,
-            format!(
-                "{}\n00:11:22:33:44:00, 00:11:22:33:44:01, 00:11:22:33:44:30, red, mgmt\n\
-                 00:11:22:33:44:10, 00:11:22:33:44:11, 00:11:22:33:44:40, red, node\n",
-                racker_inventory::NODES_CSV_HEADER
-            ),
+            crate::testutil::nodes_csv(&[crate::testutil::MGMT, crate::testutil::NODE]),
         )
         .unwrap();
         let net = dir.path().join("net");

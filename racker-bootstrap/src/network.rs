@@ -288,34 +288,17 @@ pub(crate) async fn start(
     let mut config = DhcpConfig::new(plan.management_ip(), plan.subnet().prefix_len());
     // The service the bootstrap hands over to keeps the same long leases.
     config.lease_time = std::time::Duration::from_secs(LEASE_TIME_SECS);
-    let mut builder = NetbootService::builder(state_dir, config)
-        .dhcp(dhcp)
+    let builder = NetbootService::builder(state_dir, config).dhcp(dhcp);
+    let builder = crate::serve::with_content(builder, content)
         .reservations(reservations(plan, Some(selection)))
         .sys_class_net(&endpoints.sys_class_net)
         .expected_mac(rack.management.secondary_mac)
         .force(endpoints.force)
         .base_url(endpoints.http_url.clone())
-        .tftp(!content.without_tftp)
-        .boot_files(content.boot_files.clone())
-        .kernel_console(installer_console(&content.kernel_console))
         .nodes(node_entries(plan, Some(selection)))
         .ignition(Arc::new(ClusterIgnition {
             cluster_dir: cluster_dir.to_owned(),
         }));
-    if let Some(addr) = content.http_listen {
-        // A rack on loopback only (the simulator): every node reports from
-        // 127.0.0.1 (docs/netboot.md, "Install reports").
-        builder = builder
-            .http_listen(addr)
-            .loopback_reports(addr.ip().is_loopback());
-    }
-    if let Some(addr) = content.tftp_listen {
-        builder = builder.tftp_listen(addr);
-    }
-    if let Some(dir) = &content.matchbox_data {
-        builder = builder.matchbox_data(dir);
-    }
-    builder = builder.matchbox_grpc(content.matchbox_grpc);
     let service = builder.start().await.map_err(|e| match e {
         ServiceError::Dhcp(source @ racker_netboot::DhcpError::RefusedInterface { .. }) => {
             Error::RefusedInterface {

@@ -162,15 +162,7 @@ mod tests {
 
     #[test]
     fn dhcp_needs_no_file() {
-        let inv = Inventory::parse(
-            "nodes.csv",
-            format!(
-                "{}\n00:11:22:33:44:00, 00:11:22:33:44:01, 00:11:22:33:44:30, red, mgmt\n",
-                racker_inventory::NODES_CSV_HEADER
-            )
-            .as_bytes(),
-        )
-        .unwrap();
+        let inv = crate::testutil::inventory(&[crate::testutil::MGMT]);
         assert_eq!(load_public_ips(None, &inv).unwrap(), PublicIps::dhcp());
         assert_eq!(
             load_public_ips(Some(Path::new("DHCP")), &inv).unwrap(),

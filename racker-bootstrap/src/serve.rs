@@ -319,25 +319,8 @@ mod tests {
     use super::*;
 
     fn rack(dir: &Path) -> Rack {
-        use racker_inventory::{AddressPlan, Inventory, PlanOptions, read_local_interfaces};
-        let net = dir.join("net");
-        std::fs::create_dir_all(net.join("eno2")).unwrap();
-        std::fs::write(net.join("eno2/address"), "00:11:22:33:44:30\n").unwrap();
-        let inventory = Inventory::parse(
-            "nodes.csv",
-            format!(
-                "{}\n00:11:22:33:44:00, 00:11:22:33:44:01, 00:11:22:33:44:30, red, mgmt\n\
-                 00:11:22:33:44:10, 00:11:22:33:44:11, 00:11:22:33:44:40, red, node\n",
-                racker_inventory::NODES_CSV_HEADER
-            )
-            .as_bytes(),
-        )
-        .unwrap();
-        let management = inventory
-            .management(&read_local_interfaces(&net).unwrap())
-            .unwrap();
-        let plan = AddressPlan::new(&inventory, &management, &PlanOptions::default()).unwrap();
-        Rack::new(inventory, management, plan)
+        use crate::testutil::{MGMT, NODE};
+        crate::testutil::rack(dir, &[MGMT, NODE])
     }
 
     /// A service on loopback sockets: the operator hears what nodes would
