@@ -65,8 +65,8 @@ pub use fault::{Fault, Faults};
 pub use rack::{NodeEvent, NodeEvents, NodeSnapshot, NodeSpec, SimNode, SimRack, format_mac};
 pub use racker_ipmi::codec::CipherSuite;
 pub use table::{
-    BMC_TABLE_FILE, BmcEntry, BmcTable, NodeStatus, STATUS_FILE, StatusFile, read_json,
-    write_json_atomic,
+    BMC_TABLE_FILE, BmcEntry, BmcTable, ChassisState, NodeStatus, STATUS_FILE, StatusFile,
+    read_json, write_json_atomic,
 };
 pub use up::{
     FaultSpec, FirmwareFaultsByMac, FirmwareSetup, SIMULATED_RACK_MARKER, ServedRack, SplitFaults,

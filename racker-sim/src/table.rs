@@ -53,6 +53,16 @@ pub struct NodeStatus {
     pub primary_mac: String,
     /// `IP:PORT` of the BMC.
     pub ipmi_address: String,
+    /// Power, boot flags, sessions and faults.
+    #[serde(flatten)]
+    pub chassis: ChassisState,
+}
+
+/// What a simulated node's BMC reports of its chassis: one node of
+/// `sim-status.json` and of `racker sim status -o json` (flattened into
+/// both).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChassisState {
     /// `"on"` or `"off"`.
     pub power: String,
     /// Device a boot would use now: the override when its valid bit is set
@@ -100,19 +110,21 @@ impl From<&NodeSnapshot> for NodeStatus {
                 .map(|m| MacAddr::new(m).to_string())
                 .unwrap_or_default(),
             ipmi_address: s.ipmi_addr.to_string(),
-            power: if s.power_on { "on" } else { "off" }.to_owned(),
-            boot_device: if f.valid {
-                f.device.to_string()
-            } else {
-                "none".to_owned()
+            chassis: ChassisState {
+                power: if s.power_on { "on" } else { "off" }.to_owned(),
+                boot_device: if f.valid {
+                    f.device.to_string()
+                } else {
+                    "none".to_owned()
+                },
+                persistent: f.persistent,
+                efi: f.efi,
+                boot_valid: f.valid,
+                boot_flags: f.raw.iter().map(|b| format!("{b:02x}")).collect(),
+                boot_flag_clearing: format!("{:02x}", s.boot_flag_clearing),
+                sessions: s.active_sessions,
+                faults,
             },
-            persistent: f.persistent,
-            efi: f.efi,
-            boot_valid: f.valid,
-            boot_flags: f.raw.iter().map(|b| format!("{b:02x}")).collect(),
-            boot_flag_clearing: format!("{:02x}", s.boot_flag_clearing),
-            sessions: s.active_sessions,
-            faults,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::{BmcTable, NodeStatus, StatusFile};
+use crate::{BmcTable, ChassisState, NodeStatus, StatusFile};
 
 /// The simulated rack's nodes (`racker sim status -o json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -29,24 +29,9 @@ pub struct NodeView {
     pub bmc_ip: String,
     /// BMC UDP port.
     pub bmc_port: Option<u16>,
-    /// `on` or `off`.
-    pub power: String,
-    /// Device a boot would use now (`none` without a valid override).
-    pub boot_device: String,
-    /// The override applies to all future boots.
-    pub persistent: bool,
-    /// The override asks for EFI boot.
-    pub efi: bool,
-    /// Boot-flag-valid bit.
-    pub boot_valid: bool,
-    /// Boot parameter 5, hex.
-    pub boot_flags: String,
-    /// Boot parameter 3, hex.
-    pub boot_flag_clearing: String,
-    /// Established IPMI sessions.
-    pub sessions: usize,
-    /// Injected faults, in `--fault` syntax.
-    pub faults: Vec<String>,
+    /// Power, boot flags, sessions and faults.
+    #[serde(flatten)]
+    pub chassis: ChassisState,
 }
 
 impl From<&NodeStatus> for NodeView {
@@ -60,15 +45,7 @@ impl From<&NodeStatus> for NodeView {
             bmc_mac: n.bmc_mac.clone(),
             bmc_ip,
             bmc_port,
-            power: n.power.clone(),
-            boot_device: n.boot_device.clone(),
-            persistent: n.persistent,
-            efi: n.efi,
-            boot_valid: n.boot_valid,
-            boot_flags: n.boot_flags.clone(),
-            boot_flag_clearing: n.boot_flag_clearing.clone(),
-            sessions: n.sessions,
-            faults: n.faults.clone(),
+            chassis: n.chassis.clone(),
         }
     }
 }
@@ -107,13 +84,14 @@ impl StatusView {
         let yn = |b: bool| if b { "yes" } else { "no" }.to_owned();
         self.nodes
             .iter()
-            .map(|n| {
+            .map(|v| {
+                let n = &v.chassis;
                 let mut row = vec![
-                    n.bmc_mac.clone(),
-                    n.mac.clone().unwrap_or_default(),
-                    match n.bmc_port {
-                        Some(p) => format!("{}:{p}", n.bmc_ip),
-                        None => n.bmc_ip.clone(),
+                    v.bmc_mac.clone(),
+                    v.mac.clone().unwrap_or_default(),
+                    match v.bmc_port {
+                        Some(p) => format!("{}:{p}", v.bmc_ip),
+                        None => v.bmc_ip.clone(),
                     },
                     n.power.clone(),
                     n.boot_device.clone(),
@@ -202,15 +180,17 @@ mod tests {
             bmc_mac: "02:00:00:01:00:01".into(),
             primary_mac: String::new(),
             ipmi_address: addr.into(),
-            power: "on".into(),
-            boot_device: "pxe".into(),
-            persistent: false,
-            efi: true,
-            boot_valid: true,
-            boot_flags: "a004000000".into(),
-            boot_flag_clearing: "00".into(),
-            sessions: 2,
-            faults: faults.iter().map(|f| (*f).to_owned()).collect(),
+            chassis: ChassisState {
+                power: "on".into(),
+                boot_device: "pxe".into(),
+                persistent: false,
+                efi: true,
+                boot_valid: true,
+                boot_flags: "a004000000".into(),
+                boot_flag_clearing: "00".into(),
+                sessions: 2,
+                faults: faults.iter().map(|f| (*f).to_owned()).collect(),
+            },
         }
     }
 
