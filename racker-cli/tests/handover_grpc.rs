@@ -37,14 +37,6 @@ fn env_file(path: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `racker netboot serve` (no DHCP) with `env`, until it prints `until`.
 fn serve(dir: &Path, env: &[(String, String)], until: &str) -> (common::Killed, Vec<String>) {
     let mut cmd = common::racker_in(dir);
@@ -103,7 +95,7 @@ fn lokomotive_handover_keeps_the_grpc_api_in_the_service_environment() {
     assert!(unit.contains("Environment=RACKER_STATE_DIR=/opt/racker-state"));
 
     // What a Lokomotive handover writes (the bootstrap's gRPC address).
-    let grpc = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let grpc = racker_testsupport::free_tcp();
     let (path, changed) = racker_bootstrap::service::write_netboot_env(&state, Some(grpc)).unwrap();
     assert!(changed);
     let env = env_file(&path);

@@ -861,13 +861,7 @@ fn exporter_agrees_with_prometheus_ipmi_exporter() {
         .collect();
     assert_eq!(bmcs.len(), 2, "{table}");
 
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
+    let free_port = || racker_testsupport::free_tcp().port();
     // racker's exporter.
     let racker_listen = format!("127.0.0.1:{}", free_port());
     let exporter = racker()

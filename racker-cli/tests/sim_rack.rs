@@ -75,14 +75,10 @@ fn sim_rack(count: usize, faults: &[&str]) -> SimRack {
         dir.path().join("state"),
         dir.path().join("net"),
     );
-    let dhcp = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let http = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let (dhcp, http) = (
+        racker_testsupport::free_udp(),
+        racker_testsupport::free_tcp(),
+    );
     let bin = assert_cmd::cargo::cargo_bin("racker");
     let env = |cmd: &mut Command| {
         cmd.env_clear()

@@ -96,19 +96,7 @@ fn os_up_comes_from_a_fresh_report_or_a_live_probe() {
         "press Ctrl-C",
     );
     let _sim = Interrupt(sim);
-    let net = dir.path().join("net/eth1");
-    std::fs::create_dir_all(&net).unwrap();
-    std::fs::write(net.join("address"), "02:52:4b:02:00:00\n").unwrap();
-    let assets = dir.path().join("state/assets/flatcar/current");
-    std::fs::create_dir_all(&assets).unwrap();
-    for (name, size) in [
-        ("flatcar_production_pxe.vmlinuz", 4096),
-        ("flatcar_production_pxe_image.cpio.gz", 8192),
-        ("flatcar_production_image.bin.bz2", 1024),
-        ("flatcar_production_image.bin.bz2.sig", 64),
-    ] {
-        std::fs::write(assets.join(name), vec![1u8; size]).unwrap();
-    }
+    common::manage_from_here(dir.path());
     let out = racker(&ns.0, dir.path())
         .args(["bootstrap", "--provision", "flatcar"])
         .args(["--install-timeout", "30s", "--os-timeout", "2s"])

@@ -128,6 +128,21 @@ pub fn interrupt(
     }
 }
 
+/// A loopback TCP address no listener has right now (bound to port 0,
+/// then released), for a server under test to listen on.
+pub fn free_tcp() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// A loopback UDP address no socket has right now (see [`free_tcp`]).
+pub fn free_udp() -> std::net::SocketAddr {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("bind 127.0.0.1:0")
+}
+
 /// A `/proc/self/status` field in KiB (`"VmRSS"` resident, `"VmHWM"` peak
 /// resident), 0 when unavailable. For benchmarks that report memory.
 pub fn proc_status_kib(field: &str) -> u64 {

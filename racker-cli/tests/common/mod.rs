@@ -49,14 +49,10 @@ impl SimRack {
     /// `127.97.0`: one loopback address per BMC) instead of 127.0.0.1.
     pub(crate) fn start_on(count: usize, bind: Option<&str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let dhcp = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let http = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let (dhcp, http) = (
+            racker_testsupport::free_udp(),
+            racker_testsupport::free_tcp(),
+        );
         let (sim, _) = racker_testsupport::spawn_until_line(
             racker_in(dir.path())
                 .args(["sim", "up", "--count", &count.to_string()])
@@ -71,20 +67,7 @@ impl SimRack {
             http,
             sim,
         };
-        // This machine is the generated management node (first row).
-        let net = rack.path("net/eth1");
-        std::fs::create_dir_all(&net).unwrap();
-        std::fs::write(net.join("address"), "02:52:4b:02:00:00\n").unwrap();
-        let assets = rack.path("state/assets/flatcar/current");
-        std::fs::create_dir_all(&assets).unwrap();
-        for (name, size) in [
-            ("flatcar_production_pxe.vmlinuz", 4096),
-            ("flatcar_production_pxe_image.cpio.gz", 8192),
-            ("flatcar_production_image.bin.bz2", 1024),
-            ("flatcar_production_image.bin.bz2.sig", 64),
-        ] {
-            std::fs::write(assets.join(name), vec![1u8; size]).unwrap();
-        }
+        manage_from_here(rack.dir.path());
         rack
     }
 
@@ -95,6 +78,26 @@ impl SimRack {
     /// `racker` against this rack's folders.
     pub(crate) fn racker(&self) -> Command {
         racker_in(self.dir.path())
+    }
+}
+
+/// In the folders below `dir`: this machine is the management node that
+/// `racker sim up` generates (first row: its secondary MAC on `eth1`), and
+/// every boot asset the bootstrap's preflight asks for is there (small
+/// stand-ins).
+pub(crate) fn manage_from_here(dir: &Path) {
+    let net = dir.join("net/eth1");
+    std::fs::create_dir_all(&net).unwrap();
+    std::fs::write(net.join("address"), "02:52:4b:02:00:00\n").unwrap();
+    let assets = dir.join("state/assets/flatcar/current");
+    std::fs::create_dir_all(&assets).unwrap();
+    for (name, size) in [
+        ("flatcar_production_pxe.vmlinuz", 4096),
+        ("flatcar_production_pxe_image.cpio.gz", 8192),
+        ("flatcar_production_image.bin.bz2", 1024),
+        ("flatcar_production_image.bin.bz2.sig", 64),
+    ] {
+        std::fs::write(assets.join(name), vec![1u8; size]).unwrap();
     }
 }
 
