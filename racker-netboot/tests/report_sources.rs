@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use racker_inventory::MacAddr;
 use racker_netboot::matchbox::NodeEntry;
 use racker_netboot::report::ReportKey;
-use racker_netboot::service::{DhcpListen, NetbootService};
+use racker_netboot::service::{DhcpListen, NetbootService, NetbootServiceBuilder};
 use racker_netboot::{DhcpConfig, Lease, LeaseTable, Reservation};
 
 /// The rack subnet on loopback: 127.0.55.0/24.
@@ -58,17 +58,23 @@ async fn start(state: &std::path::Path, loopback_reports: bool) -> NetbootServic
         reserved: false,
     });
     leases.save(state).unwrap();
-    NetbootService::builder(state, DhcpConfig::new(SERVER, 24))
+    builder(state, DhcpConfig::new(SERVER, 24), &[1, 2])
+        .reservations([planned()])
+        .loopback_reports(loopback_reports)
+        .start()
+        .await
+        .unwrap()
+}
+
+/// A service for nodes `nodes` (by [`mac`] index): DHCP on a loopback
+/// socket, HTTP on loopback, no TFTP.
+fn builder(state: &std::path::Path, config: DhcpConfig, nodes: &[u8]) -> NetbootServiceBuilder {
+    NetbootService::builder(state, config)
         .dhcp(DhcpListen::Socket(SocketAddr::from((
             Ipv4Addr::LOCALHOST,
             0,
         ))))
-        .reservations([Reservation {
-            mac: mac(1),
-            ip: PLANNED,
-            hostname: None,
-        }])
-        .nodes([1, 2].map(|i| NodeEntry {
+        .nodes(nodes.iter().map(|&i| NodeEntry {
             mac: mac(i),
             hostname: None,
             ip: None,
@@ -76,10 +82,15 @@ async fn start(state: &std::path::Path, loopback_reports: bool) -> NetbootServic
         }))
         .http_listen(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .tftp(false)
-        .loopback_reports(loopback_reports)
-        .start()
-        .await
-        .unwrap()
+}
+
+/// Node 1's reservation: its planned address.
+fn planned() -> Reservation {
+    Reservation {
+        mac: mac(1),
+        ip: PLANNED,
+        hostname: None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,19 +175,7 @@ async fn loopback_rack_allows_loopback_and_expired_leases_do_not_count() {
             .as_secs(),
         reserved: false,
     });
-    let service = NetbootService::builder(state, DhcpConfig::new(SERVER, 24))
-        .dhcp(DhcpListen::Socket(SocketAddr::from((
-            Ipv4Addr::LOCALHOST,
-            0,
-        ))))
-        .nodes([NodeEntry {
-            mac: mac(2),
-            hostname: None,
-            ip: None,
-            role: None,
-        }])
-        .http_listen(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .tftp(false)
+    let service = builder(state, DhcpConfig::new(SERVER, 24), &[2])
         .start()
         .await
         .unwrap();
@@ -195,24 +194,8 @@ async fn proxy_dhcp_checks_the_token_only() {
     let state = dir.path();
     let mut config = DhcpConfig::new(SERVER, 24);
     config.mode = racker_netboot::dhcp::Mode::Proxy;
-    let service = NetbootService::builder(state, config)
-        .dhcp(DhcpListen::Socket(SocketAddr::from((
-            Ipv4Addr::LOCALHOST,
-            0,
-        ))))
-        .reservations([Reservation {
-            mac: mac(1),
-            ip: PLANNED,
-            hostname: None,
-        }])
-        .nodes([NodeEntry {
-            mac: mac(1),
-            hostname: None,
-            ip: None,
-            role: None,
-        }])
-        .http_listen(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .tftp(false)
+    let service = builder(state, config, &[1])
+        .reservations([planned()])
         .start()
         .await
         .unwrap();
