@@ -16,7 +16,6 @@ use racker_inventory::MacAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::fsutil::write_atomic;
 
 /// Where a node is in the bootstrap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -366,7 +365,11 @@ impl StateFile {
     }
 
     /// Persist `state` at `<state-dir>/bootstrap.json` (written at once).
+    /// Temporary files a killed writer left beside it are removed here,
+    /// once, not at every save.
     pub fn new(state_dir: &Path, state: BootstrapState) -> Result<Self, Error> {
+        std::fs::create_dir_all(state_dir).map_err(|e| Error::io("creating", state_dir, e))?;
+        racker_fsutil::remove_stale_temporaries(&Self::path(state_dir));
         let mut f = Self {
             path: Self::path(state_dir),
             state,
@@ -386,7 +389,10 @@ impl StateFile {
         let mut json = serde_json::to_vec_pretty(&self.state)
             .map_err(|e| Error::io("serializing", &self.path, e.into()))?;
         json.push(b'\n');
-        off_worker(|| write_atomic(&self.path, &json, 0o644))?;
+        off_worker(|| {
+            racker_fsutil::write_atomic(&self.path, &json, 0o644)
+                .map_err(|e| Error::io("writing", &self.path, e))
+        })?;
         self.dirty = false;
         self.last_save = Some(Instant::now());
         Ok(())
@@ -551,6 +557,25 @@ mod tests {
         let expected = f.state.clone();
         drop(f);
         assert_eq!(on_disk(), expected);
+    }
+
+    /// What a writer killed between create and rename left goes when the
+    /// next bootstrap opens the state file (not at every save); a state
+    /// directory that does not exist yet is created.
+    #[test]
+    fn a_dead_writers_temporary_goes_when_the_state_file_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        StateFile::new(&state_dir, state(1)).unwrap();
+        // No process has pid 4194305 (above the kernel's pid_max limit).
+        let dead = state_dir.join(".bootstrap.json.tmp.4194305");
+        std::fs::write(&dead, b"torn").unwrap();
+        let f = StateFile::new(&state_dir, state(2)).unwrap();
+        assert!(!dead.exists(), "the dead writer's temporary file stays");
+        assert_eq!(
+            StateFile::load(&state_dir).unwrap().as_ref(),
+            Some(f.state())
+        );
     }
 
     #[test]

@@ -78,7 +78,7 @@ pub(crate) fn run(globals: &Globals, mut cmd: ReprovisionCmd) -> anyhow::Result<
             &Policy(cmd.bootstrap.on_failure),
         )
         .await?;
-        crate::bootstrap::handover(globals, &cmd.bootstrap, &config);
+        crate::bootstrap::handover(&cmd.bootstrap, &config);
         print_summary(globals.output, &report, &macs, started.elapsed())?;
         anyhow::Ok(if report.succeeded() {
             ExitCode::SUCCESS

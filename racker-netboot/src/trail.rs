@@ -324,7 +324,7 @@ impl EventTrail {
     /// [module docs](self)).
     pub fn open(state_dir: &Path, nodes: impl IntoIterator<Item = MacAddr>) -> Self {
         let dir = events_dir(state_dir);
-        crate::report::remove_stale_temporaries(&dir);
+        racker_fsutil::remove_stale_temporaries_in(&dir);
         let shared: Arc<Shared> = Arc::default();
         let thread = {
             let (dir, shared) = (dir.clone(), shared.clone());

@@ -252,7 +252,7 @@ pub(crate) async fn bootstrap(
     let progress = Progress::new();
     let started = std::time::Instant::now();
     let report = racker_bootstrap::bootstrap(&config, &progress, &Policy(args.on_failure)).await?;
-    handover(globals, args, &config);
+    handover(args, &config);
     progress::print_summary(globals.output, &report, started.elapsed())?;
     Ok(if report.succeeded() {
         ExitCode::SUCCESS
@@ -264,7 +264,7 @@ pub(crate) async fn bootstrap(
 /// Keep the rack network up after the bootstrap process ends
 /// (docs/operating.md): see [`racker_bootstrap::serve::hand_over`].
 /// Failures are warnings with the commands to run by hand.
-pub(crate) fn handover(_globals: &Globals, args: &BootstrapCmd, config: &Config) {
+pub(crate) fn handover(args: &BootstrapCmd, config: &Config) {
     if args.handover == Handover::None {
         return;
     }

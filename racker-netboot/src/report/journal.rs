@@ -200,16 +200,3 @@ impl Commit {
         }
     }
 }
-
-/// Replace `path` atomically (a temporary file renamed over it; readers
-/// never see half a file), not fsynced: the journal is the durable record.
-pub(super) fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    racker_fsutil::replace_unsynced(path, bytes, 0o644)
-}
-
-/// Remove the `.<name>.tmp.<pid>` files in `dir` whose writer no longer
-/// runs (a `kill -9` between create and rename of [`replace_file`] or the
-/// event trail's writer); a live writer's are kept. Once per open.
-pub(crate) fn remove_stale_temporaries(dir: &Path) {
-    racker_fsutil::remove_stale_temporaries_in(dir);
-}

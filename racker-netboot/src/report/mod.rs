@@ -52,7 +52,6 @@ use serde::{Deserialize, Serialize};
 use crate::profile::ContentError;
 
 mod journal;
-pub(crate) use journal::remove_stale_temporaries;
 mod source;
 pub use source::{ReportSources, SourceMatch, SourceRefusal};
 
@@ -334,7 +333,7 @@ impl ReportStore {
     pub fn open(state_dir: &Path) -> Result<Self, ContentError> {
         let dir = reports_dir(state_dir);
         std::fs::create_dir_all(&dir).map_err(|e| ContentError::io("creating", &dir, e))?;
-        journal::remove_stale_temporaries(&dir);
+        racker_fsutil::remove_stale_temporaries_in(&dir);
         let store = Self {
             dir,
             state_dir: state_dir.to_owned(),
@@ -521,7 +520,8 @@ impl ReportStore {
                             source,
                         })?;
                     text.push(b'\n');
-                    journal::replace_file(&path, &text)
+                    // A view, not fsynced: the journal is the durable record.
+                    racker_fsutil::replace_unsynced(&path, &text, 0o644)
                         .map_err(|e| ContentError::io("writing", &path, e))?;
                 }
                 None => match std::fs::remove_file(&path) {
