@@ -7,8 +7,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::serve::Notice;
 use crate::service::{NETBOOT_UNIT, enable_now, write_netboot_env, write_pxe_network};
-use crate::{Error, Rack};
+use crate::{Config, Error, NetbootMode, Rack};
 
 /// One step of [`handover`].
 #[derive(Debug)]
@@ -88,6 +89,65 @@ pub fn handover(
     steps
 }
 
+/// Keep the rack network up after a bootstrap ends (docs/operating.md):
+/// when `config` served DHCP on the PXE interface itself, hand it over to
+/// `racker-netboot.service` (see [`handover`]; a Lokomotive rack keeps
+/// the matchbox gRPC API for day-2 `lokoctl cluster apply`), and say what
+/// happened as [`Notice`]s. Nothing happens for DHCP on a plain socket or an external
+/// service. `systemctl`: the program to enable the unit with, `None`
+/// without systemd.
+pub fn after_bootstrap(
+    config: &Config,
+    networkd_dir: &Path,
+    systemctl: Option<&Path>,
+) -> Vec<Notice> {
+    let on_interface = matches!(&config.netboot, NetbootMode::Serve(e) if e.dhcp_listen.is_none());
+    if !on_interface {
+        return Vec::new();
+    }
+    handover(
+        &config.state_dir,
+        &config.rack,
+        networkd_dir,
+        systemctl,
+        config.matchbox_grpc(),
+    )
+    .into_iter()
+    .filter_map(HandoverStep::notice)
+    .collect()
+}
+
+impl HandoverStep {
+    /// What to tell the operator about this step (nothing when the
+    /// service's environment no longer asks for the gRPC API).
+    pub fn notice(self) -> Option<Notice> {
+        Some(match self {
+            Self::EnvironmentWritten(path, Some(addr)) => Notice::Done(format!(
+                "Network: {} keeps the matchbox gRPC API on {addr} for lokoctl",
+                path.display()
+            )),
+            Self::EnvironmentWritten(_, None) => return None,
+            Self::EnvironmentFailed(e) | Self::NetworkFailed(e) => Notice::Warning(e.to_string()),
+            Self::RestartNeeded(unit) => Notice::Note(format!(
+                "note: restart {unit} to apply its new settings: systemctl restart {unit}"
+            )),
+            Self::NetworkWritten(path) => Notice::Done(format!(
+                "Network: {} keeps the PXE interface's address",
+                path.display()
+            )),
+            Self::Enabled(unit) => Notice::Done(format!(
+                "Network: handed over to {unit} (enabled; DHCP, TFTP and HTTP keep serving the rack)"
+            )),
+            Self::EnableFailed(unit, e) => Notice::Warning(format!(
+                "{e}\n  The rack network is down until you run: systemctl enable --now {unit}"
+            )),
+            Self::NoSystemd(unit) => Notice::Note(format!(
+                "note: the rack network stopped with this bootstrap; keep it up with: systemctl enable --now {unit}"
+            )),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +199,24 @@ mod tests {
             matches!(&steps[..], [HandoverStep::EnvironmentWritten(_, Some(a)), HandoverStep::Enabled(_)] if *a == grpc),
             "{steps:?}"
         );
+    }
+
+    #[test]
+    fn handover_steps_become_notices() {
+        let step = HandoverStep::NoSystemd("racker-netboot.service");
+        assert_eq!(
+            step.notice(),
+            Some(Notice::Note(
+                "note: the rack network stopped with this bootstrap; keep it up with: systemctl enable --now racker-netboot.service".to_owned()
+            ))
+        );
+        assert_eq!(
+            HandoverStep::EnvironmentWritten(PathBuf::from("/x"), None).notice(),
+            None
+        );
+        assert!(matches!(
+            HandoverStep::NetworkWritten(PathBuf::from("/n/10-pxe.network")).notice(),
+            Some(Notice::Done(t)) if t == "Network: /n/10-pxe.network keeps the PXE interface's address"
+        ));
     }
 }

@@ -1,8 +1,8 @@
 //! A standing netboot service (`racker netboot serve`, docs/netboot.md)
 //! built from plain settings through racker-netboot's service builder,
-//! what it tells the operator once it runs, and the handover of a
-//! bootstrap's rack network to `racker-netboot.service`
-//! (docs/operating.md). The caller prints the [`Notice`]s.
+//! and what it tells the operator once it runs. The caller prints the
+//! [`Notice`]s (the handover after a bootstrap, `crate::handover`, speaks
+//! in them too).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,10 +14,9 @@ use racker_netboot::service::{
     DhcpListen, NetbootService, NetbootServiceBuilder, ServiceError, ServiceMarker,
 };
 
-use crate::handover::HandoverStep;
 use crate::netboot_setup::{DhcpSettings, ServePreflight, dhcp_config, serve_preflight};
 use crate::network::{ContentOptions, installer_console, node_entries, reservations};
-use crate::{Config, NetbootMode, Rack, Result};
+use crate::{Rack, Result};
 
 /// Something to tell the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,61 +258,6 @@ pub async fn run(
     served.map_err(ServeError::Serve)
 }
 
-/// Keep the rack network up after a bootstrap ends (docs/operating.md):
-/// when `config` served DHCP on the PXE interface itself, hand it over to
-/// `racker-netboot.service` (see [`crate::handover::handover`]; a
-/// Lokomotive rack keeps the matchbox gRPC API for day-2 `lokoctl cluster
-/// apply`). Nothing happens for DHCP on a plain socket or an external
-/// service. `systemctl`: the program to enable the unit with, `None`
-/// without systemd.
-pub fn hand_over(config: &Config, networkd_dir: &Path, systemctl: Option<&Path>) -> Vec<Notice> {
-    let on_interface = matches!(&config.netboot, NetbootMode::Serve(e) if e.dhcp_listen.is_none());
-    if !on_interface {
-        return Vec::new();
-    }
-    crate::handover::handover(
-        &config.state_dir,
-        &config.rack,
-        networkd_dir,
-        systemctl,
-        config.matchbox_grpc(),
-    )
-    .into_iter()
-    .filter_map(HandoverStep::notice)
-    .collect()
-}
-
-impl HandoverStep {
-    /// What to tell the operator about this step (nothing when the
-    /// service's environment no longer asks for the gRPC API).
-    pub fn notice(self) -> Option<Notice> {
-        Some(match self {
-            Self::EnvironmentWritten(path, Some(addr)) => Notice::Done(format!(
-                "Network: {} keeps the matchbox gRPC API on {addr} for lokoctl",
-                path.display()
-            )),
-            Self::EnvironmentWritten(_, None) => return None,
-            Self::EnvironmentFailed(e) | Self::NetworkFailed(e) => Notice::Warning(e.to_string()),
-            Self::RestartNeeded(unit) => Notice::Note(format!(
-                "note: restart {unit} to apply its new settings: systemctl restart {unit}"
-            )),
-            Self::NetworkWritten(path) => Notice::Done(format!(
-                "Network: {} keeps the PXE interface's address",
-                path.display()
-            )),
-            Self::Enabled(unit) => Notice::Done(format!(
-                "Network: handed over to {unit} (enabled; DHCP, TFTP and HTTP keep serving the rack)"
-            )),
-            Self::EnableFailed(unit, e) => Notice::Warning(format!(
-                "{e}\n  The rack network is down until you run: systemctl enable --now {unit}"
-            )),
-            Self::NoSystemd(unit) => Notice::Note(format!(
-                "note: the rack network stopped with this bootstrap; keep it up with: systemctl enable --now {unit}"
-            )),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,24 +325,5 @@ mod tests {
         let other = write_dnsmasq(&out, &state, &rack, &settings, Some("eth9".into()), None);
         let text = std::fs::read_to_string(other.unwrap()).unwrap();
         assert!(text.contains("interface=eth9"), "{text}");
-    }
-
-    #[test]
-    fn handover_steps_become_notices() {
-        let step = HandoverStep::NoSystemd("racker-netboot.service");
-        assert_eq!(
-            step.notice(),
-            Some(Notice::Note(
-                "note: the rack network stopped with this bootstrap; keep it up with: systemctl enable --now racker-netboot.service".to_owned()
-            ))
-        );
-        assert_eq!(
-            HandoverStep::EnvironmentWritten(PathBuf::from("/x"), None).notice(),
-            None
-        );
-        assert!(matches!(
-            HandoverStep::NetworkWritten(PathBuf::from("/n/10-pxe.network")).notice(),
-            Some(Notice::Done(t)) if t == "Network: /n/10-pxe.network keeps the PXE interface's address"
-        ));
     }
 }

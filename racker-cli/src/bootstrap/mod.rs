@@ -262,7 +262,7 @@ pub(crate) async fn bootstrap(
 }
 
 /// Keep the rack network up after the bootstrap process ends
-/// (docs/operating.md): see [`racker_bootstrap::serve::hand_over`].
+/// (docs/operating.md): see [`racker_bootstrap::handover::after_bootstrap`].
 /// Failures are warnings with the commands to run by hand.
 pub(crate) fn handover(args: &BootstrapCmd, config: &Config) {
     if args.handover == Handover::None {
@@ -270,7 +270,7 @@ pub(crate) fn handover(args: &BootstrapCmd, config: &Config) {
     }
     let systemctl = Systemctl::from_setting(&args.systemctl, std::path::Path::new("/run"));
     let program = systemctl.as_ref().map(Systemctl::program);
-    for notice in racker_bootstrap::serve::hand_over(config, &args.networkd_dir, program) {
+    for notice in racker_bootstrap::handover::after_bootstrap(config, &args.networkd_dir, program) {
         crate::netboot::print_notice(notice);
     }
 }
