@@ -23,32 +23,32 @@ pub const DEFAULT_BACKUP_NAME: &str = "lokomotive";
 #[non_exhaustive]
 pub struct RenderChoices {
     /// Public addresses: an INI file with `[<secondary MAC>]` sections, or
-    /// `dhcp` [default: DHCP].
+    /// `dhcp` (default: DHCP).
     pub public_ips: Option<PathBuf>,
-    /// Render the Lokomotive web UI component [default: off].
+    /// Render the Lokomotive web UI component (default: off).
     pub web_ui: bool,
-    /// The Lokomotive storage component [default: none].
+    /// The Lokomotive storage component (default: none).
     pub storage: Storage,
-    /// Velero backups to this S3 bucket (Lokomotive) [default: none].
+    /// Velero backups to this S3 bucket (Lokomotive) (default: none).
     pub backup_bucket: Option<String>,
-    /// AWS region of the backup bucket [default: [`DEFAULT_BACKUP_REGION`]].
+    /// AWS region of the backup bucket (default: [`DEFAULT_BACKUP_REGION`]).
     pub backup_region: String,
-    /// Name of the backup storage location [default: [`DEFAULT_BACKUP_NAME`]].
+    /// Name of the backup storage location (default: [`DEFAULT_BACKUP_NAME`]).
     pub backup_name: String,
     /// AWS access key id for the backups (needed with a bucket).
     pub backup_access_key_id: Option<String>,
     /// AWS secret access key for the backups (needed with a bucket).
     pub backup_secret: Option<Secret>,
-    /// SSH public key files for the `core` user [default: the management
-    /// key, `<state-dir>/ssh/id_ed25519.pub`].
+    /// SSH public key files for the `core` user (default: the management
+    /// key, `<state-dir>/ssh/id_ed25519.pub`).
     pub ssh_public_keys: Vec<PathBuf>,
-    /// Kernel console arguments of the installed nodes [default:
-    /// [`racker_lokomotive::DEFAULT_KERNEL_CONSOLE`]].
+    /// Kernel console arguments of the installed nodes (default:
+    /// [`racker_lokomotive::DEFAULT_KERNEL_CONSOLE`]).
     pub kernel_console: Vec<String>,
     /// Port of the netboot HTTP server on the management node's internal
-    /// address [default: [`racker_lokomotive::DEFAULT_NETBOOT_PORT`]].
+    /// address (default: [`racker_lokomotive::DEFAULT_NETBOOT_PORT`]).
     pub netboot_port: u16,
-    /// Lokomotive asset directory [default: `<out>/lokoctl-assets`].
+    /// Lokomotive asset directory (default: `<out>/lokoctl-assets`).
     pub asset_dir: Option<String>,
     /// Render for a Lokomotive older than v0.9 (docs/lokomotive.md).
     pub old_lokomotive: bool,

@@ -55,7 +55,7 @@ pub struct Config {
     /// Racker's state directory (the state file, leases, reports, assets).
     pub state_dir: PathBuf,
     /// The rendered cluster configuration and the attempt logs
-    /// [default: `<state-dir>/cluster`].
+    /// (default: `<state-dir>/cluster`).
     pub cluster_dir: PathBuf,
     /// The rack.
     pub rack: Rack,
@@ -66,41 +66,41 @@ pub struct Config {
     pub credentials: racker_ipmi::Credentials,
     /// How the cluster configuration is rendered.
     pub render: RenderOptions,
-    /// Public addresses of the nodes [default: DHCP].
+    /// Public addresses of the nodes (default: DHCP).
     pub public_ips: PublicIps,
-    /// How many times failed nodes may be retried [default: 3].
+    /// How many times failed nodes may be retried (default: 3).
     pub retries: u32,
-    /// Nodes handled in parallel [default: 64].
+    /// Nodes handled in parallel (default: 64).
     pub concurrency: usize,
-    /// PXE request to installer report, per node [default: 30 min].
+    /// PXE request to installer report, per node (default: 30 min).
     pub install_timeout: Duration,
-    /// Installed to OS up, per node; zero skips the wait [default: 15 min].
+    /// Installed to OS up, per node; zero skips the wait (default: 15 min).
     pub os_timeout: Duration,
-    /// Lokomotive: every node Ready after `lokoctl cluster apply` [default: 20 min].
+    /// Lokomotive: every node Ready after `lokoctl cluster apply` (default: 20 min).
     pub join_timeout: Duration,
-    /// Lokomotive: the kubeconfig to follow joins with [default: the one
-    /// lokoctl writes below `render.asset_dir`].
+    /// Lokomotive: the kubeconfig to follow joins with (default: the one
+    /// lokoctl writes below `render.asset_dir`).
     pub kubeconfig: Option<PathBuf>,
     /// Lokomotive: the `lokoctl` binary (see [`find_lokoctl`](crate::find_lokoctl)).
     pub lokoctl: Option<PathBuf>,
     /// Lokomotive: the ssh-agent, hosts file and kubeconfig link lokoctl
-    /// and kubectl rely on [default: none of them].
+    /// and kubectl rely on (default: none of them).
     pub lokomotive_env: LokomotiveEnv,
-    /// IPMI: time per exchange, retransmissions included [default: 5 s].
+    /// IPMI: time per exchange, retransmissions included (default: 5 s).
     pub ipmi_timeout: Duration,
-    /// IPMI UDP port of the BMCs [default: 623].
+    /// IPMI UDP port of the BMCs (default: 623).
     pub ipmi_port: u16,
     /// Where BMCs answer instead of their lease or planned address (a
-    /// simulated rack's loopback BMCs), by BMC MAC [default: none].
+    /// simulated rack's loopback BMCs), by BMC MAC (default: none).
     pub bmc_overrides: BTreeMap<MacAddr, SocketAddr>,
-    /// Netboot services [default: served on the PXE interface].
+    /// Netboot services (default: served on the PXE interface).
     pub netboot: NetbootMode,
     /// Check every boot file the nodes will request before any node is
-    /// powered, and stop naming what is missing [default: on].
+    /// powered, and stop naming what is missing (default: on).
     pub preflight: bool,
     /// Hand the rack network over to a running `racker netboot serve`
     /// found in the state directory instead of binding a second server
-    /// [default: on].
+    /// (default: on).
     pub use_running_service: bool,
 }
 
@@ -144,8 +144,8 @@ impl Config {
     /// [`find_lokoctl`](crate::find_lokoctl)), with what lokoctl's SSH steps
     /// and kubectl need (docs/lokomotive.md): the management key
     /// `<state-dir>/ssh/id_ed25519`, the cluster's names in `hosts_file`,
-    /// and the kubeconfig linked at `kubeconfig_link` [default:
-    /// `<home>/.kube/config`, none without a home directory].
+    /// and the kubeconfig linked at `kubeconfig_link` (default:
+    /// `<home>/.kube/config`, none without a home directory).
     pub fn lokomotive(
         &mut self,
         lokoctl: PathBuf,
@@ -168,7 +168,7 @@ impl Config {
     /// plain DHCP socket (simulator, tests) TFTP only runs when given an
     /// address. A Lokomotive bootstrap (call [`Config::lokomotive`] first)
     /// serves the matchbox gRPC API lokoctl's Terraform stores its
-    /// profiles in [default: `<management internal IP>:8081`]; a Flatcar
+    /// profiles in (default: `<management internal IP>:8081`); a Flatcar
     /// one does not.
     pub fn serve_netboot(&mut self, mut endpoints: NetbootEndpoints) {
         let content = &mut endpoints.content;

@@ -229,11 +229,11 @@ pub struct DemoBootstrap {
     pub lokomotive: bool,
     /// Nodes to leave out (primary, BMC or secondary MACs).
     pub exclude: Vec<MacAddr>,
-    /// How many times failed nodes may be retried [default: 1].
+    /// How many times failed nodes may be retried (default: 1).
     pub retries: u32,
-    /// Installed to OS up, per node [default: 30 s].
+    /// Installed to OS up, per node (default: 30 s).
     pub os_timeout: Duration,
-    /// Lokomotive: every node Ready [default: 60 s].
+    /// Lokomotive: every node Ready (default: 60 s).
     pub join_timeout: Duration,
     /// Render for a Lokomotive older than v0.9.
     pub old_lokomotive: bool,

@@ -58,12 +58,12 @@ impl ManagementTarget {
 pub struct ManagementNodeOptions {
     /// Where the files go.
     pub target: ManagementTarget,
-    /// Where the Flatcar PXE kernel and initrd are [default: racker's
+    /// Where the Flatcar PXE kernel and initrd are (default: racker's
     /// `/assets/flatcar/current` when the state directory has them, else
-    /// the upstream stable release].
+    /// the upstream stable release).
     pub pxe_url: Option<String>,
-    /// `flatcar-install -b` [default: racker's `/assets/flatcar` when the
-    /// state directory has the image, else flatcar-install's own download].
+    /// `flatcar-install -b` (default: racker's `/assets/flatcar` when the
+    /// state directory has the image, else flatcar-install's own download).
     pub image_url: Option<String>,
     /// Kernel console arguments (empty: the rack's default).
     pub kernel_console: Vec<String>,

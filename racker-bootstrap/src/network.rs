@@ -27,12 +27,12 @@ pub const LEASE_TIME_SECS: u64 = 86_400;
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ContentOptions {
-    /// HTTP address [default: `<management internal IP>:8080`].
+    /// HTTP address (default: `<management internal IP>:8080`).
     pub http_listen: Option<SocketAddr>,
-    /// TFTP address [default: `<management internal IP>:69`].
+    /// TFTP address (default: `<management internal IP>:69`).
     pub tftp_listen: Option<SocketAddr>,
-    /// Directory holding the iPXE binaries [default: found by
-    /// `locate_boot_files`].
+    /// Directory holding the iPXE binaries (default: found by
+    /// `locate_boot_files`).
     pub boot_files: Option<PathBuf>,
     /// Skip TFTP (nodes boot iPXE from elsewhere, e.g. the simulated rack).
     pub without_tftp: bool,
@@ -42,10 +42,10 @@ pub struct ContentOptions {
     /// Serve the matchbox-compatible gRPC API (mutual TLS) that lokoctl's
     /// Terraform stores its profiles in, on this address (Lokomotive:
     /// `<management internal IP>:8081`, what `baremetal.lokocfg` points
-    /// at) [default: off].
+    /// at) (default: off).
     pub matchbox_grpc: Option<SocketAddr>,
     /// Kernel console arguments of the PXE-booted installer (the rack's
-    /// `--kernel-console`) [default: [`racker_lokomotive::DEFAULT_KERNEL_CONSOLE`],
+    /// `--kernel-console`) (default: [`racker_lokomotive::DEFAULT_KERNEL_CONSOLE`),
     /// `ttyS1,57600n8` as the original racker].
     pub kernel_console: Vec<String>,
 }

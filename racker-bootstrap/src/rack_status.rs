@@ -23,13 +23,13 @@ use crate::state::{BootstrapState, NodeState, Stage, StateFile, now_unix};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RackStatusOptions {
-    /// Re-read the state file this often [default: 500 ms].
+    /// Re-read the state file this often (default: 500 ms).
     pub interval: Duration,
-    /// Ask every BMC for its power this often [default: 3 s].
+    /// Ask every BMC for its power this often (default: 3 s).
     pub power_interval: Duration,
-    /// IPMI UDP port of the BMCs [default: 623].
+    /// IPMI UDP port of the BMCs (default: 623).
     pub ipmi_port: u16,
-    /// IPMI: time per exchange [default: 2 s].
+    /// IPMI: time per exchange (default: 2 s).
     pub ipmi_timeout: Duration,
 }
 

@@ -40,8 +40,8 @@ pub struct ServeSettings {
     /// Serve DHCP on this plain UDP socket (any address and port, no
     /// root) instead of an interface.
     pub listen: Option<SocketAddr>,
-    /// Serve DHCP on this interface, port 67 [default: the management
-    /// node's PXE interface].
+    /// Serve DHCP on this interface, port 67 (default: the management
+    /// node's PXE interface).
     pub interface: Option<String>,
     /// Serve DHCP even on an interface that carries the default route or
     /// whose MAC is not the management node's secondary MAC.
@@ -127,7 +127,7 @@ pub fn serve_builder(
 /// Write `dnsmasq.conf` into `dir`: dnsmasq in place of `racker netboot
 /// serve` for `rack` (docs/netboot.md), with every reservation, its lease
 /// file in `state_dir`, installed nodes booting from disk, bound to
-/// `interface` [default: the PXE interface] and serving TFTP from
+/// `interface` (default: the PXE interface) and serving TFTP from
 /// `tftp_root` when given. Returns the file written.
 pub fn write_dnsmasq(
     dir: &Path,

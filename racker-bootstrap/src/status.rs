@@ -21,20 +21,20 @@ use crate::{Error, Rack};
 pub struct StatusOptions {
     /// Add every node's diagnostics (device, chassis status, boot flags).
     pub full: bool,
-    /// IPMI UDP port of the BMCs [default: 623].
+    /// IPMI UDP port of the BMCs (default: 623).
     pub ipmi_port: u16,
-    /// IPMI: time per exchange [default: 3 s].
+    /// IPMI: time per exchange (default: 3 s).
     pub ipmi_timeout: Duration,
-    /// BMCs queried in parallel [default: 64].
+    /// BMCs queried in parallel (default: 64).
     pub concurrency: usize,
     /// Lokomotive without a kubeconfig yet: try the API port (6443) of
-    /// every node [default: yes].
+    /// every node (default: yes).
     pub probe_api_port: bool,
     /// The live "OS up" probe: TCP port tried on an installed node whose
     /// last `up` report is older than its last boot, or missing (none: no
-    /// probe) [default: 22, SSH].
+    /// probe) (default: 22, SSH).
     pub probe_port: Option<u16>,
-    /// How long the probe waits for every node at once [default: 1 s].
+    /// How long the probe waits for every node at once (default: 1 s).
     pub probe_timeout: Duration,
 }
 
