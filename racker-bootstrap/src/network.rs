@@ -45,8 +45,8 @@ pub struct ContentOptions {
     /// at) (default: off).
     pub matchbox_grpc: Option<SocketAddr>,
     /// Kernel console arguments of the PXE-booted installer (the rack's
-    /// `--kernel-console`) (default: [`racker_lokomotive::DEFAULT_KERNEL_CONSOLE`),
-    /// `ttyS1,57600n8` as the original racker].
+    /// `--kernel-console`) (default: [`racker_lokomotive::DEFAULT_KERNEL_CONSOLE`],
+    /// `ttyS1,57600n8` as the original racker).
     pub kernel_console: Vec<String>,
 }
 
